@@ -1,0 +1,7 @@
+"""``python -m medae``."""
+
+import sys
+
+from medae.cli import main
+
+sys.exit(main())

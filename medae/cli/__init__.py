@@ -1,0 +1,53 @@
+"""The ``medae`` command line: ``main(argv=None)``, one module per subcommand.
+
+Each subcommand module exposes ``register(subparsers)``; heavy imports (torch, MONAI, Qt) happen
+inside the command's ``run``, so ``medae --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from medae._version import __version__
+from medae.errors import MedaeError
+
+# Order is the order shown in --help.
+SUBCOMMANDS = ("info", "analyze", "view", "demo", "train", "evaluate", "sample", "make_healthy")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="medae",
+        description="Anomaly detection in MRI and CT volumes with 3D autoencoders trained on healthy scans.",
+    )
+    parser.add_argument("--version", action="version", version=f"medae {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"medae.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"medae.cli.{name}":
+                continue  # a subcommand not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except MedaeError as exc:
+        print(f"medae: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("medae: interrupted", file=sys.stderr)
+        return 130

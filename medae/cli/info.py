@@ -1,0 +1,54 @@
+"""``medae info PATH``: list every series in a file or folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Adds the ``info`` subcommand."""
+    p = sub.add_parser("info", help="list the series in a file or folder", description=__doc__)
+    p.add_argument("path", help="NIfTI file, DICOM file, DICOM folder or DICOMDIR")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Prints the series found under ``args.path``."""
+    from medae.io import scan
+
+    infos = scan(args.path)
+    if args.json:
+        json.dump({"path": str(args.path), "series": [s.to_json() for s in infos]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(format_table(infos))
+    return 0
+
+
+def format_table(infos) -> str:
+    """A plain-text table, one row per series, warnings indented below their series."""
+    header = ("#", "modality", "description", "dimensions", "spacing (mm)", "orient", "files", "uid")
+    rows = []
+    for n, s in enumerate(infos, 1):
+        rows.append(
+            (
+                str(n),
+                s.modality or "-",
+                (s.description or "-")[:40],
+                "x".join(map(str, s.shape)),
+                "x".join(f"{v:.3g}" for v in s.spacing),
+                s.orientation,
+                str(s.n_files),
+                s.uid if s.kind == "dicom" else "-",
+            )
+        )
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False))]
+    lines.append("  ".join("-" * w for w in widths))
+    for s, r in zip(infos, rows, strict=False):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip())
+        lines.extend(f"    warning: {w}" for w in s.warnings)
+    return "\n".join(lines)

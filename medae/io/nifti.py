@@ -1,0 +1,162 @@
+"""NIfTI (.nii, .nii.gz) <-> ``Volume``, with nibabel.
+
+The affine is chosen as nibabel does it (sform when its code is set, else qform, else the zooms);
+scaling slope/intercept is applied only when it changes values, so integer data keeps its dtype.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from medae.atomic import atomic_path
+from medae.errors import InputError, OutputError
+from medae.volume import Volume
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz", ".img", ".hdr")
+
+
+def is_nifti(path: str | os.PathLike) -> bool:
+    """True when the file name says NIfTI/Analyze."""
+    name = str(path).lower()
+    return name.endswith(NIFTI_SUFFIXES)
+
+
+def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
+    """Reads a NIfTI file into a ``Volume``.
+
+    Args:
+        path: A .nii or .nii.gz file.
+        index: For 4D files, which volume (0-based) to take. Required when there is more than one.
+
+    Raises:
+        InputError: unreadable file, 4D without ``index``, or no usable geometry.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    try:
+        img = nib.load(str(path))
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such file. Check the path.") from exc
+    except Exception as exc:  # nibabel raises many types for bad headers
+        raise InputError(
+            f"{path}: not a readable NIfTI file ({exc}). Check that the file is complete and is NIfTI-1/2."
+        ) from exc
+    shape = img.shape
+    warnings: list[str] = []
+    if len(shape) < 3:
+        shape = tuple(shape) + (1,) * (3 - len(shape))
+    extra = int(np.prod(shape[3:])) if len(shape) > 3 else 1
+    if extra > 1 and index is None:
+        raise InputError(f"{path}: a 4D file with {extra} volumes. Choose one with --volume N (0 to {extra - 1}).")
+    if index is not None and not 0 <= index < extra:
+        raise InputError(
+            f"{path}: volume index {index} is out of range; the file has {extra} volumes (0 to {extra - 1})."
+        )
+    try:
+        # ArrayProxy applies slope/intercept only when they are not 1/0, so integer data keeps its dtype.
+        proxy = img.dataobj
+        if len(img.shape) == 4:
+            data = np.asanyarray(proxy[..., index or 0])
+        else:
+            data = np.asanyarray(proxy).reshape(tuple(shape[:3]) + (extra,))[..., index or 0]
+    except Exception as exc:  # truncated gzip, short file, bad offsets
+        raise InputError(
+            f"{path}: the image data cannot be read ({exc}). The file may be truncated; copy it again."
+        ) from exc
+    data = np.ascontiguousarray(data)
+    if data.dtype.kind == "f":
+        bad = ~np.isfinite(data)
+        if bad.any():
+            n = int(bad.sum())
+            warnings.append(f"{n} voxels were NaN or infinite; they were set to the minimum finite value.")
+            finite = data[~bad]
+            data = data.copy()
+            data[bad] = finite.min() if finite.size else 0
+    if data.dtype.kind == "c" or data.dtype.names:
+        raise InputError(f"{path}: complex or structured voxel data ({data.dtype}) is not a scan medae can read.")
+    if data.dtype == np.bool_:
+        data = data.astype(np.uint8)
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        warnings.append("The file's affine is invalid; a 1 mm identity grid was assumed.")
+        affine = np.eye(4)
+    header = img.header
+    descrip = ""
+    try:
+        descrip = header["descrip"].item().decode("latin-1", "replace").strip("\x00 ")
+    except Exception:
+        pass
+    meta = {"format": "nifti", "series_description": descrip or path.name}
+    if extra > 1:
+        meta["volume_index"] = index
+        meta["volumes"] = extra
+    modality = guess_modality(data)
+    meta["modality_guessed"] = True
+    return Volume(array=data, affine=affine, modality=modality, meta=meta, source=str(path), warnings=warnings)
+
+
+def guess_modality(data: np.ndarray) -> str:
+    """NIfTI carries no modality: values down to air at about -1000 with bone above +300 mean CT HU."""
+    sample = data[::4, ::4, ::4] if data.size > 1_000_000 else data
+    lo, hi = np.percentile(sample, [0.5, 99.9]) if sample.size else (0, 0)
+    return "CT" if lo <= -900 and hi >= 300 else "MR"
+
+
+def save_nifti(volume: Volume, path: str | os.PathLike, dtype: np.dtype | None = None) -> Path:
+    """Writes ``volume`` (array and affine) atomically as NIfTI-1; both qform and sform are set.
+
+    Args:
+        volume: What to write; no patient data is written.
+        path: Target .nii or .nii.gz.
+        dtype: Optional on-disk dtype; defaults to the array's.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    arr = volume.array if dtype is None else volume.array.astype(dtype)
+    img = nib.Nifti1Image(arr, volume.affine)
+    img.header.set_data_dtype(arr.dtype)
+    img.set_qform(volume.affine, code=1)
+    img.set_sform(volume.affine, code=1)
+    img.header["descrip"] = b"medae"
+    try:
+        with atomic_path(path) as tmp:
+            nib.save(img, str(tmp))
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc}). Check that the folder exists and is writable.") from exc
+    return path
+
+
+def nifti_info(path: str | os.PathLike):
+    """A ``SeriesInfo`` for a NIfTI file, from its header only."""
+    import nibabel as nib
+
+    from medae import geometry
+    from medae.io.loader import SeriesInfo
+
+    path = Path(path)
+    warnings: list[str] = []
+    try:
+        img = nib.load(str(path))
+        shape = tuple(int(s) for s in (tuple(img.shape) + (1, 1, 1))[:3])
+        affine = np.asarray(img.affine, dtype=np.float64)
+        if len(img.shape) > 3 and int(np.prod(img.shape[3:])) > 1:
+            warnings.append(f"4D: {int(np.prod(img.shape[3:]))} volumes; choose one with --volume N.")
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable NIfTI file ({exc}).") from exc
+    return SeriesInfo(
+        uid=str(path),
+        kind="nifti",
+        modality="",
+        description=path.name,
+        shape=shape,  # type: ignore[arg-type]
+        spacing=geometry.spacing(affine),
+        orientation=geometry.orientation_code(affine),
+        n_files=1,
+        warnings=warnings,
+        source=str(path),
+    )

@@ -1,0 +1,100 @@
+import gzip
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medae.errors import InputError
+from medae.io import load
+from medae.io.nifti import load_nifti, save_nifti
+from medae.volume import Volume
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.float32, np.float64])
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_round_trip_exact(tmp_path, dtype, suffix):
+    rng = np.random.default_rng(1)
+    arr = (rng.normal(size=(7, 8, 9)) * 100).astype(dtype)
+    aff = np.array([[-0.9, 0.1, 0, 90.5], [0.05, 0.95, 0.02, -120.25], [0, 0, 3.3, -60], [0, 0, 0, 1]])
+    path = save_nifti(Volume(arr, aff), tmp_path / f"x{suffix}")
+    back = load_nifti(path)
+    assert back.array.dtype == arr.dtype
+    np.testing.assert_array_equal(back.array, arr)
+    np.testing.assert_allclose(back.affine, aff, atol=1e-5)
+
+
+def test_scaling_applied(tmp_path):
+    img = nib.Nifti1Image(np.arange(24, dtype=np.int16).reshape(2, 3, 4), np.eye(4))
+    img.header.set_slope_inter(2.0, -10.0)
+    nib.save(img, tmp_path / "s.nii")
+    v = load_nifti(tmp_path / "s.nii")
+    assert v.array[1, 2, 3] == pytest.approx(23 * 2 - 10)
+
+
+def test_sform_preferred_over_qform(tmp_path):
+    img = nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), None)
+    img.set_qform(np.diag([2, 2, 2, 1]), code=1)
+    img.set_sform(np.diag([3, 3, 3, 1]), code=2)
+    nib.save(img, tmp_path / "q.nii")
+    assert load_nifti(tmp_path / "q.nii").spacing == pytest.approx((3, 3, 3))
+
+
+def test_4d_needs_index(tmp_path):
+    data = np.stack([np.full((2, 3, 4), i, np.int16) for i in range(3)], axis=-1)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "f.nii.gz")
+    with pytest.raises(InputError, match="--volume"):
+        load(tmp_path / "f.nii.gz")
+    assert load(tmp_path / "f.nii.gz", volume_index=2).array.max() == 2
+    with pytest.raises(InputError, match="out of range"):
+        load_nifti(tmp_path / "f.nii.gz", index=3)
+
+
+def test_nan_reported_and_replaced(tmp_path):
+    data = np.ones((3, 3, 3), np.float32)
+    data[0, 0, 0] = np.nan
+    data[1, 1, 1] = np.inf
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "n.nii")
+    v = load_nifti(tmp_path / "n.nii")
+    assert np.isfinite(v.array).all() and any("NaN" in w for w in v.warnings)
+
+
+def test_truncated_gzip_is_a_clear_error(tmp_path):
+    save_nifti(
+        Volume(np.random.default_rng(0).normal(size=(30, 30, 30)).astype(np.float32), np.eye(4)), tmp_path / "t.nii.gz"
+    )
+    raw = (tmp_path / "t.nii.gz").read_bytes()
+    (tmp_path / "cut.nii.gz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(InputError, match="truncated"):
+        load_nifti(tmp_path / "cut.nii.gz")
+    (tmp_path / "junk.nii").write_bytes(gzip.compress(b"hello"))
+    with pytest.raises(InputError):
+        load_nifti(tmp_path / "junk.nii")
+
+
+def test_ct_modality_guess(tmp_path):
+    arr = np.full((10, 10, 10), -1000, np.int16)
+    arr[3:7, 3:7, 3:7] = 1200
+    save_nifti(Volume(arr, np.eye(4)), tmp_path / "ct.nii.gz")
+    assert load_nifti(tmp_path / "ct.nii.gz").modality == "CT"
+
+
+def test_nibabel_bundled_data_loads_or_raises_medae_error():
+    """Every image in nibabel's own test data is a Volume or a MedaeError, nothing else."""
+    from pathlib import Path
+
+    import nibabel.tests
+
+    from medae.errors import MedaeError
+
+    data_dir = Path(nibabel.tests.__file__).parent / "data"
+    files = [p for p in sorted(data_dir.iterdir()) if p.is_file()]
+    assert files
+    loaded = 0
+    for p in files:
+        try:
+            v = load(p, volume_index=0)
+        except MedaeError:
+            continue
+        assert v.array.ndim == 3 and v.affine.shape == (4, 4)
+        loaded += 1
+    assert loaded >= 5
