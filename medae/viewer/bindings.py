@@ -1,0 +1,146 @@
+"""Mouse and keyboard bindings as data, so that schemes can be listed, tested and swapped.
+
+The GUI translates Qt events to the plain names used here ("left", "shift", "PageUp") and asks
+these tables what to do; nothing here knows about Qt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class MouseAction(str, Enum):
+    """What a mouse drag (or click) does."""
+
+    WINDOW_LEVEL = "window/level"
+    PAN = "pan"
+    ZOOM = "zoom"
+    CROSSHAIR = "crosshair"
+    SCROLL = "scroll slices"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class MouseScheme:
+    """One mouse binding scheme.
+
+    Attributes:
+        name: Key used in preferences.
+        title: Shown in the preferences dialog.
+        drags: (button, modifier) -> action while dragging; modifier is "" or "shift"/"ctrl"/"alt".
+        click: Action of a click without movement, whatever the button it was bound to for drags.
+        wheel: Action of the mouse wheel.
+    """
+
+    name: str
+    title: str
+    drags: dict[tuple[str, str], MouseAction]
+    click: MouseAction = MouseAction.CROSSHAIR
+    wheel: MouseAction = MouseAction.SCROLL
+
+    def drag_action(self, button: str, modifier: str = "") -> MouseAction:
+        """The action of dragging ``button`` with ``modifier`` held (falls back to no modifier)."""
+        return self.drags.get((button, modifier), self.drags.get((button, ""), MouseAction.NONE))
+
+
+RADIOLOGY = MouseScheme(
+    name="radiology",
+    title="Radiology (left: window/level, middle: pan, right: zoom)",
+    drags={
+        ("left", ""): MouseAction.WINDOW_LEVEL,
+        ("left", "shift"): MouseAction.CROSSHAIR,
+        ("left", "ctrl"): MouseAction.PAN,
+        ("middle", ""): MouseAction.PAN,
+        ("right", ""): MouseAction.ZOOM,
+    },
+)
+
+RESEARCH = MouseScheme(
+    name="research",
+    title="Research (left: crosshair, middle: pan, right: zoom, ctrl+left: window/level)",
+    drags={
+        ("left", ""): MouseAction.CROSSHAIR,
+        ("left", "ctrl"): MouseAction.WINDOW_LEVEL,
+        ("left", "shift"): MouseAction.PAN,
+        ("middle", ""): MouseAction.PAN,
+        ("right", ""): MouseAction.ZOOM,
+    },
+)
+
+MOUSE_SCHEMES: dict[str, MouseScheme] = {s.name: s for s in (RADIOLOGY, RESEARCH)}
+
+#: Pixels the pointer may move between press and release for it to count as a click.
+CLICK_SLOP_PX = 3
+
+
+class KeyAction(str, Enum):
+    """What a key does."""
+
+    NEXT_SLICE = "next slice"
+    PREVIOUS_SLICE = "previous slice"
+    PAGE_FORWARD = "10 slices forward"
+    PAGE_BACK = "10 slices back"
+    RESET = "reset view"
+    INVERT = "invert grey scale"
+    TOGGLE_HEATMAP = "show/hide heatmap"
+    PRESET = "window preset"
+    DEFAULT_WINDOW = "default window"
+    NEXT_FINDING = "next finding"
+    PREVIOUS_FINDING = "previous finding"
+
+
+@dataclass(frozen=True)
+class KeyBinding:
+    """A key and what it does; ``arg`` carries the preset number for PRESET."""
+
+    key: str
+    action: KeyAction
+    arg: int | None = None
+
+
+KEYS: tuple[KeyBinding, ...] = (
+    KeyBinding("Up", KeyAction.NEXT_SLICE),
+    KeyBinding("Right", KeyAction.NEXT_SLICE),
+    KeyBinding("Down", KeyAction.PREVIOUS_SLICE),
+    KeyBinding("Left", KeyAction.PREVIOUS_SLICE),
+    KeyBinding("PageUp", KeyAction.PAGE_FORWARD),
+    KeyBinding("PageDown", KeyAction.PAGE_BACK),
+    KeyBinding("Space", KeyAction.RESET),
+    KeyBinding("I", KeyAction.INVERT),
+    KeyBinding("H", KeyAction.TOGGLE_HEATMAP),
+    KeyBinding("0", KeyAction.DEFAULT_WINDOW),
+    *(KeyBinding(str(n), KeyAction.PRESET, n) for n in range(1, 8)),
+    KeyBinding("N", KeyAction.NEXT_FINDING),
+    KeyBinding("P", KeyAction.PREVIOUS_FINDING),
+)
+
+#: Slices one PageUp/PageDown moves.
+PAGE_STEP = 10
+
+
+def key_action(key: str) -> KeyBinding | None:
+    """The binding of a key name (Qt's names: "Up", "PageUp", "Space", "I", "1"), or None."""
+    for binding in KEYS:
+        if binding.key == key:
+            return binding
+    return None
+
+
+def slice_step(binding: KeyBinding) -> int:
+    """Slices a slice-moving key steps (signed); 0 for other keys."""
+    return {
+        KeyAction.NEXT_SLICE: 1,
+        KeyAction.PREVIOUS_SLICE: -1,
+        KeyAction.PAGE_FORWARD: PAGE_STEP,
+        KeyAction.PAGE_BACK: -PAGE_STEP,
+    }.get(binding.action, 0)
+
+
+def describe() -> list[tuple[str, str]]:
+    """(key, what it does) rows for the help dialog."""
+    rows = []
+    for b in KEYS:
+        what = b.action.value if b.arg is None else f"{b.action.value} {b.arg}"
+        rows.append((b.key, what))
+    return rows

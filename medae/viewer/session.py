@@ -1,0 +1,428 @@
+"""What is on screen, without Qt: the scan, the analysis, window, cursor and overlay settings.
+
+Setters validate, store, then emit a psygnal signal; Qt widgets connect to the signals and write
+back through the setters, so views never own state. Everything a view draws comes from ``render``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from psygnal import Signal
+
+from medae.viewer import compositing
+from medae.viewer.bindings import MOUSE_SCHEMES
+from medae.viewer.display import CanonicalGrid, HeatLayer, ImageLayer
+from medae.viewer.planes import CONVENTIONS, PLANES, plane_spec
+from medae.viewer.windowing import Window, default_window, percentile_window, preset_window, presets_for
+from medae.volume import Volume
+
+LAYOUTS: tuple[str, ...] = ("single", "1x3", "2x2")
+LAYERS: tuple[str, ...] = ("input", "reconstruction", "residual")
+
+
+@dataclass(frozen=True)
+class ViewState:
+    """Zoom and pan of one plane (shared by every view of that plane, so compare views stay linked).
+
+    Attributes:
+        zoom: Magnification relative to fitting the slice in the view.
+        pan: Offset of the image centre from the view centre, in mm across and down the screen.
+    """
+
+    zoom: float = 1.0
+    pan: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Readout:
+    """What lies under a point: the value, where it is, and the heat there."""
+
+    value: float
+    units: str
+    index: tuple[int, int, int]
+    world: tuple[float, float, float]
+    heat: float | None
+    heat_units: str
+
+    def text(self) -> str:
+        """One line for the status bar."""
+        unit = f" {self.units}" if self.units else ""
+        val = f"{self.value:.0f}" if self.units == "HU" else f"{self.value:.4g}"
+        parts = [
+            f"value {val}{unit}",
+            "voxel ({}, {}, {})".format(*self.index),
+            "RAS ({:.1f}, {:.1f}, {:.1f}) mm".format(*self.world),
+        ]
+        if self.heat is not None:
+            parts.append(f"heat {self.heat:.2f} {self.heat_units}".rstrip())
+        return "   ".join(parts)
+
+
+class ViewerSession:
+    """The state of one viewer window."""
+
+    image_changed = Signal()
+    result_changed = Signal()
+    cursor_changed = Signal()
+    window_changed = Signal()
+    overlay_changed = Signal()
+    display_changed = Signal()
+    view_changed = Signal(str)
+
+    def __init__(self) -> None:
+        self.image: ImageLayer | None = None
+        self.result: Any = None
+        self.heat: HeatLayer | None = None
+        self.extra_layers: dict[str, ImageLayer] = {}
+        self._cursor: tuple[int, int, int] = (0, 0, 0)
+        self._window = Window(0.5, 1.0)
+        self._layer_windows: dict[str, Window] = {}
+        self._invert = False
+        self._style = compositing.OverlayStyle()
+        self._heat_visible = True
+        self._convention = "radiological"
+        self._layout = "1x3"
+        self._single_plane = "axial"
+        self._compare = False
+        self._mouse_scheme = "radiology"
+        self._views = {p: ViewState() for p in PLANES}
+        self._gray_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._blend_cache: tuple[compositing.OverlayStyle, np.ndarray] | None = None
+
+    # ----- the scan -------------------------------------------------------------------------
+    def open(self, volume: Volume) -> None:
+        """Shows a new scan; drops any analysis of the previous one."""
+        self.image = ImageLayer(volume)
+        self.result, self.heat, self.extra_layers = None, None, {}
+        self._gray_cache.clear()
+        self._cursor = tuple(s // 2 for s in self.image.grid.shape)  # type: ignore[assignment]
+        self._window = default_window(self.image.values, volume.modality, volume.meta)
+        self._views = {p: ViewState() for p in PLANES}
+        self._compare = False
+        self.image_changed.emit()
+        self.result_changed.emit()
+        self.window_changed.emit()
+        self.cursor_changed.emit()
+
+    @property
+    def volume(self) -> Volume | None:
+        """The scan on screen."""
+        return self.image.volume if self.image else None
+
+    @property
+    def modality(self) -> str:
+        """Modality of the scan on screen ("" when none)."""
+        return self.image.volume.modality if self.image else ""
+
+    @property
+    def units(self) -> str:
+        """Units of the scan's values: HU for CT, none otherwise."""
+        return "HU" if self.modality.upper() == "CT" else ""
+
+    @property
+    def warnings(self) -> list[str]:
+        """Everything the user should know: loading problems, then analysis warnings."""
+        out = list(self.volume.warnings) if self.volume else []
+        if self.result is not None:
+            out.extend(w for w in getattr(self.result, "warnings", []) if w not in out)
+        return out
+
+    # ----- the analysis ---------------------------------------------------------------------
+    def set_result(self, result: Any) -> None:
+        """Shows an analysis of the scan on screen (``medae.analysis.AnalysisResult``)."""
+        if self.image is None:
+            raise ValueError("open a scan before showing an analysis")
+        if tuple(result.heatmap.shape) != self.image.volume.shape:
+            raise ValueError("the analysis is not on the grid of the scan on screen")
+        grid = self.image.grid
+        self.result = result
+        self.heat = HeatLayer(result.heatmap, grid)
+        self.extra_layers = {}
+        for name in ("reconstruction", "residual"):
+            vol = getattr(result, name, None)
+            if vol is not None:
+                self.extra_layers[name] = ImageLayer(vol, grid)
+        if "residual" in self.extra_layers:
+            res = np.abs(self.extra_layers["residual"].values)
+            span = float(np.percentile(res[:: max(1, res.shape[0] // 64)], 99.5)) or 1.0
+            self._layer_windows["residual"] = Window(0.0, 2 * span)
+        self._style = default_style(result, self._style.colormap, self._style.opacity)
+        self._heat_visible = True
+        self._blend_cache = None
+        self._gray_cache.clear()
+        self.result_changed.emit()
+        self.overlay_changed.emit()
+
+    def clear_result(self) -> None:
+        """Removes the analysis overlay."""
+        self.result, self.heat, self.extra_layers = None, None, {}
+        self._compare = False
+        self.result_changed.emit()
+        self.overlay_changed.emit()
+        self.display_changed.emit()
+
+    @property
+    def findings(self) -> list:
+        """Findings ranked by peak heat, highest first."""
+        if self.result is None:
+            return []
+        return sorted(self.result.findings, key=lambda f: -float(f.peak))
+
+    def go_to_finding(self, rank: int) -> None:
+        """Moves every view to a finding (0 = the highest ranked)."""
+        found = self.findings
+        if not found:
+            return
+        f = found[rank % len(found)]
+        index = self.image.grid.to_canonical(np.rint(np.asarray(f.centroid_voxel, dtype=float)).astype(int))
+        self._views = {p: replace(v, pan=(0.0, 0.0)) for p, v in self._views.items()}
+        self.set_cursor(index)
+        for p in PLANES:
+            self.view_changed.emit(p)
+
+    # ----- cursor ---------------------------------------------------------------------------
+    @property
+    def cursor(self) -> tuple[int, int, int]:
+        """The crosshair, as a canonical voxel index."""
+        return self._cursor
+
+    def set_cursor(self, index) -> None:
+        """Moves the crosshair (clamped into the grid)."""
+        if self.image is None:
+            return
+        new = self.image.grid.clamp(index)
+        if new != self._cursor:
+            self._cursor = new
+            self.cursor_changed.emit()
+
+    def set_cursor_world(self, point) -> None:
+        """Moves the crosshair to the voxel nearest a RAS+ world point."""
+        if self.image is not None:
+            self.set_cursor(self.image.grid.from_world(point))
+
+    def move_slice(self, plane: str, step: int) -> None:
+        """Steps the slice shown in ``plane`` by ``step`` (positive: superior/anterior/right)."""
+        idx = list(self._cursor)
+        idx[plane_spec(plane).normal] += int(step)
+        self.set_cursor(idx)
+
+    def slice_count(self, plane: str) -> int:
+        """Slices in a plane."""
+        return self.image.grid.shape[plane_spec(plane).normal] if self.image else 0
+
+    # ----- window ---------------------------------------------------------------------------
+    @property
+    def window(self) -> Window:
+        """The scan's display window."""
+        return self._window
+
+    def set_window(self, window: Window) -> None:
+        """Sets the scan's display window."""
+        if window != self._window:
+            self._window = window
+            self.window_changed.emit()
+
+    def presets(self):
+        """Window presets for the modality on screen."""
+        return presets_for(self.modality or "MR")
+
+    def apply_preset(self, number: int) -> bool:
+        """Applies preset ``number`` (1-based, as the keys); False when there is no such preset."""
+        presets = self.presets()
+        if self.image is None or not 1 <= number <= len(presets):
+            return False
+        self.set_window(preset_window(presets[number - 1], self.image.values))
+        return True
+
+    def reset_window(self) -> None:
+        """Back to the scan's own window (the file's, else the modality default)."""
+        if self.image is not None:
+            v = self.image.volume
+            self.set_window(default_window(self.image.values, v.modality, v.meta))
+
+    def window_drag_scale(self) -> float:
+        """Scan units per pixel of window/level drag."""
+        if self.units == "HU":
+            return 2.0
+        return max(percentile_window(self.image.values, 0.5, 99.5).width / 400.0, 1e-6) if self.image else 1.0
+
+    @property
+    def invert(self) -> bool:
+        """Negative grey scale."""
+        return self._invert
+
+    def set_invert(self, value: bool) -> None:
+        """Sets negative grey scale."""
+        if bool(value) != self._invert:
+            self._invert = bool(value)
+            self.window_changed.emit()
+
+    # ----- overlay --------------------------------------------------------------------------
+    @property
+    def style(self) -> compositing.OverlayStyle:
+        """How the heatmap is drawn."""
+        return self._style
+
+    def set_style(self, **changes: Any) -> None:
+        """Changes overlay settings (colormap, opacity, threshold, fade); values are validated."""
+        if "colormap" in changes:
+            from medae.viewer import colormaps
+
+            colormaps.lut(changes["colormap"])  # raises on an unknown name
+        if "opacity" in changes:
+            changes["opacity"] = float(np.clip(changes["opacity"], 0.0, 1.0))
+        if "threshold" in changes:
+            changes["threshold"] = float(np.clip(changes["threshold"], self._style.vmin, self._style.vmax))
+        if "fade" in changes:
+            changes["fade"] = max(0.0, float(changes["fade"]))
+        new = replace(self._style, **changes)
+        if new != self._style:
+            self._style = new
+            self.overlay_changed.emit()
+
+    @property
+    def heat_visible(self) -> bool:
+        """Whether the heatmap is drawn."""
+        return self._heat_visible
+
+    def set_heat_visible(self, value: bool) -> None:
+        """Shows or hides the heatmap."""
+        if bool(value) != self._heat_visible:
+            self._heat_visible = bool(value)
+            self.overlay_changed.emit()
+
+    # ----- display options ------------------------------------------------------------------
+    def _set(self, name: str, value: Any, allowed: tuple | None = None) -> None:
+        if allowed is not None and value not in allowed:
+            raise ValueError(f"{name.strip('_')} must be one of {allowed}, got {value!r}")
+        if getattr(self, name) != value:
+            setattr(self, name, value)
+            self.display_changed.emit()
+
+    convention = property(lambda self: self._convention, lambda self, v: self._set("_convention", v, CONVENTIONS))
+    layout = property(lambda self: self._layout, lambda self, v: self._set("_layout", v, LAYOUTS))
+    single_plane = property(lambda self: self._single_plane, lambda self, v: self._set("_single_plane", v, PLANES))
+    mouse_scheme = property(
+        lambda self: self._mouse_scheme, lambda self, v: self._set("_mouse_scheme", v, tuple(MOUSE_SCHEMES))
+    )
+
+    @property
+    def compare(self) -> bool:
+        """Input | reconstruction | residual side by side (needs an analysis)."""
+        return self._compare
+
+    @compare.setter
+    def compare(self, value: bool) -> None:
+        self._set("_compare", bool(value) and bool(self.extra_layers))
+
+    # ----- zoom and pan ---------------------------------------------------------------------
+    def view_state(self, plane: str) -> ViewState:
+        """Zoom and pan of a plane."""
+        return self._views[plane]
+
+    def set_view_state(self, plane: str, zoom: float | None = None, pan: tuple[float, float] | None = None) -> None:
+        """Changes zoom (clamped to 0.1-40) and/or pan of a plane."""
+        old = self._views[plane]
+        new = ViewState(
+            zoom=float(np.clip(zoom if zoom is not None else old.zoom, 0.1, 40.0)),
+            pan=tuple(float(p) for p in (pan if pan is not None else old.pan)),  # type: ignore[arg-type]
+        )
+        if new != old:
+            self._views[plane] = new
+            self.view_changed.emit(plane)
+
+    def reset_view(self) -> None:
+        """Space: fit every view, centre the crosshair, restore the scan's window."""
+        self._views = {p: ViewState() for p in PLANES}
+        for p in PLANES:
+            self.view_changed.emit(p)
+        if self.image is not None:
+            self.set_cursor(tuple(s // 2 for s in self.image.grid.shape))
+        self.reset_window()
+
+    # ----- drawing --------------------------------------------------------------------------
+    def _layer(self, layer: str) -> ImageLayer:
+        if layer == "input":
+            return self.image  # type: ignore[return-value]
+        if layer not in self.extra_layers:
+            raise ValueError(f"no {layer} to show; run the analysis first")
+        return self.extra_layers[layer]
+
+    def layer_window(self, layer: str) -> Window:
+        """The window a layer is drawn with: the scan's, or the residual's own symmetric one."""
+        return self._layer_windows.get(layer, self._window) if layer == "residual" else self._window
+
+    def _gray_tables(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        img = self._layer(layer)
+        key = (layer, self.layer_window(layer), self._invert)
+        if key not in self._gray_cache:
+            if len(self._gray_cache) > 8:
+                self._gray_cache.clear()
+            gray = compositing.gray_lut(key[1], img.encoded.values, self._invert)
+            self._gray_cache[key] = (gray, compositing.gray_pixels_lut(gray))
+        return self._gray_cache[key]
+
+    def blend_table(self) -> np.ndarray:
+        """The heat blend table for the current overlay style (cached)."""
+        if self._blend_cache is None or self._blend_cache[0] != self._style:
+            self._blend_cache = (self._style, compositing.blend_lut(self._style))
+        return self._blend_cache[1]
+
+    def render(self, plane: str, layer: str = "input", overlay: bool | None = None) -> np.ndarray:
+        """The pixels of the slice through the crosshair, as 0xFFRRGGBB uint32 (rows, cols).
+
+        Args:
+            plane: "axial", "coronal" or "sagittal".
+            layer: "input", "reconstruction" or "residual".
+            overlay: Draw the heatmap; default: on the input when the heatmap is shown.
+        """
+        if self.image is None:
+            raise ValueError("no scan open")
+        spec = plane_spec(plane, self._convention)
+        img = self._layer(layer)
+        index = self._cursor[spec.normal]
+        codes = spec.extract(img.encoded.codes, index)
+        gray, gray_pixels = self._gray_tables(layer)
+        if overlay is None:
+            overlay = layer == "input"
+        if overlay and self._heat_visible and self.heat is not None:
+            levels = spec.extract(self.heat.levels(self._style.vmin, self._style.vmax), index)
+            return compositing.composite(codes, gray, levels, self.blend_table())
+        return compositing.composite(codes, gray, gray_pixels=gray_pixels)
+
+    def readout(self, index) -> Readout | None:
+        """Value, voxel index (the file's own), world position and heat at a canonical index."""
+        if self.image is None:
+            return None
+        grid = self.image.grid
+        idx = grid.clamp(index)
+        heat = self.heat.value_at(idx) if self.heat is not None else None
+        units = getattr(self.result, "units", "") if self.result is not None else ""
+        return Readout(
+            value=self.image.value_at(idx),
+            units=self.units,
+            index=grid.to_source(idx),
+            world=tuple(float(x) for x in grid.world(idx)),  # type: ignore[arg-type]
+            heat=heat,
+            heat_units=units,
+        )
+
+
+def default_style(result: Any, colormap: str = "hot", opacity: float = 0.6) -> compositing.OverlayStyle:
+    """Overlay settings that suit an analysis: its threshold, a range from typical to peak heat."""
+    heat = np.asarray(result.heatmap.array, dtype=np.float32)
+    sample = heat.ravel()[:: max(1, heat.size // 500_000)]
+    sample = sample[np.isfinite(sample)]
+    median = float(np.median(sample)) if sample.size else 0.0
+    top = float(np.percentile(sample, 99.99)) if sample.size else 1.0
+    peaks = [float(f.peak) for f in getattr(result, "findings", [])]
+    threshold = float(result.threshold) if result.threshold is not None else float(np.percentile(sample, 99))
+    vmax = max([top, *peaks, threshold + max(abs(threshold) * 0.5, 1e-3)])
+    fade = max(0.25 * (threshold - median), 0.1 * (vmax - threshold), 1e-6)
+    vmin = min(median, threshold - fade)
+    return compositing.OverlayStyle(
+        colormap=colormap, opacity=opacity, threshold=threshold, fade=fade, vmin=vmin, vmax=vmax
+    )

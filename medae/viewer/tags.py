@@ -1,0 +1,90 @@
+"""DICOM header as rows for the tag browser: read once, filter as the user types."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from medae.errors import InputError
+
+_MAX_VALUE = 200
+
+
+@dataclass(frozen=True)
+class TagRow:
+    """One element of a DICOM header.
+
+    Attributes:
+        tag: "(gggg,eeee)".
+        keyword: DICOM keyword ("PatientName"), or "" for private tags.
+        vr: Value representation ("PN", "SQ", ...).
+        value: Printable value, shortened.
+        depth: Nesting level inside sequences (0 for the top level).
+        parent: Index of the enclosing sequence row, or -1.
+    """
+
+    tag: str
+    keyword: str
+    vr: str
+    value: str
+    depth: int
+    parent: int
+
+    def matches(self, text: str) -> bool:
+        """Case-insensitive match on tag, keyword or value; "0010,0010" style tags match too."""
+        t = text.strip().lower()
+        if not t:
+            return True
+        return t in self.tag.lower() or t in self.keyword.lower() or t in self.value.lower()
+
+
+def read_tags(path: str | os.PathLike) -> list[TagRow]:
+    """The header of one DICOM file as rows, sequences flattened depth-first.
+
+    Raises:
+        InputError: the file cannot be read as DICOM.
+    """
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(os.fspath(path), stop_before_pixels=True, force=True)
+    except Exception as exc:  # pydicom raises many types for broken files
+        raise InputError(f"{path}: cannot read the DICOM header ({exc}). Check that the file is complete.") from exc
+    rows: list[TagRow] = []
+    if getattr(ds, "file_meta", None):
+        _walk(ds.file_meta, rows, 0, -1)
+    _walk(ds, rows, 0, -1)
+    return rows
+
+
+def _walk(ds, rows: list[TagRow], depth: int, parent: int) -> None:
+    for elem in ds:
+        tag = f"({elem.tag.group:04X},{elem.tag.element:04X})"
+        if elem.VR == "SQ":
+            rows.append(TagRow(tag, elem.keyword or "", "SQ", f"{len(elem.value)} item(s)", depth, parent))
+            me = len(rows) - 1
+            for n, item in enumerate(elem.value, 1):
+                rows.append(TagRow("", f"Item {n}", "", "", depth + 1, me))
+                _walk(item, rows, depth + 2, len(rows) - 1)
+            continue
+        if elem.tag == 0x7FE00010 or elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
+            length = len(elem.value) if elem.value is not None else 0
+            value = f"<{length} bytes>"
+        else:
+            value = str(elem.value)
+        if len(value) > _MAX_VALUE:
+            value = value[: _MAX_VALUE - 1] + "…"
+        rows.append(TagRow(tag, elem.keyword or "", str(elem.VR), value, depth, parent))
+
+
+def filter_rows(rows: list[TagRow], text: str) -> list[int]:
+    """Indices of the rows to show for a search: matches plus the sequence rows that hold them."""
+    keep: set[int] = set()
+    for n, row in enumerate(rows):
+        if row.matches(text):
+            keep.add(n)
+            p = row.parent
+            while p >= 0 and p not in keep:
+                keep.add(p)
+                p = rows[p].parent
+    return sorted(keep)
