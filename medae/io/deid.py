@@ -1,0 +1,234 @@
+"""De-identification of the DICOM objects medae writes (PS3.15 Annex E, Basic Profile).
+
+The policy is an allow-list: the objects medae derives from a source series (Parametric Map,
+Segmentation, Secondary Capture) are built from *reference headers* that carry only geometry, image
+format, equipment make and pseudonymised identifiers, never the source's full header. Whatever the
+source holds beyond that (addresses, physicians, institution, comments, private tags) cannot reach
+the output because it is never copied.
+
+Without ``keep_phi`` the Basic Application Level Confidentiality Profile is applied to what we write:
+
+- Patient's Name and ID (Z) become a pseudonym: a keyed hash (HMAC-SHA256) of the patient's ID and
+  its issuer, so every object derived from the same patient carries the same pseudonym.
+- Birth date, sex, accession number, study ID, referring physician, study date and time (Z) are
+  written empty; position reference indicator too.
+- Study, series, SOP instance and frame of reference UIDs (U) are replaced by keyed hashes of the
+  originals: objects derived from one source stay in one pseudonymous study and frame of reference,
+  and their references to the (pseudonymous) source images stay consistent with each other. They no
+  longer match the source series in a PACS. ``retain_uids=True`` keeps the original UIDs instead
+  (Retain UIDs Option, DCM 113110): use it only when the objects go back next to a source that was
+  de-identified with the same UIDs, since a PACS receiving a known study UID with another patient ID
+  will refuse or split it.
+- Dates and times of our own objects (Z/D): content date and time become a fixed dummy value where
+  the IOD requires one, every other date or time is removed.
+- Patient Identity Removed = YES, De-identification Method and its code sequence (DCM 113100, plus
+  113110 with retained UIDs) are set.
+
+Without a ``pseudonym_key`` the pseudonym can be recomputed by anyone who knows the patient's ID
+(IDs are short, so it can be guessed); sites that share exports should pass a secret key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+BASIC_PROFILE = ("113100", "DCM", "Basic Application Confidentiality Profile")
+RETAIN_UIDS_OPTION = ("113110", "DCM", "Retain UIDs Option")
+# PS3.15 Annex E "D" action: a dummy value consistent with the VR where a value is required.
+DUMMY_DATE = "19000101"
+DUMMY_TIME = "000000"
+
+# What a reference header may carry from the source, besides the identifiers handled below. Enough
+# for highdicom to place frames, describe the source images and name the acquisition equipment.
+_KEPT_ROOT = (
+    "SpecificCharacterSet",
+    "SOPClassUID",
+    "Modality",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "ImageType",
+    "ImageOrientationPatient",
+    "ImagePositionPatient",
+    "PixelSpacing",
+    "SliceThickness",
+    "SpacingBetweenSlices",
+    "LossyImageCompression",
+    "LossyImageCompressionRatio",
+    "LossyImageCompressionMethod",
+)
+# Geometry functional groups of enhanced (multi-frame) sources; the rest may hold dates or free text.
+_KEPT_GROUPS = ("PlanePositionSequence", "PlaneOrientationSequence", "PixelMeasuresSequence")
+_MAPPED_UIDS = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID")
+# Type 2 attributes of the Patient, General Study and Frame of Reference modules: present, empty.
+_EMPTIED = (
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "PositionReferenceIndicator",
+)
+# Dates our objects must carry (Type 1 in the Multi-frame Functional Groups module).
+_DUMMY_DATES = {"ContentDate": DUMMY_DATE, "ContentTime": DUMMY_TIME}
+
+
+@dataclass(frozen=True)
+class Deidentification:
+    """How much of the patient's identity the written objects keep.
+
+    Attributes:
+        keep_phi: Write the source's patient and study identification and UIDs unchanged.
+        retain_uids: Without ``keep_phi``: keep the source's study, series, instance and frame of
+            reference UIDs (Retain UIDs Option) instead of replacing them.
+        pseudonym_key: Secret mixed into pseudonyms and replacement UIDs; empty means none.
+    """
+
+    keep_phi: bool = False
+    retain_uids: bool = False
+    pseudonym_key: bytes = b""
+
+    @classmethod
+    def create(cls, keep_phi: bool, retain_uids: bool, pseudonym_key: str | bytes | None) -> Deidentification:
+        """Builds a policy from the writers' keyword arguments."""
+        key = pseudonym_key.encode("utf-8") if isinstance(pseudonym_key, str) else (pseudonym_key or b"")
+        return cls(keep_phi=bool(keep_phi), retain_uids=bool(retain_uids), pseudonym_key=key)
+
+    def uid(self, original: str) -> str:
+        """The UID written in place of a source UID."""
+        if self.keep_phi or self.retain_uids:
+            return str(original)
+        return keyed_uid(self.pseudonym_key, "uid", str(original))
+
+    def pseudonym(self, patient_id: str, issuer: str = "", fallback: Iterable[str] = ()) -> tuple[str, str]:
+        """Patient's Name and Patient ID to write for a patient.
+
+        Args:
+            patient_id: The source's Patient ID.
+            issuer: Its Issuer of Patient ID, so that equal IDs from two hospitals differ.
+            fallback: Other identifying values (name, birth date, study UID) used when the ID is empty.
+
+        Returns:
+            (patient_name, patient_id), both ASCII and within their VR's length.
+        """
+        parts = [patient_id, issuer] if patient_id.strip() else ["no-id", *fallback]
+        code = _keyed_hex(self.pseudonym_key, "patient", *parts)[:16].upper()
+        return f"ANON^{code}", f"ANON-{code}"
+
+
+def keyed_uid(key: bytes, *parts: str) -> str:
+    """A deterministic UID under the UUID-derived root 2.25 (PS3.5 B.2) from a keyed hash of ``parts``."""
+    digest = bytes.fromhex(_keyed_hex(key, *parts))
+    # Name-based UUID (version and variant bits set), so the integer is a valid 2.25 UID component.
+    return f"2.25.{uuid.UUID(bytes=digest[:16], version=5).int}"
+
+
+def _keyed_hex(key: bytes, *parts: str) -> str:
+    message = "\x1f".join(parts).encode("utf-8")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def reference_header(ds: Dataset, policy: Deidentification) -> Dataset:
+    """The de-identified header that stands in for a source image when building derived objects.
+
+    Args:
+        ds: The source image header (read without pixel data); not modified.
+        policy: What to keep; must not be ``keep_phi`` (then the source header is used as it is).
+
+    Returns:
+        A new dataset carrying only the allow-listed attributes, pseudonymised patient fields,
+        replaced UIDs and the de-identification marks.
+    """
+    out = Dataset()
+    for keyword in _KEPT_ROOT:
+        if keyword in ds:
+            out[keyword] = ds[keyword]
+    for keyword in _MAPPED_UIDS:
+        if keyword in ds:
+            setattr(out, keyword, policy.uid(str(ds[keyword].value)))
+    for keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        if keyword in ds:
+            setattr(out, keyword, Sequence([_geometry_groups(item) for item in ds[keyword].value]))
+    name, pid = policy.pseudonym(
+        str(ds.get("PatientID", "") or ""),
+        str(ds.get("IssuerOfPatientID", "") or ""),
+        fallback=(
+            str(ds.get("PatientName", "") or ""),
+            str(ds.get("PatientBirthDate", "") or ""),
+            str(ds.get("StudyInstanceUID", "") or ""),
+        ),
+    )
+    out.PatientName = name
+    out.PatientID = pid
+    for keyword in _EMPTIED:
+        setattr(out, keyword, "")
+    mark_deidentified(out, policy)
+    return out
+
+
+def _geometry_groups(item: Dataset) -> Dataset:
+    kept = Dataset()
+    for keyword in _KEPT_GROUPS:
+        if keyword in item:
+            kept[keyword] = item[keyword]
+    return kept
+
+
+def mark_deidentified(ds: Dataset, policy: Deidentification) -> None:
+    """Sets Patient Identity Removed and the De-identification Method (code) of the Patient module."""
+    ds.PatientIdentityRemoved = "YES"
+    methods = [BASIC_PROFILE] + ([RETAIN_UIDS_OPTION] if policy.retain_uids else [])
+    ds.DeidentificationMethod = "; ".join(meaning for _, _, meaning in methods)
+    items = []
+    for value, scheme, meaning in methods:
+        item = Dataset()
+        item.CodeValue = value
+        item.CodingSchemeDesignator = scheme
+        item.CodeMeaning = meaning
+        items.append(item)
+    ds.DeidentificationMethodCodeSequence = Sequence(items)
+
+
+def finish(ds: Dataset, policy: Deidentification) -> None:
+    """Applies the profile's date rules and marks to a built object, in place.
+
+    Identifiers were handled by the reference headers; what remains are the dates and times that the
+    object builder stamps itself (content, instance creation, capture, contribution dates).
+    """
+    if policy.keep_phi:
+        return
+    _strip_dates(ds, top_level=True)
+    mark_deidentified(ds, policy)
+
+
+def _strip_dates(ds: Dataset, top_level: bool) -> None:
+    for elem in list(ds):
+        if elem.VR == "SQ":
+            for item in elem.value:
+                _strip_dates(item, top_level=False)
+            continue
+        if elem.VR not in ("DA", "TM", "DT"):
+            continue
+        if top_level and elem.keyword in _DUMMY_DATES:
+            elem.value = _DUMMY_DATES[elem.keyword]
+        elif top_level and elem.keyword in _EMPTIED:
+            elem.value = ""
+        else:
+            del ds[elem.tag]

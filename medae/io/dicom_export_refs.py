@@ -1,0 +1,230 @@
+"""The source images that exported DICOM objects refer to, and the frame geometry they share.
+
+A derived object (Parametric Map, Segmentation) needs the headers of its source images: highdicom
+copies patient and study identification from them, references them, and places frames at their
+positions. Three cases:
+
+- single-frame DICOM source: ``volume.meta["source_files"]`` lists one file per slice in k order;
+  each frame k sits at its file's own Image Position (Patient).
+- enhanced multi-frame DICOM source: one file and ``volume.meta["frame_numbers"]`` (1-based, k order);
+  frames sit at the positions of those source frames.
+- no DICOM source (NIfTI input): minimal headers are synthesised from the volume's grid, in a new
+  study whose UIDs are hashes of the volume's voxels and geometry, so that every object exported for
+  the same input lands in the same study and frame of reference.
+
+Headers are read without pixel data and files are opened read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from medae import geometry
+from medae.errors import OutputError
+from medae.io.deid import Deidentification, keyed_uid, mark_deidentified, reference_header
+from medae.volume import Volume
+
+_MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
+_CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+
+
+@dataclass
+class SourceRefs:
+    """What highdicom needs to build an object on the source's grid.
+
+    Attributes:
+        headers: Source image headers as highdicom should see them (de-identified unless keep_phi).
+        plane_positions: Explicit frame positions (k order) where the frames are not one per header.
+        synthesized: True when the headers were made up from a non-DICOM volume.
+        laterality: The source series' Laterality, for the General Series module.
+    """
+
+    headers: list[Dataset]
+    plane_positions: list | None
+    synthesized: bool
+    laterality: str | None = None
+
+
+def resolve_sources(source: Volume, policy: Deidentification, target: Path) -> SourceRefs:
+    """Reads (or synthesises) the source headers of ``source``.
+
+    Raises:
+        OutputError: the source files are missing, unreadable or do not lie on the volume's grid.
+    """
+    files = source.meta.get("source_files")
+    if not files:
+        return SourceRefs(headers=synthesize_headers(source, policy), plane_positions=None, synthesized=True)
+    originals = [_read_header(Path(f), target) for f in files]
+    if len(originals) == 1 and "PerFrameFunctionalGroupsSequence" in originals[0]:
+        positions = _multiframe_positions(originals[0], source, target)
+    else:
+        _check_single_frames(originals, source, target)
+        positions = None
+    headers = originals if policy.keep_phi else [reference_header(ds, policy) for ds in originals]
+    laterality = originals[0].get("Laterality") or None
+    return SourceRefs(headers=headers, plane_positions=positions, synthesized=False, laterality=laterality)
+
+
+def check_same_grid(result: Volume, source: Volume, what: str, target: Path) -> None:
+    """Raises ``OutputError`` unless ``result`` lies on ``source``'s voxel grid."""
+    if result.shape != source.shape or not np.allclose(result.affine, source.affine, atol=1e-4, rtol=1e-6):
+        raise OutputError(
+            f"{target}: the {what} ({result.describe()}) is not on the source scan's grid ({source.describe()}). "
+            "DICOM results must lie on the source images; resample the result onto the source volume first."
+        )
+
+
+def frames_of(array: np.ndarray) -> np.ndarray:
+    """Voxel array (i, j, k) = (column, row, slice) -> DICOM frames (slice, row, column)."""
+    return np.ascontiguousarray(np.transpose(array, (2, 1, 0)))
+
+
+def _read_header(path: Path, target: Path) -> Dataset:
+    import pydicom
+
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True)
+    except (OSError, pydicom.errors.InvalidDicomError) as exc:
+        raise OutputError(
+            f"{target}: the source image {path} cannot be read ({exc}). DICOM results refer to the source series; "
+            "keep the series where it was loaded from, or export NIfTI instead."
+        ) from exc
+
+
+def _tolerance(source: Volume) -> float:
+    # DS strings carry about 6 significant digits from many scanners; a tenth of a voxel is a real mismatch.
+    return max(1e-3, 0.1 * min(source.spacing))
+
+
+def _check_single_frames(headers: list[Dataset], source: Volume, target: Path) -> None:
+    ni, nj, nk = source.shape
+    if len(headers) != nk:
+        raise OutputError(
+            f"{target}: the volume has {nk} slices but lists {len(headers)} source files; "
+            "reload the series so that it matches its files."
+        )
+    lps = geometry.LPS_TO_RAS @ source.affine
+    tol = _tolerance(source)
+    for k, ds in enumerate(headers):
+        name = getattr(ds, "filename", None) or f"source image {k + 1}"
+        try:
+            ipp = np.array([float(v) for v in ds.ImagePositionPatient])
+            iop = np.array([float(v) for v in ds.ImageOrientationPatient])
+            rows, cols = int(ds.Rows), int(ds.Columns)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise OutputError(
+                f"{target}: {name} has no usable image position/orientation ({exc}); "
+                "DICOM results need a cross-sectional source series."
+            ) from exc
+        if (cols, rows) != (ni, nj):
+            raise OutputError(
+                f"{target}: {name} is {cols}x{rows} pixels but the volume's slices are {ni}x{nj}; "
+                "reload the series so that it matches its files."
+            )
+        expected = (lps @ np.array([0.0, 0.0, k, 1.0]))[:3]
+        directions = np.concatenate([lps[:3, 0], lps[:3, 1]]) / np.repeat(np.linalg.norm(lps[:3, :2], axis=0), 3)
+        if np.linalg.norm(ipp - expected) > tol or np.abs(iop - directions).max() > 1e-3:
+            raise OutputError(
+                f"{target}: {name} does not lie on the volume's grid at slice {k} (the volume was resampled or "
+                "reordered after loading). Export results on the grid the series was loaded on."
+            )
+
+
+def _multiframe_positions(ds: Dataset, source: Volume, target: Path) -> list:
+    import highdicom as hd
+
+    nk = source.shape[2]
+    n_frames = int(ds.get("NumberOfFrames", 1))
+    numbers = [int(f) for f in source.meta.get("frame_numbers") or range(1, n_frames + 1)]
+    if len(numbers) != nk or not all(1 <= f <= n_frames for f in numbers):
+        raise OutputError(
+            f"{target}: the volume has {nk} slices but its frame numbers {numbers[:5]}... do not match the "
+            f"{n_frames} frames of {getattr(ds, 'filename', 'the source')}; reload the series."
+        )
+    shared = ds.get("SharedFunctionalGroupsSequence", [Dataset()])[0]
+    per_frame = ds.PerFrameFunctionalGroupsSequence
+    lps = geometry.LPS_TO_RAS @ source.affine
+    positions = []
+    for k, f in enumerate(numbers):
+        group = per_frame[f - 1]
+        seq = group.get("PlanePositionSequence") or shared.get("PlanePositionSequence")
+        if not seq:
+            raise OutputError(f"{target}: frame {f} of the source has no plane position; cannot place results.")
+        ipp = [float(v) for v in seq[0].ImagePositionPatient]
+        expected = (lps @ np.array([0.0, 0.0, k, 1.0]))[:3]
+        if np.linalg.norm(np.array(ipp) - expected) > _tolerance(source):
+            raise OutputError(
+                f"{target}: source frame {f} does not lie on the volume's grid at slice {k}; "
+                "export results on the grid the series was loaded on."
+            )
+        positions.append(hd.PlanePositionSequence("PATIENT", ipp))
+    return positions
+
+
+def synthesize_headers(volume: Volume, policy: Deidentification) -> list[Dataset]:
+    """Minimal single-frame image headers, one per slice, describing a non-DICOM volume's grid.
+
+    UIDs are keyed hashes of the voxel data and geometry, so repeated exports of the same input agree.
+    With ``keep_phi``, patient fields found in ``volume.phi`` ("patient_name", "patient_id",
+    "patient_birth_date", "patient_sex") are used; otherwise the patient is a pseudonym.
+
+    Raises:
+        OutputError: the grid's rows and columns are not perpendicular (DICOM cannot describe it).
+    """
+    from pydicom.valuerep import format_number_as_ds
+
+    lps = geometry.LPS_TO_RAS @ volume.affine
+    col_step, row_step, slice_step = (float(n) for n in np.linalg.norm(lps[:3, :3], axis=0))
+    row_dir, col_dir = lps[:3, 0] / col_step, lps[:3, 1] / row_step
+    if abs(float(row_dir @ col_dir)) > 1e-4:
+        raise OutputError(
+            f"{volume.source or 'the volume'}: its voxel grid is sheared (rows and columns are not perpendicular), "
+            "which DICOM cannot describe; resample it to an orthogonal grid first."
+        )
+    digest = _content_digest(volume)
+    key = policy.pseudonym_key
+    study, series, frame_of_ref = (keyed_uid(key, digest, part) for part in ("study", "series", "frame"))
+    name, pid = policy.pseudonym("", fallback=(digest,))
+    phi = volume.phi if policy.keep_phi else {}
+    ni, nj, nk = volume.shape
+    headers = []
+    for k in range(nk):
+        ds = Dataset()
+        ds.SOPClassUID = _CT_IMAGE if volume.modality == "CT" else _MR_IMAGE
+        ds.SOPInstanceUID = keyed_uid(key, digest, "image", str(k))
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame_of_ref
+        ds.PatientName = str(phi.get("patient_name", name))
+        ds.PatientID = str(phi.get("patient_id", pid))
+        ds.PatientBirthDate = str(phi.get("patient_birth_date", ""))
+        ds.PatientSex = str(phi.get("patient_sex", ""))
+        for keyword in ("AccessionNumber", "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName"):
+            setattr(ds, keyword, "")
+        ds.PositionReferenceIndicator = ""
+        ds.Modality = volume.modality if volume.modality in ("CT", "MR") else "MR"
+        ds.Rows, ds.Columns = nj, ni
+        ds.ImageOrientationPatient = [format_number_as_ds(float(v)) for v in (*row_dir, *col_dir)]
+        ds.ImagePositionPatient = [format_number_as_ds(float(v)) for v in lps[:3, 3] + k * lps[:3, 2]]
+        ds.PixelSpacing = [format_number_as_ds(row_step), format_number_as_ds(col_step)]
+        ds.SliceThickness = format_number_as_ds(slice_step)
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated = ds.BitsStored = 16
+        ds.HighBit = 15
+        ds.PixelRepresentation = 1
+        if not policy.keep_phi:
+            mark_deidentified(ds, policy)
+        headers.append(ds)
+    return headers
+
+
+def _content_digest(volume: Volume) -> str:
+    h = hashlib.sha256()
+    h.update(str(volume.shape).encode())
+    h.update(np.ascontiguousarray(volume.affine, dtype="<f8").tobytes())
+    h.update(np.ascontiguousarray(volume.array).tobytes())
+    return h.hexdigest()
