@@ -31,7 +31,7 @@ from medae._version import __version__
 from medae.atomic import atomic_path
 from medae.errors import MedaeError, OutputError
 from medae.io.deid import Deidentification, finish
-from medae.io.dicom_export_refs import SourceRefs, check_same_grid, frames_of, resolve_sources, synthesize_headers
+from medae.io.dicom_export_refs import SourceRefs, check_same_grid, frames_of, resolve_sources, study_header
 from medae.progress import ProgressFn, check_cancel, report
 from medae.volume import Volume
 
@@ -291,14 +291,15 @@ def write_secondary_capture(
         series_description: Series Description of the new series.
         patient_orientation: Patient directions of the image's rows and columns, e.g. ("L", "P") for an
             axial view in radiological convention; ``None`` when the view has none (written empty).
-        burned_in_annotation: True when the rendered pixels show identifying text.
+        burned_in_annotation: True when the rendered pixels show identifying text; refused without
+            ``keep_phi``, since pixels cannot be de-identified here.
 
     Returns:
         ``path``.
 
     Raises:
-        OutputError: ``rgb`` is not an (H, W, 3) uint8 array, unreadable source files, or the file cannot
-            be written.
+        OutputError: ``rgb`` is not an (H, W, 3) uint8 array, identifying text without ``keep_phi``, an
+            unreadable source file, or the file cannot be written.
     """
     import highdicom as hd
 
@@ -308,13 +309,14 @@ def write_secondary_capture(
         raise OutputError(
             f"{target}: a screenshot must be an (H, W, 3) uint8 RGB array, got {pixels.dtype} {pixels.shape}."
         )
+    if burned_in_annotation and not keep_phi:
+        raise OutputError(
+            f"{target}: the screenshot shows identifying text, which de-identified output must not carry; "
+            "render it without patient overlays, or export with keep_phi=True."
+        )
     policy = Deidentification.create(keep_phi, retain_uids, pseudonym_key)
-    if source is not None:
-        refs = resolve_sources(source, policy, target)
-        ref = refs.headers[0]
-    else:
-        ref = _new_study_header(policy)
-        refs = SourceRefs(headers=[ref], plane_positions=None, synthesized=True)
+    refs = study_header(source, policy, target)
+    ref = refs.headers[0]
 
     def build() -> Any:
         ds = hd.sc.SCImage.from_ref_dataset(
@@ -339,17 +341,11 @@ def write_secondary_capture(
         if patient_orientation is None:
             ds.PatientOrientation = ""
         ds.BurnedInAnnotation = "YES" if burned_in_annotation else "NO"
-        ds.Laterality = (refs.laterality if source is not None else None) or ""
+        ds.Laterality = refs.laterality or ""
         return ds
 
     ds = _build("secondary capture", target, build)
     return _finish_and_save(ds, refs, policy, target, None, None)
-
-
-def _new_study_header(policy: Deidentification) -> Any:
-    # A 1-voxel stand-in volume carries a fresh random identity through the same path as NIfTI sources.
-    stand_in = Volume(np.random.default_rng().integers(0, 2**31, size=(1, 1, 1)), np.eye(4))
-    return synthesize_headers(stand_in, policy)[0]
 
 
 def _build(kind: str, target: Path, build: Callable[[], Any]) -> Any:
@@ -419,9 +415,9 @@ def _short(text: str, limit: int) -> str:
 
 
 def _content_label(text: str) -> str:
-    """Content Label is a CS: at most 16 of A-Z, 0-9, space and underscore."""
+    """Content Label is a CS: at most 16 of A-Z, 0-9, space and underscore, not ending in either."""
     cleaned = "".join(c if c.isascii() and (c.isalnum() or c in " _") else "_" for c in str(text).upper())
-    return cleaned.strip()[:16] or "MEDAE"
+    return cleaned[:16].strip(" _") or "MEDAE"
 
 
 def _charset(texts: Sequence[str]) -> dict[str, str]:

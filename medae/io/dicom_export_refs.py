@@ -70,6 +70,26 @@ def resolve_sources(source: Volume, policy: Deidentification, target: Path) -> S
     return SourceRefs(headers=headers, plane_positions=positions, synthesized=False, laterality=laterality)
 
 
+def study_header(source: Volume | None, policy: Deidentification, target: Path) -> SourceRefs:
+    """One header naming the patient and study that an object without geometry (a screenshot) joins.
+
+    Only the first source file is read and nothing is checked against the grid, since a screenshot
+    does not lie on it. Without a source, a new pseudonymous study with random UIDs is started.
+
+    Raises:
+        OutputError: the first source file cannot be read.
+    """
+    if source is None:
+        # A one-voxel random stand-in gives a fresh identity through the same path as NIfTI sources.
+        source = Volume(np.random.default_rng().integers(0, 2**62, size=(1, 1, 1)), np.eye(4))
+    files = source.meta.get("source_files")
+    if not files:
+        return SourceRefs(headers=synthesize_headers(source, policy)[:1], plane_positions=None, synthesized=True)
+    original = _read_header(Path(files[0]), target)
+    header = original if policy.keep_phi else reference_header(original, policy)
+    return SourceRefs([header], plane_positions=None, synthesized=False, laterality=original.get("Laterality") or None)
+
+
 def check_same_grid(result: Volume, source: Volume, what: str, target: Path) -> None:
     """Raises ``OutputError`` unless ``result`` lies on ``source``'s voxel grid."""
     if result.shape != source.shape or not np.allclose(result.affine, source.affine, atol=1e-4, rtol=1e-6):

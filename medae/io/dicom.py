@@ -1,0 +1,252 @@
+"""DICOM series -> ``Volume``: the two calls the loader makes, ``scan_dicom`` and ``load_series``.
+
+The work is split by concern:
+``dicom_header`` (the one header pass), ``dicom_multiframe`` (enhanced multi-frame functional
+groups), ``dicom_scan`` (discovery, filtering, series grouping and splitting), ``dicom_geometry``
+(slice order, spacing checks, gantry tilt, affine), ``dicom_pixels`` (the pixel pass and codecs)
+and ``dicom_values`` (modality LUT, padding, MONOCHROME1).
+
+Array layout: the pixel pass fills a (slice, row, column) buffer, one contiguous slice per file, and
+the volume's array is its transpose, (column, row, slice) = (i, j, k): a Fortran-ordered view, no
+copy.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from medae import geometry
+from medae.errors import GeometryError, InputError, SeriesSelectionError, UnsupportedInputError
+from medae.io.dicom_scan import StackPlan, discover, group_stacks
+from medae.io.loader import SeriesInfo
+from medae.progress import ProgressFn, check_cancel, report, sub_progress
+from medae.volume import Volume
+
+__all__ = ["DicomSeriesInfo", "load_series", "scan_dicom"]
+
+_PHI_FIELDS = (
+    "patient_name",
+    "patient_id",
+    "patient_birth_date",
+    "patient_sex",
+    "accession_number",
+    "institution_name",
+    "study_date",
+    "referring_physician",
+)
+
+
+class DicomSeriesInfo(SeriesInfo):
+    """A ``SeriesInfo`` that also carries the header records of its frames.
+
+    ``load_series`` then needs no second header pass. The records are a plain attribute, not a
+    dataclass field, so ``to_json``/``asdict`` never see them.
+    """
+
+    plan: StackPlan | None = None
+
+
+def scan_dicom(
+    path: str | os.PathLike,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> list[SeriesInfo]:
+    """Lists the DICOM image series under ``path`` from their headers only.
+
+    Args:
+        path: A DICOM file, a folder (searched recursively) or a DICOMDIR.
+        progress: Progress callback (fraction, message).
+        cancel: Set to stop with ``CancelledError`` (checked between files).
+
+    Returns:
+        One ``SeriesInfo`` per (split) series; [] when there is no DICOM image there.
+
+    Raises:
+        UnsupportedInputError: ``path`` is one DICOM file that is not an image series (an SR, RT
+            object, a localizer, a colour picture...).
+        InputError: ``path`` is unreadable DICOM, or a folder whose DICOM files are all unreadable.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise InputError(f"{p}: no such file or folder. Check the path.")
+    found = discover(p, progress=sub_progress(progress, 0.0, 0.95), cancel=cancel)
+    plans = group_stacks(found)
+    report(progress, 1.0, f"Found {len(plans)} DICOM series")
+    if not plans:
+        _explain_nothing(p, found)
+        return []
+    return [_series_info(plan, p) for plan in plans]
+
+
+def load_series(
+    info: SeriesInfo,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> Volume:
+    """Reads the pixel data of one series found by ``scan_dicom``.
+
+    Raises:
+        GeometryError: the slices do not form a regular grid (missing or duplicate slices,
+            irregular spacing); the message names the files on either side.
+        MissingCodecError: compressed pixel data with no installed decoder.
+        InputError: files that vanished or cannot be decoded.
+        CancelledError: ``cancel`` was set.
+    """
+    from medae.io import dicom_pixels, dicom_values
+
+    plan = getattr(info, "plan", None)
+    if plan is None:
+        plan = _rescan(info, cancel)
+    h = plan.header
+    label = f"series {plan.uid} ({info.description})"
+    if plan.geometry.problems:
+        raise GeometryError(
+            f"{info.source}: {label} is not a regular 3D grid, so it was not stacked: "
+            + "; ".join(plan.geometry.problems)
+            + ". Restore the missing files or remove the duplicates (or export the series again)."
+        )
+    check_cancel(cancel)
+    raw = dicom_pixels.read_frames(plan.frames, progress=sub_progress(progress, 0.0, 0.9), cancel=cancel)
+    modality = h.modality or "OT"
+    values = dicom_values.to_values(raw, plan.frames, modality)
+    del raw  # the values may share its memory; drop the name so only one reference remains
+    report(progress, 1.0, "Loaded")
+    array = values.array.transpose(2, 1, 0)
+    meta = _meta(plan, values)
+    phi = {k: h.info.get(k, "") for k in _PHI_FIELDS if h.info.get(k)}
+    return Volume(
+        array=array,
+        affine=plan.geometry.affine.copy(),
+        modality=modality,
+        meta=meta,
+        phi=phi,
+        source=info.source,
+        warnings=[*plan.warnings, *values.warnings],
+    )
+
+
+def _series_info(plan: StackPlan, source: Path) -> DicomSeriesInfo:
+    h = plan.header
+    info = h.info
+    affine = plan.geometry.affine
+    middle = plan.frames[len(plan.frames) // 2]
+    description = info.get("series_description") or f"{h.modality or 'DICOM'} series {info.get('series_number', '')}"
+    extra: dict[str, Any] = {
+        "series_uid": plan.series_uid,
+        "series_number": info.get("series_number"),
+        "study_uid": info.get("study_uid", ""),
+        "study_description": info.get("study_description", ""),
+        "study_date": info.get("study_date", ""),
+        "series_date": info.get("series_date", ""),
+        "patient_name": info.get("patient_name", ""),
+        "patient_id": info.get("patient_id", ""),
+        "body_part": info.get("body_part", ""),
+        "manufacturer": info.get("manufacturer", ""),
+        "frame_of_reference_uid": h.frame_of_reference,
+        "sop_class_uid": h.sop_class,
+        "transfer_syntax_uid": h.transfer_syntax,
+        "image_type": list(h.image_type),
+        "multiframe": h.n_frames > 1,
+        "thumbnail_file": middle.header.path,
+        "thumbnail_frame": None if middle.index is None else middle.index + 1,
+        "slice_step_mm": round(float(plan.geometry.step), 6),
+        "tilt_deg": round(float(plan.geometry.tilt_deg), 4),
+        "loadable": not plan.geometry.problems,
+    }
+    si = DicomSeriesInfo(
+        uid=plan.uid,
+        kind="dicom",
+        modality=h.modality or "OT",
+        description=description.strip(),
+        shape=(h.cols, h.rows, len(plan.frames)),
+        spacing=geometry.spacing(affine),
+        orientation=geometry.orientation_code(affine),
+        n_files=len(plan.files),
+        warnings=list(plan.warnings),
+        source=str(source),
+        extra=extra,
+    )
+    si.plan = plan
+    return si
+
+
+def _meta(plan: StackPlan, values: Any) -> dict[str, Any]:
+    h = plan.header
+    info = h.info
+    first = plan.frames[0]
+    meta: dict[str, Any] = {
+        "format": "dicom",
+        "series_uid": plan.series_uid,
+        "series_key": plan.uid,
+        "study_uid": info.get("study_uid", ""),
+        "frame_of_reference_uid": h.frame_of_reference,
+        "series_description": info.get("series_description", ""),
+        "series_number": info.get("series_number"),
+        "body_part": info.get("body_part", ""),
+        "manufacturer": info.get("manufacturer", ""),
+        "manufacturer_model": info.get("manufacturer_model", ""),
+        "sop_class_uid": h.sop_class,
+        "transfer_syntax_uid": h.transfer_syntax,
+        "photometric_interpretation": h.photometric,
+        "rescale_type": info.get("rescale_type", ""),
+        "slice_thickness": info.get("slice_thickness"),
+        "slice_step_mm": float(plan.geometry.step),
+        "gantry_tilt_deg": float(plan.geometry.tilt_deg),
+    }
+    if first.window is not None:
+        center, width = first.window
+        if values.inverted_about is not None:
+            center = values.inverted_about - center
+        meta["window_center"] = float(center)
+        meta["window_width"] = float(width)
+    meta.update(values.meta)
+    if any(f.index is not None for f in plan.frames):
+        meta["source_files"] = plan.files
+        meta["frame_numbers"] = [(f.index or 0) + 1 for f in plan.frames]
+    else:
+        meta["source_files"] = [f.header.path for f in plan.frames]
+    return meta
+
+
+def _rescan(info: SeriesInfo, cancel: threading.Event | None) -> StackPlan:
+    """The plan of a series described by a plain ``SeriesInfo`` (e.g. rebuilt from JSON)."""
+    source = Path(info.source)
+    if not source.exists():
+        raise InputError(f"{source}: no such file or folder any more. Scan the input again.")
+    plans = group_stacks(discover(source, cancel=cancel))
+    for plan in plans:
+        if plan.uid == info.uid:
+            return plan
+    raise SeriesSelectionError(
+        f"{source}: series {info.uid} is no longer there. Run `medae info {source}` to list the series it holds."
+    )
+
+
+def _explain_nothing(p: Path, found: Any) -> None:
+    """Raises a specific error when DICOM files were there but none forms an image series."""
+    if p.is_dir():
+        from medae.io.nifti import is_nifti
+
+        if any(is_nifti(f) for f in p.rglob("*")):
+            return  # the loader lists the NIfTI files; nothing to explain
+    if found.unreadable:
+        names = "; ".join(f"{os.path.basename(f)} ({why})" for f, why in found.unreadable[:5])
+        more = f"; and {len(found.unreadable) - 5} more" if len(found.unreadable) > 5 else ""
+        if not found.rejected and not found.localizers:
+            raise InputError(
+                f"{p}: DICOM file(s) that cannot be read: {names}{more}. "
+                "The files may be truncated or damaged; copy them again."
+            )
+    if found.rejected:
+        f, why = found.rejected[0]
+        more = f" (and {len(found.rejected) - 1} other DICOM objects that are not scans either)" if p.is_dir() else ""
+        raise UnsupportedInputError(
+            f"{f}: {why}{more}. medae analyses CT, MR and PET image series; choose a folder or file that holds one."
+        )
+    if found.localizers:
+        raise UnsupportedInputError(
+            f"{p}: only localizer (scout) images, not a 3D scan. Choose the series the localizer was taken for."
+        )

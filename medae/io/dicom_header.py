@@ -1,0 +1,420 @@
+"""The DICOM header pass: one read of each file up to its pixel data, into plain records.
+
+Each file becomes a ``FileHeader`` (what is common to the file) holding one ``Frame`` per 2D image
+(one for a classic single-frame file, one per frame for a multi-frame file). Pixel data is never
+read here: ``dcmread(stop_before_pixels=True, specific_tags=...)`` skips every value we do not
+need, and the file position where it stops is the pixel data element, remembered so that the pixel
+pass can read uncompressed frames straight into the output array.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from medae.io import dicom_multiframe
+
+# The tags the header pass keeps; everything else is skipped without being decoded.
+HEADER_TAGS = (
+    "SpecificCharacterSet",
+    "ImageType",
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "StudyDate",
+    "SeriesDate",
+    "AcquisitionDate",
+    "StudyTime",
+    "SeriesTime",
+    "AccessionNumber",
+    "Modality",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "InstitutionName",
+    "ReferringPhysicianName",
+    "StudyDescription",
+    "SeriesDescription",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "BodyPartExamined",
+    "SliceThickness",
+    "SpacingBetweenSlices",
+    "EchoTime",
+    "EchoNumbers",
+    "TriggerTime",
+    "DiffusionBValue",
+    "GantryDetectorTilt",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "AcquisitionNumber",
+    "InstanceNumber",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "FrameOfReferenceUID",
+    "TemporalPositionIdentifier",
+    "NumberOfTemporalPositions",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "PlanarConfiguration",
+    "NumberOfFrames",
+    "Rows",
+    "Columns",
+    "PixelSpacing",
+    "ImagerPixelSpacing",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "PixelPaddingValue",
+    "PixelPaddingRangeLimit",
+    "WindowCenter",
+    "WindowWidth",
+    "RescaleIntercept",
+    "RescaleSlope",
+    "RescaleType",
+    "ModalityLUTSequence",
+    "SharedFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence",
+)
+
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+NATIVE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+_PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
+_PLAUSIBLE_FIRST_GROUPS = {0x0002, 0x0008, 0x0010, 0x0018, 0x0020, 0x0028}
+
+
+class NotDicom(Exception):
+    """Internal: the file is not DICOM at all (silently ignored in folders)."""
+
+
+class Unreadable(Exception):
+    """Internal: the file looks like DICOM but cannot be parsed (reported, then skipped)."""
+
+
+@dataclass
+class Frame:
+    """One 2D image: a single-frame file or one frame of a multi-frame file.
+
+    Attributes:
+        header: The file it lives in.
+        index: 0-based frame number inside a multi-frame file; None for a single-frame file.
+        position: ImagePositionPatient (LPS mm) of the first transmitted pixel, or None.
+        orientation: ImageOrientationPatient (row cosines then column cosines), or None.
+        pixel_spacing: (row spacing, column spacing) in mm: PixelSpacing[0], PixelSpacing[1].
+        slope: RescaleSlope.
+        intercept: RescaleIntercept.
+        keys: Values that may split a series (echo, temporal position, acquisition, stack, ...).
+        window: (centre, width) of the first VOI window, or None.
+    """
+
+    header: FileHeader
+    index: int | None
+    position: np.ndarray | None
+    orientation: np.ndarray | None
+    pixel_spacing: tuple[float, float] | None
+    slope: float = 1.0
+    intercept: float = 0.0
+    keys: dict[str, Any] = field(default_factory=dict)
+    window: tuple[float, float] | None = None
+
+    @property
+    def name(self) -> str:
+        """The file (and frame) for messages."""
+        base = os.path.basename(self.header.path)
+        return base if self.index is None else f"{base} frame {self.index + 1}"
+
+
+@dataclass
+class FileHeader:
+    """What the header pass learnt about one file."""
+
+    path: str
+    sop_class: str = ""
+    modality: str = ""
+    transfer_syntax: str = ""
+    series_uid: str = ""
+    rows: int = 0
+    cols: int = 0
+    samples: int = 1
+    photometric: str = ""
+    bits_allocated: int = 0
+    bits_stored: int = 0
+    pixel_representation: int = 0
+    n_frames: int = 1
+    pixel_tag: int = 0
+    pixel_offset: int | None = None
+    file_size: int = 0
+    image_type: tuple[str, ...] = ()
+    padding: tuple[float, float | None] | None = None
+    modality_lut: tuple[int, np.ndarray] | None = None
+    enhanced: bool = False
+    frame_of_reference: str = ""
+    # Descriptive fields for the series picker, meta and phi, as plain strings/numbers.
+    info: dict[str, Any] = field(default_factory=dict)
+    frames: list[Frame] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of one uncompressed frame."""
+        return self.rows * self.cols * self.samples * self.bits_allocated // 8
+
+
+def looks_like_dicom(head: bytes) -> tuple[bool, bool]:
+    """Sniffs the first 132 bytes.
+
+    Returns:
+        (is_dicom, needs_force): Part 10 files have "DICM" at offset 128; files without the preamble
+        are accepted only when they start with a plausible group 0002/0008/... element.
+    """
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True, False
+    if len(head) < 8:
+        return False, False
+    group = int.from_bytes(head[0:2], "little")
+    if group not in _PLAUSIBLE_FIRST_GROUPS:
+        group_be = int.from_bytes(head[0:2], "big")
+        if group_be not in _PLAUSIBLE_FIRST_GROUPS or group_be == 0x0002:
+            return False, False
+    vr = head[4:6]
+    if vr.isalpha() and vr.isupper():
+        return True, True
+    length = int.from_bytes(head[4:8], "little")
+    # Implicit VR: the first element of a real header is short.
+    return (length < 1024), True
+
+
+def read_header(path: str) -> FileHeader:
+    """Reads one file's header.
+
+    Raises:
+        NotDicom: the file is not DICOM.
+        Unreadable: the file looks like DICOM but its header cannot be parsed.
+    """
+    import pydicom
+
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, position needed after parsing
+    except OSError as exc:
+        raise Unreadable(f"cannot be opened ({exc.strerror or exc})") from exc
+    with fh:
+        head = fh.read(132)
+        is_dicom, force = looks_like_dicom(head)
+        if not is_dicom:
+            raise NotDicom(path)
+        fh.seek(0)
+        try:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=force, specific_tags=list(HEADER_TAGS))
+        except Exception as exc:  # pydicom raises many types on damaged headers
+            raise Unreadable(f"damaged header ({type(exc).__name__}: {exc})") from exc
+        stop = fh.tell()
+        tag_bytes = fh.read(4)
+        size = os.fstat(fh.fileno()).st_size
+    if not force and len(ds) == 0 and not getattr(ds, "file_meta", None):
+        raise Unreadable("no data elements")
+    try:
+        h = _header_from_dataset(path, ds, stop, tag_bytes, size)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+        raise Unreadable(f"invalid header values ({type(exc).__name__}: {exc})") from exc
+    if h.transfer_syntax in NATIVE_SYNTAXES and h.pixel_offset is not None and h.bits_allocated >= 8:
+        need = h.pixel_offset + 8 + h.n_frames * h.frame_bytes
+        if need > h.file_size:
+            raise Unreadable(f"truncated: {h.file_size} bytes where the pixel data needs {need}")
+    return h
+
+
+def _header_from_dataset(path: str, ds: Any, stop: int, tag_bytes: bytes, size: int) -> FileHeader:
+    meta = getattr(ds, "file_meta", None)
+    ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    sop = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta is not None else ""))
+    little = getattr(ds, "original_encoding", (True, True))[1]
+    if not ts:
+        implicit = getattr(ds, "original_encoding", (True, True))[0]
+        ts = "1.2.840.10008.1.2" if implicit else ("1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2")
+    h = FileHeader(
+        path=path,
+        sop_class=sop,
+        modality=str(ds.get("Modality", "") or "").strip().upper(),
+        transfer_syntax=ts,
+        series_uid=str(ds.get("SeriesInstanceUID", "") or "").strip(),
+        rows=_int(ds.get("Rows")) or 0,
+        cols=_int(ds.get("Columns")) or 0,
+        samples=_int(ds.get("SamplesPerPixel")) or 1,
+        photometric=str(ds.get("PhotometricInterpretation", "") or "").strip().upper(),
+        bits_allocated=_int(ds.get("BitsAllocated")) or 0,
+        bits_stored=_int(ds.get("BitsStored")) or _int(ds.get("BitsAllocated")) or 0,
+        pixel_representation=_int(ds.get("PixelRepresentation")) or 0,
+        n_frames=max(1, _int(ds.get("NumberOfFrames")) or 1),
+        file_size=size,
+        image_type=tuple(str(v).strip().upper() for v in _multi(ds.get("ImageType"))),
+        frame_of_reference=str(ds.get("FrameOfReferenceUID", "") or ""),
+    )
+    if len(tag_bytes) == 4:
+        order = "little" if little else "big"
+        tag = int.from_bytes(tag_bytes[0:2], order) << 16 | int.from_bytes(tag_bytes[2:4], order)
+        if tag in _PIXEL_TAGS:
+            h.pixel_tag = tag
+            h.pixel_offset = stop
+    if "PixelPaddingValue" in ds:
+        limit = ds.get("PixelPaddingRangeLimit")
+        h.padding = (float(_num(ds.PixelPaddingValue)), None if limit is None else float(_num(limit)))
+    lut = _modality_lut(ds)
+    if lut is not None:
+        h.modality_lut = lut
+    h.info = _descriptive(ds)
+    if "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
+        h.enhanced = True
+        h.frames = dicom_multiframe.frames_from_functional_groups(h, ds)
+    else:
+        h.frames = _classic_frames(h, ds)
+    return h
+
+
+def _classic_frames(h: FileHeader, ds: Any) -> list[Frame]:
+    position = _vector(ds.get("ImagePositionPatient"), 3)
+    orientation = _vector(ds.get("ImageOrientationPatient"), 6)
+    spacing = _vector(ds.get("PixelSpacing"), 2)
+    if spacing is None:
+        spacing = _vector(ds.get("ImagerPixelSpacing"), 2)
+    keys = {
+        "echo_number": _int(_first(ds.get("EchoNumbers"))),
+        "echo_time": _float(ds.get("EchoTime")),
+        "temporal_position": _int(ds.get("TemporalPositionIdentifier")),
+        "acquisition": _int(ds.get("AcquisitionNumber")),
+        "trigger_time": _float(ds.get("TriggerTime")),
+        "b_value": _float(ds.get("DiffusionBValue")),
+        "image_type": h.image_type,
+        "instance": _int(ds.get("InstanceNumber")),
+    }
+    slope = _float(ds.get("RescaleSlope"))
+    intercept = _float(ds.get("RescaleIntercept"))
+    window = first_window(ds)
+    common = {
+        "orientation": orientation,
+        "pixel_spacing": None if spacing is None else (float(spacing[0]), float(spacing[1])),
+        "slope": 1.0 if slope in (None, 0.0) else slope,
+        "intercept": intercept or 0.0,
+        "keys": keys,
+        "window": window,
+    }
+    if h.n_frames == 1:
+        return [Frame(header=h, index=None, position=position, **common)]
+    # A classic multi-frame file (NM, US, RT dose ...): frames share one plane description, so
+    # only GridFrameOffsetVector-style stacks could be placed; they are not scans we accept.
+    return [Frame(header=h, index=i, position=None, **common) for i in range(h.n_frames)]
+
+
+def first_window(ds: Any) -> tuple[float, float] | None:
+    """The first WindowCenter/WindowWidth pair as floats, when both are present and valid."""
+    c, w = _float(_first(ds.get("WindowCenter"))), _float(_first(ds.get("WindowWidth")))
+    if c is None or w is None:
+        return None
+    return c, w
+
+
+def _modality_lut(ds: Any) -> tuple[int, np.ndarray] | None:
+    seq = ds.get("ModalityLUTSequence")
+    if not seq:
+        return None
+    item = seq[0]
+    desc = _multi(item.get("LUTDescriptor"))
+    data = item.get("LUTData")
+    if len(desc) < 3 or data is None:
+        return None
+    first = int(desc[1])
+    if isinstance(data, bytes):
+        dtype = "<u2" if int(desc[2]) > 8 else "u1"
+        table = np.frombuffer(data, dtype=dtype)
+    else:
+        table = np.asarray(list(_multi(data)), dtype=np.float64)
+    entries = int(desc[0]) or 65536
+    return first, np.asarray(table[:entries], dtype=np.float64)
+
+
+def _descriptive(ds: Any) -> dict[str, Any]:
+    def text(name: str) -> str:
+        value = ds.get(name)
+        return "" if value is None else str(value).strip()
+
+    return {
+        "study_uid": text("StudyInstanceUID"),
+        "series_number": _int(ds.get("SeriesNumber")),
+        "series_description": text("SeriesDescription"),
+        "study_description": text("StudyDescription"),
+        "body_part": text("BodyPartExamined"),
+        "manufacturer": text("Manufacturer"),
+        "manufacturer_model": text("ManufacturerModelName"),
+        "rescale_type": text("RescaleType"),
+        "slice_thickness": _float(ds.get("SliceThickness")),
+        "spacing_between_slices": _float(ds.get("SpacingBetweenSlices")),
+        "gantry_tilt": _float(ds.get("GantryDetectorTilt")),
+        "patient_name": text("PatientName"),
+        "patient_id": text("PatientID"),
+        "patient_birth_date": text("PatientBirthDate"),
+        "patient_sex": text("PatientSex"),
+        "accession_number": text("AccessionNumber"),
+        "institution_name": text("InstitutionName"),
+        "referring_physician": text("ReferringPhysicianName"),
+        "study_date": text("StudyDate"),
+        "series_date": text("SeriesDate") or text("AcquisitionDate"),
+        "study_time": text("StudyTime"),
+    }
+
+
+def _multi(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, int, float)):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:
+        return [value]
+
+
+def _first(value: Any) -> Any:
+    items = _multi(value)
+    return items[0] if items else None
+
+
+def _num(value: Any) -> float:
+    return float(_first(value))
+
+
+def _float(value: Any) -> float | None:
+    value = _first(value)
+    if value is None or value == "":
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) else None
+
+
+def _int(value: Any) -> int | None:
+    f = _float(value)
+    return None if f is None else int(round(f))
+
+
+def _vector(value: Any, n: int) -> np.ndarray | None:
+    items = _multi(value)
+    if len(items) < n:
+        return None
+    try:
+        vec = np.array([float(v) for v in items[:n]], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return vec if np.all(np.isfinite(vec)) else None
+
+
+# Shared with the multi-frame reader.
+vector = _vector
+as_float = _float
+as_int = _int
+as_first = _first

@@ -1,0 +1,235 @@
+"""The DICOM pixel pass: stored values of every frame, in k order, into one preallocated array.
+
+Uncompressed little- or big-endian frames are read with ``readinto`` straight into their slice of
+the output, from the pixel data offset the header pass found (checked again here), so an
+uncompressed series costs one read per file and no copies. Compressed frames are decoded by
+pydicom's pixel plugins (pylibjpeg-openjpeg, pylibjpeg-rle, python-gdcm, ...); those run on a
+small thread pool because the decoders spend their time in C. A transfer syntax no installed
+plugin can decode raises ``MissingCodecError`` naming it and the package to install.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from medae.errors import InputError, MissingCodecError
+from medae.io.dicom_header import FileHeader, Frame
+from medae.progress import ProgressFn, check_cancel, report
+
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+EXPLICIT_BE = "1.2.840.10008.1.2.2"
+_NATIVE = {IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE}
+_PIXEL_DATA_TAG = {True: b"\xe0\x7f\x10\x00", False: b"\x7f\xe0\x00\x10"}
+_LONG_VRS = {b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN"}
+
+
+def storage_dtype(h: FileHeader) -> np.dtype:
+    """The numpy dtype of stored pixel values (before any modality LUT)."""
+    if h.pixel_tag == 0x7FE00008:
+        return np.dtype(np.float32)
+    if h.pixel_tag == 0x7FE00009:
+        return np.dtype(np.float64)
+    bits = {1: 8, 8: 8, 16: 16, 32: 32, 64: 64}.get(h.bits_allocated, 16)
+    return np.dtype(f"{'i' if h.pixel_representation == 1 else 'u'}{bits // 8}")
+
+
+def read_frames(
+    frames: list[Frame],
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    workers: int | None = None,
+) -> np.ndarray:
+    """Stored pixel values of ``frames`` as one (K, rows, cols) array in the storage dtype.
+
+    Raises:
+        MissingCodecError: a compressed transfer syntax that no installed plugin decodes.
+        InputError: a file that vanished, shrank or whose pixel data cannot be decoded.
+        CancelledError: ``cancel`` was set (checked between files).
+    """
+    first = frames[0].header
+    out = np.empty((len(frames), first.rows, first.cols), dtype=storage_dtype(first))
+    by_file: dict[str, list[tuple[int, Frame]]] = defaultdict(list)
+    for k, fr in enumerate(frames):
+        by_file[fr.header.path].append((k, fr))
+    fast, slow = [], []
+    for path, items in by_file.items():
+        h = items[0][1].header
+        native = h.transfer_syntax in _NATIVE and h.pixel_tag == 0x7FE00010 and h.bits_allocated in (8, 16, 32)
+        (fast if native and h.pixel_offset is not None else slow).append((path, items))
+    for h in {items[0][1].header.transfer_syntax: items[0][1].header for _p, items in slow}.values():
+        check_decoder(h)
+    total = len(by_file)
+    done = 0
+    for path, items in fast:
+        if done % 8 == 0:
+            check_cancel(cancel)
+            report(progress, done / total, f"Reading pixels ({done}/{total} files)")
+        if not _read_native(path, items, out):
+            slow.append((path, items))
+            continue
+        done += 1
+    if slow:
+        _decode_all(slow, out, progress, cancel, done, total, workers)
+    report(progress, 1.0, "Pixels read")
+    return out
+
+
+def check_decoder(h: FileHeader) -> None:
+    """Raises ``MissingCodecError`` when no installed plugin decodes the file's transfer syntax."""
+    if h.transfer_syntax in _NATIVE:
+        return
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import UID
+
+    uid = UID(h.transfer_syntax)
+    name = uid.name if uid.is_valid and uid.name != str(uid) else "an unknown transfer syntax"
+    try:
+        decoder = get_decoder(uid)
+    except NotImplementedError as exc:
+        raise MissingCodecError(
+            f"{h.path}: pixel data in {name} (transfer syntax {uid}) cannot be decoded: no pixel data "
+            "decoder supports it. Convert the series to an uncompressed or standard compressed transfer "
+            "syntax (e.g. with dcmtk's dcmdjpeg or gdcmconv) and load it again."
+        ) from exc
+    if not decoder.is_available:
+        needs = "; ".join(decoder.missing_dependencies) or "a pixel data plugin for it"
+        raise MissingCodecError(
+            f"{h.path}: pixel data in {name} (transfer syntax {uid}) needs a decoder that is not installed. "
+            f"Install one of: {needs} (e.g. `pip install pylibjpeg pylibjpeg-openjpeg pylibjpeg-rle "
+            "python-gdcm`) and load it again."
+        )
+
+
+def _read_native(path: str, items: list[tuple[int, Frame]], out: np.ndarray) -> bool:
+    """Reads uncompressed frames of one file into ``out``; False when pydicom must do it."""
+    h = items[0][1].header
+    little = h.transfer_syntax != EXPLICIT_BE
+    implicit = h.transfer_syntax == IMPLICIT_LE
+    nbytes = h.frame_bytes
+    if out[0].nbytes != nbytes:
+        return False
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            fh.seek(h.pixel_offset)
+            head = fh.read(12)
+            if head[:4] != _PIXEL_DATA_TAG[little]:
+                return False  # the file changed since the header pass, or an unusual layout
+            if implicit:
+                length, start = int.from_bytes(head[4:8], "little"), h.pixel_offset + 8
+            elif head[4:6] in _LONG_VRS:
+                length, start = int.from_bytes(head[8:12], "little" if little else "big"), h.pixel_offset + 12
+            else:
+                return False
+            if length == 0xFFFFFFFF or length < h.n_frames * nbytes:
+                return False
+            for k, fr in items:
+                fh.seek(start + (fr.index or 0) * nbytes)
+                got = fh.readinto(memoryview(out[k]).cast("B"))
+                if got != nbytes:
+                    raise InputError(
+                        f"{path}: the pixel data is truncated ({got} of {nbytes} bytes of "
+                        f"{fr.name}). Copy the file again or remove it from the folder."
+                    )
+                if not little and out.dtype.itemsize > 1:
+                    out[k].byteswap(inplace=True)
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: the file disappeared after the folder was scanned. Scan it again.") from exc
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise InputError(f"{path}: cannot be read ({why}). Check the file and its access rights.") from exc
+    return True
+
+
+def _decode_all(
+    slow: list[tuple[str, list[tuple[int, Frame]]]],
+    out: np.ndarray,
+    progress: ProgressFn | None,
+    cancel: threading.Event | None,
+    done: int,
+    total: int,
+    workers: int | None,
+) -> None:
+    n_frames = sum(len(items) for _p, items in slow)
+    if workers is None:
+        # Decoders run in C and release the GIL; threads pay when there are many frames to decode.
+        workers = min(4, os.cpu_count() or 1) if n_frames >= 8 else 1
+    if workers <= 1 or len(slow) == 1:
+        for path, items in slow:
+            check_cancel(cancel)
+            report(progress, done / total, f"Decoding pixels ({done}/{total} files)")
+            _decode_file(path, items, out, cancel)
+            done += 1
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_decode_file, path, items, out, cancel) for path, items in slow]
+        try:
+            for fut in futures:
+                fut.result()
+                done += 1
+                report(progress, done / total, f"Decoding pixels ({done}/{total} files)")
+                check_cancel(cancel)
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+
+
+def _decode_file(path: str, items: list[tuple[int, Frame]], out: np.ndarray, cancel: threading.Event | None) -> None:
+    from pydicom.pixels import iter_pixels
+
+    check_cancel(cancel)
+    h = items[0][1].header
+    order = sorted(items, key=lambda kf: kf[1].index or 0)
+    indices = [fr.index or 0 for _k, fr in order]
+    try:
+        try:
+            frames = iter_pixels(path, indices=indices if h.n_frames > 1 else None, raw=True)
+            first = next(frames)
+        except (ValueError, TypeError):
+            # Some decoders fix signedness in place on read-only buffers when streaming frames;
+            # the whole-dataset path copies first, so it handles those files.
+            frames = _whole_file_frames(path, indices, h.n_frames)
+            first = next(frames)
+        frames = itertools.chain([first], frames)
+        decoded = 0
+        for (k, fr), arr in zip(order, frames, strict=False):
+            decoded += 1
+            if arr.shape != out.shape[1:]:
+                raise InputError(
+                    f"{path}: {fr.name} decodes to {arr.shape[1]}x{arr.shape[0]} pixels where the header says "
+                    f"{h.cols}x{h.rows}. The file is inconsistent; re-export the series."
+                )
+            np.copyto(out[k], arr, casting="unsafe")
+        if decoded < len(order):
+            raise InputError(
+                f"{path}: holds {decoded} decodable frame(s) where {len(order)} were expected. The file may be "
+                "truncated; copy it again or remove it from the folder."
+            )
+    except InputError:
+        raise
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: the file disappeared after the folder was scanned. Scan it again.") from exc
+    except Exception as exc:  # decoders raise many types on damaged data
+        raise InputError(
+            f"{path}: the pixel data cannot be decoded ({type(exc).__name__}: {exc}). The file may be damaged "
+            "or truncated; copy it again or remove it from the folder."
+        ) from exc
+
+
+def _whole_file_frames(path: str, indices: list[int], n_frames: int) -> Iterator[np.ndarray]:
+    import pydicom
+
+    arr = pydicom.dcmread(path).pixel_array
+    if n_frames == 1:
+        yield arr
+        return
+    for i in indices:
+        yield arr[i]

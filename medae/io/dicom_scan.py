@@ -1,0 +1,355 @@
+"""Finding DICOM files and turning their headers into stacks: discovery, filtering, series grouping.
+
+A path is a single file, a folder (searched recursively) or a DICOMDIR (read as a file set). Every
+file's header is read once (``dicom_header.read_header``). Files that are not DICOM are ignored;
+files that look like DICOM but cannot be read are reported by name. Objects that are not scans
+(structured reports, RT structures and doses, presentation states, segmentations, colour
+pictures, images without patient geometry) and localizers are left out.
+
+Frames are grouped by SeriesInstanceUID, then split where one UID mixes orientations, matrix
+sizes, pixel spacings, echoes, temporal positions or multi-frame stacks. Acquisitions, trigger
+times, b-values and image types split a series only when its frames repeat positions (each part
+then forms a complete stack); otherwise they are different parts of one volume (e.g. CT rotations).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medae.errors import InputError
+from medae.io import dicom_geometry
+from medae.io.dicom_header import MEDIA_STORAGE_DIRECTORY, FileHeader, Frame, NotDicom, Unreadable, read_header
+from medae.progress import ProgressFn, check_cancel, report
+
+_STORAGE = "1.2.840.10008.5.1.4.1.1."
+# SOP classes that are stored with the image storage prefix but are not scans (PS3.4 B.5).
+_NOT_SCANS = {
+    "481.": "a radiotherapy object (RT dose, structure set, plan or image)",
+    "88.": "a structured report or key object selection",
+    "11.": "a presentation state",
+    "66": "a segmentation, registration or raw-data object",
+    "67": "a real world value mapping",
+    "68.": "a surface object",
+    "9.": "a waveform",
+    "104.": "an encapsulated document",
+    "4.2": "an MR spectroscopy object",
+}
+_NOT_SCAN_MODALITIES = {"RTDOSE", "RTSTRUCT", "RTPLAN", "RTRECORD", "SR", "PR", "KO", "SEG", "REG", "DOC", "ECG"}
+_ALWAYS_SPLIT = ("echo_number", "echo_time", "temporal_position", "stack_id")
+_SPLIT_IF_REPEATED = ("acquisition", "trigger_time", "b_value", "image_type")
+
+
+@dataclass
+class StackPlan:
+    """One series (or part of a split series) ready for the pixel pass.
+
+    Attributes:
+        uid: Unique identifier: the SeriesInstanceUID, with ".N" appended when the UID was split.
+        series_uid: The SeriesInstanceUID as written in the files.
+        frames: The frames in k order.
+        geometry: Grid, affine, warnings and problems of the stack.
+        warnings: Everything the user should know, geometry warnings and problems included.
+    """
+
+    uid: str
+    series_uid: str
+    frames: list[Frame]
+    geometry: dicom_geometry.StackGeometry
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def header(self) -> FileHeader:
+        """The header of the first frame (series-level attributes)."""
+        return self.frames[0].header
+
+    @property
+    def files(self) -> list[str]:
+        """Distinct files in k order."""
+        return list(dict.fromkeys(f.header.path for f in self.frames))
+
+
+@dataclass
+class Discovery:
+    """Headers found under a path, and what was skipped."""
+
+    headers: list[FileHeader] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    localizers: dict[str, int] = field(default_factory=dict)
+
+
+def discover(path: Path, progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> Discovery:
+    """Reads the header of every DICOM file under ``path``.
+
+    Raises:
+        InputError: a DICOMDIR that cannot be read.
+        CancelledError: ``cancel`` was set.
+    """
+    found = Discovery()
+    if path.is_dir():
+        files = list(_walk(path))
+        from_dicomdir = False
+    else:
+        files = [str(path)]
+        from_dicomdir = path.name.upper() == "DICOMDIR"
+    if from_dicomdir or (path.is_file() and _is_dicomdir(str(path))):
+        files, missing = _dicomdir_files(path)
+        found.unreadable.extend((m, "listed in the DICOMDIR but missing") for m in missing)
+    total = max(1, len(files))
+    for n, f in enumerate(files):
+        check_cancel(cancel)
+        if n % 16 == 0:
+            report(progress, n / total, f"Reading DICOM headers ({n}/{len(files)})")
+        try:
+            h = read_header(f)
+        except NotDicom:
+            continue
+        except Unreadable as exc:
+            found.unreadable.append((f, str(exc)))
+            continue
+        if h.sop_class == MEDIA_STORAGE_DIRECTORY:
+            continue  # a DICOMDIR inside a folder: its files are found by the walk itself
+        reason = _rejection(h)
+        if reason is not None:
+            found.rejected.append((f, reason))
+            continue
+        if "LOCALIZER" in h.image_type or all("LOCALIZER" in fr.keys.get("image_type", ()) for fr in h.frames):
+            found.localizers[h.series_uid] = found.localizers.get(h.series_uid, 0) + len(h.frames)
+            continue
+        found.headers.append(h)
+    report(progress, 1.0, f"Read {len(files)} headers")
+    return found
+
+
+def group_stacks(found: Discovery) -> list[StackPlan]:
+    """Groups frames into series and splits mixed ones. Deterministic order (series number, uid)."""
+    by_uid: dict[str, list[Frame]] = defaultdict(list)
+    for h in found.headers:
+        uid = h.series_uid or f"no-series-uid:{os.path.dirname(h.path)}"
+        by_uid[uid].extend(h.frames)
+    plans: list[StackPlan] = []
+    for uid, frames in by_uid.items():
+        parts, dropped = _split(frames)
+        notes = []
+        if dropped:
+            notes.append(
+                f"left out {dropped} localizer/scout image(s) lying across the series "
+                "(a single slice orthogonal to the others)."
+            )
+        if found.localizers.get(uid):
+            notes.append(f"left out {found.localizers[uid]} localizer image(s) (ImageType LOCALIZER).")
+        parts.sort(key=_part_sort_key)
+        differs = _what_differs(frames) if len(parts) > 1 else ""
+        for n, part in enumerate(parts, 1):
+            plan_uid = uid if len(parts) == 1 else f"{uid}.{n}"
+            plans.append(_plan(plan_uid, uid, part, notes, differs))
+    _attach_unreadable(plans, found.unreadable)
+    plans.sort(key=lambda p: (p.header.info.get("study_uid", ""), p.header.info.get("series_number") or 0, p.uid))
+    return plans
+
+
+def _plan(uid: str, series_uid: str, frames: list[Frame], notes: list[str], differs: str) -> StackPlan:
+    first = frames[0]
+    info = first.header.info
+    fallback = info.get("spacing_between_slices") or info.get("slice_thickness")
+    names = [fr.name for fr in frames]
+    spacing = first.pixel_spacing
+    warnings = list(notes)
+    if spacing is None or min(spacing) <= 0:
+        spacing = (1.0, 1.0)
+        warnings.append("no valid PixelSpacing: 1 mm pixels were assumed.")
+    positions = np.array([fr.position for fr in frames])
+    geom = dicom_geometry.stack_geometry(positions, first.orientation, spacing, names, fallback)
+    ordered = [frames[i] for i in geom.order]
+    if differs:
+        part = uid.rsplit(".", 1)[-1]
+        warnings.insert(0, f"part {part} of series {series_uid}, which was split (it mixes {differs}).")
+    warnings.extend(geom.warnings)
+    warnings.extend(f"cannot be loaded as a regular volume: {p}" for p in geom.problems)
+    for fr in ordered:
+        warnings.extend(w for w in fr.header.warnings if w not in warnings)
+    return StackPlan(uid=uid, series_uid=series_uid, frames=ordered, geometry=geom, warnings=warnings)
+
+
+def _split(frames: list[Frame]) -> tuple[list[list[Frame]], int]:
+    """Splits one UID's frames into stacks; returns the stacks and the number of scouts dropped."""
+    clusters: list[tuple[tuple, np.ndarray, list[Frame]]] = []
+    for fr in frames:
+        h = fr.header
+        fixed = (
+            h.rows,
+            h.cols,
+            h.bits_allocated,
+            h.pixel_representation,
+            h.samples,
+            tuple(np.round(fr.pixel_spacing, 3)) if fr.pixel_spacing else None,
+            *(_rounded(fr.keys.get(k)) for k in _ALWAYS_SPLIT),
+        )
+        for key, ori, members in clusters:
+            if key == fixed and np.max(np.abs(ori - fr.orientation)) < 1e-3:
+                members.append(fr)
+                break
+        else:
+            clusters.append((fixed, np.asarray(fr.orientation), [fr]))
+    dropped = 0
+    if len(clusters) > 1:
+        biggest = max(clusters, key=lambda c: len(c[2]))
+        n_big = dicom_geometry.normal_of(biggest[1])[2]
+        kept = []
+        for c in clusters:
+            n_c = dicom_geometry.normal_of(c[1])[2]
+            if c is not biggest and len(c[2]) == 1 and len(biggest[2]) >= 3 and abs(float(n_c @ n_big)) < 0.7:
+                dropped += 1
+                continue
+            kept.append(c)
+        clusters = kept
+    parts: list[list[Frame]] = []
+    for _key, _ori, members in clusters:
+        parts.extend(_split_repeated(members))
+    return parts, dropped
+
+
+def _split_repeated(frames: list[Frame]) -> list[list[Frame]]:
+    """Splits a stack whose positions repeat by the first key(s) that make every part unique."""
+    if not _has_repeats(frames):
+        return [frames]
+    used: list[str] = []
+    for key in _SPLIT_IF_REPEATED:
+        values = {_rounded(f.keys.get(key)) for f in frames}
+        if len(values) < 2:
+            continue
+        used.append(key)
+        groups: dict[tuple, list[Frame]] = defaultdict(list)
+        for f in frames:
+            groups[tuple(_rounded(f.keys.get(k)) for k in used)].append(f)
+        if not any(_has_repeats(g) for g in groups.values()):
+            return list(groups.values())
+    return [frames]
+
+
+def _has_repeats(frames: list[Frame]) -> bool:
+    if len(frames) < 2:
+        return False
+    normal = dicom_geometry.normal_of(frames[0].orientation)[2]
+    d = np.sort(np.array([f.position for f in frames]) @ normal)
+    return bool(np.any(np.diff(d) <= dicom_geometry.ABS_TOL_MM))
+
+
+def _what_differs(frames: list[Frame]) -> str:
+    """Names the attributes whose values differ between the frames of one UID."""
+    labels = {
+        "echo_number": "echo numbers",
+        "echo_time": "echo times",
+        "temporal_position": "temporal positions",
+        "stack_id": "multi-frame stacks",
+        "acquisition": "acquisitions",
+        "trigger_time": "trigger times",
+        "b_value": "b-values",
+        "image_type": "image types",
+    }
+    found = []
+    if len({tuple(np.round(f.orientation, 3)) for f in frames}) > 1:
+        found.append("orientations")
+    if len({(f.header.rows, f.header.cols) for f in frames}) > 1:
+        found.append("matrix sizes")
+    if len({tuple(np.round(f.pixel_spacing or (0, 0), 3)) for f in frames}) > 1:
+        found.append("pixel spacings")
+    found.extend(label for key, label in labels.items() if len({_rounded(f.keys.get(key)) for f in frames}) > 1)
+    return ", ".join(found) or "repeated positions"
+
+
+def _part_sort_key(frames: list[Frame]) -> tuple:
+    f = frames[0]
+    keys = tuple(str(_rounded(f.keys.get(k))) for k in (*_ALWAYS_SPLIT, *_SPLIT_IF_REPEATED))
+    return (keys, f.header.path, f.index or 0)
+
+
+def _rounded(value: object) -> object:
+    if isinstance(value, float):
+        return round(value, 3)
+    return value
+
+
+def _rejection(h: FileHeader) -> str | None:
+    sop = h.sop_class
+    if sop.startswith(_STORAGE):
+        rest = sop[len(_STORAGE) :]
+        for prefix, what in _NOT_SCANS.items():
+            if rest.startswith(prefix):
+                return f"{what} (SOP class {sop}), not an image series"
+    elif sop:
+        return f"not an image storage object (SOP class {sop})"
+    if h.modality in _NOT_SCAN_MODALITIES:
+        return f"a {h.modality} object, not an image series"
+    if h.pixel_tag == 0:
+        return "no pixel data"
+    if h.rows <= 0 or h.cols <= 0 or h.bits_allocated not in (1, 8, 16, 32, 64):
+        return "invalid image size or bit depth (Rows, Columns, BitsAllocated)"
+    if h.samples != 1:
+        return f"a colour image ({h.photometric}, {h.samples} samples per pixel), not a greyscale scan"
+    if not h.frames or any(f.position is None or f.orientation is None for f in h.frames):
+        return "no patient geometry (ImagePositionPatient/ImageOrientationPatient): not a cross-sectional scan"
+    try:
+        for f in h.frames:
+            dicom_geometry.normal_of(f.orientation)
+    except ValueError as exc:
+        return f"invalid geometry: {exc}"
+    return None
+
+
+def _walk(root: Path) -> Iterable[str]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield os.path.join(dirpath, name)
+
+
+def _is_dicomdir(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return False
+    return head[128:132] == b"DICM" and MEDIA_STORAGE_DIRECTORY.encode() in head
+
+
+def _dicomdir_files(path: Path) -> tuple[list[str], list[str]]:
+    """The files a DICOMDIR references (existing ones, and the missing ones)."""
+    import pydicom
+    from pydicom.fileset import FileSet
+
+    try:
+        ds = pydicom.dcmread(str(path))
+        fs = FileSet(ds)
+    except Exception as exc:  # pydicom raises many types for damaged directories
+        raise InputError(
+            f"{path}: a DICOMDIR that cannot be read ({exc}). Open the folder that holds the files instead."
+        ) from exc
+    present, missing = [], []
+    for instance in fs:
+        try:
+            p = instance.path
+        except Exception:  # a record without a usable ReferencedFileID
+            continue
+        (present if os.path.isfile(p) else missing).append(p)
+    return present, missing
+
+
+def _attach_unreadable(plans: list[StackPlan], unreadable: list[tuple[str, str]]) -> None:
+    """Adds a warning naming unreadable files to the series in the same folder (or to all)."""
+    if not unreadable or not plans:
+        return
+    for plan in plans:
+        dirs = {os.path.dirname(p) for p in plan.files}
+        mine = [(p, why) for p, why in unreadable if os.path.dirname(p) in dirs] or unreadable
+        listed = "; ".join(f"{os.path.basename(p)} ({why})" for p, why in mine[:5])
+        more = f"; and {len(mine) - 5} more" if len(mine) > 5 else ""
+        plan.warnings.append(f"skipped {len(mine)} unreadable file(s) nearby: {listed}{more}.")
