@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import highdicom as hd
@@ -12,7 +13,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from medae import __version__
-from medae.errors import OutputError
+from medae.errors import CancelledError, OutputError
 from medae.geometry import LPS_TO_RAS, reorient, rotation_matrix
 from medae.io.dicom_export import write_parametric_map, write_secondary_capture, write_segmentation
 from medae.volume import Volume
@@ -116,7 +117,7 @@ def labels_for(volume: Volume) -> tuple[Volume, list[str]]:
     labels[10:20, 10:22, 4:9] = 1
     labels[40:50, 30:40, 12:13] = 2  # a single-slice finding
     labels[5:8, 40:45, 15:19] = 3
-    descriptions = ["Left frontal hyperintensity, 4.1 cm3", "Small focus, 0.2 cm3", "Posterior region, 0.9 cm3"]
+    descriptions = ["Left frontal hyperintensity, 4.1 cm3", "Small focus, 0.2 cm3", "Posterior Läsion, 0.9 cm³"]
     return volume.with_array(labels), descriptions
 
 
@@ -300,6 +301,9 @@ def test_enhanced_multiframe_source(sources, tmp_path):
         ref = pm.PerFrameFunctionalGroupsSequence[f].DerivationImageSequence[0].SourceImageSequence[0]
         assert ref.ReferencedSOPInstanceUID == mf.SOPInstanceUID
         assert int(ref.ReferencedFrameNumber) == numbers[k]
+    two_files = Volume(source.array, source.affine, meta=dict(source.meta, source_files=[str(mf_path)] * 2))
+    with pytest.raises(OutputError, match="multi-frame"):
+        write_parametric_map(heatmap, two_files, tmp_path / "two.dcm", units_description="z-score")
 
 
 # ---------------------------------------------------------------- secondary capture
@@ -537,3 +541,20 @@ def test_failing_write_leaves_no_target_and_keeps_an_old_one(sources, tmp_path, 
         write_segmentation(labels, source, tmp_path / "seg.dcm", segment_descriptions=descriptions, model_id="m")
     assert [p.name for p in tmp_path.iterdir()] == ["seg.dcm"]
     assert (tmp_path / "seg.dcm").read_bytes() == b"previous result"
+
+
+def test_progress_and_cancel(sources, tmp_path):
+    source = sources["lps"]
+    seen = []
+    write_parametric_map(
+        heatmap_for(source), source, tmp_path / "pm.dcm", units_description="z", progress=lambda f, m: seen.append(f)
+    )
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
+    cancel = threading.Event()
+    cancel.set()
+    labels, descriptions = labels_for(source)
+    with pytest.raises(CancelledError):
+        write_segmentation(
+            labels, source, tmp_path / "seg.dcm", segment_descriptions=descriptions, model_id="m", cancel=cancel
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pm.dcm"]

@@ -60,7 +60,14 @@ def resolve_sources(source: Volume, policy: Deidentification, target: Path) -> S
     if not files:
         return SourceRefs(headers=synthesize_headers(source, policy), plane_positions=None, synthesized=True)
     originals = [_read_header(Path(f), target) for f in files]
-    if len(originals) == 1 and "PerFrameFunctionalGroupsSequence" in originals[0]:
+    multiframe = source.meta.get("frame_numbers") is not None or int(originals[0].get("NumberOfFrames", 1) or 1) > 1
+    if multiframe:
+        if len(originals) != 1 or "PerFrameFunctionalGroupsSequence" not in originals[0]:
+            raise OutputError(
+                f"{target}: the source is {len(originals)} multi-frame file(s) without per-frame positions in one "
+                "file; DICOM results can refer to one enhanced multi-frame file or to single-frame images. "
+                "Export NIfTI instead."
+            )
         positions = _multiframe_positions(originals[0], source, target)
     else:
         _check_single_frames(originals, source, target)
