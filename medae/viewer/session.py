@@ -14,7 +14,7 @@ from psygnal import Signal
 
 from medae.viewer import compositing
 from medae.viewer.bindings import MOUSE_SCHEMES
-from medae.viewer.display import CanonicalGrid, HeatLayer, ImageLayer
+from medae.viewer.display import HeatLayer, ImageLayer
 from medae.viewer.planes import CONVENTIONS, PLANES, plane_spec
 from medae.viewer.windowing import Window, default_window, percentile_window, preset_window, presets_for
 from medae.volume import Volume
@@ -91,6 +91,7 @@ class ViewerSession:
         self._views = {p: ViewState() for p in PLANES}
         self._gray_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._blend_cache: tuple[compositing.OverlayStyle, np.ndarray] | None = None
+        self._mip_cache: tuple[tuple, np.ndarray] | None = None
 
     # ----- the scan -------------------------------------------------------------------------
     def open(self, volume: Volume) -> None:
@@ -152,6 +153,7 @@ class ViewerSession:
         self._style = default_style(result, self._style.colormap, self._style.opacity)
         self._heat_visible = True
         self._blend_cache = None
+        self._mip_cache = None
         self._gray_cache.clear()
         self.result_changed.emit()
         self.overlay_changed.emit()
@@ -392,6 +394,24 @@ class ViewerSession:
             levels = spec.extract(self.heat.levels(self._style.vmin, self._style.vmax), index)
             return compositing.composite(codes, gray, levels, self.blend_table())
         return compositing.composite(codes, gray, gray_pixels=gray_pixels)
+
+    def render_mip(self, plane: str) -> np.ndarray:
+        """The slice through the crosshair with the heat's maximum projection along the plane's normal.
+
+        Shows every finding at once, wherever it lies in depth; without an analysis, the plain slice.
+        """
+        if self.image is None:
+            raise ValueError("no scan open")
+        if self.heat is None or not self._heat_visible:
+            return self.render(plane, overlay=False)
+        spec = plane_spec(plane, self._convention)
+        key = (spec.normal, self._style.vmin, self._style.vmax)
+        if self._mip_cache is None or self._mip_cache[0] != key:
+            levels = self.heat.levels(self._style.vmin, self._style.vmax)
+            self._mip_cache = (key, levels.max(axis=spec.normal, keepdims=True))
+        codes = spec.extract(self.image.encoded.codes, self._cursor[spec.normal])
+        gray, _ = self._gray_tables("input")
+        return compositing.composite(codes, gray, spec.extract(self._mip_cache[1], 0), self.blend_table())
 
     def readout(self, index) -> Readout | None:
         """Value, voxel index (the file's own), world position and heat at a canonical index."""

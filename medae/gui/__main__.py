@@ -1,0 +1,5 @@
+"""``python -m medae.gui [PATH]``."""
+
+from medae.gui.app import main
+
+raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""``medae-gui [PATH]``: starts the viewer.
+
+Only Qt and numpy load here; torch and MONAI load when the first analysis runs, so the window
+appears fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from medae._version import __version__
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options of the viewer."""
+    p = argparse.ArgumentParser(prog="medae-gui", description="The medae viewer.")
+    p.add_argument("path", nargs="?", help="NIfTI file, DICOM file or folder, or DICOMDIR to open")
+    p.add_argument("--analyze", action="store_true", help="run the analysis as soon as the scan is open")
+    p.add_argument("--version", action="version", version=f"medae {__version__}")
+    return p.parse_args(argv)
+
+
+def create_window(path: str | None = None, analyze: bool = False):
+    """Creates the application (if needed) and a shown main window; opens ``path`` when given."""
+    from PySide6.QtWidgets import QApplication
+
+    from medae.gui.errors import install_excepthook, setup_logging
+    from medae.gui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("medae")
+    app.setOrganizationName("medae")
+    app.setApplicationVersion(__version__)
+    setup_logging()
+    install_excepthook()
+    window = MainWindow()
+    window.show()
+    if path:
+        job = window.open_path(path)
+        if analyze:
+            _analyze_when_loaded(window, job)
+    return app, window
+
+
+def _analyze_when_loaded(window, job) -> None:
+    """Starts the analysis once the scan that ``job`` opens is on screen."""
+
+    def once() -> None:
+        window.session.image_changed.disconnect(once)
+        window.start_analysis()
+
+    window.session.image_changed.connect(once)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the viewer until its window closes; returns the exit status."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    app, _window = create_window(args.path, args.analyze)
+    return int(app.exec())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""Dialogs: the series picker, preferences and the key/mouse reference. None of them blocks the app."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medae.gui.settings import Preferences
+from medae.viewer.bindings import MOUSE_SCHEMES, describe
+from medae.viewer.colormaps import OVERLAY_COLORMAPS
+from medae.viewer.planes import CONVENTIONS
+from medae.viewer.session import LAYOUTS
+
+
+def gray_pixmap(img: np.ndarray) -> QPixmap:
+    """A QPixmap of a 2D uint8 image."""
+    img = np.ascontiguousarray(img)
+    h, w = img.shape
+    return QPixmap.fromImage(QImage(img.data, w, h, w, QImage.Format.Format_Grayscale8).copy())
+
+
+class SeriesPicker(QDialog):
+    """Choose one series of a folder: modality, description, size, slice count and a thumbnail."""
+
+    COLUMNS = ("", "modality", "description", "voxels", "spacing (mm)", "slices", "files")
+
+    def __init__(self, infos: list, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Choose a series")
+        self.setObjectName("seriesPicker")
+        self.infos = infos
+        self.table = QTableWidget(len(infos), len(self.COLUMNS))
+        self.table.setHorizontalHeaderLabels(self.COLUMNS)
+        self.table.verticalHeader().hide()
+        self.table.setIconSize(QSize(72, 72))
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        for row, s in enumerate(infos):
+            cells = (
+                "",
+                s.modality or "-",
+                s.description or "-",
+                " x ".join(map(str, s.shape)),
+                " x ".join(f"{v:.3g}" for v in s.spacing),
+                str(s.shape[2]),
+                str(s.n_files),
+            )
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if s.warnings:
+                    item.setToolTip("\n".join(s.warnings))
+                self.table.setItem(row, col, item)
+            self.table.setRowHeight(row, 78)
+        self.table.setColumnWidth(0, 80)
+        self.table.resizeColumnsToContents()
+        self.table.setColumnWidth(0, 80)
+        self.table.selectRow(0)
+        self.table.doubleClicked.connect(self.accept)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel(f"This folder holds {len(infos)} series. Choose the one to open:"))
+        lay.addWidget(self.table)
+        lay.addWidget(buttons)
+        self.resize(760, min(560, 140 + 80 * len(infos)))
+
+    def set_thumbnail(self, row: int, img: np.ndarray | None) -> None:
+        """Shows a preview in a row (called as previews arrive from a worker)."""
+        if img is not None and 0 <= row < self.table.rowCount():
+            self.table.item(row, 0).setIcon(QIcon(gray_pixmap(img)))
+
+    def has_thumbnail(self, row: int) -> bool:
+        """True once a row shows a preview."""
+        return not self.table.item(row, 0).icon().isNull()
+
+    def selected(self):
+        """The chosen ``SeriesInfo``."""
+        rows = self.table.selectionModel().selectedRows()
+        return self.infos[rows[0].row() if rows else 0]
+
+
+class PreferencesDialog(QDialog):
+    """Edit > Preferences: mouse scheme, display convention, overlay defaults, model and device."""
+
+    def __init__(self, prefs: Preferences, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Preferences")
+        self.setObjectName("preferences")
+        self.mouse = QComboBox()
+        for scheme in MOUSE_SCHEMES.values():
+            self.mouse.addItem(scheme.title, scheme.name)
+        self.mouse.setCurrentIndex(max(0, self.mouse.findData(prefs.mouse_scheme)))
+        self.convention = QComboBox()
+        self.convention.addItems(CONVENTIONS)
+        self.convention.setCurrentText(prefs.convention)
+        self.layout_box = QComboBox()
+        self.layout_box.addItems(LAYOUTS)
+        self.layout_box.setCurrentText(prefs.layout)
+        self.colormap = QComboBox()
+        self.colormap.addItems(OVERLAY_COLORMAPS)
+        self.colormap.setCurrentText(prefs.colormap)
+        self.opacity = QDoubleSpinBox()
+        self.opacity.setRange(0, 1)
+        self.opacity.setSingleStep(0.05)
+        self.opacity.setValue(prefs.opacity)
+        self.smooth = QCheckBox("Smooth pixels when zoomed in")
+        self.smooth.setChecked(prefs.smooth)
+        self.model = QLineEdit(prefs.model)
+        self.model.setPlaceholderText("shipped default model")
+        self.device = QComboBox()
+        self.device.addItems(("auto", "cpu", "cuda", "mps"))
+        self.device.setCurrentText(prefs.device)
+        form = QFormLayout()
+        form.addRow("Mouse", self.mouse)
+        form.addRow("Display convention", self.convention)
+        form.addRow("Layout at start", self.layout_box)
+        form.addRow("Heatmap colormap", self.colormap)
+        form.addRow("Heatmap opacity", self.opacity)
+        form.addRow(self.smooth)
+        form.addRow("Model folder", self.model)
+        form.addRow("Device", self.device)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(buttons)
+
+    def preferences(self) -> Preferences:
+        """The preferences as edited."""
+        return Preferences(
+            mouse_scheme=self.mouse.currentData(),
+            convention=self.convention.currentText(),
+            colormap=self.colormap.currentText(),
+            opacity=float(self.opacity.value()),
+            smooth=self.smooth.isChecked(),
+            model=self.model.text().strip(),
+            device=self.device.currentText(),
+            layout=self.layout_box.currentText(),
+        )
+
+
+class KeysDialog(QDialog):
+    """Help > Keys and mouse: the binding tables, as the viewer uses them."""
+
+    def __init__(self, scheme: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Keys and mouse")
+        rows = describe()
+        mouse = MOUSE_SCHEMES[scheme]
+        for (button, mod), action in mouse.drags.items():
+            rows.append((f"{mod + '+' if mod else ''}{button} drag", action.value))
+        rows += [("left click", mouse.click.value), ("wheel", mouse.wheel.value)]
+        table = QTableWidget(len(rows), 2)
+        table.setHorizontalHeaderLabels(("input", "action"))
+        table.verticalHeader().hide()
+        for r, (k, v) in enumerate(rows):
+            table.setItem(r, 0, QTableWidgetItem(k))
+            table.setItem(r, 1, QTableWidgetItem(v))
+        table.resizeColumnsToContents()
+        close = QPushButton("Close")
+        close.clicked.connect(self.accept)
+        bottom = QHBoxLayout()
+        bottom.addStretch(1)
+        bottom.addWidget(close)
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel(f"Mouse scheme: {mouse.title}"))
+        lay.addWidget(table)
+        lay.addLayout(bottom)
+        self.resize(460, 560)
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

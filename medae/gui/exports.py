@@ -1,0 +1,138 @@
+"""Export menu: heatmap and findings (NIfTI, DICOM), screenshots (PNG, DICOM) and the report.
+
+Each export runs in a worker thread, so the window never waits for a disk or a DICOM encoder; only
+grabbing the screen happens on the GUI thread (it must, and it takes milliseconds).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtGui import QImage
+
+from medae.errors import OutputError
+
+#: (menu text, kind, default suffix)
+KINDS: tuple[tuple[str, str, str], ...] = (
+    ("Heatmap as &NIfTI...", "heatmap_nifti", ".nii.gz"),
+    ("Findings as NI&fTI label map...", "findings_nifti", ".nii.gz"),
+    ("Heatmap as DICOM &Parametric Map...", "heatmap_dicom", ".dcm"),
+    ("Findings as DICOM &Segmentation...", "findings_dicom", ".dcm"),
+    ("Screenshot as P&NG (with colour bar)...", "screenshot", ".png"),
+    ("Screenshot as DICOM Secondary &Capture...", "screenshot_dicom", ".dcm"),
+    ("&Report (heatmap, findings, report.json) to folder...", "report", ""),
+)
+
+
+def grab_rgb(widget) -> np.ndarray:
+    """What a widget shows, as (H, W, 3) uint8 RGB (the reading area: views, colour bar, warnings)."""
+    image = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    w, h, stride = image.width(), image.height(), image.bytesPerLine()
+    buf = np.frombuffer(image.constBits(), np.uint8, count=stride * h).reshape(h, stride)
+    return buf[:, : w * 3].reshape(h, w, 3).copy()
+
+
+def export(window, kind: str, target: str | Path):
+    """Starts one export in a worker thread; returns its job (None when nothing to export)."""
+    s = window.session
+    target = Path(target)
+    result, volume = s.result, s.volume
+    if kind in ("screenshot", "screenshot_dicom"):
+        if volume is None:
+            window.statusBar().showMessage("Open a scan first.", 5000)
+            return None
+        rgb = grab_rgb(window.active_widget())
+        fn = _screenshot_png if kind == "screenshot" else _screenshot_dicom
+        return window.run_job(
+            "export",
+            lambda progress, cancel: fn(rgb, volume, target, window, progress, cancel),
+            lambda path: _done(window, path),
+            f"exporting {target.name}",
+        )
+    if result is None:
+        window.statusBar().showMessage("Run Analyze first: there is nothing to export yet.", 5000)
+        return None
+    fn = {
+        "heatmap_nifti": _heatmap_nifti,
+        "findings_nifti": _findings_nifti,
+        "heatmap_dicom": _heatmap_dicom,
+        "findings_dicom": _findings_dicom,
+        "report": _report,
+    }[kind]
+    return window.run_job(
+        "export",
+        lambda progress, cancel: fn(result, volume, target, progress, cancel),
+        lambda path: _done(window, path),
+        f"exporting {target.name}",
+    )
+
+
+def _done(window, path) -> None:
+    window.statusBar().showMessage(f"Saved {path}", 8000)
+    window.last_export = Path(path)
+
+
+def _screenshot_png(rgb, volume, target: Path, window, progress, cancel) -> Path:
+    from medae.viewer.png import write_png
+
+    write_png(target, rgb)
+    return target
+
+
+def _screenshot_dicom(rgb, volume, target: Path, window, progress, cancel) -> Path:
+    from medae.io.dicom_export import write_secondary_capture
+
+    return write_secondary_capture(rgb, volume, target)
+
+
+def _heatmap_nifti(result, volume, target: Path, progress, cancel) -> Path:
+    from medae.io.nifti import save_nifti
+
+    return save_nifti(result.heatmap, target, dtype=np.float32)
+
+
+def _findings_nifti(result, volume, target: Path, progress, cancel) -> Path:
+    from medae.io.nifti import save_nifti
+
+    return save_nifti(result.labels, target, dtype=np.int32)
+
+
+def _heatmap_dicom(result, volume, target: Path, progress, cancel) -> Path:
+    from medae.io.dicom_export import write_parametric_map
+
+    return write_parametric_map(
+        result.heatmap,
+        volume,
+        target,
+        units_description=f"medae anomaly heat, {result.units}",
+        model_id=result.model_id,
+        progress=progress,
+        cancel=cancel,
+    )
+
+
+def _findings_dicom(result, volume, target: Path, progress, cancel) -> Path:
+    from medae.io.dicom_export import write_segmentation
+
+    if not result.findings:
+        raise OutputError(f"{target}: there are no findings to write; lower the threshold and analyse again.")
+    descriptions = [
+        f"Finding {f.label}: {f.side}, {f.volume_ml:.2f} ml, peak {f.peak:.2f} {result.units}" for f in result.findings
+    ]
+    return write_segmentation(
+        result.labels,
+        volume,
+        target,
+        segment_descriptions=descriptions,
+        model_id=result.model_id,
+        progress=progress,
+        cancel=cancel,
+    )
+
+
+def _report(result, volume, target: Path, progress, cancel) -> Path:
+    from medae.analysis import write_outputs
+
+    write_outputs(result, target)
+    return target

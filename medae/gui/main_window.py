@@ -1,0 +1,351 @@
+"""The main window: reading area, side panels, status bar, and the open / analyze flows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QStackedWidget,
+    QTabWidget,
+    QWidget,
+)
+
+from medae.gui import menus
+from medae.gui.dialogs import SeriesPicker
+from medae.gui.errors import show_error
+from medae.gui.panels import FindingsPanel, OverlayPanel
+from medae.gui.settings import Preferences, add_recent, load_preferences, save_preferences, settings
+from medae.gui.study_panel import StudyPanel, TagBrowser
+from medae.gui.view_area import ViewArea
+from medae.gui.welcome import Welcome
+from medae.gui.workers import Job, format_eta
+from medae.viewer.bindings import KeyAction, key_action, slice_step
+from medae.viewer.session import ViewerSession
+
+_KEY_NAMES = {
+    Qt.Key.Key_Up: "Up",
+    Qt.Key.Key_Down: "Down",
+    Qt.Key.Key_Left: "Left",
+    Qt.Key.Key_Right: "Right",
+    Qt.Key.Key_PageUp: "PageUp",
+    Qt.Key.Key_PageDown: "PageDown",
+    Qt.Key.Key_Space: "Space",
+}
+
+
+class MainWindow(QMainWindow):
+    """The viewer window. ``open_path`` and ``start_analysis`` are what menus, drops and tests call."""
+
+    def __init__(self, prefs: Preferences | None = None) -> None:
+        super().__init__()
+        self.prefs = prefs or load_preferences()
+        self.session = ViewerSession()
+        self.jobs: list[Job] = []
+        self.model: Any = None
+        self._model_key: tuple | None = None
+        self.series_picker: SeriesPicker | None = None
+        self.last_error = None
+        self.setWindowTitle("medae")
+        self.setObjectName("mainWindow")
+        self.setAcceptDrops(True)
+        self._build()
+        self.apply_preferences(self.prefs)
+        menus.build(self)
+        self._restore_geometry()
+        self.session.image_changed.connect(self._on_image)
+        self.session.result_changed.connect(self._on_result)
+
+    # ----- construction ---------------------------------------------------------------------
+    def _build(self) -> None:
+        s = self.session
+        self.view_area = ViewArea(s)
+        self.welcome = Welcome(self)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.welcome)
+        self.stack.addWidget(self.view_area)
+        self.setCentralWidget(self.stack)
+        self.overlay_panel = OverlayPanel(s)
+        self.findings_panel = FindingsPanel(s)
+        self.study_panel = StudyPanel(s)
+        self.tag_browser = TagBrowser(s)
+        right = QTabWidget()
+        right.addTab(self.overlay_panel, "Overlay")
+        right.addTab(self.findings_panel, "Findings")
+        left = QTabWidget()
+        left.addTab(self.study_panel, "Study")
+        left.addTab(self.tag_browser, "DICOM tags")
+        self.right_tabs, self.left_tabs = right, left
+        for title, widget, area in (
+            ("Analysis", right, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("Study", left, Qt.DockWidgetArea.LeftDockWidgetArea),
+        ):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"dock-{title}")
+            dock.setWidget(widget)
+            self.addDockWidget(area, dock)
+        self.readout = QLabel("")
+        self.readout.setObjectName("readout")
+        self.device_label = QLabel("Device: not loaded")
+        self.progress_label = QLabel("")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setMaximumWidth(220)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_jobs)
+        bar = self.statusBar()
+        bar.addWidget(self.readout, 1)
+        for w in (self.progress_label, self.progress, self.cancel_button, self.device_label):
+            bar.addPermanentWidget(w)
+        self._show_progress(False)
+        self.view_area.hovered.connect(self._on_hover)
+        self.findings_panel.chosen.connect(lambda _r: self.stack.setCurrentWidget(self.view_area))
+
+    def apply_preferences(self, prefs: Preferences) -> None:
+        """Applies and stores preferences."""
+        self.prefs = prefs
+        s = self.session
+        s.mouse_scheme = prefs.mouse_scheme
+        s.convention = prefs.convention
+        s.layout = prefs.layout
+        s.set_style(colormap=prefs.colormap, opacity=prefs.opacity)
+        self.view_area.set_smooth(prefs.smooth)
+        save_preferences(prefs)
+
+    def _restore_geometry(self) -> None:
+        store = settings()
+        geometry, state = store.value("window/geometry"), store.value("window/state")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 860)
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+
+    def closeEvent(self, event) -> None:  # noqa: D102 (Qt override)
+        store = settings()
+        store.setValue("window/geometry", self.saveGeometry())
+        store.setValue("window/state", self.saveState())
+        store.sync()
+        self.cancel_jobs()
+        for job in list(self.jobs):
+            job.wait(10_000)
+        super().closeEvent(event)
+
+    # ----- jobs -----------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """True while any worker runs."""
+        return any(j.running for j in self.jobs)
+
+    def run_job(self, name: str, fn: Callable[..., Any], on_done: Callable[[Any], None], doing: str) -> Job:
+        """Runs ``fn(progress=, cancel=)`` in a worker thread; errors become dialogs."""
+        job = Job(name, fn, self)
+        job.progress.connect(self._on_progress)
+        job.succeeded.connect(lambda result: self._guard(on_done, result, doing))
+        job.failed.connect(lambda exc: self.report_error(exc, doing))
+        job.finished.connect(lambda: self._job_done(job))
+        self.jobs.append(job)
+        self.progress_label.setText(f"{doing.capitalize()}...")
+        self.progress.setValue(0)
+        self._show_progress(True)
+        return job.start()
+
+    def _guard(self, fn: Callable[[Any], None], result: Any, doing: str) -> None:
+        try:
+            fn(result)
+        except Exception as exc:  # a failing result handler must not leave the window half-updated silently
+            self.report_error(exc, doing)
+
+    def _on_progress(self, fraction: float, message: str, seconds_left: float) -> None:
+        self.progress.setValue(int(fraction * 1000))
+        eta = format_eta(seconds_left)
+        self.progress_label.setText(" - ".join(t for t in (message, eta) if t))
+
+    def _job_done(self, job: Job) -> None:
+        if job in self.jobs:
+            self.jobs.remove(job)
+        job.deleteLater()
+        if not self.busy:
+            self._show_progress(False)
+
+    def _show_progress(self, visible: bool) -> None:
+        for w in (self.progress_label, self.progress, self.cancel_button):
+            w.setVisible(visible)
+
+    def cancel_jobs(self) -> None:
+        """Asks every running job to stop."""
+        for job in self.jobs:
+            job.cancel()
+        if self.jobs:
+            self.statusBar().showMessage("Cancelling...", 3000)
+
+    def report_error(self, exc: BaseException, doing: str = "") -> None:
+        """Shows an error dialog (cancellations only a status message)."""
+        from medae.errors import CancelledError
+
+        if isinstance(exc, CancelledError):
+            self.statusBar().showMessage(f"Cancelled {doing}.", 5000)
+            return
+        self.last_error = show_error(self, exc, doing)
+
+    # ----- opening --------------------------------------------------------------------------
+    def open_path(self, path: str | Path) -> Job:
+        """Opens a file or folder: scans it, asks for a series if there are several, loads it."""
+        from medae.io import scan
+
+        path = str(path)
+        return self.run_job(
+            "scan",
+            lambda progress, cancel: scan(path, progress=progress, cancel=cancel),
+            lambda infos: self._scanned(path, infos),
+            f"reading {Path(path).name}",
+        )
+
+    def _scanned(self, path: str, infos: list) -> None:
+        if len(infos) == 1:
+            self.load_series(path, infos[0])
+            return
+        picker = SeriesPicker(infos, self)
+        picker.accepted.connect(lambda: self.load_series(path, picker.selected()))
+        self.series_picker = picker
+        picker.open()
+
+        def thumbs(progress, cancel):
+            from medae.viewer.thumbnails import thumbnail
+
+            return [thumbnail(info) for info in infos]
+
+        def show(images: list) -> None:
+            for row, img in enumerate(images):
+                picker.set_thumbnail(row, img)
+
+        self.run_job("thumbnails", thumbs, show, "making previews")
+
+    def load_series(self, path: str, info) -> Job:
+        """Loads one series of ``path`` in a worker and shows it."""
+        from medae.io import load
+
+        def work(progress, cancel):
+            return load(path, series=info.uid, progress=progress, cancel=cancel)
+
+        return self.run_job("load", work, lambda volume: self.show_volume(volume, path), f"loading {info.description}")
+
+    def show_volume(self, volume, path: str | None = None) -> None:
+        """Puts a loaded volume on screen."""
+        self.session.open(volume)
+        if path:
+            add_recent(path)
+            menus.refresh_recent(self)
+
+    def _on_image(self) -> None:
+        v = self.session.volume
+        if v is None:
+            return
+        self.stack.setCurrentWidget(self.view_area)
+        name = Path(v.source).name if v.source else "scan"
+        self.setWindowTitle(f"medae - {name} ({v.describe()})")
+        menus.refresh_presets(self)
+        self.view_area.refresh_warnings()
+
+    # ----- analysis -------------------------------------------------------------------------
+    def start_analysis(self) -> Job | None:
+        """Runs the anomaly analysis of the scan on screen in a worker thread."""
+        volume = self.session.volume
+        if volume is None:
+            self.statusBar().showMessage("Open a scan first (File > Open).", 5000)
+            return None
+        if any(j.name == "analyze" for j in self.jobs):
+            return None
+        key = (self.prefs.model, self.prefs.device)
+        cached = self.model if key == self._model_key else None
+
+        def work(progress, cancel):
+            from medae.progress import check_cancel, report, sub_progress
+
+            model = cached
+            if model is None:
+                report(progress, 0.0, "Loading the model")
+                from medae.model import load_model
+
+                model = load_model(self.prefs.model or None, device=self.prefs.device)
+            check_cancel(cancel)
+            report(progress, 0.05, f"Analysing on {model.device_name}")
+            from medae.analysis import analyze
+
+            result = analyze(volume, model, progress=sub_progress(progress, 0.05, 1.0), cancel=cancel)
+            return model, result
+
+        def done(out) -> None:
+            self.model, self._model_key = out[0], key
+            self.device_label.setText(f"Device: {out[0].device_name}")
+            if self.session.volume is volume:
+                self.session.set_result(out[1])
+                self.right_tabs.setCurrentWidget(self.findings_panel)
+
+        self.device_label.setText("Device: loading model..." if cached is None else f"Device: {cached.device_name}")
+        return self.run_job("analyze", work, done, "analysing the scan")
+
+    def _on_result(self) -> None:
+        menus.refresh_enabled(self)
+        self.view_area.refresh_warnings()
+        if self.session.findings:
+            self.findings_panel.choose(0)
+
+    # ----- input ----------------------------------------------------------------------------
+    def _on_hover(self, readout) -> None:
+        self.readout.setText(readout.text() if readout is not None else "")
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: D102
+        name = _KEY_NAMES.get(event.key()) or event.text().upper()
+        if not self.handle_key(name):
+            super().keyPressEvent(event)
+
+    def handle_key(self, name: str) -> bool:
+        """Carries out the binding of a key name; False when the key is not bound."""
+        binding = key_action(name)
+        s = self.session
+        if binding is None or s.image is None:
+            return False
+        step = slice_step(binding)
+        if step:
+            s.move_slice(self.view_area.active_plane, step)
+        elif binding.action == KeyAction.RESET:
+            s.reset_view()
+        elif binding.action == KeyAction.INVERT:
+            s.set_invert(not s.invert)
+        elif binding.action == KeyAction.TOGGLE_HEATMAP:
+            s.set_heat_visible(not s.heat_visible)
+        elif binding.action == KeyAction.PRESET:
+            if s.apply_preset(binding.arg or 0):
+                self.statusBar().showMessage(f"Window: {s.presets()[binding.arg - 1].name}", 3000)
+        elif binding.action == KeyAction.DEFAULT_WINDOW:
+            s.reset_window()
+        elif binding.action in (KeyAction.NEXT_FINDING, KeyAction.PREVIOUS_FINDING) and s.findings:
+            rows = self.findings_panel.table.selectionModel().selectedRows()
+            current = rows[0].row() if rows else -1
+            delta = 1 if binding.action == KeyAction.NEXT_FINDING else -1
+            self.findings_panel.choose((current + delta) % len(s.findings))
+        return True
+
+    def dragEnterEvent(self, event) -> None:  # noqa: D102
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: D102
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_path(paths[0])
+
+    def active_widget(self) -> QWidget:
+        """The widget a screenshot shows: the reading area with its colour bar and warnings."""
+        return self.view_area

@@ -1,0 +1,165 @@
+"""The menu bar: every command of the window, with its shortcut."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QFileDialog
+
+from medae.gui import exports
+from medae.gui.dialogs import KeysDialog, PreferencesDialog
+from medae.gui.settings import recent_files
+from medae.viewer.planes import CONVENTIONS, PLANES
+from medae.viewer.session import LAYOUTS
+
+_SCAN_FILTER = "Scans (*.nii *.nii.gz *.dcm DICOMDIR);;All files (*)"
+
+
+def _action(w, menu, text: str, slot, shortcut=None, checkable=False, name=None) -> QAction:
+    a = QAction(text, w)
+    if shortcut:
+        a.setShortcut(QKeySequence(shortcut))
+    a.setCheckable(checkable)
+    a.triggered.connect(slot)
+    if name:
+        a.setObjectName(name)
+        w.actions_by_name[name] = a
+    menu.addAction(a)
+    return a
+
+
+def build(w) -> None:
+    """Creates the menus of a ``MainWindow``."""
+    w.actions_by_name = {}
+    s = w.session
+    bar = w.menuBar()
+    f = bar.addMenu("&File")
+    _action(w, f, "&Open file...", lambda: _open_file(w), QKeySequence.StandardKey.Open, name="open_file")
+    _action(w, f, "Open &folder...", lambda: _open_folder(w), "Ctrl+Shift+O", name="open_folder")
+    w.recent_menu = f.addMenu("Open &recent")
+    f.addSeparator()
+    _action(w, f, "&Preferences...", lambda: _preferences(w), QKeySequence.StandardKey.Preferences, name="prefs")
+    f.addSeparator()
+    _action(w, f, "&Quit", w.close, QKeySequence.StandardKey.Quit)
+    w.welcome.open_file.clicked.connect(lambda: _open_file(w))
+    w.welcome.open_folder.clicked.connect(lambda: _open_folder(w))
+
+    v = bar.addMenu("&View")
+    group = QActionGroup(w)
+    for layout in LAYOUTS:
+        a = _action(
+            w, v, f"Layout {layout}", partial(setattr, s, "layout", layout), checkable=True, name=f"layout_{layout}"
+        )
+        a.setChecked(s.layout == layout)
+        group.addAction(a)
+    planes = v.addMenu("Single-view plane")
+    for plane in PLANES:
+        _action(w, planes, plane.title(), partial(_single, w, plane))
+    v.addSeparator()
+    conv = QActionGroup(w)
+    for c in CONVENTIONS:
+        a = _action(
+            w, v, f"{c.title()} convention", partial(setattr, s, "convention", c), checkable=True, name=f"conv_{c}"
+        )
+        a.setChecked(s.convention == c)
+        conv.addAction(a)
+    v.addSeparator()
+    _action(
+        w,
+        v,
+        "&Compare input | reconstruction | residual",
+        lambda on: setattr(s, "compare", on),
+        "C",
+        checkable=True,
+        name="compare",
+    )
+    _action(w, v, "&Invert grey scale (I)", lambda: w.handle_key("I"))
+    _action(w, v, "&Reset view (Space)", lambda: w.handle_key("Space"))
+    w.presets_menu = v.addMenu("Window &presets")
+
+    a = bar.addMenu("&Analysis")
+    _action(w, a, "&Analyze", w.start_analysis, "Ctrl+R", name="analyze")
+    _action(w, a, "&Cancel", w.cancel_jobs, "Esc", name="cancel")
+    _action(w, a, "Show/hide &heatmap (H)", lambda: w.handle_key("H"), name="toggle_heat")
+    _action(w, a, "C&lear analysis", s.clear_result, name="clear")
+
+    e = bar.addMenu("&Export")
+    for text, kind, suffix in exports.KINDS:
+        _action(w, e, text, partial(_export, w, kind, suffix), name=f"export_{kind}")
+
+    h = bar.addMenu("&Help")
+    _action(w, h, "&Keys and mouse", lambda: KeysDialog(s.mouse_scheme, w).open(), "F1")
+    s.display_changed.connect(lambda: _sync_checks(w))
+    refresh_recent(w)
+    refresh_presets(w)
+    refresh_enabled(w)
+
+
+def _open_file(w) -> None:
+    path, _ = QFileDialog.getOpenFileName(w, "Open a scan", "", _SCAN_FILTER)
+    if path:
+        w.open_path(path)
+
+
+def _open_folder(w) -> None:
+    path = QFileDialog.getExistingDirectory(w, "Open a DICOM folder")
+    if path:
+        w.open_path(path)
+
+
+def _preferences(w) -> None:
+    dlg = PreferencesDialog(w.prefs, w)
+    dlg.accepted.connect(lambda: w.apply_preferences(dlg.preferences()))
+    dlg.open()
+
+
+def _single(w, plane: str) -> None:
+    w.session.single_plane = plane
+    w.session.layout = "single"
+
+
+def _export(w, kind: str, suffix: str) -> None:
+    if kind == "report":
+        target = QFileDialog.getExistingDirectory(w, "Folder for heatmap, findings and report")
+    else:
+        target, _ = QFileDialog.getSaveFileName(w, "Export", f"medae-{kind}{suffix}")
+    if target:
+        exports.export(w, kind, target)
+
+
+def _sync_checks(w) -> None:
+    s = w.session
+    for layout in LAYOUTS:
+        w.actions_by_name[f"layout_{layout}"].setChecked(s.layout == layout and not s.compare)
+    for c in CONVENTIONS:
+        w.actions_by_name[f"conv_{c}"].setChecked(s.convention == c)
+    w.actions_by_name["compare"].setChecked(s.compare)
+
+
+def refresh_recent(w) -> None:
+    """Rebuilds File > Open recent."""
+    w.recent_menu.clear()
+    items = recent_files()
+    for p in items:
+        w.recent_menu.addAction(Path(p).name, partial(w.open_path, p)).setToolTip(p)
+    w.recent_menu.setEnabled(bool(items))
+    w.welcome.refresh()
+
+
+def refresh_presets(w) -> None:
+    """Rebuilds View > Window presets for the modality on screen."""
+    w.presets_menu.clear()
+    w.presets_menu.addAction("Scan's own window (0)", partial(w.handle_key, "0"))
+    for n, preset in enumerate(w.session.presets(), 1):
+        w.presets_menu.addAction(f"{preset.name} ({n})", partial(w.handle_key, str(n)))
+
+
+def refresh_enabled(w) -> None:
+    """Enables what needs an analysis only when there is one."""
+    has = w.session.result is not None
+    for name in ("compare", "toggle_heat", "clear", *(f"export_{k}" for _t, k, _s in exports.KINDS)):
+        if name in w.actions_by_name:
+            needs_result = name != "export_screenshot"
+            w.actions_by_name[name].setEnabled(has or not needs_result)

@@ -1,0 +1,176 @@
+"""Side panels of the analysis: overlay controls and the ranked findings."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHeaderView,
+    QLabel,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medae.viewer.colormaps import OVERLAY_COLORMAPS
+from medae.viewer.session import ViewerSession
+
+_STEPS = 1000
+
+
+class OverlayPanel(QWidget):
+    """Colormap, opacity, threshold (calibrated units, soft fade) and visibility of the heatmap.
+
+    Every control writes through the session's setters and follows its signals, so keys and menus
+    that change the same settings stay in step.
+    """
+
+    def __init__(self, session: ViewerSession, parent=None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self._syncing = False
+        self.summary = QLabel("Run Analyze (Ctrl+R) to see where the scan is unlike healthy ones.")
+        self.summary.setWordWrap(True)
+        self.summary.setObjectName("analysisSummary")
+        self.visible = QCheckBox("Show heatmap (H)")
+        self.colormap = QComboBox()
+        self.colormap.addItems(OVERLAY_COLORMAPS)
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setDecimals(2)
+        self.threshold.setSingleStep(0.1)
+        self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
+        self.threshold_slider.setRange(0, _STEPS)
+        self.fade = QDoubleSpinBox()
+        self.fade.setDecimals(2)
+        self.fade.setSingleStep(0.1)
+        self.fade.setToolTip("Heat this far below the threshold fades in gradually instead of being cut off.")
+        form = QFormLayout()
+        form.addRow(self.visible)
+        form.addRow("Colormap", self.colormap)
+        form.addRow("Opacity", self.opacity)
+        self.threshold_label = QLabel("Threshold")
+        form.addRow(self.threshold_label, self.threshold)
+        form.addRow("", self.threshold_slider)
+        form.addRow("Soft fade", self.fade)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.summary)
+        lay.addLayout(form)
+        lay.addStretch(1)
+        self.visible.toggled.connect(lambda v: self._write(lambda: session.set_heat_visible(v)))
+        self.colormap.currentTextChanged.connect(lambda t: self._write(lambda: session.set_style(colormap=t)))
+        self.opacity.valueChanged.connect(lambda v: self._write(lambda: session.set_style(opacity=v / 100)))
+        self.threshold.valueChanged.connect(lambda v: self._write(lambda: session.set_style(threshold=v)))
+        self.threshold_slider.valueChanged.connect(self._slider_moved)
+        self.fade.valueChanged.connect(lambda v: self._write(lambda: session.set_style(fade=v)))
+        session.overlay_changed.connect(self.sync)
+        session.result_changed.connect(self.sync)
+        self.sync()
+
+    def _write(self, fn) -> None:
+        if not self._syncing:
+            fn()
+
+    def _slider_moved(self, step: int) -> None:
+        st = self.session.style
+        self._write(lambda: self.session.set_style(threshold=st.vmin + (st.vmax - st.vmin) * step / _STEPS))
+
+    def sync(self) -> None:
+        """Shows the session's overlay settings in the controls."""
+        s = self.session
+        st = s.style
+        self._syncing = True
+        try:
+            enabled = s.result is not None
+            for w in (self.visible, self.colormap, self.opacity, self.threshold, self.threshold_slider, self.fade):
+                w.setEnabled(enabled)
+            self.visible.setChecked(s.heat_visible)
+            self.colormap.setCurrentText(st.colormap)
+            self.opacity.setValue(round(st.opacity * 100))
+            self.threshold.setRange(st.vmin, st.vmax)
+            self.threshold.setValue(st.threshold)
+            span = max(st.vmax - st.vmin, 1e-12)
+            self.threshold_slider.setValue(round((st.threshold - st.vmin) / span * _STEPS))
+            self.fade.setRange(0.0, span)
+            self.fade.setValue(st.fade)
+            r = s.result
+            if r is not None:
+                units = getattr(r, "units", "")
+                self.threshold_label.setText(f"Threshold ({units})" if units else "Threshold")
+                pct = getattr(r, "percentile", None)
+                pct_text = f", {pct:.0f}th percentile of healthy scans" if pct is not None else ""
+                self.summary.setText(
+                    f"Score {r.score:.3g}{pct_text}. {len(r.findings)} finding(s). Model {r.model_id} on {r.device}."
+                )
+            else:
+                self.threshold_label.setText("Threshold")
+                self.summary.setText("Run Analyze (Ctrl+R) to see where the scan is unlike healthy ones.")
+        finally:
+            self._syncing = False
+
+
+class FindingsPanel(QWidget):
+    """The findings, ranked by peak heat; clicking one moves every view to it.
+
+    Signals:
+        chosen(int): rank of the finding the user picked.
+    """
+
+    chosen = Signal(int)
+    COLUMNS = ("#", "side", "volume (ml)", "peak", "mean", "RAS (mm)")
+
+    def __init__(self, session: ViewerSession, parent=None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setObjectName("findings")
+        self.table.setHorizontalHeaderLabels(self.COLUMNS)
+        self.table.verticalHeader().hide()
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.empty = QLabel("No findings yet.")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.empty)
+        lay.addWidget(self.table)
+        self.table.cellClicked.connect(lambda row, _col: self.choose(row))
+        session.result_changed.connect(self.refresh)
+        self.refresh()
+
+    def choose(self, rank: int) -> None:
+        """Selects a finding and moves the views to it."""
+        self.table.selectRow(rank)
+        self.session.go_to_finding(rank)
+        self.chosen.emit(rank)
+
+    def refresh(self) -> None:
+        """Fills the table from the session's findings."""
+        found = self.session.findings
+        self.table.setRowCount(len(found))
+        for row, f in enumerate(found):
+            cells = (
+                str(row + 1),
+                f.side,
+                f"{f.volume_ml:.2f}",
+                f"{f.peak:.2f}",
+                f"{f.mean:.2f}",
+                "{:.0f}, {:.0f}, {:.0f}".format(*f.centroid_world),
+            )
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if col != 1:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(row, col, item)
+        if self.session.result is None:
+            self.empty.setText("No findings yet: run Analyze.")
+        else:
+            self.empty.setText("No region above the threshold." if not found else f"{len(found)} finding(s), by peak:")

@@ -1,0 +1,88 @@
+"""Preferences and recent files, kept in QSettings between runs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+ORGANIZATION = "medae"
+APPLICATION = "medae"
+MAX_RECENT = 10
+
+
+@dataclass
+class Preferences:
+    """What the user can set in Edit > Preferences.
+
+    Attributes:
+        mouse_scheme: "radiology" (left-drag window/level) or "research" (left-click crosshair).
+        convention: "radiological" (patient's right on screen left) or "neurological".
+        colormap: Overlay colormap.
+        opacity: Overlay opacity, 0-1.
+        smooth: Interpolate pixels when zoomed in (off: show voxels as squares).
+        model: Model folder, "" for the shipped default.
+        device: "auto", "cpu", "cuda" or "mps".
+        layout: "single", "1x3" or "2x2".
+    """
+
+    mouse_scheme: str = "radiology"
+    convention: str = "radiological"
+    colormap: str = "hot"
+    opacity: float = 0.6
+    smooth: bool = False
+    model: str = ""
+    device: str = "auto"
+    layout: str = "1x3"
+
+
+def settings() -> QSettings:
+    """The application's settings store (INI-style on Linux)."""
+    return QSettings(ORGANIZATION, APPLICATION)
+
+
+def load_preferences() -> Preferences:
+    """Reads preferences; unknown or broken values fall back to the defaults."""
+    store = settings()
+    prefs = Preferences()
+    for f in fields(Preferences):
+        raw = store.value(f"prefs/{f.name}")
+        if raw is None:
+            continue
+        default = getattr(prefs, f.name)
+        try:
+            if isinstance(default, bool):
+                value = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes")
+            else:
+                value = type(default)(raw)
+        except (TypeError, ValueError):
+            continue
+        setattr(prefs, f.name, value)
+    return prefs
+
+
+def save_preferences(prefs: Preferences) -> None:
+    """Writes preferences."""
+    store = settings()
+    for name, value in asdict(prefs).items():
+        store.setValue(f"prefs/{name}", value)
+    store.sync()
+
+
+def recent_files() -> list[str]:
+    """Recently opened paths that still exist, newest first."""
+    raw = settings().value("recent", [])
+    if isinstance(raw, str):
+        raw = [raw]
+    return [p for p in (raw or []) if Path(p).exists()][:MAX_RECENT]
+
+
+def add_recent(path: str) -> list[str]:
+    """Puts a path at the top of the recent list; returns the new list."""
+    path = str(Path(path).resolve())
+    items = [path] + [p for p in recent_files() if p != path]
+    store = settings()
+    store.setValue("recent", items[:MAX_RECENT])
+    store.sync()
+    return items[:MAX_RECENT]

@@ -1,0 +1,284 @@
+"""One slice on screen: draws ``ViewerSession.render`` and turns mouse input into session changes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPen, QWheelEvent
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from medae.viewer.bindings import CLICK_SLOP_PX, MOUSE_SCHEMES, MouseAction
+from medae.viewer.planes import orientation_labels, plane_spec, scale_bar
+from medae.viewer.session import ViewerSession
+
+PLANE_COLORS = {"axial": QColor(255, 80, 80), "coronal": QColor(80, 220, 80), "sagittal": QColor(90, 150, 255)}
+LABEL_COLOR = QColor(255, 215, 90)
+TEXT_COLOR = QColor(235, 235, 235)
+_BUTTONS = {
+    Qt.MouseButton.LeftButton: "left",
+    Qt.MouseButton.MiddleButton: "middle",
+    Qt.MouseButton.RightButton: "right",
+}
+
+
+def modifier_name(mods: Qt.KeyboardModifier) -> str:
+    """The binding-table name of the held modifier ("", "shift", "ctrl" or "alt")."""
+    if mods & Qt.KeyboardModifier.ControlModifier:
+        return "ctrl"
+    if mods & Qt.KeyboardModifier.ShiftModifier:
+        return "shift"
+    if mods & Qt.KeyboardModifier.AltModifier:
+        return "alt"
+    return ""
+
+
+class SliceView(QWidget):
+    """A view of one plane of one layer (input, reconstruction or residual).
+
+    Signals:
+        hovered(object): the ``Readout`` under the pointer, or None when it leaves the image.
+        activated(str): the plane of this view, when the user interacts with it.
+    """
+
+    hovered = Signal(object)
+    activated = Signal(str)
+
+    def __init__(self, session: ViewerSession, plane: str, layer: str = "input", mip: bool = False, parent=None):
+        super().__init__(parent)
+        self.session, self.plane, self.layer, self.mip = session, plane, layer, mip
+        self.smooth = False
+        self.title = ""
+        self.setMinimumSize(120, 120)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.setObjectName(f"view-{plane}-{layer}{'-mip' if mip else ''}")
+        self._press: tuple[str, str, QPointF, object] | None = None
+        self._moved = False
+        self._pixels: np.ndarray | None = None
+        self._links = [
+            (sig, sig.connect(self._repaint))
+            for sig in (
+                session.image_changed,
+                session.cursor_changed,
+                session.window_changed,
+                session.overlay_changed,
+                session.display_changed,
+                session.result_changed,
+            )
+        ]
+        self._links.append((session.view_changed, session.view_changed.connect(self._on_view_changed)))
+
+    def detach(self) -> None:
+        """Stops following the session (before the widget is deleted)."""
+        for sig, slot in self._links:
+            sig.disconnect(slot)
+        self._links = []
+
+    def _repaint(self) -> None:
+        self.update()
+
+    def _on_view_changed(self, plane: str) -> None:
+        if plane == self.plane:
+            self.update()
+
+    # ----- geometry -------------------------------------------------------------------------
+    def image_rect(self) -> QRectF:
+        """Where the slice is drawn in widget coordinates (true proportions, zoom and pan applied)."""
+        s = self.session
+        spec = plane_spec(self.plane, s.convention)
+        rows, cols = spec.image_shape(s.image.grid.shape)
+        dx, dy = spec.pixel_mm(s.image.grid.spacing)
+        w_mm, h_mm = cols * dx, rows * dy
+        state = s.view_state(self.plane)
+        ppmm = min(self.width() / w_mm, self.height() / h_mm) * state.zoom
+        cx = self.width() / 2 + state.pan[0] * ppmm
+        cy = self.height() / 2 + state.pan[1] * ppmm
+        return QRectF(cx - w_mm * ppmm / 2, cy - h_mm * ppmm / 2, w_mm * ppmm, h_mm * ppmm)
+
+    def pixels_per_mm(self) -> float:
+        """Screen pixels per mm at the current zoom."""
+        spec = plane_spec(self.plane, self.session.convention)
+        rect = self.image_rect()
+        cols = spec.image_shape(self.session.image.grid.shape)[1]
+        return rect.width() / (cols * spec.pixel_mm(self.session.image.grid.spacing)[0])
+
+    def widget_to_voxel(self, pos: QPointF) -> np.ndarray:
+        """Continuous canonical voxel index under a widget position (in the slice through the cursor)."""
+        s = self.session
+        spec = plane_spec(self.plane, s.convention)
+        rows, cols = spec.image_shape(s.image.grid.shape)
+        rect = self.image_rect()
+        col = (pos.x() - rect.left()) / rect.width() * cols - 0.5
+        row = (pos.y() - rect.top()) / rect.height() * rows - 0.5
+        return spec.to_voxel(s.cursor, col, row, s.image.grid.shape)
+
+    def voxel_to_widget(self, index) -> QPointF:
+        """Widget position of the centre of a canonical voxel."""
+        s = self.session
+        spec = plane_spec(self.plane, s.convention)
+        rows, cols = spec.image_shape(s.image.grid.shape)
+        col, row = spec.to_screen(index, s.image.grid.shape)
+        rect = self.image_rect()
+        return QPointF(rect.left() + (col + 0.5) * rect.width() / cols, rect.top() + (row + 0.5) * rect.height() / rows)
+
+    def inside(self, index) -> bool:
+        """True when a canonical index lies on the grid."""
+        shape = self.session.image.grid.shape
+        return all(-0.5 <= index[a] <= shape[a] - 0.5 for a in range(3))
+
+    # ----- painting -------------------------------------------------------------------------
+    def paintEvent(self, event) -> None:  # noqa: D102 (Qt override)
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(0, 0, 0))
+        s = self.session
+        if s.image is None:
+            p.end()
+            return
+        try:
+            self._pixels = s.render_mip(self.plane) if self.mip else s.render(self.plane, self.layer)
+        except ValueError as exc:
+            p.setPen(TEXT_COLOR)
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, str(exc))
+            p.end()
+            return
+        h, w = self._pixels.shape
+        image = QImage(self._pixels.data, w, h, w * 4, QImage.Format.Format_RGB32)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
+        rect = self.image_rect()
+        p.drawImage(rect, image)
+        if not self.mip:
+            self._paint_crosshair(p)
+        self._paint_labels(p, rect)
+        if self.hasFocus():
+            p.setPen(QPen(PLANE_COLORS[self.plane], 2))
+            p.drawRect(self.rect().adjusted(1, 1, -1, -1))
+        p.end()
+
+    def _paint_crosshair(self, p: QPainter) -> None:
+        s = self.session
+        spec = plane_spec(self.plane, s.convention)
+        c = self.voxel_to_widget(s.cursor)
+        gap = 8
+        for axis, horizontal in ((spec.col_axis, False), (spec.row_axis, True)):
+            other = next(pl for pl in PLANE_COLORS if plane_spec(pl).normal == axis)
+            p.setPen(QPen(PLANE_COLORS[other], 1))
+            if horizontal:
+                p.drawLine(QPointF(0, c.y()), QPointF(c.x() - gap, c.y()))
+                p.drawLine(QPointF(c.x() + gap, c.y()), QPointF(self.width(), c.y()))
+            else:
+                p.drawLine(QPointF(c.x(), 0), QPointF(c.x(), c.y() - gap))
+                p.drawLine(QPointF(c.x(), c.y() + gap), QPointF(c.x(), self.height()))
+
+    def _paint_labels(self, p: QPainter, rect: QRectF) -> None:
+        s = self.session
+        spec = plane_spec(self.plane, s.convention)
+        font = QFont(self.font())
+        font.setPointSize(max(8, font.pointSize()))
+        font.setBold(True)
+        p.setFont(font)
+        labels = orientation_labels(spec, s.image.grid.affine)
+        w, h, m = self.width(), self.height(), 6
+        p.setPen(LABEL_COLOR)
+        p.drawText(QRectF(m, 0, 40, h), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, labels["left"])
+        p.drawText(
+            QRectF(w - 40 - m, 0, 40, h), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, labels["right"]
+        )
+        p.drawText(QRectF(0, m, w, 20), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, labels["top"])
+        p.drawText(
+            QRectF(0, h - 20 - m, w, 20), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, labels["bottom"]
+        )
+        font.setBold(False)
+        p.setFont(font)
+        p.setPen(TEXT_COLOR)
+        n = s.cursor[spec.normal]
+        title = self.title or self.plane.title()
+        if self.mip:
+            first = f"{title} (heat projection)"
+        else:
+            first = f"{title}  {n + 1}/{s.slice_count(self.plane)}"
+        p.drawText(QPointF(m, 16), first)
+        win = s.layer_window(self.layer)
+        unit = f" {s.units}" if s.units else ""
+        p.drawText(
+            QPointF(m, h - m), f"W {win.width:.4g}  L {win.center:.4g}{unit}  x{s.view_state(self.plane).zoom:.2g}"
+        )
+        ppmm = self.pixels_per_mm()
+        length_mm, length_px = scale_bar(1.0 / ppmm if ppmm > 0 else 0, min(120.0, w / 4))
+        if length_px >= 10:
+            x1, y1 = w - m - 30, h - m - 16
+            x0 = x1 - length_px
+            p.setPen(QPen(TEXT_COLOR, 2))
+            p.drawLine(QPointF(x0, y1), QPointF(x1, y1))
+            p.drawLine(QPointF(x0, y1 - 4), QPointF(x0, y1 + 4))
+            p.drawLine(QPointF(x1, y1 - 4), QPointF(x1, y1 + 4))
+            p.drawText(QPointF(x0, y1 - 6), f"{length_mm:g} mm")
+
+    # ----- mouse ----------------------------------------------------------------------------
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: D102
+        if self.session.image is None:
+            return
+        self.setFocus()
+        self.activated.emit(self.plane)
+        button = _BUTTONS.get(event.button())
+        if button is None:
+            return
+        s = self.session
+        start = {"window": s.layer_window("input"), "view": s.view_state(self.plane)}
+        self._press = (button, modifier_name(event.modifiers()), event.position(), start)
+        self._moved = False
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: D102
+        s = self.session
+        if s.image is None:
+            return
+        if self._press is None:
+            index = self.widget_to_voxel(event.position())
+            self.hovered.emit(s.readout(index) if self.inside(index) else None)
+            return
+        button, mod, origin, start = self._press
+        delta = event.position() - origin
+        if not self._moved and max(abs(delta.x()), abs(delta.y())) < CLICK_SLOP_PX:
+            return
+        self._moved = True
+        self.apply_drag(MOUSE_SCHEMES[s.mouse_scheme].drag_action(button, mod), delta, event.position(), start)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: D102
+        if self._press is not None and not self._moved and self.session.image is not None:
+            if MOUSE_SCHEMES[self.session.mouse_scheme].click == MouseAction.CROSSHAIR and self._press[0] == "left":
+                self.set_crosshair(event.position())
+        self._press = None
+
+    def apply_drag(self, action: MouseAction, delta: QPointF, pos: QPointF, start: dict) -> None:
+        """Carries out one step of a drag action."""
+        s = self.session
+        if action == MouseAction.WINDOW_LEVEL:
+            s.set_window(start["window"].dragged(delta.x(), delta.y(), s.window_drag_scale()))
+        elif action == MouseAction.PAN:
+            ppmm = self.pixels_per_mm()
+            pan = (start["view"].pan[0] + delta.x() / ppmm, start["view"].pan[1] + delta.y() / ppmm)
+            s.set_view_state(self.plane, pan=pan)
+        elif action == MouseAction.ZOOM:
+            s.set_view_state(self.plane, zoom=start["view"].zoom * math.exp(-delta.y() / 150.0))
+        elif action == MouseAction.CROSSHAIR:
+            self.set_crosshair(pos)
+
+    def set_crosshair(self, pos: QPointF) -> None:
+        """Moves the linked crosshair to the voxel under a widget position."""
+        index = self.widget_to_voxel(pos)
+        if self.inside(index):
+            self.session.set_cursor(index)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: D102
+        if self.session.image is None:
+            return
+        steps = event.angleDelta().y() / 120
+        if steps:
+            self.activated.emit(self.plane)
+            self.session.move_slice(self.plane, int(math.copysign(max(1, round(abs(steps))), steps)))
+
+    def leaveEvent(self, event) -> None:  # noqa: D102
+        self.hovered.emit(None)

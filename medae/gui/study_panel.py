@@ -1,0 +1,158 @@
+"""Who and what is on screen: patient, study and series, and the DICOM tag browser with search."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+
+from medae.errors import MedaeError
+from medae.viewer.session import ViewerSession
+from medae.viewer.tags import TagRow, filter_rows, read_tags
+
+_PATIENT = (
+    ("patient_name", "Name"),
+    ("patient_id", "ID"),
+    ("patient_birth_date", "Birth date"),
+    ("patient_sex", "Sex"),
+    ("patient_age", "Age"),
+)
+_STUDY = (
+    ("study_date", "Date"),
+    ("study_description", "Description"),
+    ("accession_number", "Accession"),
+    ("study_instance_uid", "Study UID"),
+    ("institution_name", "Institution"),
+)
+_SERIES = (
+    ("series_description", "Description"),
+    ("series_number", "Number"),
+    ("body_part", "Body part"),
+    ("manufacturer", "Manufacturer"),
+    ("series_instance_uid", "Series UID"),
+)
+
+
+def _lookup(volume, key: str):
+    for source in (volume.phi, volume.meta):
+        if source.get(key) not in (None, ""):
+            return source[key]
+    return None
+
+
+class StudyPanel(QWidget):
+    """Patient / study / series facts of the scan on screen."""
+
+    def __init__(self, session: ViewerSession, parent=None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.tree = QTreeWidget()
+        self.tree.setObjectName("study")
+        self.tree.setHeaderLabels(["", ""])
+        self.tree.setHeaderHidden(True)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.tree)
+        session.image_changed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Rebuilds the tree from the volume's metadata."""
+        self.tree.clear()
+        v = self.session.volume
+        if v is None:
+            return
+        sections = [("Patient", _PATIENT), ("Study", _STUDY), ("Series", _SERIES)]
+        for title, keys in sections:
+            top = QTreeWidgetItem([title, ""])
+            self.tree.addTopLevelItem(top)
+            for key, label in keys:
+                value = _lookup(v, key)
+                if value is not None:
+                    top.addChild(QTreeWidgetItem([label, str(value)]))
+            if title == "Series":
+                sp = " x ".join(f"{s:.3g}" for s in v.spacing)
+                for label, value in (
+                    ("Modality", v.modality),
+                    ("Voxels", " x ".join(map(str, v.shape))),
+                    ("Spacing (mm)", sp),
+                    ("Orientation", v.orientation),
+                    ("Source", v.source or ""),
+                ):
+                    top.addChild(QTreeWidgetItem([label, str(value)]))
+            if top.childCount() == 0:
+                top.addChild(QTreeWidgetItem(["", "not recorded in this file"]))
+            top.setExpanded(True)
+        self.tree.resizeColumnToContents(0)
+
+
+class TagBrowser(QWidget):
+    """The DICOM header of the series' first file, searchable by tag, keyword or value."""
+
+    def __init__(self, session: ViewerSession, parent=None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.rows: list[TagRow] = []
+        self.search = QLineEdit()
+        self.search.setObjectName("tagSearch")
+        self.search.setPlaceholderText("Search tags (keyword, (0010,0010) or value)")
+        self.search.setClearButtonEnabled(True)
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        self.tree = QTreeWidget()
+        self.tree.setObjectName("tags")
+        self.tree.setHeaderLabels(["Tag", "Keyword", "VR", "Value"])
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.search)
+        lay.addWidget(self.note)
+        lay.addWidget(self.tree)
+        self.search.textChanged.connect(self.apply_filter)
+        session.image_changed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Reads the header of the scan on screen (DICOM only)."""
+        self.rows = []
+        v = self.session.volume
+        files = (v.meta.get("source_files") or []) if v is not None else []
+        if v is None:
+            self.note.setText("")
+        elif not files:
+            self.note.setText("No DICOM header: this scan was not read from DICOM files.")
+        else:
+            try:
+                self.rows = read_tags(files[0])
+                self.note.setText(f"{files[0]}")
+            except MedaeError as exc:
+                self.note.setText(str(exc))
+        self.apply_filter(self.search.text())
+
+    def apply_filter(self, text: str) -> None:
+        """Shows the rows that match ``text`` (and the sequences that hold them)."""
+        self.tree.clear()
+        items: dict[int, QTreeWidgetItem] = {}
+        for n in filter_rows(self.rows, text):
+            row = self.rows[n]
+            item = QTreeWidgetItem([row.tag, row.keyword, row.vr, row.value])
+            parent = items.get(row.parent)
+            if parent is None:
+                self.tree.addTopLevelItem(item)
+            else:
+                parent.addChild(item)
+            items[n] = item
+        if text:
+            self.tree.expandAll()
+        for col in range(3):
+            self.tree.resizeColumnToContents(col)
+
+    def visible_keywords(self) -> list[str]:
+        """Keywords currently listed (top level and nested), for tests and accessibility."""
+        out: list[str] = []
+
+        def walk(item: QTreeWidgetItem) -> None:
+            out.append(item.text(1))
+            for i in range(item.childCount()):
+                walk(item.child(i))
+
+        for i in range(self.tree.topLevelItemCount()):
+            walk(self.tree.topLevelItem(i))
+        return out
