@@ -370,7 +370,10 @@ def test_without_keep_phi_no_patient_data_in_the_bytes(sources, tmp_path):
     originals = [pydicom.dcmread(f) for f in source.meta["source_files"]]
     original_uids = {source.meta["study_uid"], source.meta["series_uid"], source.meta["frame_of_reference_uid"]}
     original_uids |= {ds.SOPInstanceUID for ds in originals}
-    for kind, path in _write_all(source, tmp_path).items():
+    before = {f: (Path(f).stat().st_mtime_ns, Path(f).read_bytes()) for f in source.meta["source_files"]}
+    written = _write_all(source, tmp_path)
+    assert {f: (Path(f).stat().st_mtime_ns, Path(f).read_bytes()) for f in before} == before  # sources untouched
+    for kind, path in written.items():
         raw = path.read_bytes()
         for keyword, value in PHI.items():
             for part in [value, *value.split("^")]:
