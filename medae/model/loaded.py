@@ -1,0 +1,121 @@
+"""A model ready to run: network, card, reference template and healthy calibration maps on a device."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medae.errors import MedaeError, ModelError
+from medae.model.card import ModelCard
+from medae.model.store import read_tensors, resolve_model_dir
+
+
+def select_device(preference: str = "auto"):
+    """``auto`` picks CUDA, then MPS, then CPU; a forced device that is missing is a clear error."""
+    import torch
+
+    pref = (preference or "auto").lower()
+    if pref == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if pref.startswith("cuda") and not torch.cuda.is_available():
+        raise MedaeError("--device cuda was asked for but no CUDA GPU is available; use --device auto or cpu.")
+    if pref == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise MedaeError("--device mps was asked for but Apple's MPS is not available; use --device auto or cpu.")
+    if pref not in ("cpu", "mps") and not pref.startswith("cuda"):
+        raise MedaeError(f"Unknown device {preference!r}; use auto, cpu, cuda or mps.")
+    return torch.device(pref)
+
+
+def device_name(device) -> str:
+    """Human-readable device: the GPU's name, or "CPU (N threads)"."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+@dataclass
+class LoadedModel:
+    """A model folder loaded onto a device.
+
+    Attributes:
+        card: The model card.
+        folder: Where it was loaded from.
+        net: The torch module, in eval mode.
+        device: torch device.
+        reference: Reference template on the model grid (None if the model aligns by centring).
+        reference_mask: Foreground mask on the model grid (None if masks come from thresholds).
+        calibration: Model-space healthy statistics, e.g. ``residual_mean`` and ``residual_std``.
+    """
+
+    card: ModelCard
+    folder: Path
+    net: object
+    device: object
+    reference: np.ndarray | None = None
+    reference_mask: np.ndarray | None = None
+    calibration: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def device_name(self) -> str:
+        """Human-readable device."""
+        return device_name(self.device)
+
+    def reconstruct(self, image: np.ndarray) -> np.ndarray:
+        """Reconstruction of a normalised model-space image (float32, the card's shape)."""
+        import torch
+
+        if tuple(image.shape) != self.card.shape:
+            raise ModelError(f"model-space image has shape {image.shape}, the model expects {self.card.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(self.device)
+        amp = self.device.type == "cuda"
+        with torch.inference_mode(), torch.autocast(device_type=self.device.type, enabled=amp):
+            y = self.net(x)
+        return y.float()[0, 0].cpu().numpy()
+
+
+def load_model(path: str | os.PathLike | None = None, device: str = "auto") -> LoadedModel:
+    """Loads a model folder (default: the shipped model), checking the weights' sha256.
+
+    Raises:
+        ModelError: missing files, hash mismatch, not safetensors, or weights that do not fit the card.
+    """
+    import torch
+
+    from medae.model.network import build_network
+
+    folder = resolve_model_dir(path)
+    card = ModelCard.read(folder / "card.json")
+    tensors = read_tensors(folder, card)
+    net = build_network(card.architecture)
+    state = {k[len("net."):]: torch.from_numpy(np.array(v)) for k, v in tensors.items() if k.startswith("net.")}
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"{folder}: the weights do not fit the architecture in the card ({str(exc)[:200]}).") from exc
+    dev = select_device(device)
+    net.to(dev).eval()
+    ref = tensors.get("reference.image")
+    mask = tensors.get("reference.mask")
+    calib = {k[len("calibration."):]: v.astype(np.float32) for k, v in tensors.items() if k.startswith("calibration.")}
+    return LoadedModel(
+        card=card, folder=folder, net=net, device=dev,
+        reference=None if ref is None else ref.astype(np.float32),
+        reference_mask=None if mask is None else mask.astype(bool),
+        calibration=calib,
+    )
+
+
+def state_tensors(net) -> dict[str, np.ndarray]:
+    """The network's parameters and buffers as ``net.*`` numpy arrays, for saving."""
+    return {f"net.{k}": v.detach().cpu().numpy() for k, v in net.state_dict().items()}

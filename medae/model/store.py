@@ -1,0 +1,89 @@
+"""Model folders: ``weights.safetensors`` + ``card.json`` (+ ``reference.nii.gz``), loaded safely.
+
+Only safetensors is accepted (no pickle); the weights' sha256 must match the card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from medae.atomic import atomic_path, write_text
+from medae.errors import ModelError
+from medae.model.card import ModelCard
+
+WEIGHTS = "weights.safetensors"
+CARD = "card.json"
+REFERENCE = "reference.nii.gz"
+DEFAULT_MODEL = "brain-t1-dae"
+
+
+def default_model_dir() -> Path:
+    """The shipped default model: ``$MEDAE_MODEL`` if set, else ``models/brain-t1-dae`` beside the package."""
+    env = os.environ.get("MEDAE_MODEL")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "models" / DEFAULT_MODEL
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_model_dir(path: str | os.PathLike | None) -> Path:
+    """Checks that a model folder is complete; None means the default model."""
+    folder = Path(path) if path is not None else default_model_dir()
+    if folder.is_file() and folder.name == CARD:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ModelError(
+            f"{folder}: no model folder there. Pass --model with a folder holding {CARD} and {WEIGHTS}"
+            " (the default model ships in models/)."
+        )
+    for name in (CARD, WEIGHTS):
+        if not (folder / name).is_file():
+            others = sorted(p.name for p in folder.iterdir())
+            hint = " Pickled weights (.pt/.pth/.ckpt) are refused: export to safetensors." if any(
+                n.endswith((".pt", ".pth", ".ckpt", ".bin")) for n in others) else ""
+            raise ModelError(f"{folder}: the model folder lacks {name}.{hint}")
+    return folder
+
+
+def read_tensors(folder: Path, card: ModelCard) -> dict[str, np.ndarray]:
+    """Verifies the weights' hash and reads all tensors as numpy arrays."""
+    from safetensors.numpy import load_file
+
+    weights = folder / WEIGHTS
+    digest = sha256_file(weights)
+    if not card.sha256:
+        raise ModelError(f"{folder / CARD}: the card has no sha256 of the weights; the model cannot be verified.")
+    if digest != card.sha256:
+        raise ModelError(
+            f"{weights}: the weights do not match the card's sha256 (file changed or corrupt). "
+            "Restore the model folder from the release."
+        )
+    try:
+        return load_file(str(weights))
+    except Exception as exc:
+        raise ModelError(f"{weights}: not a valid safetensors file ({exc}). Restore the model folder.") from exc
+
+
+def save_model_folder(folder: Path, card: ModelCard, tensors: dict[str, np.ndarray]) -> Path:
+    """Writes weights then card (both atomically); the card records the weights' hash."""
+    from safetensors.numpy import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    with atomic_path(folder / WEIGHTS) as tmp:
+        save_file(arrays, str(tmp), metadata={"format": "medae", "model": card.id})
+    card.sha256 = sha256_file(folder / WEIGHTS)
+    write_text(folder / CARD, card.to_json())
+    return folder

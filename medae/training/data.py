@@ -1,0 +1,179 @@
+"""Training data: find scans, bring them to model space once (cached), then augment on the fly."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from medae.errors import InputError, MedaeError
+from medae.model.card import ModelCard
+from medae.model.preprocess import to_model_space
+from medae.progress import ProgressFn, check_cancel, report
+
+
+def find_scans(data: str | Path) -> list[tuple[str, str | None]]:
+    """Scans named by a folder (searched recursively) or a text file listing paths, one per line.
+
+    Returns:
+        (path, series uid or None) pairs, sorted, so runs are reproducible.
+    """
+    from medae.io import scan
+
+    p = Path(data)
+    if p.is_file() and p.suffix in (".txt", ".lst", ".list"):
+        entries = [line.strip() for line in p.read_text().splitlines() if line.strip() and not line.startswith("#")]
+        return [(str((p.parent / e) if not Path(e).is_absolute() else e), None) for e in entries]
+    if not p.exists():
+        raise InputError(f"{p}: no such folder or list of scans.")
+    out = []
+    for info in scan(p):
+        out.append((info.source if info.kind == "nifti" else str(p), None if info.kind == "nifti" else info.uid))
+    if not out:
+        raise InputError(f"{p}: no scans found to train on.")
+    return sorted(out)
+
+
+def prepare_reference(cfg: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Reference template and mask on the model grid, for models that register to a template."""
+    space = cfg["space"]
+    if space.get("alignment") != "register":
+        return None, None
+    from medae.training.healthy import head_distance, head_intensity
+    from medae.training.template import load_template, reference_on_grid
+
+    template = load_template()
+    # The reference has an average head around the brain, like the clinical scans it must align.
+    with_head = head_intensity(head_distance(template), template.t1, None)
+    from dataclasses import replace
+
+    t1, _ = reference_on_grid(replace(template, t1=with_head), card_affine(cfg), tuple(space["shape"]))
+    _, mask = reference_on_grid(template, card_affine(cfg), tuple(space["shape"]))
+    return t1, mask
+
+
+def card_affine(cfg: dict) -> np.ndarray:
+    """Model voxel -> reference mm for a config's ``space``."""
+    from medae.training.template import brain_space
+
+    s = cfg["space"]
+    return brain_space(float(s["spacing"]), tuple(s["shape"]), tuple(s.get("centre", (0.0, 0.0, 0.0))))
+
+
+def preprocess_scans(
+    scans: list[tuple[str, str | None]],
+    card: ModelCard,
+    reference: np.ndarray | None,
+    reference_mask: np.ndarray | None,
+    cache: Path | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Every scan in model space: images (N, *grid) float16, masks (N, *grid) bool, and skip messages.
+
+    A scan that cannot be read or aligned is skipped with a message, not fatal.
+    """
+    from medae.io import load
+
+    images, masks, skipped = [], [], []
+    key = hashlib.sha256(repr((card.space, card.intensity, card.mask)).encode())
+    for n, (path, series) in enumerate(scans):
+        check_cancel(cancel)
+        cached = None
+        if cache is not None:
+            h = hashlib.sha256((key.hexdigest() + path + str(series)).encode()).hexdigest()[:16]
+            cached = cache / f"{Path(path).name.split('.')[0]}_{h}.npz"
+        if cached is not None and cached.exists():
+            with np.load(cached, allow_pickle=False) as z:
+                images.append(z["image"])
+                masks.append(z["mask"])
+        else:
+            try:
+                vol = load(path, series=series)
+                mi = to_model_space(vol, card, reference, reference_mask, cancel=cancel)
+            except MedaeError as exc:
+                skipped.append(f"{path}: {exc}")
+                continue
+            images.append(mi.image.astype(np.float16))
+            masks.append(mi.mask)
+            if cached is not None:
+                from medae.atomic import atomic_path
+
+                cache.mkdir(parents=True, exist_ok=True)
+                with atomic_path(cached) as tmp:
+                    np.savez(tmp, image=images[-1], mask=masks[-1])
+        report(progress, (n + 1) / len(scans), f"preprocessed {n + 1}/{len(scans)}")
+    if not images:
+        raise InputError("None of the training scans could be used: " + "; ".join(skipped[:3]))
+    return np.stack(images), np.stack(masks), skipped
+
+
+def coarse_noise(shape: tuple[int, ...], factor: int, std: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise drawn on a grid ``factor`` times coarser and upsampled (trilinear)."""
+    from scipy import ndimage
+
+    small = tuple(max(2, s // factor) for s in shape)
+    noise = rng.normal(0, std, small).astype(np.float32)
+    up = ndimage.zoom(noise, [s / c for s, c in zip(shape, small)], order=1)
+    return up[tuple(slice(0, s) for s in shape)]
+
+
+class AugmentedScans:
+    """A map-style dataset: item ``i`` is a deterministic function of (seed, i), so resuming is exact.
+
+    Each item is a dict of float32 arrays with a channel axis: ``target`` (augmented clean scan, masked),
+    ``input`` (target corrupted with the configured noise), ``mask``.
+    """
+
+    def __init__(self, images: np.ndarray, masks: np.ndarray, cfg: dict, length: int, seed: int,
+                 noise: bool = True) -> None:
+        self.images = images
+        self.masks = masks
+        self.cfg = cfg
+        self.length = length
+        self.seed = seed
+        self.noise = noise
+        self._transform = None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _build(self):
+        from monai import transforms as T
+
+        a = self.cfg["augment"]
+        rot = np.radians(a["rotate_deg"])
+        keys = ["image", "mask"]
+        return T.Compose([
+            T.RandAffined(keys, prob=a["affine_prob"], rotate_range=(rot,) * 3, scale_range=(a["scale"],) * 3,
+                          translate_range=(a["translate_vox"],) * 3, mode=("bilinear", "nearest"),
+                          padding_mode="zeros"),
+            T.Rand3DElasticd(keys, sigma_range=(6, 8), magnitude_range=(20, 60), prob=a["elastic_prob"],
+                             mode=("bilinear", "nearest"), padding_mode="zeros"),
+            T.RandBiasFieldd(["image"], prob=a["bias_prob"], coeff_range=(0.0, 0.15)),
+            T.RandAdjustContrastd(["image"], prob=a["gamma_prob"], gamma=(0.8, 1.25)),
+            T.RandGaussianSmoothd(["image"], prob=a["blur_prob"], sigma_x=(0.3, 0.9), sigma_y=(0.3, 0.9),
+                                  sigma_z=(0.3, 0.9)),
+            T.RandGaussianNoised(["image"], prob=a["noise_prob"], std=0.02),
+        ])
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng([self.seed, int(i)])
+        k = int(rng.integers(len(self.images)))
+        image = self.images[k].astype(np.float32)[None]
+        mask = self.masks[k].astype(np.float32)[None]
+        if self.cfg.get("augment") and self.noise:
+            if self._transform is None:
+                self._transform = self._build()
+            self._transform.set_random_state(seed=int(rng.integers(2**31)))
+            out = self._transform({"image": image, "mask": mask})
+            image = np.asarray(out["image"], dtype=np.float32)
+            mask = (np.asarray(out["mask"]) > 0.5).astype(np.float32)
+        target = image * mask
+        noisy = target.copy()
+        nz = self.cfg.get("noise", {})
+        if self.noise and nz.get("kind") == "coarse" and rng.random() < nz.get("prob", 1.0):
+            noisy[0] += coarse_noise(target.shape[1:], int(nz["factor"]), float(nz["std"]), rng) * mask[0]
+        return {"target": target, "input": noisy, "mask": mask}

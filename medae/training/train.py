@@ -1,0 +1,237 @@
+"""The training loop: healthy scans -> a model folder (weights, card, calibration).
+
+Single process, or several under ``torchrun`` (DistributedDataParallel; gloo on CPU, NCCL on CUDA).
+Checkpoints are written every ``checkpoint_every`` steps and a run resumes from them when started again
+with the same output folder.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from medae.errors import MedaeError
+from medae.model.card import ModelCard
+from medae.progress import ProgressFn, check_cancel, report, sub_progress
+from medae.training.calibration import calibrate_model
+from medae.training.checkpoint import load_best, load_checkpoint, save_best, save_checkpoint
+from medae.training.data import AugmentedScans, card_affine, find_scans, prepare_reference, preprocess_scans
+from medae.training.template import TEMPLATE_NAME, TEMPLATE_NOTICE
+
+
+def card_from_config(cfg: dict) -> ModelCard:
+    """The model card a config describes (before training fills in calibration and metrics)."""
+    space = dict(cfg["space"])
+    space["affine"] = card_affine(cfg).tolist()
+    notes = [
+        "Trained only on healthy scans; it flags what it has not seen, which is not always disease.",
+    ]
+    if space.get("reference") == "mni152-2009a":
+        notes.append(
+            "Healthy training scans are synthetic variations (anatomy, head, scanner, acquisition) of one "
+            f"average brain, the {TEMPLATE_NAME}; real-population variation is wider than what it has seen."
+        )
+        notes.append(TEMPLATE_NOTICE)
+    return ModelCard(
+        id=cfg["id"], name=cfg["name"], jobs=list(cfg.get("jobs", ["anomaly"])), modality=cfg["modality"],
+        body_part=cfg["body_part"], architecture=dict(cfg["architecture"]), space=space,
+        intensity=dict(cfg["intensity"]), mask=dict(cfg["mask"]), postprocess=dict(cfg["postprocess"]),
+        notes=notes,
+    )
+
+
+def _dist_info() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def train(
+    data: str | Path,
+    out: Path,
+    cfg: dict,
+    device: str = "auto",
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    command: str | None = None,
+) -> Path:
+    """Trains a model and writes the model folder ``out``.
+
+    Args:
+        data: Folder of healthy scans (NIfTI/DICOM) or a text file listing them.
+        out: Model folder; ``out/train_state`` holds checkpoints and the preprocessing cache.
+        cfg: Training configuration (see ``config.py``).
+        device: auto, cpu, cuda or mps.
+        progress: Progress callback (fraction, message with loss and validation loss).
+        cancel: Stops after the current step, leaving a checkpoint to resume from.
+        command: The command line, recorded in the card.
+    """
+    import torch
+
+    from medae.model.loaded import device_name, select_device, state_tensors
+    from medae.model.network import build_network
+    from medae.model.store import save_model_folder
+
+    rank, world = _dist_info()
+    distributed = world > 1
+    dev = select_device(device)
+    if distributed:
+        import torch.distributed as dist
+
+        if dev.type == "cuda":
+            local = int(os.environ.get("LOCAL_RANK", 0))
+            dev = torch.device("cuda", local)
+            torch.cuda.set_device(dev)
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    seed = int(cfg["seed"])
+    torch.manual_seed(seed + rank)
+    state_dir = out / "train_state"
+    card = card_from_config(cfg)
+
+    t0 = time.time()
+    report(progress, 0.0, "preparing the reference")
+    reference, ref_mask = prepare_reference(cfg)
+    scans = find_scans(data)
+    n_val = max(3, int(round(len(scans) * float(cfg["val_fraction"]))))
+    if len(scans) < n_val + 2:
+        raise MedaeError(f"{data}: {len(scans)} scans are too few; training needs at least {n_val + 2}.")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(scans))
+    val_scans = [scans[i] for i in sorted(order[:n_val])]
+    train_scans = [scans[i] for i in sorted(order[n_val:])]
+    images, masks, skipped = preprocess_scans(train_scans, card, reference, ref_mask, cache=state_dir / "cache",
+                                              progress=sub_progress(progress, 0.0, 0.1), cancel=cancel)
+    v_images, v_masks, v_skipped = preprocess_scans(val_scans, card, reference, ref_mask, cache=state_dir / "cache",
+                                                    progress=sub_progress(progress, 0.1, 0.15), cancel=cancel)
+    prep_s = time.time() - t0
+
+    net = build_network(cfg["architecture"]).to(dev)
+    opt = torch.optim.AdamW(net.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
+    steps = int(cfg["steps"])
+    info = load_checkpoint(state_dir, net, opt)
+    start = int(info["step"]) if info else 0
+    best_val = float(info.get("best_val", np.inf)) if info else np.inf
+    history = list(info.get("history", [])) if info else []
+    model = net
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+    batch = int(cfg["batch"])
+    # Item i of the dataset is fixed by (seed, i); each rank takes its own items, so resuming is exact.
+    dataset = AugmentedScans(images, masks, cfg, length=steps * batch * world, seed=seed)
+    indices = [(s * world + rank) * batch + b for s in range(start, steps) for b in range(batch)]
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(dataset, indices), batch_size=batch, shuffle=False,
+        num_workers=int(cfg.get("num_workers", 0)), persistent_workers=int(cfg.get("num_workers", 0)) > 0,
+        pin_memory=dev.type == "cuda",
+    )
+    amp = bool(cfg.get("amp", True)) and dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    warmup = 50
+
+    def lr_at(step: int) -> float:
+        base = float(cfg["lr"])
+        if step < warmup:
+            return base * (step + 1) / warmup
+        return base * 0.5 * (1 + np.cos(np.pi * (step - warmup) / max(1, steps - warmup)))
+
+    def loss_fn(pred, target, mask):
+        diff = (pred - target).abs() if cfg.get("loss", "l1") == "l1" else (pred - target) ** 2
+        return (diff * mask).sum() / mask.sum().clamp_min(1)
+
+    val_set = AugmentedScans(v_images, v_masks, {**cfg, "augment": {}}, length=len(v_images), seed=seed + 99)
+
+    def validate() -> float:
+        net.eval()
+        losses = []
+        with torch.no_grad(), torch.autocast(device_type=dev.type, enabled=amp):
+            for i in range(len(v_images)):
+                item = val_set[i]
+                x = torch.from_numpy(item["input"])[None].to(dev)
+                y = torch.from_numpy(item["target"])[None].to(dev)
+                m = torch.from_numpy(item["mask"])[None].to(dev)
+                losses.append(float(loss_fn(net(x).float(), y, m)))
+        net.train()
+        return float(np.mean(losses))
+
+    net.train()
+    step = start
+    t_train = time.time()
+    running = None
+    stopped = False
+    for item in loader:
+        if cancel is not None and cancel.is_set():
+            stopped = True
+            break
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        x, y, m = (item[k].to(dev, non_blocking=True) for k in ("input", "target", "mask"))
+        with torch.autocast(device_type=dev.type, enabled=amp):
+            pred = model(x)
+        loss = loss_fn(pred.float(), y, m)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        step += 1
+        running = float(loss) if running is None else 0.95 * running + 0.05 * float(loss)
+        last_val = history[-1]["val"] if history else float("nan")
+        if rank == 0:
+            if step % int(cfg["val_every"]) == 0 or step == steps:
+                v = validate()
+                history.append({"step": step, "train": round(running, 5), "val": round(v, 5)})
+                last_val = v
+                if v < best_val:
+                    best_val = v
+                    save_best(state_dir, net)
+            if step % int(cfg["checkpoint_every"]) == 0 or step == steps:
+                save_checkpoint(state_dir, net, opt, step, {"best_val": best_val, "history": history})
+            report(sub_progress(progress, 0.15, 0.92), (step - start) / max(1, steps - start),
+                   f"step {step}/{steps} loss {running:.4f} val {last_val:.4f}")
+    train_s = time.time() - t_train
+    if rank == 0 and step > start:
+        save_checkpoint(state_dir, net, opt, step, {"best_val": best_val, "history": history})
+    if distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    if stopped:
+        check_cancel(cancel)
+    if rank != 0:
+        return out
+
+    load_best(state_dir, net)
+    net.eval()
+
+    def reconstruct(img: np.ndarray) -> np.ndarray:
+        with torch.no_grad(), torch.autocast(device_type=dev.type, enabled=amp):
+            return net(torch.from_numpy(img[None, None]).to(dev)).float()[0, 0].cpu().numpy()
+
+    spacing = float(cfg["space"]["spacing"])
+    stats, calib = calibrate_model(reconstruct, v_images.astype(np.float32), v_masks, cfg["postprocess"],
+                                   cfg["calibration"], voxel_ml=spacing**3 / 1000.0,
+                                   progress=sub_progress(progress, 0.92, 1.0), cancel=cancel)
+    card.calibration = calib
+    card.training = {
+        "data": str(data), "n_train": len(images), "n_val": len(v_images), "skipped": skipped + v_skipped,
+        "command": command or " ".join(sys.argv), "config": cfg, "steps": step, "best_val_loss": best_val,
+        "history": history, "device": device_name(dev), "world_size": world,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "torch": torch.__version__,
+        "time_s": {"preprocess": round(prep_s, 1), "train": round(train_s, 1)},
+        "train_steps_per_s": round((step - start) / max(train_s, 1e-9), 3),
+    }
+    tensors = state_tensors(net)
+    tensors.update({f"calibration.{k}": v.astype(np.float16) for k, v in stats.items()})
+    if reference is not None:
+        tensors["reference.image"] = reference.astype(np.float16)
+        tensors["reference.mask"] = ref_mask.astype(np.uint8)
+    save_model_folder(out, card, tensors)
+    report(progress, 1.0, "done")
+    return out
