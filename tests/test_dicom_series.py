@@ -1,0 +1,273 @@
+"""DICOM discovery and series grouping: folders, splits, localizers, DICOMDIR, damaged files."""
+
+import os
+import threading
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+
+from medae.errors import CancelledError, InputError, MedaeError, SeriesSelectionError, UnsupportedInputError
+from medae.io import load, scan
+from medae.io.dicom import load_series, scan_dicom
+from medae.io.loader import SeriesInfo
+from tests.dicom_factory import axial_affine, phantom, write_series
+
+
+def test_two_series_in_one_folder(tmp_path):
+    a, b = phantom((6, 5, 4), seed=1), phantom((7, 6, 3), seed=2)
+    write_series(tmp_path, a, axial_affine(), series_number=2, description="T1")
+    write_series(tmp_path, b, axial_affine((0.5, 0.5, 1.0)), modality="MR", series_number=3, description="T2")
+    infos = scan(tmp_path)
+    assert [(s.modality, s.description, s.shape, s.n_files) for s in infos] == [
+        ("CT", "T1", (6, 5, 4), 4),
+        ("MR", "T2", (7, 6, 3), 3),
+    ]
+    with pytest.raises(SeriesSelectionError, match="2 series"):
+        load(tmp_path)
+    np.testing.assert_array_equal(load(tmp_path, series=infos[1].uid).array, b)
+    extra = infos[0].extra
+    assert extra["series_number"] == 2 and extra["patient_name"] == "Synthetic^Patient"
+    assert extra["study_uid"] and os.path.isfile(extra["thumbnail_file"])
+    assert infos[0].spacing == pytest.approx((0.8, 0.6, 2.5)) and infos[0].orientation == "LPS"
+
+
+def test_meta_and_phi_are_kept_apart(tmp_path):
+    write_series(tmp_path, phantom((4, 4, 3)), axial_affine(), description="Head", series_number=5)
+    v = load(tmp_path)
+    assert v.modality == "CT" and v.source == str(tmp_path)
+    m = v.meta
+    assert m["format"] == "dicom" and m["series_description"] == "Head" and m["series_number"] == 5
+    assert m["window_center"] == 40.0 and m["window_width"] == 400.0
+    assert m["study_uid"] and m["series_uid"] and m["frame_of_reference_uid"] and m["sop_class_uid"]
+    assert m["body_part"] == "HEAD" and m["manufacturer"] == "medae-tests"
+    assert v.phi["patient_name"] == "Synthetic^Patient" and v.phi["patient_id"] == "SYN001"
+    assert v.phi["accession_number"] == "ACC1" and v.phi["institution_name"] == "Test Hospital"
+    assert v.phi["study_date"] == "20240102" and v.phi["referring_physician"] == "Ref^Doc"
+    flat = repr(m)
+    assert "Synthetic" not in flat and "SYN001" not in flat and "Test Hospital" not in flat
+
+
+def test_scout_among_axial_slices_is_left_out(tmp_path):
+    vol = phantom((6, 6, 5), seed=4)
+    paths = write_series(tmp_path, vol, axial_affine(), shuffle_names=False)
+    uid = str(pydicom.dcmread(paths[0]).SeriesInstanceUID)
+    scout = np.zeros((4, 4, 4))
+    scout[:, :, 0] = 1
+    # A lateral scout (sagittal plane) in the same series, and one flagged LOCALIZER.
+    sag = np.zeros((4, 4))
+    sag[1, 0], sag[2, 1], sag[0, 2], sag[3, 3] = 2.0, -2.0, 1.0, 1.0
+    write_series(tmp_path, phantom((6, 6, 1)), sag, series_uid=uid, prefix="scout")
+    write_series(
+        tmp_path,
+        phantom((6, 6, 1)),
+        axial_affine(),
+        series_uid=uid,
+        prefix="loc",
+        image_type=["ORIGINAL", "PRIMARY", "LOCALIZER"],
+    )
+    infos = scan(tmp_path)
+    assert len(infos) == 1 and infos[0].shape == (6, 6, 5) and infos[0].n_files == 5
+    assert any("localizer" in w.lower() for w in infos[0].warnings)
+    np.testing.assert_array_equal(load(tmp_path).array, vol)
+
+
+def test_localizer_only_series_is_not_listed(tmp_path):
+    write_series(tmp_path, phantom((6, 6, 1)), axial_affine(), image_type=["ORIGINAL", "PRIMARY", "LOCALIZER"])
+    # DICOM was there but no scan: the error says why, for the folder and for one file.
+    with pytest.raises(UnsupportedInputError, match="localizer"):
+        scan_dicom(tmp_path)
+    with pytest.raises(UnsupportedInputError, match="localizer"):
+        scan_dicom(next(tmp_path.iterdir()))
+
+
+@pytest.mark.parametrize("what", ["echo", "orientation", "matrix", "temporal"])
+def test_mixed_series_uid_is_split(tmp_path, what):
+    uid = generate_uid()
+    vol = phantom((6, 5, 4), seed=5)
+    aff = axial_affine()
+    write_series(tmp_path, vol, aff, series_uid=uid, modality="MR", edit=lambda ds, k: _set(ds, what, 1))
+    other = vol
+    aff2 = aff
+    if what == "orientation":
+        aff2 = np.array([[0, 0, -2.5, 0], [0.8, 0, 0, 0], [0, -0.6, 0, 0], [0, 0, 0, 1.0]])
+    if what == "matrix":
+        other = phantom((8, 5, 4), seed=6)
+    write_series(tmp_path, other, aff2, series_uid=uid, modality="MR", prefix="b", edit=lambda ds, k: _set(ds, what, 2))
+    infos = scan(tmp_path)
+    assert sorted(s.uid for s in infos) == [uid + ".1", uid + ".2"]
+    assert all(s.n_files == 4 for s in infos)
+    for s in infos:
+        v = load(tmp_path, series=s.uid)
+        assert v.shape == s.shape and v.meta["series_uid"] == uid
+        assert any("split" in w for w in v.warnings)
+
+
+def _set(ds, what, n):
+    if what == "echo":
+        ds.EchoNumbers = n
+        ds.EchoTime = 10.0 * n
+    elif what == "temporal":
+        ds.TemporalPositionIdentifier = n
+
+
+def test_repeated_acquisitions_split_but_disjoint_ones_stay_one_volume(tmp_path):
+    uid = generate_uid()
+    vol = phantom((5, 5, 6), seed=7)
+    write_series(
+        tmp_path / "rep", vol, axial_affine(), series_uid=uid, edit=lambda ds, k: setattr(ds, "AcquisitionNumber", 1)
+    )
+    write_series(
+        tmp_path / "rep",
+        vol + 1,
+        axial_affine(),
+        series_uid=uid,
+        prefix="b",
+        edit=lambda ds, k: setattr(ds, "AcquisitionNumber", 2),
+    )
+    infos = scan(tmp_path / "rep")
+    assert len(infos) == 2 and {s.shape for s in infos} == {(5, 5, 6)}
+    assert not any("duplicate" in w for s in infos for w in s.warnings)
+    # A step-and-shoot CT: each rotation is an acquisition, together they make one volume.
+    uid2 = generate_uid()
+    write_series(
+        tmp_path / "disjoint",
+        vol,
+        axial_affine(),
+        series_uid=uid2,
+        edit=lambda ds, k: setattr(ds, "AcquisitionNumber", 1 + k // 3),
+    )
+    infos = scan(tmp_path / "disjoint")
+    assert len(infos) == 1 and infos[0].shape == (5, 5, 6)
+    np.testing.assert_array_equal(load(tmp_path / "disjoint").array, vol)
+
+
+def test_dicomdir_is_read_as_a_file_set(tmp_path):
+    from pydicom.fileset import FileSet
+
+    src = tmp_path / "src"
+    vol = phantom((6, 5, 4), seed=9)
+    paths = write_series(src, vol, axial_affine())
+    fs = FileSet()
+    for p in paths:
+        fs.add(pydicom.dcmread(p))
+    out = tmp_path / "media"
+    fs.write(out)
+    infos = scan(out / "DICOMDIR")
+    assert len(infos) == 1 and infos[0].n_files == 4
+    v = load(out / "DICOMDIR")
+    np.testing.assert_array_equal(v.array, vol)
+    # The folder holding the DICOMDIR gives the same series (the directory file itself is skipped).
+    assert [s.shape for s in scan(out)] == [(6, 5, 4)]
+
+
+def test_folder_without_dicom_returns_empty(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "data.bin").write_bytes(os.urandom(300))
+    assert scan_dicom(tmp_path) == []
+    with pytest.raises(InputError, match="no scan found"):
+        scan(tmp_path)
+
+
+def test_damaged_and_truncated_files_are_skipped_and_named(tmp_path):
+    vol = phantom((6, 6, 5), seed=10)
+    paths = write_series(tmp_path, vol, axial_affine(), shuffle_names=False)
+    extra = write_series(
+        tmp_path / "x", phantom((6, 6, 1)), axial_affine(origin=(10.0, -20.0, 42.5)), series_uid=_uid(paths[0])
+    )[0]
+    truncated = tmp_path / "truncated.dcm"
+    truncated.write_bytes(extra.read_bytes()[:-20])
+    garbage = tmp_path / "garbage.dcm"
+    garbage.write_bytes(b"\0" * 128 + b"DICM" + os.urandom(200))
+    os.remove(extra)
+    infos = scan(tmp_path)
+    assert len(infos) == 1 and infos[0].n_files == 5
+    text = " ".join(infos[0].warnings)
+    assert "truncated.dcm" in text and "garbage.dcm" in text
+    np.testing.assert_array_equal(load(tmp_path).array, vol)
+    with pytest.raises(InputError, match="truncated"):
+        scan_dicom(truncated)
+
+
+def _uid(path):
+    return str(pydicom.dcmread(path, stop_before_pixels=True).SeriesInstanceUID)
+
+
+def test_file_without_preamble_is_read(tmp_path):
+    vol = phantom((5, 4, 3), seed=11)
+    paths = write_series(tmp_path, vol, axial_affine(), shuffle_names=False)
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        raw = p.read_bytes()
+        # Drop the preamble and file meta: a bare dataset, as some old archives hold.
+        ds.preamble = None
+        del ds.file_meta
+        ds.save_as(p, enforce_file_format=False, implicit_vr=True, little_endian=True)
+        assert p.read_bytes()[128:132] != b"DICM" and raw[128:132] == b"DICM"
+    np.testing.assert_array_equal(load(tmp_path).array, vol)
+
+
+def test_non_image_objects_are_not_listed(tmp_path):
+    import pydicom.data
+
+    write_series(tmp_path, phantom((4, 4, 3)), axial_affine())
+    for name in ("rtdose.dcm", "rtstruct.dcm", "test-SR.dcm"):
+        src = pydicom.data.get_testdata_file(name)
+        (tmp_path / name).write_bytes(open(src, "rb").read())
+    infos = scan(tmp_path)
+    assert len(infos) == 1 and infos[0].modality == "CT"
+    with pytest.raises(UnsupportedInputError, match="RT dose|radiotherapy"):
+        scan(tmp_path / "rtdose.dcm")
+    with pytest.raises(UnsupportedInputError, match="structured report"):
+        load(tmp_path / "test-SR.dcm")
+
+
+def test_progress_and_cancel(tmp_path):
+    write_series(tmp_path, phantom((4, 4, 20)), axial_affine())
+    seen = []
+    infos = scan_dicom(tmp_path, progress=lambda f, m: seen.append(f))
+    assert seen and seen[-1] == 1.0 and all(0 <= f <= 1 for f in seen)
+    seen.clear()
+    load_series(infos[0], progress=lambda f, m: seen.append(f))
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(CancelledError):
+        scan_dicom(tmp_path, cancel=stop)
+    with pytest.raises(CancelledError):
+        load_series(infos[0], cancel=stop)
+
+
+def test_plain_series_info_is_rescanned(tmp_path):
+    vol = phantom((4, 5, 3), seed=12)
+    write_series(tmp_path, vol, axial_affine())
+    info = scan_dicom(tmp_path)[0]
+    plain = SeriesInfo(
+        **{k: v for k, v in info.to_json().items() if k not in ("shape", "spacing")},
+        shape=info.shape,
+        spacing=info.spacing,
+    )
+    np.testing.assert_array_equal(load_series(plain).array, vol)
+    plain.uid = "1.2.3.nothing"
+    with pytest.raises(SeriesSelectionError):
+        load_series(plain)
+
+
+def test_read_only_files_load_and_are_untouched(tmp_path):
+    vol = phantom((4, 4, 3), seed=13)
+    paths = write_series(tmp_path, vol, axial_affine())
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in paths}
+    for p in paths:
+        p.chmod(0o444)
+    np.testing.assert_array_equal(load(tmp_path).array, vol)
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in paths} == before
+
+
+def test_vanished_file_is_a_clear_error(tmp_path):
+    paths = write_series(tmp_path, phantom((4, 4, 3)), axial_affine())
+    info = scan_dicom(tmp_path)[0]
+    os.remove(paths[1])
+    with pytest.raises(MedaeError, match=paths[1].name):
+        load_series(info)
