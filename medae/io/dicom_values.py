@@ -76,7 +76,11 @@ def to_values(raw: np.ndarray, frames: list[Frame], modality: str) -> Values:
     need_stats = pad is not None or bool(mono1.any()) or raw.dtype.kind == "f"
     target = None
     if not need_stats:
+        # The range the stored bits allow settles it unless it asks for a wider dtype than the
+        # stored one; then the data's actual range decides (CT stored as uint16 is int16 HU).
         target = _target(raw.dtype, identity, integral, lut, *_out_range(stored_lo, stored_hi, slopes, inters, lut))
+        if target is not None and target.kind in "iu" and target.itemsize > raw.dtype.itemsize:
+            target = None
     if target is None:
         stored_lo, stored_hi, n_pad = _stats(raw, pad)
     lo, hi = _out_range(stored_lo, stored_hi, slopes, inters, lut)

@@ -1,0 +1,263 @@
+"""DICOM pixel values: rescale, dtypes, padding, MONOCHROME1, bit depths, codecs, multi-frame."""
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import (
+    ExplicitVRBigEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
+    generate_uid,
+)
+
+from medae.errors import MissingCodecError
+from medae.io import load, scan
+from medae.io.dicom_pixels import read_frames
+from tests.dicom_factory import axial_affine, phantom, write_enhanced, write_series
+
+
+def test_ct_hu_stays_int16_from_unsigned_storage(tmp_path):
+    vol = phantom((6, 5, 4), lo=-1024, hi=3000)
+    write_series(tmp_path, vol, axial_affine(), stored_dtype=np.uint16, intercept=-1024)
+    v = load(tmp_path)
+    assert v.array.dtype == np.int16
+    np.testing.assert_array_equal(v.array, vol)
+    assert v.meta["rescale_intercept"] == -1024 and v.meta["rescale_slope"] == 1
+
+
+def test_full_range_uint16_with_intercept_uses_actual_range(tmp_path):
+    # BitsStored 16 could reach 65535 - 1024, but the data does not: int16 still holds it.
+    vol = phantom((5, 5, 3), lo=-1024, hi=2000)
+    write_series(tmp_path, vol, axial_affine(), stored_dtype=np.uint16, intercept=-1024)
+    assert load(tmp_path).array.dtype == np.int16
+    big = vol.astype(np.int32)
+    big[0, 0, 0] = 60000
+    write_series(tmp_path / "big", big, axial_affine(), stored_dtype=np.uint16, intercept=-1024)
+    v = load(tmp_path / "big")
+    assert v.array.dtype == np.int32 and v.array[0, 0, 0] == 60000
+    np.testing.assert_array_equal(v.array, big)
+
+
+def test_fractional_slope_gives_float32(tmp_path):
+    stored = phantom((5, 4, 3), lo=0, hi=4000).astype(np.float64)
+    vol = stored * 0.25 + 3.5
+    write_series(tmp_path, vol, axial_affine(), modality="MR", stored_dtype=np.uint16, slope=0.25, intercept=3.5)
+    v = load(tmp_path)
+    assert v.array.dtype == np.float32
+    np.testing.assert_allclose(v.array, vol, rtol=1e-6)
+
+
+def test_rescale_per_slice(tmp_path):
+    stored = phantom((5, 4, 3), lo=0, hi=1000).astype(np.float64)
+    slopes, inters = [1.0, 2.0, 0.5], [0.0, -100.0, 7.0]
+    vol = stored * np.array(slopes) + np.array(inters)
+    write_series(tmp_path, vol, axial_affine(), modality="PT", stored_dtype=np.int16, slope=slopes, intercept=inters)
+    v = load(tmp_path)
+    np.testing.assert_allclose(v.array, vol, rtol=1e-6)
+    assert v.meta["rescale_per_slice"] is True
+
+
+def test_integral_per_slice_rescale_stays_integer(tmp_path):
+    stored = phantom((4, 4, 3), lo=0, hi=1000)
+    inters = [-1024, -1000, -1024]
+    vol = stored + np.array(inters, dtype=np.int16)
+    write_series(tmp_path, vol, axial_affine(), stored_dtype=np.uint16, intercept=inters)
+    v = load(tmp_path)
+    assert v.array.dtype == np.int16
+    np.testing.assert_array_equal(v.array, vol)
+
+
+def test_padding_value_becomes_air_and_is_reported(tmp_path):
+    vol = phantom((8, 8, 3), lo=-1000, hi=1500)
+    vol[:2, :, :] = -3024  # outside the reconstruction circle
+    write_series(
+        tmp_path, vol, axial_affine(), intercept=-1024, edit=lambda ds, k: setattr(ds, "PixelPaddingValue", -2000)
+    )
+    v = load(tmp_path)
+    assert v.array.dtype == np.int16
+    assert (v.array[:2] == -1024).all()
+    np.testing.assert_array_equal(v.array[2:], vol[2:])
+    assert v.meta["padding_voxels"] == 2 * 8 * 3
+    assert any("padding" in w and "-1024" in w for w in v.warnings)
+
+
+def test_padding_range_limit_for_mr_uses_data_minimum(tmp_path):
+    vol = phantom((6, 6, 2), lo=100, hi=900).astype(np.uint16)
+    vol[0, :, 0] = 4000
+    vol[1, :, 0] = 4005
+
+    def pad(ds, k):
+        ds.PixelPaddingValue = 4000
+        ds.PixelPaddingRangeLimit = 4010
+
+    write_series(tmp_path, vol, axial_affine(), modality="MR", stored_dtype=np.uint16, edit=pad)
+    v = load(tmp_path)
+    assert v.array.dtype == np.uint16
+    real_min = vol[2:].min() if vol[2:].min() < vol[:2, :, 1].min() else vol[:2, :, 1].min()
+    assert (v.array[:2, :, 0] == real_min).all()
+    assert v.array.max() < 4000
+
+
+def test_monochrome1_is_inverted(tmp_path):
+    vol = phantom((5, 5, 3), lo=0, hi=1000).astype(np.uint16)
+    write_series(
+        tmp_path,
+        vol,
+        axial_affine(),
+        modality="MR",
+        stored_dtype=np.uint16,
+        edit=lambda ds, k: setattr(ds, "PhotometricInterpretation", "MONOCHROME1"),
+    )
+    v = load(tmp_path)
+    lo, hi = int(vol.min()), int(vol.max())
+    np.testing.assert_array_equal(v.array, lo + hi - vol.astype(np.int64))
+    assert any("MONOCHROME1" in w for w in v.warnings)
+    assert v.meta["window_center"] == pytest.approx(lo + hi - 40)
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_bits_stored_below_bits_allocated(tmp_path, signed):
+    # 12 bits stored in 16: the top 4 bits carry junk (old overlay planes) and must be ignored.
+    lo, hi = (-2048, 2047) if signed else (0, 4095)
+    vol = phantom((6, 5, 3), lo=lo, hi=hi + 1)
+    dtype = np.int16 if signed else np.uint16
+
+    def twelve_bits(ds, k):
+        ds.BitsStored, ds.HighBit = 12, 11
+        arr = np.frombuffer(ds.PixelData, dtype=dtype).copy().view(np.uint16)
+        arr = (arr & 0x0FFF) | 0xA000
+        ds.PixelData = arr.tobytes()
+
+    write_series(tmp_path, vol, axial_affine(), modality="MR", stored_dtype=dtype, edit=twelve_bits)
+    v = load(tmp_path)
+    np.testing.assert_array_equal(v.array, vol)
+
+
+def test_big_endian_and_implicit_vr(tmp_path):
+    vol = phantom((5, 4, 3), seed=21)
+
+    def save_as(ts):
+        def edit(ds, k):
+            ds.file_meta.TransferSyntaxUID = ts
+            if ts == ExplicitVRBigEndian:
+                ds.PixelData = np.frombuffer(ds.PixelData, "<i2").astype(">i2").tobytes()
+
+        return edit
+
+    write_series(tmp_path / "be", vol, axial_affine(), edit=save_as(ExplicitVRBigEndian))
+    write_series(tmp_path / "ivr", vol, axial_affine(), edit=save_as(ImplicitVRLittleEndian))
+    np.testing.assert_array_equal(load(tmp_path / "be").array, vol)
+    np.testing.assert_array_equal(load(tmp_path / "ivr").array, vol)
+
+
+@pytest.mark.parametrize("syntax", [RLELossless, JPEG2000Lossless, JPEGLSLossless], ids=["rle", "j2k", "jls"])
+def test_compressed_series_decode_exactly(tmp_path, syntax):
+    vol = phantom((40, 32, 6), lo=-1024, hi=2000, seed=22)  # openjpeg needs 32+ pixels for its default levels
+    write_series(tmp_path, vol, axial_affine(), transfer_syntax=syntax)
+    assert pydicom.dcmread(next(tmp_path.iterdir())).file_meta.TransferSyntaxUID == syntax
+    v = load(tmp_path)
+    np.testing.assert_array_equal(v.array, vol)
+    assert v.meta["transfer_syntax_uid"] == syntax
+
+
+def test_thread_pool_and_sequential_decoding_agree(tmp_path):
+    vol = phantom((10, 10, 12), seed=23)
+    write_series(tmp_path, vol, axial_affine(), transfer_syntax=RLELossless)
+    frames = scan(tmp_path)[0].plan.frames
+    np.testing.assert_array_equal(read_frames(frames, workers=1), read_frames(frames, workers=3))
+
+
+def test_missing_codec_names_syntax_and_package(tmp_path, monkeypatch):
+    write_series(tmp_path, phantom((32, 32, 2)), axial_affine(), transfer_syntax=JPEG2000Lossless)
+    from pydicom.pixels.decoders.base import Decoder
+
+    monkeypatch.setattr(Decoder, "is_available", property(lambda self: False))
+    monkeypatch.setattr(Decoder, "missing_dependencies", property(lambda self: ["pylibjpeg-openjpeg"]))
+    with pytest.raises(MissingCodecError) as err:
+        load(tmp_path)
+    msg = str(err.value)
+    assert "JPEG 2000" in msg and JPEG2000Lossless in msg and "pylibjpeg-openjpeg" in msg
+
+
+def test_unknown_transfer_syntax_is_a_missing_codec(tmp_path):
+    private = "1.2.826.0.1.3680043.9.9999.77"  # a vendor's own compression: no decoder exists for it
+    paths = write_series(tmp_path, phantom((8, 8, 2)), axial_affine(), transfer_syntax=RLELossless)
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        ds.file_meta.TransferSyntaxUID = private
+        ds.save_as(p, enforce_file_format=True, implicit_vr=False, little_endian=True)
+    with pytest.raises(MissingCodecError, match=private.replace(".", r"\.")):
+        load(tmp_path)
+
+
+def test_enhanced_multiframe_with_per_frame_rescale(tmp_path):
+    vol = phantom((9, 7, 6), lo=0, hi=1000, seed=24).astype(np.float64)
+    aff = axial_affine((0.9, 0.6, 3.0))
+    info = write_enhanced(tmp_path / "mf.dcm", [(vol * 2.0, aff)], slopes=[2.0])
+    assert info["order"] != sorted(info["order"])  # frames are stored shuffled
+    [s] = scan(tmp_path)
+    assert s.shape == (9, 7, 6) and s.n_files == 1 and s.extra["multiframe"]
+    v = load(tmp_path)
+    np.testing.assert_allclose(v.affine, aff, atol=1e-5)
+    np.testing.assert_array_equal(v.array, vol * 2)
+    assert v.array.dtype == np.int16
+    assert v.meta["source_files"] == [str(tmp_path / "mf.dcm")]
+    stored_k = [k for _s, k in info["order"]]
+    assert [stored_k[n - 1] for n in v.meta["frame_numbers"]] == list(range(6))
+    assert v.meta["window_center"] == 100.0
+
+
+def test_enhanced_multiframe_with_two_stacks_is_split(tmp_path):
+    a = phantom((6, 6, 4), lo=0, hi=500, seed=25)
+    b = phantom((6, 6, 5), lo=0, hi=500, seed=26)
+    sag = np.array([[0, 0, -2.0, 20], [0.7, 0, 0, -30], [0, -0.7, 0, 40], [0, 0, 0, 1.0]])
+    write_enhanced(
+        tmp_path / "two.dcm",
+        [(a, axial_affine((0.7, 0.7, 2.0))), (b, sag)],
+        shared_rescale=True,
+        echo_times=[10.0, 10.0],
+    )
+    infos = scan(tmp_path)
+    assert sorted(s.shape for s in infos) == [(6, 6, 4), (6, 6, 5)]
+    by_k = {s.shape[2]: s for s in infos}
+    np.testing.assert_array_equal(load(tmp_path, series=by_k[4].uid).array, a)
+    vb = load(tmp_path, series=by_k[5].uid)
+    np.testing.assert_array_equal(vb.array, b)
+    np.testing.assert_allclose(vb.affine, sag, atol=1e-5)
+
+
+def test_enhanced_mr_echoes_are_split(tmp_path):
+    a = phantom((5, 5, 3), lo=0, hi=500, seed=27)
+    aff = axial_affine()
+    write_enhanced(tmp_path / "echo.dcm", [(a, aff), (a + 7, aff)], echo_times=[5.0, 20.0])
+    infos = scan(tmp_path)
+    assert len(infos) == 2 and len({s.uid for s in infos}) == 2
+    got = sorted(load(tmp_path, series=s.uid).array.mean() for s in infos)
+    assert got == pytest.approx([a.mean(), a.mean() + 7])
+
+
+def test_highdicom_legacy_converted_enhanced_ct(tmp_path):
+    import highdicom
+
+    vol = phantom((8, 6, 5), lo=-1000, hi=1000, seed=28)
+    paths = write_series(tmp_path / "single", vol, axial_affine(), intercept=-1024, stored_dtype=np.uint16)
+    datasets = [pydicom.dcmread(p) for p in paths]
+    for ds in datasets:
+        ds.AcquisitionNumber = 1
+        ds.KVP = 120
+        ds.ContentDate, ds.ContentTime = "20240102", "101010"
+        ds.AcquisitionDate, ds.AcquisitionTime = "20240102", "101010"
+    mf = highdicom.legacy.LegacyConvertedEnhancedCTImage(
+        legacy_datasets=datasets,
+        series_instance_uid=generate_uid(),
+        series_number=9,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+    )
+    (tmp_path / "mf").mkdir()
+    mf.save_as(tmp_path / "mf" / "ct.dcm")
+    v = load(tmp_path / "mf")
+    np.testing.assert_array_equal(v.array, vol)
+    np.testing.assert_allclose(v.affine, axial_affine(), atol=1e-5)
