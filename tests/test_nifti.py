@@ -79,22 +79,28 @@ def test_ct_modality_guess(tmp_path):
 
 
 def test_nibabel_bundled_data_loads_or_raises_medae_error():
-    """Every image in nibabel's own test data is a Volume or a MedaeError, nothing else."""
+    """Every file in nibabel's own test data (NIfTI, Analyze, CIFTI, its DICOM samples) is a Volume or a
+    MedaeError, nothing else; so is each of its data folders loaded as a whole."""
     from pathlib import Path
 
+    import nibabel.nicom.tests
     import nibabel.tests
 
-    from medae.errors import MedaeError
+    from medae.errors import MedaeError, SeriesSelectionError
 
-    data_dir = Path(nibabel.tests.__file__).parent / "data"
-    files = [p for p in sorted(data_dir.iterdir()) if p.is_file()]
-    assert files
-    loaded = 0
-    for p in files:
+    data_dirs = [Path(m.__file__).parent / "data" for m in (nibabel.tests, nibabel.nicom.tests)]
+    files = [p for d in data_dirs for p in sorted(d.iterdir()) if p.is_file()]
+    assert len(files) > 50
+    loaded = {"nifti": 0, "dicom": 0}
+    for p in [*files, *data_dirs]:
         try:
             v = load(p, volume_index=0)
+        except SeriesSelectionError:
+            assert p.is_dir()
+            continue
         except MedaeError:
             continue
         assert v.array.ndim == 3 and v.affine.shape == (4, 4)
-        loaded += 1
-    assert loaded >= 5
+        assert np.isfinite(v.affine).all() and min(v.spacing) > 0
+        loaded["dicom" if v.meta.get("format") == "dicom" else "nifti"] += 1
+    assert loaded["nifti"] >= 5 and loaded["dicom"] >= 3

@@ -45,6 +45,8 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
         raise InputError(
             f"{path}: not a readable NIfTI file ({exc}). Check that the file is complete and is NIfTI-1/2."
         ) from exc
+    if not hasattr(img, "affine"):  # CIFTI-2 and other non-spatial images share the .nii suffix
+        raise InputError(f"{path}: {type(img).__name__} data has no voxel grid; medae reads 3D volumes.")
     shape = img.shape
     warnings: list[str] = []
     if len(shape) < 3:
