@@ -19,7 +19,7 @@ _STUDY = (
     ("study_date", "Date"),
     ("study_description", "Description"),
     ("accession_number", "Accession"),
-    ("study_instance_uid", "Study UID"),
+    ("study_uid", "Study UID"),
     ("institution_name", "Institution"),
 )
 _SERIES = (
@@ -27,7 +27,7 @@ _SERIES = (
     ("series_number", "Number"),
     ("body_part", "Body part"),
     ("manufacturer", "Manufacturer"),
-    ("series_instance_uid", "Series UID"),
+    ("series_uid", "Series UID"),
 )
 
 

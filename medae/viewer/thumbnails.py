@@ -18,15 +18,15 @@ def thumbnail(info, size: int = SIZE) -> np.ndarray | None:
 
     Args:
         info: A ``medae.io.SeriesInfo``. NIfTI previews come from the middle axial slice; DICOM ones from
-            the middle file of the series (its file list in ``info.extra["files"]``).
+            the file (and frame) the DICOM scan names in ``info.extra["thumbnail_file"]``.
         size: Longest side of the preview in pixels.
     """
     try:
         if info.kind == "nifti":
             return _shrink(_nifti_middle(info.source), size)
-        files = info.extra.get("files") or info.extra.get("source_files") or []
-        if files:
-            return _shrink(_dicom_middle(files[len(files) // 2]), size)
+        path = info.extra.get("thumbnail_file")
+        if path:
+            return _shrink(_dicom_frame(path, info.extra.get("thumbnail_frame")), size)
     except Exception:  # a preview is a convenience: a broken file only loses its thumbnail
         return None
     return None
@@ -47,13 +47,13 @@ def _nifti_middle(path: str) -> np.ndarray:
     return _to_gray(plane_spec("axial").extract(turned, 0), {})
 
 
-def _dicom_middle(path: str) -> np.ndarray:
+def _dicom_frame(path: str, frame: int | None) -> np.ndarray:
     import pydicom
 
     ds = pydicom.dcmread(path, force=True)
     arr = ds.pixel_array.astype(np.float32)
     if arr.ndim == 3:
-        arr = arr[arr.shape[0] // 2]
+        arr = arr[(frame - 1) if frame else arr.shape[0] // 2]
     arr = arr * float(getattr(ds, "RescaleSlope", 1) or 1) + float(getattr(ds, "RescaleIntercept", 0) or 0)
     meta = {"window_center": getattr(ds, "WindowCenter", None), "window_width": getattr(ds, "WindowWidth", None)}
     return _to_gray(arr, meta)

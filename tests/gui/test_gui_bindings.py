@@ -1,0 +1,189 @@
+"""Mouse and keys through the real widgets: window/level, pan, zoom, scroll, crosshair, presets, layouts."""
+
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication
+
+from medae.viewer.windowing import Window
+from tests.gui.conftest import wait_idle
+
+
+@pytest.fixture
+def opened(window, qtbot, ct_file):
+    window.open_path(ct_file)
+    wait_idle(qtbot, window)
+    assert window.session.volume is not None
+    return window
+
+
+def drag(qtbot, view, button, start, end, modifier=Qt.KeyboardModifier.NoModifier):
+    qtbot.mousePress(view, button, modifier, start)
+    steps = 6
+    for n in range(1, steps + 1):
+        pos = start + (end - start) * n / steps
+        qtbot.mouseMove(view, pos)
+        # QTest.mouseMove does not carry buttons; deliver a real move event with the button held.
+        from PySide6.QtGui import QMouseEvent
+
+        ev = QMouseEvent(
+            QMouseEvent.Type.MouseMove,
+            QPointF(pos),
+            QPointF(view.mapToGlobal(pos)),
+            Qt.MouseButton.NoButton,
+            button,
+            modifier,
+        )
+        QApplication.sendEvent(view, ev)
+    qtbot.mouseRelease(view, button, modifier, end)
+
+
+def centre(view):
+    return QPoint(view.width() // 2, view.height() // 2)
+
+
+def test_left_drag_is_window_level(opened, qtbot):
+    view = opened.view_area.view("axial")
+    before = opened.session.window
+    drag(qtbot, view, Qt.MouseButton.LeftButton, centre(view), centre(view) + QPoint(40, 20))
+    after = opened.session.window
+    assert after.width > before.width and after.center > before.center
+
+
+def test_middle_drag_pans_right_drag_zooms(opened, qtbot):
+    view = opened.view_area.view("coronal")
+    drag(qtbot, view, Qt.MouseButton.MiddleButton, centre(view), centre(view) + QPoint(30, 0))
+    assert opened.session.view_state("coronal").pan[0] > 0
+    drag(qtbot, view, Qt.MouseButton.RightButton, centre(view), centre(view) + QPoint(0, -60))
+    assert opened.session.view_state("coronal").zoom > 1.2
+    assert opened.session.view_state("axial").zoom == 1.0  # other planes keep theirs
+
+
+def test_click_moves_the_linked_crosshair(opened, qtbot):
+    view = opened.view_area.view("axial")
+    s = opened.session
+    target = view.voxel_to_widget((5, 7, s.cursor[2]))
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=target.toPoint())
+    assert s.cursor[:2] == (5, 7)
+    # Every view follows: the coronal view now shows slice j = 7.
+    assert opened.view_area.view("coronal").widget_to_voxel(QPointF(1, 1))[1] == 7
+
+
+def test_wheel_scrolls_slices(opened, qtbot):
+    view = opened.view_area.view("axial")
+    k = opened.session.cursor[2]
+    ev = QWheelEvent(
+        QPointF(centre(view)),
+        QPointF(view.mapToGlobal(centre(view))),
+        QPoint(0, 0),
+        QPoint(0, 240),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(view, ev)
+    assert opened.session.cursor[2] == k + 2
+
+
+def test_research_binding_left_click_and_drag_set_crosshair(opened, qtbot):
+    opened.session.mouse_scheme = "research"
+    view = opened.view_area.view("axial")
+    before = opened.session.window
+    s = opened.session
+    drag(
+        qtbot,
+        view,
+        Qt.MouseButton.LeftButton,
+        view.voxel_to_widget((10, 10, s.cursor[2])).toPoint(),
+        view.voxel_to_widget((20, 12, s.cursor[2])).toPoint(),
+    )
+    assert s.cursor[:2] == (20, 12) and s.window == before
+    drag(
+        qtbot,
+        view,
+        Qt.MouseButton.LeftButton,
+        centre(view),
+        centre(view) + QPoint(30, 0),
+        Qt.KeyboardModifier.ControlModifier,
+    )
+    assert s.window.width > before.width
+
+
+def test_hover_readout_shows_hu_index_and_position(opened, qtbot):
+    view = opened.view_area.view("axial")
+    s = opened.session
+    pos = view.voxel_to_widget((s.image.grid.to_canonical((32, 20, s.cursor[2]))[0], 20, s.cursor[2]))
+    qtbot.mouseMove(view, pos.toPoint())
+    text = opened.readout.text()
+    assert "HU" in text and "voxel (" in text and "RAS (" in text
+
+
+def test_keys(opened, qtbot):
+    s = opened.session
+    view = opened.view_area.view("axial")
+    view.setFocus()
+    k = s.cursor[2]
+    qtbot.keyClick(opened, Qt.Key.Key_Up)
+    qtbot.keyClick(opened, Qt.Key.Key_PageUp)
+    assert s.cursor[2] == min(k + 11, 23)
+    qtbot.keyClick(opened, Qt.Key.Key_PageDown)
+    qtbot.keyClick(opened, Qt.Key.Key_Down)
+    assert s.cursor[2] == k
+    qtbot.keyClick(opened, Qt.Key.Key_4)
+    assert s.window == Window(-600, 1500)
+    qtbot.keyClick(opened, Qt.Key.Key_7)
+    assert s.window == Window(400, 2000)
+    qtbot.keyClick(opened, Qt.Key.Key_I)
+    assert s.invert
+    s.set_view_state("axial", zoom=3.0)
+    qtbot.keyClick(opened, Qt.Key.Key_Space)
+    assert s.view_state("axial").zoom == 1.0 and s.window == Window(40, 400)
+
+
+def test_arrow_keys_scroll_the_view_last_used(opened, qtbot):
+    s = opened.session
+    cor = opened.view_area.view("coronal")
+    qtbot.mouseClick(cor, Qt.MouseButton.LeftButton, pos=centre(cor))
+    j = s.cursor[1]
+    qtbot.keyClick(opened, Qt.Key.Key_Up)
+    assert s.cursor[1] == j + 1
+
+
+def test_layouts_and_convention(opened, qtbot):
+    s = opened.session
+    opened.actions_by_name["layout_single"].trigger()
+    assert len(opened.view_area.views) == 1
+    opened.actions_by_name["layout_2x2"].trigger()
+    assert len(opened.view_area.views) == 4
+    opened.actions_by_name["layout_1x3"].trigger()
+    assert len(opened.view_area.views) == 3
+    opened.actions_by_name["conv_neurological"].trigger()
+    assert s.convention == "neurological"
+    from medae.viewer.planes import orientation_labels, plane_spec
+
+    assert orientation_labels(plane_spec("axial", s.convention), s.image.grid.affine)["left"] == "L"
+
+
+def test_preferences_and_geometry_persist(window, qtbot):
+    from medae.gui.main_window import MainWindow
+    from medae.gui.settings import Preferences, load_preferences
+
+    window.apply_preferences(
+        Preferences(mouse_scheme="research", convention="neurological", layout="2x2", colormap="viridis", opacity=0.3)
+    )
+    window.resize(700, 500)  # inside the offscreen screen, which restoreGeometry respects
+    qtbot.waitUntil(lambda: window.height() == 500)
+    size = window.size()
+    window.close()
+    prefs = load_preferences()
+    assert (prefs.mouse_scheme, prefs.convention, prefs.layout, prefs.colormap) == (
+        "research",
+        "neurological",
+        "2x2",
+        "viridis",
+    )
+    again = MainWindow()
+    qtbot.addWidget(again)
+    assert again.session.mouse_scheme == "research" and again.session.layout == "2x2"
+    assert again.size() == size

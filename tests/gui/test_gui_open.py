@@ -1,0 +1,139 @@
+"""Opening scans in the viewer: files, folders with several series, DICOMDIR, drops, errors, cancel."""
+
+import threading
+
+import numpy as np
+import pydicom
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from tests.dicom_factory import axial_affine, phantom, write_series
+from tests.gui.conftest import wait_idle
+
+
+def test_empty_window_offers_to_open(window):
+    assert window.stack.currentWidget() is window.welcome
+    assert window.session.volume is None
+    assert {"open_file", "open_folder", "analyze", "export_screenshot"} <= set(window.actions_by_name)
+
+
+def test_open_file_shows_three_linked_views(window, qtbot, ct_file):
+    window.open_path(ct_file)
+    wait_idle(qtbot, window)
+    assert window.last_error is None
+    assert window.stack.currentWidget() is window.view_area
+    assert [v.plane for v in window.view_area.views] == ["axial", "coronal", "sagittal"]
+    assert "ct.nii.gz" in window.windowTitle()
+    assert window.session.window.width == 400  # CT opens with a soft-tissue window
+    assert str(ct_file.resolve()) in window.recent_menu.actions()[0].toolTip()
+
+
+def test_folder_with_two_series_asks_which(window, qtbot, tmp_path):
+    ct = phantom((12, 10, 6), seed=1)
+    mr = np.abs(phantom((10, 10, 5), seed=2)).astype(np.int16)
+    write_series(tmp_path / "study" / "a", ct, axial_affine(), modality="CT", description="chest CT", series_number=1)
+    write_series(tmp_path / "study" / "b", mr, axial_affine(), modality="MR", description="brain T1", series_number=2)
+    window.open_path(tmp_path / "study")
+    qtbot.waitUntil(lambda: window.series_picker is not None, timeout=30_000)
+    picker = window.series_picker
+    wait_idle(qtbot, window)  # thumbnails arrive from a worker
+    assert picker.table.rowCount() == 2
+    rows = {picker.table.item(r, 1).text(): r for r in range(2)}
+    assert set(rows) == {"CT", "MR"}
+    assert picker.table.item(rows["MR"], 5).text() == "5"  # slice count
+    assert picker.has_thumbnail(0) and picker.has_thumbnail(1)
+    picker.table.selectRow(rows["MR"])
+    picker.accept()
+    wait_idle(qtbot, window)
+    v = window.session.volume
+    assert v.modality == "MR" and v.shape == (10, 10, 5)
+    np.testing.assert_array_equal(v.array, mr)
+    # The study panel and the tag browser describe the series on screen.
+    texts = [window.study_panel.tree.topLevelItem(2).child(i).text(1) for i in range(5)]
+    assert "brain T1" in texts
+    window.tag_browser.search.setText("modality")
+    assert window.tag_browser.visible_keywords() == ["Modality"]
+    window.tag_browser.search.setText("")
+    assert len(window.tag_browser.visible_keywords()) > 20
+
+
+def test_dicomdir_opens(window, qtbot, tmp_path):
+    from pydicom.fileset import FileSet
+
+    vol = phantom((8, 7, 4), seed=3)
+    fs = FileSet()
+    for p in write_series(tmp_path / "src", vol, axial_affine()):
+        fs.add(pydicom.dcmread(p))
+    fs.write(tmp_path / "media")
+    window.open_path(tmp_path / "media" / "DICOMDIR")
+    wait_idle(qtbot, window)
+    assert window.last_error is None
+    np.testing.assert_array_equal(window.session.volume.array, vol)
+
+
+def test_drop_opens_the_file(window, qtbot, ct_file):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(ct_file))])
+    event = QDropEvent(
+        QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    window.dropEvent(event)
+    wait_idle(qtbot, window)
+    assert window.session.volume is not None and window.session.volume.shape == (48, 40, 24)
+
+
+def test_bad_file_gives_a_dialog_that_says_what_to_do(window, qtbot, tmp_path):
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"this is not a nifti file")
+    window.open_path(bad)
+    wait_idle(qtbot, window)
+    box = window.last_error
+    assert box is not None and box.isVisible()
+    assert "broken.nii.gz" in box.text() and "Traceback" not in box.text()
+    assert window.session.volume is None
+    box.accept()
+
+
+@pytest.mark.qt_no_exception_capture
+def test_unexpected_exception_in_a_slot_is_a_dialog_not_a_crash(window, qtbot):
+    from PySide6.QtCore import QTimer
+
+    def boom():
+        raise RuntimeError("simulated bug")
+
+    QTimer.singleShot(0, boom)
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    qtbot.waitUntil(
+        lambda: any(isinstance(w, QMessageBox) and w.isVisible() for w in QApplication.topLevelWidgets()), timeout=5000
+    )
+    box = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible())
+    assert "simulated bug" in box.text() and "log file" in box.text() and "Traceback" not in box.text()
+    box.accept()
+    assert window.isVisible()
+
+
+def test_long_job_shows_progress_and_cancels(window, qtbot):
+    started = threading.Event()
+
+    def slow(progress, cancel):
+        started.set()
+        for n in range(1000):
+            progress(n / 1000, "working")
+            if cancel.wait(0.01):
+                from medae.errors import CancelledError
+
+                raise CancelledError()
+        return "finished"
+
+    got = []
+    window.run_job("slow", slow, got.append, "testing")
+    assert started.wait(5)
+    qtbot.waitUntil(lambda: window.progress.value() > 0, timeout=5000)
+    assert window.cancel_button.isVisible()
+    qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, window)
+    assert got == [] and window.last_error is None
+    assert not window.cancel_button.isVisible()
+    assert "Cancelled" in window.statusBar().currentMessage()

@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+
+from medae.viewer.bindings import KEYS, MOUSE_SCHEMES, RADIOLOGY, RESEARCH, MouseAction, key_action, slice_step
+from medae.viewer.compositing import to_rgb
+from medae.viewer.session import ViewerSession, default_style
+from medae.viewer.windowing import Window
+from tests.viewer_fixtures import ct_volume, result_for
+
+
+def opened():
+    s = ViewerSession()
+    s.open(ct_volume())
+    return s
+
+
+def test_open_centres_cursor_and_uses_ct_default_window():
+    s = opened()
+    assert s.cursor == (20, 18, 10)
+    assert s.window == Window(40, 400)
+    assert s.units == "HU"
+    assert s.render("axial").shape == (36, 40)
+
+
+def test_setters_emit_only_on_change():
+    s = opened()
+    seen = []
+    s.window_changed.connect(lambda: seen.append("w"))
+    s.cursor_changed.connect(lambda: seen.append("c"))
+    s.display_changed.connect(lambda: seen.append("d"))
+    s.set_window(Window(40, 400))
+    s.set_window(Window(50, 400))
+    s.set_cursor((20, 18, 10))
+    s.move_slice("axial", 3)
+    s.convention = "neurological"
+    s.convention = "neurological"
+    assert seen == ["w", "c", "d"]
+    assert s.cursor == (20, 18, 13)
+    with pytest.raises(ValueError):
+        s.layout = "3x3"
+
+
+def test_slices_clamp_at_the_ends():
+    s = opened()
+    s.move_slice("axial", 1000)
+    assert s.cursor[2] == 19
+    s.move_slice("sagittal", -1000)
+    assert s.cursor[0] == 0
+
+
+def test_presets_by_number_and_reset():
+    s = opened()
+    assert s.apply_preset(4) and s.window == Window(-600, 1500)
+    assert not s.apply_preset(9)
+    s.set_invert(True)
+    s.reset_view()
+    assert s.window == Window(40, 400) and s.invert
+    assert s.cursor == (20, 18, 10)
+
+
+def test_readout_reports_hu_and_file_index():
+    s = opened()
+    r = s.readout((0, 0, 0))
+    assert r.units == "HU" and r.value == -1000
+    assert r.index == (39, 35, 0)  # LPS file: canonical (RAS) origin is the file's last i, j
+    assert "HU" in r.text() and "voxel (39, 35, 0)" in r.text()
+
+
+def test_result_overlay_threshold_and_findings():
+    s = opened()
+    result = result_for(s.volume, blob_at=(10, 12, 8))
+    s.set_result(result)
+    assert s.style.threshold == 3.0 and s.style.vmax >= 6.0
+    assert s.warnings == ["test warning"]
+    s.go_to_finding(0)
+    assert s.image.grid.to_source(s.cursor) == (10, 12, 8)
+    with_heat = to_rgb(s.render("axial"))
+    s.set_heat_visible(False)
+    without = to_rgb(s.render("axial"))
+    assert (with_heat != without).any()
+    s.set_heat_visible(True)
+    s.set_style(threshold=1e9)
+    assert s.style.threshold == s.style.vmax  # clamped into the heat range
+    s.set_style(opacity=0.0)
+    assert np.array_equal(to_rgb(s.render("axial")), without)
+    with pytest.raises(KeyError):
+        s.set_style(colormap="rainbow-unicorn")
+
+
+def test_compare_layers_and_heat_projection():
+    s = opened()
+    s.compare = True
+    assert not s.compare  # nothing to compare before an analysis
+    s.set_result(result_for(s.volume))
+    s.compare = True
+    assert s.compare
+    for layer in ("input", "reconstruction", "residual"):
+        assert s.render("coronal", layer).shape == (20, 40)
+    mip = to_rgb(s.render_mip("coronal"))
+    s.set_cursor((0, 0, 0))  # slice far from the blob: the projection still shows it
+    assert (to_rgb(s.render_mip("coronal")) != to_rgb(s.render("coronal", overlay=False))).any()
+    assert mip.shape == (20, 40, 3)
+
+
+def test_result_on_another_grid_is_refused():
+    s = opened()
+    other = result_for(ct_volume(shape=(10, 10, 10)))
+    with pytest.raises(ValueError, match="grid"):
+        s.set_result(other)
+
+
+def test_default_style_fades_below_threshold():
+    s = opened()
+    st = default_style(result_for(s.volume))
+    assert st.vmin < st.threshold - st.fade + 1e-9 or st.vmin == pytest.approx(st.threshold - st.fade)
+    assert st.fade > 0 and st.vmax > st.threshold
+
+
+def test_mouse_schemes():
+    assert RADIOLOGY.drag_action("left") == MouseAction.WINDOW_LEVEL
+    assert RADIOLOGY.drag_action("middle") == MouseAction.PAN
+    assert RADIOLOGY.drag_action("right") == MouseAction.ZOOM
+    assert RADIOLOGY.wheel == MouseAction.SCROLL
+    assert RESEARCH.drag_action("left") == MouseAction.CROSSHAIR
+    assert RESEARCH.drag_action("left", "ctrl") == MouseAction.WINDOW_LEVEL
+    assert RADIOLOGY.drag_action("middle", "alt") == MouseAction.PAN  # falls back to no modifier
+    assert set(MOUSE_SCHEMES) == {"radiology", "research"}
+
+
+def test_key_table():
+    assert slice_step(key_action("PageUp")) == 10 and slice_step(key_action("Down")) == -1
+    assert key_action("H").action.value == "show/hide heatmap"
+    assert [key_action(str(n)).arg for n in range(1, 7)] == [1, 2, 3, 4, 5, 6]
+    assert key_action("Space").action.value == "reset view"
+    assert key_action("Q") is None
+    assert len({b.key for b in KEYS}) == len(KEYS)

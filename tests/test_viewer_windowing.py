@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from medae.viewer.windowing import (
+    CT_PRESETS,
+    MR_PRESETS,
+    Window,
+    default_window,
+    file_window,
+    percentile_window,
+    preset_window,
+    presets_for,
+)
+
+
+def test_ct_presets_are_the_usual_hu_windows():
+    got = {p.name: (p.window.width, p.window.center) for p in CT_PRESETS}
+    assert got == {
+        "Brain": (80, 40),
+        "Subdural": (200, 75),
+        "Stroke": (40, 40),
+        "Lung": (1500, -600),
+        "Mediastinum": (350, 50),
+        "Abdomen": (400, 40),
+        "Bone": (2000, 400),
+    }
+    assert presets_for("CT") is CT_PRESETS and presets_for("MR") is MR_PRESETS
+
+
+def test_window_bounds_and_drag():
+    w = Window(40, 400)
+    assert (w.low, w.high) == (-160, 240)
+    d = w.dragged(dx=10, dy=-5, scale=2.0)
+    assert d.width == 420 and d.center == 30
+    assert w.dragged(dx=-1000, dy=0, scale=2.0).width == 2.0  # never collapses
+
+
+def test_percentile_window_ignores_background():
+    rng = np.random.default_rng(0)
+    arr = np.zeros((50, 50, 20), np.float32)
+    arr[10:40, 10:40] = rng.normal(500, 50, (30, 30, 20))
+    w = percentile_window(arr, 1, 99)
+    assert 350 < w.low < 450 and 550 < w.high < 650
+
+
+def test_file_window_reads_first_of_several_and_rejects_junk():
+    assert file_window({"window_center": [40, 300], "window_width": [400, 1500]}) == Window(40, 400)
+    assert file_window({"window_center": "abc", "window_width": 10}) is None
+    assert file_window({"window_center": 10, "window_width": 0}) is None
+    assert file_window({}) is None
+
+
+def test_default_window_priority():
+    arr = np.arange(1000, dtype=np.int16).reshape(10, 10, 10)
+    assert default_window(arr, "CT", {"window_center": 10, "window_width": 20}) == Window(10, 20)
+    assert default_window(arr, "CT", {}) == Window(40, 400)
+    mr = default_window(arr, "MR", {})
+    assert mr.low > 0 and mr.high < 1000
+
+
+@pytest.mark.parametrize("preset", MR_PRESETS)
+def test_mr_presets_follow_data(preset):
+    arr = np.linspace(0, 1000, 8000).reshape(20, 20, 20)
+    w = preset_window(preset, arr)
+    lo, hi = np.percentile(arr[arr > 0], preset.percentiles)
+    assert w.low == pytest.approx(lo) and w.high == pytest.approx(hi)
