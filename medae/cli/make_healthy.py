@@ -8,8 +8,9 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds the ``make-healthy`` subcommand."""
-    p = sub.add_parser("make-healthy", help="generate healthy training scans from the bundled template",
-                       description=__doc__)
+    p = sub.add_parser(
+        "make-healthy", help="generate healthy training scans from the bundled template", description=__doc__
+    )
     p.add_argument("--out", required=True, type=Path, help="output folder (resumable)")
     p.add_argument("--n", type=int, default=40, help="number of scans (default 40)")
     p.add_argument("--seed", type=int, default=1000, help="seed of the first scan (default 1000)")

@@ -14,8 +14,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="folder of healthy scans (NIfTI/DICOM) or a text file listing them")
     p.add_argument("--out", required=True, type=Path, help="model folder to write (resumes if it holds a checkpoint)")
     p.add_argument("--config", type=Path, help="JSON file overriding the default brain T1 configuration")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                   help="override one setting, e.g. --set steps=200 --set 'architecture={\"skip\": false}'")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="override one setting, e.g. --set steps=200 --set 'architecture={\"skip\": false}'",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
     p.set_defaults(func=run)
 
@@ -33,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise MedaeError(f"--set {item}: the value must be JSON (e.g. 200, \"l1\", true)") from exc
+            raise MedaeError(f'--set {item}: the value must be JSON (e.g. 200, "l1", true)') from exc
     cfg = load_config(args.config, overrides)
     command = "medae " + " ".join(sys.argv[1:]) if sys.argv and "medae" in sys.argv[0] else None
     with ProgressBar("train", every=30) as bar:

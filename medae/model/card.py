@@ -78,7 +78,9 @@ class ModelCard:
         required = ("id", "name", "jobs", "modality", "body_part", "architecture", "space", "intensity")
         missing = [k for k in required if k not in data]
         if missing:
-            raise ModelError(f"{source}: the model card lacks {', '.join(missing)}. Re-export the model with medae train.")
+            raise ModelError(
+                f"{source}: the model card lacks {', '.join(missing)}. Re-export the model with medae train."
+            )
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 

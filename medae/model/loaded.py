@@ -98,7 +98,7 @@ def load_model(path: str | os.PathLike | None = None, device: str = "auto") -> L
     card = ModelCard.read(folder / "card.json")
     tensors = read_tensors(folder, card)
     net = build_network(card.architecture)
-    state = {k[len("net."):]: torch.from_numpy(np.array(v)) for k, v in tensors.items() if k.startswith("net.")}
+    state = {k[len("net.") :]: torch.from_numpy(np.array(v)) for k, v in tensors.items() if k.startswith("net.")}
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -107,9 +107,12 @@ def load_model(path: str | os.PathLike | None = None, device: str = "auto") -> L
     net.to(dev).eval()
     ref = tensors.get("reference.image")
     mask = tensors.get("reference.mask")
-    calib = {k[len("calibration."):]: v.astype(np.float32) for k, v in tensors.items() if k.startswith("calibration.")}
+    calib = {k[len("calibration.") :]: v.astype(np.float32) for k, v in tensors.items() if k.startswith("calibration.")}
     return LoadedModel(
-        card=card, folder=folder, net=net, device=dev,
+        card=card,
+        folder=folder,
+        net=net,
+        device=dev,
         reference=None if ref is None else ref.astype(np.float32),
         reference_mask=None if mask is None else mask.astype(bool),
         calibration=calib,

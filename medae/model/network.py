@@ -81,9 +81,7 @@ class AutoEncoder3D(nn.Module):
             self.up.append(
                 nn.Sequential(
                     Convolution(in_channels=cin, out_channels=c, strides=1, **conv),
-                    Convolution(
-                        in_channels=c, out_channels=nxt, strides=2, is_transposed=True, **conv
-                    ),
+                    Convolution(in_channels=c, out_channels=nxt, strides=2, is_transposed=True, **conv),
                 )
             )
         self.head = Convolution(3, rev[-1], in_channels, kernel_size=1, conv_only=True)

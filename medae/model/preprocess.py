@@ -61,15 +61,22 @@ def center_alignment(card: ModelCard, volume: Volume, mask: np.ndarray | None = 
     return Alignment(t, None, "center")
 
 
-def resample(array: np.ndarray, matrix: np.ndarray, shape: tuple[int, ...], order: int = 1, cval: float = 0.0,
-             output=None) -> np.ndarray:
+def resample(
+    array: np.ndarray, matrix: np.ndarray, shape: tuple[int, ...], order: int = 1, cval: float = 0.0, output=None
+) -> np.ndarray:
     """Samples ``array`` on a grid of ``shape`` where output index -> ``matrix`` -> array index."""
     from scipy import ndimage
 
     return ndimage.affine_transform(
         np.asarray(array, dtype=np.float32) if order > 0 else array,
-        matrix[:3, :3], offset=matrix[:3, 3], output_shape=tuple(shape), order=order, mode="constant",
-        cval=cval, output=output if output is not None else (np.float32 if order > 0 else None), prefilter=False,
+        matrix[:3, :3],
+        offset=matrix[:3, 3],
+        output_shape=tuple(shape),
+        order=order,
+        mode="constant",
+        cval=cval,
+        output=output if output is not None else (np.float32 if order > 0 else None),
+        prefilter=False,
     )
 
 
@@ -128,9 +135,15 @@ def to_model_space(
     if alignment is None:
         if method == "register":
             if reference is None:
-                raise InputError("This model needs its reference template to align scans; the model folder is incomplete.")
+                raise InputError(
+                    "This model needs its reference template to align scans; the model folder is incomplete."
+                )
             alignment = register_to_reference(
-                data, volume.affine, reference, card.affine, mode=card.space.get("registration", "affine"),
+                data,
+                volume.affine,
+                reference,
+                card.affine,
+                mode=card.space.get("registration", "affine"),
                 cancel=cancel,
             )
         elif method == "center":

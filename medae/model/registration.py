@@ -54,7 +54,7 @@ def downsample(image: np.ndarray, affine: np.ndarray, target_mm: float) -> tuple
         return image.astype(np.float32, copy=False), affine
     img = ndimage.uniform_filter(image.astype(np.float32), size=tuple(factors), mode="nearest")
     start = factors // 2
-    small = img[start[0]::factors[0], start[1]::factors[1], start[2]::factors[2]]
+    small = img[start[0] :: factors[0], start[1] :: factors[1], start[2] :: factors[2]]
     new = affine.copy()
     new[:3, :3] = affine[:3, :3] * factors
     new[:3, 3] = affine[:3, :3] @ start + affine[:3, 3]
@@ -142,7 +142,10 @@ def register_to_reference(
         reg.SetMetricSamplingPercentage(sampling, seed)
         reg.SetInterpolator(sitk.sitkLinear)
         reg.SetOptimizerAsRegularStepGradientDescent(
-            learningRate=2.0, minStep=1e-3, numberOfIterations=iters, relaxationFactor=0.6,
+            learningRate=2.0,
+            minStep=1e-3,
+            numberOfIterations=iters,
+            relaxationFactor=0.6,
             gradientMagnitudeTolerance=1e-6,
         )
         reg.SetOptimizerScalesFromPhysicalShift()

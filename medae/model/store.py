@@ -51,8 +51,11 @@ def resolve_model_dir(path: str | os.PathLike | None) -> Path:
     for name in (CARD, WEIGHTS):
         if not (folder / name).is_file():
             others = sorted(p.name for p in folder.iterdir())
-            hint = " Pickled weights (.pt/.pth/.ckpt) are refused: export to safetensors." if any(
-                n.endswith((".pt", ".pth", ".ckpt", ".bin")) for n in others) else ""
+            hint = (
+                " Pickled weights (.pt/.pth/.ckpt) are refused: export to safetensors."
+                if any(n.endswith((".pt", ".pth", ".ckpt", ".bin")) for n in others)
+                else ""
+            )
             raise ModelError(f"{folder}: the model folder lacks {name}.{hint}")
     return folder
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from medae.atomic import atomic_path, write_text
 
 STATE = "checkpoint.safetensors"
@@ -76,5 +75,3 @@ def load_best(folder: Path, net) -> bool:
         return False
     net.load_state_dict(load_file(str(p)))
     return True
-
-

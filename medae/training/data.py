@@ -127,8 +127,9 @@ class AugmentedScans:
     ``input`` (target corrupted with the configured noise), ``mask``.
     """
 
-    def __init__(self, images: np.ndarray, masks: np.ndarray, cfg: dict, length: int, seed: int,
-                 noise: bool = True) -> None:
+    def __init__(
+        self, images: np.ndarray, masks: np.ndarray, cfg: dict, length: int, seed: int, noise: bool = True
+    ) -> None:
         self.images = images
         self.masks = masks
         self.cfg = cfg
@@ -146,18 +147,33 @@ class AugmentedScans:
         a = self.cfg["augment"]
         rot = np.radians(a["rotate_deg"])
         keys = ["image", "mask"]
-        return T.Compose([
-            T.RandAffined(keys, prob=a["affine_prob"], rotate_range=(rot,) * 3, scale_range=(a["scale"],) * 3,
-                          translate_range=(a["translate_vox"],) * 3, mode=("bilinear", "nearest"),
-                          padding_mode="zeros"),
-            T.Rand3DElasticd(keys, sigma_range=(6, 8), magnitude_range=(20, 60), prob=a["elastic_prob"],
-                             mode=("bilinear", "nearest"), padding_mode="zeros"),
-            T.RandBiasFieldd(["image"], prob=a["bias_prob"], coeff_range=(0.0, 0.15)),
-            T.RandAdjustContrastd(["image"], prob=a["gamma_prob"], gamma=(0.8, 1.25)),
-            T.RandGaussianSmoothd(["image"], prob=a["blur_prob"], sigma_x=(0.3, 0.9), sigma_y=(0.3, 0.9),
-                                  sigma_z=(0.3, 0.9)),
-            T.RandGaussianNoised(["image"], prob=a["noise_prob"], std=0.02),
-        ])
+        return T.Compose(
+            [
+                T.RandAffined(
+                    keys,
+                    prob=a["affine_prob"],
+                    rotate_range=(rot,) * 3,
+                    scale_range=(a["scale"],) * 3,
+                    translate_range=(a["translate_vox"],) * 3,
+                    mode=("bilinear", "nearest"),
+                    padding_mode="zeros",
+                ),
+                T.Rand3DElasticd(
+                    keys,
+                    sigma_range=(6, 8),
+                    magnitude_range=(20, 60),
+                    prob=a["elastic_prob"],
+                    mode=("bilinear", "nearest"),
+                    padding_mode="zeros",
+                ),
+                T.RandBiasFieldd(["image"], prob=a["bias_prob"], coeff_range=(0.0, 0.15)),
+                T.RandAdjustContrastd(["image"], prob=a["gamma_prob"], gamma=(0.8, 1.25)),
+                T.RandGaussianSmoothd(
+                    ["image"], prob=a["blur_prob"], sigma_x=(0.3, 0.9), sigma_y=(0.3, 0.9), sigma_z=(0.3, 0.9)
+                ),
+                T.RandGaussianNoised(["image"], prob=a["noise_prob"], std=0.02),
+            ]
+        )
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([self.seed, int(i)])

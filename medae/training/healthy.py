@@ -65,8 +65,9 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], coarse: int,
     return ndimage.zoom(grid, zoom, order=3, mode="nearest")[tuple(slice(0, s) for s in shape)]
 
 
-def generate_healthy(template: Template, seed: int, dist: np.ndarray | None = None,
-                     variation: float = 1.0) -> HealthyScan:
+def generate_healthy(
+    template: Template, seed: int, dist: np.ndarray | None = None, variation: float = 1.0
+) -> HealthyScan:
     """One healthy scan.
 
     Args:
@@ -154,12 +155,25 @@ def generate_healthy(template: Template, seed: int, dist: np.ndarray | None = No
     out, out_aff = geometry.reorient(arr, aff, code)
     maps = [geometry.reorient(m, aff, code)[0] for m in (gm, wm, csf, brain)]
     params = {
-        "seed": int(seed), "angles_deg": angles.round(2).tolist(), "shift_mm": shift.round(2).tolist(),
-        "scale": scale.round(4).tolist(), "spacing": sp.tolist(), "orientation": code,
-        "noise_sigma": round(sigma, 4), "units": round(units, 1),
+        "seed": int(seed),
+        "angles_deg": angles.round(2).tolist(),
+        "shift_mm": shift.round(2).tolist(),
+        "scale": scale.round(4).tolist(),
+        "spacing": sp.tolist(),
+        "orientation": code,
+        "noise_sigma": round(sigma, 4),
+        "units": round(units, 1),
     }
-    vol = Volume(np.ascontiguousarray(out), out_aff, modality="MR",
-                 meta={"format": "synthetic", "series_description": f"synthetic healthy T1 (seed {seed})",
-                       "body_part": "BRAIN", "generator": params},
-                 source=f"synthetic:{seed}")
+    vol = Volume(
+        np.ascontiguousarray(out),
+        out_aff,
+        modality="MR",
+        meta={
+            "format": "synthetic",
+            "series_description": f"synthetic healthy T1 (seed {seed})",
+            "body_part": "BRAIN",
+            "generator": params,
+        },
+        source=f"synthetic:{seed}",
+    )
     return HealthyScan(vol, *(np.ascontiguousarray(m) for m in maps), params=params)

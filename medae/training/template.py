@@ -66,15 +66,20 @@ def load_template() -> Template:
     return Template(maps["t1"], maps["gm"], maps["wm"], brain, np.asarray(affine, dtype=np.float64))
 
 
-def brain_space(spacing: float = 2.0, shape: tuple[int, int, int] = (96, 112, 96),
-                centre: tuple[float, float, float] = (0.0, -18.0, 12.0)) -> np.ndarray:
+def brain_space(
+    spacing: float = 2.0,
+    shape: tuple[int, int, int] = (96, 112, 96),
+    centre: tuple[float, float, float] = (0.0, -18.0, 12.0),
+) -> np.ndarray:
     """Model-space affine: an RAS grid of ``shape`` at ``spacing`` mm centred on ``centre`` (MNI mm)."""
     aff = np.diag([spacing, spacing, spacing, 1.0])
     aff[:3, 3] = np.asarray(centre) - spacing * (np.asarray(shape) - 1) / 2.0
     return aff
 
 
-def reference_on_grid(template: Template, affine: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+def reference_on_grid(
+    template: Template, affine: np.ndarray, shape: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """The template T1 and its brain mask resampled onto a model grid."""
     from scipy import ndimage
 

@@ -39,9 +39,16 @@ def card_from_config(cfg: dict) -> ModelCard:
         )
         notes.append(TEMPLATE_NOTICE)
     return ModelCard(
-        id=cfg["id"], name=cfg["name"], jobs=list(cfg.get("jobs", ["anomaly"])), modality=cfg["modality"],
-        body_part=cfg["body_part"], architecture=dict(cfg["architecture"]), space=space,
-        intensity=dict(cfg["intensity"]), mask=dict(cfg["mask"]), postprocess=dict(cfg["postprocess"]),
+        id=cfg["id"],
+        name=cfg["name"],
+        jobs=list(cfg.get("jobs", ["anomaly"])),
+        modality=cfg["modality"],
+        body_part=cfg["body_part"],
+        architecture=dict(cfg["architecture"]),
+        space=space,
+        intensity=dict(cfg["intensity"]),
+        mask=dict(cfg["mask"]),
+        postprocess=dict(cfg["postprocess"]),
         notes=notes,
     )
 
@@ -103,10 +110,24 @@ def train(
     order = rng.permutation(len(scans))
     val_scans = [scans[i] for i in sorted(order[:n_val])]
     train_scans = [scans[i] for i in sorted(order[n_val:])]
-    images, masks, skipped = preprocess_scans(train_scans, card, reference, ref_mask, cache=state_dir / "cache",
-                                              progress=sub_progress(progress, 0.0, 0.1), cancel=cancel)
-    v_images, v_masks, v_skipped = preprocess_scans(val_scans, card, reference, ref_mask, cache=state_dir / "cache",
-                                                    progress=sub_progress(progress, 0.1, 0.15), cancel=cancel)
+    images, masks, skipped = preprocess_scans(
+        train_scans,
+        card,
+        reference,
+        ref_mask,
+        cache=state_dir / "cache",
+        progress=sub_progress(progress, 0.0, 0.1),
+        cancel=cancel,
+    )
+    v_images, v_masks, v_skipped = preprocess_scans(
+        val_scans,
+        card,
+        reference,
+        ref_mask,
+        cache=state_dir / "cache",
+        progress=sub_progress(progress, 0.1, 0.15),
+        cancel=cancel,
+    )
     prep_s = time.time() - t0
 
     net = build_network(cfg["architecture"]).to(dev)
@@ -127,8 +148,11 @@ def train(
     dataset = AugmentedScans(images, masks, cfg, length=steps * batch * world, seed=seed)
     indices = [(s * world + rank) * batch + b for s in range(start, steps) for b in range(batch)]
     loader = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(dataset, indices), batch_size=batch, shuffle=False,
-        num_workers=int(cfg.get("num_workers", 0)), persistent_workers=int(cfg.get("num_workers", 0)) > 0,
+        torch.utils.data.Subset(dataset, indices),
+        batch_size=batch,
+        shuffle=False,
+        num_workers=int(cfg.get("num_workers", 0)),
+        persistent_workers=int(cfg.get("num_workers", 0)) > 0,
         pin_memory=dev.type == "cuda",
     )
     amp = bool(cfg.get("amp", True)) and dev.type == "cuda"
@@ -192,8 +216,11 @@ def train(
                     save_best(state_dir, net)
             if step % int(cfg["checkpoint_every"]) == 0 or step == steps:
                 save_checkpoint(state_dir, net, opt, step, {"best_val": best_val, "history": history})
-            report(sub_progress(progress, 0.15, 0.92), (step - start) / max(1, steps - start),
-                   f"step {step}/{steps} loss {running:.4f} val {last_val:.4f}")
+            report(
+                sub_progress(progress, 0.15, 0.92),
+                (step - start) / max(1, steps - start),
+                f"step {step}/{steps} loss {running:.4f} val {last_val:.4f}",
+            )
     train_s = time.time() - t_train
     if rank == 0 and step > start:
         save_checkpoint(state_dir, net, opt, step, {"best_val": best_val, "history": history})
@@ -215,15 +242,31 @@ def train(
             return net(torch.from_numpy(img[None, None]).to(dev)).float()[0, 0].cpu().numpy()
 
     spacing = float(cfg["space"]["spacing"])
-    stats, calib = calibrate_model(reconstruct, v_images.astype(np.float32), v_masks, cfg["postprocess"],
-                                   cfg["calibration"], voxel_ml=spacing**3 / 1000.0,
-                                   progress=sub_progress(progress, 0.92, 1.0), cancel=cancel)
+    stats, calib = calibrate_model(
+        reconstruct,
+        v_images.astype(np.float32),
+        v_masks,
+        cfg["postprocess"],
+        cfg["calibration"],
+        voxel_ml=spacing**3 / 1000.0,
+        progress=sub_progress(progress, 0.92, 1.0),
+        cancel=cancel,
+    )
     card.calibration = calib
     card.training = {
-        "data": str(data), "n_train": len(images), "n_val": len(v_images), "skipped": skipped + v_skipped,
-        "command": command or " ".join(sys.argv), "config": cfg, "steps": step, "best_val_loss": best_val,
-        "history": history, "device": device_name(dev), "world_size": world,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "torch": torch.__version__,
+        "data": str(data),
+        "n_train": len(images),
+        "n_val": len(v_images),
+        "skipped": skipped + v_skipped,
+        "command": command or " ".join(sys.argv),
+        "config": cfg,
+        "steps": step,
+        "best_val_loss": best_val,
+        "history": history,
+        "device": device_name(dev),
+        "world_size": world,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "torch": torch.__version__,
         "time_s": {"preprocess": round(prep_s, 1), "train": round(train_s, 1)},
         "train_steps_per_s": round((step - start) / max(train_s, 1e-9), 3),
     }

@@ -1,0 +1,98 @@
+"""Is this scan something the model can judge? Checks tied to the model card.
+
+A mismatch that still allows a meaningful result becomes a warning carried into every output; one that
+cannot be meaningful (a chest CT given to a brain MRI model) is refused with ``ModelMismatchError``,
+unless the user forces it, in which case the refusal becomes a loud warning.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medae.errors import ModelMismatchError
+from medae.model.card import ModelCard
+from medae.volume import Volume
+
+BODY_PART_SYNONYMS = {
+    "BRAIN": {"BRAIN", "HEAD", "SKULL", "HEADNECK", "HEAD_NECK", "CEREBRUM", "NEURO"},
+    "CHEST": {"CHEST", "THORAX", "LUNG", "CHESTABDOMEN"},
+    "ABDOMEN": {"ABDOMEN", "ABDOMENPELVIS", "PELVIS", "LIVER", "KIDNEY"},
+}
+
+
+def _norm(part: str) -> str:
+    return "".join(ch for ch in part.upper() if ch.isalnum() or ch == "_")
+
+
+def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[str]:
+    """Checks before any work: modality, body part, voxel size.
+
+    Returns:
+        Warnings to carry into the outputs.
+
+    Raises:
+        ModelMismatchError: the result could not be meaningful (and ``force`` is False).
+    """
+    warnings: list[str] = []
+    problems: list[str] = []
+    modality = (volume.modality or "").upper()
+    guessed = bool(volume.meta.get("modality_guessed"))
+    if modality and modality not in ("OT", card.modality.upper()):
+        msg = (
+            f"the scan is {modality}{' (judged from its values)' if guessed else ''} but the model "
+            f"{card.id} was trained on {card.modality}"
+        )
+        problems.append(msg)
+    part = volume.meta.get("body_part")
+    if part:
+        wanted = BODY_PART_SYNONYMS.get(card.body_part.upper(), {card.body_part.upper()})
+        if _norm(str(part)) not in {_norm(p) for p in wanted}:
+            problems.append(f"the scan's body part is {part} but the model {card.id} knows {card.body_part}")
+    spacing = np.asarray(volume.spacing)
+    model_sp = float(card.space.get("spacing", 1.0))
+    if spacing.max() > 3.5 * model_sp:
+        warnings.append(
+            f"Thick slices ({spacing.max():.1f} mm, the model works at {model_sp:g} mm): small findings may be missed."
+        )
+    if spacing.min() < 0.2:
+        warnings.append(f"Unusually small voxels ({spacing.min():.2f} mm): check the scan's geometry.")
+    if min(volume.shape) < 8:
+        problems.append(f"the scan has only {min(volume.shape)} slices along one axis; it is not a 3D volume")
+    if problems:
+        text = "; ".join(problems)
+        if not force:
+            raise ModelMismatchError(
+                f"{volume.source or 'scan'}: {text}. The result would not be meaningful; choose a model for this "
+                "kind of scan (--model), or pass --force to analyse anyway."
+            )
+        warnings.append(f"Forced past a model mismatch: {text}. Interpret the result with great caution.")
+    return warnings
+
+
+def check_alignment(ref_to_input: np.ndarray, metric: float | None, card: ModelCard, force: bool = False) -> list[str]:
+    """Checks that registration found a plausible pose and a real match to the reference.
+
+    Raises:
+        ModelMismatchError: the scan does not resemble the reference at all (and ``force`` is False).
+    """
+    warnings: list[str] = []
+    scales = np.linalg.svd(ref_to_input[:3, :3], compute_uv=False)
+    limits = card.space.get("alignment_limits", {"scale": [0.7, 1.45], "metric": -0.3, "metric_warn": -0.5})
+    bad = []
+    if scales.min() < limits["scale"][0] or scales.max() > limits["scale"][1]:
+        bad.append(f"the alignment needed a scaling of {scales.min():.2f}-{scales.max():.2f}")
+    if metric is not None and metric > limits["metric"]:
+        bad.append(f"the scan matches the {card.body_part.lower()} reference poorly (similarity {-metric:.2f})")
+    elif metric is not None and metric > limits["metric_warn"]:
+        warnings.append(
+            f"The alignment to the reference is weak (similarity {-metric:.2f}); check the heatmap's position."
+        )
+    if bad:
+        text = "; ".join(bad)
+        if not force:
+            raise ModelMismatchError(
+                f"The scan could not be aligned to the model's {card.body_part.lower()} reference: {text}. Check that it "
+                f"is a {card.modality} scan of the {card.body_part.lower()} (or pass --force)."
+            )
+        warnings.append(f"Forced past a failed alignment: {text}. Interpret the result with great caution.")
+    return warnings

@@ -1,0 +1,77 @@
+"""Writes an analysis: NIfTI heatmap and findings on the input grid, report.json, and DICOM on request."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from medae.analysis.result import AnalysisResult
+from medae.atomic import write_text
+from medae.errors import OutputError
+from medae.io.nifti import save_nifti
+
+
+def write_outputs(
+    result: AnalysisResult,
+    out_dir: str | Path,
+    *,
+    dicom: bool = False,
+    keep_phi: bool = False,
+    reconstruction: bool = False,
+    extra_report: dict | None = None,
+) -> dict[str, Path]:
+    """Writes the result into ``out_dir``; every file atomically.
+
+    Files: ``heatmap.nii.gz`` (float32, input shape and affine), ``findings.nii.gz`` (int16 labels),
+    ``report.json``; with ``reconstruction``, ``reconstruction.nii.gz``; with ``dicom`` (DICOM input or
+    not), ``heatmap_pmap.dcm`` (Parametric Map) and, when there are findings, ``findings_seg.dcm``
+    (Segmentation), both de-identified unless ``keep_phi``.
+
+    Returns:
+        Name -> path of everything written.
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create the output folder ({exc}).") from exc
+    written: dict[str, Path] = {}
+    written["heatmap"] = save_nifti(result.heatmap, out / "heatmap.nii.gz", dtype=np.float32)
+    n = len(result.findings)
+    labels = result.labels
+    if n < np.iinfo(np.int16).max:
+        labels = labels.with_array(labels.array.astype(np.int16))
+    written["findings"] = save_nifti(labels, out / "findings.nii.gz")
+    if reconstruction:
+        written["reconstruction"] = save_nifti(result.reconstruction, out / "reconstruction.nii.gz", dtype=np.float32)
+    if dicom:
+        from medae.io.dicom_export import write_parametric_map, write_segmentation
+
+        written["parametric_map"] = write_parametric_map(
+            result.heatmap,
+            result.volume,
+            out / "heatmap_pmap.dcm",
+            units_description=f"anomaly score, {result.units}",
+            keep_phi=keep_phi,
+            model_id=result.model_id,
+        )
+        if n:
+            written["segmentation"] = write_segmentation(
+                result.labels,
+                result.volume,
+                out / "findings_seg.dcm",
+                segment_descriptions=[f.describe() for f in result.findings],
+                model_id=result.model_id,
+                keep_phi=keep_phi,
+            )
+    report = result.report()
+    if extra_report:
+        report.update(extra_report)
+    report["files"] = {k: p.name for k, p in written.items()}
+    if not keep_phi:
+        report["input"]["source"] = Path(str(report["input"]["source"])).name if report["input"]["source"] else None
+    written["report"] = out / "report.json"
+    write_text(written["report"], json.dumps(report, indent=2) + "\n")
+    return written

@@ -1,0 +1,145 @@
+"""The analysis: scan -> model space -> reconstruction -> calibrated residual -> back on the scan's grid.
+
+The CLI, the batch runner and the viewer all call ``analyze``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from medae.analysis.checks import check_alignment, check_input
+from medae.analysis.findings import extract_findings
+from medae.analysis.result import AnalysisResult
+from medae.model.preprocess import from_model_space, to_model_space
+from medae.model.residual import (
+    DEFAULT_POSTPROCESS,
+    analysis_mask,
+    calibrate,
+    residual_map,
+    scan_score,
+    score_percentile,
+)
+from medae.progress import ProgressFn, check_cancel, report, sub_progress
+from medae.volume import Volume
+
+
+def analyze(
+    volume: Volume,
+    model,
+    *,
+    threshold: float | None = None,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> AnalysisResult:
+    """Analyses one scan with one model.
+
+    Args:
+        volume: The scan.
+        model: A ``LoadedModel`` (``medae.model.load_model``).
+        threshold: Calibrated threshold for findings; the card's healthy-calibrated default when None.
+        force: Analyse even when the scan does not fit the model (the refusal becomes a warning).
+        progress: Progress callback (fraction, message).
+        cancel: Set to stop with ``CancelledError``.
+
+    Raises:
+        ModelMismatchError: the scan cannot be meaningfully analysed with this model.
+        InputError: the scan cannot be brought to model space.
+        CancelledError: cancelled.
+    """
+    card = model.card
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    warnings = list(volume.warnings) + check_input(volume, card, force=force)
+    report(progress, 0.0, "Preparing")
+
+    mi = to_model_space(
+        volume, card, model.reference, model.reference_mask, progress=sub_progress(progress, 0.0, 0.45), cancel=cancel
+    )
+    warnings += mi.warnings
+    if mi.alignment.method in ("affine", "similarity"):
+        warnings += check_alignment(mi.alignment.ref_to_input, mi.alignment.metric, card, force=force)
+    timings["preprocess"] = time.perf_counter() - t
+    check_cancel(cancel)
+
+    t = time.perf_counter()
+    report(progress, 0.45, f"Reconstructing on {model.device_name}")
+    image = mi.image * mi.mask
+    recon = model.reconstruct(image)
+    timings["network"] = time.perf_counter() - t
+    check_cancel(cancel)
+
+    t = time.perf_counter()
+    report(progress, 0.75, "Scoring against healthy scans")
+    post = {**DEFAULT_POSTPROCESS, **card.postprocess}
+    resid = residual_map(image, recon, mi.mask, post)
+    z = calibrate(resid, mi.mask, model.calibration, post)
+    calib = card.calibration
+    m = analysis_mask(mi.mask, post)
+    score = scan_score(z, m, float(calib.get("score_top_fraction", 0.001)))
+    percentile = score_percentile(score, calib.get("scan_scores", []))
+    thr = float(threshold if threshold is not None else calib.get("threshold", 3.0))
+    check_cancel(cancel)
+
+    report(progress, 0.85, "Mapping back onto the scan")
+    heat = from_model_space(z, mi, volume.shape, order=1)
+    lo, hi = mi.intensity["low"], mi.intensity["high"]
+    recon_units = from_model_space(recon * (hi - lo) + lo, mi, volume.shape, order=1)
+    assessed = from_model_space(mi.mask.astype(np.float32), mi, volume.shape, order=1) > 0.5
+    original = np.asarray(volume.array, dtype=np.float32)
+    recon_full = np.where(assessed, recon_units, original).astype(np.float32)
+    check_cancel(cancel)
+    to_ref = np.linalg.inv(mi.alignment.ref_to_input)
+    midline = float(card.space.get("midline_x", 0.0 if mi.alignment.method != "center" else card.space["centre"][0]))
+    labels, findings = extract_findings(
+        heat, volume.affine, thr, float(post.get("min_region_ml", 0.1)), to_reference=to_ref, midline_x=midline
+    )
+    timings["postprocess"] = time.perf_counter() - t
+    report(progress, 1.0, "Done")
+
+    meta = {"derived_from": volume.meta.get("series_uid"), "model": card.id}
+    return AnalysisResult(
+        volume=volume,
+        heatmap=Volume(
+            heat.astype(np.float32), volume.affine, volume.modality, dict(meta, kind="heatmap"), source=volume.source
+        ),
+        labels=Volume(labels, volume.affine, volume.modality, dict(meta, kind="findings"), source=volume.source),
+        reconstruction=Volume(
+            recon_full, volume.affine, volume.modality, dict(meta, kind="reconstruction"), source=volume.source
+        ),
+        residual=Volume(
+            original - recon_full, volume.affine, volume.modality, dict(meta, kind="residual"), source=volume.source
+        ),
+        findings=findings,
+        score=score,
+        percentile=percentile,
+        threshold=thr,
+        units=str(calib.get("units", "residual")),
+        model_id=card.id,
+        model_sha256=card.sha256,
+        device=model.device_name,
+        warnings=_dedupe(warnings),
+        timings=timings,
+        model_space=mi,
+        extra={
+            "alignment": {
+                "method": mi.alignment.method,
+                "similarity": None if mi.alignment.metric is None else round(-mi.alignment.metric, 4),
+                "reference_to_input": np.round(mi.alignment.ref_to_input, 5).tolist(),
+            },
+            "normalisation": mi.intensity,
+            "coverage": round(mi.coverage, 4),
+        },
+    )
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    seen, out = set(), []
+    for w in items:
+        if w not in seen:
+            seen.add(w)
+            out.append(w)
+    return out

@@ -1,0 +1,121 @@
+"""What an analysis produces: the calibrated heatmap, findings, score, and everything needed to report it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from medae.volume import Volume
+
+
+@dataclass
+class Finding:
+    """One suspicious region: connected voxels above the threshold on the input grid.
+
+    Attributes:
+        label: Its value in the label map (1 = first ranked).
+        volume_ml: Size in millilitres.
+        peak: Highest calibrated score in the region.
+        mean: Mean calibrated score in the region.
+        centroid_world: Score-weighted centre, RAS+ mm.
+        centroid_voxel: The same in input voxel indices (i, j, k).
+        peak_world: Position of the peak, RAS+ mm.
+        side: "left", "right" or "midline" (the patient's), from the alignment to the reference.
+    """
+
+    label: int
+    volume_ml: float
+    peak: float
+    mean: float
+    centroid_world: tuple[float, float, float]
+    centroid_voxel: tuple[float, float, float]
+    peak_world: tuple[float, float, float]
+    side: str
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict with rounded numbers."""
+        return {
+            "label": self.label,
+            "volume_ml": round(self.volume_ml, 3),
+            "peak": round(self.peak, 3),
+            "mean": round(self.mean, 3),
+            "centroid_world_mm": [round(v, 2) for v in self.centroid_world],
+            "centroid_voxel": [round(v, 2) for v in self.centroid_voxel],
+            "peak_world_mm": [round(v, 2) for v in self.peak_world],
+            "side": self.side,
+        }
+
+    def describe(self) -> str:
+        """One line for lists and DICOM segment descriptions."""
+        return f"#{self.label} {self.side} {self.volume_ml:.2f} mL peak {self.peak:.1f}"
+
+
+@dataclass
+class AnalysisResult:
+    """The analysis of one scan with one model.
+
+    Attributes:
+        volume: The input scan.
+        heatmap: Calibrated anomaly score per voxel (float32, the input's grid); 0 where not assessed.
+        labels: Findings label map (int32, the input's grid).
+        reconstruction: The "healthy-looking" scan in the input's units (outside the assessed region: the input).
+        residual: Input minus reconstruction, in the input's units.
+        findings: Ranked regions.
+        score: Scan score (higher = more abnormal).
+        percentile: The score's percentile among healthy scans.
+        threshold: Calibrated threshold used for findings.
+        units: Units of the heatmap and threshold.
+        model_id: The model card's id.
+        model_sha256: Hash of the weights.
+        device: Where the network ran.
+        warnings: Everything the reader should know (input checks, coverage, registration).
+        timings: Seconds per stage.
+        model_space: The model-space input (for baselines and debugging).
+        extra: Other details for the report (alignment, normalisation).
+    """
+
+    volume: Volume
+    heatmap: Volume
+    labels: Volume
+    reconstruction: Volume
+    residual: Volume
+    findings: list[Finding]
+    score: float
+    percentile: float
+    threshold: float
+    units: str
+    model_id: str
+    model_sha256: str
+    device: str
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    model_space: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def report(self) -> dict[str, Any]:
+        """The ``report.json`` content."""
+        v = self.volume
+        return {
+            "score": round(self.score, 4),
+            "percentile": round(self.percentile, 2),
+            "threshold": self.threshold,
+            "units": self.units,
+            "findings": [f.to_json() for f in self.findings],
+            "model": {"id": self.model_id, "sha256": self.model_sha256},
+            "device": self.device,
+            "warnings": list(self.warnings),
+            "timings": {k: round(t, 3) for k, t in self.timings.items()},
+            "input": {
+                "source": v.source,
+                "modality": v.modality,
+                "shape": list(v.shape),
+                "spacing_mm": [round(s, 4) for s in v.spacing],
+                "orientation": v.orientation,
+                "affine": np.round(v.affine, 6).tolist(),
+                "series_uid": v.meta.get("series_uid"),
+                "series_description": v.meta.get("series_description"),
+            },
+            **self.extra,
+        }

@@ -1,0 +1,133 @@
+"""``medae analyze INPUT --out DIR``: heatmap, findings and report for one scan (or every series with --all)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Adds the ``analyze`` subcommand."""
+    p = sub.add_parser("analyze", help="anomaly heatmap, score and findings for a scan", description=__doc__)
+    p.add_argument("input", help="NIfTI file, DICOM file, DICOM folder or DICOMDIR")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--model", help="model folder (default: the shipped model)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    p.add_argument("--threshold", type=float, help="findings threshold in calibrated units (default: the model's)")
+    sel = p.add_mutually_exclusive_group()
+    sel.add_argument("--series", help="series UID to analyse when the input holds several (see medae info)")
+    sel.add_argument("--all", action="store_true", help="analyse every series, each into its own sub-folder")
+    p.add_argument("--volume", type=int, help="volume index of a 4D NIfTI file")
+    p.add_argument(
+        "--dicom",
+        action="store_true",
+        help="also write DICOM: Parametric Map, Segmentation and a Secondary Capture summary",
+    )
+    p.add_argument("--png", action="store_true", help="also write summary.png (three planes, overlay, colorbar)")
+    p.add_argument("--reconstruction", action="store_true", help="also write reconstruction.nii.gz")
+    p.add_argument("--keep-phi", action="store_true", help="keep patient-identifying data in the outputs")
+    p.add_argument("--force", action="store_true", help="analyse even when the scan does not fit the model")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Loads the model once, then analyses the chosen series."""
+    from medae.cli.progressbar import ProgressBar
+    from medae.io import load, scan
+    from medae.model import load_model
+
+    t0 = time.perf_counter()
+    model = load_model(args.model, device=args.device)
+    t_model = time.perf_counter() - t0
+    targets: list[tuple[str | None, Path]] = [(args.series, args.out)]
+    if args.all:
+        infos = scan(args.input)
+        targets = [(s.uid, args.out / _safe(s.uid if len(infos) > 1 else "")) for s in infos]
+    status = 0
+    for series, out in targets:
+        t = time.perf_counter()
+        with ProgressBar(f"load {series or Path(args.input).name}"[:40]) as bar:
+            volume = load(args.input, series=series, volume_index=args.volume, progress=bar)
+        t_load = time.perf_counter() - t
+        try:
+            written = analyze_one(volume, model, out, args, t_load, t_model)
+        except Exception as exc:  # noqa: BLE001 - with --all one bad series must not stop the rest
+            from medae.errors import MedaeError
+
+            if not args.all or not isinstance(exc, MedaeError):
+                raise
+            print(f"medae: error: {series}: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        print(f"{out}: " + ", ".join(p.name for p in written.values()))
+    return status
+
+
+def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: float, t_model: float) -> dict:
+    """Analyses one volume and writes its outputs."""
+    from medae.analysis import analyze, write_outputs
+    from medae.cli.progressbar import ProgressBar
+
+    with ProgressBar("analyze") as bar:
+        result = analyze(volume, model, threshold=args.threshold, force=args.force, progress=bar)
+    result.timings = {"load": t_load, "model_load": t_model, **result.timings}
+    t = time.perf_counter()
+    written = write_outputs(result, out, dicom=args.dicom, keep_phi=args.keep_phi, reconstruction=args.reconstruction)
+    if args.png or args.dicom:
+        written.update(write_summary(result, out, dicom=args.dicom, keep_phi=args.keep_phi))
+    result.timings["write"] = time.perf_counter() - t
+    # The report is rewritten last so that it carries the write time too.
+    write_outputs_report_only(result, out, written, args.keep_phi)
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(
+        f"score {result.score:.2f} (percentile {result.percentile:.1f} among healthy), "
+        f"{len(result.findings)} finding(s) above {result.threshold:g} {result.units}"
+    )
+    return written
+
+
+def write_outputs_report_only(result, out: Path, written: dict, keep_phi: bool) -> None:
+    """Rewrites report.json with the final timings and file list."""
+    import json
+
+    from medae.atomic import write_text
+
+    report = result.report()
+    report["files"] = {k: Path(p).name for k, p in written.items()}
+    if not keep_phi and report["input"]["source"]:
+        report["input"]["source"] = Path(str(report["input"]["source"])).name
+    write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+
+
+def write_summary(result, out: Path, dicom: bool, keep_phi: bool) -> dict:
+    """The summary image (three planes through the top finding, overlay, colorbar, warnings)."""
+    from medae.viewer.figure import render_summary
+    from medae.viewer.png import write_png
+    from medae.viewer.session import ViewerSession
+
+    session = ViewerSession()
+    session.open(result.volume)
+    session.set_result(result)
+    if result.findings:
+        session.go_to_finding(1)
+    title = f"medae {result.model_id}: score {result.score:.2f} (p{result.percentile:.0f}), {len(result.findings)} finding(s)"
+    rgb = render_summary(session, title=title)
+    written = {}
+    png = out / "summary.png"
+    write_png(png, rgb)
+    written["summary"] = png
+    if dicom:
+        from medae.io.dicom_export import write_secondary_capture
+
+        written["secondary_capture"] = write_secondary_capture(
+            rgb, result.volume, out / "summary_sc.dcm", keep_phi=keep_phi
+        )
+    return written
+
+
+def _safe(uid: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", uid)[-64:] or "series"
