@@ -91,8 +91,8 @@ def check_alignment(ref_to_input: np.ndarray, metric: float | None, card: ModelC
         text = "; ".join(bad)
         if not force:
             raise ModelMismatchError(
-                f"The scan could not be aligned to the model's {card.body_part.lower()} reference: {text}. Check that it "
-                f"is a {card.modality} scan of the {card.body_part.lower()} (or pass --force)."
+                f"The scan could not be aligned to the model's {card.body_part.lower()} reference: {text}. "
+                f"Check that it is a {card.modality} scan of the {card.body_part.lower()} (or pass --force)."
             )
         warnings.append(f"Forced past a failed alignment: {text}. Interpret the result with great caution.")
     return warnings

@@ -114,7 +114,8 @@ def write_summary(result, out: Path, dicom: bool, keep_phi: bool) -> dict:
     session.set_result(result)
     if result.findings:
         session.go_to_finding(1)
-    title = f"medae {result.model_id}: score {result.score:.2f} (p{result.percentile:.0f}), {len(result.findings)} finding(s)"
+    title = (f"medae {result.model_id}: score {result.score:.2f} (p{result.percentile:.0f}), "
+             f"{len(result.findings)} finding(s)")
     rgb = render_summary(session, title=title)
     written = {}
     png = out / "summary.png"

@@ -32,6 +32,7 @@ class ProgressBar:
             self.stream.flush()
 
     def __call__(self, fraction: float, message: str = "") -> None:
+        """Draws the bar at ``fraction`` with ``message``."""
         now = time.monotonic()
         elapsed = now - self.start
         eta = elapsed * (1 - fraction) / fraction if fraction > 0 else float("nan")
@@ -39,7 +40,8 @@ class ProgressBar:
         if self.tty:
             width = 28
             filled = int(width * fraction)
-            line = f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} {elapsed:5.0f}s eta {eta_s} {message}"
+            bar = "#" * filled + "." * (width - filled)
+            line = f"\r{self.label} [{bar}] {fraction:4.0%} {elapsed:5.0f}s eta {eta_s} {message}"
             self.stream.write(line[:150].ljust(100))
             self.stream.flush()
         elif now - self.last >= self.every or fraction >= 1.0:
