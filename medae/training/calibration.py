@@ -44,6 +44,8 @@ def calibrate_model(
         post: The card's ``postprocess`` section.
         cal: The config's ``calibration`` section (``score_top_fraction``, ``fp_rate``).
         voxel_ml: Volume of one model voxel in mL.
+        progress: Progress callback.
+        cancel: Cancel event.
 
     Returns:
         Maps for the weights file (``residual_mean``, ``residual_std``) and the card's calibration section.

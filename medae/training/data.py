@@ -116,7 +116,7 @@ def coarse_noise(shape: tuple[int, ...], factor: int, std: float, rng: np.random
 
     small = tuple(max(2, s // factor) for s in shape)
     noise = rng.normal(0, std, small).astype(np.float32)
-    up = ndimage.zoom(noise, [s / c for s, c in zip(shape, small)], order=1)
+    up = ndimage.zoom(noise, [s / c for s, c in zip(shape, small, strict=True)], order=1)
     return up[tuple(slice(0, s) for s in shape)]
 
 

@@ -123,12 +123,12 @@ def generate_healthy(
         tv[a] += disp[a][tvi[0], tvi[1], tvi[2]]
     del tvi
 
-    def sample(arr: np.ndarray, order: int = 1) -> np.ndarray:
-        return ndimage.map_coordinates(arr, tv, order=order, mode="constant", cval=0.0).reshape(tuple(shape))
+    def sample(arr: np.ndarray, coords: np.ndarray) -> np.ndarray:
+        return ndimage.map_coordinates(arr, coords, order=1, mode="constant", cval=0.0).reshape(tuple(shape))
 
-    t1 = sample(template.t1)
-    gm, wm = sample(template.gm), sample(template.wm)
-    brain = sample(template.brain.astype(np.float32))
+    t1 = sample(template.t1, tv)
+    gm, wm = sample(template.gm, tv), sample(template.wm, tv)
+    brain = sample(template.brain.astype(np.float32), tv)
     d = ndimage.map_coordinates(dist, tv, order=1, mode="nearest").reshape(tuple(shape))
     del tv
 
