@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="medae-demo", help="output folder of the headless run (default ./medae-demo)")
     p.add_argument("--headless", action="store_true", help="do not open the viewer even if a display is available")
     p.add_argument("--sample", choices=("brain", "ct"), default="brain", help="which bundled scan (default brain)")
+    p.add_argument("--scan", default=None, help="run the demo on this scan instead of the bundled sample")
     p.add_argument("--model", default=None, help="model folder (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
     p.set_defaults(func=run)
@@ -38,11 +39,15 @@ def run(args: argparse.Namespace) -> int:
     """Opens the viewer on the sample, or runs headless."""
     from medae.viewer.samples import BRAIN, CT, sample
 
-    path = sample(BRAIN if args.sample == "brain" else CT)
+    path = Path(args.scan) if args.scan else sample(BRAIN if args.sample == "brain" else CT)
+    if not path.exists():
+        from medae.errors import InputError
+
+        raise InputError(f"{path}: no such file or folder. Check the path.")
     if not args.headless and display_available():
         from medae.cli.view import gui_argv, launch_viewer
 
-        return launch_viewer(gui_argv(str(path), analyze=True))
+        return launch_viewer(gui_argv(str(path), analyze=True, model=args.model, device=args.device))
     if not args.headless:
         print("medae demo: no display found (DISPLAY and WAYLAND_DISPLAY are unset), running headless.")
     run_headless(path, Path(args.out), model=args.model, device=args.device)
@@ -61,7 +66,7 @@ def run_headless(path: Path, out: Path, model: str | None = None, device: str = 
     from medae.viewer.figure import save_summary
     from medae.viewer.session import ViewerSession
 
-    volume = load(path)
+    volume = load(path)  # a folder with several series raises SeriesSelectionError, which lists them
     loaded = load_model(model, device=device)
     print(f"medae demo: {Path(path).name} ({volume.describe()}), model {loaded.card.id} on {loaded.device_name}")
     with _progress("analysing") as bar:

@@ -22,9 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def gui_argv(path: str | None, analyze: bool = False) -> list[str]:
+def gui_argv(path: str | None, analyze: bool = False, model: str | None = None, device: str | None = None) -> list[str]:
     """The viewer's own arguments for a path and options."""
     argv = [str(Path(path).expanduser())] if path else []
+    if model:
+        argv += ["--model", str(model)]
+    if device and device != "auto":
+        argv += ["--device", device]
     return argv + (["--analyze"] if analyze else [])
 
 

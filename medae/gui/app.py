@@ -17,12 +17,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="medae-gui", description="The medae viewer.")
     p.add_argument("path", nargs="?", help="NIfTI file, DICOM file or folder, or DICOMDIR to open")
     p.add_argument("--analyze", action="store_true", help="run the analysis as soon as the scan is open")
+    p.add_argument("--model", default=None, help="model folder for this session (default: preferences)")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or mps for this session (default: preferences)")
     p.add_argument("--version", action="version", version=f"medae {__version__}")
     return p.parse_args(argv)
 
 
-def create_window(path: str | None = None, analyze: bool = False):
-    """Creates the application (if needed) and a shown main window; opens ``path`` when given."""
+def create_window(path: str | None = None, analyze: bool = False, model: str | None = None, device: str | None = None):
+    """Creates the application (if needed) and a shown main window; opens ``path`` when given.
+
+    Args:
+        path: Scan to open.
+        analyze: Start the analysis once the scan is open.
+        model: Model folder for this session only (preferences are left as they are).
+        device: Device for this session only.
+    """
     from PySide6.QtWidgets import QApplication
 
     from medae.gui.errors import install_excepthook, setup_logging
@@ -35,6 +44,10 @@ def create_window(path: str | None = None, analyze: bool = False):
     setup_logging()
     install_excepthook()
     window = MainWindow()
+    if model:
+        window.prefs.model = str(model)
+    if device:
+        window.prefs.device = device
     window.show()
     if path:
         job = window.open_path(path)
@@ -56,7 +69,7 @@ def _analyze_when_loaded(window, job) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Runs the viewer until its window closes; returns the exit status."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    app, _window = create_window(args.path, args.analyze)
+    app, _window = create_window(args.path, args.analyze, args.model, args.device)
     return int(app.exec())
 
 

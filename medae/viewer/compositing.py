@@ -115,11 +115,17 @@ def blend_lut(style: OverlayStyle) -> np.ndarray:
     opacity ``a``, so the threshold fade costs nothing per pixel.
     """
     values = style.levels()
-    a = style.alpha(values)[None, :, None]
-    color = style.colors(values)[None, :, :]
-    grey = np.arange(256, dtype=np.float64)[:, None, None]
-    rgb = grey * (1.0 - a) + color * a
-    return pack_rgb(np.clip(rgb + 0.5, 0, 255).astype(np.uint8)).reshape(-1)
+    a = style.alpha(values).astype(np.float32)
+    ca = style.colors(values).astype(np.float32) * a[:, None]
+    grey = np.arange(256, dtype=np.float32)
+    # Per channel: grey * (1 - a) + colour * a as an outer product, rounded, then packed.
+    out = np.full((256, 256), _OPAQUE, dtype=np.uint32)
+    for channel, shift in ((0, 16), (1, 8), (2, 0)):
+        plane = np.multiply.outer(grey, 1.0 - a)
+        plane += ca[:, channel] + 0.5
+        np.clip(plane, 0, 255, out=plane)
+        out |= plane.astype(np.uint32) << np.uint32(shift)
+    return out.reshape(-1)
 
 
 def composite(

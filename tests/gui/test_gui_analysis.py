@@ -1,0 +1,174 @@
+"""The analysis path through the real widgets and the real core (model loading, analysis, exports).
+
+open -> pick series -> analyze -> overlay -> threshold -> findings click -> compare -> export.
+"""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from PySide6.QtCore import Qt
+
+from medae.io.nifti import save_nifti
+from medae.viewer.compositing import to_rgb
+from medae.viewer.png import read_png
+from medae.volume import Volume
+from tests.gui.conftest import wait_idle
+from tests.gui.tiny_model import make_tiny_model, mr_with_lesion
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture
+def study(tmp_path):
+    """A folder with two scans: the one to analyse and another one."""
+    folder = tmp_path / "study"
+    folder.mkdir()
+    save_nifti(mr_with_lesion(), folder / "t1.nii.gz")
+    other = mr_with_lesion()
+    save_nifti(Volume(other.array[:, :, :10].copy(), other.affine, "MR"), folder / "other.nii.gz")
+    return folder
+
+
+def analysed(window, qtbot, tiny_model, path):
+    window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
+    window.open_path(path)
+    wait_idle(qtbot, window)
+    assert window.session.volume is not None, window.last_error and window.last_error.text()
+    window.start_analysis()
+    assert window.cancel_button.isVisible()
+    wait_idle(qtbot, window, timeout=120_000)
+    assert window.last_error is None, window.last_error.text()
+    assert window.session.result is not None
+    return window.session.result
+
+
+def test_open_pick_analyze_overlay_threshold_findings_compare_export(window, qtbot, tiny_model, study, tmp_path):
+    window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
+    window.open_path(study)
+    qtbot.waitUntil(lambda: window.series_picker is not None, timeout=30_000)
+    picker = window.series_picker
+    wait_idle(qtbot, window)
+    row = next(r for r in range(picker.table.rowCount()) if picker.table.item(r, 5).text() == "24")
+    picker.table.selectRow(row)
+    picker.accept()
+    wait_idle(qtbot, window)
+    assert window.session.volume.shape == (32, 32, 24)
+
+    # Analyze from the menu: a worker with progress; the device appears in the status bar.
+    window.actions_by_name["analyze"].trigger()
+    assert window.busy and window.progress.isVisible()
+    wait_idle(qtbot, window, timeout=120_000)
+    assert window.last_error is None, window.last_error.text()
+    s = window.session
+    result = s.result
+    assert result is not None and result.model_id == "tiny-test"
+    assert "CPU" in window.device_label.text()
+    assert "tiny-test" in window.overlay_panel.summary.text()
+    assert window.view_area.colorbar.isVisible()
+
+    # Overlay on screen: the heat changes the pixels of the view through the finding.
+    axial = window.view_area.view("axial")
+    with_heat = to_rgb(s.render("axial"))
+    qtbot.keyClick(window, Qt.Key.Key_H)
+    assert not s.heat_visible
+    assert (to_rgb(s.render("axial")) != with_heat).any()
+    qtbot.keyClick(window, Qt.Key.Key_H)
+    assert s.heat_visible
+
+    # Threshold in calibrated units through the panel's control; the fade keeps heat just below it.
+    panel = window.overlay_panel
+    assert "z (healthy)" in panel.threshold_label.text()
+    panel.threshold.setValue(result.threshold + 0.1)
+    assert s.style.threshold == pytest.approx(result.threshold + 0.1, abs=0.01)
+    assert (to_rgb(s.render("axial")) != with_heat).any()
+    panel.threshold.setValue(result.threshold)
+
+    # Findings: ranked list; clicking one moves every view to it.
+    table = window.findings_panel.table
+    assert table.rowCount() == len(result.findings) >= 1
+    s.set_cursor((0, 0, 0))
+    rect = table.visualItemRect(table.item(0, 0))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    f = s.findings[0]
+    assert np.allclose(s.image.grid.to_source(s.cursor), f.centroid_voxel, atol=0.51)
+    assert axial.isVisible()
+
+    # Compare mode: input | reconstruction | residual side by side, on one linked plane.
+    window.actions_by_name["compare"].trigger()
+    assert [v.layer for v in window.view_area.views] == ["input", "reconstruction", "residual"]
+    assert len({v.plane for v in window.view_area.views}) == 1
+    window.actions_by_name["compare"].trigger()
+    assert len(window.view_area.views) == 3
+
+    # Exports run in workers and land as files a radiology system reads.
+    out = tmp_path / "exports"
+    from medae.gui import exports
+
+    for kind, name in [
+        ("heatmap_nifti", "heat.nii.gz"),
+        ("findings_nifti", "labels.nii.gz"),
+        ("heatmap_dicom", "heat_pm.dcm"),
+        ("findings_dicom", "seg.dcm"),
+        ("screenshot", "shot.png"),
+        ("report", "report"),
+    ]:
+        exports.export(window, kind, out / name)
+        wait_idle(qtbot, window, timeout=120_000)
+        assert window.last_error is None, f"{kind}: {window.last_error.text()}"
+    heat = nib.load(out / "heat.nii.gz")
+    assert heat.shape == (32, 32, 24) and np.allclose(heat.affine, s.volume.affine)
+    np.testing.assert_allclose(np.asarray(heat.dataobj), result.heatmap.array, atol=1e-6)
+    assert int(np.asarray(nib.load(out / "labels.nii.gz").dataobj).max()) == len(result.findings)
+    assert pydicom.dcmread(out / "heat_pm.dcm").SOPClassUID == "1.2.840.10008.5.1.4.1.1.30"  # Parametric Map
+    assert pydicom.dcmread(out / "seg.dcm").Modality == "SEG"
+    shot = read_png(out / "shot.png")
+    assert shot.shape[1] == window.view_area.width()  # views plus the colour bar
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert report["score"] == pytest.approx(result.score, abs=1e-3)
+
+
+def test_warnings_are_on_screen_and_in_screenshots(window, qtbot, tiny_model, tmp_path):
+    vol = mr_with_lesion()
+    vol.array[0, 0, 0] = np.nan  # loading reports it as a warning
+    save_nifti(vol, tmp_path / "nan.nii.gz")
+    analysed(window, qtbot, tiny_model, tmp_path / "nan.nii.gz")
+    banner = window.view_area.banner
+    assert banner.isVisible() and "NaN" in banner.text()
+    from medae.gui import exports
+
+    exports.export(window, "screenshot", tmp_path / "shot.png")
+    wait_idle(qtbot, window)
+    shot = read_png(tmp_path / "shot.png")
+    # The banner's amber band is the top of the screenshot.
+    top = shot[2 : banner.height() - 2, 5:50].reshape(-1, 3).mean(axis=0)
+    assert top[0] > 90 and top[2] < 40
+
+
+def test_analysis_can_be_cancelled(window, qtbot, tiny_model, tmp_path):
+    save_nifti(mr_with_lesion(), tmp_path / "t1.nii.gz")
+    window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
+    window.open_path(tmp_path / "t1.nii.gz")
+    wait_idle(qtbot, window)
+    window.start_analysis()
+    qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, window, timeout=120_000)
+    assert window.session.result is None and window.last_error is None
+    assert "Cancelled" in window.statusBar().currentMessage()
+
+
+def test_missing_model_is_a_dialog_that_says_what_to_do(window, qtbot, tmp_path):
+    save_nifti(mr_with_lesion(), tmp_path / "t1.nii.gz")
+    window.prefs.model = str(tmp_path / "no-such-model")
+    window.open_path(tmp_path / "t1.nii.gz")
+    wait_idle(qtbot, window)
+    window.start_analysis()
+    wait_idle(qtbot, window, timeout=120_000)
+    box = window.last_error
+    assert box is not None and "no-such-model" in box.text() and "Traceback" not in box.text()
+    assert window.session.result is None and window.isVisible()

@@ -1,0 +1,78 @@
+"""``medae demo`` and ``medae view``: display detection, the headless run, and the viewer's arguments."""
+
+import numpy as np
+import pytest
+
+from medae.cli import main
+from medae.cli.demo import display_available
+from medae.cli.view import gui_argv
+from medae.io.nifti import save_nifti
+from medae.viewer.png import read_png
+
+
+def test_display_detection():
+    assert not display_available({}, "linux")
+    assert display_available({"DISPLAY": ":0"}, "linux")
+    assert display_available({"WAYLAND_DISPLAY": "wayland-0"}, "linux")
+    assert display_available({"QT_QPA_PLATFORM": "offscreen"}, "linux")
+    assert display_available({}, "darwin") and display_available({}, "win32")
+
+
+def test_gui_arguments(tmp_path):
+    assert gui_argv(None) == []
+    assert gui_argv(str(tmp_path), analyze=True, model="m", device="cpu") == [
+        str(tmp_path),
+        "--model",
+        "m",
+        "--device",
+        "cpu",
+        "--analyze",
+    ]
+
+
+def test_view_of_a_missing_path_is_one_line(tmp_path, capsys):
+    assert main(["view", str(tmp_path / "nope.nii.gz")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_headless_demo_without_display(tmp_path, monkeypatch, capsys):
+    from tests.gui.tiny_model import make_tiny_model, mr_with_lesion
+
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    model = make_tiny_model(tmp_path / "model")
+    save_nifti(mr_with_lesion(), tmp_path / "t1.nii.gz")
+    out = tmp_path / "demo"
+    code = main(
+        ["demo", "--scan", str(tmp_path / "t1.nii.gz"), "--model", str(model), "--device", "cpu", "--out", str(out)]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "no display found" in printed and "running headless" in printed
+    assert (out / "heatmap.nii.gz").is_file() and (out / "report.json").is_file()
+    png = read_png(out / "overlay.png")
+    assert png.ndim == 3 and png.shape[1] > 900
+    # The overlay is drawn: warm heat colours appear in the picture.
+    r, g, b = (png[..., c].astype(int) for c in range(3))
+    assert np.count_nonzero((r > 200) & (b < 80) & (r - g > 60)) > 20
+
+
+def test_demo_on_a_missing_scan_is_an_error(tmp_path, capsys):
+    assert main(["demo", "--headless", "--scan", str(tmp_path / "nope.nii.gz")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["ct_chest_synthetic.nii.gz"])
+def test_bundled_ct_sample_is_int16_hu_with_lungs_and_bone(name):
+    from medae.io import load
+    from medae.viewer.samples import sample
+
+    v = load(sample(name))
+    assert v.array.dtype == np.int16 and v.modality == "CT"
+    assert v.shape == (256, 256, 120) and np.allclose(v.spacing, (0.8, 0.8, 2.5))
+    assert v.orientation == "LPS"
+    a = v.array
+    assert np.count_nonzero((a > -900) & (a < -800)) > 100_000  # lungs
+    assert np.count_nonzero(a > 600) > 10_000  # bone
+    assert sample(name).stat().st_size < 3_000_000
