@@ -77,7 +77,7 @@ def make_volume(seed: int = SEED) -> np.ndarray:
         s[(x / 150) ** 2 + ((y + 5) / 100) ** 2 <= 1] = 45  # muscle wall
         s[(x / 137) ** 2 + ((y + 5) / 88) ** 2 <= 1] = 35  # soft tissue inside
         # Lungs shrink towards the apex (top) and stop at the diaphragm dome (bottom).
-        apex = np.clip((150 - z) / 60, 0, 1)
+        apex = np.sqrt(np.clip((150 - z) / 60, 0, 1))  # a rounded dome at the top
         for side in (-1, 1):
             cx = side * 62
             dome = -95 + 25 * ((x - cx) / 60) ** 2 + (12 if side == 1 else 0)

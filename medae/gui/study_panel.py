@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtWidgets import QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from medae.errors import MedaeError
@@ -75,11 +77,13 @@ class StudyPanel(QWidget):
                     ("Voxels", " x ".join(map(str, v.shape))),
                     ("Spacing (mm)", sp),
                     ("Orientation", v.orientation),
-                    ("Source", v.source or ""),
+                    ("Source", Path(v.source).name if v.source else ""),
                 ):
-                    top.addChild(QTreeWidgetItem([label, str(value)]))
+                    item = QTreeWidgetItem([label, str(value)])
+                    item.setToolTip(1, v.source if label == "Source" and v.source else str(value))
+                    top.addChild(item)
             if top.childCount() == 0:
-                top.addChild(QTreeWidgetItem(["", "not recorded in this file"]))
+                top.addChild(QTreeWidgetItem(["", "(not in file)"]))
             top.setExpanded(True)
         self.tree.resizeColumnToContents(0)
 
