@@ -9,6 +9,7 @@ pass can read uncompressed frames straight into the output array.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from medae.io import dicom_multiframe
+from medae.io.dicom_rawheader import Fallback, read_raw_header
 
 # The tags the header pass keeps; everything else is skipped without being decoded.
 HEADER_TAGS = (
@@ -203,22 +205,27 @@ def read_header(path: str) -> FileHeader:
     except OSError as exc:
         raise Unreadable(f"cannot be opened ({exc.strerror or exc})") from exc
     with fh:
-        head = fh.read(132)
-        is_dicom, force = looks_like_dicom(head)
-        if not is_dicom:
-            raise NotDicom(path)
-        fh.seek(0)
-        try:
-            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=force, specific_tags=list(HEADER_TAGS))
-        except Exception as exc:  # pydicom raises many types on damaged headers
-            raise Unreadable(f"damaged header ({type(exc).__name__}: {exc})") from exc
-        stop = fh.tell()
-        tag_bytes = fh.read(4)
         size = os.fstat(fh.fileno()).st_size
-    if not force and len(ds) == 0 and not getattr(ds, "file_meta", None):
-        raise Unreadable("no data elements")
+        try:
+            ds, pixel_offset, pixel_tag = read_raw_header(fh, *_tag_tables())
+        except Fallback:
+            ds = None
+        if ds is None:
+            fh.seek(0)
+            head = fh.read(132)
+            is_dicom, force = looks_like_dicom(head)
+            if not is_dicom:
+                raise NotDicom(path)
+            fh.seek(0)
+            try:
+                ds = pydicom.dcmread(fh, stop_before_pixels=True, force=force, specific_tags=list(HEADER_TAGS))
+            except Exception as exc:  # pydicom raises many types on damaged headers
+                raise Unreadable(f"damaged header ({type(exc).__name__}: {exc})") from exc
+            if not force and len(ds) == 0 and not getattr(ds, "file_meta", None):
+                raise Unreadable("no data elements")
+            pixel_offset, pixel_tag = _pixel_position(ds, fh)
     try:
-        h = _header_from_dataset(path, ds, stop, tag_bytes, size)
+        h = _header_from_dataset(path, ds, pixel_offset, pixel_tag, size)
     except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as exc:
         raise Unreadable(f"invalid header values ({type(exc).__name__}: {exc})") from exc
     if h.transfer_syntax in NATIVE_SYNTAXES and h.pixel_offset is not None and h.bits_allocated >= 8:
@@ -228,7 +235,34 @@ def read_header(path: str) -> FileHeader:
     return h
 
 
-def _header_from_dataset(path: str, ds: Any, stop: int, tag_bytes: bytes, size: int) -> FileHeader:
+def _pixel_position(ds: Any, fh: Any) -> tuple[int | None, int]:
+    """Where pydicom stopped: the pixel data element's offset and tag, if it is there."""
+    stop = fh.tell()
+    tag_bytes = fh.read(4)
+    if len(tag_bytes) < 4:
+        return None, 0
+    order = "little" if getattr(ds, "original_encoding", (True, True))[1] else "big"
+    tag = int.from_bytes(tag_bytes[0:2], order) << 16 | int.from_bytes(tag_bytes[2:4], order)
+    return (stop, tag) if tag in _PIXEL_TAGS else (None, 0)
+
+
+@functools.lru_cache(maxsize=1)
+def _tag_tables() -> tuple[dict[int, tuple[str, str]], set[int]]:
+    """Tag -> (keyword, VR) of the header tags, and the sequence tags only pydicom reads for us."""
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+    wanted, sequences = {}, set()
+    for keyword in HEADER_TAGS:
+        tag = tag_for_keyword(keyword)
+        vr = dictionary_VR(tag)
+        if vr == "SQ":
+            sequences.add(tag)
+        else:
+            wanted[tag] = (keyword, vr)
+    return wanted, sequences
+
+
+def _header_from_dataset(path: str, ds: Any, pixel_offset: int | None, pixel_tag: int, size: int) -> FileHeader:
     meta = getattr(ds, "file_meta", None)
     ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     sop = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta is not None else ""))
@@ -254,12 +288,7 @@ def _header_from_dataset(path: str, ds: Any, stop: int, tag_bytes: bytes, size: 
         image_type=tuple(str(v).strip().upper() for v in _multi(ds.get("ImageType"))),
         frame_of_reference=str(ds.get("FrameOfReferenceUID", "") or ""),
     )
-    if len(tag_bytes) == 4:
-        order = "little" if little else "big"
-        tag = int.from_bytes(tag_bytes[0:2], order) << 16 | int.from_bytes(tag_bytes[2:4], order)
-        if tag in _PIXEL_TAGS:
-            h.pixel_tag = tag
-            h.pixel_offset = stop
+    h.pixel_tag, h.pixel_offset = pixel_tag, pixel_offset
     if "PixelPaddingValue" in ds:
         limit = ds.get("PixelPaddingRangeLimit")
         h.padding = (float(_num(ds.PixelPaddingValue)), None if limit is None else float(_num(limit)))
