@@ -180,5 +180,5 @@ def test_fast_header_reader_agrees_with_pydicom(monkeypatch, tmp_path):
 
     monkeypatch.setattr(dicom_header, "read_raw_header", no_fast_path)
     slow = [records(p) for p in paths]
-    for p, a, b in zip(paths, fast, slow):
+    for p, a, b in zip(paths, fast, slow, strict=True):
         assert a == b, p
