@@ -53,6 +53,13 @@ def card_from_config(cfg: dict) -> ModelCard:
     )
 
 
+def _worker_init(_: int) -> None:
+    """Data workers run numpy/MONAI on one thread each, leaving the other cores to the network."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _dist_info() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
@@ -153,7 +160,7 @@ def train(
         shuffle=False,
         num_workers=int(cfg.get("num_workers", 0)),
         persistent_workers=int(cfg.get("num_workers", 0)) > 0,
-        pin_memory=dev.type == "cuda",
+        pin_memory=dev.type == "cuda", worker_init_fn=_worker_init,
     )
     amp = bool(cfg.get("amp", True)) and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
