@@ -190,11 +190,13 @@ class MainWindow(QMainWindow):
 
     def report_error(self, exc: BaseException, doing: str = "") -> None:
         """Shows an error dialog (cancellations only a status message)."""
-        from medae.errors import CancelledError
+        from medae.errors import CancelledError, ModelMismatchError
 
         if isinstance(exc, CancelledError):
             self.statusBar().showMessage(f"Cancelled {doing}.", 5000)
             return
+        if isinstance(exc, ModelMismatchError):
+            exc = ModelMismatchError(f"{exc} To look at the heatmap all the same, use Analysis > Analyze anyway.")
         self.last_error = show_error(self, exc, doing)
 
     # ----- opening --------------------------------------------------------------------------
@@ -257,8 +259,12 @@ class MainWindow(QMainWindow):
         self.view_area.refresh_warnings()
 
     # ----- analysis -------------------------------------------------------------------------
-    def start_analysis(self) -> Job | None:
-        """Runs the anomaly analysis of the scan on screen in a worker thread."""
+    def start_analysis(self, force: bool = False) -> Job | None:
+        """Runs the anomaly analysis of the scan on screen in a worker thread.
+
+        Args:
+            force: Analyse even a scan the model was not made for (the refusal becomes a warning).
+        """
         volume = self.session.volume
         if volume is None:
             self.statusBar().showMessage("Open a scan first (File > Open).", 5000)
@@ -281,7 +287,7 @@ class MainWindow(QMainWindow):
             report(progress, 0.05, f"Analysing on {model.device_name}")
             from medae.analysis import analyze
 
-            result = analyze(volume, model, progress=sub_progress(progress, 0.05, 1.0), cancel=cancel)
+            result = analyze(volume, model, force=force, progress=sub_progress(progress, 0.05, 1.0), cancel=cancel)
             return model, result
 
         def done(out) -> None:

@@ -80,7 +80,8 @@ def build(w) -> None:
     w.presets_menu = v.addMenu("Window &presets")
 
     a = bar.addMenu("&Analysis")
-    _action(w, a, "&Analyze", w.start_analysis, "Ctrl+R", name="analyze")
+    _action(w, a, "&Analyze", lambda: w.start_analysis(), "Ctrl+R", name="analyze")
+    _action(w, a, "Analyze &anyway (scan unlike the model's)", lambda: w.start_analysis(force=True), name="force")
     _action(w, a, "&Cancel", w.cancel_jobs, "Esc", name="cancel")
     _action(w, a, "Show/hide &heatmap (H)", lambda: w.handle_key("H"), name="toggle_heat")
     _action(w, a, "C&lear analysis", s.clear_result, name="clear")

@@ -172,3 +172,34 @@ def test_missing_model_is_a_dialog_that_says_what_to_do(window, qtbot, tmp_path)
     box = window.last_error
     assert box is not None and "no-such-model" in box.text() and "Traceback" not in box.text()
     assert window.session.result is None and window.isVisible()
+
+
+def test_scan_unlike_the_model_is_refused_with_a_way_out(window, qtbot, tiny_model, ct_file):
+    window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
+    window.open_path(ct_file)
+    wait_idle(qtbot, window)
+    window.start_analysis()
+    wait_idle(qtbot, window, timeout=120_000)
+    box = window.last_error
+    assert box is not None and "Analyze anyway" in box.text()
+    box.accept()
+    window.last_error = None
+    window.actions_by_name["force"].trigger()
+    wait_idle(qtbot, window, timeout=120_000)
+    assert window.last_error is None and window.session.result is not None
+    assert window.view_area.banner.isVisible()  # the refusal is now a warning on screen
+
+
+def test_command_line_opens_and_analyses(qtbot, tiny_model, tmp_path):
+    from importlib.metadata import entry_points
+
+    from medae.gui.app import create_window, main
+
+    (ep,) = [e for e in entry_points(group="gui_scripts") if e.name == "medae-gui"]
+    assert ep.load() is main  # what `medae view` and the medae-gui launcher start
+    save_nifti(mr_with_lesion(), tmp_path / "t1.nii.gz")
+    _app, w = create_window(str(tmp_path / "t1.nii.gz"), analyze=True, model=str(tiny_model), device="cpu")
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.session.result is not None or w.last_error is not None, timeout=120_000)
+    wait_idle(qtbot, w)
+    assert w.last_error is None and w.session.result.findings
