@@ -84,6 +84,7 @@ class MainWindow(QMainWindow):
         left.addTab(self.study_panel, "Study")
         left.addTab(self.tag_browser, "DICOM tags")
         self.right_tabs, self.left_tabs = right, left
+        right.setMinimumWidth(330)
         for title, widget, area in (
             ("Analysis", right, Qt.DockWidgetArea.RightDockWidgetArea),
             ("Study", left, Qt.DockWidgetArea.LeftDockWidgetArea),

@@ -124,7 +124,7 @@ class FindingsPanel(QWidget):
     """
 
     chosen = Signal(int)
-    COLUMNS = ("#", "side", "volume (ml)", "peak", "mean", "RAS (mm)")
+    COLUMNS = ("#", "side", "ml", "peak", "mean", "RAS (mm)")
 
     def __init__(self, session: ViewerSession, parent=None) -> None:
         super().__init__(parent)
@@ -167,6 +167,10 @@ class FindingsPanel(QWidget):
             )
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
+                item.setToolTip(
+                    f"Finding {row + 1}: {f.side}, {f.volume_ml:.2f} ml, peak {f.peak:.2f}, mean {f.mean:.2f}; "
+                    "RAS ({:.1f}, {:.1f}, {:.1f}) mm".format(*f.centroid_world)
+                )
                 if col != 1:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, col, item)

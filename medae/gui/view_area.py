@@ -42,12 +42,13 @@ class ColorBar(QWidget):
         self._pixels = compositing.colorbar(style, length, 18)
         img = QImage(self._pixels.data, 18, length, 18 * 4, QImage.Format.Format_RGB32)
         p.drawImage(QRectF(10, top, 18, length), img)
+        ty = top + (1 - compositing.value_to_fraction(style, style.threshold)) * (length - 1)
         p.setPen(QColor(230, 230, 230))
         for value in (style.vmax, (style.vmax + style.vmin) / 2, style.vmin):
             y = top + (1 - compositing.value_to_fraction(style, value)) * (length - 1)
             p.drawLine(QPointF(28, y), QPointF(32, y))
-            p.drawText(QPointF(35, y + 4), f"{value:.3g}")
-        ty = top + (1 - compositing.value_to_fraction(style, style.threshold)) * (length - 1)
+            if abs(y - ty) > 16:  # keep the threshold's own label readable
+                p.drawText(QPointF(35, y + 4), f"{value:.3g}")
         p.setPen(QPen(QColor(80, 200, 255), 2))
         p.drawLine(QPointF(4, ty), QPointF(34, ty))
         p.drawText(QPointF(35, ty - 4), f"thr {style.threshold:.3g}")
