@@ -69,7 +69,8 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
         raise InputError(
             f"{path}: the image data cannot be read ({exc}). The file may be truncated; copy it again."
         ) from exc
-    data = np.ascontiguousarray(data)
+    # In memory and in the file's own (Fortran) order: a C-order copy would transpose every voxel.
+    data = np.array(data, order="K") if isinstance(data, np.memmap) else np.asarray(data)
     if data.dtype.kind == "f":
         bad = ~np.isfinite(data)
         if bad.any():
