@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
+from medae.analysis.result import AnalysisResult, Finding
 from medae.volume import Volume
 
 LPS_AFFINE = np.array(
@@ -27,44 +26,29 @@ def marker_index(vol: Volume, world) -> tuple[int, int, int]:
     return tuple(int(v) for v in np.rint(vol.world_to_voxel(np.asarray(world, float))))
 
 
-@dataclass
-class Finding:
-    label: int
-    volume_ml: float
-    peak: float
-    mean: float
-    centroid_world: tuple
-    centroid_voxel: tuple
-    side: str
-
-
-@dataclass
-class Result:
-    """The fields of ``medae.analysis.AnalysisResult`` the viewer reads, for viewer-only unit tests."""
-
-    heatmap: Volume
-    labels: Volume
-    reconstruction: Volume
-    residual: Volume
-    findings: list
-    score: float = 4.2
-    percentile: float = 99.0
-    threshold: float = 3.0
-    units: str = "z (healthy)"
-    warnings: list = field(default_factory=list)
-    timings: dict = field(default_factory=dict)
-    device: str = "CPU"
-    model_id: str = "test-model"
-
-
-def result_for(vol: Volume, blob_at=(10, 12, 8), peak: float = 6.0) -> Result:
-    """A Gaussian blob of heat at a source index, with one finding there."""
+def result_for(vol: Volume, blob_at=(10, 12, 8), peak: float = 6.0) -> AnalysisResult:
+    """A known Gaussian blob of heat at a source index, with one finding there (a real result object)."""
     ii, jj, kk = np.meshgrid(*[np.arange(s) for s in vol.shape], indexing="ij")
     d2 = (ii - blob_at[0]) ** 2 + (jj - blob_at[1]) ** 2 + (kk - blob_at[2]) ** 2
     heat = (peak * np.exp(-d2 / 8.0)).astype(np.float32)
     labels = (heat >= 3.0).astype(np.int32)
     world = tuple(float(x) for x in vol.voxel_to_world(np.asarray(blob_at, float)))
-    f = Finding(1, float(labels.sum()) * 0.0016, peak, 4.0, world, blob_at, "right")
+    f = Finding(1, float(labels.sum()) * 0.0016, peak, 4.0, world, blob_at, world, "right")
     recon = vol.with_array(np.asarray(vol.array, np.float32) * 0.9)
     residual = vol.with_array(np.asarray(vol.array, np.float32) - recon.array)
-    return Result(vol.with_array(heat), vol.with_array(labels), recon, residual, [f], warnings=["test warning"])
+    return AnalysisResult(
+        volume=vol,
+        heatmap=vol.with_array(heat),
+        labels=vol.with_array(labels),
+        reconstruction=recon,
+        residual=residual,
+        findings=[f],
+        score=4.2,
+        percentile=99.0,
+        threshold=3.0,
+        units="z (healthy)",
+        model_id="test-model",
+        model_sha256="0" * 64,
+        device="CPU",
+        warnings=["test warning"],
+    )

@@ -1,0 +1,31 @@
+"""The headless summary picture: three planes, overlay, colour bar, findings, warnings."""
+
+import numpy as np
+
+from medae.viewer.figure import WARN_BG, render_summary, save_summary
+from medae.viewer.png import read_png
+from medae.viewer.session import ViewerSession
+from tests.viewer_fixtures import ct_volume, result_for
+
+
+def test_summary_without_analysis_has_no_colour_bar_or_warnings():
+    s = ViewerSession()
+    s.open(ct_volume())
+    img = render_summary(s, "title")
+    assert img.dtype == np.uint8 and img.shape[2] == 3
+    assert not (img == WARN_BG).all(axis=2).any()
+
+
+def test_summary_shows_warnings_heat_and_threshold(tmp_path):
+    s = ViewerSession()
+    s.open(ct_volume())
+    s.set_result(result_for(s.volume))
+    s.go_to_finding(0)
+    path = save_summary(s, tmp_path / "sum.png", "title")
+    img = read_png(path)
+    amber_rows = (img == WARN_BG).all(axis=2).any(axis=1)
+    assert amber_rows[28:40].all()  # the warning band under the title
+    threshold_marker = (img == (80, 200, 255)).all(axis=2)
+    assert threshold_marker.any()
+    r, g, b = (img[..., c].astype(int) for c in range(3))
+    assert np.count_nonzero((r > 200) & (b < 80) & (r - g > 60)) > 10  # heat colours drawn
