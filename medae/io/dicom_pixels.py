@@ -3,8 +3,8 @@
 Uncompressed little- or big-endian frames are read with ``readinto`` straight into their slice of
 the output, from the pixel data offset the header pass found (checked again here), so an
 uncompressed series costs one read per file and no copies. Compressed frames are decoded by
-pydicom's pixel plugins (pylibjpeg-openjpeg, pylibjpeg-rle, python-gdcm, ...); those run on a
-small thread pool because the decoders spend their time in C. A transfer syntax no installed
+pydicom's pixel plugins (pylibjpeg-openjpeg, pylibjpeg-rle, python-gdcm, ...) on a small thread
+pool, which overlaps file reads with decoding. A transfer syntax no installed
 plugin can decode raises ``MissingCodecError`` naming it and the package to install.
 """
 
@@ -159,7 +159,9 @@ def _decode_all(
 ) -> None:
     n_frames = sum(len(items) for _p, items in slow)
     if workers is None:
-        # Decoders run in C and release the GIL; threads pay when there are many frames to decode.
+        # Threads overlap one file's read (which releases the GIL) with another's decoding; decoders
+        # that release the GIL also decode in parallel. pylibjpeg-openjpeg holds it, so on two cores
+        # the gain measured for JPEG 2000 is small; uncompressed data never comes here.
         workers = min(4, os.cpu_count() or 1) if n_frames >= 8 else 1
     if workers <= 1 or len(slow) == 1:
         for path, items in slow:
