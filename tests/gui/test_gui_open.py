@@ -132,6 +132,8 @@ def test_long_job_shows_progress_and_cancels(window, qtbot):
     assert started.wait(5)
     qtbot.waitUntil(lambda: window.progress.value() > 0, timeout=5000)
     assert window.cancel_button.isVisible()
+    qtbot.waitUntil(lambda: "left" in window.progress_label.text(), timeout=8000)  # time estimate
+    assert window.progress_label.text().startswith("working")
     qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, window)
     assert got == [] and window.last_error is None
