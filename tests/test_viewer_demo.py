@@ -76,3 +76,18 @@ def test_bundled_ct_sample_is_int16_hu_with_lungs_and_bone(name):
     assert np.count_nonzero((a > -900) & (a < -800)) > 100_000  # lungs
     assert np.count_nonzero(a > 600) > 10_000  # bone
     assert sample(name).stat().st_size < 3_000_000
+
+
+def test_demo_falls_back_to_headless_when_the_viewer_cannot_start(tmp_path, monkeypatch, capsys):
+    from tests.gui.tiny_model import make_tiny_model, mr_with_lesion
+
+    # A display that does not exist: Qt's xcb plugin cannot connect and the viewer process fails.
+    monkeypatch.setenv("DISPLAY", ":97")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.setattr("sys.platform", "linux")
+    model = make_tiny_model(tmp_path / "model")
+    save_nifti(mr_with_lesion(), tmp_path / "t1.nii.gz")
+    out = tmp_path / "demo"
+    assert main(["demo", "--scan", str(tmp_path / "t1.nii.gz"), "--model", str(model), "--out", str(out)]) == 0
+    assert "running headless instead" in capsys.readouterr().out
+    assert (out / "overlay.png").is_file()

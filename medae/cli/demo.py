@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -45,10 +46,15 @@ def run(args: argparse.Namespace) -> int:
 
         raise InputError(f"{path}: no such file or folder. Check the path.")
     if not args.headless and display_available():
-        from medae.cli.view import gui_argv, launch_viewer
+        from medae.cli.view import gui_argv
 
-        return launch_viewer(gui_argv(str(path), analyze=True, model=args.model, device=args.device))
-    if not args.headless:
+        # A child process, because Qt aborts (uncatchably) when it cannot reach the display.
+        argv = gui_argv(str(path), analyze=True, model=args.model, device=args.device)
+        code = subprocess.call([sys.executable, "-m", "medae.gui", *argv])
+        if code == 0:
+            return 0
+        print(f"medae demo: the viewer could not start (exit status {code}), running headless instead.")
+    elif not args.headless:
         print("medae demo: no display found (DISPLAY and WAYLAND_DISPLAY are unset), running headless.")
     run_headless(path, Path(args.out), model=args.model, device=args.device)
     return 0
