@@ -211,7 +211,8 @@ def train(
         scaler.step(opt)
         scaler.update()
         step += 1
-        running = float(loss) if running is None else 0.95 * running + 0.05 * float(loss)
+        value = float(loss.detach())
+        running = value if running is None else 0.95 * running + 0.05 * value
         last_val = history[-1]["val"] if history else float("nan")
         if rank == 0:
             if step % int(cfg["val_every"]) == 0 or step == steps:

@@ -1,0 +1,103 @@
+"""Model folders: safetensors only, hash checked, encode/decode split, variants."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from medae.errors import ModelError
+from medae.model import load_model
+from medae.model.card import ModelCard
+from medae.model.loaded import state_tensors
+from medae.model.network import AutoEncoder3D, build_network
+from medae.model.store import save_model_folder
+
+ARCH = {"variant": "ae", "channels": [4, 8], "latent_channels": 2, "skip": False}
+
+
+def tiny_card(arch=ARCH) -> ModelCard:
+    return ModelCard(
+        id="tiny",
+        name="tiny",
+        jobs=["anomaly"],
+        modality="MR",
+        body_part="BRAIN",
+        architecture=dict(arch),
+        space={
+            "shape": [16, 16, 16],
+            "spacing": 2.0,
+            "affine": np.diag([2.0, 2, 2, 1]).tolist(),
+            "alignment": "center",
+        },
+        intensity={"method": "percentile", "low": 1, "high": 99},
+    )
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    card = tiny_card()
+    net = build_network(card.architecture)
+    save_model_folder(tmp_path / "m", card, state_tensors(net))
+    return tmp_path / "m"
+
+
+def test_round_trip_same_outputs(model_dir):
+    m = load_model(model_dir, device="cpu")
+    assert m.card.id == "tiny" and len(m.card.sha256) == 64
+    x = np.random.default_rng(0).random((16, 16, 16)).astype(np.float32)
+    y1, y2 = m.reconstruct(x), m.reconstruct(x)
+    assert y1.shape == (16, 16, 16)
+    np.testing.assert_array_equal(y1, y2)
+
+
+def test_tampered_weights_are_refused(model_dir):
+    w = model_dir / "weights.safetensors"
+    data = bytearray(w.read_bytes())
+    data[-10] ^= 0xFF
+    w.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        load_model(model_dir, device="cpu")
+
+
+def test_pickle_is_refused(model_dir):
+    (model_dir / "weights.safetensors").unlink()
+    torch.save({"x": torch.zeros(1)}, model_dir / "model.pt")
+    with pytest.raises(ModelError, match="safetensors"):
+        load_model(model_dir, device="cpu")
+
+
+def test_garbage_card_is_a_clear_error(model_dir):
+    (model_dir / "card.json").write_text("{not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        load_model(model_dir, device="cpu")
+    (model_dir / "card.json").write_text(json.dumps({"id": "x"}))
+    with pytest.raises(ModelError, match="lacks"):
+        load_model(model_dir, device="cpu")
+
+
+def test_missing_folder_and_bad_device(tmp_path, model_dir):
+    from medae.errors import MedaeError
+
+    with pytest.raises(ModelError, match="no model folder"):
+        load_model(tmp_path / "nowhere")
+    if not torch.cuda.is_available():
+        with pytest.raises(MedaeError, match="no CUDA"):
+            load_model(model_dir, device="cuda")
+
+
+@pytest.mark.parametrize("skip,variational", [(False, False), (True, False), (False, True)])
+def test_encode_decode_split(skip, variational):
+    torch.manual_seed(0)
+    net = AutoEncoder3D(channels=(4, 8, 8), latent_channels=3, skip=skip, variational=variational).eval()
+    x = torch.randn(1, 1, 16, 24, 16)
+    with torch.no_grad():
+        latent = net.encode(x)
+        assert latent.z.shape == (1, 3, 2, 3, 2)
+        torch.testing.assert_close(net.decode(latent), net(x))
+        if variational:
+            assert latent.mu is not None and latent.logvar is not None
+            assert net.decode(torch.randn(1, 3, 2, 3, 2)).shape == x.shape
+        if skip:
+            with pytest.raises(ValueError):
+                net.decode(latent.z)
