@@ -103,7 +103,8 @@ class TagBrowser(QWidget):
         self.note.setWordWrap(True)
         self.tree = QTreeWidget()
         self.tree.setObjectName("tags")
-        self.tree.setHeaderLabels(["Tag", "Keyword", "VR", "Value"])
+        # Keyword and value first: the dock is narrow, and they are what a reader looks for.
+        self.tree.setHeaderLabels(["Keyword", "Value", "Tag", "VR"])
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.search)
@@ -125,7 +126,8 @@ class TagBrowser(QWidget):
         else:
             try:
                 self.rows = read_tags(files[0])
-                self.note.setText(f"{files[0]}")
+                self.note.setText(f"Header of {Path(files[0]).name} (first of {len(files)} files)")
+                self.note.setToolTip(str(files[0]))
             except MedaeError as exc:
                 self.note.setText(str(exc))
         self.apply_filter(self.search.text())
@@ -136,7 +138,8 @@ class TagBrowser(QWidget):
         items: dict[int, QTreeWidgetItem] = {}
         for n in filter_rows(self.rows, text):
             row = self.rows[n]
-            item = QTreeWidgetItem([row.tag, row.keyword, row.vr, row.value])
+            item = QTreeWidgetItem([row.keyword, row.value, row.tag, row.vr])
+            item.setToolTip(1, row.value)
             parent = items.get(row.parent)
             if parent is None:
                 self.tree.addTopLevelItem(item)
@@ -145,15 +148,14 @@ class TagBrowser(QWidget):
             items[n] = item
         if text:
             self.tree.expandAll()
-        for col in range(3):
-            self.tree.resizeColumnToContents(col)
+        self.tree.resizeColumnToContents(0)
 
     def visible_keywords(self) -> list[str]:
         """Keywords currently listed (top level and nested), for tests and accessibility."""
         out: list[str] = []
 
         def walk(item: QTreeWidgetItem) -> None:
-            out.append(item.text(1))
+            out.append(item.text(0))
             for i in range(item.childCount()):
                 walk(item.child(i))
 
