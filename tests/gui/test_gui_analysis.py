@@ -96,6 +96,7 @@ def test_open_pick_analyze_overlay_threshold_findings_compare_export(window, qtb
     rect = table.visualItemRect(table.item(0, 0))
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     f = s.findings[0]
+    assert f.side == "left" and table.item(0, 1).text() == "left"  # the bright block is on the patient's left
     assert np.allclose(s.image.grid.to_source(s.cursor), f.centroid_voxel, atol=0.51)
     assert axial.isVisible()
 

@@ -35,8 +35,9 @@ def make_tiny_model(folder: Path) -> Path:
             "spacing": 2.0,
             "affine": np.diag([2.0, 2, 2, 1]).tolist(),
             "alignment": "center",
-            "centre": [0.0, 0.0, 0.0],
-            "midline_x": 0.0,
+            # The model grid spans 0-30 mm of its reference frame; its midline is at x = 15 mm.
+            "centre": [15.0, 15.0, 15.0],
+            "midline_x": 15.0,
         },
         intensity={"method": "percentile", "low": 1, "high": 99},
         calibration={"threshold": 0.5, "units": "z (healthy)"},
