@@ -120,9 +120,11 @@ class AutoEncoder3D(nn.Module):
             h = block(h)
         return self.head(h)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruction of ``x``."""
-        return self.decode(self.encode(x))
+    def forward(self, x: torch.Tensor, return_latent: bool = False):
+        """Reconstruction of ``x`` (and the latent, for losses that need it, e.g. the VAE's KL term)."""
+        latent = self.encode(x)
+        out = self.decode(latent)
+        return (out, latent) if return_latent else out
 
 
 def build_network(arch: dict) -> AutoEncoder3D:

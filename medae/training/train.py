@@ -160,7 +160,8 @@ def train(
         shuffle=False,
         num_workers=int(cfg.get("num_workers", 0)),
         persistent_workers=int(cfg.get("num_workers", 0)) > 0,
-        pin_memory=dev.type == "cuda", worker_init_fn=_worker_init,
+        pin_memory=dev.type == "cuda",
+        worker_init_fn=_worker_init,
     )
     amp = bool(cfg.get("amp", True)) and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
@@ -204,8 +205,11 @@ def train(
             g["lr"] = lr_at(step)
         x, y, m = (item[k].to(dev, non_blocking=True) for k in ("input", "target", "mask"))
         with torch.autocast(device_type=dev.type, enabled=amp):
-            pred = model(x)
+            pred, latent = model(x, return_latent=True)
         loss = loss_fn(pred.float(), y, m)
+        if latent.mu is not None:
+            kl = -0.5 * torch.mean(1 + latent.logvar - latent.mu.pow(2) - latent.logvar.exp())
+            loss = loss + float(cfg.get("kl_weight", 1e-3)) * kl
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
