@@ -187,3 +187,22 @@ def test_preferences_and_geometry_persist(window, qtbot):
     qtbot.addWidget(again)
     assert again.session.mouse_scheme == "research" and again.session.layout == "2x2"
     assert again.size() == size
+
+
+def test_preferences_dialog_switches_to_research_binding(window, qtbot):
+    from medae.gui.dialogs import KeysDialog, PreferencesDialog
+
+    window.actions_by_name["prefs"].trigger()
+    dlg = window.findChild(PreferencesDialog)
+    assert dlg is not None and dlg.isVisible()
+    dlg.mouse.setCurrentIndex(dlg.mouse.findData("research"))
+    dlg.convention.setCurrentText("neurological")
+    dlg.accept()
+    assert window.session.mouse_scheme == "research" and window.session.convention == "neurological"
+    from PySide6.QtWidgets import QTableWidget
+
+    keys = KeysDialog(window.session.mouse_scheme, window)
+
+    table = keys.findChild(QTableWidget)
+    rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
+    assert rows["left drag"] == "crosshair" and rows["H"] == "show/hide heatmap" and rows["wheel"] == "scroll slices"
