@@ -177,4 +177,8 @@ class FindingsPanel(QWidget):
         if self.session.result is None:
             self.empty.setText("No findings yet: run Analyze.")
         else:
-            self.empty.setText("No region above the threshold." if not found else f"{len(found)} finding(s), by peak:")
+            r = self.session.result
+            level = f"{r.threshold:.3g} {getattr(r, 'units', '')}".strip()
+            self.empty.setText(
+                f"No region above {level}." if not found else f"{len(found)} finding(s) above {level}, by peak:"
+            )
