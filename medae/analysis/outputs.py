@@ -44,7 +44,7 @@ def write_outputs(
     if n < np.iinfo(np.int16).max:
         labels = labels.with_array(labels.array.astype(np.int16))
     written["findings"] = save_nifti(labels, out / "findings.nii.gz")
-    if reconstruction:
+    if reconstruction and result.reconstruction is not None:
         written["reconstruction"] = save_nifti(result.reconstruction, out / "reconstruction.nii.gz", dtype=np.float32)
     if dicom:
         from medae.io.dicom_export import write_parametric_map, write_segmentation

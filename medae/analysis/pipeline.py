@@ -32,6 +32,7 @@ def analyze(
     *,
     threshold: float | None = None,
     force: bool = False,
+    reconstruction: bool = True,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
 ) -> AnalysisResult:
@@ -42,6 +43,8 @@ def analyze(
         model: A ``LoadedModel`` (``medae.model.load_model``).
         threshold: Calibrated threshold for findings; the card's healthy-calibrated default when None.
         force: Analyse even when the scan does not fit the model (the refusal becomes a warning).
+        reconstruction: Also map the reconstruction and residual back onto the input grid (the viewer's
+            compare mode needs them; a headless run that writes only the heatmap saves time and memory).
         progress: Progress callback (fraction, message).
         cancel: Set to stop with ``CancelledError``.
 
@@ -86,11 +89,9 @@ def analyze(
 
     report(progress, 0.85, "Mapping back onto the scan")
     heat = from_model_space(z, mi, volume.shape, order=1)
-    lo, hi = mi.intensity["low"], mi.intensity["high"]
-    recon_units = from_model_space(recon * (hi - lo) + lo, mi, volume.shape, order=1)
-    assessed = from_model_space(mi.mask.astype(np.float32), mi, volume.shape, order=1) > 0.5
-    original = np.asarray(volume.array, dtype=np.float32)
-    recon_full = np.where(assessed, recon_units, original).astype(np.float32)
+    recon_vol = resid_vol = None
+    if reconstruction:
+        recon_vol, resid_vol = _reconstruction_volumes(volume, recon, mi, {"model": card.id})
     check_cancel(cancel)
     to_ref = np.linalg.inv(mi.alignment.ref_to_input)
     midline = float(card.space.get("midline_x", 0.0 if mi.alignment.method != "center" else card.space["centre"][0]))
@@ -107,12 +108,8 @@ def analyze(
             heat.astype(np.float32), volume.affine, volume.modality, dict(meta, kind="heatmap"), source=volume.source
         ),
         labels=Volume(labels, volume.affine, volume.modality, dict(meta, kind="findings"), source=volume.source),
-        reconstruction=Volume(
-            recon_full, volume.affine, volume.modality, dict(meta, kind="reconstruction"), source=volume.source
-        ),
-        residual=Volume(
-            original - recon_full, volume.affine, volume.modality, dict(meta, kind="residual"), source=volume.source
-        ),
+        reconstruction=recon_vol,
+        residual=resid_vol,
         findings=findings,
         score=score,
         percentile=percentile,
@@ -133,6 +130,24 @@ def analyze(
             "normalisation": mi.intensity,
             "coverage": round(mi.coverage, 4),
         },
+    )
+
+
+def _reconstruction_volumes(volume: Volume, recon: np.ndarray, mi, meta: dict) -> tuple[Volume, Volume]:
+    """The reconstruction in input units on the input grid, and the residual input - reconstruction.
+
+    Outside the assessed region the reconstruction is the input itself, so it reads as a whole scan.
+    """
+    lo, hi = mi.intensity["low"], mi.intensity["high"]
+    recon_units = from_model_space(recon * (hi - lo) + lo, mi, volume.shape, order=1)
+    assessed = from_model_space(mi.mask.astype(np.float32), mi, volume.shape, order=1) > 0.5
+    original = np.array(volume.array, dtype=np.float32)
+    np.copyto(recon_units, original, where=~assessed)
+    residual = np.subtract(original, recon_units, out=original)
+    meta = dict(meta, derived_from=volume.meta.get("series_uid"))
+    return (
+        Volume(recon_units, volume.affine, volume.modality, dict(meta, kind="reconstruction"), source=volume.source),
+        Volume(residual, volume.affine, volume.modality, dict(meta, kind="residual"), source=volume.source),
     )
 
 

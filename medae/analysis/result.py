@@ -79,8 +79,8 @@ class AnalysisResult:
     volume: Volume
     heatmap: Volume
     labels: Volume
-    reconstruction: Volume
-    residual: Volume
+    reconstruction: Volume | None
+    residual: Volume | None
     findings: list[Finding]
     score: float
     percentile: float

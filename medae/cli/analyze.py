@@ -72,7 +72,9 @@ def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: floa
     from medae.cli.progressbar import ProgressBar
 
     with ProgressBar("analyze") as bar:
-        result = analyze(volume, model, threshold=args.threshold, force=args.force, progress=bar)
+        result = analyze(
+            volume, model, threshold=args.threshold, force=args.force, reconstruction=args.reconstruction, progress=bar
+        )
     result.timings = {"load": t_load, "model_load": t_model, **result.timings}
     t = time.perf_counter()
     written = write_outputs(result, out, dicom=args.dicom, keep_phi=args.keep_phi, reconstruction=args.reconstruction)
@@ -114,8 +116,10 @@ def write_summary(result, out: Path, dicom: bool, keep_phi: bool) -> dict:
     session.set_result(result)
     if result.findings:
         session.go_to_finding(1)
-    title = (f"medae {result.model_id}: score {result.score:.2f} (p{result.percentile:.0f}), "
-             f"{len(result.findings)} finding(s)")
+    title = (
+        f"medae {result.model_id}: score {result.score:.2f} (p{result.percentile:.0f}), "
+        f"{len(result.findings)} finding(s)"
+    )
     rgb = render_summary(session, title=title)
     written = {}
     png = out / "summary.png"
