@@ -19,7 +19,8 @@ def test_two_series_in_one_folder(tmp_path):
     a, b = phantom((6, 5, 4), seed=1), phantom((7, 6, 3), seed=2)
     write_series(tmp_path, a, axial_affine(), series_number=2, description="T1")
     write_series(tmp_path, b, axial_affine((0.5, 0.5, 1.0)), modality="MR", series_number=3, description="T2")
-    infos = scan(tmp_path)
+    assert len({s.extra["study_uid"] for s in scan(tmp_path)}) == 2
+    infos = sorted(scan(tmp_path), key=lambda s: s.extra["series_number"])  # two studies: any order
     assert [(s.modality, s.description, s.shape, s.n_files) for s in infos] == [
         ("CT", "T1", (6, 5, 4), 4),
         ("MR", "T2", (7, 6, 3), 3),
@@ -271,3 +272,34 @@ def test_vanished_file_is_a_clear_error(tmp_path):
     os.remove(paths[1])
     with pytest.raises(MedaeError, match=paths[1].name):
         load_series(info)
+
+
+def test_corrupted_bytes_never_escape_as_other_errors(tmp_path):
+    """Random damage to a series: every outcome is a Volume or a MedaeError."""
+    vol = phantom((8, 8, 4), seed=14)
+    paths = write_series(tmp_path / "good", vol, axial_affine(), shuffle_names=False)
+    originals = {p: p.read_bytes() for p in paths}
+    rng = np.random.default_rng(1)
+    outcomes = set()
+    for trial in range(60):
+        victim = paths[trial % len(paths)]
+        data = bytearray(originals[victim])
+        kind = trial % 3
+        if kind == 0:  # flip bytes in the header
+            for pos in rng.integers(132, min(len(data), 900), size=4):
+                data[pos] = int(rng.integers(0, 256))
+        elif kind == 1:  # cut the file short
+            data = data[: int(rng.integers(0, len(data)))]
+        else:  # garbage lengths: overwrite a 4-byte run with 0xFF
+            pos = int(rng.integers(132, min(len(data), 900) - 4))
+            data[pos : pos + 4] = b"\xff\xff\xff\xff"
+        victim.write_bytes(bytes(data))
+        try:
+            for info in scan_dicom(tmp_path / "good"):
+                v = load_series(info)
+                assert v.array.ndim == 3 and np.isfinite(v.affine).all()
+            outcomes.add("ok")
+        except MedaeError:
+            outcomes.add("refused")
+        victim.write_bytes(originals[victim])
+    assert outcomes == {"ok", "refused"}

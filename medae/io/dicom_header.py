@@ -208,8 +208,8 @@ def read_header(path: str) -> FileHeader:
         size = os.fstat(fh.fileno()).st_size
         try:
             ds, pixel_offset, pixel_tag = read_raw_header(fh, *_tag_tables())
-        except Fallback:
-            ds = None
+        except (Fallback, RecursionError, ValueError, OverflowError, MemoryError):
+            ds = None  # pydicom's reader decides, and reports damage in its own words
         if ds is None:
             fh.seek(0)
             head = fh.read(132)
@@ -226,7 +226,7 @@ def read_header(path: str) -> FileHeader:
             pixel_offset, pixel_tag = _pixel_position(ds, fh)
     try:
         h = _header_from_dataset(path, ds, pixel_offset, pixel_tag, size)
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+    except Exception as exc:  # pydicom converts values lazily and raises many types on bad ones
         raise Unreadable(f"invalid header values ({type(exc).__name__}: {exc})") from exc
     if h.transfer_syntax in NATIVE_SYNTAXES and h.pixel_offset is not None and h.bits_allocated >= 8:
         need = h.pixel_offset + 8 + h.n_frames * h.frame_bytes

@@ -10,7 +10,6 @@ plugin can decode raises ``MissingCodecError`` naming it and the package to inst
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
 from collections import defaultdict
@@ -19,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from medae.errors import InputError, MissingCodecError
+from medae.errors import InputError, MedaeError, MissingCodecError
 from medae.io.dicom_header import FileHeader, Frame
 from medae.progress import ProgressFn, check_cancel, report
 
@@ -185,51 +184,77 @@ def _decode_all(
 
 
 def _decode_file(path: str, items: list[tuple[int, Frame]], out: np.ndarray, cancel: threading.Event | None) -> None:
-    from pydicom.pixels import iter_pixels
-
     check_cancel(cancel)
     h = items[0][1].header
     order = sorted(items, key=lambda kf: kf[1].index or 0)
     indices = [fr.index or 0 for _k, fr in order]
-    try:
+    failure: BaseException | None = None
+    for plugin in decoding_plugins(h.transfer_syntax):
         try:
-            frames = iter_pixels(path, indices=indices if h.n_frames > 1 else None, raw=True)
-            first = next(frames)
-        except (ValueError, TypeError):
-            # Some decoders fix signedness in place on read-only buffers when streaming frames;
-            # the whole-dataset path copies first, so it handles those files.
-            frames = _whole_file_frames(path, indices, h.n_frames)
-            first = next(frames)
-        frames = itertools.chain([first], frames)
-        decoded = 0
-        for (k, fr), arr in zip(order, frames, strict=False):
-            decoded += 1
-            if arr.shape != out.shape[1:]:
+            decoded = 0
+            for (k, fr), arr in zip(order, _frames(path, indices, h.n_frames, plugin), strict=False):
+                decoded += 1
+                if arr.shape != out.shape[1:]:
+                    raise InputError(
+                        f"{path}: {fr.name} decodes to {arr.shape[-1]}x{arr.shape[0]} pixels where the header says "
+                        f"{h.cols}x{h.rows}. The file is inconsistent; re-export the series."
+                    )
+                np.copyto(out[k], arr, casting="unsafe")
+            if decoded < len(order):
                 raise InputError(
-                    f"{path}: {fr.name} decodes to {arr.shape[1]}x{arr.shape[0]} pixels where the header says "
-                    f"{h.cols}x{h.rows}. The file is inconsistent; re-export the series."
+                    f"{path}: holds {decoded} decodable frame(s) where {len(order)} were expected. The file may be "
+                    "truncated; copy it again or remove it from the folder."
                 )
-            np.copyto(out[k], arr, casting="unsafe")
-        if decoded < len(order):
-            raise InputError(
-                f"{path}: holds {decoded} decodable frame(s) where {len(order)} were expected. The file may be "
-                "truncated; copy it again or remove it from the folder."
-            )
-    except InputError:
-        raise
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: the file disappeared after the folder was scanned. Scan it again.") from exc
-    except Exception as exc:  # decoders raise many types on damaged data
-        raise InputError(
-            f"{path}: the pixel data cannot be decoded ({type(exc).__name__}: {exc}). The file may be damaged "
-            "or truncated; copy it again or remove it from the folder."
-        ) from exc
+            return
+        except (MedaeError, KeyboardInterrupt, SystemExit):
+            raise
+        except FileNotFoundError as exc:
+            raise InputError(f"{path}: the file disappeared after the folder was scanned. Scan it again.") from exc
+        except BaseException as exc:  # decoders raise many types on damaged data; Rust panics are BaseException
+            failure = exc
+    raise InputError(
+        f"{path}: the pixel data cannot be decoded ({type(failure).__name__}: {failure}). The file may be damaged "
+        "or truncated; copy it again or remove it from the folder."
+    ) from failure
 
 
-def _whole_file_frames(path: str, indices: list[int], n_frames: int) -> Iterator[np.ndarray]:
+# Plugins in the order we trust them with damaged data. python-gdcm comes last and is used only when
+# nothing else decodes the syntax: on some damaged JPEG 2000 streams it aborts the whole process.
+_PLUGIN_ORDER = ("pylibjpeg", "pyjpegls", "pydicom", "pillow", "gdcm")
+
+
+def decoding_plugins(transfer_syntax: str) -> list[str]:
+    """The pydicom decoding plugins to try, in order, for a compressed transfer syntax."""
+    from pydicom.pixels import get_decoder
+
+    available = set(get_decoder(transfer_syntax).available_plugins)
+    chosen = [p for p in _PLUGIN_ORDER if p in available]
+    if len(chosen) > 1 and "gdcm" in chosen:
+        chosen.remove("gdcm")
+    chosen.extend(sorted(available - set(_PLUGIN_ORDER) - {"gdcm"}))
+    return chosen or [""]
+
+
+def _frames(path: str, indices: list[int], n_frames: int, plugin: str) -> Iterator[np.ndarray]:
+    from pydicom.pixels import iter_pixels
+
+    try:
+        stream = iter_pixels(path, indices=indices if n_frames > 1 else None, raw=True, decoding_plugin=plugin)
+        first = next(stream)
+    except (ValueError, TypeError):
+        # Some decoders fix signedness in place on read-only buffers when streaming frames;
+        # the whole-dataset path copies first, so it handles those files.
+        yield from _whole_file_frames(path, indices, n_frames, plugin)
+        return
+    yield first
+    yield from stream
+
+
+def _whole_file_frames(path: str, indices: list[int], n_frames: int, plugin: str) -> Iterator[np.ndarray]:
     import pydicom
+    from pydicom.pixels import pixel_array
 
-    arr = pydicom.dcmread(path).pixel_array
+    arr = pixel_array(pydicom.dcmread(path), raw=True, decoding_plugin=plugin)
     if n_frames == 1:
         yield arr
         return
