@@ -7,7 +7,8 @@ times in the same run (median of --repeats, page cache warm for every reader):
 - full DICOM load: ``medae.io.load(folder)`` (scan, every geometry check, pixel pass) against
   SimpleITK's GetGDCMSeriesIDs + GetGDCMSeriesFileNames + ImageSeriesReader.Execute;
 - folder scan alone: ``medae.io.scan(folder)`` against GetGDCMSeriesIDs + GetGDCMSeriesFileNames;
-- NIfTI: ``medae.io.nifti.load_nifti`` against ``np.array(nibabel.load(p).dataobj)`` (in memory);
+- NIfTI: ``medae.io.nifti.load_nifti`` against ``np.asanyarray(nibabel.load(p).dataobj)``, read into
+  memory when nibabel returns a memory map;
 - peak memory of medae's DICOM load (tracemalloc) relative to the output array.
 
 Run: python benchmarks/bench_load.py [--repeats 5] [--slices 300]
@@ -63,8 +64,9 @@ def _sitk_load(folder: Path):
 def _nibabel_load(path: Path) -> np.ndarray:
     import nibabel as nib
 
-    # np.array, not asanyarray: an uncompressed file would otherwise stay a lazy memory map.
-    return np.array(nib.load(str(path)).dataobj)
+    data = np.asanyarray(nib.load(str(path)).dataobj)
+    # An uncompressed file comes back as a lazy memory map: read it into memory, as medae does.
+    return np.array(data) if isinstance(data, np.memmap) else data
 
 
 def main() -> None:
