@@ -38,7 +38,7 @@ BRAIN_T1_DAE: dict[str, Any] = {
     # and upsampled, so the network must restore healthy anatomy rather than copy its input.
     "noise": {"kind": "coarse", "factor": 8, "std": 0.2, "prob": 1.0},
     "loss": "l1",
-    "steps": 1800,
+    "steps": 1000,
     "batch": 1,
     "lr": 1e-3,
     "weight_decay": 1e-5,
