@@ -228,7 +228,8 @@ def read_header(path: str) -> FileHeader:
         h = _header_from_dataset(path, ds, pixel_offset, pixel_tag, size)
     except Exception as exc:  # pydicom converts values lazily and raises many types on bad ones
         raise Unreadable(f"invalid header values ({type(exc).__name__}: {exc})") from exc
-    if h.transfer_syntax in NATIVE_SYNTAXES and h.pixel_offset is not None and h.bits_allocated >= 8:
+    # Greyscale only: colour is refused later anyway, and YBR_FULL_422 stores fewer bytes than it says.
+    if h.transfer_syntax in NATIVE_SYNTAXES and h.pixel_offset is not None and h.bits_allocated >= 8 and h.samples == 1:
         need = h.pixel_offset + 8 + h.n_frames * h.frame_bytes
         if need > h.file_size:
             raise Unreadable(f"truncated: {h.file_size} bytes where the pixel data needs {need}")
