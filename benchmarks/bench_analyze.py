@@ -1,0 +1,113 @@
+"""End-to-end ``analyze`` on a 1 mm brain and a 512x512x300 volume, split by stage, with peak memory.
+
+Usage: python benchmarks/bench_analyze.py [--model models/brain-t1-dae] [--repeats 3]
+
+Process start and model load are excluded. Stages: load (file -> Volume), preprocess (alignment,
+resampling, normalisation), network, post-process (residual, calibration, back to the input grid,
+findings), write (heatmap, findings, report). Each case runs in its own subprocess; peak memory is the
+growth of max RSS over the process's state after loading the model, compared with the input volume's
+float32 size. The baseline in the same run is nibabel reading the same file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CHILD = r"""
+import json, resource, statistics, sys, time, tempfile
+import numpy as np
+path, model_dir, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
+from medae.model import load_model
+from medae.io import load
+from medae.analysis import analyze, write_outputs
+import nibabel as nib
+model = load_model(model_dir, device="cpu")
+rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+rows = []
+for _ in range(repeats):
+    t = time.perf_counter(); vol = load(path); t_load = time.perf_counter() - t
+    r = analyze(vol, model, reconstruction=False)
+    t = time.perf_counter()
+    with tempfile.TemporaryDirectory() as d:
+        write_outputs(r, d)
+    t_write = time.perf_counter() - t
+    rows.append({"load": t_load, **r.timings, "write": t_write})
+    del r
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss0
+base = []
+for _ in range(repeats):
+    t = time.perf_counter(); np.asarray(nib.load(path).dataobj); base.append(time.perf_counter() - t)
+med = {k: statistics.median(row[k] for row in rows) for k in rows[0]}
+print(json.dumps({"stages": med, "peak_growth_mib": peak, "input_f32_mib": vol.array.size * 4 / 2**20,
+                  "shape": list(vol.shape), "nibabel_s": statistics.median(base)}))
+"""
+
+
+def make_inputs(folder: Path) -> dict[str, Path]:
+    """A 1 mm healthy brain and the same head on a 512x512x300 grid (0.45 x 0.45 x 0.6 mm)."""
+    import numpy as np
+    from scipy import ndimage
+
+    from medae import geometry
+    from medae.io.nifti import save_nifti
+    from medae.training.healthy import generate_healthy, head_distance
+    from medae.training.template import load_template
+    from medae.volume import Volume
+
+    template = load_template()
+    scan = generate_healthy(template, seed=777001, dist=head_distance(template), variation=0.5)
+    vol = scan.volume
+    arr, aff = geometry.reorient(vol.array, vol.affine, "RAS")
+    iso = ndimage.zoom(arr.astype(np.float32), geometry.spacing(aff), order=1)
+    iso_aff = aff.copy()
+    iso_aff[:3, :3] = aff[:3, :3] / np.asarray(geometry.spacing(aff))
+    brain = folder / "brain_1mm.nii"
+    save_nifti(Volume(np.round(iso).astype(np.int16), iso_aff, "MR"), brain)
+    shape = (512, 512, 300)
+    sp = np.array([0.45, 0.45, 0.6])
+    big_aff = np.diag([*sp, 1.0])
+    centre = geometry.apply_affine(iso_aff, (np.array(iso.shape) - 1) / 2)
+    big_aff[:3, 3] = centre - sp * (np.array(shape) - 1) / 2
+    m = np.linalg.inv(iso_aff) @ big_aff
+    big = ndimage.affine_transform(iso, m[:3, :3], m[:3, 3], output_shape=shape, order=1)
+    large = folder / "head_512x512x300.nii"
+    save_nifti(Volume(np.round(big).astype(np.int16), big_aff, "MR"), large)
+    return {"1 mm brain": brain, "512x512x300": large}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="models/brain-t1-dae")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = make_inputs(Path(tmp))
+        results = {}
+        for name, path in inputs.items():
+            out = subprocess.run([sys.executable, "-c", CHILD, str(path), args.model, str(args.repeats)],
+                                 capture_output=True, text=True, check=True)
+            results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} CPU threads, CPU only; torch {torch.__version__}")
+    print("| input | load | preprocess | network | post-process | write | total s | non-network share |"
+          " peak memory / input float32 | nibabel read (baseline) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, r in results.items():
+        s = r["stages"]
+        total = sum(s[k] for k in ("load", "preprocess", "network", "postprocess", "write"))
+        print(f"| {name} {'x'.join(map(str, r['shape']))} | {s['load']:.2f} | {s['preprocess']:.2f} | "
+              f"{s['network']:.2f} | {s['postprocess']:.2f} | {s['write']:.2f} | {total:.2f} | "
+              f"{(total - s['network']) / total:.0%} | {r['peak_growth_mib'] / r['input_f32_mib']:.2f}x "
+              f"({r['peak_growth_mib']:.0f} / {r['input_f32_mib']:.0f} MiB) | {r['nibabel_s']:.2f} s |")
+    print(f"(median of {args.repeats} runs per input)")
+
+
+if __name__ == "__main__":
+    main()
