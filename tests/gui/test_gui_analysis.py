@@ -204,3 +204,28 @@ def test_command_line_opens_and_analyses(qtbot, tiny_model, tmp_path):
     qtbot.waitUntil(lambda: w.session.result is not None or w.last_error is not None, timeout=120_000)
     wait_idle(qtbot, w)
     assert w.last_error is None and w.session.result.findings
+
+
+def test_dicom_source_exports_refer_to_its_study(window, qtbot, tiny_model, tmp_path):
+    from tests.dicom_factory import axial_affine, write_series
+
+    vol = mr_with_lesion()
+    write_series(
+        tmp_path / "dicom",
+        np.clip(vol.array, 0, 1000).astype(np.int16),
+        axial_affine((1.0, 1.0, 1.25)),
+        modality="MR",
+        description="T1 axial",
+    )
+    result = analysed(window, qtbot, tiny_model, tmp_path / "dicom")
+    assert window.tag_browser.rows  # the header of the source is browsable
+    from medae.gui import exports
+
+    for kind, name in [("heatmap_dicom", "pm.dcm"), ("findings_dicom", "seg.dcm"), ("screenshot_dicom", "sc.dcm")]:
+        exports.export(window, kind, tmp_path / name)
+        wait_idle(qtbot, window, timeout=120_000)
+        assert window.last_error is None, f"{kind}: {window.last_error.text()}"
+    pm, seg, sc = (pydicom.dcmread(tmp_path / n) for n in ("pm.dcm", "seg.dcm", "sc.dcm"))
+    assert pm.NumberOfFrames == 24 and seg.Modality == "SEG" and len(seg.SegmentSequence) == len(result.findings)
+    assert pm.StudyInstanceUID == seg.StudyInstanceUID == sc.StudyInstanceUID  # one (pseudonymous) study
+    assert sc.Rows == window.view_area.height() and sc.Columns == window.view_area.width()
