@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -105,7 +107,8 @@ class OverlayPanel(QWidget):
                 units = getattr(r, "units", "")
                 self.threshold_label.setText(f"Threshold ({units})" if units else "Threshold")
                 pct = getattr(r, "percentile", None)
-                pct_text = f", {pct:.0f}th percentile of healthy scans" if pct is not None else ""
+                known = pct is not None and math.isfinite(pct)
+                pct_text = f", {pct:.0f}th percentile of healthy scans" if known else ""
                 self.summary.setText(
                     f"Score {r.score:.3g}{pct_text}. {len(r.findings)} finding(s). Model {r.model_id} on {r.device}."
                 )
