@@ -92,8 +92,14 @@ class LesionRecord:
         d["centre_mm"] = [round(c, 2) for c in self.spec.centre_mm]
         for k in ("radius_mm", "contrast", "irregularity", "edge_mm"):
             d[k] = round(float(d[k]), 3)
-        return {**d, "label": self.label, "voxels": self.voxels, "volume_ml": round(self.volume_ml, 3),
-                "size_bin": self.size_bin, **self.extra}
+        return {
+            **d,
+            "label": self.label,
+            "voxels": self.voxels,
+            "volume_ml": round(self.volume_ml, 3),
+            "size_bin": self.size_bin,
+            **self.extra,
+        }
 
 
 @dataclass
@@ -155,7 +161,7 @@ def _box(affine: np.ndarray, shape: tuple[int, ...], centre: np.ndarray, reach_m
     hi = np.minimum(np.ceil(c + half).astype(int) + 1, shape)
     if np.any(hi <= lo):
         return None
-    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
 
 
 def _world_offsets(affine: np.ndarray, box: tuple[slice, ...], centre: np.ndarray) -> np.ndarray:
@@ -164,8 +170,9 @@ def _world_offsets(affine: np.ndarray, box: tuple[slice, ...], centre: np.ndarra
     return geometry.apply_affine(affine, idx.astype(np.float64)) - centre
 
 
-def lesion_alpha(spec: LesionSpec, affine: np.ndarray, shape: tuple[int, ...]
-                 ) -> tuple[tuple[slice, ...], np.ndarray, np.ndarray] | None:
+def lesion_alpha(
+    spec: LesionSpec, affine: np.ndarray, shape: tuple[int, ...]
+) -> tuple[tuple[slice, ...], np.ndarray, np.ndarray] | None:
     """The lesion's soft occupancy on a voxel box of the grid.
 
     Returns:
@@ -226,19 +233,20 @@ def tissue_levels(scan: HealthyScan) -> TissueLevels:
     return TissueLevels(wm=wm, gm=level(scan.gm, 0.75 * wm), csf=level(scan.csf, 0.3 * wm))
 
 
-def _local_mean(img: np.ndarray, brain: np.ndarray, box: tuple[slice, ...], spacing: tuple[float, ...],
-                sigma_mm: float) -> np.ndarray:
+def _local_mean(
+    img: np.ndarray, brain: np.ndarray, box: tuple[slice, ...], spacing: tuple[float, ...], sigma_mm: float
+) -> np.ndarray:
     """Brain-only Gaussian mean of the image on ``box`` (skull and scalp do not leak in)."""
     from scipy import ndimage
 
     pad = [int(np.ceil(3 * sigma_mm / s)) for s in spacing]
-    big = tuple(slice(max(0, b.start - p), min(n, b.stop + p)) for b, p, n in zip(box, pad, img.shape))
+    big = tuple(slice(max(0, b.start - p), min(n, b.stop + p)) for b, p, n in zip(box, pad, img.shape, strict=True))
     sig = [sigma_mm / s for s in spacing]
     w = brain[big].astype(np.float32)
     num = ndimage.gaussian_filter(img[big].astype(np.float32) * w, sig)
     den = ndimage.gaussian_filter(w, sig)
     local = num / np.maximum(den, 1e-3)
-    inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(box, big))
+    inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(box, big, strict=True))
     return local[inner]
 
 
@@ -246,11 +254,13 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
     q = rng.normal(size=4)
     q /= np.linalg.norm(q)
     a, b, c, d = q
-    return np.array([
-        [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
-        [2 * (b * c + a * d), a * a - b * b + c * c - d * d, 2 * (c * d - a * b)],
-        [2 * (b * d - a * c), 2 * (c * d + a * b), a * a - b * b - c * c + d * d],
-    ])
+    return np.array(
+        [
+            [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
+            [2 * (b * c + a * d), a * a - b * b + c * c - d * d, 2 * (c * d - a * b)],
+            [2 * (b * d - a * c), 2 * (c * d + a * b), a * a - b * b - c * c + d * d],
+        ]
+    )
 
 
 def _foreign_source(scan: HealthyScan, spec: LesionSpec, reach: float, rng: np.random.Generator) -> np.ndarray:
@@ -266,8 +276,9 @@ def _foreign_source(scan: HealthyScan, spec: LesionSpec, reach: float, rng: np.r
     return cand[rng.integers(len(cand))]
 
 
-def insert_lesion(image: np.ndarray, scan: HealthyScan, spec: LesionSpec, levels: TissueLevels | None = None
-                  ) -> tuple[tuple[slice, ...], np.ndarray, dict] | None:
+def insert_lesion(
+    image: np.ndarray, scan: HealthyScan, spec: LesionSpec, levels: TissueLevels | None = None
+) -> tuple[tuple[slice, ...], np.ndarray, dict] | None:
     """Paints one lesion into ``image`` (float32, the scan's grid) in place.
 
     Args:
@@ -319,7 +330,8 @@ def insert_lesion(image: np.ndarray, scan: HealthyScan, spec: LesionSpec, levels
         ijk = vol.world_to_voxel(pts).T
         patch = ndimage.map_coordinates(scan.volume.array.astype(np.float32), ijk, order=1, mode="nearest")
         new = orig + c * (patch.reshape(orig.shape) - orig)
-        extra["source_mm"] = [round(float(v), 1) for v in src]
+        extra["source_mm"] = [round(float(v), 3) for v in src]
+        extra["rotation"] = np.round(rot, 6).tolist()
     image[box] = orig + alpha * (new - orig)
     np.clip(image[box], 0, None, out=image[box])
     return box, truth, extra
@@ -331,16 +343,32 @@ def insert_lesion(image: np.ndarray, scan: HealthyScan, spec: LesionSpec, levels
 def random_spec(kind: str, centre_mm: np.ndarray, radius_mm: float, rng: np.random.Generator) -> LesionSpec:
     """A lesion of ``kind`` with random contrast, irregularity, edge and seed."""
     contrast = {
-        "hyper": rng.uniform(0.25, 0.8), "hypo": rng.uniform(0.25, 0.6), "csf_hole": rng.uniform(0.7, 1.0),
-        "gm_island": rng.uniform(0.8, 1.0), "foreign": rng.uniform(0.8, 1.0), "noise": rng.uniform(0.15, 0.45),
+        "hyper": rng.uniform(0.25, 0.8),
+        "hypo": rng.uniform(0.25, 0.6),
+        "csf_hole": rng.uniform(0.7, 1.0),
+        "gm_island": rng.uniform(0.8, 1.0),
+        "foreign": rng.uniform(0.8, 1.0),
+        "noise": rng.uniform(0.15, 0.45),
     }[kind]
-    return LesionSpec(kind=kind, centre_mm=tuple(centre_mm), radius_mm=float(radius_mm), contrast=float(contrast),
-                      irregularity=float(rng.uniform(0.08, 0.3)), edge_mm=float(rng.uniform(0.5, 2.5)),
-                      seed=int(rng.integers(2**31)))
+    return LesionSpec(
+        kind=kind,
+        centre_mm=tuple(centre_mm),
+        radius_mm=float(radius_mm),
+        contrast=float(contrast),
+        irregularity=float(rng.uniform(0.08, 0.3)),
+        edge_mm=float(rng.uniform(0.5, 2.5)),
+        seed=int(rng.integers(2**31)),
+    )
 
 
-def place_specs(scan: HealthyScan, kind: str, n: int, rng: np.random.Generator,
-                radius_range: tuple[float, float] = RADIUS_RANGE_MM, max_tries: int = 200) -> list[LesionSpec]:
+def place_specs(
+    scan: HealthyScan,
+    kind: str,
+    n: int,
+    rng: np.random.Generator,
+    radius_range: tuple[float, float] = RADIUS_RANGE_MM,
+    max_tries: int = 200,
+) -> list[LesionSpec]:
     """``n`` lesions of one kind at random places inside the brain, not touching one another.
 
     Radii are log-uniform in ``radius_range``. A centre lies at least 0.6 radius inside the brain mask
@@ -401,8 +429,9 @@ def add_lesions(scan: HealthyScan, specs: list[LesionSpec]) -> LesionScan:
     return LesionScan(vol.with_array(arr, meta=meta), labels, scan.brain > 0.5, records)
 
 
-def make_lesion_scan(scan: HealthyScan, kind: str, n_lesions: int, seed: int,
-                     radius_range: tuple[float, float] = RADIUS_RANGE_MM) -> LesionScan:
+def make_lesion_scan(
+    scan: HealthyScan, kind: str, n_lesions: int, seed: int, radius_range: tuple[float, float] = RADIUS_RANGE_MM
+) -> LesionScan:
     """A lesion scan: ``n_lesions`` random lesions of one kind in ``scan``, all following from ``seed``."""
     rng = np.random.default_rng([seed, 7])
     return add_lesions(scan, place_specs(scan, kind, n_lesions, rng, radius_range))

@@ -100,9 +100,9 @@ def region_overlaps(truth_labels: np.ndarray, pred_regions: np.ndarray) -> tuple
 
 def score_codes(values: np.ndarray) -> np.ndarray:
     """Order-preserving uint16 codes of scores: their float16 bit patterns, negatives flipped."""
-    h = np.asarray(values, dtype=np.float32).astype(np.float16)
-    h = np.where(np.isnan(h), np.float16(0), h)
-    bits = h.view(np.uint16)
+    v = np.clip(np.asarray(values, dtype=np.float32), -65504.0, 65504.0)  # float16's range; beyond it ties
+    h = np.nan_to_num(v).astype(np.float16) + np.float16(0)  # adding 0 turns -0 into +0: one code for zero
+    bits = np.ascontiguousarray(h).view(np.uint16)
     # IEEE floats order like sign-magnitude integers: flip negatives, set the sign bit of positives.
     neg = (bits & 0x8000) != 0
     return np.where(neg, ~bits, bits | 0x8000).astype(np.uint16)
@@ -150,7 +150,7 @@ def hist_roc_auc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
 
 
 def hist_best_dice(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Best Dice over all thresholds, and the index (code) of the lowest code predicted abnormal."""
+    """Best Dice over all thresholds, and the column of the lowest score predicted abnormal at the best."""
     pos = np.asarray(pos, dtype=np.float64)
     neg = np.asarray(neg, dtype=np.float64)
     tp, fp = _descending_cumulative(pos, neg)
@@ -225,8 +225,9 @@ def weighted_ratio(num: np.ndarray, den: np.ndarray, weights: np.ndarray) -> tup
     return float(point), boot
 
 
-def weighted_scan_auroc(healthy: np.ndarray, lesion: np.ndarray, w_healthy: np.ndarray | None = None,
-                        w_lesion: np.ndarray | None = None) -> np.ndarray | float:
+def weighted_scan_auroc(
+    healthy: np.ndarray, lesion: np.ndarray, w_healthy: np.ndarray | None = None, w_lesion: np.ndarray | None = None
+) -> np.ndarray | float:
     """Scan-level AUROC, optionally under bootstrap weights ``(n_boot, n)`` of each group."""
     h = np.asarray(healthy, dtype=np.float64)
     s = np.asarray(lesion, dtype=np.float64)
