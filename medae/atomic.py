@@ -28,6 +28,8 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp creates 0600; a result file should get the permissions any new file gets.
+    os.chmod(tmp_path, 0o666 & ~_umask())
     try:
         yield tmp_path
         _fsync(tmp_path)
@@ -47,6 +49,12 @@ def write_bytes(target: str | os.PathLike, data: bytes) -> None:
 def write_text(target: str | os.PathLike, text: str) -> None:
     """Writes UTF-8 ``text`` to ``target`` atomically."""
     write_bytes(target, text.encode("utf-8"))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync(path: Path) -> None:
