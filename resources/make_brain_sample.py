@@ -20,6 +20,7 @@ LESION_RAS_IN_TEMPLATE = (24.0, 20.0, 22.0)  # MNI mm: right frontal white matte
 
 
 def main() -> None:
+    """Generates the sample and its description."""
     from scipy import ndimage
 
     from medae import geometry

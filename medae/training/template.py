@@ -4,7 +4,7 @@ The template ships inside the ``nilearn`` package (the ``[train]`` extra); nothi
 one average brain: all variation in the training set comes from ``healthy.py``.
 
 Copyright notice of the template (kept beside anything derived from it):
-Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre, Montreal Neurological Institute,
+Copyright (C) 1993-2009 McConnell Brain Imaging Centre, Montreal Neurological Institute,
 McGill University. Permission to use, copy, modify, and distribute this software and its documentation for
 any purpose and without fee is hereby granted, provided that the above copyright notice appear in all copies.
 """
