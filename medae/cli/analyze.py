@@ -115,7 +115,7 @@ def write_summary(result, out: Path, dicom: bool, keep_phi: bool) -> dict:
     session.open(result.volume)
     session.set_result(result)
     if result.findings:
-        session.go_to_finding(1)
+        session.go_to_finding(0)
     title = (
         f"medae {result.model_id}: score {result.score:.2f} (p{result.percentile:.0f}), "
         f"{len(result.findings)} finding(s)"
