@@ -168,10 +168,10 @@ class ViewerSession:
 
     @property
     def findings(self) -> list:
-        """Findings ranked by peak heat, highest first."""
+        """Findings in the analysis's rank order (by excess over the threshold, see ``extract_findings``)."""
         if self.result is None:
             return []
-        return sorted(self.result.findings, key=lambda f: -float(f.peak))
+        return sorted(self.result.findings, key=lambda f: int(f.label))
 
     def go_to_finding(self, rank: int) -> None:
         """Moves every view to a finding (0 = the highest ranked)."""
