@@ -164,3 +164,30 @@ def test_histogram_bootstrap_of_ap_brackets_the_point():
     est = M.interval(point, M.hist_average_precision(w @ pos, w @ neg))
     assert est.low < point < est.high
     assert 0.0 < est.high - est.low < 0.5
+
+
+def test_combined_metrics_and_merging_negative_runs_change_nothing():
+    rng = np.random.default_rng(5)
+    pos, neg = [], []
+    for _ in range(6):
+        y = rng.random(4000) < 0.04
+        s = rng.normal(size=y.size) + 1.0 * y
+        p, n = hists(s, y)
+        pos.append(p)
+        neg.append(n)
+    pos, neg = M.compact_columns(np.stack(pos), np.stack(neg))
+    merged_pos, merged_neg, first = M.merge_negative_runs(pos, neg)
+    assert merged_pos.shape[1] < pos.shape[1] / 2
+    w = M.bootstrap_weights([np.arange(6)], 6, 20, seed=0)
+    for p, n in ((pos.sum(0), neg.sum(0)), (w @ pos, w @ neg)):
+        ap, auc, best, col = M.hist_metrics(p, n)
+        np.testing.assert_allclose(ap, M.hist_average_precision(p, n), atol=1e-6)
+        np.testing.assert_allclose(auc, M.hist_roc_auc(p, n), atol=1e-6)
+        ref_best, ref_col = M.hist_best_dice(p, n)
+        np.testing.assert_allclose(best, ref_best, atol=1e-6)
+        np.testing.assert_array_equal(col, ref_col)
+    p, n = w @ pos, w @ neg
+    mp, mn = w @ merged_pos, w @ merged_neg
+    for a, b in zip(M.hist_metrics(p, n)[:3], M.hist_metrics(mp, mn)[:3], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_array_equal(first[M.hist_metrics(mp, mn)[3]], M.hist_metrics(p, n)[3])

@@ -26,10 +26,9 @@ from medae.training.metrics import (
     bootstrap_weights,
     code_values,
     compact_columns,
-    hist_average_precision,
-    hist_best_dice,
-    hist_roc_auc,
+    hist_metrics,
     interval,
+    merge_negative_runs,
     weighted_ratio,
     weighted_scan_auroc,
 )
@@ -53,26 +52,23 @@ def _pos_hist(rec: ScanRecord, method: str, labels: set[int]) -> np.ndarray:
 
 
 def _hist_metrics(pos: np.ndarray, neg: np.ndarray, weights: np.ndarray) -> dict:
-    """AP, AUROC and best Dice of pooled histograms, with bootstrap replicates."""
-    used = pos.any(0) | neg.any(0)
-    codes = np.nonzero(used)[0]
+    """AP, AUROC and best Dice of pooled histograms (scans x codes), with bootstrap replicates."""
+    codes = np.nonzero(pos.any(0) | neg.any(0))[0]
     pos, neg = compact_columns(pos, neg)
-    p, n = pos.sum(0), neg.sum(0)
-    ap = float(hist_average_precision(p, n))
-    auc = float(hist_roc_auc(p, n))
-    best, col = hist_best_dice(p, n)
-    thr = float(code_values(codes[int(col)])) if codes.size and np.isfinite(best) else float("nan")
-    boot = {"ap": [], "auc": [], "dice": []}
+    pos, neg, first = merge_negative_runs(pos, neg)
+    ap, auc, best, col = hist_metrics(pos.sum(0), neg.sum(0))
+    thr = float(code_values(codes[first[int(col)]])) if codes.size and np.isfinite(best) else float("nan")
+    boot: dict[str, list] = {"ap": [], "auc": [], "dice": []}
     for s in range(0, len(weights), _CHUNK):
         w = weights[s : s + _CHUNK]
-        pb, nb = w @ pos, w @ neg
-        boot["ap"].append(hist_average_precision(pb, nb))
-        boot["auc"].append(hist_roc_auc(pb, nb))
-        boot["dice"].append(hist_best_dice(pb, nb)[0])
+        b_ap, b_auc, b_dice, _ = hist_metrics(w @ pos, w @ neg)
+        boot["ap"].append(b_ap)
+        boot["auc"].append(b_auc)
+        boot["dice"].append(b_dice)
     cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in boot.items()}
     return {
-        "voxel_ap": (ap, cat["ap"]),
-        "voxel_auroc": (auc, cat["auc"]),
+        "voxel_ap": (float(ap), cat["ap"]),
+        "voxel_auroc": (float(auc), cat["auc"]),
         "best_dice": (float(best), cat["dice"]),
         "_best_dice_threshold": thr,
     }
