@@ -247,3 +247,24 @@ def test_summary_scores_a_perfect_detector_perfectly():
     assert targets["voxel_ap"]["met"] and targets["fp_regions_per_healthy_scan"]["met"]
     assert targets["ap_ratio_to_best_baseline"]["value"] == comp["ap_ratio_to_best_baseline"]["value"]
     assert targets["ap_ratio_to_best_baseline"]["met"] == (comp["ap_ratio_to_best_baseline"]["value"] >= 2.0)
+
+
+def test_evaluate_stops_when_cancelled(tiny_model):
+    import threading
+
+    from medae.analysis import analyze
+    from medae.errors import CancelledError
+    from medae.model import load_model
+
+    cancel = threading.Event()
+    cancel.set()
+    seen = []
+    with pytest.raises(CancelledError):
+        E.evaluate(
+            load_model(tiny_model / "model"),
+            E.EvaluationSettings(n_healthy=1, n_lesion=1, seed=800000),
+            analyze,
+            progress=lambda f, m: seen.append(f),
+            cancel=cancel,
+        )
+    assert seen and all(0.0 <= f <= 1.0 for f in seen)
