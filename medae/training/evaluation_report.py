@@ -11,7 +11,12 @@ from medae.training.baselines import DESCRIPTIONS
 from medae.training.evaluate import METHODS, EvaluationSettings, ScanRecord
 from medae.training.evaluation_summary import TARGETS
 
-METHOD_TITLES = {"model": "model (autoencoder)", **{k: v.split(":")[0] for k, v in DESCRIPTIONS.items()}}
+METHOD_TITLES = {
+    "model": "model (autoencoder)",
+    "intensity": "intensity deviation",
+    "zscore": "voxel z-score",
+    "pca": "PCA residual",
+}
 METRIC_TITLES = (
     ("voxel_ap", "voxel AP"),
     ("voxel_auroc", "voxel AUROC"),
@@ -227,11 +232,7 @@ def render_markdown(report: dict) -> str:
         "the local tissue (`medae/training/lesions.py`).",
         "- " + report["protocol"]["grid"] + "; model heatmaps come from `analyze`, baseline maps are computed on "
         "the same model-space input and brought back with the same mapping.",
-        "- Voxel pool: "
-        + report["protocol"]["voxel_pool"]
-        + ". Scores are pooled as "
-        + report["protocol"]["histogram"]
-        + ".",
+        "- Voxel pool: " + report["protocol"]["voxel_pool"] + "; " + report["protocol"]["histogram"] + ".",
         "- Best Dice is the maximum over thresholds of the pooled Dice; Dice @ thr, detection and false-positive "
         "regions use each method's calibrated threshold: the card's for the model, the same rule on the model's "
         f"validation scans for each baseline ({thr}).",
