@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from medae.atomic import write_text
@@ -115,7 +116,7 @@ def update_card(folder: Path, section: dict) -> None:
     path = Path(folder) / "card.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        data["evaluation"] = section
+        data["evaluation"] = _finite(section)
         write_text(path, json.dumps(data, indent=2) + "\n")
     except (OSError, ValueError) as exc:
         raise OutputError(
@@ -129,7 +130,7 @@ def write_outputs(report: dict, out: Path, markdown: Path | None = None) -> list
     text = render_markdown(report)
     paths = [out / "evaluation.json", out / "evaluation.md"]
     try:
-        write_text(paths[0], json.dumps(report, indent=1, allow_nan=False) + "\n")
+        write_text(paths[0], json.dumps(_finite(report), indent=1, allow_nan=False) + "\n")
         write_text(paths[1], text)
         if markdown is not None:
             write_text(markdown, text)
@@ -137,6 +138,17 @@ def write_outputs(report: dict, out: Path, markdown: Path | None = None) -> list
     except OSError as exc:
         raise OutputError(f"{out}: cannot write the evaluation ({exc}). Check that the folder is writable.") from exc
     return paths
+
+
+def _finite(obj):
+    """JSON has no NaN or infinity: such numbers become null."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def _fmt(entry: dict | None, digits: int = 3) -> str:

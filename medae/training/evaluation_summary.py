@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from medae.errors import MedaeError
 from medae.training.evaluate import METHODS, ScanRecord
 from medae.training.lesions import SIZE_BINS, size_bin
 from medae.training.metrics import (
@@ -137,6 +138,8 @@ def summarise(records: list[ScanRecord], n_boot: int = 1000, seed: int = 0) -> d
     """
     healthy = [i for i, r in enumerate(records) if r.healthy]
     lesion_scans = [i for i, r in enumerate(records) if not r.healthy]
+    if not healthy or not any(r.lesions for r in records):
+        raise MedaeError("The benchmark needs at least one healthy scan and one placed lesion; add test scans.")
     groups: list[tuple[str, str, dict[int, set[int]]]] = [
         ("overall", "all", {i: {les.label for les in records[i].lesions} for i in lesion_scans})
     ]
