@@ -61,12 +61,13 @@ def calibrate_model(
         report(progress, 0.7 * (i + 1) / n, f"calibrating {i + 1}/{n}")
     stack = np.stack(residuals)
     union = analysis_mask(masks.all(0), post)
-    stats = robust_stats(stack, union)
+    floor = float(cal.get("std_floor", 1.0))
+    stats = robust_stats(stack, union, floor_fraction=floor)
     top = float(cal.get("score_top_fraction", 0.001))
     z_maps, scores = [], []
     for i in range(n):
         others = np.delete(stack, i, axis=0)
-        loo = robust_stats(others, union)
+        loo = robust_stats(others, union, floor_fraction=floor)
         m = analysis_mask(masks[i], post)
         z = (stack[i] - loo["residual_mean"]) / loo["residual_std"]
         z[~m] = 0
@@ -95,6 +96,7 @@ def calibrate_model(
         "score_mean": float(np.mean(scores)),
         "score_std": float(np.std(scores, ddof=1)),
         "score_top_fraction": top,
+        "std_floor": floor,
         "voxel_z_p99": float(np.percentile(voxel_z, 99)),
         "voxel_z_p999": float(np.percentile(voxel_z, 99.9)),
     }

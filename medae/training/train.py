@@ -60,6 +60,16 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
+def _previous_train_s(out: Path) -> float:
+    """Training seconds recorded by an earlier run in ``out`` (checkpoints older than this field)."""
+    import json
+
+    try:
+        return float(json.loads((out / "card.json").read_text())["training"]["time_s"]["train"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return 0.0
+
+
 def _dist_info() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
@@ -195,6 +205,8 @@ def train(
     net.train()
     step = start
     t_train = time.time()
+    # Training time over all runs of this output folder (a resumed run adds to the earlier ones).
+    prev_train_s = float(info.get("train_s", _previous_train_s(out))) if info else 0.0
     running = None
     stopped = False
     for item in loader:
@@ -227,15 +239,18 @@ def train(
                     best_val = v
                     save_best(state_dir, net)
             if step % int(cfg["checkpoint_every"]) == 0 or step == steps:
-                save_checkpoint(state_dir, net, opt, step, {"best_val": best_val, "history": history})
+                elapsed = prev_train_s + time.time() - t_train
+                save_checkpoint(
+                    state_dir, net, opt, step, {"best_val": best_val, "history": history, "train_s": elapsed}
+                )
             report(
                 sub_progress(progress, 0.15, 0.92),
                 (step - start) / max(1, steps - start),
                 f"step {step}/{steps} loss {running:.4f} val {last_val:.4f}",
             )
-    train_s = time.time() - t_train
+    train_s = prev_train_s + time.time() - t_train
     if rank == 0 and step > start:
-        save_checkpoint(state_dir, net, opt, step, {"best_val": best_val, "history": history})
+        save_checkpoint(state_dir, net, opt, step, {"best_val": best_val, "history": history, "train_s": train_s})
     if distributed:
         import torch.distributed as dist
 
@@ -280,7 +295,7 @@ def train(
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         "torch": torch.__version__,
         "time_s": {"preprocess": round(prep_s, 1), "train": round(train_s, 1)},
-        "train_steps_per_s": round((step - start) / max(train_s, 1e-9), 3),
+        "train_steps_per_s": round(step / max(train_s, 1e-9), 3),
     }
     tensors = state_tensors(net)
     tensors.update({f"calibration.{k}": v.astype(np.float16) for k, v in stats.items()})
