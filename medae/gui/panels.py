@@ -120,7 +120,7 @@ class OverlayPanel(QWidget):
 
 
 class FindingsPanel(QWidget):
-    """The findings, ranked by peak heat; clicking one moves every view to it.
+    """The findings in the analysis's rank order; clicking one moves every view to it.
 
     Signals:
         chosen(int): rank of the finding the user picked.

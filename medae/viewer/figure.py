@@ -96,7 +96,7 @@ def render_summary(session: ViewerSession, title: str = "") -> np.ndarray:
         y = top + PANEL + 30
         units = getattr(session.result, "units", "")
         if findings:
-            texts.append(((10, y), f"Findings, ranked by peak; heat in {units}:", font, FG))
+            texts.append(((10, y), f"Findings, ranked (size and strength above the threshold); heat in {units}:", font, FG))
         else:
             texts.append(((10, y), "No finding above the threshold.", font, FG))
         for n, f in enumerate(findings, 1):
