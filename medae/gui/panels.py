@@ -183,5 +183,5 @@ class FindingsPanel(QWidget):
             r = self.session.result
             level = f"{r.threshold:.3g} {getattr(r, 'units', '')}".strip()
             self.empty.setText(
-                f"No region above {level}." if not found else f"{len(found)} finding(s) above {level}, by peak:"
+                f"No region above {level}." if not found else f"{len(found)} finding(s) above {level}, ranked:"
             )

@@ -96,7 +96,8 @@ def render_summary(session: ViewerSession, title: str = "") -> np.ndarray:
         y = top + PANEL + 30
         units = getattr(session.result, "units", "")
         if findings:
-            texts.append(((10, y), f"Findings, ranked (size and strength above the threshold); heat in {units}:", font, FG))
+            heading = f"Findings, ranked (size and strength above the threshold); heat in {units}:"
+            texts.append(((10, y), heading, font, FG))
         else:
             texts.append(((10, y), "No finding above the threshold.", font, FG))
         for n, f in enumerate(findings, 1):
