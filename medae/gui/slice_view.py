@@ -187,9 +187,10 @@ class SliceView(QWidget):
         p.drawText(
             QRectF(w - 40 - m, 0, 40, h), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, labels["right"]
         )
-        p.drawText(QRectF(0, m, w, 20), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, labels["top"])
+        # Top and bottom letters sit one text line in, clear of the title and window read-outs.
+        p.drawText(QRectF(0, m + 18, w, 20), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, labels["top"])
         p.drawText(
-            QRectF(0, h - 20 - m, w, 20), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, labels["bottom"]
+            QRectF(0, h - 38 - m, w, 20), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, labels["bottom"]
         )
         font.setBold(False)
         p.setFont(font)
