@@ -91,3 +91,19 @@ def test_demo_falls_back_to_headless_when_the_viewer_cannot_start(tmp_path, monk
     assert main(["demo", "--scan", str(tmp_path / "t1.nii.gz"), "--model", str(model), "--out", str(out)]) == 0
     assert "running headless instead" in capsys.readouterr().out
     assert (out / "overlay.png").is_file()
+
+
+def test_demo_defaults_find_the_sample_lesion(tmp_path, capsys):
+    """`medae demo --headless`: the bundled brain sample with the shipped model, end to end."""
+    import json
+
+    from medae.viewer.samples import samples_dir
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--headless", "--device", "cpu", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    lesion = json.loads((samples_dir() / "brain_t1.json").read_text())["lesion"]
+    best = report["findings"][0]
+    assert np.linalg.norm(np.subtract(best["centroid_world_mm"], lesion["centre_world_mm"])) < lesion["radius_mm"]
+    assert read_png(out / "overlay.png").shape[2] == 3
+    assert "model brain-t1-dae" in capsys.readouterr().out
