@@ -184,3 +184,20 @@ def test_vae_trains_and_samples(ct_data, tmp_path):
     # A denoising model with skip connections cannot sample: a clear error, exit status 2.
     dae = _run(ct_data, tmp_path / "dae")
     assert main(["sample", "--model", str(dae), "--out", str(tmp_path / "s2")]) == 2
+
+
+def test_extra_calibration_scans_join_the_validation_split(ct_data, tmp_path):
+    from medae.errors import MedaeError
+    from medae.training.config import load_config
+    from medae.training.train import train
+
+    extra = tmp_path / "cal"
+    for s in range(10, 13):
+        save_nifti(synthetic_ct(s), extra / f"cal_{s}.nii.gz")
+    cfg = load_config(overrides=CT_CFG)
+    out = train(ct_data, tmp_path / "m", cfg, device="cpu", calibration_data=extra)
+    card = json.loads((out / "card.json").read_text())
+    assert card["training"]["n_calibration"] == card["training"]["n_val"] + 3
+    assert card["calibration"]["n_scans"] == card["training"]["n_calibration"]
+    with pytest.raises(MedaeError, match="never saw"):
+        train(ct_data, tmp_path / "m2", cfg, device="cpu", calibration_data=ct_data)

@@ -13,6 +13,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on healthy scans", description=__doc__)
     p.add_argument("--data", required=True, help="folder of healthy scans (NIfTI/DICOM) or a text file listing them")
     p.add_argument("--out", required=True, type=Path, help="model folder to write (resumes if it holds a checkpoint)")
+    p.add_argument(
+        "--calibration-data",
+        help="more healthy scans (held out from training) to calibrate on, "
+        "beside the validation split: a folder or a text file listing them",
+    )
     p.add_argument("--config", type=Path, help="JSON file overriding the default brain T1 configuration")
     p.add_argument(
         "--set",
@@ -42,6 +47,14 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)
     command = "medae " + " ".join(sys.argv[1:]) if sys.argv and "medae" in sys.argv[0] else None
     with ProgressBar("train", every=30) as bar:
-        train(args.data, args.out, cfg, device=args.device, progress=bar, command=command)
+        train(
+            args.data,
+            args.out,
+            cfg,
+            device=args.device,
+            progress=bar,
+            command=command,
+            calibration_data=args.calibration_data,
+        )
     print(f"model written to {args.out}")
     return 0

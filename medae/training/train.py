@@ -82,6 +82,7 @@ def train(
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     command: str | None = None,
+    calibration_data: str | Path | None = None,
 ) -> Path:
     """Trains a model and writes the model folder ``out``.
 
@@ -93,6 +94,8 @@ def train(
         progress: Progress callback (fraction, message with loss and validation loss).
         cancel: Stops after the current step, leaving a checkpoint to resume from.
         command: The command line, recorded in the card.
+        calibration_data: More healthy scans (never trained on) that join the validation split for
+            calibration; more scans estimate the healthy tails (threshold, percentiles) better.
     """
     import torch
 
@@ -269,6 +272,26 @@ def train(
             return net(torch.from_numpy(img[None, None]).to(dev)).float()[0, 0].cpu().numpy()
 
     spacing = float(cfg["space"]["spacing"])
+    n_extra = 0
+    if calibration_data is not None:
+        extra = find_scans(calibration_data)
+        if set(extra) & set(scans):
+            raise MedaeError(
+                f"{calibration_data}: some calibration scans are also training data; calibrate on scans the model "
+                "never saw."
+            )
+        c_images, c_masks, c_skipped = preprocess_scans(
+            extra,
+            card,
+            reference,
+            ref_mask,
+            cache=state_dir / "cache",
+            progress=sub_progress(progress, 0.9, 0.92),
+            cancel=cancel,
+        )
+        v_images, v_masks = np.concatenate([v_images, c_images]), np.concatenate([v_masks, c_masks])
+        v_skipped += c_skipped
+        n_extra = len(c_images)
     stats, calib = calibrate_model(
         reconstruct,
         v_images.astype(np.float32),
@@ -283,7 +306,9 @@ def train(
     card.training = {
         "data": str(data),
         "n_train": len(images),
-        "n_val": len(v_images),
+        "n_val": len(v_images) - n_extra,
+        "calibration_data": None if calibration_data is None else str(calibration_data),
+        "n_calibration": len(v_images),
         "skipped": skipped + v_skipped,
         "command": command or " ".join(sys.argv),
         "config": cfg,
