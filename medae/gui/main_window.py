@@ -84,7 +84,6 @@ class MainWindow(QMainWindow):
         left.addTab(self.study_panel, "Study")
         left.addTab(self.tag_browser, "DICOM tags")
         self.right_tabs, self.left_tabs = right, left
-        right.setMinimumWidth(330)
         for title, widget, area in (
             ("Analysis", right, Qt.DockWidgetArea.RightDockWidgetArea),
             ("Study", left, Qt.DockWidgetArea.LeftDockWidgetArea),
@@ -93,6 +92,9 @@ class MainWindow(QMainWindow):
             dock.setObjectName(f"dock-{title}")
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
+            if title == "Analysis":
+                # A start width, not a minimum: small screens can still shrink it.
+                self.resizeDocks([dock], [330], Qt.Orientation.Horizontal)
         self.readout = QLabel("")
         self.readout.setObjectName("readout")
         self.device_label = QLabel("Device: not loaded")

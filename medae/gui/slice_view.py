@@ -50,7 +50,7 @@ class SliceView(QWidget):
         self.session, self.plane, self.layer, self.mip = session, plane, layer, mip
         self.smooth = False
         self.title = ""
-        self.setMinimumSize(120, 120)
+        self.setMinimumSize(80, 80)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)

@@ -25,19 +25,22 @@ class Welcome(QWidget):
         )
         title.setWordWrap(True)
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        buttons = QHBoxLayout()
+        # Two short rows rather than one long one, so the window fits small screens.
+        buttons, samples_row = QHBoxLayout(), QHBoxLayout()
         self.open_file = QPushButton("Open file...")
         self.open_folder = QPushButton("Open folder...")
         buttons.addStretch(1)
         for b in (self.open_file, self.open_folder):
             buttons.addWidget(b)
+        buttons.addStretch(1)
+        samples_row.addStretch(1)
         for label, name in (("Brain MRI sample", samples.BRAIN), ("Chest CT sample (synthetic)", samples.CT)):
             path = samples.samples_dir() / name
             if path.is_file():
                 b = QPushButton(label)
                 b.clicked.connect(lambda _c=False, p=path: window.open_path(p))
-                buttons.addWidget(b)
-        buttons.addStretch(1)
+                samples_row.addWidget(b)
+        samples_row.addStretch(1)
         self.recent = QListWidget()
         self.recent.setObjectName("recentList")
         self.recent.setMaximumWidth(700)
@@ -46,6 +49,7 @@ class Welcome(QWidget):
         lay.addStretch(1)
         lay.addWidget(title)
         lay.addLayout(buttons)
+        lay.addLayout(samples_row)
         self.recent_title = QLabel("<b>Recent</b>")
         self.recent_title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         lay.addWidget(self.recent_title)
