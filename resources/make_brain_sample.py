@@ -48,7 +48,8 @@ def main() -> None:
     wm_level = float(np.median(vol.array[scan.wm > 0.95]))
     arr = vol.array.astype(np.float32) + weight * 0.55 * wm_level
     out = Path(__file__).parent / "samples"
-    sample = Volume(np.round(arr).astype(np.int16), vol.affine, "MR", meta=vol.meta)
+    meta = dict(vol.meta, series_description="SYNTHETIC T1 sample with one synthetic lesion")
+    sample = Volume(np.round(arr).astype(np.int16), vol.affine, "MR", meta=meta)
     save_nifti(sample, out / "brain_t1.nii.gz")
     (out / "brain_t1.json").write_text(
         json.dumps(

@@ -125,7 +125,9 @@ def save_nifti(volume: Volume, path: str | os.PathLike, dtype: np.dtype | None =
     img.header.set_data_dtype(arr.dtype)
     img.set_qform(volume.affine, code=1)
     img.set_sform(volume.affine, code=1)
-    img.header["descrip"] = b"medae"
+    # The description field is 80 bytes of ASCII; it carries the series description (never PHI).
+    descrip = str(volume.meta.get("series_description") or volume.meta.get("kind") or "written by medae")
+    img.header["descrip"] = descrip.encode("ascii", "replace")[:79]
     try:
         with atomic_path(path) as tmp:
             nib.save(img, str(tmp))
