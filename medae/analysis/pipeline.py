@@ -94,7 +94,15 @@ def analyze(
         recon_vol, resid_vol = _reconstruction_volumes(volume, recon, mi, {"model": card.id})
     check_cancel(cancel)
     to_ref = np.linalg.inv(mi.alignment.ref_to_input)
-    midline = float(card.space.get("midline_x", 0.0 if mi.alignment.method != "center" else card.space["centre"][0]))
+    # The midline of the reference frame: x = 0 for a template; the grid's centre for centred models.
+    if "midline_x" in card.space:
+        midline = float(card.space["midline_x"])
+    elif mi.alignment.method == "center":
+        from medae.geometry import apply_affine
+
+        midline = float(apply_affine(card.affine, (np.array(card.shape) - 1) / 2.0)[0])
+    else:
+        midline = 0.0
     labels, findings = extract_findings(
         heat, volume.affine, thr, float(post.get("min_region_ml", 0.1)), to_reference=to_ref, midline_x=midline
     )
