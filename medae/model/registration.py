@@ -114,56 +114,63 @@ def register_to_reference(
         return Alignment(np.eye(4), None, "identity")
     import SimpleITK as sitk
 
-    fixed = to_sitk(reference, ref_affine)
-    image, affine = downsample(np.asarray(image), affine, target_mm=2.5)
-    moving = to_sitk(image, affine)
-    # Robust intensity range: registration should not chase a few hot voxels.
-    lo, hi = np.percentile(np.asarray(image)[::2, ::2, ::2], [1, 99.5])
-    moving = sitk.Clamp(moving, sitk.sitkFloat32, float(lo), float(hi))
+    # ITK's multi-threaded metric sampling is not reproducible bit for bit; one thread makes the same
+    # scan give the same heatmap every time (the cost here is about 0.3 s).
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    try:
+        fixed = to_sitk(reference, ref_affine)
+        image, affine = downsample(np.asarray(image), affine, target_mm=2.5)
+        moving = to_sitk(image, affine)
+        # Robust intensity range: registration should not chase a few hot voxels.
+        lo, hi = np.percentile(np.asarray(image)[::2, ::2, ::2], [1, 99.5])
+        moving = sitk.Clamp(moving, sitk.sitkFloat32, float(lo), float(hi))
 
-    init = sitk.CenteredTransformInitializer(
-        fixed, moving, sitk.Similarity3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
-    )
-    # Coarse similarity first (pose and size), then a full affine refined at the model's resolution.
-    stages = [("similarity", sitk.Similarity3DTransform(init), [4, 2], [3.0, 1.0], iterations)]
-    if mode == "affine":
-        stages.append(("affine", None, [2, 1], [1.0, 0.0], iterations // 2))
-    current = None
-    metric = None
-    for name, tx, shrink, sigmas, iters in stages:
-        if name == "affine":
-            tx = sitk.AffineTransform(3)
-            tx.SetCenter(current.GetCenter())
-            tx.SetMatrix(current.GetMatrix())
-            tx.SetTranslation(current.GetTranslation())
-        reg = sitk.ImageRegistrationMethod()
-        reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-        reg.SetMetricSamplingStrategy(reg.RANDOM)
-        reg.SetMetricSamplingPercentage(sampling, seed)
-        reg.SetInterpolator(sitk.sitkLinear)
-        reg.SetOptimizerAsRegularStepGradientDescent(
-            learningRate=2.0,
-            minStep=1e-3,
-            numberOfIterations=iters,
-            relaxationFactor=0.6,
-            gradientMagnitudeTolerance=1e-6,
+        init = sitk.CenteredTransformInitializer(
+            fixed, moving, sitk.Similarity3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
         )
-        reg.SetOptimizerScalesFromPhysicalShift()
-        reg.SetShrinkFactorsPerLevel(shrink)
-        reg.SetSmoothingSigmasPerLevel(sigmas)
-        reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-        reg.SetInitialTransform(tx, inPlace=True)
-        if cancel is not None:
-            reg.AddCommand(sitk.sitkIterationEvent, lambda r=reg: cancel.is_set() and r.StopRegistration())
-        try:
-            reg.Execute(fixed, moving)
-        except RuntimeError as exc:
-            raise InputError(
-                f"The scan could not be aligned to the model's reference ({str(exc).splitlines()[0][:160]}). "
-                "Check that it shows the body part the model was trained on and is not empty."
-            ) from exc
-        if cancel is not None and cancel.is_set():
-            raise CancelledError()
-        metric = float(reg.GetMetricValue())
-        current = tx
+        # Coarse similarity first (pose and size), then a full affine refined at the model's resolution.
+        stages = [("similarity", sitk.Similarity3DTransform(init), [4, 2], [3.0, 1.0], iterations)]
+        if mode == "affine":
+            stages.append(("affine", None, [2, 1], [1.0, 0.0], iterations // 2))
+        current = None
+        metric = None
+        for name, tx, shrink, sigmas, iters in stages:
+            if name == "affine":
+                tx = sitk.AffineTransform(3)
+                tx.SetCenter(current.GetCenter())
+                tx.SetMatrix(current.GetMatrix())
+                tx.SetTranslation(current.GetTranslation())
+            reg = sitk.ImageRegistrationMethod()
+            reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+            reg.SetMetricSamplingStrategy(reg.RANDOM)
+            reg.SetMetricSamplingPercentage(sampling, seed)
+            reg.SetInterpolator(sitk.sitkLinear)
+            reg.SetOptimizerAsRegularStepGradientDescent(
+                learningRate=2.0,
+                minStep=1e-3,
+                numberOfIterations=iters,
+                relaxationFactor=0.6,
+                gradientMagnitudeTolerance=1e-6,
+            )
+            reg.SetOptimizerScalesFromPhysicalShift()
+            reg.SetShrinkFactorsPerLevel(shrink)
+            reg.SetSmoothingSigmasPerLevel(sigmas)
+            reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+            reg.SetInitialTransform(tx, inPlace=True)
+            if cancel is not None:
+                reg.AddCommand(sitk.sitkIterationEvent, lambda r=reg: cancel.is_set() and r.StopRegistration())
+            try:
+                reg.Execute(fixed, moving)
+            except RuntimeError as exc:
+                raise InputError(
+                    f"The scan could not be aligned to the model's reference ({str(exc).splitlines()[0][:160]}). "
+                    "Check that it shows the body part the model was trained on and is not empty."
+                ) from exc
+            if cancel is not None and cancel.is_set():
+                raise CancelledError()
+            metric = float(reg.GetMetricValue())
+            current = tx
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     return Alignment(from_sitk_transform(current), metric, mode)
