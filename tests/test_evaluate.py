@@ -268,3 +268,18 @@ def test_evaluate_stops_when_cancelled(tiny_model):
             cancel=cancel,
         )
     assert seen and all(0.0 <= f <= 1.0 for f in seen)
+
+
+def test_card_update_keeps_other_keys_and_refuses_replaced_weights(tmp_path):
+    from medae.errors import OutputError
+    from medae.training.evaluation_report import update_card
+
+    card = {"id": "m", "sha256": "aaa", "calibration": {"threshold": 3.0}, "evaluation": {}}
+    (tmp_path / "card.json").write_text(json.dumps(card))
+    with pytest.raises(OutputError, match="replaced"):
+        update_card(tmp_path, {"metrics": {"voxel_ap": 0.5}}, sha256="bbb")
+    assert json.loads((tmp_path / "card.json").read_text()) == card
+    update_card(tmp_path, {"metrics": {"voxel_ap": 0.5, "nan": float("nan")}}, sha256="aaa")
+    written = json.loads((tmp_path / "card.json").read_text())
+    assert written == {**card, "evaluation": {"metrics": {"voxel_ap": 0.5, "nan": None}}}
+    assert [p.name for p in tmp_path.iterdir()] == ["card.json"]  # no temporary file left behind

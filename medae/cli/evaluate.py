@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     report = build_report(records, run_info, settings, summary, model, command)
     paths = write_outputs(report, args.out, args.markdown)
     if not args.no_card:
-        update_card(model.folder, card_section(report))
+        update_card(model.folder, card_section(report), model.card.sha256)
         paths.append(model.folder / "card.json")
     for t in report["targets"]:
         value = "n/a" if t["value"] is None else f"{t['value']:.3f}"

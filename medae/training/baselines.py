@@ -227,6 +227,14 @@ def fit_baselines(
         progress=sub_progress(progress, 0.0, 0.6),
         cancel=cancel,
     )
+    # The model is calibrated on its validation split plus any extra healthy scans the card names; so are
+    # the baselines.
+    extra = card.training.get("calibration_data")
+    note = None
+    if extra and Path(extra).exists():
+        val_scans = val_scans + find_scans(extra)
+    elif extra:
+        note = f"{extra} (the model's extra calibration scans) is missing: baselines calibrated on the validation split"
     v_images, v_masks, _ = preprocess_scans(
         val_scans,
         card,
@@ -246,10 +254,13 @@ def fit_baselines(
     stats.info.update(
         {
             "train_data": str(folder),
+            "calibration_data": extra,
             "n_fit": len(train_scans),
             "n_calibration": len(v_images),
             "thresholds": {k: round(v, 5) for k, v in stats.thresholds.items()},
         }
     )
+    if note:
+        stats.info["note"] = note
     report(progress, 1.0, "baselines ready")
     return stats

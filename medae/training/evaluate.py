@@ -174,18 +174,20 @@ def map_to_box(model_map: np.ndarray, model_to_input: np.ndarray, box: tuple[sli
     return resample(model_map, matrix, tuple(s.stop - s.start for s in box), order=1)
 
 
-def training_seeds(train_data: str | Path | None) -> set[int]:
-    """Seeds of generated training scans, from the training folder's manifest (empty when unknown)."""
+def training_seeds(*folders: str | Path | None) -> set[int]:
+    """Seeds of generated scans in folders (training, calibration), from their manifests (empty when unknown)."""
     import json
 
-    if not train_data:
-        return set()
-    manifest = Path(train_data) / "manifest.json"
-    try:
-        scans = json.loads(manifest.read_text()).get("scans", [])
-    except (OSError, ValueError):
-        return set()
-    return {int(s["seed"]) for s in scans if isinstance(s, dict) and "seed" in s}
+    seeds: set[int] = set()
+    for folder in folders:
+        if not folder:
+            continue
+        try:
+            scans = json.loads((Path(folder) / "manifest.json").read_text()).get("scans", [])
+        except (OSError, ValueError, AttributeError):
+            continue
+        seeds |= {int(s["seed"]) for s in scans if isinstance(s, dict) and "seed" in s}
+    return seeds
 
 
 def machine_description(model) -> str:
@@ -232,11 +234,11 @@ def evaluate(
     card = model.card
     data = train_data if train_data is not None else card.training.get("data")
     cases = settings.cases()
-    overlap = training_seeds(data) & {s for s, _ in cases}
+    overlap = training_seeds(data, card.training.get("calibration_data")) & {s for s, _ in cases}
     if overlap:
         raise MedaeError(
-            f"Test seeds {sorted(overlap)[:5]} were used to make the model's training scans ({data}); choose a "
-            "--seed whose range does not overlap them, so that the benchmark is held out."
+            f"Test seeds {sorted(overlap)[:5]} were used to make the model's training or calibration scans "
+            f"({data}); choose a --seed whose range does not overlap them, so that the benchmark is held out."
         )
     report(progress, 0.0, "fitting the baselines on the training scans")
     stats = fit_baselines(model, data, progress=sub_progress(progress, 0.0, 0.1), cancel=cancel)

@@ -108,17 +108,34 @@ def card_section(report: dict) -> dict:
     }
 
 
-def update_card(folder: Path, section: dict) -> None:
+def update_card(folder: Path, section: dict, sha256: str) -> None:
     """Rewrites ``card.json`` atomically with a new ``evaluation`` section; every other key is kept as is.
 
     The weights' hash covers ``weights.safetensors`` only, so the model still verifies afterwards.
+
+    Args:
+        folder: The model folder.
+        section: The ``evaluation`` section (``card_section``).
+        sha256: Hash of the weights that were evaluated; a card that names other weights (the model was
+            replaced while the benchmark ran) is left alone.
+
+    Raises:
+        OutputError: the card cannot be read or written, or it now describes other weights.
     """
     path = Path(folder) / "card.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        data["evaluation"] = _finite(section)
-        write_text(path, json.dumps(data, indent=2) + "\n")
     except (OSError, ValueError) as exc:
+        raise OutputError(f"{path}: cannot read the model card to record the evaluation ({exc}).") from exc
+    if data.get("sha256") != sha256:
+        raise OutputError(
+            f"{path}: the model was replaced while the benchmark ran (its weights are not the ones evaluated), "
+            "so the results were not written into its card. Run medae evaluate again."
+        )
+    data["evaluation"] = _finite(section)
+    try:
+        write_text(path, json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
         raise OutputError(
             f"{path}: cannot update the model card ({exc}). Check that the model folder is "
             "writable, or pass --no-card to leave it as it is."
@@ -251,8 +268,9 @@ def render_markdown(report: dict) -> str:
         "- Detection: " + report["protocol"]["detection"] + ".",
         "- Scan AUROC: scan scores (mean of the top 0.1% of voxel scores in model space) of lesion scans "
         "against healthy scans.",
-        f"- Baselines (fitted on the model's {b.get('n_fit', '?')} training scans, thresholds from its "
-        f"{b.get('n_calibration', '?')} validation scans; PCA keeps {b.get('pca_components', '?')} components): "
+        f"- Baselines (fitted on the model's {b.get('n_fit', '?')} training scans, thresholds from the "
+        f"{b.get('n_calibration', '?')} held-out healthy scans the model was calibrated on; PCA keeps "
+        f"{b.get('pca_components', '?')} components): "
         + "; ".join(f"{k}: {v}" for k, v in report["protocol"]["baselines"].items())
         + ".",
         "- Intervals: " + report["protocol"]["bootstrap"] + ".",
@@ -263,6 +281,8 @@ def render_markdown(report: dict) -> str:
         "lesions are synthetic; these numbers measure what the model learnt about this generator, not its "
         "accuracy on patients.",
     ]
+    if b.get("note"):
+        lines += ["", f"Note: {b['note']}."]
     if report["warnings"]:
         lines += ["", "## Warnings during the run", ""] + [f"- {w}" for w in report["warnings"][:20]]
     ts = report["time_s"]
