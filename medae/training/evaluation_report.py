@@ -71,7 +71,7 @@ def build_report(
         "time_s": run["time_s"],
         "settings": settings.to_dict(),
         "protocol": {
-            "grid": "every metric is computed on each test scan's own grid, inside its brain mask",
+            "grid": "Every metric is computed on each test scan's own grid, inside its brain mask",
             "voxel_pool": "brain voxels of the healthy scans plus those of the lesion scans holding the group's "
             "lesions; other lesions' voxels set aside; no subsampling",
             "histogram": "scores are pooled as histograms of their float16 values (ties below ~0.1%)",
@@ -263,8 +263,8 @@ def render_markdown(report: dict) -> str:
         "the same model-space input and brought back with the same mapping.",
         "- Voxel pool: " + report["protocol"]["voxel_pool"] + "; " + report["protocol"]["histogram"] + ".",
         "- Best Dice is the maximum over thresholds of the pooled Dice; Dice @ thr, detection and false-positive "
-        "regions use each method's calibrated threshold: the card's for the model, the same rule on the model's "
-        f"validation scans for each baseline ({thr}).",
+        "regions use each method's calibrated threshold: the card's for the model, the same rule on the same "
+        f"healthy calibration scans for each baseline ({thr}).",
         "- Detection: " + report["protocol"]["detection"] + ".",
         "- Scan AUROC: scan scores (mean of the top 0.1% of voxel scores in model space) of lesion scans "
         "against healthy scans.",
