@@ -6,8 +6,8 @@ Process start and model load are excluded. Stages: load (file -> Volume), prepro
 resampling, normalisation), network, post-process (residual, calibration, back to the input grid,
 findings), write (heatmap, findings, report). Each case runs in its own subprocess. Peak memory is
 the peak of numpy and Python allocations during the whole analysis (tracemalloc; the network's own
-buffers are on the small model grid and not included), compared with the input volume's float32 size. The baseline in the same run is nibabel reading the same file
-into memory.
+buffers are on the small model grid and not included), compared with the input volume's float32
+size. The baseline in the same run is nibabel reading the same file into memory.
 """
 
 from __future__ import annotations
