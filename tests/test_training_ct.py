@@ -201,3 +201,11 @@ def test_extra_calibration_scans_join_the_validation_split(ct_data, tmp_path):
     assert card["calibration"]["n_scans"] == card["training"]["n_calibration"]
     with pytest.raises(MedaeError, match="never saw"):
         train(ct_data, tmp_path / "m2", cfg, device="cpu", calibration_data=ct_data)
+
+
+@pytest.mark.parametrize("loss", ["mse", "l1+ssim"])
+def test_other_losses_train(ct_data, tmp_path, loss):
+    out = _run(ct_data, tmp_path / loss.replace("+", "_"), loss=loss, steps=2, val_every=1, checkpoint_every=1)
+    card = json.loads((out / "card.json").read_text())
+    assert card["training"]["config"]["loss"] == loss
+    assert np.isfinite(card["training"]["best_val_loss"])

@@ -79,8 +79,22 @@ class LoadedModel:
             raise ModelError(f"model-space image has shape {image.shape}, the model expects {self.card.shape}")
         x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(self.device)
         amp = self.device.type == "cuda"
+        inference = self.card.architecture.get("inference", {"mode": "whole"})
         with torch.inference_mode(), torch.autocast(device_type=self.device.type, enabled=amp):
-            y = self.net(x)
+            if inference.get("mode") == "sliding_window":
+                # Patch-trained or memory-bound models: overlapping windows blended with Gaussian weights.
+                from monai.inferers import sliding_window_inference
+
+                y = sliding_window_inference(
+                    x,
+                    roi_size=tuple(int(r) for r in inference["roi_size"]),
+                    sw_batch_size=int(inference.get("batch", 2)),
+                    predictor=self.net,
+                    overlap=float(inference.get("overlap", 0.25)),
+                    mode="gaussian",
+                )
+            else:
+                y = self.net(x)
         return y.float()[0, 0].cpu().numpy()
 
 

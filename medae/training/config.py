@@ -37,7 +37,7 @@ BRAIN_T1_DAE: dict[str, Any] = {
     # Coarse noise (Kascenas et al., MedIA 2023): Gaussian noise drawn on a grid 1/8 of the model grid
     # and upsampled, so the network must restore healthy anatomy rather than copy its input.
     "noise": {"kind": "coarse", "factor": 8, "std": 0.2, "prob": 1.0},
-    "loss": "l1",
+    "loss": "l1",  # or "mse", "ssim", "l1+ssim"
     "steps": 1000,
     "batch": 1,
     "lr": 1e-3,

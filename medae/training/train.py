@@ -186,9 +186,22 @@ def train(
             return base * (step + 1) / warmup
         return base * 0.5 * (1 + np.cos(np.pi * (step - warmup) / max(1, steps - warmup)))
 
+    loss_name = str(cfg.get("loss", "l1"))
+    ssim = None
+    if "ssim" in loss_name:
+        from monai.losses import SSIMLoss
+
+        ssim = SSIMLoss(spatial_dims=3, data_range=1.0, win_size=7)
+
     def loss_fn(pred, target, mask):
-        diff = (pred - target).abs() if cfg.get("loss", "l1") == "l1" else (pred - target) ** 2
-        return (diff * mask).sum() / mask.sum().clamp_min(1)
+        """``l1``, ``mse``, ``ssim``, or ``l1+ssim``: masked voxel losses, SSIM on the masked images."""
+        total = 0.0
+        if loss_name.startswith(("l1", "mse")):
+            diff = (pred - target).abs() if loss_name.startswith("l1") else (pred - target) ** 2
+            total = (diff * mask).sum() / mask.sum().clamp_min(1)
+        if ssim is not None:
+            total = total + ssim(pred * mask, target * mask)
+        return total
 
     val_set = AugmentedScans(v_images, v_masks, {**cfg, "augment": {}}, length=len(v_images), seed=seed + 99)
 
