@@ -1,0 +1,191 @@
+"""The analysis with the shipped model: localisation, healthy scans, determinism, outputs, refusals.
+
+These use held-out healthy variations (seeds far from the training seeds 1000-1047) with a lesion put
+at a known world position, in RAS, LPS and oblique grids with anisotropic voxels.
+"""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from medae import geometry
+from medae.analysis import analyze, write_outputs
+from medae.errors import ModelMismatchError, SeriesSelectionError
+from medae.model import default_model_dir, load_model
+from medae.volume import Volume
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model():
+    assert (default_model_dir() / "card.json").exists(), "the shipped model must be in models/"
+    return load_model(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def template():
+    from medae.training.healthy import head_distance
+    from medae.training.template import load_template
+
+    t = load_template()
+    return t, head_distance(t)
+
+
+def healthy(template, seed, variation=1.0):
+    from medae.training.healthy import generate_healthy
+
+    return generate_healthy(template[0], seed, template[1], variation=variation)
+
+
+def regrid(scan, code, spacing, oblique_deg):
+    """The same head on another grid: orientation code, voxel size and obliquity (trilinear)."""
+    from scipy import ndimage
+
+    vol = scan.volume
+    centre = vol.voxel_to_world((np.array(vol.shape) - 1) / 2)
+    fov = np.array([190.0, 230.0, 190.0])
+    sp = np.asarray(spacing, float)
+    shape = np.round(fov / sp).astype(int)
+    aff = np.eye(4)
+    aff[:3, :3] = geometry.rotation_matrix((oblique_deg, -oblique_deg / 2, oblique_deg / 3)) @ np.diag(sp)
+    aff[:3, 3] = centre - aff[:3, :3] @ ((shape - 1) / 2)
+    m = np.linalg.inv(vol.affine) @ aff
+    maps = []
+    for arr in (vol.array.astype(np.float32), scan.wm):
+        maps.append(ndimage.affine_transform(arr, m[:3, :3], m[:3, 3], output_shape=tuple(shape), order=1))
+    arr, new_aff = geometry.reorient(maps[0], aff, code)
+    wm, _ = geometry.reorient(maps[1], aff, code)
+    return Volume(np.round(arr).astype(np.int16), new_aff, "MR", meta={"body_part": "BRAIN"}), wm
+
+
+def insert_lesion(vol, wm, radius_mm=9.0, contrast=0.6, seed=0):
+    """A bright sphere in white matter; returns the new volume and the lesion's world centre."""
+    rng = np.random.default_rng(seed)
+    idx = np.argwhere(wm > 0.95)
+    world = vol.voxel_to_world(idx)
+    centre_world = world.mean(0)
+    # A white-matter voxel away from the centre line, deterministic for the seed.
+    far = idx[np.abs(world[:, 0] - centre_world[0]) > 15]
+    pick = far[rng.integers(len(far))]
+    target = vol.voxel_to_world(pick[None])[0]
+    grid = vol.voxel_to_world(np.indices(vol.shape).reshape(3, -1).T).reshape(vol.shape + (3,))
+    dist = np.linalg.norm(grid - target, axis=-1)
+    weight = np.clip((radius_mm - dist) / 2.0 + 0.5, 0, 1)
+    wm_level = np.median(vol.array[wm > 0.95])
+    arr = vol.array.astype(np.float32) + weight * contrast * wm_level
+    return Volume(np.round(arr).astype(np.int16), vol.affine, "MR", meta=dict(vol.meta)), target
+
+
+@pytest.mark.parametrize(
+    "code,spacing,oblique,seed",
+    [
+        ("RAS", (1.0, 1.0, 1.0), 0.0, 880001),
+        ("LPS", (0.9, 0.9, 2.0), 0.0, 880002),
+        ("LAS", (1.1, 1.3, 1.0), 14.0, 880003),
+    ],
+)
+def test_lesion_is_localised_and_ranked_first(model, template, code, spacing, oblique, seed):
+    scan = healthy(template, seed)
+    vol, wm = regrid(scan, code, spacing, oblique)
+    assert geometry.orientation_code(vol.affine) == code
+    lesioned, target = insert_lesion(vol, wm, seed=seed)
+    res = analyze(lesioned, model)
+    assert res.heatmap.shape == vol.shape and np.allclose(res.heatmap.affine, vol.affine)
+    peak = np.unravel_index(np.argmax(res.heatmap.array), vol.shape)
+    assert np.linalg.norm(vol.voxel_to_world(np.array(peak, float)) - target) < 5.0 + max(spacing)
+    assert res.findings, "the lesion must be found"
+    first = res.findings[0]
+    assert np.linalg.norm(np.array(first.centroid_world) - target) < 5.0
+    assert res.percentile > 95
+
+
+def test_healthy_scans_score_low_and_have_no_findings(model, template):
+    for seed in (880101, 880102):
+        res = analyze(healthy(template, seed).volume, model)
+        assert res.percentile < 95, res.score
+        assert res.findings == [], [f.describe() for f in res.findings]
+
+
+def test_same_input_same_heatmap(model, template):
+    vol = healthy(template, 880201, variation=0.5).volume
+    a, b = analyze(vol, model), analyze(vol, model)
+    np.testing.assert_array_equal(a.heatmap.array, b.heatmap.array)
+    assert a.score == b.score
+
+
+def test_ct_scan_is_refused_by_the_brain_model(model):
+    arr = np.full((64, 64, 40), -1000, np.int16)
+    arr[10:54, 10:54, :] = 40
+    vol = Volume(arr, np.diag([3.0, 3.0, 5.0, 1.0]), modality="CT", meta={"body_part": "CHEST"})
+    with pytest.raises(ModelMismatchError, match="CT"):
+        analyze(vol, model)
+
+
+def test_outputs_on_the_input_grid(model, template, tmp_path):
+    from medae.io import load
+
+    vol = healthy(template, 880301, variation=0.5).volume
+    res = analyze(vol, model)
+    written = write_outputs(res, tmp_path)
+    heat = load(written["heatmap"])
+    assert heat.array.dtype == np.float32 and heat.shape == vol.shape
+    np.testing.assert_allclose(heat.affine, vol.affine, atol=1e-4)
+    assert load(written["findings"]).shape == vol.shape
+    report = json.loads(written["report"].read_text())
+    for key in ("score", "percentile", "threshold", "findings", "model", "warnings", "timings"):
+        assert key in report
+    assert report["model"]["sha256"] == model.card.sha256
+    assert not list(tmp_path.glob(".*")), "no temporary files left behind"
+
+
+def test_cli_on_a_dicom_folder_with_two_series(model, template, tmp_path):
+    from dicom_factory import write_series
+
+    from medae.cli import main
+
+    vol = healthy(template, 880401, variation=0.5).volume
+    arr, aff = geometry.reorient(vol.array, vol.affine, "LPS")
+    folder = tmp_path / "study"
+    write_series(
+        folder,
+        np.ascontiguousarray(arr),
+        aff,
+        modality="MR",
+        series_number=1,
+        description="T1",
+        prefix="a",
+        edit=lambda ds, k: setattr(ds, "PatientName", "Doe^Jane"),
+    )
+    write_series(
+        folder,
+        np.ascontiguousarray(arr[::2, ::2]),
+        aff @ np.diag([2, 2, 1, 1]),
+        modality="MR",
+        series_number=2,
+        description="T1 low",
+        prefix="b",
+    )
+    with pytest.raises(SeriesSelectionError):
+        main_with_errors(main, [str(folder), "--out", str(tmp_path / "x")])
+    assert main(["analyze", str(folder), "--all", "--out", str(tmp_path / "all"), "--dicom", "--device", "cpu"]) == 0
+    outs = sorted(p.parent for p in (tmp_path / "all").rglob("report.json"))
+    assert len(outs) == 2
+    for out in outs:
+        pmap = out / "heatmap_pmap.dcm"
+        assert pmap.exists() and (out / "summary_sc.dcm").exists() and (out / "summary.png").exists()
+        assert b"Doe^Jane" not in pmap.read_bytes()
+        if shutil.which("dciodvfy"):
+            check = subprocess.run(["dciodvfy", str(pmap)], capture_output=True, text=True)
+            assert not [ln for ln in (check.stdout + check.stderr).splitlines() if ln.startswith("Error")]
+
+
+def main_with_errors(main, args):
+    """Runs analyze through the parser but lets the MedaeError escape, to check its type."""
+    from medae.cli import build_parser
+
+    ns = build_parser().parse_args(["analyze", *args])
+    return ns.func(ns)
