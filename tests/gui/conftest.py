@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import pytestqt  # noqa: F401  - a test dependency: missing, the GUI tests must fail, not be skipped
+from PySide6.QtCore import QSettings
 
-pytest.importorskip("pytestqt")
-
-from PySide6.QtCore import QSettings  # noqa: E402
-
-from medae.volume import Volume  # noqa: E402
+from medae.volume import Volume
 
 
 @pytest.fixture(autouse=True)
