@@ -22,7 +22,9 @@ import torch
 from medae.model.card import ModelCard
 from medae.model.network import build_network
 task, device, repeats, model_dir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+amp_wanted, channels, batch = sys.argv[5] == "amp", json.loads(sys.argv[6]), int(sys.argv[7])
 card = ModelCard.read(model_dir + "/card.json")
+arch = dict(card.architecture, **({"channels": channels} if channels else {}))
 dev = torch.device(device)
 torch.manual_seed(0)
 times = []
@@ -31,9 +33,9 @@ if task == "gemm":
     for _ in range(repeats + 1):
         t = time.perf_counter(); (a @ b).sum().item(); times.append(time.perf_counter() - t)
 else:
-    net = build_network(card.architecture).to(dev)
-    x = torch.rand(1, 1, *card.shape, device=dev)
-    amp = dev.type == "cuda"
+    net = build_network(arch).to(dev)
+    x = torch.rand(batch, 1, *card.shape, device=dev)
+    amp = dev.type == "cuda" and amp_wanted
     if task == "train":
         opt = torch.optim.AdamW(net.parameters(), 1e-3)
         scaler = torch.amp.GradScaler("cuda", enabled=amp)
@@ -57,8 +59,9 @@ print(json.dumps({"median_s": statistics.median(times[1:]), "max_rss_mib": resou
 """
 
 
-def run(task: str, device: str, repeats: int, model: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, task, device, str(repeats), model],
+def run(task: str, device: str, repeats: int, model: str, amp: bool = True, channels=None, batch: int = 1) -> dict:
+    args = [task, device, str(repeats), model, "amp" if amp else "fp32", json.dumps(channels), str(batch)]
+    out = subprocess.run([sys.executable, "-c", CHILD, *args],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -76,14 +79,20 @@ def main() -> None:
         base = run("gemm", dev, args.repeats, args.model)
         for task in ("train", "infer"):
             r = run(task, dev, args.repeats, args.model)
-            rows.append((dev, task, r, base))
+            rows.append((dev + (" AMP" if dev == "cuda" else ""), task, r, base))
+        if dev == "cuda":
+            # Full precision beside AMP, and what the GPU affords: a larger batch and a 2x wider network.
+            for label, kw in (("cuda fp32", {"amp": False}), ("cuda AMP, batch 4", {"batch": 4}),
+                              ("cuda AMP, channels 16-128, batch 4", {"batch": 4, "channels": [16, 32, 64, 128]})):
+                for task in ("train", "infer"):
+                    rows.append((label, task, run(task, dev, args.repeats, args.model, **kw), base))
     name = torch.cuda.get_device_name(0) if "cuda" in devices else ""
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} CPU threads {name}; torch {torch.__version__}")
     print("| device | task | median s | baseline GEMM ms | ratio to baseline | peak RSS MiB | peak GPU MiB |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for dev, task, r, base in rows:
         gpu = f"{r['peak_gpu_mib']:.0f}" if r["peak_gpu_mib"] else "-"
-        print(f"| {dev} | {'training step (batch 1)' if task == 'train' else 'inference, one volume'} | "
+        print(f"| {dev} | {'training step' if task == 'train' else 'inference'} | "
               f"{r['median_s']:.3f} | {base['median_s'] * 1000:.1f} | {r['median_s'] / base['median_s']:.0f} | "
               f"{r['max_rss_mib']:.0f} | {gpu} |")
     print(f"({time.strftime('%Y-%m-%d')}, median of {args.repeats} after one warm-up)")
