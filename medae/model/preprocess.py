@@ -64,11 +64,14 @@ def center_alignment(card: ModelCard, volume: Volume, mask: np.ndarray | None = 
 def resample(
     array: np.ndarray, matrix: np.ndarray, shape: tuple[int, ...], order: int = 1, cval: float = 0.0, output=None
 ) -> np.ndarray:
-    """Samples ``array`` on a grid of ``shape`` where output index -> ``matrix`` -> array index."""
+    """Samples ``array`` on a grid of ``shape`` where output index -> ``matrix`` -> array index.
+
+    Integer input is read as it is (no float copy of a large scan is made).
+    """
     from scipy import ndimage
 
     return ndimage.affine_transform(
-        np.asarray(array, dtype=np.float32) if order > 0 else array,
+        array,
         matrix[:3, :3],
         offset=matrix[:3, 3],
         output_shape=tuple(shape),
@@ -78,6 +81,79 @@ def resample(
         output=output if output is not None else (np.float32 if order > 0 else None),
         prefilter=False,
     )
+
+
+def inside_grid(matrix: np.ndarray, source_shape: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """Which voxels of a grid of ``shape`` fall inside a source grid (output index -> ``matrix`` -> source index).
+
+    A voxel is inside when its centre lies within half a voxel of the source's voxel centres.
+    """
+    inside = np.ones(shape, bool)
+    idx = [np.arange(n, dtype=np.float64) for n in shape]
+    for axis in range(3):
+        m = matrix[axis]
+        coord = m[0] * idx[0][:, None, None] + m[1] * idx[1][None, :, None] + m[2] * idx[2][None, None, :] + m[3]
+        inside &= (coord > -0.5) & (coord < source_shape[axis] - 0.5)
+    return inside
+
+
+def resample_support(
+    array: np.ndarray, matrix: np.ndarray, shape: tuple[int, ...], order: int = 1, cval: float = 0.0
+) -> np.ndarray:
+    """Like ``resample`` for a small map onto a large grid, computed only where the map differs from ``cval``.
+
+    Bringing a model-space map (about 1 M voxels) back onto a scan's grid (up to 80 M voxels) is the
+    costly direction. The map is ``cval`` outside its support (a heatmap is zero outside the brain), so
+    only the output box that the support's bounding box maps into is sampled, in slabs (small
+    temporaries), with torch's multi-threaded ``grid_sample``. Samples between the map's edge voxel and
+    the outside blend towards ``cval``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    out = np.full(tuple(shape), cval, dtype=np.float32)
+    support = np.argwhere(np.asarray(array) != cval)
+    if support.size == 0:
+        return out
+    lo = support.min(axis=0) - 1.0
+    hi = support.max(axis=0) + 1.0
+    corners = np.array([[x, y, z, 1.0] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]).T
+    out_corners = (np.linalg.inv(matrix) @ corners)[:3]
+    o_lo = np.maximum(0, np.floor(out_corners.min(axis=1)).astype(int))
+    o_hi = np.minimum(np.asarray(shape), np.ceil(out_corners.max(axis=1)).astype(int) + 1)
+    if (o_hi <= o_lo).any():
+        return out
+    src = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32) - np.float32(cval))[None, None]
+    n = np.maximum(np.asarray(array.shape, dtype=np.float64) - 1, 1)
+    # Source index -> grid_sample's normalised coordinate (align_corners=True): 2 * idx / (n - 1) - 1,
+    # with the components in grid_sample's (x, y, z) = (k, j, i) order.
+    lin = ((2 / n)[:, None] * matrix[:3, :3])[::-1]
+    off = ((2 / n) * (matrix[:3, :3] @ o_lo + matrix[:3, 3]) - 1)[::-1]
+    size = [int(v) for v in o_hi - o_lo]
+    j = np.arange(size[1], dtype=np.float32)[:, None, None]
+    k = np.arange(size[2], dtype=np.float32)[None, :, None]
+    plane = torch.from_numpy(
+        (j * lin[:, 1].astype(np.float32) + k * lin[:, 2].astype(np.float32) + off).astype(np.float32)
+    )
+    step = torch.from_numpy(lin[:, 0].astype(np.float32))
+    rows = max(1, 1_000_000 // (size[1] * size[2]))
+    mode = "bilinear" if order > 0 else "nearest"
+
+    def fill(a0: int) -> None:
+        a1 = min(size[0], a0 + rows)
+        grid = plane[None] + torch.arange(a0, a1, dtype=torch.float32)[:, None, None, None] * step
+        slab = F.grid_sample(src, grid[None], mode=mode, padding_mode="zeros", align_corners=True)[0, 0]
+        if cval:
+            slab += cval
+        out[o_lo[0] + a0 : o_lo[0] + a1, o_lo[1] : o_hi[1], o_lo[2] : o_hi[2]] = slab.numpy()
+
+    # grid_sample parallelises over the batch only; slabs in two threads use both cores (torch ops
+    # release the GIL). Each slab writes its own rows, so the result does not depend on the order.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with torch.inference_mode(), ThreadPoolExecutor(max(1, min(4, torch.get_num_threads()))) as pool:
+        list(pool.map(fill, range(0, size[0], rows)))
+    return out
 
 
 def normalise(values: np.ndarray, mask: np.ndarray, spec: dict) -> tuple[np.ndarray, dict]:
@@ -155,7 +231,7 @@ def to_model_space(
     m2i = model_to_input_matrix(card, volume.affine, alignment)
     pad = float(card.intensity.get("pad", data.min() if data.size else 0))
     values = resample(data, m2i, card.shape, order=1, cval=pad)
-    inside = resample(np.ones(volume.shape, np.float32), m2i, card.shape, order=1, cval=0.0) > 0.5
+    inside = inside_grid(m2i, volume.shape, card.shape)
     check_cancel(cancel)
     if card.mask.get("source") == "reference" and reference_mask is not None:
         mask = reference_mask.astype(bool)
@@ -178,7 +254,7 @@ def from_model_space(
 ) -> np.ndarray:
     """Brings a model-space map back onto the input's voxel grid (shape ``input_shape``)."""
     i2m = np.linalg.inv(model_input.model_to_input)
-    return resample(model_map, i2m, input_shape, order=order, cval=cval)
+    return resample_support(model_map, i2m, input_shape, order=order, cval=cval)
 
 
 def _threshold_mask(values: np.ndarray, spec: dict) -> np.ndarray:

@@ -15,6 +15,17 @@ import numpy as np
 from medae.errors import CancelledError, InputError
 from medae.geometry import LPS_TO_RAS
 
+# Coarse to fine: a similarity transform (pose and size) at 8 then 4 mm, then a full affine at 4 mm.
+# Per level: voxel size in mm, optimiser iterations, sampled fraction of the reference's voxels. Each
+# level gets images already block-averaged to its voxel size, so ITK never smooths or differentiates a
+# full-resolution image (that set-up cost was most of the time before). On 20 generated heads with a
+# known pose this schedule is as accurate as refining the affine again at 2 mm (mean error 1.8 mm
+# against the pose, which ignores the generator's own 2.5 mm deformation) in a quarter of the time.
+SCHEDULE = {
+    "similarity": ((8.0, 50, 0.25), (4.0, 50, 0.05)),
+    "affine": ((4.0, 40, 0.2),),
+}
+
 
 @dataclass
 class Alignment:
@@ -45,20 +56,31 @@ def to_sitk(array: np.ndarray, affine: np.ndarray):
 
 
 def downsample(image: np.ndarray, affine: np.ndarray, target_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Anti-aliased block averaging to about ``target_mm`` voxels: registration needs no more detail."""
-    from scipy import ndimage
+    """Block averaging to about ``target_mm`` voxels: registration needs no more detail.
 
+    The blocks are summed from strided views, so no full-resolution temporary is made (a CT-sized
+    input would otherwise need a second copy of itself in float32).
+    """
     sp = np.linalg.norm(affine[:3, :3], axis=0)
-    factors = np.maximum(1, np.floor(target_mm / sp).astype(int))
+    factors = np.maximum(1, np.floor(target_mm / sp + 1e-6).astype(int))
     if (factors == 1).all():
-        return image.astype(np.float32, copy=False), affine
-    img = ndimage.uniform_filter(image.astype(np.float32), size=tuple(factors), mode="nearest")
-    start = factors // 2
-    small = img[start[0] :: factors[0], start[1] :: factors[1], start[2] :: factors[2]]
+        return np.asarray(image, dtype=np.float32), affine
+    out_shape = tuple(int(n) for n in np.asarray(image.shape) // factors)
+    if min(out_shape) < 1:
+        factors = np.minimum(factors, image.shape)
+        out_shape = tuple(int(n) for n in np.asarray(image.shape) // factors)
+    small = np.zeros(out_shape, np.float32)
+    for a in range(factors[0]):
+        for b in range(factors[1]):
+            for c in range(factors[2]):
+                block = image[a :: factors[0], b :: factors[1], c :: factors[2]]
+                small += block[: out_shape[0], : out_shape[1], : out_shape[2]]
+    small /= float(np.prod(factors))
     new = affine.copy()
     new[:3, :3] = affine[:3, :3] * factors
-    new[:3, 3] = affine[:3, :3] @ start + affine[:3, 3]
-    return np.ascontiguousarray(small), new
+    # A block's centre: the mean of its voxel indices.
+    new[:3, 3] = affine[:3, :3] @ ((factors - 1) / 2.0) + affine[:3, 3]
+    return small, new
 
 
 def from_sitk_transform(tx) -> np.ndarray:
@@ -76,6 +98,15 @@ def from_sitk_transform(tx) -> np.ndarray:
         mat[:3, 3] = out[0]
         mat[:3, :3] = (out[1:] - out[0]).T / 100
     return LPS_TO_RAS @ mat @ LPS_TO_RAS
+
+
+def _pyramid(image: np.ndarray, affine: np.ndarray, sizes: list[float]) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """The image block-averaged to each voxel size (mm), each level made from the previous one."""
+    out = {}
+    for mm in sorted(sizes):
+        image, affine = downsample(image, affine, target_mm=mm)
+        out[mm] = (image, affine)
+    return out
 
 
 def register_to_reference(
@@ -102,8 +133,8 @@ def register_to_reference(
         ref_affine: Reference voxel -> RAS+ mm.
         mode: "affine", "similarity" or "identity" (no registration: the scan is taken as already
             in the reference frame).
-        iterations: Optimiser iterations per level.
-        sampling: Fraction of reference voxels sampled for the metric.
+        iterations: Scales the optimiser iterations of every level (50 keeps ``SCHEDULE`` as written).
+        sampling: Scales the sampled fraction of every level (0.05 keeps ``SCHEDULE`` as written).
         seed: Sampling seed.
         cancel: Checked between optimiser iterations.
 
@@ -115,62 +146,69 @@ def register_to_reference(
     import SimpleITK as sitk
 
     # ITK's multi-threaded metric sampling is not reproducible bit for bit; one thread makes the same
-    # scan give the same heatmap every time (the cost here is about 0.3 s).
+    # scan give the same heatmap every time.
     threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     try:
-        fixed = to_sitk(reference, ref_affine)
-        image, affine = downsample(np.asarray(image), affine, target_mm=2.5)
-        moving = to_sitk(image, affine)
+        stages = [("similarity", SCHEDULE["similarity"])]
+        if mode == "affine":
+            stages.append(("affine", SCHEDULE["affine"]))
+        sizes = sorted({mm for _, levels in stages for mm, _, _ in levels})
         # Robust intensity range: registration should not chase a few hot voxels.
         lo, hi = np.percentile(np.asarray(image)[::2, ::2, ::2], [1, 99.5])
-        moving = sitk.Clamp(moving, sitk.sitkFloat32, float(lo), float(hi))
-
+        moving_levels = {
+            mm: (np.clip(img, lo, hi), aff) for mm, (img, aff) in _pyramid(np.asarray(image), affine, sizes).items()
+        }
+        fixed_levels = _pyramid(np.asarray(reference, dtype=np.float32), ref_affine, sizes)
+        fixed_img = {mm: to_sitk(*fixed_levels[mm]) for mm in sizes}
+        moving_img = {mm: to_sitk(*moving_levels[mm]) for mm in sizes}
+        coarse = sizes[-1]
         init = sitk.CenteredTransformInitializer(
-            fixed, moving, sitk.Similarity3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
+            fixed_img[coarse],
+            moving_img[coarse],
+            sitk.Similarity3DTransform(),
+            sitk.CenteredTransformInitializerFilter.MOMENTS,
         )
-        # Coarse similarity first (pose and size), then a full affine refined at the model's resolution.
-        stages = [("similarity", sitk.Similarity3DTransform(init), [4, 2], [3.0, 1.0], iterations)]
-        if mode == "affine":
-            stages.append(("affine", None, [2, 1], [1.0, 0.0], iterations // 2))
-        current = None
+        current = sitk.Similarity3DTransform(init)
         metric = None
-        for name, tx, shrink, sigmas, iters in stages:
+        for name, levels in stages:
             if name == "affine":
                 tx = sitk.AffineTransform(3)
                 tx.SetCenter(current.GetCenter())
                 tx.SetMatrix(current.GetMatrix())
                 tx.SetTranslation(current.GetTranslation())
-            reg = sitk.ImageRegistrationMethod()
-            reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-            reg.SetMetricSamplingStrategy(reg.RANDOM)
-            reg.SetMetricSamplingPercentage(sampling, seed)
-            reg.SetInterpolator(sitk.sitkLinear)
-            reg.SetOptimizerAsRegularStepGradientDescent(
-                learningRate=2.0,
-                minStep=1e-3,
-                numberOfIterations=iters,
-                relaxationFactor=0.6,
-                gradientMagnitudeTolerance=1e-6,
-            )
-            reg.SetOptimizerScalesFromPhysicalShift()
-            reg.SetShrinkFactorsPerLevel(shrink)
-            reg.SetSmoothingSigmasPerLevel(sigmas)
-            reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-            reg.SetInitialTransform(tx, inPlace=True)
-            if cancel is not None:
-                reg.AddCommand(sitk.sitkIterationEvent, lambda r=reg: cancel.is_set() and r.StopRegistration())
-            try:
-                reg.Execute(fixed, moving)
-            except RuntimeError as exc:
-                raise InputError(
-                    f"The scan could not be aligned to the model's reference ({str(exc).splitlines()[0][:160]}). "
-                    "Check that it shows the body part the model was trained on and is not empty."
-                ) from exc
-            if cancel is not None and cancel.is_set():
-                raise CancelledError()
-            metric = float(reg.GetMetricValue())
-            current = tx
+                current = tx
+            for mm, iters, fraction in levels:
+                reg = sitk.ImageRegistrationMethod()
+                reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+                reg.SetMetricSamplingStrategy(reg.RANDOM)
+                reg.SetMetricSamplingPercentage(min(1.0, fraction * sampling / 0.05), seed)
+                # The similarity stage takes gradients at the sampled points only (a gradient image cost more
+                # than its optimisation); the affine stage diverged that way, so it keeps ITK's gradient image.
+                reg.SetMetricUseMovingImageGradientFilter(name == "affine")
+                reg.SetMetricUseFixedImageGradientFilter(False)
+                reg.SetInterpolator(sitk.sitkLinear)
+                reg.SetOptimizerAsRegularStepGradientDescent(
+                    learningRate=2.0 * mm / 4.0,
+                    minStep=1e-3,
+                    numberOfIterations=max(1, round(iters * iterations / 50)),
+                    relaxationFactor=0.6,
+                    gradientMagnitudeTolerance=1e-6,
+                )
+                reg.SetOptimizerScalesFromPhysicalShift()
+                reg.SetInitialTransform(current, inPlace=True)
+                if cancel is not None:
+                    reg.AddCommand(sitk.sitkIterationEvent, lambda r=reg: cancel.is_set() and r.StopRegistration())
+                try:
+                    reg.Execute(fixed_img[mm], moving_img[mm])
+                except RuntimeError as exc:
+                    raise InputError(
+                        f"The scan could not be aligned to the model's reference ({str(exc).splitlines()[0][:160]}). "
+                        "Check that it shows the body part the model was trained on and is not empty."
+                    ) from exc
+                if cancel is not None and cancel.is_set():
+                    raise CancelledError()
+                metric = float(reg.GetMetricValue())
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     return Alignment(from_sitk_transform(current), metric, mode)
