@@ -33,29 +33,35 @@ def extract_findings(
         max_findings: At most this many are kept.
 
     Returns:
-        The int32 label map (0 = background, 1 = first ranked) and the findings in rank order.
+        The int16 label map (0 = background, 1 = first ranked) and the findings in rank order.
     """
     from scipy import ndimage
 
     above = heatmap > threshold
-    labels = np.zeros(heatmap.shape, dtype=np.int32)
+    labels = np.zeros(heatmap.shape, dtype=np.int16)
     if not above.any():
         return labels, []
+    # Everything below works in the box around the voxels above threshold (small on a real scan), so a
+    # CT-sized grid costs no full-size temporaries.
+    box = tuple(slice(int(a.min()), int(a.max()) + 1) for a in np.nonzero(above))
+    offset = np.array([b.start for b in box], dtype=np.float64)
+    above = above[box]
+    heat = heatmap[box]
     lab, n = ndimage.label(above, structure=np.ones((3, 3, 3), bool))
     voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
     idx = np.arange(1, n + 1)
     sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
-    excess = ndimage.sum_labels(heatmap - threshold, lab, idx)
+    excess = ndimage.sum_labels(heat - threshold, lab, idx)
     keep = [i for i in np.argsort(-excess) if sizes[i] * voxel_ml >= min_region_ml][:max_findings]
     if not keep:
         return labels, []
-    peaks = ndimage.maximum(heatmap, lab, idx)
-    peak_pos = ndimage.maximum_position(heatmap, lab, idx)
-    means = ndimage.mean(heatmap, lab, idx)
-    weights = np.where(above, heatmap - threshold, 0)
-    cents = ndimage.center_of_mass(weights, lab, idx)
+    peaks = ndimage.maximum(heat, lab, idx)
+    peak_pos = [np.asarray(p, float) + offset for p in ndimage.maximum_position(heat, lab, idx)]
+    means = ndimage.mean(heat, lab, idx)
+    weights = np.where(above, heat - threshold, 0)
+    cents = [np.asarray(c, float) + offset for c in ndimage.center_of_mass(weights, lab, idx)]
     findings = []
-    remap = np.zeros(n + 1, dtype=np.int32)
+    remap = np.zeros(n + 1, dtype=np.int16)
     for rank, i in enumerate(keep, start=1):
         remap[i + 1] = rank
         cvox = np.asarray(cents[i], dtype=np.float64)
@@ -71,9 +77,9 @@ def extract_findings(
                 mean=float(means[i]),
                 centroid_world=tuple(float(v) for v in cw),
                 centroid_voxel=tuple(float(v) for v in cvox),
-                peak_world=tuple(float(v) for v in apply_affine(affine, np.asarray(peak_pos[i], float))),
+                peak_world=tuple(float(v) for v in apply_affine(affine, peak_pos[i])),
                 side=side,
             )
         )
-    labels = remap[lab]
+    labels[box] = remap[lab]
     return labels, findings

@@ -40,10 +40,7 @@ def write_outputs(
     written: dict[str, Path] = {}
     written["heatmap"] = save_nifti(result.heatmap, out / "heatmap.nii.gz", dtype=np.float32)
     n = len(result.findings)
-    labels = result.labels
-    if n < np.iinfo(np.int16).max:
-        labels = labels.with_array(labels.array.astype(np.int16))
-    written["findings"] = save_nifti(labels, out / "findings.nii.gz")
+    written["findings"] = save_nifti(result.labels, out / "findings.nii.gz", dtype=np.int16)
     if reconstruction and result.reconstruction is not None:
         written["reconstruction"] = save_nifti(result.reconstruction, out / "reconstruction.nii.gz", dtype=np.float32)
     if dicom:

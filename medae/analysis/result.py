@@ -59,7 +59,7 @@ class AnalysisResult:
     Attributes:
         volume: The input scan.
         heatmap: Calibrated anomaly score per voxel (float32, the input's grid); 0 where not assessed.
-        labels: Findings label map (int32, the input's grid).
+        labels: Findings label map (int16, the input's grid).
         reconstruction: The "healthy-looking" scan in the input's units (outside the assessed region: the input).
         residual: Input minus reconstruction, in the input's units.
         findings: Ranked regions.

@@ -165,13 +165,13 @@ def map_to_box(model_map: np.ndarray, model_to_input: np.ndarray, box: tuple[sli
 
     Only the brain's box is scored, so resampling the rest of the field of view would be wasted time.
     """
-    from medae.model.preprocess import resample
+    from medae.model.preprocess import resample_support
 
     shift = np.eye(4)
     shift[:3, 3] = [s.start for s in box]
     # box index -> input index -> model index
     matrix = np.linalg.inv(model_to_input) @ shift
-    return resample(model_map, matrix, tuple(s.stop - s.start for s in box), order=1)
+    return resample_support(model_map, matrix, tuple(s.stop - s.start for s in box), order=1)
 
 
 def training_seeds(*folders: str | Path | None) -> set[int]:
