@@ -113,7 +113,11 @@ def analyze(
     return AnalysisResult(
         volume=volume,
         heatmap=Volume(
-            heat.astype(np.float32, copy=False), volume.affine, volume.modality, dict(meta, kind="heatmap"), source=volume.source
+            heat.astype(np.float32, copy=False),
+            volume.affine,
+            volume.modality,
+            dict(meta, kind="heatmap"),
+            source=volume.source,
         ),
         labels=Volume(labels, volume.affine, volume.modality, dict(meta, kind="findings"), source=volume.source),
         reconstruction=recon_vol,
