@@ -107,3 +107,35 @@ def test_registration_recovers_known_rigid_motion():
     assert np.abs(got - expected).max() < 2.0
     # And the unmoved template-derived scan sits where the reference is (within 2 mm).
     assert np.abs(geometry.apply_affine(base.ref_to_input, pts) - pts).max() < 2.0
+
+
+@pytest.mark.parametrize("cval", [0.0, 2.5])
+def test_resample_support_equals_full_resampling(cval):
+    from scipy import ndimage
+
+    from medae.model.preprocess import resample_support
+
+    rng = np.random.default_rng(5)
+    src = np.full((20, 24, 18), cval, np.float32)
+    src[4:15, 6:20, 3:14] = rng.random((11, 14, 11)).astype(np.float32)
+    m = np.eye(4)
+    m[:3, :3] = geometry.rotation_matrix((12, -7, 25)) * 0.6
+    m[:3, 3] = [-4, 3, 2]
+    shape = (41, 37, 45)
+    got = resample_support(src, m, shape, cval=cval)
+    # The same sampling everywhere, blending towards cval beyond the map's edge.
+    want = ndimage.affine_transform(
+        src, m[:3, :3], m[:3, 3], output_shape=shape, order=1, mode="grid-constant", cval=cval, prefilter=False
+    )
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert np.array_equal(resample_support(np.full_like(src, cval), m, shape, cval=cval), np.full(shape, cval))
+
+
+def test_inside_grid_marks_voxels_within_the_source():
+    from medae.model.preprocess import inside_grid
+
+    m = np.eye(4)
+    m[:3, 3] = [-3, 0, 5]  # output index + shift = source index
+    inside = inside_grid(m, (10, 8, 12), (16, 8, 10))
+    assert inside[3:13, :, 0:7].all()
+    assert not inside[:3].any() and not inside[13:].any() and not inside[:, :, 7:].any()
