@@ -223,8 +223,13 @@ def train(
     t_train = time.time()
     # Training time over all runs of this output folder (a resumed run adds to the earlier ones).
     prev_train_s = float(info.get("train_s", _previous_train_s(out))) if info else 0.0
+    # A run may be resumed on another machine (trained on a GPU, calibrated on a CPU): the card names
+    # every device that took training steps.
+    devices = list(info.get("devices", [])) if info else []
     running = None
     stopped = False
+    if start < steps and device_name(dev) not in devices:
+        devices.append(device_name(dev))
     for item in loader:
         if cancel is not None and cancel.is_set():
             stopped = True
@@ -257,7 +262,11 @@ def train(
             if step % int(cfg["checkpoint_every"]) == 0 or step == steps:
                 elapsed = prev_train_s + time.time() - t_train
                 save_checkpoint(
-                    state_dir, net, opt, step, {"best_val": best_val, "history": history, "train_s": elapsed}
+                    state_dir,
+                    net,
+                    opt,
+                    step,
+                    {"best_val": best_val, "history": history, "train_s": elapsed, "devices": devices},
                 )
             report(
                 sub_progress(progress, 0.15, 0.92),
@@ -266,7 +275,13 @@ def train(
             )
     train_s = prev_train_s + time.time() - t_train
     if rank == 0 and step > start:
-        save_checkpoint(state_dir, net, opt, step, {"best_val": best_val, "history": history, "train_s": train_s})
+        save_checkpoint(
+            state_dir,
+            net,
+            opt,
+            step,
+            {"best_val": best_val, "history": history, "train_s": train_s, "devices": devices},
+        )
     if distributed:
         import torch.distributed as dist
 
@@ -328,7 +343,7 @@ def train(
         "steps": step,
         "best_val_loss": best_val,
         "history": history,
-        "device": device_name(dev),
+        "device": ", ".join(devices) or device_name(dev),
         "world_size": world,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         "torch": torch.__version__,
