@@ -102,20 +102,28 @@ def main() -> None:
         inputs = make_inputs(Path(tmp))
         results = {}
         for name, path in inputs.items():
-            out = subprocess.run([sys.executable, "-c", CHILD, str(path), args.model, str(args.repeats)],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, str(path), args.model, str(args.repeats)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             results[name] = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} CPU threads, CPU only; torch {torch.__version__}")
-    print("| input | load | preprocess | network | post-process | write | total s | non-network share |"
-          " peak memory / input float32 | nibabel read (baseline) |")
+    print(
+        "| input | load | preprocess | network | post-process | write | total s | non-network share |"
+        " peak memory / input float32 | nibabel read (baseline) |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, r in results.items():
         s = r["stages"]
         total = sum(s[k] for k in ("load", "preprocess", "network", "postprocess", "write"))
-        print(f"| {name} | {s['load']:.2f} | {s['preprocess']:.2f} | "
-              f"{s['network']:.2f} | {s['postprocess']:.2f} | {s['write']:.2f} | {total:.2f} | "
-              f"{(total - s['network']) / total:.0%} | {r['peak_growth_mib'] / r['input_f32_mib']:.2f}x "
-              f"({r['peak_growth_mib']:.0f} / {r['input_f32_mib']:.0f} MiB) | {r['nibabel_s']:.2f} s |")
+        print(
+            f"| {name} | {s['load']:.2f} | {s['preprocess']:.2f} | "
+            f"{s['network']:.2f} | {s['postprocess']:.2f} | {s['write']:.2f} | {total:.2f} | "
+            f"{(total - s['network']) / total:.0%} | {r['peak_growth_mib'] / r['input_f32_mib']:.2f}x "
+            f"({r['peak_growth_mib']:.0f} / {r['input_f32_mib']:.0f} MiB) | {r['nibabel_s']:.2f} s |"
+        )
     print(f"(median of {args.repeats} runs per input)")
 
 

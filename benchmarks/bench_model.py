@@ -61,8 +61,7 @@ print(json.dumps({"median_s": statistics.median(times[1:]), "max_rss_mib": resou
 
 def run(task: str, device: str, repeats: int, model: str, amp: bool = True, channels=None, batch: int = 1) -> dict:
     args = [task, device, str(repeats), model, "amp" if amp else "fp32", json.dumps(channels), str(batch)]
-    out = subprocess.run([sys.executable, "-c", CHILD, *args],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -82,8 +81,11 @@ def main() -> None:
             rows.append((dev + (" AMP" if dev == "cuda" else ""), task, r, base))
         if dev == "cuda":
             # Full precision beside AMP, and what the GPU affords: a larger batch and a 2x wider network.
-            for label, kw in (("cuda fp32", {"amp": False}), ("cuda AMP, batch 4", {"batch": 4}),
-                              ("cuda AMP, channels 16-128, batch 4", {"batch": 4, "channels": [16, 32, 64, 128]})):
+            for label, kw in (
+                ("cuda fp32", {"amp": False}),
+                ("cuda AMP, batch 4", {"batch": 4}),
+                ("cuda AMP, channels 16-128, batch 4", {"batch": 4, "channels": [16, 32, 64, 128]}),
+            ):
                 for task in ("train", "infer"):
                     rows.append((label, task, run(task, dev, args.repeats, args.model, **kw), base))
     name = torch.cuda.get_device_name(0) if "cuda" in devices else ""
@@ -92,9 +94,11 @@ def main() -> None:
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for dev, task, r, base in rows:
         gpu = f"{r['peak_gpu_mib']:.0f}" if r["peak_gpu_mib"] else "-"
-        print(f"| {dev} | {'training step' if task == 'train' else 'inference'} | "
-              f"{r['median_s']:.3f} | {base['median_s'] * 1000:.1f} | {r['median_s'] / base['median_s']:.0f} | "
-              f"{r['max_rss_mib']:.0f} | {gpu} |")
+        print(
+            f"| {dev} | {'training step' if task == 'train' else 'inference'} | "
+            f"{r['median_s']:.3f} | {base['median_s'] * 1000:.1f} | {r['median_s'] / base['median_s']:.0f} | "
+            f"{r['max_rss_mib']:.0f} | {gpu} |"
+        )
     print(f"({time.strftime('%Y-%m-%d')}, median of {args.repeats} after one warm-up)")
 
 
