@@ -130,24 +130,21 @@ def train(
     order = rng.permutation(len(scans))
     val_scans = [scans[i] for i in sorted(order[:n_val])]
     train_scans = [scans[i] for i in sorted(order[n_val:])]
-    images, masks, skipped = preprocess_scans(
-        train_scans,
-        card,
-        reference,
-        ref_mask,
-        cache=state_dir / "cache",
-        progress=sub_progress(progress, 0.0, 0.1),
-        cancel=cancel,
-    )
-    v_images, v_masks, v_skipped = preprocess_scans(
-        val_scans,
-        card,
-        reference,
-        ref_mask,
-        cache=state_dir / "cache",
-        progress=sub_progress(progress, 0.1, 0.15),
-        cancel=cancel,
-    )
+
+    def prepare(scan_list: list, lo: float, hi: float):
+        """Scans in model space through the shared cache; progress from ``lo`` to ``hi``."""
+        return preprocess_scans(
+            scan_list,
+            card,
+            reference,
+            ref_mask,
+            cache=state_dir / "cache",
+            progress=sub_progress(progress, lo, hi),
+            cancel=cancel,
+        )
+
+    images, masks, skipped = prepare(train_scans, 0.0, 0.1)
+    v_images, v_masks, v_skipped = prepare(val_scans, 0.1, 0.15)
     prep_s = time.time() - t0
 
     net = build_network(cfg["architecture"]).to(dev)
@@ -308,15 +305,7 @@ def train(
                 f"{calibration_data}: some calibration scans are also training data; calibrate on scans the model "
                 "never saw."
             )
-        c_images, c_masks, c_skipped = preprocess_scans(
-            extra,
-            card,
-            reference,
-            ref_mask,
-            cache=state_dir / "cache",
-            progress=sub_progress(progress, 0.9, 0.92),
-            cancel=cancel,
-        )
+        c_images, c_masks, c_skipped = prepare(extra, 0.9, 0.92)
         v_images, v_masks = np.concatenate([v_images, c_images]), np.concatenate([v_masks, c_masks])
         v_skipped += c_skipped
         n_extra = len(c_images)
