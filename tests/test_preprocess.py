@@ -139,3 +139,34 @@ def test_inside_grid_marks_voxels_within_the_source():
     inside = inside_grid(m, (10, 8, 12), (16, 8, 10))
     assert inside[3:13, :, 0:7].all()
     assert not inside[:3].any() and not inside[13:].any() and not inside[:, :, 7:].any()
+
+
+def test_default_normalisation_is_not_moved_by_a_bright_lesion():
+    """A lesion brighter than any healthy tissue must not rescale the rest of the scan.
+
+    Brain-like mixture: CSF, grey and white matter; then 3% of the voxels (a 20 mm lesion in a
+    brain) become twice as bright as white matter. With the 99th percentile as the reference the
+    whole scan would darken by a third; the shipped default keeps healthy tissue within 1%.
+    """
+    from medae.model.preprocess import normalise
+    from medae.training.config import BRAIN_T1_DAE
+
+    rng = np.random.default_rng(0)
+    n = 200_000
+    levels = rng.choice([0.3, 0.65, 1.0], size=n, p=[0.1, 0.45, 0.45])
+    healthy = (levels * (1 + 0.05 * rng.standard_normal(n))).astype(np.float32)
+    lesion = healthy.copy()
+    wm = np.flatnonzero(levels == 1.0)[: int(0.03 * n)]
+    lesion[wm] = 2.0 * (1 + 0.05 * rng.standard_normal(wm.size))
+    mask = np.ones(n, bool)
+    spec = BRAIN_T1_DAE["intensity"]
+    a, _ = normalise(healthy, mask, spec)
+    b, _ = normalise(lesion, mask, spec)
+    keep = np.ones(n, bool)
+    keep[wm] = False
+    assert np.abs(b[keep] - a[keep]).max() < 0.01
+    assert b[wm].mean() > 1.8 * a[levels == 1.0].mean()  # the lesion itself is not clipped away
+    p99 = dict(spec, high=99.0)
+    a99, _ = normalise(healthy, mask, p99)
+    b99, _ = normalise(lesion, mask, p99)
+    assert np.abs(b99[keep] - a99[keep]).max() > 0.1  # the failure the default avoids

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_POSTPROCESS = {"median": 3, "smooth_sigma_vox": 1.0, "erode_vox": 1, "min_region_ml": 0.1}
+# Residual smoothing: sigma 1.5 voxels against 1.0 raised voxel AP on development scans from 0.42 to 0.48
+# with small lesions (under 400 voxels) almost unchanged (0.13 -> 0.12); more smoothing gained on large
+# lesions and lost small ones. A card records its own values; these fill in what it leaves out.
+DEFAULT_POSTPROCESS = {"median": 3, "smooth_sigma_vox": 1.5, "erode_vox": 1, "min_region_ml": 0.1}
 
 
 def analysis_mask(mask: np.ndarray, post: dict) -> np.ndarray:
