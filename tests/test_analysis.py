@@ -100,6 +100,10 @@ def test_lesion_is_localised_and_ranked_first(model, template, code, spacing, ob
     assert res.findings, "the lesion must be found"
     first = res.findings[0]
     assert np.linalg.norm(np.array(first.centroid_world) - target) < 5.0
+    # Findings drawn again at the same threshold (as the viewer does when its threshold moves) are the same.
+    again = res.at_threshold(res.threshold)
+    assert [f.to_json() for f in again.findings] == [f.to_json() for f in res.findings]
+    np.testing.assert_array_equal(again.labels.array, res.labels.array)
     # The lesion raises the scan score clearly above the same scan without it.
     clean = analyze(vol, model)
     assert res.percentile > 90 and res.score > clean.score + 1.0, (res.score, clean.score, res.percentile)

@@ -103,9 +103,8 @@ def analyze(
         midline = float(apply_affine(card.affine, (np.array(card.shape) - 1) / 2.0)[0])
     else:
         midline = 0.0
-    labels, findings = extract_findings(
-        heat, volume.affine, thr, float(post.get("min_region_ml", 0.1)), to_reference=to_ref, midline_x=midline
-    )
+    rule = {"min_region_ml": float(post.get("min_region_ml", 0.1)), "to_reference": to_ref, "midline_x": midline}
+    labels, findings = extract_findings(heat, volume.affine, thr, **rule)
     timings["postprocess"] = time.perf_counter() - t
     report(progress, 1.0, "Done")
 
@@ -142,6 +141,7 @@ def analyze(
             "normalisation": mi.intensity,
             "coverage": round(mi.coverage, 4),
         },
+        region_rule=rule,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -74,6 +74,8 @@ class AnalysisResult:
         timings: Seconds per stage.
         model_space: The model-space input (for baselines and debugging).
         extra: Other details for the report (alignment, normalisation).
+        region_rule: How findings were drawn from the heatmap (``min_region_ml``, ``to_reference``,
+            ``midline_x``), so that ``at_threshold`` draws them again the same way.
     """
 
     volume: Volume
@@ -93,6 +95,28 @@ class AnalysisResult:
     timings: dict[str, float] = field(default_factory=dict)
     model_space: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    region_rule: dict[str, Any] = field(default_factory=dict)
+
+    def at_threshold(self, threshold: float) -> AnalysisResult:
+        """The same analysis with its findings drawn at another threshold; heatmap and score are unchanged."""
+        from medae.analysis.findings import extract_findings
+
+        rule = self.region_rule
+        labels, findings = extract_findings(
+            self.heatmap.array,
+            self.volume.affine,
+            float(threshold),
+            float(rule.get("min_region_ml", 0.1)),
+            to_reference=rule.get("to_reference"),
+            midline_x=float(rule.get("midline_x", 0.0)),
+        )
+        lab = self.labels
+        return replace(
+            self,
+            labels=Volume(labels, lab.affine, lab.modality, dict(lab.meta), source=lab.source),
+            findings=findings,
+            threshold=float(threshold),
+        )
 
     def report(self) -> dict[str, Any]:
         """The ``report.json`` content."""

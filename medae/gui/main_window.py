@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -63,6 +63,13 @@ class MainWindow(QMainWindow):
         self._restore_geometry()
         self.session.image_changed.connect(self._on_image)
         self.session.result_changed.connect(self._on_result)
+        # Findings follow the threshold the user sets, once the control has rested for a moment, in a worker
+        # (a CT-sized heatmap at a low threshold takes a while to label).
+        self._findings_timer = QTimer(self)
+        self._findings_timer.setSingleShot(True)
+        self._findings_timer.setInterval(400)
+        self._findings_timer.timeout.connect(self.update_findings)
+        self.session.overlay_changed.connect(self._on_overlay)
 
     # ----- construction ---------------------------------------------------------------------
     def _build(self) -> None:
@@ -302,6 +309,30 @@ class MainWindow(QMainWindow):
 
         self.device_label.setText("Device: loading model..." if cached is None else f"Device: {cached.device_name}")
         return self.run_job("analyze", work, done, "analysing the scan")
+
+    def _threshold_differs(self) -> bool:
+        r = self.session.result
+        return r is not None and abs(self.session.style.threshold - r.threshold) > 1e-9
+
+    def _on_overlay(self) -> None:
+        if self._threshold_differs():
+            self._findings_timer.start()
+
+    def update_findings(self) -> Job | None:
+        """Draws the findings again at the overlay's threshold, in a worker; None when nothing to do."""
+        if not self._threshold_differs() or any(j.name == "findings" for j in self.jobs):
+            return None
+        result, threshold = self.session.result, self.session.style.threshold
+
+        def work(progress, cancel):
+            return result.at_threshold(threshold)
+
+        def done(new) -> None:
+            if self.session.result is result:
+                self.session.set_findings(new)
+            self._on_overlay()  # the threshold may have moved again meanwhile
+
+        return self.run_job("findings", work, done, f"finding regions above {threshold:.3g}")
 
     def _on_result(self) -> None:
         menus.refresh_enabled(self)

@@ -74,6 +74,7 @@ class OverlayPanel(QWidget):
         self.fade.valueChanged.connect(lambda v: self._write(lambda: session.set_style(fade=v)))
         session.overlay_changed.connect(self.sync)
         session.result_changed.connect(self.sync)
+        session.findings_changed.connect(self.sync)
         self.sync()
 
     def _write(self, fn) -> None:
@@ -147,6 +148,7 @@ class FindingsPanel(QWidget):
         lay.addWidget(self.table)
         self.table.cellClicked.connect(lambda row, _col: self.choose(row))
         session.result_changed.connect(self.refresh)
+        session.findings_changed.connect(self.refresh)
         self.refresh()
 
     def choose(self, rank: int) -> None:

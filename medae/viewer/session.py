@@ -66,6 +66,7 @@ class ViewerSession:
 
     image_changed = Signal()
     result_changed = Signal()
+    findings_changed = Signal()
     cursor_changed = Signal()
     window_changed = Signal()
     overlay_changed = Signal()
@@ -157,6 +158,16 @@ class ViewerSession:
         self._gray_cache.clear()
         self.result_changed.emit()
         self.overlay_changed.emit()
+
+    def set_findings(self, result: Any) -> None:
+        """Swaps in the same analysis with findings at another threshold (``AnalysisResult.at_threshold``).
+
+        The heatmap, layers and overlay style stay as they are; only the findings and their labels change.
+        """
+        if self.result is None or result.heatmap is not self.result.heatmap:
+            raise ValueError("these findings belong to another analysis than the one on screen")
+        self.result = result
+        self.findings_changed.emit()
 
     def clear_result(self) -> None:
         """Removes the analysis overlay."""

@@ -229,3 +229,34 @@ def test_dicom_source_exports_refer_to_its_study(window, qtbot, tiny_model, tmp_
     assert pm.NumberOfFrames == 24 and seg.Modality == "SEG" and len(seg.SegmentSequence) == len(result.findings)
     assert pm.StudyInstanceUID == seg.StudyInstanceUID == sc.StudyInstanceUID  # one (pseudonymous) study
     assert sc.Rows == window.view_area.height() and sc.Columns == window.view_area.width()
+
+
+def test_findings_follow_the_threshold_set_in_the_viewer(window, qtbot, tiny_model, tmp_path):
+    path = tmp_path / "t1.nii.gz"
+    save_nifti(mr_with_lesion(), path)
+    result = analysed(window, qtbot, tiny_model, path)
+    s = window.session
+    assert len(result.findings) >= 1
+    top = max(f.peak for f in result.findings)
+
+    # Above every peak: the list empties once the control rests, and exports follow what is on screen.
+    window.overlay_panel.threshold.setValue(top + 1.0)
+    qtbot.waitUntil(lambda: not s.findings and not window.busy, timeout=30_000)
+    assert s.result.heatmap is result.heatmap and s.result.score == result.score
+    assert window.findings_panel.table.rowCount() == 0
+    assert "No region above" in window.findings_panel.empty.text()
+    assert "0 finding(s)" in window.overlay_panel.summary.text()
+    from medae.gui import exports
+
+    exports.export(window, "findings_nifti", tmp_path / "none.nii.gz")
+    wait_idle(qtbot, window)
+    assert int(np.asarray(nib.load(tmp_path / "none.nii.gz").dataobj).max()) == 0
+
+    # Lower than the analysis's own threshold: at least the same regions, each at least as large.
+    low = result.threshold - 0.5 * (result.threshold - float(np.median(result.heatmap.array)))
+    window.overlay_panel.threshold.setValue(low)
+    qtbot.waitUntil(lambda: s.result.threshold == pytest.approx(low, abs=0.01) and not window.busy, timeout=30_000)
+    assert len(s.findings) >= 1
+    assert s.findings[0].volume_ml >= result.findings[0].volume_ml
+    assert window.findings_panel.table.rowCount() == len(s.findings)
+    assert (s.result.labels.array > 0).sum() >= (result.labels.array > 0).sum()
