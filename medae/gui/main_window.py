@@ -10,6 +10,7 @@ from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QDockWidget,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QProgressBar,
@@ -53,6 +54,7 @@ class MainWindow(QMainWindow):
         self.model: Any = None
         self._model_key: tuple | None = None
         self.series_picker: SeriesPicker | None = None
+        self.volume_picker: QInputDialog | None = None
         self.last_error = None
         self.setWindowTitle("medae")
         self.setObjectName("mainWindow")
@@ -224,10 +226,10 @@ class MainWindow(QMainWindow):
 
     def _scanned(self, path: str, infos: list) -> None:
         if len(infos) == 1:
-            self.load_series(path, infos[0])
+            self.choose_volume(path, infos[0])
             return
         picker = SeriesPicker(infos, self)
-        picker.accepted.connect(lambda: self.load_series(path, picker.selected()))
+        picker.accepted.connect(lambda: self.choose_volume(path, picker.selected()))
         self.series_picker = picker
         picker.open()
 
@@ -242,14 +244,34 @@ class MainWindow(QMainWindow):
 
         self.run_job("thumbnails", thumbs, show, "making previews")
 
-    def load_series(self, path: str, info) -> Job:
-        """Loads one series of ``path`` in a worker and shows it."""
+    def choose_volume(self, path: str, info) -> None:
+        """Loads a series; a 4D file (a time series, several contrasts) first asks which of its volumes."""
+        n = int(info.extra.get("n_volumes", 1))
+        if n <= 1:
+            self.load_series(path, info)
+            return
+        dlg = QInputDialog(self)
+        dlg.setWindowTitle("Choose a volume")
+        dlg.setLabelText(
+            f"{info.description} holds {n} volumes (a time series or several contrasts).\n"
+            f"Which one to open (0 to {n - 1})?"
+        )
+        dlg.setInputMode(QInputDialog.InputMode.IntInput)
+        dlg.setIntRange(0, n - 1)
+        dlg.setIntValue(0)
+        dlg.accepted.connect(lambda: self.load_series(path, info, volume_index=dlg.intValue()))
+        self.volume_picker = dlg
+        dlg.open()
+
+    def load_series(self, path: str, info, volume_index: int | None = None) -> Job:
+        """Loads one series of ``path`` (one volume of a 4D file) in a worker and shows it."""
         from medae.io import load
 
         def work(progress, cancel):
-            return load(path, series=info.uid, progress=progress, cancel=cancel)
+            return load(path, series=info.uid, volume_index=volume_index, progress=progress, cancel=cancel)
 
-        return self.run_job("load", work, lambda volume: self.show_volume(volume, path), f"loading {info.description}")
+        what = info.description if volume_index is None else f"{info.description}, volume {volume_index}"
+        return self.run_job("load", work, lambda volume: self.show_volume(volume, path), f"loading {what}")
 
     def show_volume(self, volume, path: str | None = None) -> None:
         """Puts a loaded volume on screen."""

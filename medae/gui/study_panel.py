@@ -72,13 +72,16 @@ class StudyPanel(QWidget):
                     top.addChild(QTreeWidgetItem([label, str(value)]))
             if title == "Series":
                 sp = " x ".join(f"{s:.3g}" for s in v.spacing)
-                for label, value in (
+                rows = [
                     ("Modality", v.modality),
                     ("Voxels", " x ".join(map(str, v.shape))),
                     ("Spacing (mm)", sp),
                     ("Orientation", v.orientation),
                     ("Source", Path(v.source).name if v.source else ""),
-                ):
+                ]
+                if "volume_index" in v.meta:  # one volume of a 4D file
+                    rows.insert(1, ("Volume", f"{v.meta['volume_index']} (of {v.meta['volumes']}, counted from 0)"))
+                for label, value in rows:
                     item = QTreeWidgetItem([label, str(value)])
                     item.setToolTip(1, v.source if label == "Source" and v.source else str(value))
                     top.addChild(item)

@@ -178,8 +178,9 @@ def nifti_info(path: str | os.PathLike):
         img = nib.load(str(path))
         shape = tuple(int(s) for s in (tuple(img.shape) + (1, 1, 1))[:3])
         affine = np.asarray(img.affine, dtype=np.float64)
-        if len(img.shape) > 3 and int(np.prod(img.shape[3:])) > 1:
-            warnings.append(f"4D: {int(np.prod(img.shape[3:]))} volumes; choose one with --volume N.")
+        n_volumes = int(np.prod(img.shape[3:])) if len(img.shape) > 3 else 1
+        if n_volumes > 1:
+            warnings.append(f"4D: {n_volumes} volumes; choose one (--volume N on the command line).")
     except Exception as exc:
         raise InputError(f"{path}: not a readable NIfTI file ({exc}).") from exc
     return SeriesInfo(
@@ -193,4 +194,5 @@ def nifti_info(path: str | os.PathLike):
         n_files=1,
         warnings=warnings,
         source=str(path),
+        extra={"n_volumes": n_volumes},
     )

@@ -139,3 +139,30 @@ def test_long_job_shows_progress_and_cancels(window, qtbot):
     assert got == [] and window.last_error is None
     assert not window.cancel_button.isVisible()
     assert "Cancelled" in window.statusBar().currentMessage()
+
+
+def test_4d_file_asks_which_volume(window, qtbot, tmp_path):
+    import nibabel as nib
+
+    data = np.stack([np.full((8, 9, 10), 100 * (t + 1), np.int16) for t in range(3)], axis=-1)
+    data[2, 3, 4, :] = 7  # a landmark: the volumes differ only in their level
+    path = tmp_path / "series4d.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.diag([2.0, 2.0, 3.0, 1.0])), path)
+    window.open_path(path)
+    qtbot.waitUntil(lambda: window.volume_picker is not None, timeout=30_000)
+    dlg = window.volume_picker
+    assert "3 volumes" in dlg.labelText() and dlg.intMaximum() == 2
+    dlg.setIntValue(2)
+    dlg.accept()
+    wait_idle(qtbot, window)
+    assert window.last_error is None, window.last_error and window.last_error.text()
+    v = window.session.volume
+    assert v.shape == (8, 9, 10) and v.meta["volume_index"] == 2
+    assert v.array[0, 0, 0] == 300 and v.array[2, 3, 4] == 7
+    rows = {
+        window.study_panel.tree.topLevelItem(2).child(i).text(0): window.study_panel.tree.topLevelItem(2)
+        .child(i)
+        .text(1)
+        for i in range(window.study_panel.tree.topLevelItem(2).childCount())
+    }
+    assert rows["Volume"] == "2 (of 3, counted from 0)"
