@@ -6,7 +6,8 @@ model for the analysis shots; pass others with --brain / --model):
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/screenshots/make_screenshots.py
 
 Shots: empty window, synthetic chest CT with the lung preset, brain MRI with heatmap and findings,
-and compare mode (input | reconstruction | residual).
+the same with the threshold lowered (the findings follow it), and compare mode (input | reconstruction
+| residual).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     app, w = create_window(model=args.model)
     w.resize(1500, 900)
     w.move(0, 0)
-    want = set(args.only or ["empty", "ct", "brain", "compare"])
+    want = set(args.only or ["empty", "ct", "brain", "lower", "compare"])
     if "empty" in want:
         _shot(app, w, "empty_window.png")
     if "ct" in want:
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         w.handle_key("4")  # lung
         w.session.set_cursor((150, 128, 78))
         _shot(app, w, "ct_lung_preset.png")
-    if want & {"brain", "compare"}:
+    if want & {"brain", "lower", "compare"}:
         w.open_path(args.brain)
         _wait(app, lambda: not w.busy and w.session.volume is not None and "brain" in (w.session.volume.source or ""))
         w.start_analysis()
@@ -83,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         w.right_tabs.setCurrentWidget(w.findings_panel)
         if "brain" in want:
             _shot(app, w, "brain_heatmap_findings.png")
+        if "lower" in want:
+            result = w.session.result
+            w.overlay_panel.threshold.setValue(6.0)
+            _wait(app, lambda: not w.busy and w.session.result is not result)
+            w.findings_panel.choose(0)
+            _shot(app, w, "threshold_lowered.png")
+            w.overlay_panel.threshold.setValue(result.threshold)
+            _wait(app, lambda: not w.busy and w.session.result.threshold == result.threshold)
         if "compare" in want:
             w.session.single_plane = "axial"
             w.session.compare = True
