@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             _wait(app, lambda: not w.busy and w.session.result is not result)
             w.findings_panel.choose(0)
             _shot(app, w, "threshold_lowered.png")
-            w.overlay_panel.threshold.setValue(result.threshold)
+            w.session.set_style(threshold=result.threshold)
             _wait(app, lambda: not w.busy and w.session.result.threshold == result.threshold)
         if "compare" in want:
             w.session.single_plane = "axial"
