@@ -80,7 +80,7 @@ class StudyPanel(QWidget):
                     ("Source", Path(v.source).name if v.source else ""),
                 ]
                 if "volume_index" in v.meta:  # one volume of a 4D file
-                    rows.insert(1, ("Volume", f"{v.meta['volume_index']} (of {v.meta['volumes']}, counted from 0)"))
+                    rows.insert(1, ("Volume", f"{v.meta['volume_index']} of {v.meta['volumes']} (from 0)"))
                 for label, value in rows:
                     item = QTreeWidgetItem([label, str(value)])
                     item.setToolTip(1, v.source if label == "Source" and v.source else str(value))

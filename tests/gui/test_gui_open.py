@@ -165,4 +165,4 @@ def test_4d_file_asks_which_volume(window, qtbot, tmp_path):
         .text(1)
         for i in range(window.study_panel.tree.topLevelItem(2).childCount())
     }
-    assert rows["Volume"] == "2 (of 3, counted from 0)"
+    assert rows["Volume"] == "2 of 3 (from 0)"
