@@ -151,6 +151,29 @@ def frame_position(ds, frame_index: int) -> np.ndarray:
 # ---------------------------------------------------------------- parametric map
 
 
+def test_parametric_map_refers_to_gzipped_source_files(sources, tmp_path):
+    import gzip
+
+    from medae.io import load
+
+    folder = tmp_path / "gz"
+    folder.mkdir()
+    for f in sources["lps"].meta["source_files"]:
+        (folder / (Path(f).name + ".gz")).write_bytes(gzip.compress(Path(f).read_bytes()))
+    source = load(folder)
+    assert all(f.endswith(".gz") for f in source.meta["source_files"])
+    path = write_parametric_map(heatmap_for(source), source, tmp_path / "map.dcm", units_description="z", keep_phi=True)
+    assert dciodvfy_errors(path) == []
+    pm = hd.pm.ParametricMap.from_dataset(pydicom.dcmread(path))
+    assert pm.ReferencedSeriesSequence[0].SeriesInstanceUID == source.meta["series_uid"]
+    sops = {pydicom.dcmread(f).SOPInstanceUID for f in sources["lps"].meta["source_files"]}
+    refs = {
+        g.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+        for g in pm.PerFrameFunctionalGroupsSequence
+    }
+    assert refs == sops
+
+
 @pytest.mark.parametrize("kind", ["lps", "oblique"])
 def test_parametric_map_valid_and_values_at_source_positions(sources, tmp_path, kind):
     source = sources[kind]

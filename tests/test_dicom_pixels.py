@@ -261,3 +261,52 @@ def test_highdicom_legacy_converted_enhanced_ct(tmp_path):
     v = load(tmp_path / "mf")
     np.testing.assert_array_equal(v.array, vol)
     np.testing.assert_allclose(v.affine, axial_affine(), atol=1e-5)
+
+
+def _gzip_files(files, keep_name: bool = False) -> None:
+    """Replaces each file by its gzip-compressed copy (``NAME.gz``, or the same name)."""
+    import gzip
+    import os
+
+    for f in files:
+        data = f.read_bytes()
+        target = f if keep_name else f.with_name(f.name + ".gz")
+        target.write_bytes(gzip.compress(data))
+        if not keep_name:
+            os.remove(f)
+
+
+def _implicit_vr(ds, k):
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+
+
+@pytest.mark.parametrize(
+    ("syntax", "edit"), [(None, None), (None, _implicit_vr), (RLELossless, None)], ids=["native", "implicit", "rle"]
+)
+def test_gzipped_dicom_files_load_like_plain_ones(tmp_path, syntax, edit):
+    vol = phantom((8, 6, 5), lo=-1024, hi=2000)
+    files = write_series(tmp_path / "plain", vol, axial_affine(), transfer_syntax=syntax, edit=edit)
+    files_gz = write_series(tmp_path / "gz", vol, axial_affine(), transfer_syntax=syntax, edit=edit)
+    _gzip_files(files_gz[:3])
+    _gzip_files(files_gz[3:], keep_name=True)  # recognised by content, not by name
+    plain, gz = load(tmp_path / "plain"), load(tmp_path / "gz")
+    np.testing.assert_array_equal(gz.array, vol)
+    np.testing.assert_array_equal(gz.affine, plain.affine)
+    (info,) = scan(tmp_path / "gz")
+    assert info.n_files == len(files) and not any("unreadable" in w or "damaged" in w for w in info.warnings)
+    one = sorted((tmp_path / "gz").glob("*.gz"))[0]
+    assert load(one).array.shape[:2] == vol.shape[:2]
+
+
+def test_damaged_gzip_dicom_is_reported_and_other_gzip_files_ignored(tmp_path):
+    import gzip
+
+    vol = phantom((6, 6, 4))
+    files = write_series(tmp_path, vol, axial_affine())
+    _gzip_files(files)
+    victim = sorted(tmp_path.glob("*.gz"))[1]
+    victim.write_bytes(victim.read_bytes()[: len(victim.read_bytes()) // 2])
+    (tmp_path / "notes.txt.gz").write_bytes(gzip.compress(b"not a scan at all" * 20))
+    (info,) = scan(tmp_path)
+    assert info.n_files == 3
+    assert any(victim.name in w for w in info.warnings), info.warnings

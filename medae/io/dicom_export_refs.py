@@ -27,6 +27,7 @@ from pydicom.dataset import Dataset
 from medae import geometry
 from medae.errors import OutputError
 from medae.io.deid import Deidentification, keyed_uid, mark_deidentified, reference_header
+from medae.io.dicom_source import open_dicom
 from medae.volume import Volume
 
 _MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
@@ -115,8 +116,10 @@ def _read_header(path: Path, target: Path) -> Dataset:
     import pydicom
 
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
-    except (OSError, pydicom.errors.InvalidDicomError) as exc:
+        fh, _size, _gzipped = open_dicom(path)
+        with fh:
+            return pydicom.dcmread(fh, stop_before_pixels=True)
+    except (OSError, ValueError, pydicom.errors.InvalidDicomError) as exc:
         raise OutputError(
             f"{target}: the source image {path} cannot be read ({exc}). DICOM results refer to the source series; "
             "keep the series where it was loaded from, or export NIfTI instead."

@@ -18,6 +18,7 @@ import numpy as np
 
 from medae.io import dicom_multiframe
 from medae.io.dicom_rawheader import Fallback, read_raw_header
+from medae.io.dicom_source import GzipNotDicom, open_dicom
 
 # The tags the header pass keeps; everything else is skipped without being decoded.
 HEADER_TAGS = (
@@ -201,11 +202,14 @@ def read_header(path: str) -> FileHeader:
     import pydicom
 
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below, position needed after parsing
+        fh, size, _gzipped = open_dicom(path, sniff=lambda head: looks_like_dicom(head)[0])
+    except GzipNotDicom as exc:
+        raise NotDicom(path) from exc
     except OSError as exc:
         raise Unreadable(f"cannot be opened ({exc.strerror or exc})") from exc
+    except ValueError as exc:
+        raise Unreadable(str(exc)) from exc
     with fh:
-        size = os.fstat(fh.fileno()).st_size
         try:
             ds, pixel_offset, pixel_tag = read_raw_header(fh, *_tag_tables())
         except (Fallback, RecursionError, ValueError, OverflowError, MemoryError):

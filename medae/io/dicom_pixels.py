@@ -15,11 +15,13 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO
 
 import numpy as np
 
 from medae.errors import InputError, MedaeError, MissingCodecError
 from medae.io.dicom_header import FileHeader, Frame
+from medae.io.dicom_source import open_dicom
 from medae.progress import ProgressFn, check_cancel, report
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -116,7 +118,8 @@ def _read_native(path: str, items: list[tuple[int, Frame]], out: np.ndarray) -> 
     if out[0].nbytes != nbytes:
         return False
     try:
-        with open(path, "rb", buffering=0) as fh:
+        fh, _size, _gzipped = open_dicom(path)
+        with fh:
             fh.seek(h.pixel_offset)
             head = fh.read(12)
             if head[:4] != _PIXEL_DATA_TAG[little]:
@@ -144,6 +147,8 @@ def _read_native(path: str, items: list[tuple[int, Frame]], out: np.ndarray) -> 
     except OSError as exc:
         why = exc.strerror or exc
         raise InputError(f"{path}: cannot be read ({why}). Check the file and its access rights.") from exc
+    except ValueError as exc:  # a gzipped file damaged since the header pass
+        raise InputError(f"{path}: cannot be read ({exc}). Copy the file again or remove it from the folder.") from exc
     return True
 
 
@@ -238,19 +243,29 @@ def decoding_plugins(transfer_syntax: str) -> list[str]:
 def _frames(path: str, indices: list[int], n_frames: int, plugin: str) -> Iterator[np.ndarray]:
     from pydicom.pixels import iter_pixels
 
+    src = _source(path)
     try:
-        stream = iter_pixels(path, indices=indices if n_frames > 1 else None, raw=True, decoding_plugin=plugin)
+        stream = iter_pixels(src, indices=indices if n_frames > 1 else None, raw=True, decoding_plugin=plugin)
         first = next(stream)
     except (ValueError, TypeError):
         # Some decoders fix signedness in place on read-only buffers when streaming frames;
         # the whole-dataset path copies first, so it handles those files.
-        yield from _whole_file_frames(path, indices, n_frames, plugin)
+        yield from _whole_file_frames(_source(path), indices, n_frames, plugin)
         return
     yield first
     yield from stream
 
 
-def _whole_file_frames(path: str, indices: list[int], n_frames: int, plugin: str) -> Iterator[np.ndarray]:
+def _source(path: str) -> str | BinaryIO:
+    """The path itself, or an in-memory copy of a gzipped file's content."""
+    fh, _size, gzipped = open_dicom(path)
+    if not gzipped:
+        fh.close()
+        return path
+    return fh
+
+
+def _whole_file_frames(path: str | BinaryIO, indices: list[int], n_frames: int, plugin: str) -> Iterator[np.ndarray]:
     import pydicom
     from pydicom.pixels import pixel_array
 

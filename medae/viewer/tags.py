@@ -46,8 +46,12 @@ def read_tags(path: str | os.PathLike) -> list[TagRow]:
     """
     import pydicom
 
+    from medae.io.dicom_source import open_dicom
+
     try:
-        ds = pydicom.dcmread(os.fspath(path), stop_before_pixels=True, force=True)
+        fh, _size, _gzipped = open_dicom(path)
+        with fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
     except Exception as exc:  # pydicom raises many types for broken files
         raise InputError(f"{path}: cannot read the DICOM header ({exc}). Check that the file is complete.") from exc
     rows: list[TagRow] = []
