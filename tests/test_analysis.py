@@ -132,6 +132,31 @@ def test_ct_scan_is_refused_by_the_brain_model(model):
         analyze(vol, model)
 
 
+def _other_sequence(scan, wm: float, gm: float, csf: float) -> Volume:
+    """The same head with another tissue contrast (T2: CSF bright, white matter dark)."""
+    rng = np.random.default_rng(3)
+    arr = scan.volume.array.astype(np.float32)
+    head = (arr > 0.05 * arr.max()) & (scan.brain <= 0.1)
+    tissue = (wm * scan.wm + gm * scan.gm + csf * scan.csf) * (scan.brain > 0.1)
+    values = np.clip(tissue + 0.3 * head + rng.normal(0, 0.02, arr.shape), 0, None) * 1000
+    return scan.volume.with_array(values.astype(np.float32))
+
+
+def test_scan_of_another_sequence_is_refused_and_t1_is_not(model, template):
+    scan = healthy(template, 880401, variation=0.8)
+    t1 = analyze(scan.volume, model)
+    assert t1.extra["contrast_similarity"] > 0.5
+    assert not any("contrast" in w for w in t1.warnings), t1.warnings
+    t2 = _other_sequence(scan, wm=0.25, gm=0.45, csf=1.0)
+    with pytest.raises(ModelMismatchError, match="contrast is inverted"):
+        analyze(t2, model)
+    forced = analyze(t2, model, force=True)
+    assert forced.extra["contrast_similarity"] < 0
+    assert any("Forced past a contrast mismatch" in w for w in forced.warnings)
+    flair = analyze(_other_sequence(scan, wm=0.55, gm=0.75, csf=0.08), model)
+    assert any("contrast differs" in w for w in flair.warnings), flair.warnings
+
+
 def test_outputs_on_the_input_grid(model, template, tmp_path):
     from medae.io import load
 
@@ -145,6 +170,7 @@ def test_outputs_on_the_input_grid(model, template, tmp_path):
     report = json.loads(written["report"].read_text())
     for key in ("score", "percentile", "threshold", "findings", "model", "warnings", "timings"):
         assert key in report
+    assert report["contrast_similarity"] > 0.5
     assert report["model"]["sha256"] == model.card.sha256
     assert not list(tmp_path.glob(".*")), "no temporary files left behind"
 

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from medae.analysis.checks import check_alignment, check_input
+from medae.analysis.checks import check_alignment, check_contrast, check_input, contrast_similarity
 from medae.analysis.findings import extract_findings
 from medae.analysis.result import AnalysisResult
 from medae.model.preprocess import from_model_space, to_model_space
@@ -65,6 +65,10 @@ def analyze(
     warnings += mi.warnings
     if mi.alignment.method in ("affine", "similarity"):
         warnings += check_alignment(mi.alignment.ref_to_input, mi.alignment.metric, card, force=force)
+    similarity = None
+    if model.reference is not None:
+        similarity = contrast_similarity(mi.image, mi.mask, model.reference)
+        warnings += check_contrast(similarity, card, force=force)
     timings["preprocess"] = time.perf_counter() - t
     check_cancel(cancel)
 
@@ -140,6 +144,7 @@ def analyze(
             },
             "normalisation": mi.intensity,
             "coverage": round(mi.coverage, 4),
+            "contrast_similarity": None if similarity is None else round(similarity, 4),
         },
         region_rule=rule,
     )
