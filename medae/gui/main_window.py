@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -208,7 +209,10 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Cancelled {doing}.", 5000)
             return
         if isinstance(exc, ModelMismatchError):
-            exc = ModelMismatchError(f"{exc} To look at the heatmap all the same, use Analysis > Analyze anyway.")
+            # The refusal names the command line's options; here the menus offer the same.
+            text = re.sub(r",? or pass --force to analyse anyway\.| \(or pass --force\)\.", ".", str(exc))
+            text = text.replace(" (--model)", "")
+            exc = ModelMismatchError(f"{text} To look at the heatmap all the same, use Analysis > Analyze anyway.")
         self.last_error = show_error(self, exc, doing)
 
     # ----- opening --------------------------------------------------------------------------
