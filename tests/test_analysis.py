@@ -110,6 +110,26 @@ def test_lesion_is_localised_and_ranked_first(model, template, code, spacing, ob
     assert first.peak > model.card.calibration["threshold"] >= max((f.peak for f in clean.findings), default=0)
 
 
+def test_skull_stripped_scans_are_judged_like_whole_heads(model, template):
+    scan = healthy(template, 880501)
+    vol, wm = regrid(scan, "LPS", (1.0, 1.0, 1.2), 8.0)
+    from dataclasses import replace
+
+    _, brain = regrid(replace(scan, wm=scan.brain), "LPS", (1.0, 1.0, 1.2), 8.0)
+    keep = brain > 0.5
+    stripped = vol.with_array(np.where(keep, vol.array, 0).astype(np.int16))
+    res = analyze(stripped, model)
+    assert res.extra["skull_stripped"] is True
+    assert res.percentile < 95 and res.findings == [], (res.score, [f.describe() for f in res.findings])
+    from scipy import ndimage
+
+    near = ndimage.binary_dilation(keep, iterations=3)  # the 2 mm map, interpolated, reaches a little beyond
+    assert not res.heatmap.array[~near].any(), "voxels the scan does not have are not assessed"
+    lesioned, target = insert_lesion(stripped, wm, seed=880501)
+    hit = analyze(lesioned.with_array(np.where(keep, lesioned.array, 0).astype(np.int16)), model)
+    assert hit.findings and np.linalg.norm(np.array(hit.findings[0].centroid_world) - target) < 5.0
+
+
 def test_healthy_scans_score_low_and_have_no_findings(model, template):
     for seed in (880101, 880102):
         res = analyze(healthy(template, seed).volume, model)

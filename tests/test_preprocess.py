@@ -109,6 +109,44 @@ def test_registration_recovers_known_rigid_motion():
     assert np.abs(geometry.apply_affine(base.ref_to_input, pts) - pts).max() < 2.0
 
 
+def test_skull_stripped_scan_aligns_like_the_whole_head_and_keeps_only_its_voxels():
+    from medae.model.brain_only import stripped_foreground
+    from medae.training.config import load_config
+    from medae.training.data import card_affine, prepare_reference
+    from medae.training.healthy import generate_healthy, head_distance
+    from medae.training.template import load_template
+
+    cfg = load_config()
+    ref, ref_mask = prepare_reference(cfg)
+    space = dict(cfg["space"], affine=card_affine(cfg).tolist())
+    c = ModelCard(
+        id="t", name="t", jobs=["anomaly"], modality="MR", body_part="BRAIN", architecture={},
+        space=space, intensity=cfg["intensity"], mask={"source": "reference"},
+    )  # fmt: skip
+    template = load_template()
+    scan = generate_healthy(template, seed=424243, dist=head_distance(template), variation=1.0)
+    motion = np.eye(4)
+    motion[:3, :3] = geometry.rotation_matrix((-7.0, 5.0, 9.0))
+    motion[:3, 3] = [-10.0, 6.0, 8.0]
+    head = Volume(scan.volume.array, motion @ scan.volume.affine, "MR")
+    brain = (scan.brain > 0.5) & (scan.volume.array > 0)
+    stripped = head.with_array(np.where(brain, scan.volume.array, 0).astype(scan.volume.array.dtype))
+    assert stripped_foreground(head.array, head.affine) is None
+    np.testing.assert_array_equal(stripped_foreground(stripped.array, stripped.affine), brain)
+    a = to_model_space(head, c, ref, ref_mask)
+    b = to_model_space(stripped, c, ref, ref_mask)
+    assert not a.skull_stripped and b.skull_stripped
+    pts = np.array([[0, -18, 12], [40, -18, 12], [-40, -18, 12], [0, 40, 12], [0, -70, 12], [0, -18, 60]], float)
+    shift = geometry.apply_affine(b.alignment.ref_to_input, pts) - geometry.apply_affine(a.alignment.ref_to_input, pts)
+    assert np.abs(shift).max() < 2.0
+    # Only what the scan kept is assessed, and nearly all of the reference brain was kept.
+    from medae.model.preprocess import resample
+
+    kept = resample(brain.astype(np.float32), b.model_to_input, tuple(space["shape"]), order=1, cval=0.0)
+    assert b.mask.sum() < a.mask.sum() and b.coverage > 0.95
+    assert kept[b.mask].min() > 0.25 and kept[a.mask & ~b.mask].max() <= 0.5
+
+
 @pytest.mark.parametrize("cval", [0.0, 2.5])
 def test_resample_support_equals_full_resampling(cval):
     from scipy import ndimage

@@ -144,6 +144,7 @@ def analyze(
             },
             "normalisation": mi.intensity,
             "coverage": round(mi.coverage, 4),
+            "skull_stripped": mi.skull_stripped,
             "contrast_similarity": None if similarity is None else round(similarity, 4),
         },
         region_rule=rule,

@@ -13,6 +13,7 @@ import numpy as np
 
 from medae.errors import InputError
 from medae.geometry import apply_affine
+from medae.model.brain_only import kept_on_grid, stripped_foreground
 from medae.model.card import ModelCard
 from medae.model.registration import Alignment, register_to_reference
 from medae.progress import ProgressFn, check_cancel, report
@@ -31,6 +32,8 @@ class ModelInput:
         coverage: Fraction of the model mask that the input's field of view covers.
         intensity: Numbers used for normalisation (for the report).
         warnings: What the user should know.
+        skull_stripped: The scan is the brain alone: aligned to the reference brain, and only the voxels
+            it kept are assessed.
     """
 
     image: np.ndarray
@@ -40,6 +43,7 @@ class ModelInput:
     coverage: float
     intensity: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    skull_stripped: bool = False
 
 
 def model_to_input_matrix(card: ModelCard, volume_affine: np.ndarray, alignment: Alignment) -> np.ndarray:
@@ -207,6 +211,9 @@ def to_model_space(
     warnings: list[str] = []
     data = np.asarray(volume.array)
     method = card.space.get("alignment", "register")
+    kept = None
+    if method == "register" and reference is not None and reference_mask is not None:
+        kept = stripped_foreground(data, volume.affine)
     report(progress, 0.0, "Aligning to the model's reference")
     if alignment is None:
         if method == "register":
@@ -217,7 +224,7 @@ def to_model_space(
             alignment = register_to_reference(
                 data,
                 volume.affine,
-                reference,
+                reference if kept is None else reference * reference_mask,
                 card.affine,
                 mode=card.space.get("registration", "affine"),
                 cancel=cancel,
@@ -237,7 +244,10 @@ def to_model_space(
         mask = reference_mask.astype(bool)
     else:
         mask = _threshold_mask(values, card.mask) & inside
-    coverage = float((mask & inside).sum() / max(1, mask.sum()))
+    assessable = mask.sum()
+    if kept is not None:
+        mask = mask & kept_on_grid(kept, lambda a: resample(a, m2i, card.shape, order=1, cval=0.0))
+    coverage = float((mask & inside).sum() / max(1, assessable))
     if coverage < 0.9:
         warnings.append(
             f"The scan covers only {coverage:.0%} of the region the model analyses; the rest is not assessed."
@@ -246,7 +256,7 @@ def to_model_space(
     image, used = normalise(values, mask, card.intensity)
     image[~inside] = 0.0
     report(progress, 1.0, "In model space")
-    return ModelInput(image, mask, m2i, alignment, coverage, used, warnings)
+    return ModelInput(image, mask, m2i, alignment, coverage, used, warnings, skull_stripped=kept is not None)
 
 
 def from_model_space(
