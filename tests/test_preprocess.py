@@ -136,9 +136,17 @@ def test_skull_stripped_scan_aligns_like_the_whole_head_and_keeps_only_its_voxel
     a = to_model_space(head, c, ref, ref_mask)
     b = to_model_space(stripped, c, ref, ref_mask)
     assert not a.skull_stripped and b.skull_stripped
+    # Standardised after stripping (zero mean inside, 0 outside): the background is not the lowest value.
+    values = scan.volume.array[brain].astype(np.float32)
+    z = np.where(brain, (scan.volume.array - values.mean()) / values.std(), 0).astype(np.float32)
+    s = to_model_space(head.with_array(z), c, ref, ref_mask)
+    assert s.skull_stripped
     pts = np.array([[0, -18, 12], [40, -18, 12], [-40, -18, 12], [0, 40, 12], [0, -70, 12], [0, -18, 60]], float)
-    shift = geometry.apply_affine(b.alignment.ref_to_input, pts) - geometry.apply_affine(a.alignment.ref_to_input, pts)
-    assert np.abs(shift).max() < 2.0
+    for other in (b, s):
+        shift = geometry.apply_affine(other.alignment.ref_to_input, pts) - geometry.apply_affine(
+            a.alignment.ref_to_input, pts
+        )
+        assert np.abs(shift).max() < 2.0
     # Only what the scan kept is assessed, and nearly all of the reference brain was kept.
     from medae.model.preprocess import resample
 

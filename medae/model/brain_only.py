@@ -1,6 +1,7 @@
 """Recognising skull-stripped scans, which many research and archive pipelines produce.
 
-A skull-stripped scan is the brain alone on a background set to one value (usually 0). Aligned to a
+A skull-stripped scan is the brain alone on a background set to one value (usually 0, not always
+the lowest). Aligned to a
 reference with a head around the brain, the optimiser stretches the brain towards the skull and the
 reference's brain mask takes in background; such a scan is aligned to the reference brain alone, and
 only the voxels the scan still has are assessed.
@@ -28,13 +29,15 @@ def stripped_foreground(data: np.ndarray, affine: np.ndarray) -> np.ndarray | No
     arr = np.asarray(data)
     if arr.size == 0:
         return None
-    # A look at every 4th voxel along each axis rules most scans out without a pass over all of them.
+    # The background is the most frequent value, not necessarily the lowest: stripped scans that were
+    # standardised (zero mean in the brain) keep 0 outside. Every 4th voxel along each axis finds it
+    # and rules most scans out without a pass over all of them.
     sample = arr[::4, ::4, ::4]
-    low = sample.min()
-    if np.count_nonzero(sample == low) < _MIN_BACKGROUND_FRACTION * sample.size * 0.8:
+    values, counts = np.unique(sample, return_counts=True)
+    top = int(np.argmax(counts))
+    if counts[top] < _MIN_BACKGROUND_FRACTION * sample.size * 0.8:
         return None
-    low = min(low, arr.min())
-    background = arr == low
+    background = arr == values[top]
     n_bg = int(np.count_nonzero(background))
     if n_bg < _MIN_BACKGROUND_FRACTION * arr.size:
         return None
@@ -43,6 +46,18 @@ def stripped_foreground(data: np.ndarray, affine: np.ndarray) -> np.ndarray | No
     if kept_ml > _MAX_BRAIN_ML or kept_ml < 100.0:
         return None
     return ~background
+
+
+def on_zero_background(data: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """The kept voxels shifted to start at 0 on a background of 0, as the reference brain is.
+
+    Registration starts from the images' centres of mass, which only mean something for non-negative
+    intensities; a standardised scan has negative values inside the brain.
+    """
+    out = np.zeros(data.shape, np.float32)
+    values = np.asarray(data, dtype=np.float32)[kept]
+    out[kept] = values - values.min()
+    return out
 
 
 def kept_on_grid(foreground: np.ndarray, resample_fn) -> np.ndarray:

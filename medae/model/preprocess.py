@@ -13,7 +13,7 @@ import numpy as np
 
 from medae.errors import InputError
 from medae.geometry import apply_affine
-from medae.model.brain_only import kept_on_grid, stripped_foreground
+from medae.model.brain_only import kept_on_grid, on_zero_background, stripped_foreground
 from medae.model.card import ModelCard
 from medae.model.registration import Alignment, register_to_reference
 from medae.progress import ProgressFn, check_cancel, report
@@ -222,7 +222,7 @@ def to_model_space(
                     "This model needs its reference template to align scans; the model folder is incomplete."
                 )
             alignment = register_to_reference(
-                data,
+                data if kept is None else on_zero_background(data, kept),
                 volume.affine,
                 reference if kept is None else reference * reference_mask,
                 card.affine,
