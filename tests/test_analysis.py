@@ -1,6 +1,6 @@
 """The analysis with the shipped model: localisation, healthy scans, determinism, outputs, refusals.
 
-These use held-out healthy variations (seeds far from the training seeds 1000-1047) with a lesion put
+These use held-out healthy variations (seeds far from the training seeds 1000-1095) with a lesion put
 at a known world position, in RAS, LPS and oblique grids with anisotropic voxels.
 """
 

@@ -210,7 +210,7 @@ def fit_baselines(
         raise MedaeError(
             f"{folder or 'the model card'}: the model's training scans are needed for the z-score and PCA "
             "baselines but are not there. Pass --train-data with the folder, or regenerate it (for the shipped "
-            "model: medae make-healthy --out data/healthy --n 48 --seed 1000)."
+            "model: medae make-healthy --out data/healthy --n 96 --seed 1000)."
         )
     scans = find_scans(folder)
     train_scans, val_scans = split_training_scans(scans, card.training)
