@@ -1,13 +1,14 @@
 """Recognising skull-stripped scans, which many research and archive pipelines produce.
 
-A skull-stripped scan is the brain alone on a background set to one value (usually 0, not always
-the lowest). Aligned to a
-reference with a head around the brain, the optimiser stretches the brain towards the skull and the
-reference's brain mask takes in background; such a scan is aligned to the reference brain alone, and
-only the voxels the scan still has are assessed.
+A skull-stripped scan is the brain alone on a background set to one value (usually 0, not always the
+lowest). Aligned to a reference with a head around the brain, the optimiser stretches the brain towards
+the skull and the reference's brain mask takes in background; such a scan is aligned to the reference
+brain alone, and only the voxels the scan still has are assessed.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -60,7 +61,7 @@ def on_zero_background(data: np.ndarray, kept: np.ndarray) -> np.ndarray:
     return out
 
 
-def kept_on_grid(foreground: np.ndarray, resample_fn) -> np.ndarray:
+def kept_on_grid(foreground: np.ndarray, resample_fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """The kept voxels on the model grid, interior holes (dark regions set to the background value) filled.
 
     Args:
