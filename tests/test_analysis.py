@@ -130,6 +130,17 @@ def test_skull_stripped_scans_are_judged_like_whole_heads(model, template):
     assert hit.findings and np.linalg.norm(np.array(hit.findings[0].centroid_world) - target) < 5.0
 
 
+def test_scan_that_cuts_off_part_of_the_brain_is_not_flagged_at_the_cut(model, template):
+    vol, _ = regrid(healthy(template, 880601), "RAS", (1.0, 1.0, 1.0), 0.0)
+    k0 = int(vol.shape[2] * 0.45)  # the field of view ends above the cerebellum
+    shift = np.eye(4)
+    shift[2, 3] = k0
+    top = Volume(np.ascontiguousarray(vol.array[:, :, k0:]), vol.affine @ shift, "MR", meta=dict(vol.meta))
+    res = analyze(top, model)
+    assert res.extra["coverage"] < 0.8
+    assert res.percentile < 95 and res.findings == [], (res.score, [f.describe() for f in res.findings])
+
+
 def test_healthy_scans_score_low_and_have_no_findings(model, template):
     for seed in (880101, 880102):
         res = analyze(healthy(template, seed).volume, model)

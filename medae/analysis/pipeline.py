@@ -75,6 +75,8 @@ def analyze(
     t = time.perf_counter()
     report(progress, 0.45, f"Reconstructing on {model.device_name}")
     image = mi.image * mi.mask
+    if mi.filled is not None:
+        image[mi.filled] = mi.image[mi.filled]
     recon = model.reconstruct(image)
     timings["network"] = time.perf_counter() - t
     check_cancel(cancel)

@@ -13,7 +13,7 @@ import numpy as np
 
 from medae.errors import InputError
 from medae.geometry import apply_affine
-from medae.model.brain_only import kept_on_grid, on_zero_background, stripped_foreground
+from medae.model.brain_only import correlation, kept_on_grid, on_zero_background, stripped_foreground
 from medae.model.card import ModelCard
 from medae.model.registration import Alignment, register_to_reference
 from medae.progress import ProgressFn, check_cancel, report
@@ -34,6 +34,8 @@ class ModelInput:
         warnings: What the user should know.
         skull_stripped: The scan is the brain alone: aligned to the reference brain, and only the voxels
             it kept are assessed.
+        filled: Where ``image`` holds the reference brain because the scan's field of view ends short
+            of it (None when it covers the whole brain): network input, never scored.
     """
 
     image: np.ndarray
@@ -44,6 +46,7 @@ class ModelInput:
     intensity: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     skull_stripped: bool = False
+    filled: np.ndarray | None = None
 
 
 def model_to_input_matrix(card: ModelCard, volume_affine: np.ndarray, alignment: Alignment) -> np.ndarray:
@@ -214,6 +217,7 @@ def to_model_space(
     kept = None
     if method == "register" and reference is not None and reference_mask is not None:
         kept = stripped_foreground(data, volume.affine)
+    stripped = kept is not None
     report(progress, 0.0, "Aligning to the model's reference")
     if alignment is None:
         if method == "register":
@@ -221,14 +225,11 @@ def to_model_space(
                 raise InputError(
                     "This model needs its reference template to align scans; the model folder is incomplete."
                 )
-            alignment = register_to_reference(
-                data if kept is None else on_zero_background(data, kept),
-                volume.affine,
-                reference if kept is None else reference * reference_mask,
-                card.affine,
-                mode=card.space.get("registration", "affine"),
-                cancel=cancel,
-            )
+            mode = card.space.get("registration", "affine")
+            if kept is None:
+                alignment = register_to_reference(data, volume.affine, reference, card.affine, mode=mode, cancel=cancel)
+            else:
+                alignment, stripped = _align_brain_only(volume, card, reference, reference_mask, kept, mode, cancel)
         elif method == "center":
             alignment = center_alignment(card, volume, _threshold_mask(data, card.mask))
         else:
@@ -255,8 +256,50 @@ def to_model_space(
     mask = mask & inside
     image, used = normalise(values, mask, card.intensity)
     image[~inside] = 0.0
+    filled = None
+    if reference is not None and reference_mask is not None and not inside[reference_mask].all():
+        # Brain the field of view left out is filled with the reference brain (never scored): a network
+        # trained on whole brains reconstructs the edge of a cut-off one poorly for several voxels.
+        filled = reference_mask & ~inside
+        ref_image, _ = normalise(reference, reference_mask, card.intensity)
+        image[filled] = ref_image[filled]
     report(progress, 1.0, "In model space")
-    return ModelInput(image, mask, m2i, alignment, coverage, used, warnings, skull_stripped=kept is not None)
+    return ModelInput(image, mask, m2i, alignment, coverage, used, warnings, skull_stripped=stripped, filled=filled)
+
+
+def _align_brain_only(
+    volume: Volume,
+    card: ModelCard,
+    reference: np.ndarray,
+    reference_mask: np.ndarray,
+    kept: np.ndarray,
+    mode: str,
+    cancel: threading.Event | None,
+) -> tuple[Alignment, bool]:
+    """Aligns a scan whose background is one value and whose content is brain-sized.
+
+    That is a skull-stripped brain, or a slab of a head whose air was set to zero: the scan is aligned
+    both to the reference brain alone and to the whole head, and the alignment under which its voxels
+    correlate best with the reference brain wins.
+
+    Returns:
+        (alignment, whether the brain-only alignment won).
+    """
+    data = np.asarray(volume.array)
+    brain = register_to_reference(
+        on_zero_background(data, kept), volume.affine, reference * reference_mask, card.affine, mode=mode, cancel=cancel
+    )
+    try:
+        head = register_to_reference(data, volume.affine, reference, card.affine, mode=mode, cancel=cancel)
+    except InputError:
+        return brain, True
+
+    def fit(alignment: Alignment) -> float:
+        m2i = model_to_input_matrix(card, volume.affine, alignment)
+        where = reference_mask & kept_on_grid(kept, lambda a: resample(a, m2i, card.shape, order=1, cval=0.0))
+        return correlation(resample(data, m2i, card.shape, order=1, cval=0.0), reference, where)
+
+    return (brain, True) if fit(brain) >= fit(head) else (head, False)
 
 
 def from_model_space(
