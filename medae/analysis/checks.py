@@ -106,11 +106,9 @@ CONTRAST_LIMITS = {"refuse_below": 0.0, "warn_below": 0.35}
 
 def contrast_similarity(image: np.ndarray, mask: np.ndarray, reference: np.ndarray) -> float | None:
     """Pearson correlation of the model-space image with the reference inside ``mask`` (None if undefined)."""
-    a = np.asarray(image, dtype=np.float64)[mask]
-    b = np.asarray(reference, dtype=np.float64)[mask]
-    if a.size < 100 or a.std() == 0 or b.std() == 0:
-        return None
-    return float(np.corrcoef(a, b)[0, 1])
+    from medae.model.brain_only import correlation
+
+    return correlation(image, reference, mask)
 
 
 def check_contrast(similarity: float | None, card: ModelCard, force: bool = False) -> list[str]:

@@ -74,10 +74,10 @@ def kept_on_grid(foreground: np.ndarray, resample_fn: Callable[[np.ndarray], np.
     return ndimage.binary_fill_holes(kept)
 
 
-def correlation(values: np.ndarray, reference: np.ndarray, where: np.ndarray) -> float:
-    """Pearson correlation of two model-grid images over ``where`` (-1 when undefined)."""
+def correlation(values: np.ndarray, reference: np.ndarray, where: np.ndarray) -> float | None:
+    """Pearson correlation of two model-grid images over ``where`` (None when undefined)."""
     a = np.asarray(values, dtype=np.float64)[where]
     b = np.asarray(reference, dtype=np.float64)[where]
     if a.size < 100 or a.std() == 0 or b.std() == 0:
-        return -1.0
+        return None
     return float(np.corrcoef(a, b)[0, 1])

@@ -297,7 +297,8 @@ def _align_brain_only(
     def fit(alignment: Alignment) -> float:
         m2i = model_to_input_matrix(card, volume.affine, alignment)
         where = reference_mask & kept_on_grid(kept, lambda a: resample(a, m2i, card.shape, order=1, cval=0.0))
-        return correlation(resample(data, m2i, card.shape, order=1, cval=0.0), reference, where)
+        r = correlation(resample(data, m2i, card.shape, order=1, cval=0.0), reference, where)
+        return -1.0 if r is None else r
 
     return (brain, True) if fit(brain) >= fit(head) else (head, False)
 
