@@ -14,6 +14,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder (resumable)")
     p.add_argument("--n", type=int, default=40, help="number of scans (default 40)")
     p.add_argument("--seed", type=int, default=1000, help="seed of the first scan (default 1000)")
+    p.add_argument(
+        "--variation",
+        type=float,
+        nargs=2,
+        default=(1.0, 1.0),
+        metavar=("LO", "HI"),
+        help="range of the variation factor, drawn per scan (default 1 1: the standard variation; "
+        "0.8 1.3 gives wider anatomy, pose and acquisition variation)",
+    )
     p.set_defaults(func=run)
 
 
@@ -22,7 +31,11 @@ def run(args: argparse.Namespace) -> int:
     from medae.cli.progressbar import ProgressBar
     from medae.training.dataset_writer import write_healthy_set
 
+    lo, hi = args.variation
+    if not 0 <= lo <= hi <= 3:
+        print(f"medae make-healthy: --variation {lo:g} {hi:g} is not a range within 0..3; give LO <= HI, e.g. 0.8 1.3")
+        return 2
     with ProgressBar("make-healthy") as bar:
-        paths = write_healthy_set(args.out, args.n, args.seed, progress=bar)
+        paths = write_healthy_set(args.out, args.n, args.seed, progress=bar, variation=(lo, hi))
     print(f"{len(paths)} healthy scans in {args.out}")
     return 0

@@ -1,0 +1,32 @@
+import json
+
+import nibabel as nib
+import numpy as np
+
+from medae.cli import main
+
+
+def test_make_healthy_draws_a_reproducible_variation_per_scan(tmp_path, capsys):
+    out = tmp_path / "wide"
+    assert main(["make-healthy", "--out", str(out), "--n", "2", "--seed", "4100", "--variation", "0.5", "1.5"]) == 0
+    first = json.loads((out / "manifest.json").read_text())["scans"]
+    v = [s["variation"] for s in first]
+    assert all(0.5 <= x <= 1.5 for x in v) and v[0] != v[1]
+    # Resuming keeps what is there and gives a new scan the variation its seed draws, whatever the folder holds.
+    before = nib.load(out / "healthy_04100.nii.gz").get_fdata()
+    assert main(["make-healthy", "--out", str(out), "--n", "3", "--seed", "4100", "--variation", "0.5", "1.5"]) == 0
+    scans = json.loads((out / "manifest.json").read_text())["scans"]
+    assert [s["variation"] for s in scans[:2]] == v and len(scans) == 3
+    np.testing.assert_array_equal(nib.load(out / "healthy_04100.nii.gz").get_fdata(), before)
+    alone = tmp_path / "alone"
+    assert main(["make-healthy", "--out", str(alone), "--n", "1", "--seed", "4102", "--variation", "0.5", "1.5"]) == 0
+    assert json.loads((alone / "manifest.json").read_text())["scans"][0]["variation"] == scans[2]["variation"]
+    np.testing.assert_array_equal(
+        nib.load(alone / "healthy_04102.nii.gz").get_fdata(), nib.load(out / "healthy_04102.nii.gz").get_fdata()
+    )
+
+
+def test_make_healthy_refuses_a_reversed_variation_range(tmp_path, capsys):
+    assert main(["make-healthy", "--out", str(tmp_path / "x"), "--variation", "1.3", "0.8"]) == 2
+    assert "LO <= HI" in capsys.readouterr().out
+    assert not (tmp_path / "x").exists()
