@@ -13,7 +13,7 @@ import pytest
 
 from medae import geometry
 from medae.analysis import analyze, write_outputs
-from medae.errors import ModelMismatchError, SeriesSelectionError
+from medae.errors import InputError, ModelMismatchError, SeriesSelectionError
 from medae.model import default_model_dir, load_model
 from medae.volume import Volume
 
@@ -161,6 +161,23 @@ def test_ct_scan_is_refused_by_the_brain_model(model):
     vol = Volume(arr, np.diag([3.0, 3.0, 5.0, 1.0]), modality="CT", meta={"body_part": "CHEST"})
     with pytest.raises(ModelMismatchError, match="CT"):
         analyze(vol, model)
+
+
+@pytest.mark.parametrize("value", [0, 417])
+def test_blank_scan_is_refused_with_a_clear_error_even_when_forced(model, value):
+    vol = Volume(np.full((96, 110, 90), value, np.int16), np.diag([2.0, 2.0, 2.0, 1.0]), "MR", source="blank.nii")
+    with pytest.raises(InputError, match=f"every voxel has the same value \\({value}\\).*original series"):
+        analyze(vol, model, force=True)
+
+
+def test_registration_failure_is_an_input_error_not_a_crash():
+    from medae.model.registration import register_to_reference
+
+    ref = np.zeros((40, 40, 40), np.float32)
+    ref[10:30, 10:30, 10:30] = 1
+    blank = np.zeros((40, 40, 40), np.float32)
+    with pytest.raises(InputError, match="could not be aligned.*not empty"):
+        register_to_reference(blank, np.diag([2.0, 2.0, 2.0, 1.0]), ref, np.diag([2.0, 2.0, 2.0, 1.0]))
 
 
 def _other_sequence(scan, wm: float, gm: float, csf: float) -> Volume:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medae.errors import ModelMismatchError
+from medae.errors import InputError, ModelMismatchError
 from medae.model.card import ModelCard
 from medae.volume import Volume
 
@@ -56,6 +56,12 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
         )
     if spacing.min() < 0.2:
         warnings.append(f"Unusually small voxels ({spacing.min():.2f} mm): check the scan's geometry.")
+    if _is_blank(volume.array):
+        value = np.asarray(volume.array).flat[0]
+        raise InputError(
+            f"{volume.source or 'scan'}: every voxel has the same value ({value:g}), so there is no image to "
+            "analyse. The file is probably an empty or failed export: load the original series again."
+        )
     if min(volume.shape) < 8:
         problems.append(f"the scan has only {min(volume.shape)} slices along one axis; it is not a 3D volume")
     if problems:
@@ -67,6 +73,17 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
             )
         warnings.append(f"Forced past a model mismatch: {text}. Interpret the result with great caution.")
     return warnings
+
+
+def _is_blank(array: np.ndarray) -> bool:
+    """True when every voxel has one value; a sparse sample settles almost every real scan at once."""
+    a = np.asarray(array)
+    if a.size == 0:
+        return True
+    sample = a[::4, ::4, ::4]
+    if sample.min() != sample.max():
+        return False
+    return bool(a.min() == a.max())
 
 
 def check_alignment(ref_to_input: np.ndarray, metric: float | None, card: ModelCard, force: bool = False) -> list[str]:

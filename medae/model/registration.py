@@ -109,6 +109,16 @@ def _pyramid(image: np.ndarray, affine: np.ndarray, sizes: list[float]) -> dict[
     return out
 
 
+def _not_aligned(exc: RuntimeError) -> InputError:
+    """ITK's failure as an error a person can act on."""
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    detail = (lines[-1] if lines else "registration failed")[:160]
+    return InputError(
+        f"The scan could not be aligned to the model's reference ({detail}). "
+        "Check that it shows the body part the model was trained on and is not empty."
+    )
+
+
 def register_to_reference(
     image: np.ndarray,
     affine: np.ndarray,
@@ -163,12 +173,15 @@ def register_to_reference(
         fixed_img = {mm: to_sitk(*fixed_levels[mm]) for mm in sizes}
         moving_img = {mm: to_sitk(*moving_levels[mm]) for mm in sizes}
         coarse = sizes[-1]
-        init = sitk.CenteredTransformInitializer(
-            fixed_img[coarse],
-            moving_img[coarse],
-            sitk.Similarity3DTransform(),
-            sitk.CenteredTransformInitializerFilter.MOMENTS,
-        )
+        try:
+            init = sitk.CenteredTransformInitializer(
+                fixed_img[coarse],
+                moving_img[coarse],
+                sitk.Similarity3DTransform(),
+                sitk.CenteredTransformInitializerFilter.MOMENTS,
+            )
+        except RuntimeError as exc:
+            raise _not_aligned(exc) from exc
         current = sitk.Similarity3DTransform(init)
         metric = None
         for name, levels in stages:
@@ -202,10 +215,7 @@ def register_to_reference(
                 try:
                     reg.Execute(fixed_img[mm], moving_img[mm])
                 except RuntimeError as exc:
-                    raise InputError(
-                        f"The scan could not be aligned to the model's reference ({str(exc).splitlines()[0][:160]}). "
-                        "Check that it shows the body part the model was trained on and is not empty."
-                    ) from exc
+                    raise _not_aligned(exc) from exc
                 if cancel is not None and cancel.is_set():
                     raise CancelledError()
                 metric = float(reg.GetMetricValue())
