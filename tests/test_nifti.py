@@ -40,6 +40,43 @@ def test_sform_preferred_over_qform(tmp_path):
     assert load_nifti(tmp_path / "q.nii").spacing == pytest.approx((3, 3, 3))
 
 
+def _with_raw_geometry(tmp_path, name, sform=None, qform=None, zooms=None):
+    """A file whose header fields are written as given, degenerate or not (nibabel would refuse to set them)."""
+    h = nib.Nifti1Header()
+    if qform is not None:
+        h.set_qform(qform, code=1)
+    if zooms is not None:  # the qform's voxel sizes live in pixdim too
+        h["pixdim"][1:4] = zooms
+    if sform is not None:
+        h["sform_code"] = 2
+        h["srow_x"], h["srow_y"], h["srow_z"] = np.asarray(sform, np.float32)[:3]
+    path = tmp_path / name
+    nib.save(nib.Nifti1Image(np.arange(24, dtype=np.int16).reshape(2, 3, 4), None, header=h), path)
+    raw = nib.load(path).header
+    assert raw["sform_code"] == (2 if sform is not None else 0) and raw["qform_code"] == (1 if qform is not None else 0)
+    return path
+
+
+def test_degenerate_sform_falls_back_to_the_qform_then_to_the_voxel_sizes(tmp_path):
+    good = np.array([[-1.1, 0, 0, 90], [0, -1.1, 0, 100], [0, 0, 1.5, -70], [0, 0, 0, 1]])
+    broken = good.copy()
+    broken[:, 2] = 0  # a zero column: no slice direction
+    v = load_nifti(_with_raw_geometry(tmp_path, "q.nii", sform=broken, qform=good))
+    np.testing.assert_allclose(v.affine, good, atol=1e-5)
+    assert any("qform was used" in w for w in v.warnings)
+    v = load_nifti(_with_raw_geometry(tmp_path, "z.nii", sform=broken, zooms=(0.9, 0.9, 3.0)))
+    np.testing.assert_allclose(v.affine, np.diag([0.9, 0.9, 3.0, 1.0]), atol=1e-6)
+    assert any("voxel sizes (0.9, 0.9, 3 mm)" in w and "left and right may be swapped" in w for w in v.warnings)
+    # Zero voxel sizes are read as 1 mm (nibabel's repair), and said.
+    v = load_nifti(_with_raw_geometry(tmp_path, "n.nii", sform=broken, zooms=(0.0, 0.0, 0.0)))
+    np.testing.assert_array_equal(v.affine, np.eye(4))
+    assert any("voxel sizes (1, 1, 1 mm)" in w for w in v.warnings)
+    # A valid sform is still the file's own choice, without a warning.
+    v = load_nifti(_with_raw_geometry(tmp_path, "ok.nii", sform=good, qform=np.diag([2.0, 2.0, 2.0, 1.0])))
+    np.testing.assert_allclose(v.affine, good, atol=1e-5)
+    assert not v.warnings
+
+
 def test_4d_needs_index(tmp_path):
     data = np.stack([np.full((2, 3, 4), i, np.int16) for i in range(3)], axis=-1)
     nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "f.nii.gz")

@@ -83,10 +83,9 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
         raise InputError(f"{path}: complex or structured voxel data ({data.dtype}) is not a scan medae can read.")
     if data.dtype == np.bool_:
         data = data.astype(np.uint8)
-    affine = np.asarray(img.affine, dtype=np.float64)
-    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-        warnings.append("The file's affine is invalid; a 1 mm identity grid was assumed.")
-        affine = np.eye(4)
+    affine, note = _usable_affine(img)
+    if note:
+        warnings.append(note)
     header = img.header
     descrip = ""
     try:
@@ -100,6 +99,45 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
     modality = guess_modality(data)
     meta["modality_guessed"] = True
     return Volume(array=data, affine=affine, modality=modality, meta=meta, source=str(path), warnings=warnings)
+
+
+def _valid(affine) -> bool:
+    a = np.asarray(affine, dtype=np.float64)
+    return a.shape == (4, 4) and bool(np.all(np.isfinite(a))) and abs(np.linalg.det(a[:3, :3])) > 1e-9
+
+
+def _usable_affine(img) -> tuple[np.ndarray, str | None]:
+    """The file's voxel -> RAS+ mm matrix, falling back when the one nibabel picks is degenerate.
+
+    nibabel takes the sform, then the qform, then the voxel sizes; a broken sform (a zero column, NaN) must
+    not hide a good qform, and a scan without any usable geometry is still shown, with a warning that says
+    what was assumed.
+
+    Returns:
+        The affine and a warning (None when the file's own choice was valid).
+    """
+    chosen = np.asarray(img.affine, dtype=np.float64)
+    if _valid(chosen):
+        return chosen, None
+    header = img.header
+    if hasattr(header, "get_qform"):
+        qform, code = header.get_qform(coded=True)
+        if code and qform is not None and _valid(qform):
+            return np.asarray(qform, dtype=np.float64), "The file's sform is invalid; its qform was used instead."
+    try:
+        zooms = np.asarray(header.get_zooms()[:3], dtype=np.float64)
+    except Exception:
+        zooms = np.zeros(3)
+    if zooms.size == 3 and np.all(np.isfinite(zooms)) and np.all(zooms > 0):
+        affine = np.diag(np.r_[zooms, 1.0])
+        return affine, (
+            f"The file has no valid orientation; its voxel sizes ({', '.join(f'{z:g}' for z in zooms)} mm) were "
+            "used with the voxel axes taken as right, anterior, superior: left and right may be swapped."
+        )
+    return np.eye(4), (
+        "The file has no valid orientation or voxel size; a 1 mm grid with the voxel axes taken as right, "
+        "anterior, superior was assumed: sizes and left/right may be wrong."
+    )
 
 
 def guess_modality(data: np.ndarray) -> str:
