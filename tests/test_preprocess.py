@@ -83,7 +83,8 @@ def test_to_model_space_identity_puts_content_where_it_belongs():
 
 
 @pytest.mark.slow
-def test_registration_recovers_known_rigid_motion():
+@pytest.mark.parametrize("angles", [(8.0, -6.0, 10.0), (40.0, 0.0, 0.0), (-10.0, 25.0, -35.0)])
+def test_registration_recovers_known_rigid_motion(angles):
     from medae.model.registration import register_to_reference
     from medae.training.config import load_config
     from medae.training.data import card_affine, prepare_reference
@@ -96,7 +97,8 @@ def test_registration_recovers_known_rigid_motion():
     scan = generate_healthy(template, seed=424242, dist=head_distance(template), variation=0.0)
     vol = scan.volume
     motion = np.eye(4)
-    motion[:3, :3] = geometry.rotation_matrix((8.0, -6.0, 10.0))
+    # Small tilts, and heads lying far from the reference (chin to chest, turned and rolled).
+    motion[:3, :3] = geometry.rotation_matrix(angles)
     motion[:3, 3] = [12.0, -9.0, 6.0]
     moved_aff = motion @ vol.affine  # the same voxels, moved in the world
     base = register_to_reference(vol.array, vol.affine, ref, card_affine(cfg))

@@ -119,6 +119,45 @@ def _not_aligned(exc: RuntimeError) -> InputError:
     )
 
 
+# Starting rotations (degrees about the reference's x, y, z axes) tried at the coarsest level: the optimiser
+# finds a head tilted by up to about 20 degrees from any start, so starts 30 degrees apart let heads lying
+# at up to about 50 degrees from the reference (chin to chest, turned, rolled) align too.
+STARTS = ((0, 0, 0), (30, 0, 0), (-30, 0, 0), (0, 30, 0), (0, -30, 0), (0, 0, 30), (0, 0, -30))
+
+
+def _best_start(sitk, init, fixed, moving, seed: int):
+    """The coarse similarity fit from each of ``STARTS``; the one that matches best wins (ties: the first)."""
+    from medae import geometry
+
+    best, best_metric = None, np.inf
+    for angles in STARTS:
+        tx = sitk.Similarity3DTransform(init)
+        if any(angles):
+            # Rotate about the reference's centre of mass; ITK's frame is LPS, so conjugate the RAS rotation.
+            rot = LPS_TO_RAS[:3, :3] @ geometry.rotation_matrix(tuple(float(a) for a in angles)) @ LPS_TO_RAS[:3, :3]
+            tx.SetMatrix((np.asarray(init.GetMatrix()).reshape(3, 3) @ rot).ravel().tolist())
+        reg = sitk.ImageRegistrationMethod()
+        reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+        reg.SetMetricSamplingStrategy(reg.RANDOM)
+        reg.SetMetricSamplingPercentage(0.1, seed)
+        reg.SetMetricUseMovingImageGradientFilter(False)
+        reg.SetMetricUseFixedImageGradientFilter(False)
+        reg.SetInterpolator(sitk.sitkLinear)
+        reg.SetOptimizerAsRegularStepGradientDescent(
+            learningRate=4.0, minStep=1e-3, numberOfIterations=25, relaxationFactor=0.6, gradientMagnitudeTolerance=1e-6
+        )
+        reg.SetOptimizerScalesFromPhysicalShift()
+        reg.SetInitialTransform(tx, inPlace=True)
+        try:
+            reg.Execute(fixed, moving)
+        except RuntimeError:
+            continue  # a start that loses the overlap is simply not a candidate
+        m = float(reg.GetMetricValue())
+        if m < best_metric - 1e-3:
+            best, best_metric = tx, m
+    return best if best is not None else sitk.Similarity3DTransform(init)
+
+
 def register_to_reference(
     image: np.ndarray,
     affine: np.ndarray,
@@ -133,8 +172,9 @@ def register_to_reference(
 ) -> Alignment:
     """Aligns ``image`` to ``reference`` by maximising Mattes mutual information.
 
-    A similarity transform (rotation, translation, isotropic scale) is fitted first, then a full
-    affine, each coarse to fine. The result is deterministic for a given seed.
+    A similarity transform (rotation, translation, isotropic scale) is fitted first, from the best of
+    several starting rotations (``STARTS``), then a full affine, each coarse to fine. The result is
+    deterministic for a given seed.
 
     Args:
         image: Input voxels (i, j, k), any dtype.
@@ -182,7 +222,7 @@ def register_to_reference(
             )
         except RuntimeError as exc:
             raise _not_aligned(exc) from exc
-        current = sitk.Similarity3DTransform(init)
+        current = _best_start(sitk, sitk.Similarity3DTransform(init), fixed_img[coarse], moving_img[coarse], seed)
         metric = None
         for name, levels in stages:
             if name == "affine":
