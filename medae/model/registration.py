@@ -125,28 +125,40 @@ def _not_aligned(exc: RuntimeError) -> InputError:
 STARTS = ((0, 0, 0), (30, 0, 0), (-30, 0, 0), (0, 30, 0), (0, -30, 0), (0, 0, 30), (0, 0, -30))
 
 
-def _best_start(sitk, init, fixed, moving, seed: int):
-    """The coarse similarity fit from each of ``STARTS``; the one that matches best wins (ties: the first)."""
+def _method(sitk, fraction: float, seed: int, iterations: int, learning_rate: float, moving_gradient: bool):
+    """One ITK registration run's set-up: Mattes MI on a seeded random sample, regular-step descent."""
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentage(min(1.0, fraction), seed)
+    reg.SetMetricUseMovingImageGradientFilter(moving_gradient)
+    reg.SetMetricUseFixedImageGradientFilter(False)
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=learning_rate,
+        minStep=1e-3,
+        numberOfIterations=max(1, iterations),
+        relaxationFactor=0.6,
+        gradientMagnitudeTolerance=1e-6,
+    )
+    reg.SetOptimizerScalesFromPhysicalShift()
+    return reg
+
+
+def _best_start(sitk, init, fixed, moving, seed: int, cancel: threading.Event | None):
+    """A short coarse similarity fit from each of ``STARTS``; the best match wins (ties: the first)."""
     from medae import geometry
 
     best, best_metric = None, np.inf
     for angles in STARTS:
+        if cancel is not None and cancel.is_set():
+            raise CancelledError()
         tx = sitk.Similarity3DTransform(init)
         if any(angles):
             # Rotate about the reference's centre of mass; ITK's frame is LPS, so conjugate the RAS rotation.
             rot = LPS_TO_RAS[:3, :3] @ geometry.rotation_matrix(tuple(float(a) for a in angles)) @ LPS_TO_RAS[:3, :3]
             tx.SetMatrix((np.asarray(init.GetMatrix()).reshape(3, 3) @ rot).ravel().tolist())
-        reg = sitk.ImageRegistrationMethod()
-        reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-        reg.SetMetricSamplingStrategy(reg.RANDOM)
-        reg.SetMetricSamplingPercentage(0.1, seed)
-        reg.SetMetricUseMovingImageGradientFilter(False)
-        reg.SetMetricUseFixedImageGradientFilter(False)
-        reg.SetInterpolator(sitk.sitkLinear)
-        reg.SetOptimizerAsRegularStepGradientDescent(
-            learningRate=4.0, minStep=1e-3, numberOfIterations=25, relaxationFactor=0.6, gradientMagnitudeTolerance=1e-6
-        )
-        reg.SetOptimizerScalesFromPhysicalShift()
+        reg = _method(sitk, 0.1, seed, iterations=25, learning_rate=4.0, moving_gradient=False)
         reg.SetInitialTransform(tx, inPlace=True)
         try:
             reg.Execute(fixed, moving)
@@ -222,7 +234,9 @@ def register_to_reference(
             )
         except RuntimeError as exc:
             raise _not_aligned(exc) from exc
-        current = _best_start(sitk, sitk.Similarity3DTransform(init), fixed_img[coarse], moving_img[coarse], seed)
+        current = _best_start(
+            sitk, sitk.Similarity3DTransform(init), fixed_img[coarse], moving_img[coarse], seed, cancel
+        )
         metric = None
         for name, levels in stages:
             if name == "affine":
@@ -232,23 +246,16 @@ def register_to_reference(
                 tx.SetTranslation(current.GetTranslation())
                 current = tx
             for mm, iters, fraction in levels:
-                reg = sitk.ImageRegistrationMethod()
-                reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-                reg.SetMetricSamplingStrategy(reg.RANDOM)
-                reg.SetMetricSamplingPercentage(min(1.0, fraction * sampling / 0.05), seed)
                 # The similarity stage takes gradients at the sampled points only (a gradient image cost more
                 # than its optimisation); the affine stage diverged that way, so it keeps ITK's gradient image.
-                reg.SetMetricUseMovingImageGradientFilter(name == "affine")
-                reg.SetMetricUseFixedImageGradientFilter(False)
-                reg.SetInterpolator(sitk.sitkLinear)
-                reg.SetOptimizerAsRegularStepGradientDescent(
-                    learningRate=2.0 * mm / 4.0,
-                    minStep=1e-3,
-                    numberOfIterations=max(1, round(iters * iterations / 50)),
-                    relaxationFactor=0.6,
-                    gradientMagnitudeTolerance=1e-6,
+                reg = _method(
+                    sitk,
+                    fraction * sampling / 0.05,
+                    seed,
+                    iterations=round(iters * iterations / 50),
+                    learning_rate=2.0 * mm / 4.0,
+                    moving_gradient=name == "affine",
                 )
-                reg.SetOptimizerScalesFromPhysicalShift()
                 reg.SetInitialTransform(current, inPlace=True)
                 if cancel is not None:
                     reg.AddCommand(sitk.sitkIterationEvent, lambda r=reg: cancel.is_set() and r.StopRegistration())
