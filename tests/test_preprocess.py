@@ -83,7 +83,7 @@ def test_to_model_space_identity_puts_content_where_it_belongs():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("angles", [(8.0, -6.0, 10.0), (40.0, 0.0, 0.0), (-10.0, 25.0, -35.0)])
+@pytest.mark.parametrize("angles", [(8.0, -6.0, 10.0), (40.0, 0.0, 0.0), (-10.0, 25.0, -35.0), (-30.0, 20.0, 25.0)])
 def test_registration_recovers_known_rigid_motion(angles):
     from medae.model.registration import register_to_reference
     from medae.training.config import load_config

@@ -149,31 +149,52 @@ def _method(sitk, fraction: float, seed: int, iterations: int, learning_rate: fl
 def _best_start(sitk, init, fixed, moving, seed: int, cancel: threading.Event | None):
     """A short coarse similarity fit from each of ``STARTS``; the best match wins.
 
-    The upright start keeps ties up to ``START_MARGIN``.
+    The upright start keeps ties up to ``START_MARGIN``. When a tilted start wins, the head may be turned
+    about a second axis too, so the starts 30 degrees either way about the other two axes are tried from
+    the winner (heads turned about two axes at once).
     """
     from medae import geometry
 
-    best, best_metric = None, np.inf
-    for n, angles in enumerate(STARTS):
-        if cancel is not None and cancel.is_set():
-            raise CancelledError()
+    def fit(angles_list):
+        # Rotate about the reference's centre of mass; ITK's frame is LPS, so conjugate the RAS rotation.
+        rot = np.eye(3)
+        for angles in angles_list:
+            rot = rot @ geometry.rotation_matrix(tuple(float(a) for a in angles))
         tx = sitk.Similarity3DTransform(init)
-        if any(angles):
-            # Rotate about the reference's centre of mass; ITK's frame is LPS, so conjugate the RAS rotation.
-            rot = LPS_TO_RAS[:3, :3] @ geometry.rotation_matrix(tuple(float(a) for a in angles)) @ LPS_TO_RAS[:3, :3]
-            tx.SetMatrix((np.asarray(init.GetMatrix()).reshape(3, 3) @ rot).ravel().tolist())
+        tx.SetMatrix(
+            (np.asarray(init.GetMatrix()).reshape(3, 3) @ LPS_TO_RAS[:3, :3] @ rot @ LPS_TO_RAS[:3, :3])
+            .ravel()
+            .tolist()
+        )
         reg = _method(sitk, 0.1, seed, iterations=25, learning_rate=4.0, moving_gradient=False)
         reg.SetInitialTransform(tx, inPlace=True)
         try:
             reg.Execute(fixed, moving)
         except RuntimeError:
-            continue  # a start that loses the overlap is simply not a candidate
+            return None, np.inf  # a start that loses the overlap is simply not a candidate
+        return tx, float(reg.GetMetricValue())
+
+    best, best_metric, best_start = None, np.inf, ()
+    for n, angles in enumerate(STARTS):
+        if cancel is not None and cancel.is_set():
+            raise CancelledError()
+        tx, m = fit([angles])
         # Another start must match clearly better than the upright one: with part of the head outside the
         # field of view a wrong pose can come within 0.001 of the right one, while a truly tilted head
         # matched 0.1-0.4 better from its nearest start on generated heads.
-        m = float(reg.GetMetricValue()) + (START_MARGIN if n else 0.0)
-        if m < best_metric:
-            best, best_metric = tx, m
+        m += START_MARGIN if n else 0.0
+        if tx is not None and m < best_metric:
+            best, best_metric, best_start = tx, m, angles
+    if best_start and any(best_start):
+        axis = int(np.flatnonzero(best_start)[0])
+        for angles in STARTS[1:]:
+            if np.flatnonzero(angles)[0] == axis:
+                continue
+            if cancel is not None and cancel.is_set():
+                raise CancelledError()
+            tx, m = fit([best_start, angles])
+            if tx is not None and m + START_MARGIN < best_metric:
+                best, best_metric = tx, m + START_MARGIN
     return best if best is not None else sitk.Similarity3DTransform(init)
 
 
