@@ -205,6 +205,25 @@ def test_scan_of_another_sequence_is_refused_and_t1_is_not(model, template):
     assert any("contrast differs" in w for w in flair.warnings), flair.warnings
 
 
+@pytest.mark.parametrize("axis", ["front-back", "top-bottom"])
+def test_scan_whose_header_reverses_an_axis_is_refused_with_the_cause(model, template, axis):
+    from dataclasses import replace
+
+    from medae.analysis.orientation import FLIPS, flipped_affine
+
+    scan = healthy(template, 880402, variation=0.9)
+    upright = analyze(scan.volume, model, reconstruction=False)
+    assert not any("orientation" in w for w in upright.warnings), upright.warnings
+    signs = next(v for k, v in FLIPS.items() if k.startswith(axis))
+    wrong = replace(scan.volume, affine=flipped_affine(scan.volume, signs))
+    with pytest.raises(ModelMismatchError, match=f"orientation header looks wrong.*{axis}.*--force"):
+        analyze(wrong, model)
+    forced = analyze(wrong, model, force=True, reconstruction=False)
+    assert any("Forced past a likely orientation error" in w for w in forced.warnings), forced.warnings
+    # The reversed axis is named, not a contrast problem: the scan is a T1 head.
+    assert not any("contrast" in w for w in forced.warnings)
+
+
 def test_outputs_on_the_input_grid(model, template, tmp_path):
     from medae.io import load
 

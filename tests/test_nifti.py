@@ -77,6 +77,22 @@ def test_degenerate_sform_falls_back_to_the_qform_then_to_the_voxel_sizes(tmp_pa
     assert not v.warnings
 
 
+def test_files_without_orientation_say_what_was_assumed(tmp_path):
+    import nibabel as nib
+
+    arr = np.arange(6 * 7 * 8, dtype=np.int16).reshape(6, 7, 8)
+    nib.save(nib.AnalyzeImage(arr, np.diag([1.1, 1.1, 1.5, 1.0])), tmp_path / "old.img")
+    v = load_nifti(tmp_path / "old.hdr")
+    assert any("Analyze files (.hdr/.img) store no orientation" in w and "LAS" in w for w in v.warnings), v.warnings
+    np.testing.assert_array_equal(v.array, arr)
+    # A NIfTI file with both codes 0 is the same case.
+    v = load_nifti(_with_raw_geometry(tmp_path, "none.nii", zooms=(1.0, 1.0, 2.0)))
+    assert any("qform and sform codes are 0" in w for w in v.warnings), v.warnings
+    # One code set: the file's orientation is trusted, no warning.
+    v = load_nifti(_with_raw_geometry(tmp_path, "q.nii", qform=np.diag([1.0, 1.0, 2.0, 1.0])))
+    assert not v.warnings
+
+
 def test_4d_needs_index(tmp_path):
     data = np.stack([np.full((2, 3, 4), i, np.int16) for i in range(3)], axis=-1)
     nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "f.nii.gz")

@@ -12,6 +12,7 @@ import numpy as np
 
 from medae.analysis.checks import check_alignment, check_contrast, check_input, contrast_similarity
 from medae.analysis.findings import extract_findings
+from medae.analysis.orientation import check_orientation, find_flip
 from medae.analysis.result import AnalysisResult
 from medae.model.preprocess import from_model_space, to_model_space
 from medae.model.residual import (
@@ -68,7 +69,18 @@ def analyze(
     similarity = None
     if model.reference is not None:
         similarity = contrast_similarity(mi.image, mi.mask, model.reference)
-        warnings += check_contrast(similarity, card, force=force)
+        flip = find_flip(
+            volume,
+            card,
+            model.reference,
+            model.reference_mask,
+            similarity,
+            progress=sub_progress(progress, 0.45, 0.45),
+            cancel=cancel,
+        )
+        warnings += check_orientation(flip, force=force)
+        if flip is None:
+            warnings += check_contrast(similarity, card, force=force)
     timings["preprocess"] = time.perf_counter() - t
     check_cancel(cancel)
 

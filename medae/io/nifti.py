@@ -117,9 +117,9 @@ def _usable_affine(img) -> tuple[np.ndarray, str | None]:
         The affine and a warning (None when the file's own choice was valid).
     """
     chosen = np.asarray(img.affine, dtype=np.float64)
-    if _valid(chosen):
-        return chosen, None
     header = img.header
+    if _valid(chosen):
+        return chosen, _no_orientation_note(header, chosen)
     if hasattr(header, "get_qform"):
         qform, code = header.get_qform(coded=True)
         if code and qform is not None and _valid(qform):
@@ -137,6 +137,22 @@ def _usable_affine(img) -> tuple[np.ndarray, str | None]:
     return np.eye(4), (
         "The file has no valid orientation or voxel size; a 1 mm grid with the voxel axes taken as right, "
         "anterior, superior was assumed: sizes and left/right may be wrong."
+    )
+
+
+def _no_orientation_note(header, affine: np.ndarray) -> str | None:
+    """A warning when the file stores no orientation and nibabel's default grid was taken."""
+    if hasattr(header, "get_qform"):
+        if header.get_sform(coded=True)[1] or header.get_qform(coded=True)[1]:
+            return None
+        what = "The file stores no orientation (its qform and sform codes are 0)"
+    else:
+        what = "Analyze files (.hdr/.img) store no orientation"
+    from medae.geometry import orientation_code
+
+    return (
+        f"{what}: medae assumed the usual default, voxel axes pointing {orientation_code(affine)}. Left and right, "
+        "and front and back, may be wrong; convert the scan to NIfTI with its true orientation."
     )
 
 
