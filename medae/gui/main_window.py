@@ -159,11 +159,20 @@ class MainWindow(QMainWindow):
         """True while any worker runs."""
         return any(j.running for j in self.jobs)
 
-    def run_job(self, name: str, fn: Callable[..., Any], on_done: Callable[[Any], None], doing: str) -> Job:
-        """Runs ``fn(progress=, cancel=)`` in a worker thread; errors become dialogs."""
+    def run_job(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        on_done: Callable[[Any], None],
+        doing: str,
+        on_failed: Callable[[BaseException], None] | None = None,
+    ) -> Job:
+        """Runs ``fn(progress=, cancel=)`` in a worker thread; errors become dialogs (after ``on_failed``)."""
         job = Job(name, fn, self)
         job.progress.connect(self._on_progress)
         job.succeeded.connect(lambda result: self._guard(on_done, result, doing))
+        if on_failed is not None:
+            job.failed.connect(on_failed)
         job.failed.connect(lambda exc: self.report_error(exc, doing))
         job.finished.connect(lambda: self._job_done(job))
         self.jobs.append(job)
@@ -309,6 +318,7 @@ class MainWindow(QMainWindow):
             return None
         key = (self.prefs.model, self.prefs.device)
         cached = self.model if key == self._model_key else None
+        loaded: dict = {}
 
         def work(progress, cancel):
             from medae.progress import check_cancel, report, sub_progress
@@ -319,6 +329,7 @@ class MainWindow(QMainWindow):
                 from medae.model import load_model
 
                 model = load_model(self.prefs.model or None, device=self.prefs.device)
+            loaded["model"] = model
             check_cancel(cancel)
             report(progress, 0.05, f"Analysing on {model.device_name}")
             from medae.analysis import analyze
@@ -333,8 +344,16 @@ class MainWindow(QMainWindow):
                 self.session.set_result(out[1])
                 self.right_tabs.setCurrentWidget(self.findings_panel)
 
+        def failed(_exc) -> None:
+            # A refused scan must not cost the next analysis a second model load, nor leave the status
+            # bar saying that a model is still loading.
+            model = loaded.get("model")
+            if model is not None:
+                self.model, self._model_key = model, key
+            self.device_label.setText(f"Device: {model.device_name}" if model is not None else "Device: not loaded")
+
         self.device_label.setText("Device: loading model..." if cached is None else f"Device: {cached.device_name}")
-        return self.run_job("analyze", work, done, "analysing the scan")
+        return self.run_job("analyze", work, done, "analysing the scan", on_failed=failed)
 
     def _threshold_differs(self) -> bool:
         r = self.session.result

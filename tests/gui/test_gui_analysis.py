@@ -173,6 +173,7 @@ def test_missing_model_is_a_dialog_that_says_what_to_do(window, qtbot, tmp_path)
     box = window.last_error
     assert box is not None and "no-such-model" in box.text() and "Traceback" not in box.text()
     assert window.session.result is None and window.isVisible()
+    assert window.device_label.text() == "Device: not loaded"
 
 
 def test_scan_unlike_the_model_is_refused_with_a_way_out(window, qtbot, tiny_model, ct_file):
@@ -183,6 +184,8 @@ def test_scan_unlike_the_model_is_refused_with_a_way_out(window, qtbot, tiny_mod
     wait_idle(qtbot, window, timeout=120_000)
     box = window.last_error
     assert box is not None and "Analyze anyway" in box.text() and "--force" not in box.text()
+    # The model loaded for the refused scan is kept, and the status bar says where it runs.
+    assert window.model is not None and "CPU" in window.device_label.text()
     box.accept()
     window.last_error = None
     window.actions_by_name["force"].trigger()
