@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from medae.errors import ModelMismatchError
+from medae.analysis.checks import contrast_similarity
+from medae.errors import InputError, ModelMismatchError
 from medae.model.card import ModelCard
 from medae.model.preprocess import to_model_space
 from medae.progress import ProgressFn, check_cancel, report
@@ -77,9 +78,6 @@ def find_flip(
         progress: Progress callback (called only when the check runs).
         cancel: Cancel event.
     """
-    from medae.analysis.checks import contrast_similarity
-    from medae.errors import InputError
-
     if similarity is None or similarity >= TRIGGER or card.space.get("alignment") != "register":
         return None
     best: FlipMatch | None = None

@@ -13,6 +13,7 @@ import numpy as np
 
 from medae.atomic import atomic_path
 from medae.errors import InputError, OutputError
+from medae.geometry import orientation_code
 from medae.volume import Volume
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz", ".img", ".hdr")
@@ -114,7 +115,7 @@ def _usable_affine(img) -> tuple[np.ndarray, str | None]:
     what was assumed.
 
     Returns:
-        The affine and a warning (None when the file's own choice was valid).
+        The affine and a warning (None when the file stores a valid orientation of its own).
     """
     chosen = np.asarray(img.affine, dtype=np.float64)
     header = img.header
@@ -148,8 +149,6 @@ def _no_orientation_note(header, affine: np.ndarray) -> str | None:
         what = "The file stores no orientation (its qform and sform codes are 0)"
     else:
         what = "Analyze files (.hdr/.img) store no orientation"
-    from medae.geometry import orientation_code
-
     return (
         f"{what}: medae assumed the usual default, voxel axes pointing {orientation_code(affine)}. Left and right, "
         "and front and back, may be wrong; convert the scan to NIfTI with its true orientation."
