@@ -27,6 +27,12 @@ SCHEDULE = {
 }
 
 
+# An affine fit is kept only if its scales stay within these bounds and its Mattes MI is no worse than the
+# similarity fit it started from, give or take the sampling noise between the two stages (see ``_diverged``).
+AFFINE_SCALES = (0.5, 2.0)
+AFFINE_SLACK = 0.05
+
+
 @dataclass
 class Alignment:
     """A 4x4 affine ``ref_to_input`` in RAS+ mm: reference world point -> input world point.
@@ -266,8 +272,10 @@ def register_to_reference(
             sitk, sitk.Similarity3DTransform(init), fixed_img[coarse], moving_img[coarse], seed, cancel
         )
         metric = None
+        similarity: tuple | None = None
         for name, levels in stages:
             if name == "affine":
+                similarity = (current, metric)
                 tx = sitk.AffineTransform(3)
                 tx.SetCenter(current.GetCenter())
                 tx.SetMatrix(current.GetMatrix())
@@ -296,4 +304,22 @@ def register_to_reference(
                 metric = float(reg.GetMetricValue())
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
-    return Alignment(from_sitk_transform(current), metric, mode)
+    result = from_sitk_transform(current)
+    if similarity is not None and _diverged(result, metric, similarity[1]):
+        return Alignment(from_sitk_transform(similarity[0]), similarity[1], "similarity")
+    return Alignment(result, metric, mode)
+
+
+def _diverged(affine: np.ndarray, metric: float | None, start_metric: float | None) -> bool:
+    """Whether the affine stage ran away from the similarity fit it started from.
+
+    On a slab of a head (part of the brain in the field of view) the affine's free scales can collapse
+    one axis: the sample head cut to 90 mm of slices ended with scales 1.83 / 1.07 / 0.13 and a Mattes
+    MI of -0.06, against -0.98 for the similarity fit it started from, which was within 3 mm of the whole
+    head's alignment. An affine that matches worse than its start, or that stretches or squeezes an axis
+    beyond any head, is dropped for the similarity fit.
+    """
+    scales = np.linalg.svd(affine[:3, :3], compute_uv=False)
+    implausible = scales.min() < AFFINE_SCALES[0] or scales.max() > AFFINE_SCALES[1]
+    worse = metric is not None and start_metric is not None and metric > start_metric + AFFINE_SLACK
+    return bool(implausible or worse)
