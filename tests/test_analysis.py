@@ -170,6 +170,17 @@ def test_blank_scan_is_refused_with_a_clear_error_even_when_forced(model, value)
         analyze(vol, model, force=True)
 
 
+def test_mask_or_label_map_is_refused_as_not_an_image(model, template):
+    scan = healthy(template, 880404)
+    labels = (scan.brain > 0.5).astype(np.uint8) + (scan.wm > 0.5).astype(np.uint8)
+    with pytest.raises(ModelMismatchError, match="only 3 distinct values.*mask or label map"):
+        analyze(scan.volume.with_array(labels), model)
+    # An image stored in 8 bits is still an image.
+    arr = scan.volume.array.astype(np.float32)
+    as_uint8 = np.round(arr / arr.max() * 255).astype(np.uint8)
+    assert not any("distinct values" in w for w in analyze(scan.volume.with_array(as_uint8), model).warnings)
+
+
 def test_registration_failure_is_an_input_error_not_a_crash():
     from medae.model.registration import register_to_reference
 

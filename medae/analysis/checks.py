@@ -64,6 +64,12 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
         )
     if min(volume.shape) < 8:
         problems.append(f"the scan has only {min(volume.shape)} slices along one axis; it is not a 3D volume")
+    levels = _few_levels(volume.array)
+    if levels:
+        problems.append(
+            f"the file holds only {levels} distinct values: it looks like a mask or label map (a segmentation), "
+            "not an image"
+        )
     if problems:
         text = "; ".join(problems)
         if not force:
@@ -73,6 +79,18 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
             )
         warnings.append(f"Forced past a model mismatch: {text}. Interpret the result with great caution.")
     return warnings
+
+
+# A scan, even one stored in 8 bits, has far more grey levels than this; a mask or a segmentation has
+# a handful (background plus a few labels), and the model would only report how unlike a head it is.
+MAX_LABEL_LEVELS = 8
+
+
+def _few_levels(array: np.ndarray) -> int:
+    """The number of distinct values when it is at most ``MAX_LABEL_LEVELS``, else 0."""
+    sample = np.asarray(array)[::2, ::2, ::2]
+    n = np.unique(sample).size if sample.size else 0
+    return n if 1 < n <= MAX_LABEL_LEVELS else 0
 
 
 def _is_blank(array: np.ndarray) -> bool:
