@@ -78,7 +78,7 @@ def find_flip(
         progress: Progress callback (called only when the check runs).
         cancel: Cancel event.
     """
-    if similarity is None or similarity >= TRIGGER or card.space.get("alignment") != "register":
+    if similarity is None or similarity >= TRIGGER or card.space.get("alignment", "register") != "register":
         return None
     best: FlipMatch | None = None
     for n, (name, signs) in enumerate(FLIPS.items()):
