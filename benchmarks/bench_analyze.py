@@ -1,6 +1,10 @@
 """End-to-end ``analyze`` on a 1 mm brain and a 512x512x300 volume, split by stage, with peak memory.
 
-Usage: python benchmarks/bench_analyze.py [--model models/brain-t1-dae] [--repeats 3]
+Usage: python benchmarks/bench_analyze.py [--model models/brain-t1-dae] [--repeats 3] [--device cpu]
+    [--head FILE]
+
+``--head`` takes the head from a scan file (the bundled sample, say) instead of generating it, for
+machines without the ``[train]`` extra.
 
 Process start and model load are excluded. Stages: load (file -> Volume), preprocess (alignment,
 resampling, normalisation), network, post-process (residual, calibration, back to the input grid,
@@ -24,12 +28,12 @@ from pathlib import Path
 CHILD = r"""
 import json, statistics, sys, time, tempfile, tracemalloc
 import numpy as np
-path, model_dir, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path, model_dir, repeats, device = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 from medae.model import load_model
 from medae.io import load
 from medae.analysis import analyze, write_outputs
 import nibabel as nib
-model = load_model(model_dir, device="cpu")
+model = load_model(model_dir, device=device)
 rows = []
 peaks = []
 # Timed runs first, without tracemalloc (it slows every allocation); then one traced run for memory.
@@ -66,20 +70,25 @@ print(json.dumps({"stages": med, "peak_growth_mib": peak, "input_f32_mib": vol.a
 """
 
 
-def make_inputs(folder: Path) -> dict[str, Path]:
+def make_inputs(folder: Path, head: str | None = None) -> dict[str, Path]:
     """A 1 mm healthy brain and the same head on a 512x512x300 grid (0.45 x 0.45 x 0.6 mm)."""
     import numpy as np
     from scipy import ndimage
 
     from medae import geometry
     from medae.io.nifti import save_nifti
-    from medae.training.healthy import generate_healthy, head_distance
-    from medae.training.template import load_template
     from medae.volume import Volume
 
-    template = load_template()
-    scan = generate_healthy(template, seed=777001, dist=head_distance(template), variation=0.5)
-    vol = scan.volume
+    if head:
+        from medae.io import load
+
+        vol = load(head)
+    else:
+        from medae.training.healthy import generate_healthy, head_distance
+        from medae.training.template import load_template
+
+        template = load_template()
+        vol = generate_healthy(template, seed=777001, dist=head_distance(template), variation=0.5).volume
     arr, aff = geometry.reorient(vol.array, vol.affine, "RAS")
     iso = ndimage.zoom(arr.astype(np.float32), geometry.spacing(aff), order=1)
     iso_aff = aff.copy()
@@ -102,21 +111,25 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="models/brain-t1-dae")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or mps (the network's device)")
+    ap.add_argument("--head", help="take the head from this scan instead of generating it")
     args = ap.parse_args()
     import torch
 
     with tempfile.TemporaryDirectory() as tmp:
-        inputs = make_inputs(Path(tmp))
+        inputs = make_inputs(Path(tmp), args.head)
         results = {}
         for name, path in inputs.items():
             out = subprocess.run(
-                [sys.executable, "-c", CHILD, str(path), args.model, str(args.repeats)],
+                [sys.executable, "-c", CHILD, str(path), args.model, str(args.repeats), args.device],
                 capture_output=True,
                 text=True,
                 check=True,
             )
             results[name] = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} CPU threads, CPU only; torch {torch.__version__}")
+    gpu = f", {torch.cuda.get_device_name(0)}" if args.device == "cuda" else ", CPU only"
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} CPU threads{gpu}; network on {args.device}; "
+          f"torch {torch.__version__}")
     print(
         "| input | load | preprocess | network | post-process | write | total s | non-network share |"
         " peak memory / input float32 | nibabel read (baseline) | GEMM ms (machine speed) |"
