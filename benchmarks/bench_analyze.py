@@ -128,8 +128,10 @@ def main() -> None:
             )
             results[name] = json.loads(out.stdout.strip().splitlines()[-1])
     gpu = f", {torch.cuda.get_device_name(0)}" if args.device == "cuda" else ", CPU only"
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} CPU threads{gpu}; network on {args.device}; "
-          f"torch {torch.__version__}")
+    print(
+        f"machine: {platform.machine()}, {torch.get_num_threads()} CPU threads{gpu}; network on {args.device}; "
+        f"torch {torch.__version__}"
+    )
     print(
         "| input | load | preprocess | network | post-process | write | total s | non-network share |"
         " peak memory / input float32 | nibabel read (baseline) | GEMM ms (machine speed) |"
