@@ -73,6 +73,11 @@ BRAIN_T1_DAE: dict[str, Any] = {
         "gamma_prob": 0.3,
         "noise_prob": 0.3,
         "blur_prob": 0.2,
+        # Tissue contrast of other scanners and sequences (``training/contrast.py``): half the items get
+        # a random smooth remapping of the brain's histogram. On development scans, against the same
+        # recipe without it: scan AUROC 0.86 vs 0.79, voxel AP 0.66 vs 0.66, best Dice 0.65 vs 0.64.
+        "contrast_prob": 0.5,
+        "contrast_sd": 0.3,
     },
     "postprocess": dict(DEFAULT_POSTPROCESS),
     # fp_rate: false-positive regions allowed per healthy calibration scan when the default threshold is

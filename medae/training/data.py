@@ -187,6 +187,11 @@ class AugmentedScans:
             out = self._transform({"image": image, "mask": mask})
             image = np.asarray(out["image"], dtype=np.float32)
             mask = (np.asarray(out["mask"]) > 0.5).astype(np.float32)
+            a = self.cfg["augment"]
+            if rng.random() < float(a.get("contrast_prob", 0.0)):
+                from medae.training.contrast import random_contrast
+
+                image[0] = random_contrast(image[0], mask[0] > 0, rng, float(a.get("contrast_sd", 0.3)))
         target = image * mask
         noisy = target.copy()
         nz = self.cfg.get("noise", {})
