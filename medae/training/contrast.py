@@ -4,7 +4,7 @@ Gamma and bias field change intensities globally or slowly in space; scanners an
 differ in how far apart the tissue classes lie (grey against white matter against CSF). A T1 scan
 whose tissue classes lie closer together, or further apart, than in every training scan looks
 abnormal everywhere to a model that learnt one contrast. Here the brain's histogram is remapped
-piecewise linearly between its deciles (after Nyúl and Udupa's landmark standardisation), with the
+piecewise linearly between its deciles (as landmark-based histogram standardisation does), with the
 gaps between deciles scaled by a smooth random curve, so neighbouring tissue classes move together
 as they do between real protocols.
 """
