@@ -12,6 +12,7 @@ from medae.errors import InputError, MedaeError
 from medae.model.card import ModelCard
 from medae.model.preprocess import to_model_space
 from medae.progress import ProgressFn, check_cancel, report
+from medae.training.contrast import random_contrast
 
 
 def find_scans(data: str | Path) -> list[tuple[str, str | None]]:
@@ -189,8 +190,6 @@ class AugmentedScans:
             mask = (np.asarray(out["mask"]) > 0.5).astype(np.float32)
             a = self.cfg["augment"]
             if rng.random() < float(a.get("contrast_prob", 0.0)):
-                from medae.training.contrast import random_contrast
-
                 image[0] = random_contrast(image[0], mask[0] > 0, rng, float(a.get("contrast_sd", 0.3)))
         target = image * mask
         noisy = target.copy()
