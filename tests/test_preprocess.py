@@ -84,6 +84,34 @@ def test_to_model_space_identity_puts_content_where_it_belongs():
     assert np.linalg.norm(geometry.apply_affine(c.affine, bright) - target) < 2.0
 
 
+@pytest.mark.parametrize("margin", [None, 25.0])
+def test_the_cards_brain_stage_reaches_the_registration(monkeypatch, margin):
+    """A card without ``space.brain_refine_mm`` keeps the whole-head fit its calibration was measured with."""
+    import medae.model.preprocess as preprocess
+
+    seen = {}
+
+    def fake_register(image, affine, reference, ref_affine, **kwargs):
+        seen.update(kwargs)
+        return Alignment(np.eye(4), None, "affine")
+
+    monkeypatch.setattr(preprocess, "register_to_reference", fake_register)
+    c = card("register")
+    if margin is not None:
+        c.space["brain_refine_mm"] = margin
+    arr, aff = grid("RAS", (2.0, 2.0, 2.0))
+    arr[20:55, 20:65, 20:50] = 50.0  # a head-sized block, not a skull-stripped brain on a constant background
+    arr += np.random.default_rng(0).normal(0, 5, arr.shape).astype(np.float32)
+    ref_mask = np.zeros(c.shape, bool)
+    ref_mask[10:38, 10:46, 10:38] = True
+    to_model_space(Volume(arr, aff), c, np.ones(c.shape, np.float32), ref_mask)
+    if margin is None:
+        assert "reference_mask" not in seen
+    else:
+        assert seen["brain_margin_mm"] == margin
+        assert seen["reference_mask"] is ref_mask
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("angles", [(8.0, -6.0, 10.0), (40.0, 0.0, 0.0), (-10.0, 25.0, -35.0), (-30.0, 20.0, 25.0)])
 def test_registration_recovers_known_rigid_motion(angles):
@@ -114,7 +142,8 @@ def test_registration_recovers_known_rigid_motion(angles):
 
 
 @pytest.mark.slow
-def test_a_slab_of_the_head_aligns_like_the_whole_head():
+@pytest.mark.parametrize("brain_stage", [False, True])
+def test_a_slab_of_the_head_aligns_like_the_whole_head(brain_stage):
     """90 mm of axial slices: the affine stage used to collapse one axis (scales 1.83/1.07/0.13, 38 mm off)."""
     from medae.io import load
     from medae.model import load_model
@@ -122,16 +151,48 @@ def test_a_slab_of_the_head_aligns_like_the_whole_head():
 
     v = load(Path(__file__).resolve().parents[1] / "resources" / "samples" / "brain_t1.nii.gz")
     m = load_model(device="cpu")
-    whole = register_to_reference(v.array, v.affine, m.reference, m.card.affine)
+    mask = m.reference_mask if brain_stage else None
+    whole = register_to_reference(v.array, v.affine, m.reference, m.card.affine, reference_mask=mask)
     aff = v.affine.copy()
     aff[:3, 3] = v.voxel_to_world(np.array([[0, 0, 30]]))[0]
-    slab = register_to_reference(v.array[:, :, 30:90], aff, m.reference, m.card.affine)
+    slab = register_to_reference(v.array[:, :, 30:90], aff, m.reference, m.card.affine, reference_mask=mask)
     pts = np.array([[x, y, z] for x in (-40, 0, 40) for y in (-60, -18, 30) for z in (-20, 12, 45)], float)
     err = np.linalg.norm(
         geometry.apply_affine(slab.ref_to_input, pts) - geometry.apply_affine(whole.ref_to_input, pts), axis=1
     )
     assert err.max() < 5.0, err
     assert whole.method == "affine"  # a whole head keeps its affine fit
+
+
+@pytest.mark.slow
+def test_the_brain_stage_fits_the_brain_where_the_scalp_pulled_the_whole_head_fit():
+    """A generated head whose whole-head fit left the reference brain 16% too small (Dice 0.91; 0.96 with it)."""
+    from medae.model.preprocess import resample_support
+    from medae.model.registration import register_to_reference
+    from medae.training.config import load_config
+    from medae.training.data import card_affine, prepare_reference
+    from medae.training.healthy import generate_healthy, head_distance
+    from medae.training.template import load_template
+
+    cfg = load_config()
+    ref, ref_mask = prepare_reference(cfg)
+    template = load_template()
+    scan = generate_healthy(template, seed=500011, dist=head_distance(template), variation=1.0125)
+    vol, truth = scan.volume, scan.brain > 0.5
+    c = ModelCard(
+        id="t", name="t", jobs=["anomaly"], modality="MR", body_part="BRAIN", architecture={},
+        space=dict(cfg["space"], affine=card_affine(cfg).tolist()), intensity=cfg["intensity"], mask={},
+    )  # fmt: skip
+
+    def dice(alignment):
+        m2i = model_to_input_matrix(c, vol.affine, alignment)
+        brain = resample_support(ref_mask.astype(np.float32), np.linalg.inv(m2i), vol.shape, order=1) > 0.5
+        return 2 * (brain & truth).sum() / (brain.sum() + truth.sum())
+
+    head_only = register_to_reference(vol.array, vol.affine, ref, card_affine(cfg))
+    with_brain = register_to_reference(vol.array, vol.affine, ref, card_affine(cfg), reference_mask=ref_mask)
+    assert dice(head_only) < 0.93
+    assert dice(with_brain) > 0.95
 
 
 def test_skull_stripped_scan_aligns_like_the_whole_head_and_keeps_only_its_voxels():

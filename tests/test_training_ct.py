@@ -132,11 +132,23 @@ def test_resume_after_interruption_matches_uninterrupted(ct_data, tmp_path):
         train(ct_data, tmp_path / "cut", cfg, device="cpu", progress=stop_after_two, cancel=cancel)
     state = json.loads((tmp_path / "cut" / "train_state" / "checkpoint.json").read_text())
     assert state["step"] == 2
-    resumed = train(ct_data, tmp_path / "cut", cfg, device="cpu")
+    resumed = train(ct_data, tmp_path / "cut", cfg, device="cpu", command="second run")
     a, b = load_file(str(full / "weights.safetensors")), load_file(str(resumed / "weights.safetensors"))
     for k in a:
         if k.startswith("net."):
             np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+    # A finished run started again with another setting only recalibrates; the card keeps naming the
+    # runs that trained the weights and what they were trained with.
+    changed = {**cfg, "calibration": {**cfg["calibration"], "fp_rate": 0.5}}
+    train(ct_data, tmp_path / "cut", changed, device="cpu", command="recalibration")
+    card = json.loads((tmp_path / "cut" / "card.json").read_text())["training"]
+    assert card["command"] == "recalibration" and card["config"]["calibration"]["fp_rate"] == 0.5
+    assert [r["steps"] for r in card["runs"]] == [[0, 2], [2, 4]]
+    assert card["runs"][1]["command"] == "second run"
+    assert card["runs"][1]["config_differences"] == {"calibration.fp_rate": {"trained": 0.25, "now": 0.5}}
+    c = load_file(str(resumed / "weights.safetensors"))
+    assert all(np.array_equal(b[k], c[k]) for k in b if k.startswith("net."))
 
 
 @pytest.mark.slow
@@ -209,3 +221,16 @@ def test_other_losses_train(ct_data, tmp_path, loss):
     card = json.loads((out / "card.json").read_text())
     assert card["training"]["config"]["loss"] == loss
     assert np.isfinite(card["training"]["best_val_loss"])
+
+
+def test_config_differences_name_added_removed_and_nested_settings():
+    from medae.training.provenance import config_differences
+
+    trained = {"steps": 4, "space": {"spacing": 2.0, "registration": "affine"}}
+    now = {"steps": 4, "space": {"spacing": 2.0, "brain_refine_mm": 25.0}, "seed": 1}
+    assert config_differences(trained, now) == {
+        "seed": {"trained": None, "now": 1},
+        "space.brain_refine_mm": {"trained": None, "now": 25.0},
+        "space.registration": {"trained": "affine", "now": None},
+    }
+    assert config_differences(now, now) == {}

@@ -31,8 +31,8 @@ FLIPS = {
     "top-bottom (superior-inferior)": (1.0, 1.0, -1.0),
     "front-back and top-bottom (a half turn)": (1.0, -1.0, -1.0),
 }
-# Correlations with the reference (see ``checks.CONTRAST_LIMITS``): generated T1 heads score 0.65-0.70,
-# 0.54-0.67 with large lesions; the sample head stored with front and back swapped scores 0.31. The check
+# Correlations with the reference (see ``checks.CONTRAST_LIMITS``): generated T1 heads score 0.60-0.75,
+# 0.52-0.60 with three large lesions; the sample head scores 0.76, stored with front and back swapped 0.33. The check
 # runs only below ``TRIGGER`` and speaks only when a reversed reading is clearly a T1 head (``ACCEPT``) and
 # beats the stored one by ``MARGIN``, so a scan that is simply unusual is never called mis-oriented.
 TRIGGER = 0.5

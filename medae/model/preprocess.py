@@ -227,7 +227,15 @@ def to_model_space(
                 )
             mode = card.space.get("registration", "affine")
             if kept is None:
-                alignment = register_to_reference(data, volume.affine, reference, card.affine, mode=mode, cancel=cancel)
+                alignment = register_to_reference(
+                    data,
+                    volume.affine,
+                    reference,
+                    card.affine,
+                    mode=mode,
+                    cancel=cancel,
+                    **_brain_stage(card, reference_mask),
+                )
             else:
                 alignment, stripped = _align_brain_only(volume, card, reference, reference_mask, kept, mode, cancel)
         elif method == "center":
@@ -287,10 +295,18 @@ def _align_brain_only(
     """
     data = np.asarray(volume.array)
     brain = register_to_reference(
-        on_zero_background(data, kept), volume.affine, reference * reference_mask, card.affine, mode=mode, cancel=cancel
+        on_zero_background(data, kept),
+        volume.affine,
+        reference * reference_mask,
+        card.affine,
+        mode=mode,
+        cancel=cancel,
+        **_brain_stage(card, reference_mask),
     )
     try:
-        head = register_to_reference(data, volume.affine, reference, card.affine, mode=mode, cancel=cancel)
+        head = register_to_reference(
+            data, volume.affine, reference, card.affine, mode=mode, cancel=cancel, **_brain_stage(card, reference_mask)
+        )
     except InputError:
         return brain, True
 
@@ -301,6 +317,17 @@ def _align_brain_only(
         return -1.0 if r is None else r
 
     return (brain, True) if fit(brain) >= fit(head) else (head, False)
+
+
+def _brain_stage(card: ModelCard, reference_mask: np.ndarray | None) -> dict:
+    """Registration arguments for the card's brain stage (``space.brain_refine_mm``), if it has one.
+
+    A card without it keeps the whole-head fit its calibration was measured with.
+    """
+    margin = card.space.get("brain_refine_mm")
+    if margin is None or reference_mask is None:
+        return {}
+    return {"reference_mask": reference_mask, "brain_margin_mm": float(margin)}
 
 
 def from_model_space(

@@ -23,6 +23,10 @@ BRAIN_T1_DAE: dict[str, Any] = {
         "orientation": "RAS",
         "alignment": "register",
         "registration": "affine",
+        # The affine refined on the brain and 25 mm around it (``registration.py``): on development scans,
+        # with the same weights recalibrated, voxel AP 0.664 vs 0.657, scan AUROC 0.870 vs 0.859, false
+        # regions per healthy scan 0 vs 0.08 against the whole-head fit alone.
+        "brain_refine_mm": 25.0,
         "reference": "mni152-2009a",
     },
     # The 75th percentile of the brain (white matter in T1) maps to 1. The 99th did before: a large bright

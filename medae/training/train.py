@@ -22,6 +22,7 @@ from medae.progress import ProgressFn, check_cancel, report, sub_progress
 from medae.training.calibration import calibrate_model
 from medae.training.checkpoint import load_best, load_checkpoint, save_best, save_checkpoint
 from medae.training.data import AugmentedScans, card_affine, find_scans, prepare_reference, preprocess_scans
+from medae.training.provenance import record_steps, runs_for_card
 from medae.training.template import TEMPLATE_NAME, TEMPLATE_NOTICE
 
 
@@ -223,6 +224,8 @@ def train(
     # A run may be resumed on another machine (trained on a GPU, calibrated on a CPU): the card names
     # every device that took training steps.
     devices = list(info.get("devices", [])) if info else []
+    runs = list(info.get("runs", [])) if info else []
+    this_command = command or " ".join(sys.argv)
     running = None
     stopped = False
     if start < steps and device_name(dev) not in devices:
@@ -263,7 +266,13 @@ def train(
                     net,
                     opt,
                     step,
-                    {"best_val": best_val, "history": history, "train_s": elapsed, "devices": devices},
+                    {
+                        "best_val": best_val,
+                        "history": history,
+                        "train_s": elapsed,
+                        "devices": devices,
+                        "runs": record_steps(runs, this_command, cfg, start, step),
+                    },
                 )
             report(
                 sub_progress(progress, 0.15, 0.92),
@@ -271,13 +280,15 @@ def train(
                 f"step {step}/{steps} loss {running:.4f} val {last_val:.4f}",
             )
     train_s = prev_train_s + time.time() - t_train
+    if step > start:
+        runs = record_steps(runs, this_command, cfg, start, step)
     if rank == 0 and step > start:
         save_checkpoint(
             state_dir,
             net,
             opt,
             step,
-            {"best_val": best_val, "history": history, "train_s": train_s, "devices": devices},
+            {"best_val": best_val, "history": history, "train_s": train_s, "devices": devices, "runs": runs},
         )
     if distributed:
         import torch.distributed as dist
@@ -327,8 +338,10 @@ def train(
         "calibration_data": None if calibration_data is None else str(calibration_data),
         "n_calibration": len(v_images),
         "skipped": skipped + v_skipped,
-        "command": command or " ".join(sys.argv),
+        "command": this_command,
         "config": cfg,
+        # Checkpoints from before this record name no runs.
+        "runs": runs_for_card(runs, cfg),
         "steps": step,
         "best_val_loss": best_val,
         "history": history,
