@@ -234,3 +234,19 @@ def test_config_differences_name_added_removed_and_nested_settings():
         "space.registration": {"trained": "affine", "now": None},
     }
     assert config_differences(now, now) == {}
+
+
+def test_preprocessing_cache_is_not_reused_across_mapping_versions(ct_data, tmp_path, monkeypatch):
+    import medae.training.data as data
+    from medae.training.config import load_config
+    from medae.training.train import card_from_config
+
+    card = card_from_config(load_config(overrides=CT_CFG))
+    scans = [(str(ct_data / "ct_0.nii.gz"), None)]
+    cache = tmp_path / "cache"
+    first, _, _ = data.preprocess_scans(scans, card, None, None, cache=cache)
+    again, _, _ = data.preprocess_scans(scans, card, None, None, cache=cache)
+    assert len(list(cache.iterdir())) == 1 and np.array_equal(first, again)
+    monkeypatch.setattr(data, "MAPPING_VERSION", data.MAPPING_VERSION + 1)
+    data.preprocess_scans(scans, card, None, None, cache=cache)
+    assert len(list(cache.iterdir())) == 2

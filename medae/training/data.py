@@ -10,7 +10,7 @@ import numpy as np
 
 from medae.errors import InputError, MedaeError
 from medae.model.card import ModelCard
-from medae.model.preprocess import to_model_space
+from medae.model.preprocess import MAPPING_VERSION, to_model_space
 from medae.progress import ProgressFn, check_cancel, report
 from medae.training.contrast import random_contrast
 
@@ -79,7 +79,7 @@ def preprocess_scans(
     from medae.io import load
 
     images, masks, skipped = [], [], []
-    key = hashlib.sha256(repr((card.space, card.intensity, card.mask)).encode())
+    key = hashlib.sha256(repr((card.space, card.intensity, card.mask, MAPPING_VERSION)).encode())
     for n, (path, series) in enumerate(scans):
         check_cancel(cancel)
         cached = None
