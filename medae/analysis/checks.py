@@ -63,7 +63,8 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
             "analyse. The file is probably an empty or failed export: load the original series again."
         )
     if min(volume.shape) < 8:
-        problems.append(f"the scan has only {min(volume.shape)} slices along one axis; it is not a 3D volume")
+        n = min(volume.shape)
+        problems.append(f"the scan has only {n} slice{'s' if n != 1 else ''} along one axis; it is not a 3D volume")
     levels = _few_levels(volume.array)
     if levels:
         problems.append(
