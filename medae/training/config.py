@@ -49,7 +49,8 @@ BRAIN_T1_DAE: dict[str, Any] = {
         "act": "LEAKYRELU",
     },
     # Coarse noise (Kascenas et al., MedIA 2023): Gaussian noise drawn on a grid 1/8 of the model grid
-    # and upsampled, so the network must restore healthy anatomy rather than copy its input.
+    # and upsampled, so the network must restore healthy anatomy rather than copy its input. ``factor``
+    # may be a list: one of its scales is drawn per training item.
     "noise": {"kind": "coarse", "factor": 8, "std": 0.2, "prob": 1.0},
     "loss": "l1",  # or "mse", "ssim", "l1+ssim"
     # 2500 steps on 72 training scans (about 26 minutes on 2 CPU cores with skip connections). Without

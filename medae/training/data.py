@@ -195,5 +195,8 @@ class AugmentedScans:
         noisy = target.copy()
         nz = self.cfg.get("noise", {})
         if self.noise and nz.get("kind") == "coarse" and rng.random() < nz.get("prob", 1.0):
-            noisy[0] += coarse_noise(target.shape[1:], int(nz["factor"]), float(nz["std"]), rng) * mask[0]
+            factor = nz["factor"]
+            if isinstance(factor, list | tuple):  # several scales: one drawn per item
+                factor = factor[int(rng.integers(len(factor)))]
+            noisy[0] += coarse_noise(target.shape[1:], int(factor), float(nz["std"]), rng) * mask[0]
         return {"target": target, "input": noisy, "mask": mask}
