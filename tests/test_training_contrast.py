@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from training_fixtures import AUGMENT_OFF
 
 from medae.training.contrast import PERCENTILES, random_contrast, remap_landmarks
 from medae.training.data import AugmentedScans
@@ -53,19 +54,7 @@ def test_random_contrast_leaves_a_flat_image_alone():
 def test_training_items_are_reproducible_with_contrast_augmentation(prob):
     image, mask = _brain()
     cfg = {
-        "augment": {
-            "affine_prob": 0.0,
-            "rotate_deg": 0.0,
-            "scale": 0.0,
-            "translate_vox": 0,
-            "elastic_prob": 0.0,
-            "bias_prob": 0.0,
-            "gamma_prob": 0.0,
-            "noise_prob": 0.0,
-            "blur_prob": 0.0,
-            "contrast_prob": prob,
-            "contrast_sd": 0.3,
-        },
+        "augment": {**AUGMENT_OFF, "contrast_prob": prob, "contrast_sd": 0.3},
         "noise": {},
     }
     data = AugmentedScans(image[None], mask[None], cfg, length=4, seed=3)

@@ -2,20 +2,9 @@
 
 import numpy as np
 import pytest
+from training_fixtures import AUGMENT_OFF
 
 from medae.training.data import AugmentedScans
-
-AUGMENT_OFF = {
-    "affine_prob": 0.0,
-    "rotate_deg": 0.0,
-    "scale": 0.0,
-    "translate_vox": 0,
-    "elastic_prob": 0.0,
-    "bias_prob": 0.0,
-    "gamma_prob": 0.0,
-    "noise_prob": 0.0,
-    "blur_prob": 0.0,
-}
 
 
 def _roughness(factor) -> list[float]:
