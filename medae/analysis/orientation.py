@@ -32,9 +32,10 @@ FLIPS = {
     "front-back and top-bottom (a half turn)": (1.0, -1.0, -1.0),
 }
 # Correlations with the reference (see ``checks.CONTRAST_LIMITS``): generated T1 heads score 0.60-0.75,
-# 0.52-0.60 with three large lesions; the sample head scores 0.76, stored with front and back swapped 0.33. The check
-# runs only below ``TRIGGER`` and speaks only when a reversed reading is clearly a T1 head (``ACCEPT``) and
-# beats the stored one by ``MARGIN``, so a scan that is simply unusual is never called mis-oriented.
+# 0.52-0.60 with three large lesions; the sample head scores 0.76, stored with front and back swapped
+# 0.33. The check runs only below ``TRIGGER`` and speaks only when a reversed reading is clearly a T1 head
+# (``ACCEPT``) and beats the stored one by ``MARGIN``, so a scan that is simply unusual is never called
+# mis-oriented.
 TRIGGER = 0.5
 ACCEPT = 0.5
 MARGIN = 0.15

@@ -298,6 +298,7 @@ def _align_brain_only(
         (alignment, whether the brain-only alignment won).
     """
     data = np.asarray(volume.array)
+    stage = _brain_stage(card, reference_mask)
     brain = register_to_reference(
         on_zero_background(data, kept),
         volume.affine,
@@ -305,12 +306,10 @@ def _align_brain_only(
         card.affine,
         mode=mode,
         cancel=cancel,
-        **_brain_stage(card, reference_mask),
+        **stage,
     )
     try:
-        head = register_to_reference(
-            data, volume.affine, reference, card.affine, mode=mode, cancel=cancel, **_brain_stage(card, reference_mask)
-        )
+        head = register_to_reference(data, volume.affine, reference, card.affine, mode=mode, cancel=cancel, **stage)
     except InputError:
         return brain, True
 

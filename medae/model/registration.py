@@ -268,9 +268,9 @@ def register_to_reference(
         if mode == "affine":
             stages.append(("affine", SCHEDULE["affine"]))
         brain = mode == "affine" and reference_mask is not None and bool(np.any(reference_mask))
-        if brain:
-            stages.append(("brain", SCHEDULE["brain"]))
-        sizes = sorted({mm for _, levels in stages for mm, _, _ in levels})
+        # The brain stage runs after the loop below (``_refine_on_brain``) but needs its levels too.
+        levels_used = [*stages, ("brain", SCHEDULE["brain"])] if brain else stages
+        sizes = sorted({mm for _, levels in levels_used for mm, _, _ in levels})
         # Robust intensity range: registration should not chase a few hot voxels.
         lo, hi = np.percentile(np.asarray(image)[::2, ::2, ::2], [1, 99.5])
         moving_levels = {
@@ -295,8 +295,6 @@ def register_to_reference(
         metric = None
         similarity: tuple | None = None
         for name, levels in stages:
-            if name == "brain":
-                break
             if name == "affine":
                 similarity = (current, metric)
                 tx = sitk.AffineTransform(3)
