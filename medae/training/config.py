@@ -54,8 +54,8 @@ BRAIN_T1_DAE: dict[str, Any] = {
     "noise": {"kind": "coarse", "factor": 8, "std": 0.2, "prob": 1.0},
     "loss": "l1",  # or "mse", "ssim", "l1+ssim"
     # 2500 steps on 72 training scans (about 26 minutes on 2 CPU cores with skip connections). Without
-    # skips 4500 steps had beaten 2500 on development scans (AP 0.61 vs 0.58); with skips 4500 steps are
-    # not measured yet.
+    # skips 4500 steps had beaten 2500 on development scans (AP 0.61 vs 0.58); with skips they did not
+    # (voxel AP 0.637 vs 0.653; scan AUROC 0.859 vs 0.822, within the spread of two seeds).
     "steps": 2500,
     "batch": 1,
     "lr": 1e-3,
