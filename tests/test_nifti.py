@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medae.errors import InputError
-from medae.io import load
+from medae.io import load, scan
 from medae.io.nifti import load_nifti, save_nifti
 from medae.volume import Volume
 
@@ -91,6 +91,26 @@ def test_files_without_orientation_say_what_was_assumed(tmp_path):
     # One code set: the file's orientation is trusted, no warning.
     v = load_nifti(_with_raw_geometry(tmp_path, "q.nii", qform=np.diag([1.0, 1.0, 2.0, 1.0])))
     assert not v.warnings
+
+
+@pytest.mark.parametrize("suffix", [".mgz", ".mgh"])
+def test_freesurfer_mgh_reads_with_its_geometry(tmp_path, suffix):
+    # FreeSurfer's MGH stores voxel -> RAS itself: no orientation warning, and a folder lists it as a scan.
+    rng = np.random.default_rng(2)
+    arr = (rng.normal(size=(6, 7, 8)) * 100).astype(np.float32)
+    aff = np.array([[-1.0, 0, 0, 90.0], [0, 0, 1.2, -100.0], [0, -1.1, 0, 110.0], [0, 0, 0, 1]])
+    nib.save(nib.MGHImage(arr, aff), tmp_path / f"brain{suffix}")
+    v = load(tmp_path / f"brain{suffix}")
+    np.testing.assert_array_equal(v.array, arr)
+    np.testing.assert_allclose(v.affine, aff, atol=1e-5)
+    assert v.meta["format"] == "mgh" and v.warnings == []
+    assert [s.kind for s in scan(tmp_path)] == ["nifti"]
+
+
+def test_broken_mgz_is_a_clear_error(tmp_path):
+    (tmp_path / "x.mgz").write_bytes(b"x" * 100)
+    with pytest.raises(InputError, match="not a readable MGH file"):
+        load(tmp_path / "x.mgz")
 
 
 def test_4d_needs_index(tmp_path):

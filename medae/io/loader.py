@@ -74,8 +74,8 @@ def scan(
         found = [*(nifti.nifti_info(f) for f in sorted(p.rglob("*")) if f.is_file() and nifti.is_nifti(f)), *found]
     if not found:
         raise InputError(
-            f"{p}: no scan found. medae reads NIfTI files (.nii, .nii.gz) and DICOM image series; "
-            "choose a file or folder that contains one."
+            f"{p}: no scan found. medae reads NIfTI files (.nii, .nii.gz), FreeSurfer MGH (.mgz, .mgh) and DICOM "
+            "image series; choose a file or folder that contains one."
         )
     return found
 

@@ -1,7 +1,8 @@
-"""NIfTI (.nii, .nii.gz) <-> ``Volume``, with nibabel.
+"""NIfTI (.nii, .nii.gz) <-> ``Volume``, with nibabel; FreeSurfer MGH (.mgz, .mgh) and Analyze are read too.
 
-The affine is chosen as nibabel does it (sform when its code is set, else qform, else the zooms);
-scaling slope/intercept is applied only when it changes values, so integer data keeps its dtype.
+The affine is chosen as nibabel does it (sform when its code is set, else qform, else the zooms; MGH
+stores its voxel-to-RAS matrix); scaling slope/intercept is applied only when it changes values, so
+integer data keeps its dtype.
 """
 
 from __future__ import annotations
@@ -17,12 +18,18 @@ from medae.geometry import orientation_code
 from medae.volume import Volume
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz", ".img", ".hdr")
+# FreeSurfer's volumes: brain MR users get them from every FreeSurfer run, and they carry a full affine.
+MGH_SUFFIXES = (".mgz", ".mgh")
 
 
 def is_nifti(path: str | os.PathLike) -> bool:
-    """True when the file name says NIfTI/Analyze."""
+    """True when the file name says NIfTI/Analyze or MGH: the single-file volumes nibabel reads."""
     name = str(path).lower()
-    return name.endswith(NIFTI_SUFFIXES)
+    return name.endswith(NIFTI_SUFFIXES + MGH_SUFFIXES)
+
+
+def _format_name(path: Path) -> str:
+    return "MGH" if str(path).lower().endswith(MGH_SUFFIXES) else "NIfTI"
 
 
 def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
@@ -43,8 +50,10 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
     except FileNotFoundError as exc:
         raise InputError(f"{path}: no such file. Check the path.") from exc
     except Exception as exc:  # nibabel raises many types for bad headers
+        kind = _format_name(path)
         raise InputError(
-            f"{path}: not a readable NIfTI file ({exc}). Check that the file is complete and is NIfTI-1/2."
+            f"{path}: not a readable {kind} file ({exc}). Check that the file is complete and is "
+            + ("FreeSurfer MGH/MGZ." if kind == "MGH" else "NIfTI-1/2.")
         ) from exc
     if not hasattr(img, "affine"):  # CIFTI-2 and other non-spatial images share the .nii suffix
         raise InputError(f"{path}: {type(img).__name__} data has no voxel grid; medae reads 3D volumes.")
@@ -93,7 +102,7 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
         descrip = header["descrip"].item().decode("latin-1", "replace").strip("\x00 ")
     except Exception:
         pass
-    meta = {"format": "nifti", "series_description": descrip or path.name}
+    meta = {"format": _format_name(path).lower(), "series_description": descrip or path.name}
     if extra > 1:
         meta["volume_index"] = index
         meta["volumes"] = extra
@@ -143,6 +152,8 @@ def _usable_affine(img) -> tuple[np.ndarray, str | None]:
 
 def _no_orientation_note(header, affine: np.ndarray) -> str | None:
     """A warning when the file stores no orientation and nibabel's default grid was taken."""
+    if hasattr(header, "get_vox2ras"):  # MGH: the orientation is always stored
+        return None
     if hasattr(header, "get_qform"):
         if header.get_sform(coded=True)[1] or header.get_qform(coded=True)[1]:
             return None
@@ -235,7 +246,7 @@ def nifti_info(path: str | os.PathLike):
         if n_volumes > 1:
             warnings.append(f"4D: {n_volumes} volumes; choose one (--volume N on the command line).")
     except Exception as exc:
-        raise InputError(f"{path}: not a readable NIfTI file ({exc}).") from exc
+        raise InputError(f"{path}: not a readable {_format_name(path)} file ({exc}).") from exc
     return SeriesInfo(
         uid=str(path),
         kind="nifti",
