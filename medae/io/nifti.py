@@ -29,6 +29,7 @@ def is_nifti(path: str | os.PathLike) -> bool:
 
 
 def _format_name(path: Path) -> str:
+    """The format the file name promises, for messages and ``Volume.meta``."""
     return "MGH" if str(path).lower().endswith(MGH_SUFFIXES) else "NIfTI"
 
 
@@ -51,9 +52,9 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
         raise InputError(f"{path}: no such file. Check the path.") from exc
     except Exception as exc:  # nibabel raises many types for bad headers
         kind = _format_name(path)
+        version = "FreeSurfer MGH/MGZ" if kind == "MGH" else "NIfTI-1/2"
         raise InputError(
-            f"{path}: not a readable {kind} file ({exc}). Check that the file is complete and is "
-            + ("FreeSurfer MGH/MGZ." if kind == "MGH" else "NIfTI-1/2.")
+            f"{path}: not a readable {kind} file ({exc}). Check that the file is complete and is {version}."
         ) from exc
     if not hasattr(img, "affine"):  # CIFTI-2 and other non-spatial images share the .nii suffix
         raise InputError(f"{path}: {type(img).__name__} data has no voxel grid; medae reads 3D volumes.")
