@@ -107,6 +107,13 @@ def test_freesurfer_mgh_reads_with_its_geometry(tmp_path, suffix):
     assert [s.kind for s in scan(tmp_path)] == ["nifti"]
 
 
+def test_analyze_pair_is_listed_once(tmp_path):
+    nib.save(nib.AnalyzeImage(np.zeros((4, 5, 6), np.int16), np.eye(4)), tmp_path / "pair.img")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pair.hdr", "pair.img"]
+    assert [s.description for s in scan(tmp_path)] == ["pair.hdr"]
+    assert load(tmp_path).shape == (4, 5, 6)
+
+
 def test_broken_mgz_is_a_clear_error(tmp_path):
     (tmp_path / "x.mgz").write_bytes(b"x" * 100)
     with pytest.raises(InputError, match="not a readable MGH file"):

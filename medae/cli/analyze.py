@@ -12,7 +12,7 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds the ``analyze`` subcommand."""
     p = sub.add_parser("analyze", help="anomaly heatmap, score and findings for a scan", description=__doc__)
-    p.add_argument("input", help="NIfTI file, DICOM file, DICOM folder or DICOMDIR")
+    p.add_argument("input", help="scan file (NIfTI, MGH, NRRD, MetaImage), DICOM file, DICOM folder or DICOMDIR")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--model", help="model folder (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--series", help="series UID to analyse when the input holds several (see medae info)")
     sel.add_argument("--all", action="store_true", help="analyse every series, each into its own sub-folder")
-    p.add_argument("--volume", type=int, help="volume index of a 4D NIfTI file")
+    p.add_argument("--volume", type=int, help="volume index of a 4D file (NIfTI, NRRD, MetaImage)")
     p.add_argument(
         "--dicom",
         action="store_true",

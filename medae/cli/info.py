@@ -10,7 +10,7 @@ import sys
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds the ``info`` subcommand."""
     p = sub.add_parser("info", help="list the series in a file or folder", description=__doc__)
-    p.add_argument("path", help="NIfTI file, DICOM file, DICOM folder or DICOMDIR")
+    p.add_argument("path", help="scan file (NIfTI, MGH, NRRD, MetaImage), DICOM file, DICOM folder or DICOMDIR")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 

@@ -17,7 +17,7 @@ from medae.errors import InputError, MedaeError
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds the ``view`` subcommand."""
     p = sub.add_parser("view", help="open the desktop viewer", description=__doc__)
-    p.add_argument("path", nargs="?", help="NIfTI file, DICOM file or folder, or DICOMDIR to open")
+    p.add_argument("path", nargs="?", help="scan file (NIfTI, MGH, NRRD, MetaImage), DICOM folder or DICOMDIR to open")
     p.add_argument("--analyze", action="store_true", help="run the analysis as soon as the scan is open")
     p.set_defaults(func=run)
 

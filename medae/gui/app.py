@@ -15,7 +15,7 @@ from medae._version import __version__
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options of the viewer."""
     p = argparse.ArgumentParser(prog="medae-gui", description="The medae viewer.")
-    p.add_argument("path", nargs="?", help="NIfTI file, DICOM file or folder, or DICOMDIR to open")
+    p.add_argument("path", nargs="?", help="scan file (NIfTI, MGH, NRRD, MetaImage), DICOM folder or DICOMDIR to open")
     p.add_argument("--analyze", action="store_true", help="run the analysis as soon as the scan is open")
     p.add_argument("--model", default=None, help="model folder for this session (default: preferences)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps for this session (default: preferences)")

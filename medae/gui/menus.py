@@ -14,7 +14,7 @@ from medae.gui.settings import recent_files
 from medae.viewer.planes import CONVENTIONS, PLANES
 from medae.viewer.session import LAYOUTS
 
-_SCAN_FILTER = "Scans (*.nii *.nii.gz *.mgz *.mgh *.dcm *.dcm.gz DICOMDIR);;All files (*)"
+_SCAN_FILTER = "Scans (*.nii *.nii.gz *.mgz *.mgh *.nrrd *.nhdr *.mha *.mhd *.dcm *.dcm.gz DICOMDIR);;All files (*)"
 
 
 def _action(w, menu, text: str, slot, shortcut=None, checkable=False, name=None) -> QAction:

@@ -20,8 +20,8 @@ class Welcome(QWidget):
         self.setObjectName("welcome")
         title = QLabel(
             "<h1>medae</h1><p>Anomaly detection in MRI and CT with autoencoders trained on healthy "
-            "scans.</p><p>Open a NIfTI file, a DICOM folder or a DICOMDIR: <b>File &gt; Open</b>, "
-            "or drop it on this window.</p>"
+            "scans.</p><p>Open a scan file (NIfTI, MGH, NRRD, MetaImage), a DICOM folder or a DICOMDIR: "
+            "<b>File &gt; Open</b>, or drop it on this window.</p>"
         )
         title.setWordWrap(True)
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)

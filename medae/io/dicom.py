@@ -228,10 +228,10 @@ def _rescan(info: SeriesInfo, cancel: threading.Event | None) -> StackPlan:
 def _explain_nothing(p: Path, found: Any) -> None:
     """Raises a specific error when DICOM files were there but none forms an image series."""
     if p.is_dir():
-        from medae.io.nifti import is_nifti
+        from medae.io.loader import is_volume_file
 
-        if any(is_nifti(f) for f in p.rglob("*")):
-            return  # the loader lists the NIfTI files; nothing to explain
+        if any(is_volume_file(f) for f in p.rglob("*")):
+            return  # the loader lists the volume files; nothing to explain
     if found.unreadable:
         names = "; ".join(f"{os.path.basename(f)} ({why})" for f, why in found.unreadable[:5])
         more = f"; and {len(found.unreadable) - 5} more" if len(found.unreadable) > 5 else ""

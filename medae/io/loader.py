@@ -1,4 +1,4 @@
-"""One entry point for every input: a NIfTI file, a DICOM file, a DICOM folder or a DICOMDIR."""
+"""One entry point for every input: a volume file (NIfTI, MGH, NRRD, MetaImage), DICOM file or folder, DICOMDIR."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ class SeriesInfo:
 
     Attributes:
         uid: Identifier to pass back to ``load(series=...)``: the (possibly split) SeriesInstanceUID
-            for DICOM, the file path for NIfTI.
-        kind: "dicom" or "nifti".
+            for DICOM, the file path for single-file formats.
+        kind: "dicom", "nifti" (the files nibabel reads) or "itk" (NRRD, MetaImage).
         modality: DICOM modality code.
         description: Series description or file name.
         shape: Voxel grid (I, J, K) the series would load to.
@@ -44,6 +44,26 @@ class SeriesInfo:
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def for_file(cls, path: Path, kind: str, shape: tuple[int, ...], affine, n_volumes: int) -> SeriesInfo:
+        """The entry of a single-file volume (``kind`` "nifti" or "itk"), from its header's grid."""
+        from medae import geometry
+
+        warnings = [f"4D: {n_volumes} volumes; choose one (--volume N on the command line)."] if n_volumes > 1 else []
+        return cls(
+            uid=str(path),
+            kind=kind,
+            modality="",
+            description=path.name,
+            shape=tuple(int(s) for s in shape[:3]),  # type: ignore[arg-type]
+            spacing=geometry.spacing(affine),
+            orientation=geometry.orientation_code(affine),
+            n_files=1,
+            warnings=warnings,
+            source=str(path),
+            extra={"n_volumes": n_volumes},
+        )
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
         d = asdict(self)
@@ -62,22 +82,70 @@ def scan(
     Raises:
         InputError: the path does not exist or holds nothing medae can read.
     """
-    from medae.io import nifti
-
     p = _existing(path)
-    if p.is_file() and nifti.is_nifti(p):
-        return [nifti.nifti_info(p)]
+    if p.is_file() and is_volume_file(p):
+        return [_file_info(p)]
     from medae.io import dicom
 
     found = dicom.scan_dicom(p, progress=progress, cancel=cancel)
     if p.is_dir():
-        found = [*(nifti.nifti_info(f) for f in sorted(p.rglob("*")) if f.is_file() and nifti.is_nifti(f)), *found]
+        files, broken = list_volume_files(p)
+        found = [*files, *found]
+        if broken and not found:
+            more = f" ({len(broken) - 1} more file(s) like it)" if len(broken) > 1 else ""
+            raise InputError(f"{p}: no readable scan. {broken[0][1]}{more}")
+        _note_skipped(found, broken)
     if not found:
         raise InputError(
-            f"{p}: no scan found. medae reads NIfTI files (.nii, .nii.gz), FreeSurfer MGH (.mgz, .mgh) and DICOM "
-            "image series; choose a file or folder that contains one."
+            f"{p}: no scan found. medae reads NIfTI (.nii, .nii.gz), FreeSurfer MGH (.mgz, .mgh), NRRD (.nrrd, "
+            ".nhdr), MetaImage (.mha, .mhd) and DICOM image series; choose a file or folder that contains one."
         )
     return found
+
+
+def list_volume_files(folder: str | os.PathLike) -> tuple[list[SeriesInfo], list[tuple[Path, str]]]:
+    """The single-file volumes in a folder tree, and those that cannot be read (path, why)."""
+    infos, broken = [], []
+    for f in sorted(Path(folder).rglob("*")):
+        if not f.is_file() or not is_volume_file(f):
+            continue
+        if f.suffix.lower() == ".img" and f.with_suffix(".hdr").is_file():
+            continue  # one Analyze image is a .hdr/.img pair: list it once, by its header
+        try:
+            infos.append(_file_info(f))
+        except InputError as exc:
+            broken.append((f, str(exc)))
+    return infos, broken
+
+
+def _note_skipped(found: list[SeriesInfo], broken: list[tuple[Path, str]]) -> None:
+    """One broken file must not hide a folder's other scans: they are listed, with a note naming it."""
+    for info in found:
+        here = [f for f, _ in broken if f.parent == Path(info.source).parent] or [f for f, _ in broken]
+        if here:
+            names = ", ".join(f.name for f in here[:5]) + (f" and {len(here) - 5} more" if len(here) > 5 else "")
+            info.warnings.append(f"skipped {len(here)} unreadable file(s) nearby: {names} (open one alone to see why).")
+
+
+def is_volume_file(path: str | os.PathLike) -> bool:
+    """True when the file name says a single-file volume format (NIfTI, Analyze, MGH, NRRD, MetaImage)."""
+    from medae.io import itk_image, nifti
+
+    return nifti.is_nifti(path) or itk_image.is_itk_image(path)
+
+
+def _file_info(path: Path) -> SeriesInfo:
+    from medae.io import itk_image, nifti
+
+    return itk_image.itk_image_info(path) if itk_image.is_itk_image(path) else nifti.nifti_info(path)
+
+
+def _load_file(path: str | os.PathLike, index: int | None) -> Volume:
+    from medae.io import itk_image, nifti
+
+    if itk_image.is_itk_image(path):
+        return itk_image.load_itk_image(path, index=index)
+    return nifti.load_nifti(path, index=index)
 
 
 def load(
@@ -90,9 +158,9 @@ def load(
     """Loads one scan.
 
     Args:
-        path: NIfTI file, DICOM file, DICOM folder or DICOMDIR.
+        path: NIfTI, MGH, NRRD or MetaImage file, DICOM file, DICOM folder or DICOMDIR.
         series: ``SeriesInfo.uid`` of the series to load when the input holds several.
-        volume_index: For 4D NIfTI, which volume.
+        volume_index: For 4D single-file volumes, which volume.
         progress: Progress callback (fraction, message).
         cancel: Set to stop early with ``CancelledError``.
 
@@ -100,13 +168,11 @@ def load(
         SeriesSelectionError: several series and ``series`` not given (the message lists them).
         InputError: anything else wrong with the input.
     """
-    from medae.io import nifti
-
     p = _existing(path)
-    if p.is_file() and nifti.is_nifti(p):
-        return nifti.load_nifti(p, index=volume_index)
-    if series is not None and nifti.is_nifti(series) and Path(series).is_file():
-        return nifti.load_nifti(series, index=volume_index)
+    if p.is_file() and is_volume_file(p):
+        return _load_file(p, volume_index)
+    if series is not None and is_volume_file(series) and Path(series).is_file():
+        return _load_file(series, volume_index)
     from medae.io import dicom
 
     infos = [s for s in scan(p, progress=None, cancel=cancel)]
@@ -120,8 +186,8 @@ def load(
         if not matches:
             raise SeriesSelectionError(f"{p}: no series {series!r}. Run `medae info {p}` to list the series it holds.")
         info = matches[0]
-    if info.kind == "nifti":
-        return nifti.load_nifti(info.source, index=volume_index)
+    if info.kind != "dicom":
+        return _load_file(info.source, volume_index)
     return dicom.load_series(info, progress=progress, cancel=cancel)
 
 

@@ -63,12 +63,7 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
     if len(shape) < 3:
         shape = tuple(shape) + (1,) * (3 - len(shape))
     extra = int(np.prod(shape[3:])) if len(shape) > 3 else 1
-    if extra > 1 and index is None:
-        raise InputError(f"{path}: a 4D file with {extra} volumes. Choose one with --volume N (0 to {extra - 1}).")
-    if index is not None and not 0 <= index < extra:
-        raise InputError(
-            f"{path}: volume index {index} is out of range; the file has {extra} volumes (0 to {extra - 1})."
-        )
+    check_volume_index(path, index, extra)
     try:
         # ArrayProxy applies slope/intercept only when they are not 1/0, so integer data keeps its dtype.
         proxy = img.dataobj
@@ -82,14 +77,7 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
         ) from exc
     # In memory and in the file's own (Fortran) order: a C-order copy would transpose every voxel.
     data = np.array(data, order="K") if isinstance(data, np.memmap) else np.asarray(data)
-    if data.dtype.kind == "f":
-        bad = ~np.isfinite(data)
-        if bad.any():
-            n = int(bad.sum())
-            warnings.append(f"{n} voxels were NaN or infinite; they were set to the minimum finite value.")
-            finite = data[~bad]
-            data = data.copy()
-            data[bad] = finite.min() if finite.size else 0
+    data = finite_values(data, warnings)
     if data.dtype.kind == "c" or data.dtype.names:
         raise InputError(f"{path}: complex or structured voxel data ({data.dtype}) is not a scan medae can read.")
     if data.dtype == np.bool_:
@@ -110,6 +98,30 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
     modality = guess_modality(data)
     meta["modality_guessed"] = True
     return Volume(array=data, affine=affine, modality=modality, meta=meta, source=str(path), warnings=warnings)
+
+
+def check_volume_index(path: Path, index: int | None, count: int) -> None:
+    """Raises ``InputError`` unless ``index`` picks one of ``count`` volumes (or there is only one)."""
+    if count > 1 and index is None:
+        raise InputError(f"{path}: a 4D file with {count} volumes. Choose one with --volume N (0 to {count - 1}).")
+    if index is not None and not 0 <= index < count:
+        raise InputError(
+            f"{path}: volume index {index} is out of range; the file has {count} volumes (0 to {count - 1})."
+        )
+
+
+def finite_values(data: np.ndarray, warnings: list[str]) -> np.ndarray:
+    """NaN and infinities (resampling tools write them outside the field of view) -> the minimum finite value."""
+    if data.dtype.kind != "f":
+        return data
+    bad = ~np.isfinite(data)
+    if not bad.any():
+        return data
+    warnings.append(f"{int(bad.sum())} voxels were NaN or infinite; they were set to the minimum finite value.")
+    finite = data[~bad]
+    data = data.copy()
+    data[bad] = finite.min() if finite.size else 0
+    return data
 
 
 def _valid(affine) -> bool:
@@ -234,30 +246,14 @@ def nifti_info(path: str | os.PathLike):
     """A ``SeriesInfo`` for a NIfTI file, from its header only."""
     import nibabel as nib
 
-    from medae import geometry
     from medae.io.loader import SeriesInfo
 
     path = Path(path)
-    warnings: list[str] = []
     try:
         img = nib.load(str(path))
         shape = tuple(int(s) for s in (tuple(img.shape) + (1, 1, 1))[:3])
         affine = np.asarray(img.affine, dtype=np.float64)
         n_volumes = int(np.prod(img.shape[3:])) if len(img.shape) > 3 else 1
-        if n_volumes > 1:
-            warnings.append(f"4D: {n_volumes} volumes; choose one (--volume N on the command line).")
     except Exception as exc:
         raise InputError(f"{path}: not a readable {_format_name(path)} file ({exc}).") from exc
-    return SeriesInfo(
-        uid=str(path),
-        kind="nifti",
-        modality="",
-        description=path.name,
-        shape=shape,  # type: ignore[arg-type]
-        spacing=geometry.spacing(affine),
-        orientation=geometry.orientation_code(affine),
-        n_files=1,
-        warnings=warnings,
-        source=str(path),
-        extra={"n_volumes": n_volumes},
-    )
+    return SeriesInfo.for_file(path, "nifti", shape, affine, n_volumes)

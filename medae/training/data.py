@@ -31,7 +31,13 @@ def find_scans(data: str | Path) -> list[tuple[str, str | None]]:
         raise InputError(f"{p}: no such folder or list of scans.")
     out = []
     for info in scan(p):
-        out.append((info.source if info.kind == "nifti" else str(p), None if info.kind == "nifti" else info.uid))
+        single = info.kind != "dicom"
+        out.append((info.source if single else str(p), None if single else info.uid))
+    if p.is_dir():
+        from medae.io.loader import list_volume_files
+
+        # Listed anyway, so that preparing them fails and the card's ``training.skipped`` names them.
+        out.extend((str(f), None) for f, _ in list_volume_files(p)[1])
     if not out:
         raise InputError(f"{p}: no scans found to train on.")
     return sorted(out)

@@ -17,13 +17,15 @@ def thumbnail(info, size: int = SIZE) -> np.ndarray | None:
     """An axial preview of a series (uint8, at most ``size`` pixels a side), or None if unreadable.
 
     Args:
-        info: A ``medae.io.SeriesInfo``. NIfTI previews come from the middle axial slice; DICOM ones from
-            the file (and frame) the DICOM scan names in ``info.extra["thumbnail_file"]``.
+        info: A ``medae.io.SeriesInfo``. Single-file volumes (NIfTI, NRRD, ...) give their middle axial
+            slice; DICOM ones the file (and frame) the DICOM scan names in ``info.extra["thumbnail_file"]``.
         size: Longest side of the preview in pixels.
     """
     try:
         if info.kind == "nifti":
             return _shrink(_nifti_middle(info.source), size)
+        if info.kind == "itk":
+            return _shrink(_itk_middle(info.source), size)
         path = info.extra.get("thumbnail_file")
         if path:
             return _shrink(_dicom_frame(path, info.extra.get("thumbnail_frame")), size)
@@ -45,6 +47,15 @@ def _nifti_middle(path: str) -> np.ndarray:
     vol = np.expand_dims(plane, s_axis)
     turned, _ = geometry.reorient(vol, aff, "RAS")
     return _to_gray(plane_spec("axial").extract(turned, 0), {})
+
+
+def _itk_middle(path: str) -> np.ndarray:
+    # NRRD and MetaImage have no cheap way to one slice (compressed data is one stream): read the volume.
+    from medae.io.itk_image import load_itk_image
+
+    vol = load_itk_image(path, index=0)  # the first volume of a 4D file
+    turned, _ = geometry.reorient(vol.array, vol.affine, "RAS")
+    return _to_gray(plane_spec("axial").extract(turned, turned.shape[2] // 2).astype(np.float32), {})
 
 
 def _dicom_frame(path: str, frame: int | None) -> np.ndarray:

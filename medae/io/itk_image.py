@@ -1,0 +1,184 @@
+"""NRRD (.nrrd, .nhdr) and MetaImage (.mha, .mhd) <-> ``Volume``, read with SimpleITK.
+
+3D Slicer saves volumes as NRRD by default and ITK tools write MetaImage, so a department's research
+scans often come this way. Both store origin, spacing and direction in LPS; the voxel -> RAS+ affine
+is that matrix with x and y negated.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from medae import geometry
+from medae.errors import InputError
+from medae.volume import Volume
+
+ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+
+
+def is_itk_image(path: str | os.PathLike) -> bool:
+    """True when the file name says NRRD or MetaImage."""
+    return str(path).lower().endswith(ITK_SUFFIXES)
+
+
+def _format_name(path: Path) -> str:
+    return "NRRD" if str(path).lower().endswith((".nrrd", ".nhdr")) else "MetaImage"
+
+
+def _reader(path: Path):
+    """A SimpleITK reader with the header read; a clear ``InputError`` when the file is not readable."""
+    import SimpleITK as sitk
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such file. Check the path.")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise InputError(
+            f"{path}: not a readable {_format_name(path)} file ({_first_line(exc)}). Check that the file, and the "
+            "data file its header names, are complete."
+        ) from exc
+    return reader
+
+
+def _open(path: Path):
+    """The reader with its header read, the grid shape, the affine and the number of volumes."""
+    reader = _reader(path)
+    try:
+        shape, affine, volumes = _geometry(reader)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    return reader, shape, affine, volumes
+
+
+def _first_line(exc: Exception) -> str:
+    # ITK's messages carry source file names and line numbers; the reason is on the last non-empty line.
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _affine(spacing, origin, direction, dim: int) -> np.ndarray:
+    """Voxel (i, j, k) -> RAS+ mm from ITK's LPS geometry, padded to 3D for 2D images."""
+    d = np.eye(3)
+    d[:dim, :dim] = np.asarray(direction, dtype=np.float64).reshape(dim, dim)
+    s = np.ones(3)
+    s[:dim] = spacing
+    o = np.zeros(3)
+    o[:dim] = origin
+    affine = np.eye(4)
+    affine[:3, :3] = _LPS_TO_RAS @ d @ np.diag(s)
+    affine[:3, 3] = _LPS_TO_RAS @ o
+    return affine
+
+
+def _geometry(reader) -> tuple[tuple[int, ...], np.ndarray, int]:
+    """Grid shape (I, J, K[, T]), the 3D affine and the number of volumes, from the header alone."""
+    dim = reader.GetDimension()
+    size = tuple(int(s) for s in reader.GetSize())
+    if dim == 4:
+        # A time series: the first three axes are space; the fourth axis's geometry is not spatial.
+        spacing = reader.GetSpacing()[:3]
+        origin = reader.GetOrigin()[:3]
+        direction = np.asarray(reader.GetDirection()).reshape(4, 4)[:3, :3].ravel()
+        return size, _checked(_affine(spacing, origin, direction, 3)), size[3]
+    if dim not in (2, 3):
+        raise InputError(f"{dim}-dimensional image: medae reads 3D volumes.")
+    shape = size + (1,) * (3 - dim)
+    affine = _affine(reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection(), dim)
+    return shape, _checked(affine), 1
+
+
+def _checked(affine: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        raise InputError(
+            "the file's spacing or direction is degenerate, so its voxels have no place in space. Fix the header "
+            "(space directions, spacing) or convert the scan to NIfTI with its true geometry."
+        )
+    return affine
+
+
+def load_itk_image(path: str | os.PathLike, index: int | None = None) -> Volume:
+    """Reads an NRRD or MetaImage file into a ``Volume``.
+
+    Args:
+        path: A .nrrd, .nhdr, .mha or .mhd file.
+        index: For 4D files, which volume (0-based) to take. Required when there is more than one.
+
+    Raises:
+        InputError: unreadable file, several components per voxel, 4D without ``index``, or bad geometry.
+    """
+    from medae.io.nifti import check_volume_index, finite_values, guess_modality
+
+    path = Path(path)
+    reader, _, affine, volumes = _open(path)
+    components = reader.GetNumberOfComponents()
+    if components > 1:
+        raise InputError(
+            f"{path}: {components} values per voxel (a colour, vector or tensor image). medae reads scalar scans; "
+            "export the scan itself as a greyscale volume."
+        )
+    check_volume_index(path, index, volumes)
+    try:
+        import SimpleITK as sitk
+
+        image = reader.Execute()
+        # ITK's array is (K, J, I) in C order: its transpose is (I, J, K) in Fortran order, without a copy.
+        data = sitk.GetArrayFromImage(image)
+    except RuntimeError as exc:
+        raise InputError(
+            f"{path}: the image data cannot be read ({_first_line(exc)}). The file may be truncated; copy it again."
+        ) from exc
+    if data.ndim == 4:
+        data = data[index or 0]
+    data = data.reshape(data.shape[-3:] if data.ndim >= 3 else (1,) + data.shape).T
+    if data.dtype.kind == "c":
+        raise InputError(f"{path}: complex voxel data ({data.dtype}) is not a scan medae can read.")
+    warnings: list[str] = []
+    data = finite_values(data, warnings)
+    note = _no_orientation_note(reader, affine)
+    if note:
+        warnings.append(note)
+    meta = {"format": _format_name(path).lower(), "series_description": path.name}
+    if volumes > 1:
+        meta["volume_index"] = index
+        meta["volumes"] = volumes
+    modality = _stored_modality(reader)
+    if modality is None:
+        modality = guess_modality(data)
+        meta["modality_guessed"] = True
+    return Volume(array=data, affine=affine, modality=modality, meta=meta, source=str(path), warnings=warnings)
+
+
+def _meta(reader, key: str) -> str | None:
+    return reader.GetMetaData(key) if reader.HasMetaDataKey(key) else None
+
+
+def _stored_modality(reader) -> str | None:
+    """MetaImage may name the modality (``Modality = MET_MOD_CT``); NRRD never does."""
+    return {"MET_MOD_CT": "CT", "MET_MOD_MR": "MR"}.get(_meta(reader, "Modality") or "")
+
+
+def _no_orientation_note(reader, affine: np.ndarray) -> str | None:
+    """A warning when an NRRD file has no ``space`` field, so its axes were taken as ITK's default."""
+    if _meta(reader, "ITK_InputFilterName") != "NrrdImageIO" or _meta(reader, "NRRD_space"):
+        return None
+    return (
+        "The file stores no orientation (its header has no 'space' field): medae assumed the usual default, voxel "
+        f"axes pointing {geometry.orientation_code(affine)}. Left and right, and front and back, may be wrong; "
+        "save the scan again with its orientation (3D Slicer does this)."
+    )
+
+
+def itk_image_info(path: str | os.PathLike):
+    """A ``SeriesInfo`` for an NRRD or MetaImage file, from its header only."""
+    from medae.io.loader import SeriesInfo
+
+    path = Path(path)
+    _, shape, affine, volumes = _open(path)
+    return SeriesInfo.for_file(path, "itk", shape, affine, volumes)
