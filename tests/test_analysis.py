@@ -141,6 +141,23 @@ def test_scan_that_cuts_off_part_of_the_brain_is_not_flagged_at_the_cut(model, t
     assert res.percentile < 95 and res.findings == [], (res.score, [f.describe() for f in res.findings])
 
 
+def test_padding_outside_the_field_of_view_is_not_anatomy(model, template):
+    # Resampled scans fill what the field of view left out with the type's minimum; a slab so filled is
+    # analysed like the same slab cropped: the lesion found, the padding neither aligned to nor flagged.
+    scan = healthy(template, 880701)
+    vol, wm = regrid(scan, "RAS", (1.0, 1.0, 1.0), 0.0)
+    lesioned, target = insert_lesion(vol, wm, seed=880701)
+    k = int(np.round(np.linalg.inv(vol.affine) @ [*target, 1])[2])
+    arr = lesioned.array.copy()
+    arr[:, :, : k - 30] = -32768
+    arr[:, :, k + 30 :] = -32768
+    res = analyze(Volume(arr, vol.affine, "MR", meta=dict(vol.meta)), model)
+    assert res.extra["coverage"] < 0.9
+    assert res.findings and np.linalg.norm(np.array(res.findings[0].centroid_world) - target) < 5.0
+    assert len(res.findings) == 1, [f.describe() for f in res.findings]
+    assert not res.heatmap.array[arr == -32768].any()
+
+
 def test_healthy_scans_score_low_and_have_no_findings(model, template):
     for seed in (880101, 880102):
         res = analyze(healthy(template, seed).volume, model)

@@ -302,3 +302,22 @@ def test_default_normalisation_is_not_moved_by_a_bright_lesion():
     a99, _ = normalise(healthy, mask, p99)
     b99, _ = normalise(lesion, mask, p99)
     assert np.abs(b99[keep] - a99[keep]).max() > 0.1  # the failure the default avoids
+
+
+def test_padding_is_told_from_the_scan_own_background():
+    from medae.io.nifti import guess_modality
+    from medae.model.preprocess import padding_value
+
+    rng = np.random.default_rng(0)
+    mr = np.zeros((60, 60, 60), np.int16)
+    mr[10:50, 10:50, 10:50] = rng.integers(300, 1200, (40, 40, 40))
+    ct = np.full((60, 60, 60), -1000, np.int16)
+    ct[10:50, 10:50, 10:50] = rng.integers(-100, 1500, (40, 40, 40))
+    stripped = np.where(mr > 0, (mr - 750) / 250, -4.0).astype(np.float32)  # standardised, background -4
+    for own in (mr, ct, stripped):  # zero background, air, a stripped scan's background: the scan's own
+        assert padding_value(own) is None
+    for scan, pad, modality in ((mr, -32768, "MR"), (ct, -3024, "CT")):
+        padded = scan.copy()
+        padded[:, :, :8] = pad
+        assert padding_value(padded) == pad
+        assert guess_modality(padded) == guess_modality(scan) == modality

@@ -182,6 +182,11 @@ def _no_orientation_note(header, affine: np.ndarray) -> str | None:
 def guess_modality(data: np.ndarray) -> str:
     """NIfTI carries no modality: values down to air at about -1000 with bone above +300 mean CT HU."""
     sample = data[::4, ::4, ::4] if data.size > 1_000_000 else data
+    # Values far below air (-1024 HU) are padding outside the field of view (-32768, -3024), written into
+    # CT and MR files alike: they say nothing about the modality. Data that is nearly all that low has no
+    # padding to drop.
+    real = sample[sample > -1500]
+    sample = real if real.size >= 0.1 * sample.size else sample
     lo, hi = np.percentile(sample, [0.5, 99.9]) if sample.size else (0, 0)
     return "CT" if lo <= -900 and hi >= 300 else "MR"
 

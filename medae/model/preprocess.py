@@ -217,6 +217,13 @@ def to_model_space(
     """
     warnings: list[str] = []
     data = np.asarray(volume.array)
+    acquired = None
+    pad_value = padding_value(data)
+    if pad_value is not None:
+        # Padding would dominate the alignment's intensity histogram and read as tissue-free anatomy: it is
+        # background for the alignment and outside the field of view for the analysis.
+        acquired = data != pad_value
+        data = np.where(acquired, data, data[acquired].min())
     method = card.space.get("alignment", "register")
     kept = None
     if method == "register" and reference is not None and reference_mask is not None:
@@ -252,6 +259,8 @@ def to_model_space(
     pad = float(card.intensity.get("pad", data.min() if data.size else 0))
     values = resample(data, m2i, card.shape, order=1, cval=pad)
     inside = inside_grid(m2i, volume.shape, card.shape)
+    if acquired is not None:
+        inside &= resample(acquired.view(np.uint8), m2i, card.shape, order=1, cval=0.0) > 0.5
     check_cancel(cancel)
     if card.mask.get("source") == "reference" and reference_mask is not None:
         mask = reference_mask.astype(bool)
@@ -277,6 +286,27 @@ def to_model_space(
         image[filled] = ref_image[filled]
     report(progress, 1.0, "In model space")
     return ModelInput(image, mask, m2i, alignment, coverage, used, warnings, skull_stripped=stripped, filled=filled)
+
+
+def padding_value(data: np.ndarray) -> float | None:
+    """The value a file fills outside its acquired field of view with, when it lies far below the scan's own.
+
+    Resampled and converted scans fill the corners a rotation or crop left empty with the type's minimum
+    (-32768) or a large negative (-3024 in CT): below any Hounsfield value, or further below the scan's
+    other values than their whole range. Zero background, CT air at -1000 and the background of a
+    standardised skull-stripped scan are the scan's own.
+    """
+    sample = data[::4, ::4, ::4] if data.size > 1_000_000 else data
+    if sample.size == 0:
+        return None
+    low = sample.min()
+    at = sample == low
+    if not 0.001 <= at.mean() <= 0.9:
+        return None
+    if low <= -1500:
+        return float(low)
+    lo, hi = np.percentile(sample[~at], [0.5, 99.5])
+    return float(low) if hi > lo and low < lo - 2.0 * (hi - lo) else None
 
 
 def _align_brain_only(
