@@ -151,6 +151,35 @@ def test_resume_after_interruption_matches_uninterrupted(ct_data, tmp_path):
     assert all(np.array_equal(b[k], c[k]) for k in b if k.startswith("net."))
 
 
+def test_ensemble_members_share_the_split_and_their_mean_is_the_reconstruction(ct_data, tmp_path):
+    import torch
+    from safetensors.numpy import load_file
+
+    from medae.model import load_model
+
+    single = _run(ct_data, tmp_path / "one")
+    ensemble = _run(ct_data, tmp_path / "two", ensemble=2)
+    a, b = load_file(str(single / "weights.safetensors")), load_file(str(ensemble / "weights.safetensors"))
+    net_keys = sorted(k for k in a if k.startswith("net."))
+    # Member 0 is the very model the same config trains alone; member 1 the same network trained apart.
+    for k in net_keys:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-5)
+    assert sorted(k[len("member1.") :] for k in b if k.startswith("member1.")) == net_keys
+    assert any(not np.allclose(b[k], b[f"member1.{k}"]) for k in net_keys)
+    card = json.loads((ensemble / "card.json").read_text())
+    assert card["architecture"]["ensemble"] == 2
+    assert [(m["seed"], m["steps"]) for m in card["training"]["members"]] == [(3, 4), (1003, 4)]
+    assert (ensemble / "train_state" / "member1" / "checkpoint.json").exists()
+    model = load_model(ensemble, device="cpu")
+    assert len(model.members) == 1
+    x = np.random.default_rng(0).random(model.card.shape).astype(np.float32)
+    with torch.inference_mode():
+        t = torch.from_numpy(x)[None, None]
+        mean = (model.net(t) + model.members[0](t))[0, 0].numpy() / 2
+    np.testing.assert_allclose(model.reconstruct(x), mean, atol=1e-6)
+    assert not np.allclose(load_model(single, device="cpu").reconstruct(x), mean, atol=1e-4)
+
+
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_gloo(ct_data, tmp_path):
     cfg = tmp_path / "cfg.json"

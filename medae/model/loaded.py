@@ -56,6 +56,8 @@ class LoadedModel:
         reference: Reference template on the model grid (None if the model aligns by centring).
         reference_mask: Foreground mask on the model grid (None if masks come from thresholds).
         calibration: Model-space healthy statistics, e.g. ``residual_mean`` and ``residual_std``.
+        members: The other networks of an ensemble (``architecture.ensemble`` in the card); ``net`` is
+            its first member, which alone serves encoding, decoding and sampling.
     """
 
     card: ModelCard
@@ -65,6 +67,7 @@ class LoadedModel:
     reference: np.ndarray | None = None
     reference_mask: np.ndarray | None = None
     calibration: dict[str, np.ndarray] = field(default_factory=dict)
+    members: list = field(default_factory=list)
 
     @property
     def device_name(self) -> str:
@@ -80,22 +83,27 @@ class LoadedModel:
         x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(self.device)
         amp = self.device.type == "cuda"
         inference = self.card.architecture.get("inference", {"mode": "whole"})
+        out = None
         with torch.inference_mode(), torch.autocast(device_type=self.device.type, enabled=amp):
-            if inference.get("mode") == "sliding_window":
-                # Patch-trained or memory-bound models: overlapping windows blended with Gaussian weights.
-                from monai.inferers import sliding_window_inference
+            for net in (self.net, *self.members):
+                if inference.get("mode") == "sliding_window":
+                    # Patch-trained or memory-bound models: overlapping windows blended with Gaussian weights.
+                    from monai.inferers import sliding_window_inference
 
-                y = sliding_window_inference(
-                    x,
-                    roi_size=tuple(int(r) for r in inference["roi_size"]),
-                    sw_batch_size=int(inference.get("batch", 2)),
-                    predictor=self.net,
-                    overlap=float(inference.get("overlap", 0.25)),
-                    mode="gaussian",
-                )
-            else:
-                y = self.net(x)
-        return y.float()[0, 0].cpu().numpy()
+                    y = sliding_window_inference(
+                        x,
+                        roi_size=tuple(int(r) for r in inference["roi_size"]),
+                        sw_batch_size=int(inference.get("batch", 2)),
+                        predictor=net,
+                        overlap=float(inference.get("overlap", 0.25)),
+                        mode="gaussian",
+                    )
+                else:
+                    y = net(x)
+                y = y.float()[0, 0]
+                out = y if out is None else out + y
+        # An ensemble's reconstruction is the mean of its members' (each restores the scan on its own).
+        return (out / (1 + len(self.members))).cpu().numpy()
 
 
 def load_model(path: str | os.PathLike | None = None, device: str = "auto") -> LoadedModel:
@@ -111,25 +119,31 @@ def load_model(path: str | os.PathLike | None = None, device: str = "auto") -> L
     folder = resolve_model_dir(path)
     card = ModelCard.read(folder / "card.json")
     tensors = read_tensors(folder, card)
-    net = build_network(card.architecture)
-    state = {k[len("net.") :]: torch.from_numpy(np.array(v)) for k, v in tensors.items() if k.startswith("net.")}
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ModelError(f"{folder}: the weights do not fit the architecture in the card ({str(exc)[:200]}).") from exc
     dev = select_device(device)
-    net.to(dev).eval()
+    nets = []
+    for k in range(int(card.architecture.get("ensemble", 1))):
+        prefix = "net." if k == 0 else f"member{k}.net."
+        net = build_network(card.architecture)
+        state = {n[len(prefix) :]: torch.from_numpy(np.array(v)) for n, v in tensors.items() if n.startswith(prefix)}
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ModelError(
+                f"{folder}: the weights do not fit the architecture in the card ({str(exc)[:200]})."
+            ) from exc
+        nets.append(net.to(dev).eval())
     ref = tensors.get("reference.image")
     mask = tensors.get("reference.mask")
     calib = {k[len("calibration.") :]: v.astype(np.float32) for k, v in tensors.items() if k.startswith("calibration.")}
     return LoadedModel(
         card=card,
         folder=folder,
-        net=net,
+        net=nets[0],
         device=dev,
         reference=None if ref is None else ref.astype(np.float32),
         reference_mask=None if mask is None else mask.astype(bool),
         calibration=calib,
+        members=nets[1:],
     )
 
 

@@ -25,6 +25,10 @@ from medae.training.data import AugmentedScans, card_affine, find_scans, prepare
 from medae.training.provenance import record_steps, runs_for_card
 from medae.training.template import TEMPLATE_NAME, TEMPLATE_NOTICE
 
+# Member k of an ensemble draws its initialisation and augmentation from seed + k * this; member 0 is the
+# single model the same config trains without an ensemble.
+MEMBER_SEED_STEP = 1000
+
 
 def card_from_config(cfg: dict) -> ModelCard:
     """The model card a config describes (before training fills in calibration and metrics)."""
@@ -45,7 +49,7 @@ def card_from_config(cfg: dict) -> ModelCard:
         jobs=list(cfg.get("jobs", ["anomaly"])),
         modality=cfg["modality"],
         body_part=cfg["body_part"],
-        architecture=dict(cfg["architecture"]),
+        architecture={**cfg["architecture"], **({"ensemble": n} if (n := int(cfg.get("ensemble", 1))) > 1 else {})},
         space=space,
         intensity=dict(cfg["intensity"]),
         mask=dict(cfg["mask"]),
@@ -148,164 +152,205 @@ def train(
     v_images, v_masks, v_skipped = prepare(val_scans, 0.1, 0.15)
     prep_s = time.time() - t0
 
-    net = build_network(cfg["architecture"]).to(dev)
-    opt = torch.optim.AdamW(net.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
-    steps = int(cfg["steps"])
-    info = load_checkpoint(state_dir, net, opt)
-    start = int(info["step"]) if info else 0
-    best_val = float(info.get("best_val", np.inf)) if info else np.inf
-    history = list(info.get("history", [])) if info else []
-    model = net
-    if distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        model = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
-
-    batch = int(cfg["batch"])
-    # Item i of the dataset is fixed by (seed, i); each rank takes its own items, so resuming is exact.
-    dataset = AugmentedScans(images, masks, cfg, length=steps * batch * world, seed=seed)
-    indices = [(s * world + rank) * batch + b for s in range(start, steps) for b in range(batch)]
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(dataset, indices),
-        batch_size=batch,
-        shuffle=False,
-        num_workers=int(cfg.get("num_workers", 0)),
-        persistent_workers=int(cfg.get("num_workers", 0)) > 0,
-        pin_memory=dev.type == "cuda",
-        worker_init_fn=_worker_init,
-    )
-    amp = bool(cfg.get("amp", True)) and dev.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    warmup = 50
-
-    def lr_at(step: int) -> float:
-        base = float(cfg["lr"])
-        if step < warmup:
-            return base * (step + 1) / warmup
-        return base * 0.5 * (1 + np.cos(np.pi * (step - warmup) / max(1, steps - warmup)))
-
-    loss_name = str(cfg.get("loss", "l1"))
-    ssim = None
-    if "ssim" in loss_name:
-        from monai.losses import SSIMLoss
-
-        ssim = SSIMLoss(spatial_dims=3, data_range=1.0, win_size=7)
-
-    def loss_fn(pred, target, mask):
-        """``l1``, ``mse``, ``ssim``, or ``l1+ssim``: masked voxel losses, SSIM on the masked images."""
-        total = 0.0
-        if loss_name.startswith(("l1", "mse")):
-            diff = (pred - target).abs() if loss_name.startswith("l1") else (pred - target) ** 2
-            total = (diff * mask).sum() / mask.sum().clamp_min(1)
-        if ssim is not None:
-            total = total + ssim(pred * mask, target * mask)
-        return total
-
-    val_set = AugmentedScans(v_images, v_masks, {**cfg, "augment": {}}, length=len(v_images), seed=seed + 99)
-
-    def validate() -> float:
-        net.eval()
-        losses = []
-        with torch.no_grad(), torch.autocast(device_type=dev.type, enabled=amp):
-            for i in range(len(v_images)):
-                item = val_set[i]
-                x = torch.from_numpy(item["input"])[None].to(dev)
-                y = torch.from_numpy(item["target"])[None].to(dev)
-                m = torch.from_numpy(item["mask"])[None].to(dev)
-                losses.append(float(loss_fn(net(x).float(), y, m)))
-        net.train()
-        return float(np.mean(losses))
-
-    net.train()
-    step = start
-    t_train = time.time()
-    # Training time over all runs of this output folder (a resumed run adds to the earlier ones).
-    prev_train_s = float(info.get("train_s", _previous_train_s(out))) if info else 0.0
-    # A run may be resumed on another machine (trained on a GPU, calibrated on a CPU): the card names
-    # every device that took training steps.
-    devices = list(info.get("devices", [])) if info else []
-    runs = list(info.get("runs", [])) if info else []
+    n_members = int(cfg.get("ensemble", 1))
     this_command = command or " ".join(sys.argv)
-    running = None
-    stopped = False
-    if start < steps and device_name(dev) not in devices:
-        devices.append(device_name(dev))
-    for item in loader:
-        if cancel is not None and cancel.is_set():
-            stopped = True
-            break
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        x, y, m = (item[k].to(dev, non_blocking=True) for k in ("input", "target", "mask"))
-        with torch.autocast(device_type=dev.type, enabled=amp):
-            pred, latent = model(x, return_latent=True)
-        loss = loss_fn(pred.float(), y, m)
-        if latent.mu is not None:
-            kl = -0.5 * torch.mean(1 + latent.logvar - latent.mu.pow(2) - latent.logvar.exp())
-            loss = loss + float(cfg.get("kl_weight", 1e-3)) * kl
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        step += 1
-        value = float(loss.detach())
-        running = value if running is None else 0.95 * running + 0.05 * value
-        last_val = history[-1]["val"] if history else float("nan")
-        if rank == 0:
-            if step % int(cfg["val_every"]) == 0 or step == steps:
-                v = validate()
-                history.append({"step": step, "train": round(running, 5), "val": round(v, 5)})
-                last_val = v
-                if v < best_val:
-                    best_val = v
-                    save_best(state_dir, net)
-            if step % int(cfg["checkpoint_every"]) == 0 or step == steps:
-                elapsed = prev_train_s + time.time() - t_train
-                save_checkpoint(
-                    state_dir,
-                    net,
-                    opt,
-                    step,
-                    {
-                        "best_val": best_val,
-                        "history": history,
-                        "train_s": elapsed,
-                        "devices": devices,
-                        "runs": record_steps(runs, this_command, cfg, start, step),
-                    },
-                )
-            report(
-                sub_progress(progress, 0.15, 0.92),
-                (step - start) / max(1, steps - start),
-                f"step {step}/{steps} loss {running:.4f} val {last_val:.4f}",
-            )
-    train_s = prev_train_s + time.time() - t_train
-    if step > start:
-        runs = record_steps(runs, this_command, cfg, start, step)
-    if rank == 0 and step > start:
-        save_checkpoint(
-            state_dir,
-            net,
-            opt,
-            step,
-            {"best_val": best_val, "history": history, "train_s": train_s, "devices": devices, "runs": runs},
+
+    def train_member(k: int, member_dir: Path, lo: float, hi: float):
+        """Trains (or resumes) ensemble member ``k``; returns its best network and its training record.
+
+        Every member sees the same scans and validation split; each has its own initialisation and
+        augmentation stream.
+        """
+        torch.manual_seed(seed + MEMBER_SEED_STEP * k + rank)
+        net = build_network(cfg["architecture"]).to(dev)
+        opt = torch.optim.AdamW(net.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
+        steps = int(cfg["steps"])
+        info = load_checkpoint(member_dir, net, opt)
+        start = int(info["step"]) if info else 0
+        best_val = float(info.get("best_val", np.inf)) if info else np.inf
+        history = list(info.get("history", [])) if info else []
+        model = net
+        if distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            model = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+        batch = int(cfg["batch"])
+        # Item i of the dataset is fixed by (seed, i); each rank takes its own items, so resuming is exact.
+        dataset = AugmentedScans(images, masks, cfg, length=steps * batch * world, seed=seed + MEMBER_SEED_STEP * k)
+        indices = [(s * world + rank) * batch + b for s in range(start, steps) for b in range(batch)]
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.Subset(dataset, indices),
+            batch_size=batch,
+            shuffle=False,
+            num_workers=int(cfg.get("num_workers", 0)),
+            persistent_workers=int(cfg.get("num_workers", 0)) > 0,
+            pin_memory=dev.type == "cuda",
+            worker_init_fn=_worker_init,
         )
+        amp = bool(cfg.get("amp", True)) and dev.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=amp)
+        warmup = 50
+
+        def lr_at(step: int) -> float:
+            base = float(cfg["lr"])
+            if step < warmup:
+                return base * (step + 1) / warmup
+            return base * 0.5 * (1 + np.cos(np.pi * (step - warmup) / max(1, steps - warmup)))
+
+        loss_name = str(cfg.get("loss", "l1"))
+        ssim = None
+        if "ssim" in loss_name:
+            from monai.losses import SSIMLoss
+
+            ssim = SSIMLoss(spatial_dims=3, data_range=1.0, win_size=7)
+
+        def loss_fn(pred, target, mask):
+            """``l1``, ``mse``, ``ssim``, or ``l1+ssim``: masked voxel losses, SSIM on the masked images."""
+            total = 0.0
+            if loss_name.startswith(("l1", "mse")):
+                diff = (pred - target).abs() if loss_name.startswith("l1") else (pred - target) ** 2
+                total = (diff * mask).sum() / mask.sum().clamp_min(1)
+            if ssim is not None:
+                total = total + ssim(pred * mask, target * mask)
+            return total
+
+        val_set = AugmentedScans(v_images, v_masks, {**cfg, "augment": {}}, length=len(v_images), seed=seed + 99)
+
+        def validate() -> float:
+            net.eval()
+            losses = []
+            with torch.no_grad(), torch.autocast(device_type=dev.type, enabled=amp):
+                for i in range(len(v_images)):
+                    item = val_set[i]
+                    x = torch.from_numpy(item["input"])[None].to(dev)
+                    y = torch.from_numpy(item["target"])[None].to(dev)
+                    m = torch.from_numpy(item["mask"])[None].to(dev)
+                    losses.append(float(loss_fn(net(x).float(), y, m)))
+            net.train()
+            return float(np.mean(losses))
+
+        net.train()
+        step = start
+        t_train = time.time()
+        # Training time over all runs of this output folder (a resumed run adds to the earlier ones).
+        prev_train_s = float(info.get("train_s", _previous_train_s(out))) if info else 0.0
+        # A run may be resumed on another machine (trained on a GPU, calibrated on a CPU): the card names
+        # every device that took training steps.
+        devices = list(info.get("devices", [])) if info else []
+        runs = list(info.get("runs", [])) if info else []
+        running = None
+        stopped = False
+        if start < steps and device_name(dev) not in devices:
+            devices.append(device_name(dev))
+        for item in loader:
+            if cancel is not None and cancel.is_set():
+                stopped = True
+                break
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            x, y, m = (item[k].to(dev, non_blocking=True) for k in ("input", "target", "mask"))
+            with torch.autocast(device_type=dev.type, enabled=amp):
+                pred, latent = model(x, return_latent=True)
+            loss = loss_fn(pred.float(), y, m)
+            if latent.mu is not None:
+                kl = -0.5 * torch.mean(1 + latent.logvar - latent.mu.pow(2) - latent.logvar.exp())
+                loss = loss + float(cfg.get("kl_weight", 1e-3)) * kl
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            step += 1
+            value = float(loss.detach())
+            running = value if running is None else 0.95 * running + 0.05 * value
+            last_val = history[-1]["val"] if history else float("nan")
+            if rank == 0:
+                if step % int(cfg["val_every"]) == 0 or step == steps:
+                    v = validate()
+                    history.append({"step": step, "train": round(running, 5), "val": round(v, 5)})
+                    last_val = v
+                    if v < best_val:
+                        best_val = v
+                        save_best(member_dir, net)
+                if step % int(cfg["checkpoint_every"]) == 0 or step == steps:
+                    elapsed = prev_train_s + time.time() - t_train
+                    save_checkpoint(
+                        member_dir,
+                        net,
+                        opt,
+                        step,
+                        {
+                            "best_val": best_val,
+                            "history": history,
+                            "train_s": elapsed,
+                            "devices": devices,
+                            "runs": record_steps(runs, this_command, cfg, start, step),
+                        },
+                    )
+                report(
+                    sub_progress(progress, lo, hi),
+                    (step - start) / max(1, steps - start),
+                    f"step {step}/{steps} loss {running:.4f} val {last_val:.4f}",
+                )
+        train_s = prev_train_s + time.time() - t_train
+        if step > start:
+            runs = record_steps(runs, this_command, cfg, start, step)
+        if rank == 0 and step > start:
+            save_checkpoint(
+                member_dir,
+                net,
+                opt,
+                step,
+                {"best_val": best_val, "history": history, "train_s": train_s, "devices": devices, "runs": runs},
+            )
+        if distributed:
+            import torch.distributed as dist
+
+            dist.barrier()
+            if stopped:
+                dist.destroy_process_group()
+        if stopped:
+            check_cancel(cancel)
+        if rank != 0:
+            return net, {}
+        load_best(member_dir, net)
+        net.eval()
+        return net, {
+            "step": step,
+            "best_val": best_val,
+            "history": history,
+            "train_s": train_s,
+            "devices": devices,
+            "runs": runs,
+            "stopped": stopped,
+        }
+
+    members, records = [], []
+    span = (0.92 - 0.15) / n_members
+    for k in range(n_members):
+        member_dir = state_dir if k == 0 else state_dir / f"member{k}"
+        net_k, record = train_member(k, member_dir, 0.15 + k * span, 0.15 + (k + 1) * span)
+        members.append(net_k)
+        records.append(record)
     if distributed:
         import torch.distributed as dist
 
-        dist.barrier()
         dist.destroy_process_group()
-    if stopped:
-        check_cancel(cancel)
     if rank != 0:
         return out
+    net = members[0]
+    step, best_val, history = records[0]["step"], records[0]["best_val"], records[0]["history"]
+    train_s = sum(r["train_s"] for r in records)
+    devices = sorted({d for r in records for d in r["devices"]})
+    runs = records[0]["runs"]
 
-    load_best(state_dir, net)
-    net.eval()
+    amp = bool(cfg.get("amp", True)) and dev.type == "cuda"
 
     def reconstruct(img: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(img[None, None]).to(dev)
         with torch.no_grad(), torch.autocast(device_type=dev.type, enabled=amp):
-            return net(torch.from_numpy(img[None, None]).to(dev)).float()[0, 0].cpu().numpy()
+            # An ensemble's members each restore the scan; their mean is the reconstruction.
+            return np.mean([m(x).float()[0, 0].cpu().numpy() for m in members], axis=0)
 
     spacing = float(cfg["space"]["spacing"])
     n_extra = 0
@@ -352,7 +397,20 @@ def train(
         "time_s": {"preprocess": round(prep_s, 1), "train": round(train_s, 1)},
         "train_steps_per_s": round(step / max(train_s, 1e-9), 3),
     }
+    if n_members > 1:
+        card.training["members"] = [
+            {
+                "seed": seed + MEMBER_SEED_STEP * k,
+                "steps": r["step"],
+                "best_val_loss": r["best_val"],
+                "train_s": round(r["train_s"], 1),
+                "runs": runs_for_card(r["runs"], cfg),
+            }
+            for k, r in enumerate(records)
+        ]
     tensors = state_tensors(net)
+    for k, member in enumerate(members[1:], start=1):
+        tensors.update({f"member{k}.{name}": v for name, v in state_tensors(member).items()})
     tensors.update({f"calibration.{k}": v.astype(np.float16) for k, v in stats.items()})
     if reference is not None:
         tensors["reference.image"] = reference.astype(np.float16)
