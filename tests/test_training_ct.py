@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from medae.errors import CancelledError
+from medae.errors import CancelledError, MedaeError
 from medae.io.nifti import save_nifti
 from medae.volume import Volume
 
@@ -151,14 +151,27 @@ def test_resume_after_interruption_matches_uninterrupted(ct_data, tmp_path):
     assert all(np.array_equal(b[k], c[k]) for k in b if k.startswith("net."))
 
 
-def test_ensemble_members_share_the_split_and_their_mean_is_the_reconstruction(ct_data, tmp_path):
+def test_ensemble_members_and_their_mean_reconstruction(ct_data, tmp_path):
     import torch
     from safetensors.numpy import load_file
 
     from medae.model import load_model
+    from medae.training.config import load_config
+    from medae.training.train import train
 
+    with pytest.raises(MedaeError, match="held out from all 2 ensemble members"):
+        _run(ct_data, tmp_path / "few", ensemble=2)
+    extra = tmp_path / "extra"
+    for s in (10, 11, 12):
+        save_nifti(synthetic_ct(s), extra / f"ct_{s}.nii.gz")
     single = _run(ct_data, tmp_path / "one")
-    ensemble = _run(ct_data, tmp_path / "two", ensemble=2)
+    ensemble = train(
+        ct_data,
+        tmp_path / "two",
+        load_config(overrides={**CT_CFG, "ensemble": 2}),
+        device="cpu",
+        calibration_data=extra,
+    )
     a, b = load_file(str(single / "weights.safetensors")), load_file(str(ensemble / "weights.safetensors"))
     net_keys = sorted(k for k in a if k.startswith("net."))
     # Member 0 is the very model the same config trains alone; member 1 the same network trained apart.
@@ -168,7 +181,12 @@ def test_ensemble_members_share_the_split_and_their_mean_is_the_reconstruction(c
     assert any(not np.allclose(b[k], b[f"member1.{k}"]) for k in net_keys)
     card = json.loads((ensemble / "card.json").read_text())
     assert card["architecture"]["ensemble"] == 2
-    assert [(m["seed"], m["steps"]) for m in card["training"]["members"]] == [(3, 4), (1003, 4)]
+    assert [(m["seed"], m["steps"]) for m in card["training"]["members"]] == [(3, 4), (4, 4)]
+    # Each member draws its own validation split; calibration takes the scans no member trained on.
+    from medae.training.train import _split
+
+    held_out = set(_split(5, 3, 3)[0]) & set(_split(5, 3, 4)[0])
+    assert _split(5, 3, 3) != _split(5, 3, 4) and card["training"]["n_calibration"] == len(held_out) + 3
     assert (ensemble / "train_state" / "member1" / "checkpoint.json").exists()
     model = load_model(ensemble, device="cpu")
     assert len(model.members) == 1

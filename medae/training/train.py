@@ -25,9 +25,15 @@ from medae.training.data import AugmentedScans, card_affine, find_scans, prepare
 from medae.training.provenance import record_steps, runs_for_card
 from medae.training.template import TEMPLATE_NAME, TEMPLATE_NOTICE
 
-# Member k of an ensemble draws its initialisation and augmentation from seed + k * this; member 0 is the
-# single model the same config trains without an ensemble.
-MEMBER_SEED_STEP = 1000
+# Member k of an ensemble draws its split, initialisation and augmentation from seed + k * this; member 0
+# is the single model the same config trains without an ensemble.
+MEMBER_SEED_STEP = 1
+
+
+def _split(n: int, n_val: int, seed: int) -> tuple[list[int], list[int]]:
+    """Indices of the validation and training scans for one seed (sorted, so runs are reproducible)."""
+    order = np.random.default_rng(seed).permutation(n)
+    return sorted(int(i) for i in order[:n_val]), sorted(int(i) for i in order[n_val:])
 
 
 def card_from_config(cfg: dict) -> ModelCard:
@@ -131,14 +137,24 @@ def train(
     n_val = max(3, int(round(len(scans) * float(cfg["val_fraction"]))))
     if len(scans) < n_val + 2:
         raise MedaeError(f"{data}: {len(scans)} scans are too few; training needs at least {n_val + 2}.")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(scans))
-    val_scans = [scans[i] for i in sorted(order[:n_val])]
-    train_scans = [scans[i] for i in sorted(order[n_val:])]
+    n_members = int(cfg.get("ensemble", 1))
+    this_command = command or " ".join(sys.argv)
+    # Each member draws its own split: member k's seed, seed + k, fixes its validation scans, its
+    # initialisation and its augmentation. Calibration takes the scans no member trained on.
+    splits = [_split(len(scans), n_val, seed + MEMBER_SEED_STEP * k) for k in range(n_members)]
+    held_out = sorted(set.intersection(*(set(val) for val, _ in splits)))
+    if len(held_out) < 3 and calibration_data is None:
+        raise MedaeError(
+            f"Only {len(held_out)} scans of {data} are held out from all {n_members} ensemble members, too few to "
+            "calibrate on; pass --calibration-data with healthy scans none of them trains on."
+        )
+    prep_s = time.time() - t0
 
     def prepare(scan_list: list, lo: float, hi: float):
         """Scans in model space through the shared cache; progress from ``lo`` to ``hi``."""
-        return preprocess_scans(
+        nonlocal prep_s
+        t = time.time()
+        out = preprocess_scans(
             scan_list,
             card,
             reference,
@@ -147,20 +163,16 @@ def train(
             progress=sub_progress(progress, lo, hi),
             cancel=cancel,
         )
-
-    images, masks, skipped = prepare(train_scans, 0.0, 0.1)
-    v_images, v_masks, v_skipped = prepare(val_scans, 0.1, 0.15)
-    prep_s = time.time() - t0
-
-    n_members = int(cfg.get("ensemble", 1))
-    this_command = command or " ".join(sys.argv)
+        prep_s += time.time() - t
+        return out
 
     def train_member(k: int, member_dir: Path, lo: float, hi: float):
-        """Trains (or resumes) ensemble member ``k``; returns its best network and its training record.
-
-        Every member sees the same scans and validation split; each has its own initialisation and
-        augmentation stream.
-        """
+        """Trains (or resumes) ensemble member ``k``; returns its best network and its training record."""
+        val_idx, train_idx = splits[k]
+        prep_hi = lo + 0.15 * (hi - lo)
+        images, masks, skipped = prepare([scans[i] for i in train_idx], lo, lo + 0.1 * (hi - lo))
+        v_images, v_masks, v_skipped = prepare([scans[i] for i in val_idx], lo + 0.1 * (hi - lo), prep_hi)
+        lo = prep_hi
         torch.manual_seed(seed + MEMBER_SEED_STEP * k + rank)
         net = build_network(cfg["architecture"]).to(dev)
         opt = torch.optim.AdamW(net.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
@@ -316,6 +328,8 @@ def train(
         load_best(member_dir, net)
         net.eval()
         return net, {
+            "n_train": len(images),
+            "skipped": skipped + v_skipped,
             "step": step,
             "best_val": best_val,
             "history": history,
@@ -326,10 +340,10 @@ def train(
         }
 
     members, records = [], []
-    span = (0.92 - 0.15) / n_members
+    span = 0.9 / n_members
     for k in range(n_members):
         member_dir = state_dir if k == 0 else state_dir / f"member{k}"
-        net_k, record = train_member(k, member_dir, 0.15 + k * span, 0.15 + (k + 1) * span)
+        net_k, record = train_member(k, member_dir, k * span, (k + 1) * span)
         members.append(net_k)
         records.append(record)
     if distributed:
@@ -353,6 +367,11 @@ def train(
             return np.mean([m(x).float()[0, 0].cpu().numpy() for m in members], axis=0)
 
     spacing = float(cfg["space"]["spacing"])
+    if held_out:
+        v_images, v_masks, v_skipped = prepare([scans[i] for i in held_out], 0.9, 0.91)
+    else:
+        v_images, v_masks, v_skipped = np.zeros((0, *card.shape), np.float32), np.zeros((0, *card.shape), bool), []
+    skipped = sorted({m for r in records for m in r["skipped"]} | set(v_skipped))
     n_extra = 0
     if calibration_data is not None:
         extra = find_scans(calibration_data)
@@ -361,9 +380,10 @@ def train(
                 f"{calibration_data}: some calibration scans are also training data; calibrate on scans the model "
                 "never saw."
             )
-        c_images, c_masks, c_skipped = prepare(extra, 0.9, 0.92)
-        v_images, v_masks = np.concatenate([v_images, c_images]), np.concatenate([v_masks, c_masks])
-        v_skipped += c_skipped
+        c_images, c_masks, c_skipped = prepare(extra, 0.91, 0.92)
+        v_images = np.concatenate([v_images, c_images]) if len(v_images) else c_images
+        v_masks = np.concatenate([v_masks, c_masks]) if len(v_masks) else c_masks
+        skipped += c_skipped
         n_extra = len(c_images)
     stats, calib = calibrate_model(
         reconstruct,
@@ -378,11 +398,11 @@ def train(
     card.calibration = calib
     card.training = {
         "data": str(data),
-        "n_train": len(images),
+        "n_train": records[0]["n_train"],
         "n_val": len(v_images) - n_extra,
         "calibration_data": None if calibration_data is None else str(calibration_data),
         "n_calibration": len(v_images),
-        "skipped": skipped + v_skipped,
+        "skipped": skipped,
         "command": this_command,
         "config": cfg,
         # Checkpoints from before this record name no runs.
