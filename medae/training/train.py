@@ -40,6 +40,9 @@ def card_from_config(cfg: dict) -> ModelCard:
     """The model card a config describes (before training fills in calibration and metrics)."""
     space = dict(cfg["space"])
     space["affine"] = card_affine(cfg).tolist()
+    architecture = dict(cfg["architecture"])
+    if int(cfg.get("ensemble", 1)) > 1:  # how many networks the weights hold
+        architecture["ensemble"] = int(cfg["ensemble"])
     notes = [
         "Trained only on healthy scans; it flags what it has not seen, which is not always disease.",
     ]
@@ -55,7 +58,7 @@ def card_from_config(cfg: dict) -> ModelCard:
         jobs=list(cfg.get("jobs", ["anomaly"])),
         modality=cfg["modality"],
         body_part=cfg["body_part"],
-        architecture={**cfg["architecture"], **({"ensemble": n} if (n := int(cfg.get("ensemble", 1))) > 1 else {})},
+        architecture=architecture,
         space=space,
         intensity=dict(cfg["intensity"]),
         mask=dict(cfg["mask"]),
