@@ -1,8 +1,9 @@
-"""The training loop: healthy scans -> a model folder (weights, card, calibration).
+"""Training: healthy scans -> a model folder (weights, card, calibration).
 
-Single process, or several under ``torchrun`` (DistributedDataParallel; gloo on CPU, NCCL on CUDA).
-Checkpoints are written every ``checkpoint_every`` steps and a run resumes from them when started again
-with the same output folder.
+Single process, or several under ``torchrun`` (DistributedDataParallel; gloo on CPU, NCCL on CUDA). This
+module splits the scans, has each network (one, or the members of an ensemble) trained by
+``member.train_member``, calibrates and writes the folder. Checkpoints are written every
+``checkpoint_every`` steps and a run resumes from them when started again with the same output folder.
 """
 
 from __future__ import annotations
@@ -18,16 +19,12 @@ import numpy as np
 
 from medae.errors import MedaeError
 from medae.model.card import ModelCard
-from medae.progress import ProgressFn, check_cancel, report, sub_progress
+from medae.progress import ProgressFn, report, sub_progress
 from medae.training.calibration import calibrate_model
-from medae.training.checkpoint import load_best, load_checkpoint, save_best, save_checkpoint
-from medae.training.data import AugmentedScans, card_affine, find_scans, prepare_reference, preprocess_scans
-from medae.training.provenance import record_steps, runs_for_card
+from medae.training.data import card_affine, find_scans, prepare_reference, preprocess_scans
+from medae.training.member import MEMBER_SEED_STEP, TrainingRun, train_member
+from medae.training.provenance import runs_for_card
 from medae.training.template import TEMPLATE_NAME, TEMPLATE_NOTICE
-
-# Member k of an ensemble draws its split, initialisation and augmentation from seed + k * this; member 0
-# is the single model the same config trains without an ensemble.
-MEMBER_SEED_STEP = 1
 
 
 def _split(n: int, n_val: int, seed: int) -> tuple[list[int], list[int]]:
@@ -67,23 +64,6 @@ def card_from_config(cfg: dict) -> ModelCard:
     )
 
 
-def _worker_init(_: int) -> None:
-    """Data workers run numpy/MONAI on one thread each, leaving the other cores to the network."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def _previous_train_s(out: Path) -> float:
-    """Training seconds recorded by an earlier run in ``out`` (checkpoints older than this field)."""
-    import json
-
-    try:
-        return float(json.loads((out / "card.json").read_text())["training"]["time_s"]["train"])
-    except (OSError, KeyError, ValueError, TypeError):
-        return 0.0
-
-
 def _dist_info() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
@@ -114,7 +94,6 @@ def train(
     import torch
 
     from medae.model.loaded import device_name, select_device, state_tensors
-    from medae.model.network import build_network
     from medae.model.store import save_model_folder
 
     rank, world = _dist_info()
@@ -157,7 +136,7 @@ def train(
         """Scans in model space through the shared cache; progress from ``lo`` to ``hi``."""
         nonlocal prep_s
         t = time.time()
-        out = preprocess_scans(
+        prepared = preprocess_scans(
             scan_list,
             card,
             reference,
@@ -167,188 +146,22 @@ def train(
             cancel=cancel,
         )
         prep_s += time.time() - t
-        return out
+        return prepared
 
-    def train_member(k: int, member_dir: Path, lo: float, hi: float):
-        """Trains (or resumes) ensemble member ``k``; returns its best network and its training record."""
-        val_idx, train_idx = splits[k]
-        prep_hi = lo + 0.15 * (hi - lo)
-        images, masks, skipped = prepare([scans[i] for i in train_idx], lo, lo + 0.1 * (hi - lo))
-        v_images, v_masks, v_skipped = prepare([scans[i] for i in val_idx], lo + 0.1 * (hi - lo), prep_hi)
-        lo = prep_hi
-        torch.manual_seed(seed + MEMBER_SEED_STEP * k + rank)
-        net = build_network(cfg["architecture"]).to(dev)
-        opt = torch.optim.AdamW(net.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
-        steps = int(cfg["steps"])
-        info = load_checkpoint(member_dir, net, opt)
-        start = int(info["step"]) if info else 0
-        best_val = float(info.get("best_val", np.inf)) if info else np.inf
-        history = list(info.get("history", [])) if info else []
-        model = net
-        if distributed:
-            from torch.nn.parallel import DistributedDataParallel
-
-            model = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
-
-        batch = int(cfg["batch"])
-        # Item i of the dataset is fixed by (seed, i); each rank takes its own items, so resuming is exact.
-        dataset = AugmentedScans(images, masks, cfg, length=steps * batch * world, seed=seed + MEMBER_SEED_STEP * k)
-        indices = [(s * world + rank) * batch + b for s in range(start, steps) for b in range(batch)]
-        loader = torch.utils.data.DataLoader(
-            torch.utils.data.Subset(dataset, indices),
-            batch_size=batch,
-            shuffle=False,
-            num_workers=int(cfg.get("num_workers", 0)),
-            persistent_workers=int(cfg.get("num_workers", 0)) > 0,
-            pin_memory=dev.type == "cuda",
-            worker_init_fn=_worker_init,
-        )
-        amp = bool(cfg.get("amp", True)) and dev.type == "cuda"
-        scaler = torch.amp.GradScaler("cuda", enabled=amp)
-        warmup = 50
-
-        def lr_at(step: int) -> float:
-            base = float(cfg["lr"])
-            if step < warmup:
-                return base * (step + 1) / warmup
-            return base * 0.5 * (1 + np.cos(np.pi * (step - warmup) / max(1, steps - warmup)))
-
-        loss_name = str(cfg.get("loss", "l1"))
-        ssim = None
-        if "ssim" in loss_name:
-            from monai.losses import SSIMLoss
-
-            ssim = SSIMLoss(spatial_dims=3, data_range=1.0, win_size=7)
-
-        def loss_fn(pred, target, mask):
-            """``l1``, ``mse``, ``ssim``, or ``l1+ssim``: masked voxel losses, SSIM on the masked images."""
-            total = 0.0
-            if loss_name.startswith(("l1", "mse")):
-                diff = (pred - target).abs() if loss_name.startswith("l1") else (pred - target) ** 2
-                total = (diff * mask).sum() / mask.sum().clamp_min(1)
-            if ssim is not None:
-                total = total + ssim(pred * mask, target * mask)
-            return total
-
-        val_set = AugmentedScans(v_images, v_masks, {**cfg, "augment": {}}, length=len(v_images), seed=seed + 99)
-
-        def validate() -> float:
-            net.eval()
-            losses = []
-            with torch.no_grad(), torch.autocast(device_type=dev.type, enabled=amp):
-                for i in range(len(v_images)):
-                    item = val_set[i]
-                    x = torch.from_numpy(item["input"])[None].to(dev)
-                    y = torch.from_numpy(item["target"])[None].to(dev)
-                    m = torch.from_numpy(item["mask"])[None].to(dev)
-                    losses.append(float(loss_fn(net(x).float(), y, m)))
-            net.train()
-            return float(np.mean(losses))
-
-        net.train()
-        step = start
-        t_train = time.time()
-        # Training time over all runs of this output folder (a resumed run adds to the earlier ones).
-        prev_train_s = float(info.get("train_s", _previous_train_s(out))) if info else 0.0
-        # A run may be resumed on another machine (trained on a GPU, calibrated on a CPU): the card names
-        # every device that took training steps.
-        devices = list(info.get("devices", [])) if info else []
-        runs = list(info.get("runs", [])) if info else []
-        running = None
-        stopped = False
-        if start < steps and device_name(dev) not in devices:
-            devices.append(device_name(dev))
-        for item in loader:
-            if cancel is not None and cancel.is_set():
-                stopped = True
-                break
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step)
-            x, y, m = (item[k].to(dev, non_blocking=True) for k in ("input", "target", "mask"))
-            with torch.autocast(device_type=dev.type, enabled=amp):
-                pred, latent = model(x, return_latent=True)
-            loss = loss_fn(pred.float(), y, m)
-            if latent.mu is not None:
-                kl = -0.5 * torch.mean(1 + latent.logvar - latent.mu.pow(2) - latent.logvar.exp())
-                loss = loss + float(cfg.get("kl_weight", 1e-3)) * kl
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            step += 1
-            value = float(loss.detach())
-            running = value if running is None else 0.95 * running + 0.05 * value
-            last_val = history[-1]["val"] if history else float("nan")
-            if rank == 0:
-                if step % int(cfg["val_every"]) == 0 or step == steps:
-                    v = validate()
-                    history.append({"step": step, "train": round(running, 5), "val": round(v, 5)})
-                    last_val = v
-                    if v < best_val:
-                        best_val = v
-                        save_best(member_dir, net)
-                if step % int(cfg["checkpoint_every"]) == 0 or step == steps:
-                    elapsed = prev_train_s + time.time() - t_train
-                    save_checkpoint(
-                        member_dir,
-                        net,
-                        opt,
-                        step,
-                        {
-                            "best_val": best_val,
-                            "history": history,
-                            "train_s": elapsed,
-                            "devices": devices,
-                            "runs": record_steps(runs, this_command, cfg, start, step),
-                        },
-                    )
-                report(
-                    sub_progress(progress, lo, hi),
-                    (step - start) / max(1, steps - start),
-                    f"step {step}/{steps} loss {running:.4f} val {last_val:.4f}",
-                )
-        train_s = prev_train_s + time.time() - t_train
-        if step > start:
-            runs = record_steps(runs, this_command, cfg, start, step)
-        if rank == 0 and step > start:
-            save_checkpoint(
-                member_dir,
-                net,
-                opt,
-                step,
-                {"best_val": best_val, "history": history, "train_s": train_s, "devices": devices, "runs": runs},
-            )
-        if distributed:
-            import torch.distributed as dist
-
-            dist.barrier()
-            if stopped:
-                dist.destroy_process_group()
-        if stopped:
-            check_cancel(cancel)
-        if rank != 0:
-            return net, {}
-        load_best(member_dir, net)
-        net.eval()
-        return net, {
-            "n_train": len(images),
-            "skipped": skipped + v_skipped,
-            "step": step,
-            "best_val": best_val,
-            "history": history,
-            "train_s": train_s,
-            "devices": devices,
-            "runs": runs,
-            "stopped": stopped,
-        }
-
+    run = TrainingRun(cfg, dev, rank, world, out, this_command, progress, cancel)
     members, records = [], []
+    skipped: list[str] = []
     span = 0.9 / n_members
     for k in range(n_members):
+        lo, hi = k * span, (k + 1) * span
+        val_idx, train_idx = splits[k]
+        images, masks, t_skipped = prepare([scans[i] for i in train_idx], lo, lo + 0.1 * span)
+        v_images, v_masks, v_skipped = prepare([scans[i] for i in val_idx], lo + 0.1 * span, lo + 0.15 * span)
         member_dir = state_dir if k == 0 else state_dir / f"member{k}"
-        net_k, record = train_member(k, member_dir, k * span, (k + 1) * span)
+        net_k, record = train_member(run, k, member_dir, images, masks, v_images, v_masks, lo + 0.15 * span, hi)
         members.append(net_k)
-        records.append(record)
+        records.append({**record, "n_train": len(images)})
+        skipped += [m for m in t_skipped + v_skipped if m not in skipped]
     if distributed:
         import torch.distributed as dist
 
@@ -374,7 +187,7 @@ def train(
         v_images, v_masks, v_skipped = prepare([scans[i] for i in held_out], 0.9, 0.91)
     else:
         v_images, v_masks, v_skipped = np.zeros((0, *card.shape), np.float32), np.zeros((0, *card.shape), bool), []
-    skipped = sorted({m for r in records for m in r["skipped"]} | set(v_skipped))
+    skipped += [m for m in v_skipped if m not in skipped]
     n_extra = 0
     if calibration_data is not None:
         extra = find_scans(calibration_data)
