@@ -266,5 +266,4 @@ def train_member(
         "train_s": train_s,
         "devices": devices,
         "runs": runs,
-        "stopped": stopped,
     }
