@@ -41,7 +41,7 @@ def _reader(path: Path):
         reader.ReadImageInformation()
     except RuntimeError as exc:
         raise InputError(
-            f"{path}: not a readable {_format_name(path)} file ({_first_line(exc)}). Check that the file, and the "
+            f"{path}: not a readable {_format_name(path)} file ({_reason(exc)}). Check that the file, and the "
             "data file its header names, are complete."
         ) from exc
     return reader
@@ -57,7 +57,7 @@ def _open(path: Path):
     return reader, shape, affine, volumes
 
 
-def _first_line(exc: Exception) -> str:
+def _reason(exc: Exception) -> str:
     # ITK's messages carry source file names and line numbers; the reason is on the last non-empty line.
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return lines[-1] if lines else type(exc).__name__
@@ -132,7 +132,7 @@ def load_itk_image(path: str | os.PathLike, index: int | None = None) -> Volume:
         data = sitk.GetArrayFromImage(image)
     except RuntimeError as exc:
         raise InputError(
-            f"{path}: the image data cannot be read ({_first_line(exc)}). The file may be truncated; copy it again."
+            f"{path}: the image data cannot be read ({_reason(exc)}). The file may be truncated; copy it again."
         ) from exc
     if data.ndim == 4:
         data = data[index or 0]
