@@ -1,7 +1,7 @@
 """Simple baselines the anomaly model must beat, on exactly the model's preprocessing.
 
 Each baseline maps a model-space image (registered, resampled, intensity-normalised; ``ModelInput``) to
-an anomaly map on the model grid, post-processed like the model's residual (median filter, smoothing,
+an anomaly map on the model grid, post-processed like the model's residual (the card's filtering and smoothing,
 eroded mask), so any difference comes from the method, not from the plumbing:
 
 - ``intensity``: |image - median of the brain|, the "bright or dark spot" detector.
