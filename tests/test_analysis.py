@@ -158,6 +158,21 @@ def test_padding_outside_the_field_of_view_is_not_anatomy(model, template):
     assert not res.heatmap.array[arr == -32768].any()
 
 
+def test_hot_voxels_are_not_findings(model, template):
+    # One voxel in 2000 set to the type's maximum (hot pixels, corrupted samples): each would be a tiny bright
+    # lesion on the model grid. The lesion stays the only finding, and the report says what was replaced.
+    scan = healthy(template, 880702)
+    vol, wm = regrid(scan, "RAS", (1.0, 1.0, 1.0), 0.0)
+    lesioned, target = insert_lesion(vol, wm, seed=880702)
+    arr = lesioned.array.copy()
+    hot = np.random.default_rng(0).choice(arr.size, arr.size // 2000, replace=False)
+    arr.flat[hot] = np.iinfo(arr.dtype).max
+    res = analyze(Volume(arr, vol.affine, "MR", meta=dict(vol.meta)), model)
+    assert len(res.findings) == 1, [f.describe() for f in res.findings]
+    assert np.linalg.norm(np.array(res.findings[0].centroid_world) - target) < 5.0
+    assert any("isolated voxel(s) far brighter" in w for w in res.warnings), res.warnings
+
+
 def test_healthy_scans_score_low_and_have_no_findings(model, template):
     for seed in (880101, 880102):
         res = analyze(healthy(template, seed).volume, model)

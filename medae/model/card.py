@@ -31,7 +31,8 @@ class ModelCard:
         architecture: Network hyper-parameters (see ``network.build_network``).
         space: Model grid: ``shape``, ``spacing``, ``affine`` (model voxel -> reference RAS mm),
             ``orientation``, ``reference`` (name of the reference space), ``registration`` settings.
-        intensity: Normalisation: ``method`` ("percentile" for MR, "window" for CT) and its numbers.
+        intensity: Normalisation: ``method`` ("percentile" for MR, "window" for CT) and its numbers;
+            ``despike`` replaces isolated bright voxels first (``despike.py``).
         mask: Foreground mask: ``source`` ("reference" or "threshold") and settings.
         postprocess: Residual post-processing: smoothing, median filter, minimum region size.
         calibration: Healthy statistics: scan-score distribution, default threshold, units.

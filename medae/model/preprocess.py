@@ -15,6 +15,7 @@ from medae.errors import InputError
 from medae.geometry import apply_affine
 from medae.model.brain_only import correlation, kept_on_grid, on_zero_background, stripped_foreground
 from medae.model.card import ModelCard
+from medae.model.despike import despike
 from medae.model.registration import Alignment, register_to_reference
 from medae.progress import ProgressFn, check_cancel, report
 from medae.volume import Volume
@@ -224,6 +225,13 @@ def to_model_space(
         # background for the alignment and outside the field of view for the analysis.
         acquired = data != pad_value
         data = np.where(acquired, data, data[acquired].min())
+    if card.intensity.get("despike"):
+        data, spikes = despike(data)
+        if spikes:
+            warnings.append(
+                f"{spikes} isolated voxel(s) far brighter than all their neighbours (hot pixels or corrupted "
+                "data) were replaced by their neighbours' median before the analysis."
+            )
     method = card.space.get("alignment", "register")
     kept = None
     if method == "register" and reference is not None and reference_mask is not None:

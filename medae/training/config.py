@@ -33,7 +33,9 @@ BRAIN_T1_DAE: dict[str, Any] = {
     # lesion is more than 1% of the brain and moved it by up to a third, darkening the whole scan, so every
     # voxel looked abnormal and the lesion less so (voxel AP on bright lesions 0.10 -> 0.62 on development
     # scans). The clip leaves room for lesions three times as bright as white matter.
-    "intensity": {"method": "percentile", "low": 1.0, "high": 75.0, "clip": [-0.5, 3.0]},
+    # despike: isolated voxels far brighter than all their neighbours are replaced before the analysis
+    # (``model/despike.py``); in MR they are defects, not anatomy.
+    "intensity": {"method": "percentile", "low": 1.0, "high": 75.0, "clip": [-0.5, 3.0], "despike": True},
     "mask": {"source": "reference"},
     "architecture": {
         "variant": "dae",
