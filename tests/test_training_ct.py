@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -283,7 +284,7 @@ def test_config_differences_name_added_removed_and_nested_settings():
     assert config_differences(now, now) == {}
 
 
-def test_preprocessing_cache_is_not_reused_across_mapping_versions(ct_data, tmp_path, monkeypatch):
+def test_preprocessing_cache_is_not_reused_when_the_mapping_code_changes(ct_data, tmp_path, monkeypatch):
     import medae.training.data as data
     from medae.training.config import load_config
     from medae.training.train import card_from_config
@@ -294,6 +295,13 @@ def test_preprocessing_cache_is_not_reused_across_mapping_versions(ct_data, tmp_
     first, _, _ = data.preprocess_scans(scans, card, None, None, cache=cache)
     again, _, _ = data.preprocess_scans(scans, card, None, None, cache=cache)
     assert len(list(cache.iterdir())) == 1 and np.array_equal(first, again)
-    monkeypatch.setattr(data, "MAPPING_VERSION", data.MAPPING_VERSION + 1)
+    # Any edit to the mapping code (here a copy of preprocess.py with one more line) is a new key.
+    import medae.model.preprocess as preprocess
+
+    edited = tmp_path / "preprocess.py"
+    edited.write_bytes(Path(preprocess.__file__).read_bytes() + b"# edited\n")
+    before = data.mapping_fingerprint()
+    monkeypatch.setattr(preprocess, "__file__", str(edited))
+    assert data.mapping_fingerprint() != before
     data.preprocess_scans(scans, card, None, None, cache=cache)
     assert len(list(cache.iterdir())) == 2

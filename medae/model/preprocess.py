@@ -20,10 +20,6 @@ from medae.model.registration import Alignment, register_to_reference
 from medae.progress import ProgressFn, check_cancel, report
 from medae.volume import Volume
 
-# Bumped whenever the same card maps a scan to model space differently (alignment, resampling,
-# normalisation), so that preprocessing cached by earlier code is not taken for today's.
-MAPPING_VERSION = 2
-
 
 @dataclass
 class ModelInput:
