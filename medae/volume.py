@@ -78,3 +78,8 @@ class Volume:
         """One line for logs and messages."""
         sp = "x".join(f"{s:.3g}" for s in self.spacing)
         return f"{self.modality} {'x'.join(map(str, self.shape))} @ {sp} mm {self.orientation}"
+
+
+def value_sample(array: np.ndarray) -> np.ndarray:
+    """Every 4th voxel along each axis of a large array (all of a small one): enough for value percentiles."""
+    return array[::4, ::4, ::4] if array.size > 1_000_000 else array

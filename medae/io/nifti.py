@@ -15,7 +15,7 @@ import numpy as np
 from medae.atomic import atomic_path
 from medae.errors import InputError, OutputError
 from medae.geometry import orientation_code
-from medae.volume import Volume
+from medae.volume import Volume, value_sample
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz", ".img", ".hdr")
 # FreeSurfer's volumes: brain MR users get them from every FreeSurfer run, and they carry a full affine.
@@ -181,7 +181,7 @@ def _no_orientation_note(header, affine: np.ndarray) -> str | None:
 
 def guess_modality(data: np.ndarray) -> str:
     """NIfTI carries no modality: values down to air at about -1000 with bone above +300 mean CT HU."""
-    sample = data[::4, ::4, ::4] if data.size > 1_000_000 else data
+    sample = value_sample(data)
     # Values far below air (-1024 HU) are padding outside the field of view (-32768, -3024), written into
     # CT and MR files alike: they say nothing about the modality. Data that is nearly all that low has no
     # padding to drop.

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from medae.volume import value_sample
+
 # How far above the brightest of its neighbours a voxel must lie, in units of the scan's 1st-99th
 # percentile range. Anatomy never does this; neither does noise (a voxel 3 sigma above its
 # neighbourhood is a small fraction of the range) nor a noise-textured lesion (its voxels vary by up to
@@ -33,7 +35,7 @@ def bright_spikes(data: np.ndarray, margin: float = SPIKE_MARGIN) -> tuple[np.nd
     none = (np.empty((0, 3), np.intp), np.empty(0, np.float32))
     if data.ndim != 3 or min(data.shape) < 3:
         return none
-    sample = data[::4, ::4, ::4] if data.size > 1_000_000 else data
+    sample = value_sample(data)
     lo, hi = np.percentile(sample, [1.0, 99.0])
     span = float(hi) - float(lo)
     if not span > 0:

@@ -18,7 +18,7 @@ from medae.model.card import ModelCard
 from medae.model.despike import despike
 from medae.model.registration import Alignment, register_to_reference
 from medae.progress import ProgressFn, check_cancel, report
-from medae.volume import Volume
+from medae.volume import Volume, value_sample
 
 
 @dataclass
@@ -300,7 +300,7 @@ def padding_value(data: np.ndarray) -> float | None:
     other values than their whole range. Zero background, CT air at -1000 and the background of a
     standardised skull-stripped scan are the scan's own.
     """
-    sample = data[::4, ::4, ::4] if data.size > 1_000_000 else data
+    sample = value_sample(data)
     if sample.size == 0:
         return None
     low = sample.min()
