@@ -271,6 +271,18 @@ def test_other_losses_train(ct_data, tmp_path, loss):
     assert np.isfinite(card["training"]["best_val_loss"])
 
 
+def test_a_grid_the_network_cannot_halve_is_refused_when_the_configuration_is_read():
+    from medae.training.config import load_config
+
+    # Four levels halve the grid four times: 152 is a multiple of 8 but not of 16.
+    with pytest.raises(MedaeError, match=r"multiple of 16.*\[128, 160, 128\]"):
+        load_config(overrides={"space": {"shape": [128, 152, 128], "spacing": 1.5}})
+    with pytest.raises(MedaeError, match="multiple of 8"):
+        load_config(overrides={"space": {"shape": [20, 24, 16]}, "architecture": {"channels": [8, 16, 32]}})
+    fine = load_config(overrides={"space": {"shape": [128, 144, 128], "spacing": 1.5}})
+    assert fine["space"]["shape"] == [128, 144, 128]
+
+
 def test_config_differences_name_added_removed_and_nested_settings():
     from medae.training.provenance import config_differences
 

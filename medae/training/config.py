@@ -123,4 +123,24 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
                 cfg[key].update(value)
             else:
                 cfg[key] = value
+    check_grid(cfg)
     return cfg
+
+
+def check_grid(cfg: dict[str, Any]) -> None:
+    """Refuses a model grid the network cannot halve level by level and restore to the same size.
+
+    Checked when the configuration is read, so that a wrong shape stops the run before the scans are
+    preprocessed, not at the first training step.
+    """
+    levels = len(cfg.get("architecture", {}).get("channels", ()))
+    shape = cfg.get("space", {}).get("shape")
+    if not levels or not shape:
+        return
+    step = 2**levels
+    if any(int(s) % step for s in shape):
+        fit = [-(-int(s) // step) * step for s in shape]
+        raise MedaeError(
+            f"space.shape {list(shape)} does not suit the network: its {levels} levels each halve the grid, so "
+            f"every size must be a multiple of {step}. Use for example {fit} (the field of view grows a little)."
+        )
