@@ -87,6 +87,33 @@ def test_result_overlay_threshold_and_findings():
         s.set_style(colormap="rainbow-unicorn")
 
 
+def test_a_finding_whose_centre_lies_outside_it_is_shown_at_its_peak():
+    from dataclasses import replace
+
+    s = opened()
+    vol = s.volume
+    result = result_for(vol, blob_at=(10, 12, 8))
+    # A ring around the blob's axis: its centre of mass is the hole, where nothing is suspicious.
+    ii, jj = np.meshgrid(np.arange(vol.shape[0]), np.arange(vol.shape[1]), indexing="ij")
+    ring = (np.hypot(ii - 20, jj - 18) >= 6) & (np.hypot(ii - 20, jj - 18) <= 8)
+    labels = np.zeros(vol.shape, np.int32)
+    labels[ring, 8] = 1
+    peak_index = (26, 18, 8)
+    assert labels[peak_index] == 1 and labels[20, 18, 8] == 0
+    peak_world = tuple(float(x) for x in vol.voxel_to_world(np.asarray(peak_index, float)))
+    centre_world = tuple(float(x) for x in vol.voxel_to_world(np.asarray((20, 18, 8), float)))
+    f = replace(
+        result.findings[0], centroid_voxel=(20.0, 18.0, 8.0), centroid_world=centre_world, peak_world=peak_world
+    )
+    s.set_result(replace(result, labels=vol.with_array(labels), findings=[f]))
+    s.go_to_finding(0)
+    assert s.image.grid.to_source(s.cursor) == peak_index
+    # A compact finding keeps its centre.
+    s.set_result(result)
+    s.go_to_finding(0)
+    assert s.image.grid.to_source(s.cursor) == (10, 12, 8)
+
+
 def test_compare_layers_and_heat_projection():
     s = opened()
     s.compare = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QImage, QPixmap
@@ -163,10 +165,24 @@ class PreferencesDialog(QDialog):
 class KeysDialog(QDialog):
     """Help > Keys and mouse: the binding tables, as the viewer uses them."""
 
-    def __init__(self, scheme: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        scheme: str,
+        parent: QWidget | None = None,
+        presets: Sequence[str] | None = None,
+        shortcuts: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Builds the tables.
+
+        Args:
+            scheme: The mouse scheme in use.
+            parent: The window.
+            presets: Names of the window presets for the scan on screen (keys 1, 2, ...).
+            shortcuts: (key, command) of the menu commands that have a shortcut.
+        """
         super().__init__(parent)
         self.setWindowTitle("Keys and mouse")
-        rows = describe()
+        rows = describe(presets) + list(shortcuts)
         mouse = MOUSE_SCHEMES[scheme]
         for (button, mod), action in mouse.drags.items():
             rows.append((f"{mod + '+' if mod else ''}{button} drag", action.value))

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QStackedWidget,
     QTabWidget,
     QWidget,
@@ -57,6 +58,10 @@ class MainWindow(QMainWindow):
         self.series_picker: SeriesPicker | None = None
         self.volume_picker: QInputDialog | None = None
         self.last_error = None
+        # Each open request gets a number; a load that finishes after a newer request is dropped, so the
+        # scan on screen is always the one the user asked for last.
+        self._open_seq = 0
+        self._analysis_queued = False
         self.setWindowTitle("medae")
         self.setObjectName("mainWindow")
         self.setAcceptDrops(True)
@@ -66,6 +71,7 @@ class MainWindow(QMainWindow):
         self._restore_geometry()
         self.session.image_changed.connect(self._on_image)
         self.session.result_changed.connect(self._on_result)
+        self.session.findings_changed.connect(self._on_findings)
         # Findings follow the threshold the user sets, once the control has rested for a moment, in a worker
         # (a CT-sized heatmap at a low threshold takes a while to label).
         self._findings_timer = QTimer(self)
@@ -94,6 +100,7 @@ class MainWindow(QMainWindow):
         left.addTab(self.study_panel, "Study")
         left.addTab(self.tag_browser, "DICOM tags")
         self.right_tabs, self.left_tabs = right, left
+        self.docks: list[QDockWidget] = []
         for title, widget, area in (
             ("Analysis", right, Qt.DockWidgetArea.RightDockWidgetArea),
             ("Study", left, Qt.DockWidgetArea.LeftDockWidgetArea),
@@ -102,11 +109,14 @@ class MainWindow(QMainWindow):
             dock.setObjectName(f"dock-{title}")
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
+            self.docks.append(dock)
             if title == "Analysis":
                 # A start width, not a minimum: small screens can still shrink it.
                 self.resizeDocks([dock], [330], Qt.Orientation.Horizontal)
         self.readout = QLabel("")
         self.readout.setObjectName("readout")
+        # Clipped when the bar is crowded, never drawn under the progress text.
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.device_label = QLabel("Device: not loaded")
         self.progress_label = QLabel("")
         self.progress = QProgressBar()
@@ -143,6 +153,19 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
 
+    def resizeEvent(self, event) -> None:  # noqa: D102 (Qt override)
+        super().resizeEvent(event)
+        self._fit_docks()
+
+    def _fit_docks(self) -> None:
+        # Qt shrinks the central widget first, so on a small window the scan would be squeezed to slivers
+        # between panels of full width; the panels give way first, down to their own minimum.
+        docked = [d for d in self.docks if d.isVisible() and not d.isFloating()]
+        if not docked or self.width() - sum(d.width() for d in docked) >= 0.55 * self.width():
+            return
+        share = int(0.45 * self.width() / len(docked))
+        self.resizeDocks(docked, [max(share, d.minimumSizeHint().width()) for d in docked], Qt.Orientation.Horizontal)
+
     def closeEvent(self, event) -> None:  # noqa: D102 (Qt override)
         store = settings()
         store.setValue("window/geometry", self.saveGeometry())
@@ -169,7 +192,7 @@ class MainWindow(QMainWindow):
     ) -> Job:
         """Runs ``fn(progress=, cancel=)`` in a worker thread; errors become dialogs (after ``on_failed``)."""
         job = Job(name, fn, self)
-        job.progress.connect(self._on_progress)
+        job.progress.connect(lambda *_args: self._show_job_progress(job))
         job.succeeded.connect(lambda result: self._guard(on_done, result, doing))
         if on_failed is not None:
             job.failed.connect(on_failed)
@@ -187,17 +210,26 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # a failing result handler must not leave the window half-updated silently
             self.report_error(exc, doing)
 
-    def _on_progress(self, fraction: float, message: str, seconds_left: float) -> None:
-        self.progress.setValue(int(fraction * 1000))
-        eta = format_eta(seconds_left)
-        self.progress_label.setText(" - ".join(t for t in (message, eta) if t))
+    def _show_job_progress(self, job: Job) -> None:
+        self.progress.setValue(int(job.fraction * 1000))
+        eta = format_eta(job.seconds_left())
+        self.progress_label.setText(" - ".join(t for t in (job.message, eta) if t))
 
     def _job_done(self, job: Job) -> None:
         if job in self.jobs:
             self.jobs.remove(job)
         job.deleteLater()
-        if not self.busy:
+        running = [j for j in self.jobs if j.running]
+        if not running:
             self._show_progress(False)
+        elif job.message:
+            # Leave the bar to a job still running, not to the last words of the one that ended.
+            self._show_job_progress(running[-1])
+
+    def _cancel_named(self, *names: str) -> None:
+        for job in self.jobs:
+            if job.name in names:
+                job.cancel()
 
     def _show_progress(self, visible: bool) -> None:
         for w in (self.progress_label, self.progress, self.cancel_button):
@@ -230,10 +262,13 @@ class MainWindow(QMainWindow):
         from medae.io import scan
 
         path = str(path)
+        self._cancel_named("scan", "load", "thumbnails")  # superseded by this request
+        self._open_seq += 1
+        seq = self._open_seq
         return self.run_job(
             "scan",
             lambda progress, cancel: scan(path, progress=progress, cancel=cancel),
-            lambda infos: self._scanned(path, infos),
+            lambda infos: self._scanned(path, infos) if seq == self._open_seq else None,
             f"reading {Path(path).name}",
         )
 
@@ -283,11 +318,17 @@ class MainWindow(QMainWindow):
         def work(progress, cancel):
             return load(path, series=info.uid, volume_index=volume_index, progress=progress, cancel=cancel)
 
+        def done(volume) -> None:
+            if seq == self._open_seq:
+                self.show_volume(volume, path)
+
+        seq = self._open_seq
         what = info.description if volume_index is None else f"{info.description}, volume {volume_index}"
-        return self.run_job("load", work, lambda volume: self.show_volume(volume, path), f"loading {what}")
+        return self.run_job("load", work, done, f"loading {what}")
 
     def show_volume(self, volume, path: str | None = None) -> None:
-        """Puts a loaded volume on screen."""
+        """Puts a loaded volume on screen; an analysis still running on the previous scan stops."""
+        self._cancel_named("analyze", "findings")
         self.session.open(volume)
         if path:
             add_recent(path)
@@ -314,7 +355,15 @@ class MainWindow(QMainWindow):
         if volume is None:
             self.statusBar().showMessage("Open a scan first (File > Open).", 5000)
             return None
-        if any(j.name == "analyze" for j in self.jobs):
+        running = [j for j in self.jobs if j.name == "analyze"]
+        if running:
+            if getattr(running[0], "volume", None) is volume:
+                self.statusBar().showMessage("This scan is being analysed already.", 5000)
+            elif not self._analysis_queued:
+                # The previous scan's analysis is stopping; this one starts as soon as it has.
+                self._analysis_queued = True
+                self.statusBar().showMessage("Analysis will start once the previous scan's has stopped.", 5000)
+                running[0].finished.connect(lambda: self._start_queued(force))
             return None
         key = (self.prefs.model, self.prefs.device)
         cached = self.model if key == self._model_key else None
@@ -352,8 +401,21 @@ class MainWindow(QMainWindow):
                 self.model, self._model_key = model, key
             self.device_label.setText(f"Device: {model.device_name}" if model is not None else "Device: not loaded")
 
+        def show_device(*_args) -> None:
+            model = loaded.get("model")
+            if model is not None:
+                self.device_label.setText(f"Device: {model.device_name}")
+
         self.device_label.setText("Device: loading model..." if cached is None else f"Device: {cached.device_name}")
-        return self.run_job("analyze", work, done, "analysing the scan", on_failed=failed)
+        job = self.run_job("analyze", work, done, "analysing the scan", on_failed=failed)
+        job.volume = volume
+        job.progress.connect(show_device)
+        return job
+
+    def _start_queued(self, force: bool) -> None:
+        self._analysis_queued = False
+        if self.session.volume is not None and self.session.result is None:
+            self.start_analysis(force=force)
 
     def _threshold_differs(self) -> bool:
         r = self.session.result
@@ -382,6 +444,11 @@ class MainWindow(QMainWindow):
     def _on_result(self) -> None:
         menus.refresh_enabled(self)
         self.view_area.refresh_warnings()
+        self._on_findings()
+
+    def _on_findings(self) -> None:
+        # The list is ranked afresh (a new analysis or threshold); the highlighted first row and the
+        # crosshair must show the same region.
         if self.session.findings:
             self.findings_panel.choose(0)
 

@@ -49,9 +49,7 @@ def build(w) -> None:
     v = bar.addMenu("&View")
     group = QActionGroup(w)
     for layout in LAYOUTS:
-        a = _action(
-            w, v, f"Layout {layout}", partial(setattr, s, "layout", layout), checkable=True, name=f"layout_{layout}"
-        )
+        a = _action(w, v, f"Layout {layout}", partial(_layout, w, layout), checkable=True, name=f"layout_{layout}")
         a.setChecked(s.layout == layout)
         group.addAction(a)
     planes = v.addMenu("Single-view plane")
@@ -78,6 +76,11 @@ def build(w) -> None:
     _action(w, v, "&Invert grey scale (I)", lambda: w.handle_key("I"))
     _action(w, v, "&Reset view (Space)", lambda: w.handle_key("Space"))
     w.presets_menu = v.addMenu("Window &presets")
+    v.addSeparator()
+    # Closed panels stay closed across restarts (the window state is saved), so they must be reopenable here.
+    panels = v.addMenu("Pa&nels")
+    for dock in w.docks:
+        panels.addAction(dock.toggleViewAction())
 
     a = bar.addMenu("&Analysis")
     _action(w, a, "&Analyze", lambda: w.start_analysis(), "Ctrl+R", name="analyze")
@@ -91,7 +94,7 @@ def build(w) -> None:
         _action(w, e, text, partial(_export, w, kind, suffix), name=f"export_{kind}")
 
     h = bar.addMenu("&Help")
-    _action(w, h, "&Keys and mouse", lambda: KeysDialog(s.mouse_scheme, w).open(), "F1")
+    _action(w, h, "&Keys and mouse", lambda: _keys_help(w), "F1")
     s.display_changed.connect(lambda: _sync_checks(w))
     refresh_recent(w)
     refresh_presets(w)
@@ -118,7 +121,24 @@ def _preferences(w) -> None:
 
 def _single(w, plane: str) -> None:
     w.session.single_plane = plane
-    w.session.layout = "single"
+    _layout(w, "single")
+
+
+def _layout(w, layout: str) -> None:
+    # Compare mode has its own layout; choosing another one means leaving it, or nothing would change.
+    w.session.compare = False
+    w.session.layout = layout
+    _sync_checks(w)
+
+
+def _keys_help(w) -> None:
+    shortcuts = [
+        (a.shortcut().toString(), a.text().replace("&", ""))
+        for a in w.actions_by_name.values()
+        if not a.shortcut().isEmpty()
+    ]
+    presets = [p.name for p in w.session.presets()]
+    KeysDialog(w.session.mouse_scheme, w, presets=presets, shortcuts=shortcuts).open()
 
 
 def _export(w, kind: str, suffix: str) -> None:

@@ -201,15 +201,16 @@ class SliceView(QWidget):
             first = f"{title} (heat projection)"
         else:
             first = f"{title}  {n + 1}/{s.slice_count(self.plane)}"
-        p.drawText(QPointF(m, 16), first)
+        # A narrow view (small screen, 2x2 or compare layout) shortens its text rather than overlapping it.
+        metrics = p.fontMetrics()
+        p.drawText(QPointF(m, 16), metrics.elidedText(first, Qt.TextElideMode.ElideRight, w - 2 * m))
         win = s.layer_window(self.layer)
         unit = f" {s.units}" if s.units else ""
-        p.drawText(
-            QPointF(m, h - m), f"W {win.width:.4g}  L {win.center:.4g}{unit}  x{s.view_state(self.plane).zoom:.2g}"
-        )
+        readout = f"W {win.width:.4g}  L {win.center:.4g}{unit}  x{s.view_state(self.plane).zoom:.2g}"
+        p.drawText(QPointF(m, h - m), metrics.elidedText(readout, Qt.TextElideMode.ElideRight, w - 2 * m))
         ppmm = self.pixels_per_mm()
         length_mm, length_px = scale_bar(1.0 / ppmm if ppmm > 0 else 0, min(120.0, w / 4))
-        if length_px >= 10:
+        if length_px >= 10 and w >= 160:
             x1, y1 = w - m - 30, h - m - 16
             x0 = x1 - length_px
             p.setPen(QPen(TEXT_COLOR, 2))

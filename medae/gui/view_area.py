@@ -51,7 +51,8 @@ class ColorBar(QWidget):
                 p.drawText(QPointF(35, y + 4), f"{value:.3g}")
         p.setPen(QPen(QColor(80, 200, 255), 2))
         p.drawLine(QPointF(4, ty), QPointF(34, ty))
-        p.drawText(QPointF(35, ty - 4), f"thr {style.threshold:.3g}")
+        # Near the top the label goes under its line, clear of the bar's title.
+        p.drawText(QPointF(35, ty - 4 if ty - 16 >= top else ty + 14), f"thr {style.threshold:.3g}")
         p.setPen(QColor(230, 230, 230))
         units = getattr(s.result, "units", "") or ""
         p.drawText(

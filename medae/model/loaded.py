@@ -12,6 +12,9 @@ from medae.errors import MedaeError, ModelError
 from medae.model.card import ModelCard
 from medae.model.store import read_tensors, resolve_model_dir
 
+#: Where a user changes the device, named for both front ends.
+_DEVICE_SETTING = "--device on the command line, Device in the viewer's File > Preferences"
+
 
 def select_device(preference: str = "auto"):
     """``auto`` picks CUDA, then MPS, then CPU; a forced device that is missing is a clear error."""
@@ -25,11 +28,15 @@ def select_device(preference: str = "auto"):
             return torch.device("mps")
         return torch.device("cpu")
     if pref.startswith("cuda") and not torch.cuda.is_available():
-        raise MedaeError("--device cuda was asked for but no CUDA GPU is available; use --device auto or cpu.")
+        raise MedaeError(
+            f"The device {pref} was asked for but no CUDA GPU is available; choose auto or cpu ({_DEVICE_SETTING})."
+        )
     if pref == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise MedaeError("--device mps was asked for but Apple's MPS is not available; use --device auto or cpu.")
+        raise MedaeError(
+            f"The device mps was asked for but Apple's MPS is not available; choose auto or cpu ({_DEVICE_SETTING})."
+        )
     if pref not in ("cpu", "mps") and not pref.startswith("cuda"):
-        raise MedaeError(f"Unknown device {preference!r}; use auto, cpu, cuda or mps.")
+        raise MedaeError(f"Unknown device {preference!r}; choose auto, cpu, cuda or mps ({_DEVICE_SETTING}).")
     return torch.device(pref)
 
 

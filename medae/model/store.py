@@ -45,8 +45,8 @@ def resolve_model_dir(path: str | os.PathLike | None) -> Path:
         folder = folder.parent
     if not folder.is_dir():
         raise ModelError(
-            f"{folder}: no model folder there. Pass --model with a folder holding {CARD} and {WEIGHTS}"
-            " (the default model ships in models/)."
+            f"{folder}: no model folder there. Choose a folder holding {CARD} and {WEIGHTS} (--model on the"
+            " command line, Model folder in the viewer's File > Preferences; the default model ships in models/)."
         )
     for name in (CARD, WEIGHTS):
         if not (folder / name).is_file():

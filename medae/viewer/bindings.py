@@ -6,6 +6,7 @@ these tables what to do; nothing here knows about Qt.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -137,10 +138,19 @@ def slice_step(binding: KeyBinding) -> int:
     }.get(binding.action, 0)
 
 
-def describe() -> list[tuple[str, str]]:
-    """(key, what it does) rows for the help dialog."""
+def describe(preset_names: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """(key, what it does) rows for the help dialog.
+
+    Args:
+        preset_names: The window presets of the scan on screen, in key order; when given, the preset keys
+            are listed by name and only as many as there are presets (the others do nothing).
+    """
     rows = []
     for b in KEYS:
-        what = b.action.value if b.arg is None else f"{b.action.value} {b.arg}"
-        rows.append((b.key, what))
+        if b.arg is None:
+            rows.append((b.key, b.action.value))
+        elif preset_names is None:
+            rows.append((b.key, f"{b.action.value} {b.arg}"))
+        elif b.arg <= len(preset_names):
+            rows.append((b.key, f"{b.action.value}: {preset_names[b.arg - 1]}"))
     return rows

@@ -108,6 +108,7 @@ class ViewerSession:
         self.result_changed.emit()
         self.window_changed.emit()
         self.cursor_changed.emit()
+        self.display_changed.emit()  # compare mode ended with the old scan; menus must show it
 
     @property
     def volume(self) -> Volume | None:
@@ -190,7 +191,7 @@ class ViewerSession:
         if not found:
             return
         f = found[rank % len(found)]
-        index = self.image.grid.to_canonical(np.rint(np.asarray(f.centroid_voxel, dtype=float)).astype(int))
+        index = self.image.grid.to_canonical(_finding_voxel(f, self.result, self.image.volume))
         self._views = {p: replace(v, pan=(0.0, 0.0)) for p, v in self._views.items()}
         self.set_cursor(index)
         for p in PLANES:
@@ -457,3 +458,19 @@ def default_style(result: Any, colormap: str = "hot", opacity: float = 0.6) -> c
     return compositing.OverlayStyle(
         colormap=colormap, opacity=opacity, threshold=threshold, fade=fade, vmin=vmin, vmax=vmax
     )
+
+
+def _finding_voxel(finding: Any, result: Any, volume: Volume) -> np.ndarray:
+    """The input voxel to show for a finding: its centre when that lies in it, else its peak.
+
+    The score-weighted centre of a curved or ring-shaped region can fall outside the region, where the
+    crosshair would point at nothing suspicious.
+    """
+    centre = np.rint(np.asarray(finding.centroid_voxel, dtype=float)).astype(int)
+    labels = getattr(result, "labels", None)
+    if labels is not None:
+        inside = bool(np.all(centre >= 0) and np.all(centre < np.asarray(labels.shape)))
+        if inside and int(labels.array[tuple(centre)]) == int(finding.label):
+            return centre
+    peak = volume.world_to_voxel(np.asarray(finding.peak_world, dtype=float)[None])[0]
+    return np.rint(peak).astype(int)

@@ -172,6 +172,7 @@ def test_missing_model_is_a_dialog_that_says_what_to_do(window, qtbot, tmp_path)
     wait_idle(qtbot, window, timeout=120_000)
     box = window.last_error
     assert box is not None and "no-such-model" in box.text() and "Traceback" not in box.text()
+    assert "Preferences" in box.text()  # where a viewer user changes the model folder
     assert window.session.result is None and window.isVisible()
     assert window.device_label.text() == "Device: not loaded"
 
@@ -263,3 +264,39 @@ def test_findings_follow_the_threshold_set_in_the_viewer(window, qtbot, tiny_mod
     assert s.findings[0].volume_ml >= result.findings[0].volume_ml
     assert window.findings_panel.table.rowCount() == len(s.findings)
     assert (s.result.labels.array > 0).sum() >= (result.labels.array > 0).sum()
+
+
+def test_compare_mode_and_the_view_menu_stay_in_step(window, qtbot, tiny_model, tmp_path):
+    path = tmp_path / "t1.nii.gz"
+    save_nifti(mr_with_lesion(), path)
+    analysed(window, qtbot, tiny_model, path)
+    acts, s = window.actions_by_name, window.session
+    acts["compare"].trigger()
+    assert s.compare and acts["compare"].isChecked()
+    # Choosing a layout leaves compare mode, so the choice shows at once and its item is checked.
+    acts["layout_2x2"].trigger()
+    assert not s.compare and s.layout == "2x2" and len(window.view_area.views) == 4
+    assert acts["layout_2x2"].isChecked() and not acts["compare"].isChecked()
+    acts["compare"].trigger()
+    # Opening a scan ends compare mode; the menu must say so, so that one press of C turns it on again.
+    window.open_path(path)
+    wait_idle(qtbot, window)
+    assert not s.compare and not acts["compare"].isChecked()
+    window.start_analysis()
+    wait_idle(qtbot, window, timeout=120_000)
+    acts["compare"].trigger()
+    assert s.compare
+
+
+def test_the_crosshair_follows_the_first_finding_when_the_threshold_moves(window, qtbot, tiny_model, tmp_path):
+    path = tmp_path / "t1.nii.gz"
+    save_nifti(mr_with_lesion(), path)
+    result = analysed(window, qtbot, tiny_model, path)
+    s = window.session
+    s.set_cursor((0, 0, 0))
+    low = result.threshold - 0.3 * (result.threshold - float(np.median(result.heatmap.array)))
+    window.overlay_panel.threshold.setValue(low)
+    qtbot.waitUntil(lambda: s.result.threshold == pytest.approx(low, abs=0.01) and not window.busy, timeout=30_000)
+    first = s.findings[0]
+    assert s.result.labels.array[s.image.grid.to_source(s.cursor)] == first.label
+    assert window.findings_panel.table.selectionModel().selectedRows()[0].row() == 0

@@ -2,7 +2,7 @@
 
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtGui import QAction, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from medae.viewer.windowing import Window
@@ -206,3 +206,40 @@ def test_preferences_dialog_switches_to_research_binding(window, qtbot):
     table = keys.findChild(QTableWidget)
     rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
     assert rows["left drag"] == "crosshair" and rows["H"] == "show/hide heatmap" and rows["wheel"] == "scroll slices"
+
+
+def test_key_help_lists_menu_shortcuts_and_the_presets_of_the_scan_on_screen(window, qtbot, ct_file):
+    from PySide6.QtWidgets import QTableWidget
+
+    from medae.gui.dialogs import KeysDialog
+
+    window.open_path(ct_file)
+    wait_idle(qtbot, window)
+    help_action = next(a for a in window.findChildren(QAction) if a.text() == "&Keys and mouse")
+    help_action.trigger()
+    dlg = window.findChild(KeysDialog)
+    table = dlg.findChild(QTableWidget)
+    rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
+    assert rows["Ctrl+R"] == "Analyze" and rows["Esc"] == "Cancel" and rows["C"].startswith("Compare")
+    names = [p.name for p in window.session.presets()]
+    assert rows["1"] == f"window preset: {names[0]}"
+    assert str(len(names) + 1) not in rows  # keys past the last preset do nothing, so they are not listed
+
+
+def test_closed_panels_come_back_from_the_view_menu(window, qtbot):
+    dock = window.docks[0]
+    dock.close()
+    assert not dock.isVisible()
+    view = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    panels = next(a.menu() for a in view.actions() if a.menu() is not None and a.text() == "Pa&nels")
+    toggle = next(a for a in panels.actions() if a.text() == dock.windowTitle())
+    toggle.trigger()
+    assert dock.isVisible()
+
+
+def test_on_a_small_window_the_panels_give_way_to_the_scan(window, qtbot):
+    window.resize(900, 600)
+    qtbot.waitUntil(lambda: window.width() == 900)
+    qtbot.wait(50)
+    docked = sum(d.width() for d in window.docks if d.isVisible())
+    assert window.width() - docked >= 0.5 * window.width()

@@ -1,0 +1,65 @@
+"""Requests that overlap: the scan asked for last is the one shown, and analysis follows the scan on screen."""
+
+import threading
+
+import medae.analysis
+import medae.io
+from medae.io.nifti import save_nifti
+from medae.volume import Volume
+from tests.gui.conftest import wait_idle
+from tests.gui.tiny_model import make_tiny_model, mr_with_lesion
+
+
+def test_a_load_that_ends_late_does_not_replace_the_scan_asked_for_since(window, qtbot, ct_file, tmp_path, monkeypatch):
+    first = tmp_path / "first.nii.gz"
+    save_nifti(mr_with_lesion(), first)
+    release = threading.Event()
+    real_load = medae.io.load
+
+    def load(path, *args, **kwargs):
+        if str(path) == str(first):
+            release.wait(30)  # a slow reader that does not look at cancel: it still returns, late
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(medae.io, "load", load)
+    window.open_path(first)
+    qtbot.waitUntil(lambda: any(j.name == "load" for j in window.jobs), timeout=30_000)
+    window.open_path(ct_file)
+    qtbot.waitUntil(lambda: window.session.volume is not None, timeout=30_000)
+    assert window.session.volume.modality == "CT"
+    release.set()
+    wait_idle(qtbot, window)
+    assert window.session.volume.modality == "CT" and window.last_error is None
+
+
+def test_opening_another_scan_stops_the_analysis_and_analyze_waits_for_it(window, qtbot, tmp_path, monkeypatch):
+    model = make_tiny_model(tmp_path / "tiny")
+    a, b = tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"
+    vol = mr_with_lesion()
+    save_nifti(vol, a)
+    save_nifti(Volume(vol.array[::-1].copy(), vol.affine, "MR"), b)
+    calls = []
+    real_analyze = medae.analysis.analyze
+
+    def analyze(volume, model, force=False, progress=None, cancel=None):
+        calls.append(volume)
+        if len(calls) == 1 and cancel.wait(30):  # the first analysis runs until it is told to stop
+            from medae.errors import CancelledError
+
+            raise CancelledError()
+        return real_analyze(volume, model, force=force, progress=progress, cancel=cancel)
+
+    monkeypatch.setattr(medae.analysis, "analyze", analyze)
+    window.prefs.model, window.prefs.device = str(model), "cpu"
+    window.open_path(a)
+    wait_idle(qtbot, window)
+    window.start_analysis()
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=60_000)
+    window.open_path(b)
+    qtbot.waitUntil(lambda: window.session.volume is not None and window.session.volume.source.endswith("b.nii.gz"))
+    window.start_analysis()  # the old analysis may still be stopping: this one must follow, not vanish
+    wait_idle(qtbot, window, timeout=120_000)
+    qtbot.waitUntil(lambda: window.session.result is not None and not window.busy, timeout=120_000)
+    assert window.last_error is None, window.last_error and window.last_error.text()
+    assert window.session.result.volume is window.session.volume and calls[-1] is window.session.volume
+    assert len(calls) == 2
