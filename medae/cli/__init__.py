@@ -14,7 +14,7 @@ from medae._version import __version__
 from medae.errors import MedaeError
 
 # Order is the order shown in --help.
-SUBCOMMANDS = ("info", "analyze", "view", "demo", "train", "evaluate", "sample", "make_healthy")
+SUBCOMMANDS = ("info", "analyze", "batch", "view", "demo", "train", "evaluate", "sample", "make_healthy")
 
 
 def build_parser() -> argparse.ArgumentParser:

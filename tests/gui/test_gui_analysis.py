@@ -16,12 +16,7 @@ from medae.viewer.compositing import to_rgb
 from medae.viewer.png import read_png
 from medae.volume import Volume
 from tests.gui.conftest import wait_idle
-from tests.gui.tiny_model import make_tiny_model, mr_with_lesion
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny")
+from tests.gui.tiny_model import mr_with_lesion
 
 
 @pytest.fixture

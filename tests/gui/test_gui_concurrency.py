@@ -7,7 +7,7 @@ import medae.io
 from medae.io.nifti import save_nifti
 from medae.volume import Volume
 from tests.gui.conftest import wait_idle
-from tests.gui.tiny_model import make_tiny_model, mr_with_lesion
+from tests.gui.tiny_model import mr_with_lesion
 
 
 def test_a_load_that_ends_late_does_not_replace_the_scan_asked_for_since(window, qtbot, ct_file, tmp_path, monkeypatch):
@@ -32,8 +32,10 @@ def test_a_load_that_ends_late_does_not_replace_the_scan_asked_for_since(window,
     assert window.session.volume.modality == "CT" and window.last_error is None
 
 
-def test_opening_another_scan_stops_the_analysis_and_analyze_waits_for_it(window, qtbot, tmp_path, monkeypatch):
-    model = make_tiny_model(tmp_path / "tiny")
+def test_opening_another_scan_stops_the_analysis_and_analyze_waits_for_it(
+    window, qtbot, tmp_path, monkeypatch, tiny_model
+):
+    model = tiny_model
     a, b = tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"
     vol = mr_with_lesion()
     save_nifti(vol, a)

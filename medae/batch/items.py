@@ -1,0 +1,172 @@
+"""What a batch run works through: every series under a folder, each with a stable output name.
+
+A study folder is searched the same way ``medae info`` searches it (DICOM series and single-file
+volumes, recursively); files that cannot be read become items that carry their error, so that the
+table names them instead of leaving them out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medae.errors import CancelledError, InputError
+from medae.io.loader import SeriesInfo, list_volume_files
+from medae.progress import ProgressFn
+
+_VOLUME_SUFFIXES = (".nii.gz", ".nii", ".mgz", ".mgh", ".nrrd", ".nhdr", ".mha", ".mhd", ".hdr", ".img")
+
+
+@dataclass
+class BatchItem:
+    """One series to analyse.
+
+    Attributes:
+        name: Its output sub-folder: readable (the path under the input folder, series number and
+            description) and unique within the run.
+        where: The file or folder it comes from, relative to the input folder.
+        info: What the scan found (None when ``error`` is set).
+        identity: What a finished result must match to count as done when the run is resumed: the
+            series, and the size and modification time of its files.
+        error: Why it cannot be analysed, found before any analysis (an unreadable file).
+    """
+
+    name: str
+    where: str
+    info: SeriesInfo | None
+    identity: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def description(self) -> str:
+        """Series description or file name."""
+        return self.info.description if self.info is not None else Path(self.where).name
+
+    @property
+    def modality(self) -> str:
+        """Modality code ("" when unknown)."""
+        return self.info.modality if self.info is not None else ""
+
+
+def find_items(
+    folder: str | os.PathLike,
+    exclude: str | os.PathLike | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> list[BatchItem]:
+    """Every series under ``folder``, in a stable order (by path, then series number).
+
+    Args:
+        folder: The folder of studies.
+        exclude: A folder whose files are never items: the run's own output folder when it lies inside
+            ``folder``, whose heatmaps (and DICOM objects) would otherwise be analysed as scans next time.
+        progress: Progress callback (fraction, message).
+        cancel: Set to stop with ``CancelledError``.
+
+    Raises:
+        InputError: ``folder`` is not a folder.
+    """
+    from medae.io import dicom
+
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise InputError(
+            f"{root}: not a folder. `medae batch` takes a folder of studies; for one scan use `medae analyze`."
+        )
+    skip = Path(exclude).expanduser().resolve() if exclude is not None else None
+
+    def kept(path: str | os.PathLike) -> bool:
+        return skip is None or not Path(path).resolve().is_relative_to(skip)
+
+    files, broken = list_volume_files(root)
+    items = [_file_item(root, info) for info in files if kept(info.source)]
+    items += [BatchItem(_name(_rel(root, p)), _rel(root, p), None, error=why) for p, why in broken if kept(p)]
+    try:
+        series = dicom.scan_dicom(root, progress=progress, cancel=cancel)
+    except CancelledError:
+        raise
+    except InputError as exc:  # every DICOM file there unreadable: one row says so, the volumes still run
+        series = []
+        items.append(BatchItem("dicom", ".", None, error=str(exc)))
+    items += [_dicom_item(root, info) for info in series if all(kept(f) for f in _files(info))]
+    items.sort(key=_order)
+    _make_unique(items)
+    return items
+
+
+def _order(item: BatchItem) -> tuple:
+    number = item.info.extra.get("series_number") if item.info is not None else None
+    try:
+        rank = int(number)
+    except (TypeError, ValueError):
+        rank = -1
+    return item.where, rank, item.name
+
+
+def _file_item(root: Path, info: SeriesInfo) -> BatchItem:
+    path = Path(info.source)
+    stat = path.stat()
+    where = _rel(root, path)
+    identity = {"series": where, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    n = int(info.extra.get("n_volumes", 1))
+    if n > 1:
+        why = (
+            f"{path}: a 4D file with {n} volumes (a time series or several contrasts); a batch analyses 3D scans. "
+            f"Analyse one volume with `medae analyze {path} --volume N`."
+        )
+        return BatchItem(_name(where), where, None, identity, error=why)
+    return BatchItem(_name(where), where, info, identity)
+
+
+def _files(info: SeriesInfo) -> list[Path]:
+    plan = getattr(info, "plan", None)
+    return [Path(f) for f in plan.files] if plan is not None else []
+
+
+def _dicom_item(root: Path, info: SeriesInfo) -> BatchItem:
+    files = _files(info)
+    folder = Path(os.path.commonpath([str(f.parent) for f in files])) if files else root
+    where = _rel(root, folder)
+    number = info.extra.get("series_number")
+    label = " ".join(str(x) for x in (number, info.description) if x not in (None, ""))
+    digest = hashlib.sha256()
+    for f in sorted(files):
+        st = f.stat()
+        digest.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    identity = {"series": info.uid, "files": len(files), "files_sha256": digest.hexdigest()}
+    base = where if where != "." else ""
+    return BatchItem(_name(f"{base}/{label}" if base else label or "series"), where, info, identity)
+
+
+def _rel(root: Path, path: Path) -> str:
+    try:
+        rel = Path(path).resolve().relative_to(root.resolve())
+    except ValueError:
+        return str(path)
+    return rel.as_posix() or "."
+
+
+def _name(where: str) -> str:
+    lower = where.lower()
+    for suffix in _VOLUME_SUFFIXES:
+        if lower.endswith(suffix):
+            where = where[: -len(suffix)]
+            break
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", where.replace("/", "__")).strip("._")
+    return name[-100:] or "scan"
+
+
+def _make_unique(items: list[BatchItem]) -> None:
+    taken: set[str] = set()
+    for it in items:
+        name, n = it.name, 1
+        while name.lower() in taken:  # lower: case-insensitive file systems
+            n += 1
+            name = f"{it.name}_{n}"
+        it.name = name
+        taken.add(name.lower())

@@ -1,0 +1,202 @@
+"""A batch run: every series of a folder analysed with one model, each into its own folder, one table for all.
+
+A bad series is recorded in the table with its reason and the run goes on; only a cancel (or Ctrl+C)
+stops it. Each series' ``report.json`` is written last and carries the key of what produced it, so a
+run started again over the same output folder skips what is already done and redoes the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from medae.atomic import write_text
+from medae.batch.items import BatchItem
+from medae.batch.table import Row, write_tables
+from medae.errors import CancelledError, MedaeError, OutputError
+from medae.progress import ProgressFn, check_cancel, report, sub_progress
+
+log = logging.getLogger("medae.batch")
+
+#: Writes extra files for one result into its folder (e.g. the summary image); returns name -> path.
+ExtrasFn = Callable[[Any, Path], dict[str, Path]]
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How each series is analysed and written (as ``medae analyze``'s options)."""
+
+    threshold: float | None = None
+    force: bool = False
+    dicom: bool = False
+    keep_phi: bool = False
+    reconstruction: bool = False
+
+
+def run_batch(
+    items: list[BatchItem],
+    model,
+    out_dir: str | Path,
+    options: BatchOptions = BatchOptions(),
+    *,
+    write_extras: ExtrasFn | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    on_row: Callable[[Row], None] | None = None,
+) -> list[Row]:
+    """Analyses every item and keeps ``results.csv`` and ``report.html`` in ``out_dir`` up to date.
+
+    Args:
+        items: From ``find_items``.
+        model: A ``LoadedModel``, loaded once for the whole run.
+        out_dir: Output folder; each item writes into ``out_dir / item.name``.
+        options: Analysis and output options.
+        write_extras: Called with each result and its folder before its report is written.
+        progress: Progress callback over the whole run.
+        cancel: Set to stop after the current series (the table keeps what was done).
+        on_row: Called with each item's row as soon as it is known.
+
+    Returns:
+        One row per item, in the items' order.
+
+    Raises:
+        OutputError: the output folder cannot be written.
+        CancelledError: cancelled (the tables are written first).
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create the output folder ({exc}). Choose a folder you may write to.") from exc
+    run_info = {
+        "model": {"id": model.card.id, "sha256": model.card.sha256},
+        "device": model.device_name,
+        "options": asdict(options),
+        "series": len(items),
+    }
+    rows: list[Row] = [Row.pending(it) for it in items]
+    n = max(1, len(items))
+    try:
+        for i, item in enumerate(items):
+            check_cancel(cancel)
+            report(progress, i / n, f"{i + 1}/{len(items)} {item.name}")
+            rows[i] = _run_item(
+                item, model, out, options, write_extras, sub_progress(progress, i / n, (i + 1) / n), cancel
+            )
+            write_tables(out, rows, run_info)
+            if on_row is not None:
+                on_row(rows[i])
+    finally:
+        write_tables(out, rows, run_info)
+    report(progress, 1.0, "Done")
+    return rows
+
+
+def run_key(item: BatchItem, model, options: BatchOptions) -> dict[str, Any]:
+    """What a finished result must have been made from to be kept when a run is resumed."""
+    return {"input": item.identity, "model_sha256": model.card.sha256, "options": asdict(options)}
+
+
+def _run_item(
+    item: BatchItem,
+    model,
+    out: Path,
+    options: BatchOptions,
+    write_extras: ExtrasFn | None,
+    progress: ProgressFn | None,
+    cancel: threading.Event | None,
+) -> Row:
+    folder = out / item.name
+    if item.error is not None:
+        return _failed(item, folder, item.error, key=None)
+    key = run_key(item, model, options)
+    done = _finished(folder, key)
+    if done is not None:
+        return Row.from_report(item, done, status="done earlier")
+    t0 = time.perf_counter()
+    try:
+        # A report from another run must not stand beside new outputs if this one is killed midway.
+        for stale in ("report.json", "error.json"):
+            (folder / stale).unlink(missing_ok=True)
+        result = _analyze(item, model, options, progress, cancel)
+        extras = write_extras(result, folder) if write_extras is not None else {}
+        batch = {"key": key, "input": item.where, "extra_files": {k: Path(p).name for k, p in extras.items()}}
+        written = _write(result, folder, options, batch)
+    except CancelledError:
+        raise
+    except MedaeError as exc:
+        return _failed(item, folder, str(exc), key)
+    except MemoryError:
+        return _failed(item, folder, "the computer ran out of memory; close other programs and run again.", key)
+    except Exception as exc:  # noqa: BLE001 - one broken series must not end the run; the log keeps the trace
+        log.error("unexpected error in %s:\n%s", item.name, traceback.format_exc())
+        return _failed(item, folder, f"unexpected error ({type(exc).__name__}: {exc}); see batch.log", key)
+    rep = json.loads(Path(written["report"]).read_text())
+    row = Row.from_report(item, rep, status="ok")
+    row.seconds = round(time.perf_counter() - t0, 2)
+    return row
+
+
+def _analyze(item: BatchItem, model, options: BatchOptions, progress, cancel):
+    from medae.analysis import analyze
+    from medae.io import dicom, load
+
+    t = time.perf_counter()
+    info = item.info
+    load_progress = sub_progress(progress, 0.0, 0.3)
+    if info.kind == "dicom":
+        volume = dicom.load_series(info, progress=load_progress, cancel=cancel)
+    else:
+        volume = load(info.source, progress=load_progress, cancel=cancel)
+    t_load = time.perf_counter() - t
+    result = analyze(
+        volume,
+        model,
+        threshold=options.threshold,
+        force=options.force,
+        reconstruction=options.reconstruction,
+        progress=sub_progress(progress, 0.3, 0.95),
+        cancel=cancel,
+    )
+    result.timings = {"load": t_load, **result.timings}
+    return result
+
+
+def _write(result, folder: Path, options: BatchOptions, batch: dict) -> dict:
+    from medae.analysis import write_outputs
+
+    t = time.perf_counter()
+    written = write_outputs(
+        result,
+        folder,
+        dicom=options.dicom,
+        keep_phi=options.keep_phi,
+        reconstruction=options.reconstruction,
+        extra_report={"batch": batch},
+    )
+    result.timings["write"] = time.perf_counter() - t
+    return written
+
+
+def _finished(folder: Path, key: dict) -> dict | None:
+    try:
+        rep = json.loads((folder / "report.json").read_text())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(rep, dict) and rep.get("batch", {}).get("key") == json.loads(json.dumps(key))
+    return rep if ok else None
+
+
+def _failed(item: BatchItem, folder: Path, message: str, key: dict | None) -> Row:
+    try:
+        write_text(folder / "error.json", json.dumps({"input": item.where, "error": message, "key": key}, indent=2))
+    except OSError as exc:  # the table still records it
+        log.error("cannot write %s: %s", folder / "error.json", exc)
+    return Row.failed(item, message)

@@ -1,0 +1,89 @@
+"""``medae batch IN_DIR --out OUT_DIR``: every series under a folder, each into its own sub-folder.
+
+Writes ``results.csv`` and ``report.html`` for the whole run. Run it again on the same folders to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Adds the ``batch`` subcommand."""
+    p = sub.add_parser("batch", help="analyse every series in a folder of studies", description=__doc__)
+    p.add_argument(
+        "input", help="folder of studies (DICOM series and NIfTI/MGH/NRRD/MetaImage files, searched in depth)"
+    )
+    p.add_argument("--out", required=True, type=Path, help="output folder (a sub-folder per series)")
+    p.add_argument("--model", help="model folder (default: the shipped model)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    p.add_argument("--threshold", type=float, help="findings threshold in calibrated units (default: the model's)")
+    p.add_argument(
+        "--dicom", action="store_true", help="also write DICOM Parametric Map, Segmentation, Secondary Capture"
+    )
+    p.add_argument(
+        "--no-png", action="store_true", help="do not write each series' summary.png (the report's pictures)"
+    )
+    p.add_argument("--reconstruction", action="store_true", help="also write each reconstruction.nii.gz")
+    p.add_argument("--keep-phi", action="store_true", help="keep patient-identifying data in the outputs")
+    p.add_argument("--force", action="store_true", help="analyse even series that do not fit the model")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Lists the series, loads the model once, analyses each; exit status 2 when any series failed."""
+    from medae.batch import BatchOptions, find_items, run_batch
+    from medae.cli.analyze import write_summary
+    from medae.cli.progressbar import ProgressBar
+    from medae.model import load_model
+
+    with ProgressBar(f"scan {Path(args.input).name}"[:40]) as bar:
+        items = find_items(args.input, exclude=args.out, progress=bar)
+    if not items:
+        print(f"medae: no scan found under {args.input}", file=sys.stderr)
+        return 2
+    model = load_model(args.model, device=args.device)
+    options = BatchOptions(
+        threshold=args.threshold,
+        force=args.force,
+        dicom=args.dicom,
+        keep_phi=args.keep_phi,
+        reconstruction=args.reconstruction,
+    )
+    extras = None
+    if not args.no_png or args.dicom:
+
+        def extras(result, folder: Path) -> dict:
+            return write_summary(result, folder, dicom=args.dicom, keep_phi=args.keep_phi)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(args.out / "batch.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("medae.batch")
+    logger.addHandler(handler)
+    print(f"{len(items)} series under {args.input}; model {model.card.id} on {model.device_name}")
+    done = [0]
+
+    def show(row) -> None:
+        done[0] += 1
+        if row.error:
+            what = f"error: {row.error}"
+        else:
+            what = f"score {row.score:.2f} (p{row.percentile:.0f}), {row.findings} finding(s)"
+            what += " [done earlier]" if row.status == "done earlier" else ""
+        print(f"[{done[0]}/{len(items)}] {row.folder}: {what}", flush=True)
+
+    try:
+        with ProgressBar("batch") as bar:
+            rows = run_batch(items, model, args.out, options, write_extras=extras, progress=bar, on_row=show)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    failed = sum(r.status == "error" for r in rows)
+    print(
+        f"{len(rows) - failed} of {len(rows)} series analysed; {args.out / 'results.csv'}, {args.out / 'report.html'}"
+    )
+    return 2 if failed else 0

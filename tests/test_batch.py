@@ -1,0 +1,175 @@
+"""``medae batch``: every series of a folder, errors recorded without stopping, resume, the run's table."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import threading
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medae.cli import main
+from medae.io.nifti import save_nifti
+from medae.volume import Volume
+from tests.dicom_factory import axial_affine, write_series
+from tests.gui.tiny_model import mr_with_lesion
+
+
+@pytest.fixture
+def studies(tmp_path):
+    """Two patients: NIfTI files, a DICOM series, an unreadable file, a CT scan and a 4D file."""
+    root = tmp_path / "studies"
+    (root / "patient_a").mkdir(parents=True)
+    (root / "patient_b").mkdir()
+    vol = mr_with_lesion()
+    save_nifti(vol, root / "patient_a" / "t1.nii.gz")
+    save_nifti(
+        Volume(vol.array[::-1].copy(), vol.affine @ np.diag([1, 1, 1, 1.0]), "MR"), root / "patient_a" / "t1b.nii"
+    )
+    write_series(
+        root / "patient_b" / "dicom",
+        np.clip(vol.array, 0, 1000).astype(np.int16),
+        axial_affine((1.0, 1.0, 1.25)),
+        modality="MR",
+        description="T1 axial",
+        series_number=3,
+    )
+    (root / "patient_b" / "broken.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
+    ct = np.full((48, 40, 24), -1000, np.int16)
+    ct[8:40, 6:34, :] = 40
+    ct[30:36, 18:24, 10:14] = 900
+    save_nifti(Volume(ct, np.diag([-0.8, -0.8, 2.5, 1.0]), "CT"), root / "chest_ct.nii.gz")
+    nib.save(nib.Nifti1Image(np.stack([vol.array] * 2, -1), np.diag([1.0, 1, 1, 1])), root / "series4d.nii.gz")
+    return root
+
+
+def _digest(folder):
+    return {
+        p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _rows(out):
+    with open(out / "results.csv", newline="") as fh:
+        return {r["folder"]: r for r in csv.DictReader(fh)}
+
+
+def _batch(studies, out, model, *more):
+    return main(["batch", str(studies), "--out", str(out), "--model", str(model), "--device", "cpu", *more])
+
+
+def test_every_series_is_analysed_and_each_bad_one_is_recorded_without_stopping(studies, tiny_model, tmp_path, capsys):
+    before = _digest(studies)
+    out = tmp_path / "out"
+    assert _batch(studies, out, tiny_model) == 2  # some series failed: not a clean exit
+    rows = _rows(out)
+    assert set(rows) == {
+        "chest_ct",
+        "patient_a__t1",
+        "patient_a__t1b",
+        "patient_b__broken",
+        "patient_b__dicom__3_T1_axial",
+        "series4d",
+    }
+    ok = {k for k, r in rows.items() if r["status"] == "ok"}
+    assert ok == {"patient_a__t1", "patient_a__t1b", "patient_b__dicom__3_T1_axial"}
+    assert "trained on MR" in rows["chest_ct"]["error"] and "--force" in rows["chest_ct"]["error"]
+    assert "4D" in rows["series4d"]["error"] and "--volume" in rows["series4d"]["error"]
+    assert "broken.nii.gz" in rows["patient_b__broken"]["error"]
+    for name in ok:  # each result lies on its own input's grid, with its report and picture
+        report = json.loads((out / name / "report.json").read_text())
+        heat = nib.load(out / name / "heatmap.nii.gz")
+        assert list(heat.shape) == report["input"]["shape"]
+        np.testing.assert_allclose(heat.affine, report["input"]["affine"], atol=1e-5)
+        assert float(rows[name]["score"]) == pytest.approx(report["score"], abs=1e-3)
+        assert (out / name / "summary.png").is_file()
+        assert int(rows[name]["findings"]) == len(report["findings"])
+    assert rows["patient_b__dicom__3_T1_axial"]["series_uid"] and rows["patient_a__t1"]["modality"] == "MR"
+    assert json.loads((out / "chest_ct" / "error.json").read_text())["error"] == rows["chest_ct"]["error"]
+    page = (out / "report.html").read_text()
+    assert all(f'href="{name}/"' in page for name in rows) and "<script" not in page
+    # Most abnormal first, then the errors.
+    order = [name for name in sorted(rows, key=lambda n: page.index(f'href="{n}/"'))]
+    scores = [float(rows[n]["score"]) for n in order[:3]]
+    assert scores == sorted(scores, reverse=True) and set(order[3:]) == set(rows) - ok
+    assert _digest(studies) == before  # the studies are never written to
+    assert "3 of 6 series analysed" in capsys.readouterr().out
+
+
+def test_a_second_run_keeps_what_is_done_and_redoes_what_changed(studies, tiny_model, tmp_path, capsys):
+    out = tmp_path / "out"
+    _batch(studies, out, tiny_model, "--no-png")
+    first = _rows(out)
+    kept = (out / "patient_a__t1" / "heatmap.nii.gz").stat().st_mtime_ns
+    vol = mr_with_lesion()
+    save_nifti(Volume(vol.array * 0.5, vol.affine, "MR"), studies / "patient_a" / "t1b.nii")  # the scan changed
+    (out / "patient_b__dicom__3_T1_axial" / "report.json").unlink()  # a run killed before its report
+    capsys.readouterr()
+    _batch(studies, out, tiny_model, "--no-png")
+    rows = _rows(out)
+    assert (
+        rows["patient_a__t1"]["status"] == "done earlier"
+        and rows["patient_a__t1"]["score"] == first["patient_a__t1"]["score"]
+    )
+    assert (out / "patient_a__t1" / "heatmap.nii.gz").stat().st_mtime_ns == kept
+    assert rows["patient_a__t1b"]["status"] == "ok" and rows["patient_b__dicom__3_T1_axial"]["status"] == "ok"
+    assert "[done earlier]" in capsys.readouterr().out
+    # Another threshold is another result: nothing is kept.
+    _batch(studies, out, tiny_model, "--no-png", "--threshold", "0.7")
+    assert {r["status"] for r in _rows(out).values()} == {"ok", "error"}
+
+
+def test_an_output_folder_inside_the_studies_is_never_taken_for_a_study(studies, tiny_model):
+    out = studies / "results"
+    _batch(studies, out, tiny_model, "--no-png", "--dicom")
+    n = len(_rows(out))
+    _batch(studies, out, tiny_model, "--no-png", "--dicom")
+    assert len(_rows(out)) == n == 6
+
+
+def test_a_cancelled_run_leaves_a_table_of_what_was_done_and_resumes(studies, tiny_model, tmp_path):
+    from medae.batch import find_items, run_batch
+    from medae.errors import CancelledError
+    from medae.model import load_model
+
+    model = load_model(tiny_model, device="cpu")
+    items = find_items(studies)
+    out = tmp_path / "out"
+    cancel = threading.Event()
+    with pytest.raises(CancelledError):
+        run_batch(items, model, out, cancel=cancel, on_row=lambda row: cancel.set())
+    statuses = [r["status"] for r in _rows(out).values()]
+    assert statuses.count("not run") == len(items) - 1
+    rows = run_batch(items, model, out)
+    assert "not run" not in {r.status for r in rows}
+
+
+def test_an_unexpected_failure_in_one_series_is_recorded_and_logged(studies, tiny_model, tmp_path, monkeypatch):
+    import medae.analysis
+
+    real = medae.analysis.analyze
+
+    def analyze(volume, model, **kw):
+        if "t1b" in str(volume.source):
+            raise RuntimeError("simulated fault")
+        return real(volume, model, **kw)
+
+    monkeypatch.setattr(medae.analysis, "analyze", analyze)
+    out = tmp_path / "out"
+    assert _batch(studies, out, tiny_model, "--no-png") == 2
+    rows = _rows(out)
+    assert "unexpected error (RuntimeError: simulated fault)" in rows["patient_a__t1b"]["error"]
+    assert rows["patient_a__t1"]["status"] == "ok"
+    assert "simulated fault" in (out / "batch.log").read_text() and "Traceback" in (out / "batch.log").read_text()
+
+
+def test_a_file_instead_of_a_folder_is_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "one.nii.gz"
+    save_nifti(mr_with_lesion(), path)
+    assert main(["batch", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "medae analyze" in capsys.readouterr().err
