@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from medae.errors import OutputError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
@@ -22,22 +24,33 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
             that pick a format from the name (``.nii.gz``) still do the right thing.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     if suffix is None:
         suffix = "".join(target.suffixes) or ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    # mkstemp creates 0600; a result file should get the permissions any new file gets.
-    os.chmod(tmp_path, 0o666 & ~_umask())
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=target.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(_cannot_write(target, exc)) from exc
+    tmp_path = Path(tmp)
+    try:
+        # mkstemp creates 0600; a result file should get the permissions any new file gets.
+        os.chmod(tmp_path, 0o666 & ~_umask())
         yield tmp_path
         _fsync(tmp_path)
         os.replace(tmp_path, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             tmp_path.unlink()
+        if isinstance(exc, OSError):  # a full disk or a read-only folder is the user's to fix, not a crash
+            raise OutputError(_cannot_write(target, exc)) from exc
         raise
+
+
+def _cannot_write(target: Path, exc: OSError) -> str:
+    return (
+        f"{target}: cannot write ({exc.strerror or exc}). Free disk space, or choose an output folder you may write to."
+    )
 
 
 def write_bytes(target: str | os.PathLike, data: bytes) -> None:

@@ -34,6 +34,17 @@ def test_two_series_in_one_folder(tmp_path):
     assert infos[0].spacing == pytest.approx((0.8, 0.6, 2.5)) and infos[0].orientation == "LPS"
 
 
+def test_a_whole_series_uid_wins_over_a_longer_one_it_begins(tmp_path):
+    a, b = phantom((6, 5, 4), seed=1), phantom((6, 5, 3), seed=2)
+    write_series(tmp_path, a, axial_affine(), series_uid="1.2.3.4.100", study_uid="1.2.3.4.5", series_number=2)
+    write_series(tmp_path, b, axial_affine(), series_uid="1.2.3.4.1001", study_uid="1.2.3.4.5", series_number=1)
+    np.testing.assert_array_equal(load(tmp_path, series="1.2.3.4.100").array, a)
+    np.testing.assert_array_equal(load(tmp_path, series="1.2.3.4.1001").array, b)
+    with pytest.raises(SeriesSelectionError, match="begins 2 series") as caught:
+        load(tmp_path, series="1.2.3.4.10")
+    assert "1.2.3.4.100 (" in str(caught.value) and "1.2.3.4.1001 (" in str(caught.value)
+
+
 def test_meta_and_phi_are_kept_apart(tmp_path):
     write_series(tmp_path, phantom((4, 4, 3)), axial_affine(), description="Head", series_number=5)
     v = load(tmp_path)

@@ -162,11 +162,19 @@ def _name(where: str) -> str:
 
 
 def _make_unique(items: list[BatchItem]) -> None:
-    taken: set[str] = set()
-    for it in items:
-        name, n = it.name, 1
-        while name.lower() in taken:  # lower: case-insensitive file systems
-            n += 1
-            name = f"{it.name}_{n}"
+    for it, name in zip(items, unique_names([it.name for it in items]), strict=True):
         it.name = name
-        taken.add(name.lower())
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """The names with a counter added where two would share a folder (on case-insensitive file systems too)."""
+    taken: set[str] = set()
+    out = []
+    for name in names:
+        candidate, n = name, 1
+        while candidate.lower() in taken:
+            n += 1
+            candidate = f"{name}_{n}"
+        taken.add(candidate.lower())
+        out.append(candidate)
+    return out

@@ -197,6 +197,6 @@ def _finished(folder: Path, key: dict) -> dict | None:
 def _failed(item: BatchItem, folder: Path, message: str, key: dict | None) -> Row:
     try:
         write_text(folder / "error.json", json.dumps({"input": item.where, "error": message, "key": key}, indent=2))
-    except OSError as exc:  # the table still records it
+    except (OSError, MedaeError) as exc:  # the table still records it
         log.error("cannot write %s: %s", folder / "error.json", exc)
     return Row.failed(item, message)

@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Loads the model once, then analyses the chosen series."""
+    from medae.batch.items import unique_names
     from medae.cli.progressbar import ProgressBar
     from medae.io import load, scan
     from medae.model import load_model
@@ -45,14 +46,15 @@ def run(args: argparse.Namespace) -> int:
     targets: list[tuple[str | None, Path]] = [(args.series, args.out)]
     if args.all:
         infos = scan(args.input)
-        targets = [(s.uid, args.out / _safe(s.uid if len(infos) > 1 else "")) for s in infos]
+        names = unique_names([_safe(s.uid) for s in infos]) if len(infos) > 1 else [""]
+        targets = [(s.uid, args.out / name) for s, name in zip(infos, names, strict=True)]
     status = 0
     for series, out in targets:
-        t = time.perf_counter()
-        with ProgressBar(f"load {series or Path(args.input).name}"[:40]) as bar:
-            volume = load(args.input, series=series, volume_index=args.volume, progress=bar)
-        t_load = time.perf_counter() - t
         try:
+            t = time.perf_counter()
+            with ProgressBar(f"load {series or Path(args.input).name}"[:40]) as bar:
+                volume = load(args.input, series=series, volume_index=args.volume, progress=bar)
+            t_load = time.perf_counter() - t
             written = analyze_one(volume, model, out, args, t_load, t_model)
         except Exception as exc:  # noqa: BLE001 - with --all one bad series must not stop the rest
             from medae.errors import MedaeError

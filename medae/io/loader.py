@@ -182,9 +182,16 @@ def load(
             raise SeriesSelectionError(f"{p}: holds {len(infos)} series. Choose one with --series UID: {listing}")
         info = infos[0]
     else:
-        matches = [s for s in infos if s.uid == series or s.uid.startswith(series)]
+        # The whole UID wins; a shortened one must name a single series (1.2.3.4.100 must never pick 1.2.3.4.1001).
+        matches = [s for s in infos if s.uid == series] or [s for s in infos if s.uid.startswith(series)]
         if not matches:
             raise SeriesSelectionError(f"{p}: no series {series!r}. Run `medae info {p}` to list the series it holds.")
+        if len(matches) > 1:
+            listing = "; ".join(f"{s.uid} ({s.modality} {s.description}, {s.n_files} files)" for s in matches)
+            raise SeriesSelectionError(
+                f"{p}: {series!r} begins {len(matches)} series' UIDs. Choose one with --series and its whole UID: "
+                f"{listing}"
+            )
         info = matches[0]
     if info.kind != "dicom":
         return _load_file(info.source, volume_index)

@@ -135,7 +135,7 @@ def update_card(folder: Path, section: dict, sha256: str) -> None:
     data["evaluation"] = _finite(section)
     try:
         write_text(path, json.dumps(data, indent=2) + "\n")
-    except OSError as exc:
+    except (OSError, OutputError) as exc:
         raise OutputError(
             f"{path}: cannot update the model card ({exc}). Check that the model folder is "
             "writable, or pass --no-card to leave it as it is."

@@ -1,0 +1,43 @@
+"""Atomic output: a failing write keeps the old file, leaves no temporary file and is a clear error."""
+
+import errno
+import os
+
+import pytest
+
+import medae.atomic
+from medae.atomic import write_text
+from medae.cli import main
+from medae.errors import OutputError
+from medae.io.nifti import save_nifti
+from tests.gui.tiny_model import mr_with_lesion
+
+
+def _full_disk_for(name, monkeypatch):
+    real = os.replace
+
+    def replace(src, dst):
+        if os.path.basename(dst) == name:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(src, dst)
+
+    monkeypatch.setattr(medae.atomic.os, "replace", replace)
+
+
+def test_a_full_disk_keeps_the_old_file_and_says_what_to_do(tmp_path, monkeypatch):
+    target = tmp_path / "report.json"
+    target.write_text("old")
+    _full_disk_for("report.json", monkeypatch)
+    with pytest.raises(OutputError, match="No space left on device.*Free disk space"):
+        write_text(target, "new")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_analyze_ends_with_one_line_when_its_report_cannot_be_written(tmp_path, monkeypatch, capsys, tiny_model):
+    scan = tmp_path / "t1.nii.gz"
+    save_nifti(mr_with_lesion(), scan)
+    _full_disk_for("report.json", monkeypatch)
+    status = main(["analyze", str(scan), "--out", str(tmp_path / "out"), "--model", str(tiny_model), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err
+    assert "report.json: cannot write (No space left on device)" in err.strip().splitlines()[-1]
