@@ -152,6 +152,17 @@ def test_big_endian_and_implicit_vr(tmp_path):
     np.testing.assert_array_equal(load(tmp_path / "ivr").array, vol)
 
 
+def test_deflated_series_is_listed_and_loads(tmp_path):
+    vol = phantom((6, 5, 4), seed=24)
+    for path in write_series(tmp_path, vol, axial_affine()):
+        ds = pydicom.dcmread(path)
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
+        ds.save_as(path, enforce_file_format=True)
+    (info,) = scan(tmp_path)
+    assert info.shape == (6, 5, 4) and info.n_files == 4
+    np.testing.assert_array_equal(load(tmp_path).array, vol)
+
+
 @pytest.mark.parametrize("syntax", [RLELossless, JPEG2000Lossless, JPEGLSLossless], ids=["rle", "j2k", "jls"])
 def test_compressed_series_decode_exactly(tmp_path, syntax):
     vol = phantom((40, 32, 6), lo=-1024, hi=2000, seed=22)  # openjpeg needs 32+ pixels for its default levels
@@ -179,6 +190,36 @@ def test_missing_codec_names_syntax_and_package(tmp_path, monkeypatch):
         load(tmp_path)
     msg = str(err.value)
     assert "JPEG 2000" in msg and JPEG2000Lossless in msg and "pylibjpeg-openjpeg" in msg
+
+
+def test_12_bit_jpeg_extended_without_its_decoder_says_which_to_install(tmp_path):
+    import gdcm
+
+    def twelve_bit(ds, k):
+        ds.BitsStored, ds.HighBit = 12, 11
+
+    vol = phantom((32, 32, 2), lo=0, hi=4000, seed=25).astype(np.uint16)
+    for path in write_series(tmp_path, vol, axial_affine(), modality="MR", stored_dtype=np.uint16, edit=twelve_bit):
+        reader = gdcm.ImageReader()
+        reader.SetFileName(str(path))
+        assert reader.Read()
+        change = gdcm.ImageChangeTransferSyntax()
+        change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGExtendedProcess2_4))
+        change.SetInput(reader.GetImage())
+        assert change.Change()
+        writer = gdcm.ImageWriter()
+        writer.SetFileName(str(path))
+        writer.SetFile(reader.GetFile())
+        writer.SetImage(change.GetOutput())
+        assert writer.Write()
+    assert pydicom.dcmread(next(tmp_path.iterdir())).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.51"
+    from pydicom.pixels import get_decoder
+
+    if "pylibjpeg" in get_decoder("1.2.840.10008.1.2.4.51").available_plugins:
+        assert load(tmp_path).shape == (32, 32, 2)  # a machine with the decoder reads it
+        return
+    with pytest.raises(MissingCodecError, match="12-bit samples.*pip install pylibjpeg-libjpeg"):
+        load(tmp_path)
 
 
 def test_unknown_transfer_syntax_is_a_missing_codec(tmp_path):

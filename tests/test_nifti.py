@@ -93,6 +93,21 @@ def test_files_without_orientation_say_what_was_assumed(tmp_path):
     assert not v.warnings
 
 
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_a_zero_voxel_size_under_a_qform_is_a_warning(tmp_path, suffix):
+    import struct
+
+    plain = _with_raw_geometry(tmp_path, "zero.nii", qform=np.diag([1.0, 1.0, 2.0, 1.0]))
+    raw = bytearray(plain.read_bytes())
+    struct.pack_into("<f", raw, 88, 0.0)  # pixdim[3]: the slice axis has no size
+    path = tmp_path / f"zero{suffix}"
+    path.write_bytes(gzip.compress(bytes(raw)) if suffix == ".nii.gz" else bytes(raw))
+    v = load_nifti(path)
+    assert any("voxel size (pixdim) is 0 along k" in w for w in v.warnings), v.warnings
+    ok = load_nifti(_with_raw_geometry(tmp_path, "q.nii", qform=np.diag([1.0, 1.0, 2.0, 1.0])))
+    assert not ok.warnings
+
+
 @pytest.mark.parametrize("suffix", [".mgz", ".mgh"])
 def test_freesurfer_mgh_reads_with_its_geometry(tmp_path, suffix):
     # FreeSurfer's MGH stores voxel -> RAS itself: no orientation warning, and a folder lists it as a scan.

@@ -87,6 +87,7 @@ HEADER_TAGS = (
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 NATIVE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+DEFLATED = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian: the whole data set is zlib-compressed
 _PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
 _PLAUSIBLE_FIRST_GROUPS = {0x0002, 0x0008, 0x0010, 0x0018, 0x0020, 0x0028}
 
@@ -228,6 +229,8 @@ def read_header(path: str) -> FileHeader:
             if not force and len(ds) == 0 and not getattr(ds, "file_meta", None):
                 raise Unreadable("no data elements")
             pixel_offset, pixel_tag = _pixel_position(ds, fh)
+            if pixel_tag == 0 and str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")) == DEFLATED:
+                pixel_tag = _deflated_pixel_tag(fh, force)
     try:
         h = _header_from_dataset(path, ds, pixel_offset, pixel_tag, size)
     except Exception as exc:  # pydicom converts values lazily and raises many types on bad ones
@@ -249,6 +252,22 @@ def _pixel_position(ds: Any, fh: Any) -> tuple[int | None, int]:
     order = "little" if getattr(ds, "original_encoding", (True, True))[1] else "big"
     tag = int.from_bytes(tag_bytes[0:2], order) << 16 | int.from_bytes(tag_bytes[2:4], order)
     return (stop, tag) if tag in _PIXEL_TAGS else (None, 0)
+
+
+def _deflated_pixel_tag(fh: Any, force: bool) -> int:
+    """The pixel data tag of a deflated file (0 when it has none).
+
+    pydicom inflates such a file into memory before parsing, so where it stopped in the file says
+    nothing; the whole dataset is read instead (the pixel pass decodes it with pydicom too).
+    """
+    import pydicom
+
+    fh.seek(0)
+    try:
+        full = pydicom.dcmread(fh, force=force)
+    except Exception as exc:  # pydicom raises many types on damaged data
+        raise Unreadable(f"damaged deflated data set ({type(exc).__name__}: {exc})") from exc
+    return next((tag for tag in sorted(_PIXEL_TAGS) if tag in full), 0)
 
 
 @functools.lru_cache(maxsize=1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -83,6 +84,10 @@ def read_frames(
     return out
 
 
+#: JPEG Extended (Process 2 and 4): 8- or 12-bit lossy JPEG.
+JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
+
+
 def check_decoder(h: FileHeader) -> None:
     """Raises ``MissingCodecError`` when no installed plugin decodes the file's transfer syntax."""
     if h.transfer_syntax in _NATIVE:
@@ -100,6 +105,14 @@ def check_decoder(h: FileHeader) -> None:
             "decoder supports it. Convert the series to an uncompressed or standard compressed transfer "
             "syntax (e.g. with dcmtk's dcmdjpeg or gdcmconv) and load it again."
         ) from exc
+    if uid == JPEG_EXTENDED and h.bits_stored > 8 and "pylibjpeg" not in decoder.available_plugins:
+        # Pillow and GDCM (as pydicom drives them) read only 8-bit JPEG Extended; older CT archives hold 12-bit.
+        raise MissingCodecError(
+            f"{h.path}: pixel data in {name} with {h.bits_stored}-bit samples: the installed decoders read only "
+            "8-bit samples of this syntax. Install pylibjpeg-libjpeg (`pip install pylibjpeg-libjpeg`; it is "
+            "GPL-licensed, so medae does not bundle it), or convert the series to an uncompressed transfer syntax "
+            "(e.g. with dcmtk's dcmdjpeg or gdcmconv) and load it again."
+        )
     if not decoder.is_available:
         needs = "; ".join(decoder.missing_dependencies) or "a pixel data plugin for it"
         raise MissingCodecError(
@@ -246,10 +259,14 @@ def _frames(path: str, indices: list[int], n_frames: int, plugin: str) -> Iterat
     src = _source(path)
     try:
         stream = iter_pixels(src, indices=indices if n_frames > 1 else None, raw=True, decoding_plugin=plugin)
-        first = next(stream)
-    except (ValueError, TypeError):
-        # Some decoders fix signedness in place on read-only buffers when streaming frames;
-        # the whole-dataset path copies first, so it handles those files.
+        with warnings.catch_warnings():
+            # On a deflated file the streaming reader misreads the encoding and says so before failing.
+            warnings.simplefilter("ignore", UserWarning)
+            first = next(stream)
+    except (ValueError, TypeError, AttributeError):
+        # Some decoders fix signedness in place on read-only buffers when streaming frames, and the
+        # streaming reader does not inflate deflated data sets (it finds no pixel data); the whole-dataset
+        # path copies first and reads through pydicom's full reader, so it handles those files.
         yield from _whole_file_frames(_source(path), indices, n_frames, plugin)
         return
     yield first

@@ -85,6 +85,12 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
     affine, note = _usable_affine(img)
     if note:
         warnings.append(note)
+    zero = _zero_voxel_sizes(img)
+    if zero:
+        warnings.append(
+            f"The file's voxel size (pixdim) is 0 along {', '.join('ijk'[a] for a in zero)}; 1 mm was assumed "
+            "there, as nibabel does, so distances and volumes may be wrong. Fix the voxel sizes in the header."
+        )
     header = img.header
     descrip = ""
     try:
@@ -161,6 +167,27 @@ def _usable_affine(img) -> tuple[np.ndarray, str | None]:
         "The file has no valid orientation or voxel size; a 1 mm grid with the voxel axes taken as right, "
         "anterior, superior was assumed: sizes and left/right may be wrong."
     )
+
+
+def _zero_voxel_sizes(img) -> list[int]:
+    """Axes (i=0, j=1, k=2) whose stored voxel size is 0 where the grid is built from the voxel sizes.
+
+    The qform and the plain voxel-size grid scale by pixdim, and nibabel takes 1 for a 0 while it reads the
+    header (so the header as loaded no longer shows it); an sform carries its own scaling.
+    """
+    header = img.header
+    if not hasattr(header, "get_sform") or header.get_sform(coded=True)[1]:
+        return []
+    try:
+        from nibabel.openers import ImageOpener
+
+        files = img.file_map
+        with ImageOpener((files.get("header") or files["image"]).filename) as fh:
+            raw = type(header).from_fileobj(fh, check=False)
+        sizes = np.asarray(raw["pixdim"][1:4], dtype=np.float64)
+    except Exception:  # the image itself was read; only this extra check is given up
+        return []
+    return [axis for axis, size in enumerate(sizes) if size == 0]
 
 
 def _no_orientation_note(header, affine: np.ndarray) -> str | None:
