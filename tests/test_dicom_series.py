@@ -1,6 +1,7 @@
 """DICOM discovery and series grouping: folders, splits, localizers, DICOMDIR, damaged files."""
 
 import os
+import shutil
 import threading
 
 import numpy as np
@@ -43,6 +44,17 @@ def test_a_whole_series_uid_wins_over_a_longer_one_it_begins(tmp_path):
     with pytest.raises(SeriesSelectionError, match="begins 2 series") as caught:
         load(tmp_path, series="1.2.3.4.10")
     assert "1.2.3.4.100 (" in str(caught.value) and "1.2.3.4.1001 (" in str(caught.value)
+
+
+def test_a_series_copied_into_a_subfolder_names_the_folders_of_its_duplicates(tmp_path):
+    paths = write_series(tmp_path, phantom((6, 5, 4), seed=3), axial_affine())
+    (tmp_path / "copy").mkdir()
+    for p in paths:
+        shutil.copy(p, tmp_path / "copy" / p.name)
+    with pytest.raises(MedaeError, match="duplicate") as caught:
+        load(tmp_path)
+    message = str(caught.value)
+    assert any(f"copy/{p.name}" in message for p in paths)
 
 
 def test_meta_and_phi_are_kept_apart(tmp_path):

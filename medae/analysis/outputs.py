@@ -72,3 +72,42 @@ def write_outputs(
     written["report"] = out / "report.json"
     write_text(written["report"], json.dumps(report, indent=2) + "\n")
     return written
+
+
+#: Every file name a run of the analysis may write into its folder (the command line adds the summary image).
+OUTPUT_NAMES = (
+    "heatmap.nii.gz",
+    "findings.nii.gz",
+    "reconstruction.nii.gz",
+    "heatmap_pmap.dcm",
+    "findings_seg.dcm",
+    "summary.png",
+    "summary_sc.dcm",
+    "report.json",
+)
+
+
+def remove_stale_outputs(out_dir: str | Path, written: dict[str, Path]) -> list[str]:
+    """Removes the outputs of an earlier run into the same folder that this run did not write again.
+
+    A Segmentation of findings the new run no longer has, or a summary of another scan, must not stand
+    beside the new results. Only medae's own file names are touched.
+
+    Returns:
+        The names removed.
+    """
+    out = Path(out_dir)
+    keep = {Path(p).name for p in written.values()}
+    removed = []
+    for name in OUTPUT_NAMES:
+        path = out / name
+        if name not in keep and path.is_file():
+            try:
+                path.unlink()
+            except OSError as exc:
+                raise OutputError(
+                    f"{path}: an output of an earlier run cannot be removed ({exc.strerror or exc}); remove it, or "
+                    "choose an empty output folder."
+                ) from exc
+            removed.append(name)
+    return removed

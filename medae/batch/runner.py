@@ -171,6 +171,7 @@ def _analyze(item: BatchItem, model, options: BatchOptions, progress, cancel):
 
 def _write(result, folder: Path, options: BatchOptions, batch: dict) -> dict:
     from medae.analysis import write_outputs
+    from medae.analysis.outputs import remove_stale_outputs
 
     t = time.perf_counter()
     written = write_outputs(
@@ -182,6 +183,7 @@ def _write(result, folder: Path, options: BatchOptions, batch: dict) -> dict:
         extra_report={"batch": batch},
     )
     result.timings["write"] = time.perf_counter() - t
+    remove_stale_outputs(folder, {**written, **{k: folder / v for k, v in batch["extra_files"].items()}})
     return written
 
 

@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
 def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: float, t_model: float) -> dict:
     """Analyses one volume and writes its outputs."""
     from medae.analysis import analyze, write_outputs
+    from medae.analysis.outputs import remove_stale_outputs
     from medae.cli.progressbar import ProgressBar
 
     with ProgressBar("analyze") as bar:
@@ -85,6 +86,8 @@ def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: floa
     result.timings["write"] = time.perf_counter() - t
     # The report is rewritten last so that it carries the write time too.
     write_outputs_report_only(result, out, written, args.keep_phi)
+    for name in remove_stale_outputs(out, written):
+        print(f"removed {name} of an earlier run in {out}", file=sys.stderr)
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(

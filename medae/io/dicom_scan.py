@@ -160,6 +160,11 @@ def _plan(uid: str, series_uid: str, frames: list[Frame], notes: list[str], diff
     info = first.header.info
     fallback = info.get("spacing_between_slices") or info.get("slice_thickness")
     names = [fr.name for fr in frames]
+    if len(set(names)) < len(names):  # one file name in several folders (a copied series): say which is which
+        root = os.path.commonpath([os.path.dirname(fr.header.path) for fr in frames])
+        names = [
+            os.path.relpath(fr.header.path, root) + fr.name[len(os.path.basename(fr.header.path)) :] for fr in frames
+        ]
     spacing = first.pixel_spacing
     warnings = list(notes)
     if spacing is None or min(spacing) <= 0:

@@ -1,4 +1,5 @@
-"""``medae analyze --all``: every series into its own folder, one bad series never stopping the rest."""
+"""``medae analyze`` output folders: --all gives every series its own, one bad series never stops the rest,
+and a folder used again holds only the new run's files."""
 
 import json
 
@@ -36,3 +37,19 @@ def test_scans_whose_paths_end_alike_get_a_folder_each(tmp_path, tiny_model):
     assert _analyze_all(tmp_path / "in", tmp_path / "out", tiny_model) == 0
     reports = [json.loads(p.read_text()) for p in sorted((tmp_path / "out").rglob("report.json"))]
     assert len(reports) == 2 and reports[0]["score"] != reports[1]["score"]
+
+
+def test_a_folder_used_again_holds_only_the_new_runs_outputs(tmp_path, tiny_model, capsys):
+    scan = tmp_path / "t1.nii.gz"
+    save_nifti(mr_with_lesion(), scan)
+    out = tmp_path / "out"
+    base = ["analyze", str(scan), "--out", str(out), "--model", str(tiny_model), "--device", "cpu"]
+    assert main([*base, "--dicom", "--reconstruction"]) == 0
+    first = {p.name for p in out.iterdir()}
+    assert {"findings_seg.dcm", "summary.png", "reconstruction.nii.gz"} <= first
+    # Now above every voxel: no findings, so no Segmentation; and no picture or reconstruction asked for.
+    assert main([*base, "--threshold", "1000"]) == 0
+    assert {p.name for p in out.iterdir()} == {"heatmap.nii.gz", "findings.nii.gz", "report.json"}
+    assert "removed findings_seg.dcm of an earlier run" in capsys.readouterr().err
+    (out / "notes.txt").write_text("mine")  # files that are not medae's are never touched
+    assert main(base) == 0 and (out / "notes.txt").read_text() == "mine"
