@@ -57,6 +57,18 @@ def test_a_series_copied_into_a_subfolder_names_the_folders_of_its_duplicates(tm
     assert any(f"copy/{p.name}" in message for p in paths)
 
 
+def test_a_gap_left_by_a_file_without_position_names_that_file(tmp_path):
+    def no_position(ds, k):
+        if k == 2:
+            del ds.ImagePositionPatient
+
+    paths = write_series(tmp_path, phantom((6, 5, 5), seed=4), axial_affine(), edit=no_position)
+    with pytest.raises(MedaeError, match="missing slice") as caught:
+        load(tmp_path)
+    assert paths[2].name in str(caught.value) and "lack ImagePositionPatient" in str(caught.value)
+    assert "Restore the missing files" not in str(caught.value)  # nothing is missing: one file is damaged
+
+
 def test_meta_and_phi_are_kept_apart(tmp_path):
     write_series(tmp_path, phantom((4, 4, 3)), axial_affine(), description="Head", series_number=5)
     v = load(tmp_path)

@@ -103,10 +103,15 @@ def load_series(
     h = plan.header
     label = f"series {plan.uid} ({info.description})"
     if plan.geometry.problems:
+        # Files of the series left out for lacking geometry explain a gap better than "missing files".
+        left_out = [w for w in plan.warnings if w.startswith("left out") and "lack ImagePosition" in w]
+        advice = "Restore the missing files or remove the duplicates (or export the series again)."
+        if left_out:
+            advice = f"medae {left_out[0]} Repair those files' headers, or export the series again."
         raise GeometryError(
             f"{info.source}: {label} is not a regular 3D grid, so it was not stacked: "
             + "; ".join(plan.geometry.problems)
-            + ". Restore the missing files or remove the duplicates (or export the series again)."
+            + f". {advice}"
         )
     check_cancel(cancel)
     raw = dicom_pixels.read_frames(plan.frames, progress=sub_progress(progress, 0.0, 0.9), cancel=cancel)

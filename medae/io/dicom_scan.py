@@ -82,6 +82,8 @@ class Discovery:
     headers: list[FileHeader] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    #: Files of an image series left out for lacking patient geometry, by SeriesInstanceUID.
+    no_geometry: dict[str, list[str]] = field(default_factory=dict)
     localizers: dict[str, int] = field(default_factory=dict)
 
 
@@ -119,6 +121,8 @@ def discover(path: Path, progress: ProgressFn | None = None, cancel: threading.E
         reason = _rejection(h)
         if reason is not None:
             found.rejected.append((f, reason))
+            if reason.startswith(_NO_GEOMETRY) and h.series_uid:
+                found.no_geometry.setdefault(h.series_uid, []).append(os.path.basename(f))
             continue
         if "LOCALIZER" in h.image_type or all("LOCALIZER" in fr.keys.get("image_type", ()) for fr in h.frames):
             found.localizers[h.series_uid] = found.localizers.get(h.series_uid, 0) + len(h.frames)
@@ -145,6 +149,13 @@ def group_stacks(found: Discovery) -> list[StackPlan]:
             )
         if found.localizers.get(uid):
             notes.append(f"left out {found.localizers[uid]} localizer image(s) (ImageType LOCALIZER).")
+        if found.no_geometry.get(uid):
+            names = found.no_geometry[uid]
+            more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+            notes.append(
+                f"left out {len(names)} file(s) of this series that lack ImagePositionPatient or "
+                f"ImageOrientationPatient ({names[0]}{more}): where they belong the series has a gap."
+            )
         parts.sort(key=_part_sort_key)
         differs = _what_differs(frames) if len(parts) > 1 else ""
         for n, part in enumerate(parts, 1):
@@ -282,6 +293,9 @@ def _rounded(value: object) -> object:
     return value
 
 
+_NO_GEOMETRY = "no patient geometry (ImagePositionPatient/ImageOrientationPatient)"
+
+
 def _rejection(h: FileHeader) -> str | None:
     sop = h.sop_class
     if sop.startswith(_STORAGE):
@@ -300,7 +314,7 @@ def _rejection(h: FileHeader) -> str | None:
     if h.samples != 1:
         return f"a colour image ({h.photometric}, {h.samples} samples per pixel), not a greyscale scan"
     if not h.frames or any(f.position is None or f.orientation is None for f in h.frames):
-        return "no patient geometry (ImagePositionPatient/ImageOrientationPatient): not a cross-sectional scan"
+        return f"{_NO_GEOMETRY}: not a cross-sectional scan"
     try:
         for f in h.frames:
             dicom_geometry.normal_of(f.orientation)
