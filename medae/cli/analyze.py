@@ -73,6 +73,7 @@ def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: floa
     from medae.analysis import analyze, write_outputs
     from medae.analysis.outputs import remove_stale_outputs
     from medae.cli.progressbar import ProgressBar
+    from medae.viewer.figure import write_result_summary
 
     with ProgressBar("analyze") as bar:
         result = analyze(
@@ -82,7 +83,7 @@ def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: floa
     t = time.perf_counter()
     written = write_outputs(result, out, dicom=args.dicom, keep_phi=args.keep_phi, reconstruction=args.reconstruction)
     if args.png or args.dicom:
-        written.update(write_summary(result, out, dicom=args.dicom, keep_phi=args.keep_phi))
+        written.update(write_result_summary(result, out, dicom=args.dicom, keep_phi=args.keep_phi))
     result.timings["write"] = time.perf_counter() - t
     # The report is rewritten last so that it carries the write time too.
     write_outputs_report_only(result, out, written, args.keep_phi)
@@ -108,35 +109,6 @@ def write_outputs_report_only(result, out: Path, written: dict, keep_phi: bool) 
     if not keep_phi and report["input"]["source"]:
         report["input"]["source"] = Path(str(report["input"]["source"])).name
     write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
-
-
-def write_summary(result, out: Path, dicom: bool, keep_phi: bool) -> dict:
-    """The summary image (three planes through the top finding, overlay, colorbar, warnings)."""
-    from medae.viewer.figure import render_summary
-    from medae.viewer.png import write_png
-    from medae.viewer.session import ViewerSession
-
-    session = ViewerSession()
-    session.open(result.volume)
-    session.set_result(result)
-    if result.findings:
-        session.go_to_finding(0)
-    title = (
-        f"medae {result.model_id}: score {result.score:.2f} (p{result.percentile:.0f}), "
-        f"{len(result.findings)} finding(s)"
-    )
-    rgb = render_summary(session, title=title)
-    written = {}
-    png = out / "summary.png"
-    write_png(png, rgb)
-    written["summary"] = png
-    if dicom:
-        from medae.io.dicom_export import write_secondary_capture
-
-        written["secondary_capture"] = write_secondary_capture(
-            rgb, result.volume, out / "summary_sc.dcm", keep_phi=keep_phi
-        )
-    return written
 
 
 def _safe(uid: str) -> str:

@@ -36,9 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Lists the series, loads the model once, analyses each; exit status 2 when any series failed."""
     from medae.batch import BatchOptions, find_items, run_batch
-    from medae.cli.analyze import write_summary
     from medae.cli.progressbar import ProgressBar
     from medae.model import load_model
+    from medae.viewer.figure import write_result_summary
 
     with ProgressBar(f"scan {Path(args.input).name}"[:40]) as bar:
         items = find_items(args.input, exclude=args.out, progress=bar)
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_png or args.dicom:
 
         def extras(result, folder: Path) -> dict:
-            return write_summary(result, folder, dicom=args.dicom, keep_phi=args.keep_phi)
+            return write_result_summary(result, folder, dicom=args.dicom, keep_phi=args.keep_phi)
 
     args.out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(args.out / "batch.log", encoding="utf-8")

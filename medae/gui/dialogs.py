@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -205,3 +207,35 @@ class KeysDialog(QDialog):
         lay.addLayout(bottom)
         self.resize(460, 560)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+
+class BatchDoneBox(QMessageBox):
+    """What a folder run did: counts, the most abnormal series, the errors, and a button to open the report."""
+
+    def __init__(self, rows: Sequence, report: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("batchDone")
+        self.setWindowTitle("Folder analysed")
+        self.report = Path(report)
+        failed = [r for r in rows if r.status == "error"]
+        scored = sorted((r for r in rows if r.score is not None), key=lambda r: -r.score)
+        text = f"{len(rows) - len(failed)} of {len(rows)} series analysed"
+        text += f"; {len(failed)} could not be (their reasons are in the report)." if failed else "."
+        if scored:
+            top = scored[0]
+            text += f"\nMost abnormal: {top.folder}, score {top.score:.2f} ({top.findings} finding(s))."
+        self.setIcon(QMessageBox.Icon.Warning if failed else QMessageBox.Icon.Information)
+        self.setText(text)
+        self.setInformativeText(f"Results, results.csv and report.html are in {self.report.parent}.")
+        if failed:
+            self.setDetailedText("\n".join(f"{r.folder}: {r.error}" for r in failed))
+        self.open_button = self.addButton("Open report", QMessageBox.ButtonRole.AcceptRole)
+        self.addButton(QMessageBox.StandardButton.Close)
+        self.open_button.clicked.connect(self.open_report)
+
+    def open_report(self) -> bool:
+        """Opens report.html in the system's browser."""
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.report)))

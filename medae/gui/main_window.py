@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medae.gui import menus
+from medae.gui import dialogs, menus
 from medae.gui.dialogs import SeriesPicker
 from medae.gui.errors import show_error
 from medae.gui.panels import FindingsPanel, OverlayPanel
@@ -58,6 +58,7 @@ class MainWindow(QMainWindow):
         self.series_picker: SeriesPicker | None = None
         self.volume_picker: QInputDialog | None = None
         self.last_error = None
+        self.batch_summary: QWidget | None = None
         # Each open request gets a number; a load that finishes after a newer request is dropped, so the
         # scan on screen is always the one the user asked for last.
         self._open_seq = 0
@@ -372,12 +373,7 @@ class MainWindow(QMainWindow):
         def work(progress, cancel):
             from medae.progress import check_cancel, report, sub_progress
 
-            model = cached
-            if model is None:
-                report(progress, 0.0, "Loading the model")
-                from medae.model import load_model
-
-                model = load_model(self.prefs.model or None, device=self.prefs.device)
+            model = self._model_for(progress)
             loaded["model"] = model
             check_cancel(cancel)
             report(progress, 0.05, f"Analysing on {model.device_name}")
@@ -416,6 +412,47 @@ class MainWindow(QMainWindow):
         self._analysis_queued = False
         if self.session.volume is not None and self.session.result is None:
             self.start_analysis(force=force)
+
+    def _model_for(self, progress) -> Any:
+        """The preferred model, loaded once and kept (called in a worker)."""
+        key = (self.prefs.model, self.prefs.device)
+        if self.model is not None and key == self._model_key:
+            return self.model
+        from medae.model import load_model
+        from medae.progress import report
+
+        report(progress, 0.0, "Loading the model")
+        return load_model(self.prefs.model or None, device=self.prefs.device)
+
+    def run_batch(self, in_dir: str | Path, out_dir: str | Path) -> Job:
+        """Analyses every series under ``in_dir`` into ``out_dir`` (as ``medae batch``), in a worker."""
+        key = (self.prefs.model, self.prefs.device)
+        in_dir, out_dir = Path(in_dir), Path(out_dir)
+
+        def work(progress, cancel):
+            from medae.batch import find_items, run_batch
+            from medae.progress import sub_progress
+            from medae.viewer.figure import write_result_summary
+
+            items = find_items(in_dir, exclude=out_dir, progress=sub_progress(progress, 0.0, 0.05), cancel=cancel)
+            model = self._model_for(progress)
+            rows = run_batch(
+                items,
+                model,
+                out_dir,
+                write_extras=lambda result, folder: write_result_summary(result, folder),
+                progress=sub_progress(progress, 0.05, 1.0),
+                cancel=cancel,
+            )
+            return model, rows
+
+        def done(out) -> None:
+            self.model, self._model_key = out[0], key
+            self.device_label.setText(f"Device: {out[0].device_name}")
+            self.batch_summary = dialogs.BatchDoneBox(out[1], out_dir / "report.html", self)
+            self.batch_summary.open()
+
+        return self.run_job("batch", work, done, f"analysing the folder {in_dir.name}")
 
     def _threshold_differs(self) -> bool:
         r = self.session.result

@@ -85,6 +85,7 @@ def build(w) -> None:
     a = bar.addMenu("&Analysis")
     _action(w, a, "&Analyze", lambda: w.start_analysis(), "Ctrl+R", name="analyze")
     _action(w, a, "Analyze &anyway (scan unlike the model's)", lambda: w.start_analysis(force=True), name="force")
+    _action(w, a, "Analyze a &folder of studies...", lambda: _batch(w), "Ctrl+Shift+R", name="batch")
     _action(w, a, "&Cancel", w.cancel_jobs, "Esc", name="cancel")
     _action(w, a, "Show/hide &heatmap (H)", lambda: w.handle_key("H"), name="toggle_heat")
     _action(w, a, "C&lear analysis", s.clear_result, name="clear")
@@ -111,6 +112,15 @@ def _open_folder(w) -> None:
     path = QFileDialog.getExistingDirectory(w, "Open a DICOM folder")
     if path:
         w.open_path(path)
+
+
+def _batch(w) -> None:
+    source = QFileDialog.getExistingDirectory(w, "Folder of studies to analyse")
+    if not source:
+        return
+    target = QFileDialog.getExistingDirectory(w, "Folder for the results (a sub-folder per series, and the report)")
+    if target:
+        w.run_batch(source, target)
 
 
 def _preferences(w) -> None:

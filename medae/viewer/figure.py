@@ -119,3 +119,35 @@ def save_summary(session: ViewerSession, path: str | Path, title: str = "") -> P
 
     write_png(path, render_summary(session, title))
     return Path(path)
+
+
+def write_result_summary(result, out: str | Path, dicom: bool = False, keep_phi: bool = False) -> dict[str, Path]:
+    """Writes an analysis's summary image into ``out``: ``summary.png``, and ``summary_sc.dcm`` with ``dicom``.
+
+    The planes go through the top finding (through the scan's centre when there is none).
+
+    Returns:
+        Name -> path of what was written.
+    """
+    from medae.viewer.png import write_png
+
+    session = ViewerSession()
+    session.open(result.volume)
+    session.set_result(result)
+    if result.findings:
+        session.go_to_finding(0)
+    title = (
+        f"medae {result.model_id}: score {result.score:.2f} (p{result.percentile:.0f}), "
+        f"{len(result.findings)} finding(s)"
+    )
+    rgb = render_summary(session, title=title)
+    out = Path(out)
+    written = {"summary": out / "summary.png"}
+    write_png(written["summary"], rgb)
+    if dicom:
+        from medae.io.dicom_export import write_secondary_capture
+
+        written["secondary_capture"] = write_secondary_capture(
+            rgb, result.volume, out / "summary_sc.dcm", keep_phi=keep_phi
+        )
+    return written

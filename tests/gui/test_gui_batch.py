@@ -1,0 +1,30 @@
+"""Analysis > Analyze a folder of studies: the batch run from the window, in a worker, with its summary."""
+
+import csv
+
+from medae.io.nifti import save_nifti
+from medae.volume import Volume
+from tests.gui.conftest import wait_idle
+from tests.gui.tiny_model import mr_with_lesion
+
+
+def test_a_folder_run_from_the_window_writes_the_report_and_says_what_it_did(window, qtbot, tiny_model, tmp_path):
+    studies = tmp_path / "studies"
+    (studies / "p1").mkdir(parents=True)
+    vol = mr_with_lesion()
+    save_nifti(vol, studies / "p1" / "t1.nii.gz")
+    save_nifti(Volume(vol.array[::-1].copy(), vol.affine, "MR"), studies / "t1_other.nii.gz")
+    (studies / "p1" / "broken.nii.gz").write_bytes(b"\x1f\x8b damaged")
+    window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
+    out = tmp_path / "results"
+    window.run_batch(studies, out)
+    assert window.busy and window.cancel_button.isVisible()  # a worker with progress and cancel
+    wait_idle(qtbot, window, timeout=120_000)
+    assert window.last_error is None, window.last_error and window.last_error.text()
+    with open(out / "results.csv", newline="") as fh:
+        rows = {r["folder"]: r["status"] for r in csv.DictReader(fh)}
+    assert rows == {"p1__broken": "error", "p1__t1": "ok", "t1_other": "ok"}
+    box = window.batch_summary
+    assert box.isVisible() and "2 of 3 series analysed" in box.text() and "p1__broken" in box.detailedText()
+    assert (out / "p1__t1" / "summary.png").is_file() and box.report == out / "report.html"
+    assert window.model is not None  # kept for the next analysis
