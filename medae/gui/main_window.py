@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,13 @@ from PySide6.QtWidgets import (
 from medae.gui import dialogs, menus
 from medae.gui.dialogs import SeriesPicker
 from medae.gui.errors import show_error
+from medae.gui.jobs import JobsMixin
 from medae.gui.panels import FindingsPanel, OverlayPanel
 from medae.gui.settings import Preferences, add_recent, load_preferences, save_preferences, settings
 from medae.gui.study_panel import StudyPanel, TagBrowser
 from medae.gui.view_area import ViewArea
 from medae.gui.welcome import Welcome
-from medae.gui.workers import Job, format_eta
+from medae.gui.workers import Job
 from medae.viewer.bindings import KeyAction, key_action, slice_step
 from medae.viewer.session import ViewerSession
 
@@ -45,7 +45,7 @@ _KEY_NAMES = {
 }
 
 
-class MainWindow(QMainWindow):
+class MainWindow(JobsMixin, QMainWindow):
     """The viewer window. ``open_path`` and ``start_analysis`` are what menus, drops and tests call."""
 
     def __init__(self, prefs: Preferences | None = None) -> None:
@@ -176,72 +176,6 @@ class MainWindow(QMainWindow):
         for job in list(self.jobs):
             job.wait(10_000)
         super().closeEvent(event)
-
-    # ----- jobs -----------------------------------------------------------------------------
-    @property
-    def busy(self) -> bool:
-        """True while any worker runs."""
-        return any(j.running for j in self.jobs)
-
-    def run_job(
-        self,
-        name: str,
-        fn: Callable[..., Any],
-        on_done: Callable[[Any], None],
-        doing: str,
-        on_failed: Callable[[BaseException], None] | None = None,
-    ) -> Job:
-        """Runs ``fn(progress=, cancel=)`` in a worker thread; errors become dialogs (after ``on_failed``)."""
-        job = Job(name, fn, self)
-        job.progress.connect(lambda *_args: self._show_job_progress(job))
-        job.succeeded.connect(lambda result: self._guard(on_done, result, doing))
-        if on_failed is not None:
-            job.failed.connect(on_failed)
-        job.failed.connect(lambda exc: self.report_error(exc, doing))
-        job.finished.connect(lambda: self._job_done(job))
-        self.jobs.append(job)
-        self.progress_label.setText(f"{doing.capitalize()}...")
-        self.progress.setValue(0)
-        self._show_progress(True)
-        return job.start()
-
-    def _guard(self, fn: Callable[[Any], None], result: Any, doing: str) -> None:
-        try:
-            fn(result)
-        except Exception as exc:  # a failing result handler must not leave the window half-updated silently
-            self.report_error(exc, doing)
-
-    def _show_job_progress(self, job: Job) -> None:
-        self.progress.setValue(int(job.fraction * 1000))
-        eta = format_eta(job.seconds_left())
-        self.progress_label.setText(" - ".join(t for t in (job.message, eta) if t))
-
-    def _job_done(self, job: Job) -> None:
-        if job in self.jobs:
-            self.jobs.remove(job)
-        job.deleteLater()
-        running = [j for j in self.jobs if j.running]
-        if not running:
-            self._show_progress(False)
-        elif job.message:
-            # Leave the bar to a job still running, not to the last words of the one that ended.
-            self._show_job_progress(running[-1])
-
-    def _cancel_named(self, *names: str) -> None:
-        for job in self.jobs:
-            if job.name in names:
-                job.cancel()
-
-    def _show_progress(self, visible: bool) -> None:
-        for w in (self.progress_label, self.progress, self.cancel_button):
-            w.setVisible(visible)
-
-    def cancel_jobs(self) -> None:
-        """Asks every running job to stop."""
-        for job in self.jobs:
-            job.cancel()
-        if self.jobs:
-            self.statusBar().showMessage("Cancelling...", 3000)
 
     def report_error(self, exc: BaseException, doing: str = "") -> None:
         """Shows an error dialog (cancellations only a status message)."""

@@ -1,0 +1,81 @@
+"""Workers of the main window: the jobs it runs, their shared progress bar and cancel button."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from medae.gui.workers import Job, format_eta
+
+
+class JobsMixin:
+    """What ``MainWindow`` does with its workers.
+
+    Expects ``jobs`` (a list), ``progress``, ``progress_label`` and ``cancel_button`` widgets, a status bar
+    and ``report_error``, all set up by the window.
+    """
+
+    @property
+    def busy(self) -> bool:
+        """True while any worker runs."""
+        return any(j.running for j in self.jobs)
+
+    def run_job(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        on_done: Callable[[Any], None],
+        doing: str,
+        on_failed: Callable[[BaseException], None] | None = None,
+    ) -> Job:
+        """Runs ``fn(progress=, cancel=)`` in a worker thread; errors become dialogs (after ``on_failed``)."""
+        job = Job(name, fn, self)
+        job.progress.connect(lambda *_args: self._show_job_progress(job))
+        job.succeeded.connect(lambda result: self._guard(on_done, result, doing))
+        if on_failed is not None:
+            job.failed.connect(on_failed)
+        job.failed.connect(lambda exc: self.report_error(exc, doing))
+        job.finished.connect(lambda: self._job_done(job))
+        self.jobs.append(job)
+        self.progress_label.setText(f"{doing.capitalize()}...")
+        self.progress.setValue(0)
+        self._show_progress(True)
+        return job.start()
+
+    def _guard(self, fn: Callable[[Any], None], result: Any, doing: str) -> None:
+        try:
+            fn(result)
+        except Exception as exc:  # a failing result handler must not leave the window half-updated silently
+            self.report_error(exc, doing)
+
+    def _show_job_progress(self, job: Job) -> None:
+        self.progress.setValue(int(job.fraction * 1000))
+        eta = format_eta(job.seconds_left())
+        self.progress_label.setText(" - ".join(t for t in (job.message, eta) if t))
+
+    def _job_done(self, job: Job) -> None:
+        if job in self.jobs:
+            self.jobs.remove(job)
+        job.deleteLater()
+        running = [j for j in self.jobs if j.running]
+        if not running:
+            self._show_progress(False)
+        elif job.message:
+            # Leave the bar to a job still running, not to the last words of the one that ended.
+            self._show_job_progress(running[-1])
+
+    def _cancel_named(self, *names: str) -> None:
+        for job in self.jobs:
+            if job.name in names:
+                job.cancel()
+
+    def _show_progress(self, visible: bool) -> None:
+        for w in (self.progress_label, self.progress, self.cancel_button):
+            w.setVisible(visible)
+
+    def cancel_jobs(self) -> None:
+        """Asks every running job to stop."""
+        for job in self.jobs:
+            job.cancel()
+        if self.jobs:
+            self.statusBar().showMessage("Cancelling...", 3000)
