@@ -173,3 +173,59 @@ def test_a_file_instead_of_a_folder_is_a_clear_error(tmp_path, capsys):
     save_nifti(mr_with_lesion(), path)
     assert main(["batch", str(path), "--out", str(tmp_path / "out")]) == 2
     assert "medae analyze" in capsys.readouterr().err
+
+
+def test_what_a_result_was_made_with_decides_whether_it_is_kept(studies, tiny_model, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    out = tmp_path / "out"
+    _batch(studies, out, model, "--no-png")
+    _batch(studies, out, model)  # now with the summary images: a result without one is not what was asked
+    assert _rows(out)["patient_a__t1"]["status"] == "ok" and (out / "patient_a__t1" / "summary.png").is_file()
+    _batch(studies, out, model)
+    assert _rows(out)["patient_a__t1"]["status"] == "done earlier"
+    card = json.loads((model / "card.json").read_text())
+    card["calibration"]["threshold"] = 0.6  # recalibrated: same weights, other findings
+    (model / "card.json").write_text(json.dumps(card))
+    _batch(studies, out, model)
+    assert _rows(out)["patient_a__t1"]["status"] == "ok"
+
+
+def test_a_series_that_fails_now_keeps_no_results_of_an_earlier_run(studies, tiny_model, tmp_path):
+    out = tmp_path / "out"
+    _batch(studies, out, tiny_model, "--no-png")
+    (studies / "patient_a" / "t1b.nii").write_bytes(b"not a scan any more")
+    report = out / "patient_a__t1" / "report.json"
+    report.write_text(json.dumps({**json.loads(report.read_text()), "batch": None}))  # damaged: redone, no crash
+    assert _batch(studies, out, tiny_model, "--no-png") == 2
+    assert sorted(p.name for p in (out / "patient_a__t1b").iterdir()) == ["error.json"]
+    assert _rows(out)["patient_a__t1"]["status"] == "ok"
+
+
+def test_a_table_that_cannot_be_written_for_a_while_does_not_end_the_run(studies, tiny_model, tmp_path, monkeypatch):
+    import medae.batch.runner as runner
+    from medae.errors import OutputError
+
+    real, calls = runner.write_tables, []
+
+    def busy(out, rows, info):
+        calls.append(1)
+        if len(calls) <= 2:  # open in a spreadsheet for a while
+            raise OutputError(f"{out / 'results.csv'}: cannot write (Permission denied).")
+        return real(out, rows, info)
+
+    monkeypatch.setattr(runner, "write_tables", busy)
+    out = tmp_path / "out"
+    assert _batch(studies, out, tiny_model, "--no-png") == 2
+    assert len(_rows(out)) == 6 and "Permission denied" in (out / "batch.log").read_text()
+
+
+def test_table_cells_a_spreadsheet_would_run_are_quoted(tmp_path, tiny_model):
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    save_nifti(mr_with_lesion(), studies / "=HYPERLINK(1).nii.gz")
+    _batch(studies, tmp_path / "out", tiny_model, "--no-png")
+    (row,) = _rows(tmp_path / "out").values()
+    assert row["input"] == "'=HYPERLINK(1).nii.gz" and row["status"] == "ok"

@@ -21,16 +21,18 @@ def write_outputs(
     keep_phi: bool = False,
     reconstruction: bool = False,
     extra_report: dict | None = None,
+    extra_files: dict[str, Path] | None = None,
 ) -> dict[str, Path]:
     """Writes the result into ``out_dir``; every file atomically.
 
     Files: ``heatmap.nii.gz`` (float32, input shape and affine), ``findings.nii.gz`` (int16 labels),
     ``report.json``; with ``reconstruction``, ``reconstruction.nii.gz``; with ``dicom`` (DICOM input or
     not), ``heatmap_pmap.dcm`` (Parametric Map) and, when there are findings, ``findings_seg.dcm``
-    (Segmentation), both de-identified unless ``keep_phi``.
+    (Segmentation), both de-identified unless ``keep_phi``. ``extra_report`` is merged into the report;
+    ``extra_files`` (name -> path) are files the caller wrote into the folder, listed in the report too.
 
     Returns:
-        Name -> path of everything written.
+        Name -> path of everything written (and of ``extra_files``).
     """
     out = Path(out_dir)
     try:
@@ -66,7 +68,8 @@ def write_outputs(
     report = result.report()
     if extra_report:
         report.update(extra_report)
-    report["files"] = {k: p.name for k, p in written.items()}
+    written.update(extra_files or {})  # files the caller wrote beside these (the summary image)
+    report["files"] = {k: Path(p).name for k, p in written.items()}
     if not keep_phi:
         report["input"]["source"] = Path(str(report["input"]["source"])).name if report["input"]["source"] else None
     written["report"] = out / "report.json"

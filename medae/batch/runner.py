@@ -7,6 +7,7 @@ run started again over the same output folder skips what is already done and red
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -38,6 +39,7 @@ class BatchOptions:
     dicom: bool = False
     keep_phi: bool = False
     reconstruction: bool = False
+    summary: bool = True  # whether ``write_extras`` writes the summary image (part of what a result holds)
 
 
 def run_batch(
@@ -73,8 +75,22 @@ def run_batch(
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(out / "batch.log", encoding="utf-8")
     except OSError as exc:
-        raise OutputError(f"{out}: cannot create the output folder ({exc}). Choose a folder you may write to.") from exc
+        raise OutputError(
+            f"{out}: cannot create the output folder or its log ({exc.strerror or exc}). Choose a folder you may "
+            "write to."
+        ) from exc
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    try:
+        return _run_all(items, model, out, options, write_extras, progress, cancel, on_row)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _run_all(items, model, out: Path, options: BatchOptions, write_extras, progress, cancel, on_row) -> list[Row]:
     run_info = {
         "model": {"id": model.card.id, "sha256": model.card.sha256},
         "device": model.device_name,
@@ -90,7 +106,10 @@ def run_batch(
             rows[i] = _run_item(
                 item, model, out, options, write_extras, sub_progress(progress, i / n, (i + 1) / n), cancel
             )
-            write_tables(out, rows, run_info)
+            try:
+                write_tables(out, rows, run_info)
+            except OutputError as exc:  # e.g. results.csv open in a spreadsheet: tried again after the next series
+                log.warning("%s", exc)
             if on_row is not None:
                 on_row(rows[i])
     finally:
@@ -100,8 +119,13 @@ def run_batch(
 
 
 def run_key(item: BatchItem, model, options: BatchOptions) -> dict[str, Any]:
-    """What a finished result must have been made from to be kept when a run is resumed."""
-    return {"input": item.identity, "model_sha256": model.card.sha256, "options": asdict(options)}
+    """What a finished result must have been made from to be kept when a run is resumed.
+
+    The input's identity, the weights and the whole card (a recalibration changes scores without touching the
+    weights), and the options.
+    """
+    card = hashlib.sha256(model.card.to_json().encode("utf-8")).hexdigest()
+    return {"input": item.identity, "model_sha256": model.card.sha256, "card_sha256": card, "options": asdict(options)}
 
 
 def _run_item(
@@ -126,9 +150,9 @@ def _run_item(
         for stale in ("report.json", "error.json"):
             (folder / stale).unlink(missing_ok=True)
         result = _analyze(item, model, options, progress, cancel)
-        extras = write_extras(result, folder) if write_extras is not None else {}
-        batch = {"key": key, "input": item.where, "extra_files": {k: Path(p).name for k, p in extras.items()}}
-        written = _write(result, folder, options, batch)
+        extras = write_extras(result, folder) if write_extras is not None and options.summary else {}
+        batch = {"key": key, "input": item.where}
+        written = _write(result, folder, options, batch, extras)
     except CancelledError:
         raise
     except MedaeError as exc:
@@ -169,11 +193,10 @@ def _analyze(item: BatchItem, model, options: BatchOptions, progress, cancel):
     return result
 
 
-def _write(result, folder: Path, options: BatchOptions, batch: dict) -> dict:
+def _write(result, folder: Path, options: BatchOptions, batch: dict, extras: dict[str, Path]) -> dict:
     from medae.analysis import write_outputs
     from medae.analysis.outputs import remove_stale_outputs
 
-    t = time.perf_counter()
     written = write_outputs(
         result,
         folder,
@@ -181,9 +204,9 @@ def _write(result, folder: Path, options: BatchOptions, batch: dict) -> dict:
         keep_phi=options.keep_phi,
         reconstruction=options.reconstruction,
         extra_report={"batch": batch},
+        extra_files=extras,
     )
-    result.timings["write"] = time.perf_counter() - t
-    remove_stale_outputs(folder, {**written, **{k: folder / v for k, v in batch["extra_files"].items()}})
+    remove_stale_outputs(folder, written)
     return written
 
 
@@ -192,12 +215,17 @@ def _finished(folder: Path, key: dict) -> dict | None:
         rep = json.loads((folder / "report.json").read_text())
     except (OSError, ValueError):
         return None
-    ok = isinstance(rep, dict) and rep.get("batch", {}).get("key") == json.loads(json.dumps(key))
+    batch = rep.get("batch") if isinstance(rep, dict) else None
+    ok = isinstance(batch, dict) and batch.get("key") == json.loads(json.dumps(key))
     return rep if ok else None
 
 
 def _failed(item: BatchItem, folder: Path, message: str, key: dict | None) -> Row:
+    from medae.analysis.outputs import remove_stale_outputs
+
     try:
+        if folder.is_dir():  # results of an earlier run of this series must not stand beside its error
+            remove_stale_outputs(folder, {})
         write_text(folder / "error.json", json.dumps({"input": item.where, "error": message, "key": key}, indent=2))
     except (OSError, MedaeError) as exc:  # the table still records it
         log.error("cannot write %s: %s", folder / "error.json", exc)

@@ -44,7 +44,7 @@ class Row:
     warnings: str = ""
     error: str = ""
     seconds: float | None = None
-    extra_files: dict[str, str] | None = None
+    summary: str = ""
 
     @classmethod
     def _base(cls, item: BatchItem, status: str) -> Row:
@@ -78,12 +78,12 @@ class Row:
         row.warnings = " | ".join(rep.get("warnings") or [])
         timings = rep.get("timings") or {}
         row.seconds = round(sum(float(v) for v in timings.values()), 2) if timings else None
-        row.extra_files = dict((rep.get("batch") or {}).get("extra_files") or {})
+        row.summary = str((rep.get("files") or {}).get("summary") or "")
         return row
 
 
 #: Columns of results.csv, in order.
-CSV_COLUMNS = [f.name for f in fields(Row) if f.name != "extra_files"]
+CSV_COLUMNS = [f.name for f in fields(Row)]
 
 
 def write_tables(out: Path, rows: list[Row], run_info: dict[str, Any]) -> None:
@@ -93,9 +93,17 @@ def write_tables(out: Path, rows: list[Row], run_info: dict[str, Any]) -> None:
     writer.writeheader()
     for row in rows:
         values = asdict(row)
-        writer.writerow({k: "" if values[k] is None else values[k] for k in CSV_COLUMNS})
+        writer.writerow({k: _cell(values[k]) for k in CSV_COLUMNS})
     write_text(out / "results.csv", buf.getvalue())
     write_text(out / "report.html", render_html(rows, run_info))
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@")):
+        return "'" + value  # text a spreadsheet would run as a formula (a description or a file name)
+    return value
 
 
 def _sort_key(row: Row) -> tuple:
@@ -119,7 +127,7 @@ def render_html(rows: list[Row], run_info: dict[str, Any]) -> str:
     lines = []
     for r in sorted(rows, key=_sort_key):
         link = f'<a href="{e(r.folder)}/">{e(r.folder)}</a>'
-        image = (r.extra_files or {}).get("summary")
+        image = r.summary
         thumb = (
             f'<a href="{e(r.folder)}/{e(image)}"><img src="{e(r.folder)}/{e(image)}" alt="summary"></a>'
             if image

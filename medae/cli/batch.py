@@ -6,7 +6,6 @@ Writes ``results.csv`` and ``report.html`` for the whole run. Run it again on th
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -52,18 +51,12 @@ def run(args: argparse.Namespace) -> int:
         dicom=args.dicom,
         keep_phi=args.keep_phi,
         reconstruction=args.reconstruction,
+        summary=not args.no_png or args.dicom,  # the DICOM Secondary Capture is the summary image
     )
-    extras = None
-    if not args.no_png or args.dicom:
 
-        def extras(result, folder: Path) -> dict:
-            return write_result_summary(result, folder, dicom=args.dicom, keep_phi=args.keep_phi)
+    def extras(result, folder: Path) -> dict:
+        return write_result_summary(result, folder, dicom=args.dicom, keep_phi=args.keep_phi)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(args.out / "batch.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger = logging.getLogger("medae.batch")
-    logger.addHandler(handler)
     print(f"{len(items)} series under {args.input}; model {model.card.id} on {model.device_name}")
     done = [0]
 
@@ -76,12 +69,8 @@ def run(args: argparse.Namespace) -> int:
             what += " [done earlier]" if row.status == "done earlier" else ""
         print(f"[{done[0]}/{len(items)}] {row.folder}: {what}", flush=True)
 
-    try:
-        with ProgressBar("batch") as bar:
-            rows = run_batch(items, model, args.out, options, write_extras=extras, progress=bar, on_row=show)
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
+    with ProgressBar("batch") as bar:
+        rows = run_batch(items, model, args.out, options, write_extras=extras, progress=bar, on_row=show)
     failed = sum(r.status == "error" for r in rows)
     print(
         f"{len(rows) - failed} of {len(rows)} series analysed; {args.out / 'results.csv'}, {args.out / 'report.html'}"

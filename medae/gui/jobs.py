@@ -30,7 +30,7 @@ class JobsMixin:
     ) -> Job:
         """Runs ``fn(progress=, cancel=)`` in a worker thread; errors become dialogs (after ``on_failed``)."""
         job = Job(name, fn, self)
-        job.progress.connect(lambda *_args: self._show_job_progress(job))
+        job.progress.connect(lambda *_args: self._on_job_progress(job))
         job.succeeded.connect(lambda result: self._guard(on_done, result, doing))
         if on_failed is not None:
             job.failed.connect(on_failed)
@@ -47,6 +47,12 @@ class JobsMixin:
             fn(result)
         except Exception as exc:  # a failing result handler must not leave the window half-updated silently
             self.report_error(exc, doing)
+
+    def _on_job_progress(self, job: Job) -> None:
+        # One bar for all jobs: it follows the newest, the one Cancel stops.
+        running = [j for j in self.jobs if j.running]
+        if running and running[-1] is job:
+            self._show_job_progress(job)
 
     def _show_job_progress(self, job: Job) -> None:
         self.progress.setValue(int(job.fraction * 1000))
@@ -74,8 +80,16 @@ class JobsMixin:
             w.setVisible(visible)
 
     def cancel_jobs(self) -> None:
-        """Asks every running job to stop."""
+        """Asks the newest running job to stop, the one the progress bar shows (Cancel again stops the next).
+
+        So stopping a slow scan load does not also end a folder run started before it.
+        """
+        live = [j for j in self.jobs if j.running and not j.cancel_event.is_set()]
+        if live:
+            live[-1].cancel()
+            self.statusBar().showMessage("Cancelling...", 3000)
+
+    def cancel_all_jobs(self) -> None:
+        """Asks every running job to stop (closing the window)."""
         for job in self.jobs:
             job.cancel()
-        if self.jobs:
-            self.statusBar().showMessage("Cancelling...", 3000)

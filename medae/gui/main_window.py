@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ class MainWindow(JobsMixin, QMainWindow):
         # scan on screen is always the one the user asked for last.
         self._open_seq = 0
         self._analysis_queued = False
+        self._model_lock = threading.Lock()
         self.setWindowTitle("medae")
         self.setObjectName("mainWindow")
         self.setAcceptDrops(True)
@@ -172,7 +174,7 @@ class MainWindow(JobsMixin, QMainWindow):
         store.setValue("window/geometry", self.saveGeometry())
         store.setValue("window/state", self.saveState())
         store.sync()
-        self.cancel_jobs()
+        self.cancel_all_jobs()
         for job in list(self.jobs):
             job.wait(10_000)
         super().closeEvent(event)
@@ -307,7 +309,7 @@ class MainWindow(JobsMixin, QMainWindow):
         def work(progress, cancel):
             from medae.progress import check_cancel, report, sub_progress
 
-            model = self._model_for(progress)
+            model = self._model_for(progress, key)
             loaded["model"] = model
             check_cancel(cancel)
             report(progress, 0.05, f"Analysing on {model.device_name}")
@@ -344,22 +346,35 @@ class MainWindow(JobsMixin, QMainWindow):
 
     def _start_queued(self, force: bool) -> None:
         self._analysis_queued = False
+        self._model_lock = threading.Lock()
         if self.session.volume is not None and self.session.result is None:
             self.start_analysis(force=force)
 
-    def _model_for(self, progress) -> Any:
-        """The preferred model, loaded once and kept (called in a worker)."""
-        key = (self.prefs.model, self.prefs.device)
-        if self.model is not None and key == self._model_key:
-            return self.model
-        from medae.model import load_model
-        from medae.progress import report
+    def _model_for(self, progress, key: tuple) -> Any:
+        """The model of ``key`` (folder, device), loaded once and kept; called in workers.
 
-        report(progress, 0.0, "Loading the model")
-        return load_model(self.prefs.model or None, device=self.prefs.device)
+        The lock makes a folder run and an analysis started together share one load.
+        """
+        with self._model_lock:
+            if self.model is not None and key == self._model_key:
+                return self.model
+            from medae.model import load_model
+            from medae.progress import report
 
-    def run_batch(self, in_dir: str | Path, out_dir: str | Path) -> Job:
-        """Analyses every series under ``in_dir`` into ``out_dir`` (as ``medae batch``), in a worker."""
+            report(progress, 0.0, "Loading the model")
+            model = load_model(key[0] or None, device=key[1])
+            self.model, self._model_key = model, key
+            return model
+
+    def run_batch(self, in_dir: str | Path, out_dir: str | Path) -> Job | None:
+        """Analyses every series under ``in_dir`` into ``out_dir`` (as ``medae batch``), in a worker.
+
+        Returns:
+            The job, or None when a folder run is going on already (two would share and overwrite folders).
+        """
+        if any(j.name == "batch" for j in self.jobs):
+            self.statusBar().showMessage("A folder is being analysed already; wait for it or cancel it.", 5000)
+            return None
         key = (self.prefs.model, self.prefs.device)
         in_dir, out_dir = Path(in_dir), Path(out_dir)
 
@@ -369,7 +384,7 @@ class MainWindow(JobsMixin, QMainWindow):
             from medae.viewer.figure import write_result_summary
 
             items = find_items(in_dir, exclude=out_dir, progress=sub_progress(progress, 0.0, 0.05), cancel=cancel)
-            model = self._model_for(progress)
+            model = self._model_for(progress, key)
             rows = run_batch(
                 items,
                 model,

@@ -31,7 +31,7 @@ def window(qtbot):
     w.show()
     qtbot.waitExposed(w)
     yield w
-    w.cancel_jobs()
+    w.cancel_all_jobs()
     for job in list(w.jobs):
         job.wait(30_000)
 

@@ -28,3 +28,33 @@ def test_a_folder_run_from_the_window_writes_the_report_and_says_what_it_did(win
     assert box.isVisible() and "2 of 3 series analysed" in box.text() and "p1__broken" in box.detailedText()
     assert (out / "p1__t1" / "summary.png").is_file() and box.report == out / "report.html"
     assert window.model is not None  # kept for the next analysis
+
+
+def test_one_folder_run_at_a_time_and_cancel_stops_the_newest_job_first(window, qtbot, tmp_path, monkeypatch):
+    import threading
+
+    import medae.batch
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow_find(folder, exclude=None, progress=None, cancel=None):
+        started.set()
+        while not release.wait(0.02):
+            if cancel.is_set():
+                from medae.errors import CancelledError
+
+                raise CancelledError()
+        return []
+
+    monkeypatch.setattr(medae.batch, "find_items", slow_find)
+    first = window.run_batch(tmp_path, tmp_path / "out")
+    assert started.wait(10)
+    assert window.run_batch(tmp_path, tmp_path / "out2") is None
+    assert "being analysed already" in window.statusBar().currentMessage()
+    later = window.run_job("later", lambda progress, cancel: cancel.wait(30), lambda _r: None, "waiting")
+    window.cancel_jobs()  # Esc: the newest job stops, the folder run goes on
+    qtbot.waitUntil(lambda: not later.running, timeout=10_000)
+    assert first.running and not first.cancel_event.is_set()
+    window.cancel_jobs()
+    wait_idle(qtbot, window)
+    assert window.last_error is None and window.batch_summary is None
