@@ -8,7 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from medae.errors import OutputError
@@ -45,6 +46,35 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         if isinstance(exc, OSError):  # a full disk or a read-only folder is the user's to fix, not a crash
             raise OutputError(_cannot_write(target, exc)) from exc
         raise
+
+
+def remove_leftovers(folder: str | os.PathLike, names: Iterable[str], older_than_s: float = 60.0) -> list[Path]:
+    """Removes the temporary files ``atomic_path`` left in ``folder`` for ``names`` when a process was killed.
+
+    Only files older than ``older_than_s`` go, so that a write in progress in another process is left alone.
+
+    Returns:
+        The files removed.
+    """
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return []
+    removed = []
+    now = time.time()
+    for name in names:
+        target = Path(name)
+        prefix, suffix = f".{target.stem}.", "".join(target.suffixes) or ".tmp"
+        for path in entries:
+            n = path.name
+            # mkstemp's random part is 8 characters.
+            if not (n.startswith(prefix) and n.endswith(suffix) and len(n) == len(prefix) + 8 + len(suffix)):
+                continue
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime > older_than_s:
+                    path.unlink()
+                    removed.append(path)
+    return removed
 
 
 def _cannot_write(target: Path, exc: OSError) -> str:

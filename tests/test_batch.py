@@ -229,3 +229,65 @@ def test_table_cells_a_spreadsheet_would_run_are_quoted(tmp_path, tiny_model):
     _batch(studies, tmp_path / "out", tiny_model, "--no-png")
     (row,) = _rows(tmp_path / "out").values()
     assert row["input"] == "'=HYPERLINK(1).nii.gz" and row["status"] == "ok"
+
+
+def test_linked_unreadable_hidden_and_earlier_result_folders(studies, tiny_model, tmp_path, monkeypatch):
+    import os
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    save_nifti(mr_with_lesion(), elsewhere / "linked.nii.gz")
+    (studies / "patient_c").symlink_to(elsewhere, target_is_directory=True)  # a study linked into place
+    (elsewhere / "loop").symlink_to(studies, target_is_directory=True)  # and a link loop: the walk must end
+    (studies / "patient_a" / "._t1.nii.gz").write_bytes(b"macOS companion")  # hidden: not a study
+    (studies / ".Trashes").mkdir()
+    save_nifti(mr_with_lesion(), studies / ".Trashes" / "old.nii.gz")
+    _batch(studies, studies / "results_v1", tiny_model, "--no-png", "--dicom")  # results among the studies
+    locked = studies / "locked"
+    locked.mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.path.realpath(path) == str(locked.resolve()):  # as a folder without read permission
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    out = tmp_path / "out"
+    assert _batch(studies, out, tiny_model, "--no-png") == 2
+    rows = _rows(out)
+    assert (
+        rows["patient_c__linked"]["status"] == "ok" and rows["patient_c__linked"]["input"] == "patient_c/linked.nii.gz"
+    )
+    assert "Permission denied" in rows["locked"]["error"] and "nothing in it was analysed" in rows["locked"]["error"]
+    assert not [name for name in rows if "results_v1" in name or "Trashes" in name or name.startswith("_")]
+    assert len(rows) == 8  # the six of the fixture, the linked study and the locked folder
+
+
+def test_names_keep_their_letters_and_the_output_folder_must_not_hold_the_studies(tmp_path, tiny_model, capsys):
+    studies = tmp_path / "studies"
+    for name in ("Möller", "Müller"):
+        (studies / name).mkdir(parents=True)
+        save_nifti(mr_with_lesion(), studies / name / "t1.nii.gz")
+    _batch(studies, tmp_path / "out", tiny_model, "--no-png")
+    assert set(_rows(tmp_path / "out")) == {"Möller__t1", "Müller__t1"}
+    assert _batch(studies, tmp_path, tiny_model) == 2
+    assert "holds it" in capsys.readouterr().err
+
+
+def test_temporary_files_of_a_killed_run_are_cleared(studies, tiny_model, tmp_path):
+    import os
+    import time
+
+    out = tmp_path / "out"
+    _batch(studies, out, tiny_model, "--no-png")
+    old = time.time() - 3600
+    leftovers = [out / ".results.ab12cd34.csv", out / "patient_a__t1" / ".heatmap.nii.zz99yy88.nii.gz"]
+    for path in leftovers:
+        path.write_bytes(b"half")
+        os.utime(path, (old, old))
+    fresh = out / "patient_a__t1" / ".findings.nii.qq11ww22.nii.gz"  # another process writing it right now
+    fresh.write_bytes(b"in progress")
+    (studies / "patient_a" / "t1.nii.gz").touch()  # changed: redone
+    _batch(studies, out, tiny_model, "--no-png")
+    assert not any(p.exists() for p in leftovers) and fresh.exists()

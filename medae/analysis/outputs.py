@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from medae.analysis.result import AnalysisResult
-from medae.atomic import write_text
+from medae.atomic import remove_leftovers, write_text
 from medae.errors import OutputError
 from medae.io.nifti import save_nifti
 
@@ -100,6 +100,7 @@ def remove_stale_outputs(out_dir: str | Path, written: dict[str, Path]) -> list[
         The names removed.
     """
     out = Path(out_dir)
+    remove_leftovers(out, OUTPUT_NAMES)  # half-written files of a run that was killed
     keep = {Path(p).name for p in written.values()}
     removed = []
     for name in OUTPUT_NAMES:

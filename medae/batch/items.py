@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medae.analysis.outputs import OUTPUT_NAMES
 from medae.errors import CancelledError, InputError
 from medae.io.loader import SeriesInfo, list_volume_files
 from medae.progress import ProgressFn
@@ -79,9 +80,18 @@ def find_items(
             f"{root}: not a folder. `medae batch` takes a folder of studies; for one scan use `medae analyze`."
         )
     skip = Path(exclude).expanduser().resolve() if exclude is not None else None
+    if skip is not None and root.resolve().is_relative_to(skip):
+        raise InputError(
+            f"{skip}: the output folder is the studies folder {root}, or holds it, so every scan there would be "
+            "taken for output. Choose an output folder outside the studies folder (or inside it)."
+        )
 
     def kept(path: str | os.PathLike) -> bool:
-        return skip is None or not Path(path).resolve().is_relative_to(skip)
+        path = Path(path)
+        if skip is not None and path.resolve().is_relative_to(skip):
+            return False
+        # Results of earlier runs written among the studies: medae's own files beside its report.
+        return not (path.name in OUTPUT_NAMES and (path.parent / "report.json").is_file())
 
     files, broken = list_volume_files(root)
     items = [_file_item(root, info) for info in files if kept(info.source)]
@@ -144,11 +154,13 @@ def _dicom_item(root: Path, info: SeriesInfo) -> BatchItem:
 
 
 def _rel(root: Path, path: Path) -> str:
-    try:
-        rel = Path(path).resolve().relative_to(root.resolve())
-    except ValueError:
-        return str(path)
-    return rel.as_posix() or "."
+    # As walked (through linked folders), not resolved: a linked study keeps its place under the root.
+    for base, target in ((root.absolute(), Path(path).absolute()), (root.resolve(), Path(path).resolve())):
+        try:
+            return target.relative_to(base).as_posix() or "."
+        except ValueError:
+            continue
+    return str(path)
 
 
 def _name(where: str) -> str:
@@ -157,7 +169,8 @@ def _name(where: str) -> str:
         if lower.endswith(suffix):
             where = where[: -len(suffix)]
             break
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", where.replace("/", "__")).strip("._")
+    # Letters of any script stay (Möller and Müller must not both become M_ller).
+    name = re.sub(r"[^\w.-]+", "_", where.replace("/", "__")).strip("._")
     return name[-100:] or "scan"
 
 

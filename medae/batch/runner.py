@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from medae.atomic import write_text
+from medae.atomic import remove_leftovers, write_text
 from medae.batch.items import BatchItem
 from medae.batch.table import Row, write_tables
 from medae.errors import CancelledError, MedaeError, OutputError
@@ -91,6 +91,7 @@ def run_batch(
 
 
 def _run_all(items, model, out: Path, options: BatchOptions, write_extras, progress, cancel, on_row) -> list[Row]:
+    remove_leftovers(out, ("results.csv", "report.html"))  # of a run that was killed while writing them
     run_info = {
         "model": {"id": model.card.id, "sha256": model.card.sha256},
         "device": model.device_name,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 from medae.errors import InputError
 from medae.io import dicom_geometry
 from medae.io.dicom_header import MEDIA_STORAGE_DIRECTORY, FileHeader, Frame, NotDicom, Unreadable, read_header
+from medae.io.walk import walk_files
 from medae.progress import ProgressFn, check_cancel, report
 
 _STORAGE = "1.2.840.10008.5.1.4.1.1."
@@ -96,7 +96,7 @@ def discover(path: Path, progress: ProgressFn | None = None, cancel: threading.E
     """
     found = Discovery()
     if path.is_dir():
-        files = list(_walk(path))
+        files = list(walk_files(path))
         from_dicomdir = False
     else:
         files = [str(path)]
@@ -321,14 +321,6 @@ def _rejection(h: FileHeader) -> str | None:
     except ValueError as exc:
         return f"invalid geometry: {exc}"
     return None
-
-
-def _walk(root: Path) -> Iterable[str]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                yield os.path.join(dirpath, name)
 
 
 def _is_dicomdir(path: str) -> bool:

@@ -104,9 +104,16 @@ def scan(
 
 
 def list_volume_files(folder: str | os.PathLike) -> tuple[list[SeriesInfo], list[tuple[Path, str]]]:
-    """The single-file volumes in a folder tree, and those that cannot be read (path, why)."""
+    """The single-file volumes in a folder tree, and those that cannot be read (path, why).
+
+    Folders that cannot be listed are among the unreadable, so that nothing under them passes unnoticed.
+    """
+    from medae.io.walk import walk_files
+
     infos, broken = [], []
-    for f in sorted(Path(folder).rglob("*")):
+    unlisted: list[tuple[str, str]] = []
+    for name in walk_files(folder, unreadable=unlisted):
+        f = Path(name)
         if not f.is_file() or not is_volume_file(f):
             continue
         if f.suffix.lower() == ".img" and f.with_suffix(".hdr").is_file():
@@ -115,6 +122,8 @@ def list_volume_files(folder: str | os.PathLike) -> tuple[list[SeriesInfo], list
             infos.append(_file_info(f))
         except InputError as exc:
             broken.append((f, str(exc)))
+    for path, why in unlisted:
+        broken.append((Path(path), f"{path}: the folder cannot be read ({why}); nothing in it was analysed."))
     return infos, broken
 
 

@@ -1,0 +1,36 @@
+"""Walking a folder of studies: every file once, through linked folders, without hidden entries."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+
+def walk_files(root: str | os.PathLike, unreadable: list[tuple[str, str]] | None = None) -> Iterator[str]:
+    """The files under ``root``, in a stable order (sorted within each folder).
+
+    Linked folders are followed, as studies are often linked into place, each real folder once so that a
+    link loop ends. Names starting with a dot are skipped: hidden folders, macOS ``._`` companions and
+    ``.Trashes`` hold no studies.
+
+    Args:
+        root: The folder.
+        unreadable: If given, folders that cannot be listed are appended as (path, reason), so a caller can
+            name them instead of passing over them in silence.
+    """
+    seen: set[str] = set()
+
+    def failed(exc: OSError) -> None:
+        if unreadable is not None:
+            unreadable.append((str(exc.filename), exc.strerror or str(exc)))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=failed):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield os.path.join(dirpath, name)
