@@ -70,7 +70,7 @@ def find_items(
         cancel: Set to stop with ``CancelledError``.
 
     Raises:
-        InputError: ``folder`` is not a folder.
+        InputError: ``folder`` is not a folder, or ``exclude`` is that folder or holds it.
     """
     from medae.io import dicom
 
