@@ -46,15 +46,22 @@ def test_a_whole_series_uid_wins_over_a_longer_one_it_begins(tmp_path):
     assert "1.2.3.4.100 (" in str(caught.value) and "1.2.3.4.1001 (" in str(caught.value)
 
 
-def test_a_series_copied_into_a_subfolder_names_the_folders_of_its_duplicates(tmp_path):
-    paths = write_series(tmp_path, phantom((6, 5, 4), seed=3), axial_affine())
+def test_a_series_copied_into_a_subfolder_is_read_once_and_other_duplicates_name_their_folders(tmp_path):
+    vol = phantom((6, 5, 4), seed=3)
+    paths = write_series(tmp_path, vol, axial_affine())
     (tmp_path / "copy").mkdir()
     for p in paths:
         shutil.copy(p, tmp_path / "copy" / p.name)
+    (info,) = scan(tmp_path)  # the same images (same SOP Instance UIDs) twice: one series, read once
+    assert any("second copies of images already read" in w and "copy/" in w for w in info.warnings), info.warnings
+    np.testing.assert_array_equal(load(tmp_path).array, vol)
+    for p in paths:  # now other images at the same positions: real duplicates, named with their folder
+        ds = pydicom.dcmread(tmp_path / "copy" / p.name)
+        ds.SOPInstanceUID = generate_uid()
+        ds.save_as(tmp_path / "copy" / p.name)
     with pytest.raises(MedaeError, match="duplicate") as caught:
         load(tmp_path)
-    message = str(caught.value)
-    assert any(f"copy/{p.name}" in message for p in paths)
+    assert any(f"copy/{p.name}" in str(caught.value) for p in paths)
 
 
 def test_a_gap_left_by_a_file_without_position_names_that_file(tmp_path):

@@ -396,6 +396,7 @@ def _descriptive(ds: Any) -> dict[str, Any]:
 
     return {
         "study_uid": text("StudyInstanceUID"),
+        "sop_instance_uid": text("SOPInstanceUID"),
         "series_number": _int(ds.get("SeriesNumber")),
         "series_description": text("SeriesDescription"),
         "study_description": text("StudyDescription"),

@@ -84,6 +84,8 @@ class Discovery:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     #: Files of an image series left out for lacking patient geometry, by SeriesInstanceUID.
     no_geometry: dict[str, list[str]] = field(default_factory=dict)
+    #: Second copies of images already read (same SOP Instance UID), by SeriesInstanceUID: (copy, first).
+    copies: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     localizers: dict[str, int] = field(default_factory=dict)
 
 
@@ -105,6 +107,7 @@ def discover(path: Path, progress: ProgressFn | None = None, cancel: threading.E
         files, missing = _dicomdir_files(path)
         found.unreadable.extend((m, "listed in the DICOMDIR but missing") for m in missing)
     total = max(1, len(files))
+    first_copy: dict[str, str] = {}
     for n, f in enumerate(files):
         check_cancel(cancel)
         if n % 16 == 0:
@@ -124,6 +127,12 @@ def discover(path: Path, progress: ProgressFn | None = None, cancel: threading.E
             if reason.startswith(_NO_GEOMETRY) and h.series_uid:
                 found.no_geometry.setdefault(h.series_uid, []).append(os.path.basename(f))
             continue
+        instance = h.info.get("sop_instance_uid", "")
+        if instance and instance in first_copy:  # the same image exported twice (a copied study folder)
+            found.copies.setdefault(h.series_uid, []).append((f, first_copy[instance]))
+            continue
+        if instance:
+            first_copy[instance] = f
         if "LOCALIZER" in h.image_type or all("LOCALIZER" in fr.keys.get("image_type", ()) for fr in h.frames):
             found.localizers[h.series_uid] = found.localizers.get(h.series_uid, 0) + len(h.frames)
             continue
@@ -149,6 +158,13 @@ def group_stacks(found: Discovery) -> list[StackPlan]:
             )
         if found.localizers.get(uid):
             notes.append(f"left out {found.localizers[uid]} localizer image(s) (ImageType LOCALIZER).")
+        if found.copies.get(uid):
+            copies = found.copies[uid]
+            copy, first = copies[0]
+            notes.append(
+                f"left out {len(copies)} second cop{'y' if len(copies) == 1 else 'ies'} of images already read "
+                f"(the same SOP Instance UID), e.g. {copy} (a copy of {first})."
+            )
         if found.no_geometry.get(uid):
             names = found.no_geometry[uid]
             more = f" and {len(names) - 1} more" if len(names) > 1 else ""
