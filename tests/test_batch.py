@@ -291,3 +291,16 @@ def test_temporary_files_of_a_killed_run_are_cleared(studies, tiny_model, tmp_pa
     (studies / "patient_a" / "t1.nii.gz").touch()  # changed: redone
     _batch(studies, out, tiny_model, "--no-png")
     assert not any(p.exists() for p in leftovers) and fresh.exists()
+
+
+def test_progress_says_which_series_of_how_many(studies, tiny_model, tmp_path):
+    from medae.batch import find_items, run_batch
+    from medae.model import load_model
+
+    messages = []
+    items = find_items(studies)
+    run_batch(items, load_model(tiny_model, device="cpu"), tmp_path / "out", progress=lambda f, m: messages.append(m))
+    ok = next(it for it in items if it.name == "patient_a__t1")
+    n = items.index(ok) + 1
+    steps = [m for m in messages if m.startswith(f"{n}/{len(items)} {ok.name}: ")]
+    assert len(steps) > 2 and messages[-1] == "Done"

@@ -103,9 +103,10 @@ def _run_all(items, model, out: Path, options: BatchOptions, write_extras, progr
     try:
         for i, item in enumerate(items):
             check_cancel(cancel)
-            report(progress, i / n, f"{i + 1}/{len(items)} {item.name}")
+            step = f"{i + 1}/{len(items)} {item.name}"
+            report(progress, i / n, step)
             rows[i] = _run_item(
-                item, model, out, options, write_extras, sub_progress(progress, i / n, (i + 1) / n), cancel
+                item, model, out, options, write_extras, _named(progress, i / n, (i + 1) / n, step), cancel
             )
             try:
                 write_tables(out, rows, run_info)
@@ -117,6 +118,14 @@ def _run_all(items, model, out: Path, options: BatchOptions, write_extras, progr
         write_tables(out, rows, run_info)
     report(progress, 1.0, "Done")
     return rows
+
+
+def _named(progress: ProgressFn | None, start: float, stop: float, step: str) -> ProgressFn | None:
+    """A series' progress within the run's, its messages led by which series of how many it is."""
+    sub = sub_progress(progress, start, stop)
+    if sub is None:
+        return None
+    return lambda fraction, message="": sub(fraction, f"{step}: {message}" if message else step)
 
 
 def run_key(item: BatchItem, model, options: BatchOptions) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medae.gui.errors import viewer_wording
 from medae.gui.settings import Preferences
 from medae.viewer.bindings import MOUSE_SCHEMES, describe
 from medae.viewer.colormaps import OVERLAY_COLORMAPS
@@ -131,6 +132,11 @@ class PreferencesDialog(QDialog):
         self.smooth.setChecked(prefs.smooth)
         self.model = QLineEdit(prefs.model)
         self.model.setPlaceholderText("shipped default model")
+        self.browse = QPushButton("Browse...")
+        self.browse.clicked.connect(self._browse_model)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model, 1)
+        model_row.addWidget(self.browse)
         self.device = QComboBox()
         self.device.addItems(("auto", "cpu", "cuda", "mps"))
         self.device.setCurrentText(prefs.device)
@@ -141,7 +147,7 @@ class PreferencesDialog(QDialog):
         form.addRow("Heatmap colormap", self.colormap)
         form.addRow("Heatmap opacity", self.opacity)
         form.addRow(self.smooth)
-        form.addRow("Model folder", self.model)
+        form.addRow("Model folder", model_row)
         form.addRow("Device", self.device)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -149,6 +155,13 @@ class PreferencesDialog(QDialog):
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(buttons)
+
+    def _browse_model(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        folder = QFileDialog.getExistingDirectory(self, "Model folder (with card.json and weights.safetensors)")
+        if folder:
+            self.model.setText(folder)
 
     def preferences(self) -> Preferences:
         """The preferences as edited."""
@@ -228,14 +241,25 @@ class BatchDoneBox(QMessageBox):
         self.setText(text)
         self.setInformativeText(f"Results, results.csv and report.html are in {self.report.parent}.")
         if failed:
-            self.setDetailedText("\n".join(f"{r.folder}: {r.error}" for r in failed))
+            self.setDetailedText("\n".join(f"{r.folder}: {viewer_wording(r.error)}" for r in failed))
         self.open_button = self.addButton("Open report", QMessageBox.ButtonRole.AcceptRole)
         self.addButton(QMessageBox.StandardButton.Close)
         self.open_button.clicked.connect(self.open_report)
 
     def open_report(self) -> bool:
-        """Opens report.html in the system's browser."""
+        """Opens report.html in the system's browser; says where it is when no browser starts."""
         from PySide6.QtCore import QUrl
         from PySide6.QtGui import QDesktopServices
 
-        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.report)))
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.report))):
+            return True
+        self.no_browser = QMessageBox(
+            QMessageBox.Icon.Information,
+            "Report",
+            f"No web browser could be started. Open the report yourself: {self.report}",
+            QMessageBox.StandardButton.Ok,
+            self.parentWidget(),
+        )
+        self.no_browser.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.no_browser.open()
+        return False

@@ -7,6 +7,7 @@ the traceback goes to the log file, and the dialog says so without showing it.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -56,6 +57,12 @@ def user_message(exc: BaseException, doing: str = "") -> tuple[str, str]:
         + f"something went wrong inside medae ({type(exc).__name__}: {exc}). Your work is still open; try again, "
         f"and if it happens again report it with the log file {log_file()}.",
     )
+
+
+def viewer_wording(text: str) -> str:
+    """A refusal as the viewer offers its way out: its menus, not the command line's ``--force``/``--model``."""
+    text = re.sub(r",? or pass --force to analyse anyway\.| \(or pass --force\)\.", ".", text)
+    return text.replace(" (--model)", " (File > Preferences)")
 
 
 def show_error(parent: QWidget | None, exc: BaseException, doing: str = "") -> QMessageBox | None:

@@ -30,6 +30,7 @@ class JobsMixin:
     ) -> Job:
         """Runs ``fn(progress=, cancel=)`` in a worker thread; errors become dialogs (after ``on_failed``)."""
         job = Job(name, fn, self)
+        job.doing = doing
         job.progress.connect(lambda *_args: self._on_job_progress(job))
         job.succeeded.connect(lambda result: self._guard(on_done, result, doing))
         if on_failed is not None:
@@ -57,7 +58,10 @@ class JobsMixin:
     def _show_job_progress(self, job: Job) -> None:
         self.progress.setValue(int(job.fraction * 1000))
         eta = format_eta(job.seconds_left())
-        self.progress_label.setText(" - ".join(t for t in (job.message, eta) if t))
+        message = job.message or f"{job.doing.capitalize()}..."
+        if sum(j.running for j in self.jobs) > 1:  # say which job the bar (and Cancel) is about
+            message = f"{job.doing.capitalize()}: {message}"
+        self.progress_label.setText(" - ".join(t for t in (message, eta) if t))
 
     def _job_done(self, job: Job) -> None:
         if job in self.jobs:
@@ -66,8 +70,7 @@ class JobsMixin:
         running = [j for j in self.jobs if j.running]
         if not running:
             self._show_progress(False)
-        elif job.message:
-            # Leave the bar to a job still running, not to the last words of the one that ended.
+        else:  # the bar goes back to a job still running, not the last words of the one that ended
             self._show_job_progress(running[-1])
 
     def _cancel_named(self, *names: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from medae.gui import dialogs, menus
 from medae.gui.dialogs import SeriesPicker
-from medae.gui.errors import show_error
+from medae.gui.errors import show_error, viewer_wording
 from medae.gui.jobs import JobsMixin
 from medae.gui.panels import FindingsPanel, OverlayPanel
 from medae.gui.settings import Preferences, add_recent, load_preferences, save_preferences, settings
@@ -187,9 +186,7 @@ class MainWindow(JobsMixin, QMainWindow):
             self.statusBar().showMessage(f"Cancelled {doing}.", 5000)
             return
         if isinstance(exc, ModelMismatchError):
-            # The refusal names the command line's options; here the menus offer the same.
-            text = re.sub(r",? or pass --force to analyse anyway\.| \(or pass --force\)\.", ".", str(exc))
-            text = text.replace(" (--model)", "")
+            text = viewer_wording(str(exc))
             exc = ModelMismatchError(f"{text} To look at the heatmap all the same, use Analysis > Analyze anyway.")
         self.last_error = show_error(self, exc, doing)
 
@@ -401,7 +398,13 @@ class MainWindow(JobsMixin, QMainWindow):
             self.batch_summary = dialogs.BatchDoneBox(out[1], out_dir / "report.html", self)
             self.batch_summary.open()
 
-        return self.run_job("batch", work, done, f"analysing the folder {in_dir.name}")
+        job = self.run_job("batch", work, done, f"analysing the folder {in_dir.name}")
+        job.progress.connect(self._show_device)
+        return job
+
+    def _show_device(self, *_args) -> None:
+        if self.model is not None:
+            self.device_label.setText(f"Device: {self.model.device_name}")
 
     def _threshold_differs(self) -> bool:
         r = self.session.result

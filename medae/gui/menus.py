@@ -42,7 +42,7 @@ def build(w) -> None:
     f.addSeparator()
     _action(w, f, "&Preferences...", lambda: _preferences(w), QKeySequence.StandardKey.Preferences, name="prefs")
     f.addSeparator()
-    _action(w, f, "&Quit", w.close, QKeySequence.StandardKey.Quit)
+    _action(w, f, "&Quit", w.close, "Ctrl+Q", name="quit")  # the platform binding is empty on some Linux desktops
     w.welcome.open_file.clicked.connect(lambda: _open_file(w))
     w.welcome.open_folder.clicked.connect(lambda: _open_folder(w))
 
@@ -95,7 +95,7 @@ def build(w) -> None:
         _action(w, e, text, partial(_export, w, kind, suffix), name=f"export_{kind}")
 
     h = bar.addMenu("&Help")
-    _action(w, h, "&Keys and mouse", lambda: _keys_help(w), "F1")
+    _action(w, h, "&Keys and mouse", lambda: _keys_help(w), "F1", name="keys_help")
     s.display_changed.connect(lambda: _sync_checks(w))
     refresh_recent(w)
     refresh_presets(w)

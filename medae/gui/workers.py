@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Qt, QThread, Signal
 
 
 class _Task(QObject):
@@ -57,6 +57,7 @@ class Job(QObject):
     def __init__(self, name: str, fn: Callable[..., Any], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.name = name
+        self.doing = name  # what the progress bar calls it ("analysing the scan"); set by the window
         self.cancel_event = threading.Event()
         self.started_at = time.monotonic()
         self.fraction = 0.0
@@ -70,7 +71,9 @@ class Job(QObject):
         self._task.progress.connect(self._on_progress)
         self._task.succeeded.connect(self.succeeded)
         self._task.failed.connect(self.failed)
-        self._task.finished.connect(self._thread.quit)
+        # Direct: the worker thread ends its own event loop. Queued through the GUI thread, the quit would
+        # wait for that thread, which blocks in ``wait`` while the window closes.
+        self._task.finished.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(self._on_finished)
 
     def start(self) -> Job:

@@ -58,3 +58,56 @@ def test_one_folder_run_at_a_time_and_cancel_stops_the_newest_job_first(window, 
     window.cancel_jobs()
     wait_idle(qtbot, window)
     assert window.last_error is None and window.batch_summary is None
+
+
+def test_closing_the_window_stops_its_jobs_at_once(window, qtbot):
+    import time
+
+    job = window.run_job("slow", lambda progress, cancel: cancel.wait(60), lambda _r: None, "waiting")
+    qtbot.waitUntil(lambda: job.running)
+    start = time.monotonic()
+    window.close()
+    assert time.monotonic() - start < 5  # the worker ends its own thread; before, close waited 10 s
+    qtbot.waitUntil(lambda: not job.running, timeout=2000)
+
+
+def test_the_bar_returns_to_the_job_still_running_and_names_it_while_two_run(window, qtbot):
+    import threading
+
+    go = threading.Event()
+
+    def long(progress, cancel):
+        progress(0.5, "Aligning")
+        cancel.wait(60)
+
+    first = window.run_job("first", long, lambda _r: None, "analysing the folder studies")
+    qtbot.waitUntil(lambda: first.message == "Aligning")
+    second = window.run_job("second", lambda progress, cancel: go.wait(10), lambda _r: None, "loading t1.nii.gz")
+    assert window.progress_label.text().startswith("Loading t1.nii.gz")
+    go.set()
+    qtbot.waitUntil(lambda: not second.running)
+    qtbot.waitUntil(lambda: window.progress_label.text().startswith("Aligning"))  # no longer "Loading ..."
+    window.cancel_jobs()
+    wait_idle(qtbot, window)
+
+
+def test_a_report_no_browser_can_open_says_where_it_is(window, qtbot, tmp_path, monkeypatch):
+    from PySide6.QtGui import QDesktopServices
+
+    from medae.batch.table import Row
+    from medae.gui.dialogs import BatchDoneBox
+
+    monkeypatch.setattr(QDesktopServices, "openUrl", staticmethod(lambda url: False))
+    row = Row(
+        "p1__t1",
+        "p1/t1.nii.gz",
+        "",
+        "MR",
+        "t1",
+        "error",
+        error="the scan is CT ... (--model), or pass --force to analyse anyway.",
+    )
+    box = BatchDoneBox([row], tmp_path / "report.html", window)
+    assert "--force" not in box.detailedText() and "File > Preferences" in box.detailedText()
+    assert not box.open_report()
+    assert str(tmp_path / "report.html") in box.no_browser.text()

@@ -221,6 +221,7 @@ def test_key_help_lists_menu_shortcuts_and_the_presets_of_the_scan_on_screen(win
     table = dlg.findChild(QTableWidget)
     rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
     assert rows["Ctrl+R"] == "Analyze" and rows["Esc"] == "Cancel" and rows["C"].startswith("Compare")
+    assert rows["F1"] == "Keys and mouse" and rows["Ctrl+Q"] == "Quit"
     names = [p.name for p in window.session.presets()]
     assert rows["1"] == f"window preset: {names[0]}"
     assert str(len(names) + 1) not in rows  # keys past the last preset do nothing, so they are not listed
