@@ -63,6 +63,7 @@ class MainWindow(JobsMixin, QMainWindow):
         # scan on screen is always the one the user asked for last.
         self._open_seq = 0
         self._analysis_queued = False
+        self._dock_widths: dict = {}  # the panels' widths before a small window squeezed them
         self._model_lock = threading.Lock()
         self.setWindowTitle("medae")
         self.setObjectName("mainWindow")
@@ -161,12 +162,21 @@ class MainWindow(JobsMixin, QMainWindow):
 
     def _fit_docks(self) -> None:
         # Qt shrinks the central widget first, so on a small window the scan would be squeezed to slivers
-        # between panels of full width; the panels give way first, down to their own minimum.
+        # between panels of full width; the panels give way first, down to their own minimum, and get their
+        # widths back when the window is large again.
         docked = [d for d in self.docks if d.isVisible() and not d.isFloating()]
-        if not docked or self.width() - sum(d.width() for d in docked) >= 0.55 * self.width():
+        if not docked:
             return
-        share = int(0.45 * self.width() / len(docked))
-        self.resizeDocks(docked, [max(share, d.minimumSizeHint().width()) for d in docked], Qt.Orientation.Horizontal)
+        width = self.width()
+        # Squeezed below 55% for the views, given back from 60% (a margin, so that a resize does not flip).
+        if self._dock_widths and width - sum(self._dock_widths.get(d, d.width()) for d in docked) >= 0.6 * width:
+            self.resizeDocks(docked, [self._dock_widths.get(d, d.width()) for d in docked], Qt.Orientation.Horizontal)
+            self._dock_widths = {}
+        elif width - sum(d.width() for d in docked) < 0.55 * width:
+            self._dock_widths = self._dock_widths or {d: d.width() for d in docked}
+            share = int(0.35 * width / len(docked))
+            sizes = [max(share, d.minimumSizeHint().width()) for d in docked]
+            self.resizeDocks(docked, sizes, Qt.Orientation.Horizontal)
 
     def closeEvent(self, event) -> None:  # noqa: D102 (Qt override)
         store = settings()

@@ -243,4 +243,10 @@ def test_on_a_small_window_the_panels_give_way_to_the_scan(window, qtbot):
     qtbot.waitUntil(lambda: window.width() == 900)
     qtbot.wait(50)
     docked = sum(d.width() for d in window.docks if d.isVisible())
-    assert window.width() - docked >= 0.5 * window.width()
+    assert window.width() - docked >= 0.6 * window.width()
+    before = window._dock_widths
+    assert before  # remembered, and given back once the window is large again
+    window.resize(1600, 1000)
+    qtbot.waitUntil(lambda: window.width() == 1600)
+    qtbot.wait(50)
+    assert [d.width() for d in window.docks] == [before[d] for d in window.docks]
