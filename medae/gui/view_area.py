@@ -164,6 +164,10 @@ class ViewArea(QWidget):
         view.hovered.connect(self.hovered)
         view.activated.connect(self._activate)
         self.grid.addWidget(view, row, col)
+        # Shown now, not when Qt gets round to the layout's deferred show: a view made on a new result is on
+        # screen (and measurable, e.g. for a screenshot export) as soon as the result is.
+        if self.grid_host.isVisible():
+            view.show()
         self.views.append(view)
 
     def _activate(self, plane: str) -> None:
