@@ -100,8 +100,13 @@ def test_broken_files_are_clear_errors(tmp_path):
     (tmp_path / "lost.mhd").write_bytes(
         b"ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\nElementType = MET_SHORT\nElementDataFile = lost.raw\n"
     )
-    with pytest.raises(InputError, match="lost.mhd"):
+    with pytest.raises(InputError, match="lost.mhd: its header names the data file lost.raw, which is not there"):
         load(tmp_path / "lost.mhd")
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((4, 4, 4), np.int16)), str(tmp_path / "pair.nhdr"))
+    data = next(p for p in tmp_path.iterdir() if p.name.startswith("pair.") and p.suffix != ".nhdr")
+    data.unlink()
+    with pytest.raises(InputError, match=f"names the data file {data.name}, which is not there"):
+        load(tmp_path / "pair.nhdr")
 
 
 def test_folder_lists_them_beside_nifti_and_previews_them(tmp_path):

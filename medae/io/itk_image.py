@@ -8,6 +8,7 @@ is that matrix with x and y negated.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,7 @@ def _reader(path: Path):
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
+        _raise_if_data_file_missing(path, exc)
         raise InputError(
             f"{path}: not a readable {_format_name(path)} file ({_reason(exc)}). Check that the file, and the "
             "data file its header names, are complete."
@@ -55,6 +57,31 @@ def _open(path: Path):
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
     return reader, shape, affine, volumes
+
+
+def _raise_if_data_file_missing(path: Path, exc: Exception) -> None:
+    missing = _missing_data_file(path)
+    if missing is not None:
+        raise InputError(
+            f"{path}: its header names the data file {missing.name}, which is not there ({missing.parent}). "
+            "Copy the data file beside the header."
+        ) from exc
+
+
+def _missing_data_file(path: Path) -> Path | None:
+    """The detached data file a MetaImage (.mhd) or NRRD (.nhdr) header names, when it does not exist."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(65536).decode("latin-1")
+    except OSError:
+        return None
+    found = re.search(r"^\s*(?:ElementDataFile\s*=|data ?file\s*:)\s*(.+?)\s*$", head, re.IGNORECASE | re.MULTILINE)
+    name = found.group(1) if found else ""
+    # LOCAL: the data follow the header; LIST and %-patterns name several files, not checked here.
+    if not name or name.upper().startswith(("LOCAL", "LIST")) or "%" in name:
+        return None
+    target = path.parent / name
+    return None if target.exists() else target
 
 
 def _reason(exc: Exception) -> str:
@@ -131,6 +158,7 @@ def load_itk_image(path: str | os.PathLike, index: int | None = None) -> Volume:
         # ITK's array is (K, J, I) in C order: its transpose is (I, J, K) in Fortran order, without a copy.
         data = sitk.GetArrayFromImage(image)
     except RuntimeError as exc:
+        _raise_if_data_file_missing(path, exc)
         raise InputError(
             f"{path}: the image data cannot be read ({_reason(exc)}). The file may be truncated; copy it again."
         ) from exc
