@@ -76,6 +76,21 @@ def test_a_gap_left_by_a_file_without_position_names_that_file(tmp_path):
     assert "Restore the missing files" not in str(caught.value)  # nothing is missing: one file is damaged
 
 
+def test_orientation_rounding_noise_between_slices_keeps_one_series(tmp_path):
+    rng = np.random.default_rng(5)
+
+    def jitter(ds, k):  # as some exports write each slice's direction cosines: about 0.02 degrees of noise
+        ds.ImageOrientationPatient = [
+            round(float(v), 6) for v in np.array(ds.ImageOrientationPatient, float) + rng.normal(0, 4e-4, 6)
+        ]
+
+    vol = phantom((8, 7, 12), seed=6)
+    write_series(tmp_path, vol, axial_affine(), edit=jitter)
+    (info,) = scan(tmp_path)
+    assert info.shape == (8, 7, 12)
+    np.testing.assert_array_equal(load(tmp_path).array, vol)
+
+
 def test_meta_and_phi_are_kept_apart(tmp_path):
     write_series(tmp_path, phantom((4, 4, 3)), axial_affine(), description="Head", series_number=5)
     v = load(tmp_path)

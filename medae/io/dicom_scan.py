@@ -210,6 +210,11 @@ def _plan(uid: str, series_uid: str, frames: list[Frame], notes: list[str], diff
     return StackPlan(uid=uid, series_uid=series_uid, frames=ordered, geometry=geom, warnings=warnings)
 
 
+#: Direction cosines closer than this (about 0.3 degrees) belong to one stack: some exports write each
+#: slice's orientation with its own rounding noise, while stacks a scanner tilts apart differ by degrees.
+_SAME_ORIENTATION = 5e-3
+
+
 def _split(frames: list[Frame]) -> tuple[list[list[Frame]], int]:
     """Splits one UID's frames into stacks; returns the stacks and the number of scouts dropped."""
     clusters: list[tuple[tuple, np.ndarray, list[Frame]]] = []
@@ -225,7 +230,7 @@ def _split(frames: list[Frame]) -> tuple[list[list[Frame]], int]:
             *(_rounded(fr.keys.get(k)) for k in _ALWAYS_SPLIT),
         )
         for key, ori, members in clusters:
-            if key == fixed and np.max(np.abs(ori - fr.orientation)) < 1e-3:
+            if key == fixed and np.max(np.abs(ori - fr.orientation)) < _SAME_ORIENTATION:
                 members.append(fr)
                 break
         else:
