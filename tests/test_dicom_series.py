@@ -91,6 +91,14 @@ def test_orientation_rounding_noise_between_slices_keeps_one_series(tmp_path):
     np.testing.assert_array_equal(load(tmp_path).array, vol)
 
 
+def test_a_series_that_cannot_be_stacked_is_named_by_its_own_folder(tmp_path):
+    folder = tmp_path / "patient" / "series3"
+    write_series(folder, phantom((6, 5, 5), seed=7), axial_affine(), skip=[2])
+    with pytest.raises(MedaeError, match="missing slice") as caught:
+        load(tmp_path)
+    assert str(caught.value).startswith(f"{folder}: series ")
+
+
 def test_meta_and_phi_are_kept_apart(tmp_path):
     write_series(tmp_path, phantom((4, 4, 3)), axial_affine(), description="Head", series_number=5)
     v = load(tmp_path)

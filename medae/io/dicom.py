@@ -108,8 +108,10 @@ def load_series(
         advice = "Restore the missing files or remove the duplicates (or export the series again)."
         if left_out:
             advice = f"medae {left_out[0]} Repair those files' headers, or export the series again."
+        # The series' own folder, not the folder that was opened above it: that is where the files are.
+        where = os.path.commonpath([os.path.dirname(f) for f in plan.files]) if plan.files else info.source
         raise GeometryError(
-            f"{info.source}: {label} is not a regular 3D grid, so it was not stacked: "
+            f"{where}: {label} is not a regular 3D grid, so it was not stacked: "
             + "; ".join(plan.geometry.problems)
             + f". {advice}"
         )
