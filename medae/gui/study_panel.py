@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from medae.errors import MedaeError
+from medae.gui.facts_tree import FactsTree
 from medae.viewer.session import ViewerSession
 from medae.viewer.tags import TagRow, filter_rows, read_tags
 
@@ -46,10 +47,8 @@ class StudyPanel(QWidget):
     def __init__(self, session: ViewerSession, parent=None) -> None:
         super().__init__(parent)
         self.session = session
-        self.tree = QTreeWidget()
+        self.tree = FactsTree()
         self.tree.setObjectName("study")
-        self.tree.setHeaderLabels(["", ""])
-        self.tree.setHeaderHidden(True)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.tree)
@@ -65,11 +64,18 @@ class StudyPanel(QWidget):
         sections = [("Patient", _PATIENT), ("Study", _STUDY), ("Series", _SERIES)]
         for title, keys in sections:
             top = QTreeWidgetItem([title, ""])
+            font = top.font(0)
+            font.setBold(True)
+            top.setFont(0, font)
             self.tree.addTopLevelItem(top)
+            top.setFirstColumnSpanned(True)
             for key, label in keys:
                 value = _lookup(v, key)
                 if value is not None:
-                    top.addChild(QTreeWidgetItem([label, str(value)]))
+                    item = QTreeWidgetItem([label, str(value)])
+                    item.setToolTip(0, str(value))
+                    item.setToolTip(1, str(value))
+                    top.addChild(item)
             if title == "Series":
                 sp = " x ".join(f"{s:.3g}" for s in v.spacing)
                 rows = [
@@ -83,12 +89,16 @@ class StudyPanel(QWidget):
                     rows.insert(1, ("Volume", f"{v.meta['volume_index']} of {v.meta['volumes']} (from 0)"))
                 for label, value in rows:
                     item = QTreeWidgetItem([label, str(value)])
-                    item.setToolTip(1, v.source if label == "Source" and v.source else str(value))
+                    tip = v.source if label == "Source" and v.source else str(value)
+                    item.setToolTip(0, tip)
+                    item.setToolTip(1, tip)
                     top.addChild(item)
             if top.childCount() == 0:
-                top.addChild(QTreeWidgetItem(["", "(not in file)"]))
+                empty = QTreeWidgetItem(["(not in file)", ""])
+                top.addChild(empty)
+                empty.setFirstColumnSpanned(True)
             top.setExpanded(True)
-        self.tree.resizeColumnToContents(0)
+        self.tree.fit_columns()
 
 
 class TagBrowser(QWidget):
