@@ -109,3 +109,16 @@ def test_png_roundtrip(tmp_path):
     assert encode_png(rgb[..., 0])[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError):
         encode_png(rgb.astype(np.float32))
+
+
+def test_heat_at_the_floor_is_never_coloured_even_at_the_lowest_threshold():
+    # Heat 0 marks voxels the model did not assess (outside the brain, outside the field of view).
+    style = OverlayStyle(opacity=1.0, threshold=0.0, fade=1.0, vmin=0.0, vmax=8.0)
+    values = np.full((4, 4), 500, np.int16)
+    heat = np.zeros((4, 4), np.float32)
+    heat[0, 0] = 4.0
+    enc = encode(values[..., None])
+    gray = gray_lut(Window(0, 1000), enc.values)
+    out = to_rgb(composite(enc.codes[..., 0], gray, quantize_heat(heat, 0, 8), blend_lut(style)))
+    assert out[1:, :].tolist() == to_rgb(composite(enc.codes[..., 0], gray))[1:, :].tolist()
+    assert out[0, 0].tolist() != out[1, 1].tolist()

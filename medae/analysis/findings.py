@@ -62,6 +62,9 @@ def extract_findings(
     cents = [np.asarray(c, float) + offset for c in ndimage.center_of_mass(weights, lab, idx)]
     findings = []
     remap = np.zeros(n + 1, dtype=np.int16)
+    # Input voxel -> reference x, to tell which side of the midline each voxel of a region lies on.
+    to_ref = affine if to_reference is None else to_reference @ affine
+    boxes = ndimage.find_objects(lab)
     for rank, i in enumerate(keep, start=1):
         remap[i + 1] = rank
         cvox = np.asarray(cents[i], dtype=np.float64)
@@ -69,6 +72,8 @@ def extract_findings(
         ref = apply_affine(to_reference, cw) if to_reference is not None else cw
         dx = float(ref[0]) - midline_x
         side = "midline" if abs(dx) < 3.0 else ("right" if dx > 0 else "left")
+        if _bilateral(lab[boxes[i]] == i + 1, weights[boxes[i]], to_ref, offset, boxes[i], midline_x):
+            side = "bilateral"
         findings.append(
             Finding(
                 label=rank,
@@ -83,3 +88,20 @@ def extract_findings(
         )
     labels[box] = remap[lab]
     return labels, findings
+
+
+def _bilateral(
+    region: np.ndarray, weights: np.ndarray, to_ref: np.ndarray, offset: np.ndarray, box: tuple, midline_x: float
+) -> bool:
+    # A region that crosses the midline with at least a quarter of its excess on each side is on both
+    # sides: its weighted centroid alone would call it left or right.
+    idx = np.nonzero(region)
+    x = np.full(idx[0].shape, to_ref[0, 3] - midline_x)
+    for a in range(3):
+        x += to_ref[0, a] * (idx[a] + box[a].start + offset[a])
+    w = weights[idx]
+    total = float(w.sum())
+    if total <= 0:
+        return False
+    right, left = float(w[x > 3.0].sum()) / total, float(w[x < -3.0].sum()) / total
+    return right >= 0.25 and left >= 0.25

@@ -22,7 +22,8 @@ class Finding:
         centroid_world: Score-weighted centre, RAS+ mm.
         centroid_voxel: The same in input voxel indices (i, j, k).
         peak_world: Position of the peak, RAS+ mm.
-        side: "left", "right" or "midline" (the patient's), from the alignment to the reference.
+        side: "left", "right", "midline" or "bilateral" (a quarter or more of the region on each side;
+            the patient's), from the alignment to the reference.
     """
 
     label: int

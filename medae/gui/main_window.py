@@ -63,6 +63,7 @@ class MainWindow(JobsMixin, QMainWindow):
         # scan on screen is always the one the user asked for last.
         self._open_seq = 0
         self._analysis_queued = False
+        self._analyze_after_open: tuple[int, bool] | None = None  # (open request, force) asked for while loading
         self._dock_widths: dict = {}  # the panels' widths before a small window squeezed them
         self._model_lock = threading.Lock()
         self.setWindowTitle("medae")
@@ -135,15 +136,31 @@ class MainWindow(JobsMixin, QMainWindow):
         self.view_area.hovered.connect(self._on_hover)
         self.findings_panel.chosen.connect(lambda _r: self.stack.setCurrentWidget(self.view_area))
 
-    def apply_preferences(self, prefs: Preferences) -> None:
-        """Applies and stores preferences."""
-        self.prefs = prefs
+    def apply_preferences(self, prefs: Preferences, changed_only: bool = False) -> None:
+        """Applies and stores preferences.
+
+        Args:
+            prefs: The preferences.
+            changed_only: Apply only what differs from the preferences before (the dialog's OK), so the
+                display on screen keeps what the user set since; the layout is for the next start then.
+        """
+        old, self.prefs = self.prefs, prefs
         s = self.session
-        s.mouse_scheme = prefs.mouse_scheme
-        s.convention = prefs.convention
-        s.layout = prefs.layout
-        s.set_style(colormap=prefs.colormap, opacity=prefs.opacity)
-        self.view_area.set_smooth(prefs.smooth)
+
+        def changed(name: str) -> bool:
+            return not changed_only or getattr(old, name) != getattr(prefs, name)
+
+        if changed("mouse_scheme"):
+            s.mouse_scheme = prefs.mouse_scheme
+        if changed("convention"):
+            s.convention = prefs.convention
+        if not changed_only:
+            s.layout = prefs.layout
+        style = {k: getattr(prefs, k) for k in ("colormap", "opacity") if changed(k)}
+        if style:
+            s.set_style(**style)
+        if changed("smooth"):
+            self.view_area.set_smooth(prefs.smooth)
         save_preferences(prefs)
 
     def _restore_geometry(self) -> None:
@@ -277,6 +294,9 @@ class MainWindow(JobsMixin, QMainWindow):
         if path:
             add_recent(path)
             menus.refresh_recent(self)
+        pending, self._analyze_after_open = self._analyze_after_open, None
+        if pending is not None and pending[0] == self._open_seq:
+            self._analyze_on_screen(force=pending[1])
 
     def _on_image(self) -> None:
         v = self.session.volume
@@ -295,6 +315,14 @@ class MainWindow(JobsMixin, QMainWindow):
         Args:
             force: Analyse even a scan the model was not made for (the refusal becomes a warning).
         """
+        if any(j.name in ("scan", "load") for j in self.jobs):
+            # A scan is being opened: it is the one the user means, and it replaces the one on screen.
+            self._analyze_after_open = (self._open_seq, force)
+            self.statusBar().showMessage("The scan being opened will be analysed as soon as it is on screen.", 5000)
+            return None
+        return self._analyze_on_screen(force)
+
+    def _analyze_on_screen(self, force: bool) -> Job | None:
         volume = self.session.volume
         if volume is None:
             self.statusBar().showMessage("Open a scan first (File > Open).", 5000)

@@ -125,7 +125,7 @@ def _batch(w) -> None:
 
 def _preferences(w) -> None:
     dlg = PreferencesDialog(w.prefs, w)
-    dlg.accepted.connect(lambda: w.apply_preferences(dlg.preferences()))
+    dlg.accepted.connect(lambda: w.apply_preferences(dlg.preferences(), changed_only=True))
     dlg.open()
 
 

@@ -229,7 +229,7 @@ class SliceView(QWidget):
         if button is None:
             return
         s = self.session
-        start = {"window": s.layer_window("input"), "view": s.view_state(self.plane)}
+        start = {"window": s.layer_window(self.layer), "view": s.view_state(self.plane)}
         self._press = (button, modifier_name(event.modifiers()), event.position(), start)
         self._moved = False
 
@@ -258,7 +258,8 @@ class SliceView(QWidget):
         """Carries out one step of a drag action."""
         s = self.session
         if action == MouseAction.WINDOW_LEVEL:
-            s.set_window(start["window"].dragged(delta.x(), delta.y(), s.window_drag_scale()))
+            # The view dragged in changes: the residual's own window, or the one the scan's layers share.
+            s.set_layer_window(self.layer, start["window"].dragged(delta.x(), delta.y(), s.window_drag_scale()))
         elif action == MouseAction.PAN:
             ppmm = self.pixels_per_mm()
             pan = (start["view"].pan[0] + delta.x() / ppmm, start["view"].pan[1] + delta.y() / ppmm)

@@ -93,7 +93,9 @@ class Job(QObject):
     def seconds_left(self) -> float:
         """Estimate from the progress rate so far; -1 when too early to tell."""
         elapsed = time.monotonic() - self.started_at
-        if self.fraction < 0.03 or elapsed < 0.5:
+        # Early stages (a model load, an alignment) do not advance at the pace of the rest: an estimate
+        # from them is off several times over, so none is given before a fifth of the work and 3 s.
+        if self.fraction < 0.2 or elapsed < 3.0:
             return -1.0
         return max(0.0, elapsed * (1.0 - self.fraction) / self.fraction)
 

@@ -116,6 +116,9 @@ def blend_lut(style: OverlayStyle) -> np.ndarray:
     """
     values = style.levels()
     a = style.alpha(values).astype(np.float32)
+    # The lowest level holds the voxels the model did not assess (heat 0 outside the brain and the field
+    # of view) and those at or below the range's floor: never coloured, even at the lowest threshold.
+    a[0] = 0.0
     ca = style.colors(values).astype(np.float32) * a[:, None]
     grey = np.arange(256, dtype=np.float32)
     # Per channel: grey * (1 - a) + colour * a as an outer product, rounded, then packed.

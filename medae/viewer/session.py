@@ -365,6 +365,14 @@ class ViewerSession:
             raise ValueError(f"no {layer} to show; run the analysis first")
         return self.extra_layers[layer]
 
+    def set_layer_window(self, layer: str, window: Window) -> None:
+        """Sets the window of the layer a view shows: the residual has its own, the others share the scan's."""
+        if layer != "residual":
+            self.set_window(window)
+        elif window != self.layer_window(layer):
+            self._layer_windows[layer] = window
+            self.window_changed.emit()
+
     def layer_window(self, layer: str) -> Window:
         """The window a layer is drawn with: the scan's, or the residual's own symmetric one."""
         return self._layer_windows.get(layer, self._window) if layer == "residual" else self._window

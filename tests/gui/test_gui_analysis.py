@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 
 from medae.io.nifti import save_nifti
 from medae.viewer.compositing import to_rgb
@@ -99,6 +99,16 @@ def test_open_pick_analyze_overlay_threshold_findings_compare_export(window, qtb
     window.actions_by_name["compare"].trigger()
     assert [v.layer for v in window.view_area.views] == ["input", "reconstruction", "residual"]
     assert len({v.plane for v in window.view_area.views}) == 1
+    # Window/level dragged in the residual view changes the residual's window, not the scan's.
+    from tests.gui.test_gui_bindings import drag
+
+    inp, resid = s.layer_window("input"), s.layer_window("residual")
+    view_in, _view_rec, view_res = window.view_area.views
+    drag(qtbot, view_res, Qt.MouseButton.LeftButton, QPoint(40, 40), QPoint(90, 70))
+    assert s.layer_window("residual") != resid and s.layer_window("input") == inp
+    resid = s.layer_window("residual")
+    drag(qtbot, view_in, Qt.MouseButton.LeftButton, QPoint(40, 40), QPoint(90, 70))
+    assert s.layer_window("input") != inp and s.layer_window("residual") == resid
     window.actions_by_name["compare"].trigger()
     assert len(window.view_area.views) == 3
 

@@ -208,6 +208,23 @@ def test_preferences_dialog_switches_to_research_binding(window, qtbot):
     assert rows["left drag"] == "crosshair" and rows["H"] == "show/hide heatmap" and rows["wheel"] == "scroll slices"
 
 
+def test_preferences_ok_applies_only_what_was_changed_in_the_dialog(window, qtbot):
+    from medae.gui.dialogs import PreferencesDialog
+
+    s = window.session
+    # Set on screen since the start: the dialog's defaults must not undo them.
+    s.layout, s.convention = "2x2", "neurological"
+    s.set_style(colormap="inferno", opacity=0.3)
+    window.actions_by_name["prefs"].trigger()
+    dlg = window.findChild(PreferencesDialog)
+    dlg.mouse.setCurrentIndex(dlg.mouse.findData("research"))
+    dlg.layout_box.setCurrentText("single")  # "Layout at start": for the next start
+    dlg.accept()
+    assert s.mouse_scheme == "research"
+    assert (s.layout, s.convention, s.style.colormap, s.style.opacity) == ("2x2", "neurological", "inferno", 0.3)
+    assert window.prefs.layout == "single" and window.prefs.mouse_scheme == "research"
+
+
 def test_key_help_lists_menu_shortcuts_and_the_presets_of_the_scan_on_screen(window, qtbot, ct_file):
     from PySide6.QtWidgets import QTableWidget
 

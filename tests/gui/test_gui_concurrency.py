@@ -65,3 +65,43 @@ def test_opening_another_scan_stops_the_analysis_and_analyze_waits_for_it(
     assert window.last_error is None, window.last_error and window.last_error.text()
     assert window.session.result.volume is window.session.volume and calls[-1] is window.session.volume
     assert len(calls) == 2
+
+
+def test_analyze_asked_for_while_a_scan_is_opening_analyses_that_scan(window, qtbot, tmp_path, monkeypatch, tiny_model):
+    a, b = tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"
+    vol = mr_with_lesion()
+    save_nifti(vol, a)
+    save_nifti(Volume(vol.array[::-1].copy(), vol.affine, "MR"), b)
+    calls = []
+    real_analyze, real_load = medae.analysis.analyze, medae.io.load
+    release = threading.Event()
+
+    def analyze(volume, model, force=False, progress=None, cancel=None):
+        calls.append(volume)
+        if len(calls) == 1 and cancel.wait(30):  # the first analysis runs until it is told to stop
+            from medae.errors import CancelledError
+
+            raise CancelledError()
+        return real_analyze(volume, model, force=force, progress=progress, cancel=cancel)
+
+    def load(path, *args, **kwargs):
+        if str(path) == str(b):
+            release.wait(30)  # b is still loading when Analyze is pressed
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(medae.analysis, "analyze", analyze)
+    monkeypatch.setattr(medae.io, "load", load)
+    window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
+    window.open_path(a)
+    wait_idle(qtbot, window)
+    window.start_analysis()
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=60_000)
+    window.open_path(b)
+    qtbot.waitUntil(lambda: any(j.name == "load" for j in window.jobs), timeout=30_000)
+    assert window.start_analysis() is None  # b is not on screen yet: its analysis waits for it
+    assert "being opened" in window.statusBar().currentMessage()
+    release.set()
+    qtbot.waitUntil(lambda: window.session.result is not None and not window.busy, timeout=120_000)
+    assert window.last_error is None, window.last_error and window.last_error.text()
+    assert window.session.volume.source.endswith("b.nii.gz")
+    assert window.session.result.volume is window.session.volume and len(calls) == 2

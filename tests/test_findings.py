@@ -1,0 +1,39 @@
+"""Findings: which side of the patient each region lies on."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medae.analysis.findings import extract_findings
+
+
+def _sides(heat: np.ndarray, affine: np.ndarray, **kw) -> dict[float, str]:
+    _labels, findings = extract_findings(heat, affine, threshold=1.0, min_region_ml=0.0, **kw)
+    return {round(f.centroid_world[0]): f.side for f in findings}
+
+
+def test_a_region_across_the_midline_is_bilateral_and_others_keep_their_side():
+    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    affine[:3, 3] = (-40.0, -20.0, -10.0)  # voxel x index 40 is world x = 0, the midline
+    heat = np.zeros((81, 40, 20), np.float32)
+    heat[20:60, 5:10, 5:10] = 5.0  # x from -20 to +19 mm: half on each side
+    heat[28:45, 20:25, 5:10] = 5.0  # x from -12 to +4 mm: mostly on the left
+    heat[70:75, 30:35, 5:10] = 5.0  # x from +30 to +34 mm: right
+    heat[3:8, 30:35, 5:10] = 5.0  # x from -37 to -33 mm: left
+    sides = _sides(heat, affine)
+    assert sides == {0: "bilateral", -4: "left", 32: "right", -35: "left"}
+
+
+def test_the_side_comes_from_the_reference_frame_when_the_scan_is_aligned():
+    affine = np.eye(4)
+    heat = np.zeros((40, 10, 10), np.float32)
+    heat[30:35, 2:6, 2:6] = 5.0  # world x = +30..+34 (right in the scan's own frame)
+    # A reference in which the head sits 50 mm to the left: the same region is on the left there.
+    to_ref = np.eye(4)
+    to_ref[0, 3] = -50.0
+    assert _sides(heat, affine) == {32: "right"}
+    assert _sides(heat, affine, to_reference=to_ref) == {32: "left"}
+    # A region spanning the reference's midline (x = 50 in the scan's frame) is bilateral there.
+    wide = np.zeros((120, 10, 10), np.float32)
+    wide[30:70, 2:6, 2:6] = 5.0
+    assert _sides(wide, affine, to_reference=to_ref) == {50: "bilateral"}
