@@ -10,6 +10,23 @@ from tests.gui.conftest import wait_idle
 from tests.gui.tiny_model import mr_with_lesion
 
 
+def _first_analysis_runs_until_cancelled(monkeypatch) -> list:
+    """Replaces ``analyze`` so that its first call runs until cancelled; returns the volumes it was called with."""
+    calls = []
+    real_analyze = medae.analysis.analyze
+
+    def analyze(volume, model, force=False, progress=None, cancel=None):
+        calls.append(volume)
+        if len(calls) == 1 and cancel.wait(30):
+            from medae.errors import CancelledError
+
+            raise CancelledError()
+        return real_analyze(volume, model, force=force, progress=progress, cancel=cancel)
+
+    monkeypatch.setattr(medae.analysis, "analyze", analyze)
+    return calls
+
+
 def test_a_load_that_ends_late_does_not_replace_the_scan_asked_for_since(window, qtbot, ct_file, tmp_path, monkeypatch):
     first = tmp_path / "first.nii.gz"
     save_nifti(mr_with_lesion(), first)
@@ -40,18 +57,7 @@ def test_opening_another_scan_stops_the_analysis_and_analyze_waits_for_it(
     vol = mr_with_lesion()
     save_nifti(vol, a)
     save_nifti(Volume(vol.array[::-1].copy(), vol.affine, "MR"), b)
-    calls = []
-    real_analyze = medae.analysis.analyze
-
-    def analyze(volume, model, force=False, progress=None, cancel=None):
-        calls.append(volume)
-        if len(calls) == 1 and cancel.wait(30):  # the first analysis runs until it is told to stop
-            from medae.errors import CancelledError
-
-            raise CancelledError()
-        return real_analyze(volume, model, force=force, progress=progress, cancel=cancel)
-
-    monkeypatch.setattr(medae.analysis, "analyze", analyze)
+    calls = _first_analysis_runs_until_cancelled(monkeypatch)
     window.prefs.model, window.prefs.device = str(model), "cpu"
     window.open_path(a)
     wait_idle(qtbot, window)
@@ -72,24 +78,15 @@ def test_analyze_asked_for_while_a_scan_is_opening_analyses_that_scan(window, qt
     vol = mr_with_lesion()
     save_nifti(vol, a)
     save_nifti(Volume(vol.array[::-1].copy(), vol.affine, "MR"), b)
-    calls = []
-    real_analyze, real_load = medae.analysis.analyze, medae.io.load
+    calls = _first_analysis_runs_until_cancelled(monkeypatch)
+    real_load = medae.io.load
     release = threading.Event()
-
-    def analyze(volume, model, force=False, progress=None, cancel=None):
-        calls.append(volume)
-        if len(calls) == 1 and cancel.wait(30):  # the first analysis runs until it is told to stop
-            from medae.errors import CancelledError
-
-            raise CancelledError()
-        return real_analyze(volume, model, force=force, progress=progress, cancel=cancel)
 
     def load(path, *args, **kwargs):
         if str(path) == str(b):
             release.wait(30)  # b is still loading when Analyze is pressed
         return real_load(path, *args, **kwargs)
 
-    monkeypatch.setattr(medae.analysis, "analyze", analyze)
     monkeypatch.setattr(medae.io, "load", load)
     window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
     window.open_path(a)
