@@ -6,6 +6,7 @@ A kill at any moment leaves either the old file or the complete new one, never h
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 import time
@@ -78,9 +79,16 @@ def remove_leftovers(folder: str | os.PathLike, names: Iterable[str], older_than
 
 
 def _cannot_write(target: Path, exc: OSError) -> str:
-    return (
-        f"{target}: cannot write ({exc.strerror or exc}). Free disk space, or choose an output folder you may write to."
-    )
+    # The advice follows the cause: a missing folder, no permission and a full disk each need their own.
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EEXIST):
+        advice = f"The folder {target.parent} does not exist and cannot be made there: choose another output folder."
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        advice = "You may not write there: choose an output folder you may write to."
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        advice = "The disk is full: free disk space, or choose an output folder on another disk."
+    else:
+        advice = "Free disk space, or choose an output folder you may write to."
+    return f"{target}: cannot write ({exc.strerror or exc}). {advice}"
 
 
 def write_bytes(target: str | os.PathLike, data: bytes) -> None:

@@ -28,9 +28,18 @@ def test_a_full_disk_keeps_the_old_file_and_says_what_to_do(tmp_path, monkeypatc
     target = tmp_path / "report.json"
     target.write_text("old")
     _full_disk_for("report.json", monkeypatch)
-    with pytest.raises(OutputError, match="No space left on device.*Free disk space"):
+    with pytest.raises(OutputError, match="No space left on device.*disk is full: free disk space"):
         write_text(target, "new")
     assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_a_folder_that_cannot_be_made_is_named_with_its_own_advice(tmp_path):
+    (tmp_path / "a_file").write_text("")  # a file where the output folder would have to be
+    with pytest.raises(OutputError, match="folder .*a_file.sub does not exist and cannot be made") as info:
+        write_text(tmp_path / "a_file" / "sub" / "report.json", "new")
+    assert "disk" not in str(info.value)
+    write_text(tmp_path / "new" / "sub" / "report.json", "made")  # a folder that can be made is made
+    assert (tmp_path / "new" / "sub" / "report.json").read_text() == "made"
 
 
 def test_analyze_ends_with_one_line_when_its_report_cannot_be_written(tmp_path, monkeypatch, capsys, tiny_model):

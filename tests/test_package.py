@@ -45,6 +45,18 @@ def test_version_and_help():
     assert out.returncode == 0 and "info" in out.stdout
 
 
+def test_every_command_help_speaks_to_users():
+    from medae.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert {"analyze", "batch", "view"} <= set(commands)
+    for name, command in commands.items():
+        text = command.format_help()
+        # No reStructuredText marks, and nothing about how the code is put together.
+        assert "``" not in text and "entry point" not in text and "import" not in text, name
+
+
 def test_info_json_on_nifti(tmp_path, capsys):
     import numpy as np
 

@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # a subcommand not built yet
             raise
         module.register(sub)
+    for command in sub.choices.values():
+        # Descriptions are the modules' docstrings; the terminal shows them without reStructuredText marks.
+        if command.description:
+            command.description = command.description.replace("``", "")
     return parser
 
 

@@ -1,8 +1,7 @@
-"""``medae view [PATH]``: open the desktop viewer, optionally on a scan.
+"""``medae view [PATH]``: open the desktop viewer, optionally on a scan (and analyse it with --analyze)."""
 
-The command line and the viewer never import each other: the viewer is found through its installed
-``medae-gui`` entry point (or, in an uninstalled checkout, started as ``python -m medae.gui``).
-"""
+# The command line and the viewer never import each other: the viewer is found through its installed
+# medae-gui entry point (or, in an uninstalled checkout, started as python -m medae.gui).
 
 from __future__ import annotations
 

@@ -118,7 +118,7 @@ def _findings_dicom(result, volume, target: Path, progress, cancel) -> Path:
     if not result.findings:
         raise OutputError(f"{target}: there are no findings to write; lower the threshold and analyse again.")
     descriptions = [
-        f"Finding {f.label}: {f.side}, {f.volume_ml:.2f} ml, peak {f.peak:.2f} {result.units}" for f in result.findings
+        f"Finding {f.label}: {f.side}, {f.volume_ml:.2f} mL, peak {f.peak:.2f} {result.units}" for f in result.findings
     ]
     return write_segmentation(
         result.labels,

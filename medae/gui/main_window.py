@@ -377,6 +377,8 @@ class MainWindow(JobsMixin, QMainWindow):
         job = self.run_job("analyze", work, done, "analysing the scan", on_failed=failed)
         job.volume = volume
         job.progress.connect(show_device)
+        self.overlay_panel.set_analysing(True)
+        job.finished.connect(lambda: self.overlay_panel.set_analysing(any(j.name == "analyze" for j in self.jobs)))
         return job
 
     def _start_queued(self, force: bool) -> None:
@@ -508,6 +510,7 @@ class MainWindow(JobsMixin, QMainWindow):
                 self.statusBar().showMessage(f"Window: {s.presets()[binding.arg - 1].name}", 3000)
         elif binding.action == KeyAction.DEFAULT_WINDOW:
             s.reset_window()
+            self.statusBar().showMessage("Window: the scan's own", 3000)
         elif binding.action in (KeyAction.NEXT_FINDING, KeyAction.PREVIOUS_FINDING) and s.findings:
             rows = self.findings_panel.table.selectionModel().selectedRows()
             current = rows[0].row() if rows else -1

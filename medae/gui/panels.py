@@ -37,6 +37,7 @@ class OverlayPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self._syncing = False
+        self.analysing = False
         self.summary = QLabel("Run Analyze (Ctrl+R) to see where the scan is unlike healthy ones.")
         self.summary.setWordWrap(True)
         self.summary.setObjectName("analysisSummary")
@@ -115,9 +116,18 @@ class OverlayPanel(QWidget):
                 )
             else:
                 self.threshold_label.setText("Threshold")
-                self.summary.setText("Run Analyze (Ctrl+R) to see where the scan is unlike healthy ones.")
+                self.summary.setText(
+                    "Analysing the scan; the heatmap appears here when it is done (Esc cancels)."
+                    if self.analysing
+                    else "Run Analyze (Ctrl+R) to see where the scan is unlike healthy ones."
+                )
         finally:
             self._syncing = False
+
+    def set_analysing(self, analysing: bool) -> None:
+        """Says whether an analysis of the scan on screen is running (the summary tells the user)."""
+        self.analysing = analysing
+        self.sync()
 
 
 class FindingsPanel(QWidget):
@@ -128,7 +138,7 @@ class FindingsPanel(QWidget):
     """
 
     chosen = Signal(int)
-    COLUMNS = ("#", "side", "ml", "peak", "mean", "RAS (mm)")
+    COLUMNS = ("#", "side", "mL", "peak", "mean", "RAS (mm)")
 
     def __init__(self, session: ViewerSession, parent=None) -> None:
         super().__init__(parent)
@@ -141,7 +151,9 @@ class FindingsPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setTabKeyNavigation(False)  # Tab leaves the table for the next control; arrows move in it
         self.empty = QLabel("No findings yet.")
+        self.empty.setWordWrap(True)  # a long line would hold the panel, and the scan, at its width
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.empty)
@@ -173,7 +185,7 @@ class FindingsPanel(QWidget):
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(
-                    f"Finding {row + 1}: {f.side}, {f.volume_ml:.2f} ml, peak {f.peak:.2f}, mean {f.mean:.2f}; "
+                    f"Finding {row + 1}: {f.side}, {f.volume_ml:.2f} mL, peak {f.peak:.2f}, mean {f.mean:.2f}; "
                     "RAS ({:.1f}, {:.1f}, {:.1f}) mm".format(*f.centroid_world)
                 )
                 if col != 1:

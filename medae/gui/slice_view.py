@@ -198,7 +198,11 @@ class SliceView(QWidget):
         n = s.cursor[spec.normal]
         title = self.title or self.plane.title()
         if self.mip:
-            first = f"{title} (heat projection)"
+            # Before an analysis (or with the heat hidden) the view is the plain slice: say so.
+            if s.heat is None:
+                first = f"{title} (heat projection after Analyze)"
+            else:
+                first = f"{title} ({'heat projection' if s.heat_visible else 'heat hidden: H'})"
         else:
             first = f"{title}  {n + 1}/{s.slice_count(self.plane)}"
         # A narrow view (small screen, 2x2 or compare layout) shortens its text rather than overlapping it.

@@ -105,6 +105,10 @@ class ViewArea(QWidget):
         outer.addWidget(self.banner)
         outer.addLayout(row, 1)
         self.setStyleSheet("background:#000;")
+        # Plain QWidgets paint a style sheet's background only when asked: without it the 2 px gaps
+        # between the views keep whatever an earlier layout drew there.
+        for widget in (self, self.grid_host):
+            widget.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         session.display_changed.connect(self.rebuild)
         session.result_changed.connect(self._on_result)
         session.image_changed.connect(self.refresh_warnings)

@@ -53,8 +53,11 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
     except Exception as exc:  # nibabel raises many types for bad headers
         kind = _format_name(path)
         version = "FreeSurfer MGH/MGZ" if kind == "MGH" else "NIfTI-1/2"
+        detail = str(exc)
+        if "Cannot work out file type" in detail:  # nibabel's words for a header it does not recognise
+            detail = f"its header is not a {version} header: another kind of file with this name"
         raise InputError(
-            f"{path}: not a readable {kind} file ({exc}). Check that the file is complete and is {version}."
+            f"{path}: not a readable {kind} file ({detail}). Check that the file is complete and is {version}."
         ) from exc
     if not hasattr(img, "affine"):  # CIFTI-2 and other non-spatial images share the .nii suffix
         raise InputError(f"{path}: {type(img).__name__} data has no voxel grid; medae reads 3D volumes.")

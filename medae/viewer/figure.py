@@ -101,7 +101,7 @@ def render_summary(session: ViewerSession, title: str = "") -> np.ndarray:
         else:
             texts.append(((10, y), "No finding above the threshold.", font, FG))
         for n, f in enumerate(findings, 1):
-            line = f"{n}. {f.side:<8} {f.volume_ml:7.2f} ml   peak {f.peak:6.2f}   mean {f.mean:6.2f}   " + (
+            line = f"{n}. {f.side:<9} {f.volume_ml:7.2f} mL   peak {f.peak:6.2f}   mean {f.mean:6.2f}   " + (
                 "RAS ({:.0f}, {:.0f}, {:.0f}) mm".format(*f.centroid_world)
             )
             texts.append(((20, y + 18 * n), line, small, FG))

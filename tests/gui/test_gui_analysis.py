@@ -94,6 +94,14 @@ def test_open_pick_analyze_overlay_threshold_findings_compare_export(window, qtb
     assert f.side == "left" and table.item(0, 1).text() == "left"  # the bright block is on the patient's left
     assert np.allclose(s.image.grid.to_source(s.cursor), f.centroid_voxel, atol=0.51)
     assert axial.isVisible()
+    # The panel's summary line wraps instead of holding the panel (and so the scan) at its width, and
+    # Tab moves on from the table to the next control.
+    assert window.findings_panel.minimumSizeHint().width() < 200
+    window.activateWindow()
+    table.setFocus()
+    qtbot.waitUntil(table.hasFocus)
+    qtbot.keyClick(table, Qt.Key.Key_Tab)
+    assert not table.hasFocus()
 
     # Compare mode: input | reconstruction | residual side by side, on one linked plane.
     window.actions_by_name["compare"].trigger()
