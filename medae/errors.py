@@ -43,6 +43,18 @@ class OutputError(MedaeError):
     """An output file could not be written."""
 
 
+class PartialOutputError(OutputError):
+    """An optional output (a DICOM export) failed; the others, report included, were written.
+
+    Attributes:
+        written: Name -> path of what was written.
+    """
+
+    def __init__(self, message: str, written: dict) -> None:
+        super().__init__(message)
+        self.written = written
+
+
 class CancelledError(MedaeError):
     """The user cancelled a long operation."""
 

@@ -53,3 +53,54 @@ def test_a_folder_used_again_holds_only_the_new_runs_outputs(tmp_path, tiny_mode
     assert "removed findings_seg.dcm of an earlier run" in capsys.readouterr().err
     (out / "notes.txt").write_text("mine")  # files that are not medae's are never touched
     assert main(base) == 0 and (out / "notes.txt").read_text() == "mine"
+
+
+def _anonymised_series(tmp_path):
+    """An MR series exported by an anonymiser: no Frame of Reference, no Type 2 patient and study fields."""
+
+    def strip(ds, _k):
+        for keyword in ("FrameOfReferenceUID", "StudyTime", "StudyDate", "StudyID", "PatientID", "PatientSex"):
+            if keyword in ds:
+                delattr(ds, keyword)
+
+    arr = np.clip(mr_with_lesion().array, 0, 1000).astype(np.int16)
+    write_series(tmp_path / "in", arr, axial_affine((1.0, 1.0, 1.25)), modality="MR", edit=strip)
+    return tmp_path / "in"
+
+
+def test_dicom_results_of_an_anonymised_series_are_written_with_or_without_phi(tmp_path, tiny_model):
+    import highdicom as hd
+    import pydicom
+
+    folder = _anonymised_series(tmp_path)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    for keep in ([], ["--keep-phi"]):
+        out = tmp_path / f"out{len(keep)}"
+        cmd = ["analyze", str(folder), "--out", str(out), "--model", str(tiny_model), "--device", "cpu", "--dicom"]
+        assert main([*cmd, *keep]) == 0
+        pm = pydicom.dcmread(out / "heatmap_pmap.dcm")
+        seg = hd.seg.segread(out / "findings_seg.dcm")
+        # One frame of reference shared by the results, made up once for the series that had none.
+        assert pm.FrameOfReferenceUID == seg.FrameOfReferenceUID and pm.FrameOfReferenceUID
+        assert "StudyTime" in pm and pm.StudyTime in ("", None)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # the source is never touched
+
+
+def test_a_failed_dicom_export_keeps_the_analysis(tmp_path, tiny_model, capsys, monkeypatch):
+    import medae.io.dicom_export
+    from medae.errors import OutputError
+
+    def refuse(*_args, **_kwargs):
+        raise OutputError("heatmap_pmap.dcm: the source cannot carry a Parametric Map.")
+
+    monkeypatch.setattr(medae.io.dicom_export, "write_parametric_map", refuse)
+    scan = tmp_path / "t1.nii.gz"
+    save_nifti(mr_with_lesion(), scan)
+    out = tmp_path / "out"
+    status = main(["analyze", str(scan), "--out", str(out), "--model", str(tiny_model), "--device", "cpu", "--dicom"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err
+    assert "DICOM export failed" in err.strip().splitlines()[-1] and "report.json" in err.strip().splitlines()[-1]
+    report = json.loads((out / "report.json").read_text())
+    assert "score" in report and any("DICOM export failed" in w for w in report["warnings"])
+    assert (out / "heatmap.nii.gz").is_file() and not (out / "heatmap_pmap.dcm").exists()

@@ -9,7 +9,7 @@ import numpy as np
 
 from medae.analysis.result import AnalysisResult
 from medae.atomic import remove_leftovers, write_text
-from medae.errors import OutputError
+from medae.errors import MedaeError, OutputError, PartialOutputError
 from medae.io.nifti import save_nifti
 
 
@@ -28,8 +28,10 @@ def write_outputs(
     Files: ``heatmap.nii.gz`` (float32, input shape and affine), ``findings.nii.gz`` (int16 labels),
     ``report.json``; with ``reconstruction``, ``reconstruction.nii.gz``; with ``dicom`` (DICOM input or
     not), ``heatmap_pmap.dcm`` (Parametric Map) and, when there are findings, ``findings_seg.dcm``
-    (Segmentation), both de-identified unless ``keep_phi``. ``extra_report`` is merged into the report;
-    ``extra_files`` (name -> path) are files the caller wrote into the folder, listed in the report too.
+    (Segmentation), both de-identified unless ``keep_phi``; when the DICOM export fails, everything else is
+    still written (the failure among the report's warnings) and ``PartialOutputError`` is raised.
+    ``extra_report`` is merged into the report; ``extra_files`` (name -> path) are files the caller wrote
+    into the folder, listed in the report too.
 
     Returns:
         Name -> path of everything written (and of ``extra_files``).
@@ -41,30 +43,18 @@ def write_outputs(
         raise OutputError(f"{out}: cannot create the output folder ({exc}).") from exc
     written: dict[str, Path] = {}
     written["heatmap"] = save_nifti(result.heatmap, out / "heatmap.nii.gz", dtype=np.float32)
-    n = len(result.findings)
     written["findings"] = save_nifti(result.labels, out / "findings.nii.gz", dtype=np.int16)
     if reconstruction and result.reconstruction is not None:
         written["reconstruction"] = save_nifti(result.reconstruction, out / "reconstruction.nii.gz", dtype=np.float32)
+    failed = None
     if dicom:
-        from medae.io.dicom_export import write_parametric_map, write_segmentation
-
-        written["parametric_map"] = write_parametric_map(
-            result.heatmap,
-            result.volume,
-            out / "heatmap_pmap.dcm",
-            units_description=f"anomaly score, {result.units}",
-            keep_phi=keep_phi,
-            model_id=result.model_id,
-        )
-        if n:
-            written["segmentation"] = write_segmentation(
-                result.labels,
-                result.volume,
-                out / "findings_seg.dcm",
-                segment_descriptions=[f.describe() for f in result.findings],
-                model_id=result.model_id,
-                keep_phi=keep_phi,
-            )
+        try:
+            written.update(_write_dicom(result, out, keep_phi))
+        except MedaeError as exc:
+            # An optional export must not cost the analysis: the report and the NIfTI files are written,
+            # with the failure among the warnings.
+            failed = f"The DICOM export failed: {exc}"
+            result.warnings.append(failed)
     report = result.report()
     if extra_report:
         report.update(extra_report)
@@ -74,6 +64,33 @@ def write_outputs(
         report["input"]["source"] = Path(str(report["input"]["source"])).name if report["input"]["source"] else None
     written["report"] = out / "report.json"
     write_text(written["report"], json.dumps(report, indent=2) + "\n")
+    if failed:
+        raise PartialOutputError(f"{failed} The heatmap, findings and report.json were written to {out}.", written)
+    return written
+
+
+def _write_dicom(result: AnalysisResult, out: Path, keep_phi: bool) -> dict[str, Path]:
+    from medae.io.dicom_export import write_parametric_map, write_segmentation
+
+    written = {
+        "parametric_map": write_parametric_map(
+            result.heatmap,
+            result.volume,
+            out / "heatmap_pmap.dcm",
+            units_description=f"anomaly score, {result.units}",
+            keep_phi=keep_phi,
+            model_id=result.model_id,
+        )
+    }
+    if result.findings:
+        written["segmentation"] = write_segmentation(
+            result.labels,
+            result.volume,
+            out / "findings_seg.dcm",
+            segment_descriptions=[f.describe() for f in result.findings],
+            model_id=result.model_id,
+            keep_phi=keep_phi,
+        )
     return written
 
 

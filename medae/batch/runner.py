@@ -21,7 +21,7 @@ from typing import Any
 from medae.atomic import remove_leftovers, write_text
 from medae.batch.items import BatchItem
 from medae.batch.table import Row, write_tables
-from medae.errors import CancelledError, MedaeError, OutputError
+from medae.errors import CancelledError, MedaeError, OutputError, PartialOutputError
 from medae.progress import ProgressFn, check_cancel, report, sub_progress
 
 log = logging.getLogger("medae.batch")
@@ -160,7 +160,7 @@ def _run_item(
         for stale in ("report.json", "error.json"):
             (folder / stale).unlink(missing_ok=True)
         result = _analyze(item, model, options, progress, cancel)
-        extras = write_extras(result, folder) if write_extras is not None and options.summary else {}
+        extras = _extras(write_extras, result, folder) if options.summary else {}
         batch = {"key": key, "input": item.where}
         written = _write(result, folder, options, batch, extras)
     except CancelledError:
@@ -207,17 +207,33 @@ def _write(result, folder: Path, options: BatchOptions, batch: dict, extras: dic
     from medae.analysis import write_outputs
     from medae.analysis.outputs import remove_stale_outputs
 
-    written = write_outputs(
-        result,
-        folder,
-        dicom=options.dicom,
-        keep_phi=options.keep_phi,
-        reconstruction=options.reconstruction,
-        extra_report={"batch": batch},
-        extra_files=extras,
-    )
+    try:
+        written = write_outputs(
+            result,
+            folder,
+            dicom=options.dicom,
+            keep_phi=options.keep_phi,
+            reconstruction=options.reconstruction,
+            extra_report={"batch": batch},
+            extra_files=extras,
+        )
+    except PartialOutputError as exc:  # the analysis is kept; the failed export is among its warnings
+        log.warning("%s", exc)
+        written = exc.written
     remove_stale_outputs(folder, written)
     return written
+
+
+def _extras(write_extras, result, folder: Path) -> dict[str, Path]:
+    """The caller's extra files (the summary picture); one that fails is a warning, not a lost analysis."""
+    if write_extras is None:
+        return {}
+    try:
+        return write_extras(result, folder)
+    except MedaeError as exc:
+        result.warnings.append(f"The summary picture could not be written: {exc}")
+        log.warning("%s", exc)
+        return {}
 
 
 def _finished(folder: Path, key: dict) -> dict | None:

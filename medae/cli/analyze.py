@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from medae.errors import MedaeError, OutputError, PartialOutputError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds the ``analyze`` subcommand."""
@@ -81,9 +83,19 @@ def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: floa
         )
     result.timings = {"load": t_load, "model_load": t_model, **result.timings}
     t = time.perf_counter()
-    written = write_outputs(result, out, dicom=args.dicom, keep_phi=args.keep_phi, reconstruction=args.reconstruction)
+    failed = None  # an optional export that failed: told after the analysis's own outputs are in place
+    try:
+        written = write_outputs(
+            result, out, dicom=args.dicom, keep_phi=args.keep_phi, reconstruction=args.reconstruction
+        )
+    except PartialOutputError as exc:
+        written, failed = exc.written, str(exc)
     if args.png or args.dicom:
-        written.update(write_result_summary(result, out, dicom=args.dicom, keep_phi=args.keep_phi))
+        try:
+            written.update(write_result_summary(result, out, dicom=args.dicom, keep_phi=args.keep_phi))
+        except MedaeError as exc:
+            result.warnings.append(f"The summary picture could not be written: {exc}")
+            failed = failed or f"{result.warnings[-1]} The heatmap, findings and report.json are in {out}."
     result.timings["write"] = time.perf_counter() - t
     # The report is rewritten last so that it carries the write time too.
     write_outputs_report_only(result, out, written, args.keep_phi)
@@ -95,6 +107,8 @@ def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: floa
         f"score {result.score:.2f} (percentile {result.percentile:.1f} among healthy), "
         f"{len(result.findings)} finding(s) above {result.threshold:g} {result.units}"
     )
+    if failed is not None:
+        raise OutputError(failed)
     return written
 
 

@@ -75,7 +75,7 @@ def resolve_sources(source: Volume, policy: Deidentification, target: Path) -> S
         positions = None
     headers = originals if policy.keep_phi else [reference_header(ds, policy) for ds in originals]
     laterality = originals[0].get("Laterality") or None
-    return SourceRefs(headers=headers, plane_positions=positions, synthesized=False, laterality=laterality)
+    return SourceRefs(headers=_complete(headers), plane_positions=positions, synthesized=False, laterality=laterality)
 
 
 def study_header(source: Volume | None, policy: Deidentification, target: Path) -> SourceRefs:
@@ -95,7 +95,46 @@ def study_header(source: Volume | None, policy: Deidentification, target: Path) 
         return SourceRefs(headers=synthesize_headers(source, policy)[:1], plane_positions=None, synthesized=True)
     original = _read_header(Path(files[0]), target)
     header = original if policy.keep_phi else reference_header(original, policy)
-    return SourceRefs([header], plane_positions=None, synthesized=False, laterality=original.get("Laterality") or None)
+    laterality = original.get("Laterality") or None
+    return SourceRefs(_complete([header]), plane_positions=None, synthesized=False, laterality=laterality)
+
+
+#: Type 2 attributes of the patient and study modules that derived objects copy from their source: an
+#: anonymised export often leaves them out, and highdicom reads each one.
+_TYPE2 = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+)
+
+
+def _complete(headers: list[Dataset]) -> list[Dataset]:
+    """Copies of ``headers`` with the attributes a derived object needs and the source may lack.
+
+    Missing Type 2 attributes become empty, as the standard allows. A series without a Frame of
+    Reference UID (required of the derived object) gets one derived from its Series Instance UID, the
+    same for every header, so the results still share one frame with each other.
+    """
+    out = []
+    for ds in headers:
+        missing = [k for k in _TYPE2 if k not in ds]
+        if not missing and "FrameOfReferenceUID" in ds:
+            out.append(ds)
+            continue
+        ds = Dataset(ds)  # a new dataset over the same elements: the source's header is left as it was
+        for keyword in missing:
+            setattr(ds, keyword, "")
+        if "FrameOfReferenceUID" not in ds:
+            seed = str(ds.get("SeriesInstanceUID", "") or ds.get("StudyInstanceUID", "") or "medae")
+            ds.FrameOfReferenceUID = keyed_uid(b"medae frame of reference", seed)
+        out.append(ds)
+    return out
 
 
 def check_same_grid(result: Volume, source: Volume, what: str, target: Path) -> None:
