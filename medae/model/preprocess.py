@@ -16,7 +16,7 @@ from medae.geometry import apply_affine
 from medae.model.brain_only import correlation, kept_on_grid, on_zero_background, stripped_foreground
 from medae.model.card import ModelCard
 from medae.model.despike import despike
-from medae.model.registration import Alignment, register_to_reference
+from medae.model.registration import Alignment, register_to_reference, register_within_input
 from medae.progress import ProgressFn, check_cancel, report
 from medae.volume import Volume, value_sample
 
@@ -251,6 +251,7 @@ def to_model_space(
                     cancel=cancel,
                     **_brain_stage(card, reference_mask),
                 )
+                alignment = _align_part(volume, data, card, reference, reference_mask, alignment, mode, cancel)
             else:
                 alignment, stripped = _align_brain_only(volume, card, reference, reference_mask, kept, mode, cancel)
         elif method == "center":
@@ -354,6 +355,35 @@ def _align_brain_only(
         return -1.0 if r is None else r
 
     return (brain, True) if fit(brain) >= fit(head) else (head, False)
+
+
+#: Below this share of the reference brain inside the scan, the scan is aligned within its own field of view.
+PARTIAL_BELOW = 0.95
+
+
+def _align_part(
+    volume: Volume,
+    data: np.ndarray,
+    card: ModelCard,
+    reference: np.ndarray,
+    reference_mask: np.ndarray | None,
+    alignment: Alignment,
+    mode: str,
+    cancel: threading.Event | None,
+) -> Alignment:
+    """The alignment of a scan that shows part of the head: measured within the scan (``register_within_input``).
+
+    A whole head keeps the alignment it has (the one the model's healthy calibration was measured with).
+    """
+    if reference_mask is None:
+        return alignment
+    m2i = model_to_input_matrix(card, volume.affine, alignment)
+    if inside_grid(m2i, volume.shape, card.shape)[reference_mask].mean() >= PARTIAL_BELOW:
+        return alignment
+    try:
+        return register_within_input(data, volume.affine, reference, card.affine, mode=mode, cancel=cancel)
+    except InputError:
+        return alignment
 
 
 def _brain_stage(card: ModelCard, reference_mask: np.ndarray | None) -> dict:

@@ -292,37 +292,17 @@ def register_to_reference(
         current = _best_start(
             sitk, sitk.Similarity3DTransform(init), fixed_img[coarse], moving_img[coarse], seed, cancel
         )
-        metric = None
-        similarity: tuple | None = None
-        for name, levels in stages:
-            if name == "affine":
-                similarity = (current, metric)
-                tx = sitk.AffineTransform(3)
-                tx.SetCenter(current.GetCenter())
-                tx.SetMatrix(current.GetMatrix())
-                tx.SetTranslation(current.GetTranslation())
-                current = tx
-            for mm, iters, fraction in levels:
-                # The similarity stage takes gradients at the sampled points only (a gradient image cost more
-                # than its optimisation); the affine stage diverged that way, so it keeps ITK's gradient image.
-                reg = _method(
-                    sitk,
-                    fraction * sampling / 0.05,
-                    seed,
-                    iterations=round(iters * iterations / 50),
-                    learning_rate=2.0 * mm / 4.0,
-                    moving_gradient=name == "affine",
-                )
-                reg.SetInitialTransform(current, inPlace=True)
-                if cancel is not None:
-                    reg.AddCommand(sitk.sitkIterationEvent, lambda r=reg: cancel.is_set() and r.StopRegistration())
-                try:
-                    reg.Execute(fixed_img[mm], moving_img[mm])
-                except RuntimeError as exc:
-                    raise _not_aligned(exc) from exc
-                if cancel is not None and cancel.is_set():
-                    raise CancelledError()
-                metric = float(reg.GetMetricValue())
+        current, metric, similarity = _fit_stages(
+            sitk,
+            current,
+            stages,
+            fixed_img,
+            moving_img,
+            iterations=iterations,
+            sampling=sampling,
+            seed=seed,
+            cancel=cancel,
+        )
         result = from_sitk_transform(current)
         if similarity is not None and _diverged(result, metric, similarity[1]):
             return Alignment(from_sitk_transform(similarity[0]), similarity[1], "similarity")
@@ -334,6 +314,106 @@ def register_to_reference(
                 result = refined
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    return Alignment(result, metric, mode)
+
+
+def _fit_stages(sitk, current, stages, fixed_img, moving_img, *, iterations, sampling, seed, cancel):
+    """Runs the similarity and (when asked) affine stages from ``current``, coarse to fine.
+
+    Returns:
+        (the fitted transform, its final metric, (the similarity fit, its metric) or None without an
+        affine stage).
+    """
+    metric = None
+    similarity: tuple | None = None
+    for name, levels in stages:
+        if name == "affine":
+            similarity = (current, metric)
+            tx = sitk.AffineTransform(3)
+            tx.SetCenter(current.GetCenter())
+            tx.SetMatrix(current.GetMatrix())
+            tx.SetTranslation(current.GetTranslation())
+            current = tx
+        for mm, iters, fraction in levels:
+            # The similarity stage takes gradients at the sampled points only (a gradient image cost more
+            # than its optimisation); the affine stage diverged that way, so it keeps ITK's gradient image.
+            reg = _method(
+                sitk,
+                fraction * sampling / 0.05,
+                seed,
+                iterations=round(iters * iterations / 50),
+                learning_rate=2.0 * mm / 4.0,
+                moving_gradient=name == "affine",
+            )
+            reg.SetInitialTransform(current, inPlace=True)
+            if cancel is not None:
+                reg.AddCommand(sitk.sitkIterationEvent, lambda r=reg: cancel.is_set() and r.StopRegistration())
+            try:
+                reg.Execute(fixed_img[mm], moving_img[mm])
+            except RuntimeError as exc:
+                raise _not_aligned(exc) from exc
+            if cancel is not None and cancel.is_set():
+                raise CancelledError()
+            metric = float(reg.GetMetricValue())
+    return current, metric, similarity
+
+
+def register_within_input(
+    image: np.ndarray,
+    affine: np.ndarray,
+    reference: np.ndarray,
+    ref_affine: np.ndarray,
+    *,
+    mode: str = "affine",
+    seed: int = 7,
+    cancel: threading.Event | None = None,
+) -> Alignment:
+    """Aligns a scan that shows part of the head, with the match measured over the scan's own voxels.
+
+    ``register_to_reference`` samples the match over the whole reference: when the scan holds part of
+    it, every reference point outside the scan drops out and a wrong pose that overlaps less can match
+    as well (the sample scan's upper half came out 24 mm off, one hemisphere 12 mm). Here the roles are
+    swapped: the scan is the fixed image, so every sampled point has a counterpart in the complete
+    reference (within 2 mm of the whole scan's alignment for halves, hemispheres and slabs of the
+    sample). There is no brain stage: its mask lies in the reference.
+
+    Raises:
+        InputError: the optimiser could not align the scan.
+    """
+    import SimpleITK as sitk
+
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)  # reproducible, as in register_to_reference
+    try:
+        stages = [("similarity", SCHEDULE["similarity"])]
+        if mode == "affine":
+            stages.append(("affine", SCHEDULE["affine"]))
+        sizes = sorted({mm for _, levels in stages for mm, _, _ in levels})
+        lo, hi = np.percentile(np.asarray(image)[::2, ::2, ::2], [1, 99.5])
+        fixed = {
+            mm: to_sitk(np.clip(i, lo, hi), a) for mm, (i, a) in _pyramid(np.asarray(image), affine, sizes).items()
+        }
+        moving = {mm: to_sitk(*lv) for mm, lv in _pyramid(np.asarray(reference, np.float32), ref_affine, sizes).items()}
+        coarse = sizes[-1]
+        try:
+            init = sitk.CenteredTransformInitializer(
+                fixed[coarse],
+                moving[coarse],
+                sitk.Similarity3DTransform(),
+                sitk.CenteredTransformInitializerFilter.MOMENTS,
+            )
+        except RuntimeError as exc:
+            raise _not_aligned(exc) from exc
+        current = _best_start(sitk, sitk.Similarity3DTransform(init), fixed[coarse], moving[coarse], seed, cancel)
+        current, metric, similarity = _fit_stages(
+            sitk, current, stages, fixed, moving, iterations=50, sampling=0.05, seed=seed, cancel=cancel
+        )
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    # The fit maps scan points to reference points; the alignment is the other way round.
+    result = np.linalg.inv(from_sitk_transform(current))
+    if similarity is not None and _diverged(result, metric, similarity[1]):
+        return Alignment(np.linalg.inv(from_sitk_transform(similarity[0])), similarity[1], "similarity")
     return Alignment(result, metric, mode)
 
 
