@@ -248,6 +248,17 @@ def test_scan_of_another_sequence_is_refused_and_t1_is_not(model, template):
     assert any("contrast differs" in w for w in flair.warnings), flair.warnings
 
 
+def test_a_ct_of_the_head_that_is_not_in_hounsfield_units_is_refused_as_unlike_the_model(model, template):
+    """A brain-windowed CT (0-80 HU kept, stored without its offset): no HU range gives it away as CT."""
+    scan = healthy(template, 880401, variation=0.8)
+    arr = scan.volume.array.astype(np.float32)
+    skull = (arr > 0.05 * arr.max()) & (scan.brain <= 0.1)
+    hu = (30 * scan.wm + 40 * scan.gm + 5 * scan.csf) * (scan.brain > 0.1) + 80 * skull
+    ct = scan.volume.with_array(np.clip(hu + np.random.default_rng(3).normal(0, 2, arr.shape), 0, 80))
+    with pytest.raises(ModelMismatchError, match="barely resembles.*another modality"):
+        analyze(ct, model)
+
+
 @pytest.mark.parametrize("axis", ["front-back", "top-bottom"])
 def test_scan_whose_header_reverses_an_axis_is_refused_with_the_cause(model, template, axis):
     from dataclasses import replace

@@ -71,10 +71,10 @@ def test_degenerate_sform_falls_back_to_the_qform_then_to_the_voxel_sizes(tmp_pa
     v = load_nifti(_with_raw_geometry(tmp_path, "n.nii", sform=broken, zooms=(0.0, 0.0, 0.0)))
     np.testing.assert_array_equal(v.affine, np.eye(4))
     assert any("voxel sizes (1, 1, 1 mm)" in w for w in v.warnings)
-    # A valid sform is still the file's own choice, without a warning.
+    # A valid sform is still the file's own choice; that its qform places the scan elsewhere is said.
     v = load_nifti(_with_raw_geometry(tmp_path, "ok.nii", sform=good, qform=np.diag([2.0, 2.0, 2.0, 1.0])))
     np.testing.assert_allclose(v.affine, good, atol=1e-5)
-    assert not v.warnings
+    assert len(v.warnings) == 1 and "used the sform" in v.warnings[0]
 
 
 def test_files_without_orientation_say_what_was_assumed(tmp_path):
@@ -236,3 +236,25 @@ def test_nii_gz_written_in_parallel_reads_back_everywhere(tmp_path, order):
     assert np.array_equal(back, arr)
     if shutil.which("gzip"):
         assert subprocess.run(["gzip", "-t", str(path)]).returncode == 0
+
+
+def test_an_sform_and_qform_that_disagree_are_named(tmp_path):
+    import nibabel as nib
+
+    from medae.io.nifti import load_nifti
+
+    aff = np.diag([-1.0, 1.0, 1.5, 1.0])
+    aff[:3, 3] = (80.0, -100.0, -60.0)
+    moved = aff.copy()
+    moved[:3, 3] += (0.0, 0.0, 130.0)
+    data = np.zeros((6, 7, 8), np.int16)
+    for name, qform in (("same", aff), ("apart", moved)):
+        img = nib.Nifti1Image(data, None)
+        img.set_sform(aff, code=2)
+        img.set_qform(qform, code=1)
+        nib.save(img, tmp_path / f"{name}.nii.gz")
+    assert not any("qform" in w for w in load_nifti(tmp_path / "same.nii.gz").warnings)
+    v = load_nifti(tmp_path / "apart.nii.gz")
+    assert np.allclose(v.affine, aff)  # the sform, as nibabel and FSL read it
+    (note,) = [w for w in v.warnings if "qform" in w]
+    assert "130 mm apart" in note and "used the sform" in note

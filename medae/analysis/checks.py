@@ -147,7 +147,10 @@ def check_alignment(ref_to_input: np.ndarray, metric: float | None, card: ModelC
 # the same heads given T2 contrast score -0.57 to -0.69 and FLAIR-like contrast 0.24-0.38 (0.10-0.20
 # under the whole-head fit alone, which aligned them worse). A model trained on one contrast cannot
 # judge another.
-CONTRAST_LIMITS = {"refuse_below": 0.0, "warn_below": 0.45}
+# Correlation with the reference brain: healthy and diseased scans of the model's sequence lie far above
+# 0.45; a T2 or PD inverts it; a CT (windowed, skull-stripped or stored with an offset, so that its
+# Hounsfield units are not recognised) or a scan of something else barely correlates at all (0.08-0.26).
+CONTRAST_LIMITS = {"refuse_below": 0.0, "unlike_below": 0.15, "warn_below": 0.45}
 
 
 def contrast_similarity(image: np.ndarray, mask: np.ndarray, reference: np.ndarray) -> float | None:
@@ -162,7 +165,7 @@ def check_contrast(similarity: float | None, card: ModelCard, force: bool = Fals
 
     Raises:
         ModelMismatchError: the contrast is inverted against the reference (a T2 or PD scan given to a
-            T1 model, for example), and ``force`` is False.
+            T1 model, for example) or barely related to it (a CT), and ``force`` is False.
     """
     if similarity is None:
         return []
@@ -180,10 +183,22 @@ def check_contrast(similarity: float | None, card: ModelCard, force: bool = Fals
                 "model for this sequence (--model), or pass --force to analyse anyway."
             )
         return [f"Forced past a contrast mismatch: {text}. Interpret the result with great caution."]
+    if similarity < limits["unlike_below"]:
+        text = (
+            f"the scan barely resembles the model's {what}reference brain (correlation {similarity:.2f}): another "
+            "modality (a CT, for example), another sequence, or not a brain scan"
+        )
+        if not force:
+            raise ModelMismatchError(
+                f"{text}. The model {card.id} was trained on {what}brain MR scans only and cannot judge this one; "
+                "choose a model for this kind of scan (--model), or pass --force to analyse anyway."
+            )
+        return [f"Forced past a contrast mismatch: {text}. Interpret the result with great caution."]
     if similarity < limits["warn_below"]:
         return [
             f"The scan's tissue contrast differs from the model's {what}reference (correlation {similarity:.2f}): "
-            "another sequence or an unusual protocol. Much of the heatmap may reflect the contrast, not disease."
+            "another sequence, another modality (a CT?) or an unusual protocol. Much of the heatmap may reflect "
+            "the contrast, not disease."
         ]
     return []
 

@@ -151,7 +151,7 @@ def _usable_affine(img) -> tuple[np.ndarray, str | None]:
     chosen = np.asarray(img.affine, dtype=np.float64)
     header = img.header
     if _valid(chosen):
-        return chosen, _no_orientation_note(header, chosen)
+        return chosen, _no_orientation_note(header, chosen) or _disagreement_note(img, chosen)
     if hasattr(header, "get_qform"):
         qform, code = header.get_qform(coded=True)
         if code and qform is not None and _valid(qform):
@@ -191,6 +191,31 @@ def _zero_voxel_sizes(img) -> list[int]:
     except Exception:  # the image itself was read; only this extra check is given up
         return []
     return [axis for axis, size in enumerate(sizes) if size == 0]
+
+
+def _disagreement_note(img, chosen: np.ndarray) -> str | None:
+    """A warning when the file's sform and qform both claim the geometry and place the scan apart.
+
+    Tools differ in which one they read, so the same file (and a heatmap on it) can land in two places.
+    """
+    header = img.header
+    if not (hasattr(header, "get_sform") and hasattr(header, "get_qform")):
+        return None
+    sform, scode = header.get_sform(coded=True)
+    qform, qcode = header.get_qform(coded=True)
+    if not (scode and qcode) or sform is None or qform is None or not _valid(qform):
+        return None
+    shape = np.asarray(img.shape[:3], dtype=np.float64)
+    corners = np.array([[i, j, k, 1.0] for i in (0, 1) for j in (0, 1) for k in (0, 1)]) * np.r_[shape - 1, 1.0]
+    apart = float(np.linalg.norm((np.asarray(sform) - np.asarray(qform)) @ corners.T, axis=0).max())
+    if apart <= 1.0:
+        return None
+    used = "sform" if np.allclose(chosen, sform) else "qform"
+    return (
+        f"The file's sform and qform place the scan up to {apart:.0f} mm apart; medae used the {used}, as nibabel and "
+        "FSL do. A viewer that reads the other one shows this scan, and its heatmap, elsewhere: "
+        "correct the header with the tool that wrote it."
+    )
 
 
 def _no_orientation_note(header, affine: np.ndarray) -> str | None:
