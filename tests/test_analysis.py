@@ -259,6 +259,15 @@ def test_a_ct_of_the_head_that_is_not_in_hounsfield_units_is_refused_as_unlike_t
         analyze(ct, model)
 
 
+def test_a_head_whose_header_shrinks_its_voxels_is_refused_with_its_size(model, template):
+    """Voxel sizes a tenth of the truth (a header written in cm): the refusal says how small the scan is."""
+    scan = healthy(template, 880402)
+    affine = scan.volume.affine.copy()
+    affine[:3, :3] *= 0.1
+    with pytest.raises(ModelMismatchError, match="mm across, far smaller than the brain.*voxel sizes in its header"):
+        analyze(Volume(scan.volume.array, affine, "MR"), model)
+
+
 @pytest.mark.parametrize("axis", ["front-back", "top-bottom"])
 def test_scan_whose_header_reverses_an_axis_is_refused_with_the_cause(model, template, axis):
     from dataclasses import replace

@@ -76,6 +76,16 @@ def test_a_gap_left_by_a_file_without_position_names_that_file(tmp_path):
     assert "Restore the missing files" not in str(caught.value)  # nothing is missing: one file is damaged
 
 
+def test_unevenly_spaced_slices_get_advice_for_that_not_for_missing_files(tmp_path):
+    aff = axial_affine((0.8, 0.8, 1.5))
+    positions = np.array([aff[:3, 3] + aff[:3, 2] * k + (0, 0, 0.4 if k > 4 else 0) for k in range(8)])
+    write_series(tmp_path, phantom((6, 5, 8), seed=2), aff, positions=positions)
+    with pytest.raises(MedaeError, match="irregular slice spacing") as caught:
+        load(tmp_path)
+    assert "resample the series to even spacing" in str(caught.value)
+    assert "missing" not in str(caught.value) and "duplicate" not in str(caught.value)
+
+
 def test_orientation_rounding_noise_between_slices_keeps_one_series(tmp_path):
     rng = np.random.default_rng(5)
 

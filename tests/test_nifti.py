@@ -239,10 +239,6 @@ def test_nii_gz_written_in_parallel_reads_back_everywhere(tmp_path, order):
 
 
 def test_an_sform_and_qform_that_disagree_are_named(tmp_path):
-    import nibabel as nib
-
-    from medae.io.nifti import load_nifti
-
     aff = np.diag([-1.0, 1.0, 1.5, 1.0])
     aff[:3, 3] = (80.0, -100.0, -60.0)
     moved = aff.copy()
@@ -258,3 +254,29 @@ def test_an_sform_and_qform_that_disagree_are_named(tmp_path):
     assert np.allclose(v.affine, aff)  # the sform, as nibabel and FSL read it
     (note,) = [w for w in v.warnings if "qform" in w]
     assert "130 mm apart" in note and "used the sform" in note
+
+
+def test_distances_in_metres_are_read_in_millimetres(tmp_path):
+    aff = np.diag([-1.1, 1.1, 1.5, 1.0])
+    aff[:3, 3] = (90.0, -120.0, -70.0)
+    metres = aff.copy()
+    metres[:3, :] /= 1000.0
+    img = nib.Nifti1Image(np.zeros((6, 7, 8), np.int16), metres)
+    img.header.set_xyzt_units("meter")
+    nib.save(img, tmp_path / "m.nii.gz")
+    v = load_nifti(tmp_path / "m.nii.gz")
+    np.testing.assert_allclose(v.affine, aff, atol=1e-6)
+    assert any("distances in meters" in w for w in v.warnings)
+
+
+def test_a_file_of_nan_only_is_refused_as_such_and_nibabel_repairs_stay_off_the_console(tmp_path, capfd):
+    nib.save(nib.Nifti1Image(np.full((6, 7, 8), np.nan, np.float32), np.eye(4)), tmp_path / "nan.nii.gz")
+    with pytest.raises(InputError, match="every voxel is NaN or infinite"):
+        load_nifti(tmp_path / "nan.nii.gz")
+    img = nib.Nifti1Image(np.arange(336, dtype=np.int16).reshape(6, 7, 8), None)
+    img.header["pixdim"][1:4] = 0
+    nib.save(img, tmp_path / "zero.nii")
+    capfd.readouterr()
+    v = load_nifti(tmp_path / "zero.nii")
+    assert any("voxel size (pixdim) is 0" in w for w in v.warnings)
+    assert "pixdim" not in capfd.readouterr().err  # said once, in medae's own warnings

@@ -56,6 +56,9 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
         )
     if spacing.min() < 0.2:
         warnings.append(f"Unusually small voxels ({spacing.min():.2f} mm): check the scan's geometry.")
+    size = _size_problem(volume, card)
+    if size:
+        problems.append(size)
     if _is_blank(volume.array):
         value = np.asarray(volume.array).flat[0]
         raise InputError(
@@ -80,6 +83,26 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
             )
         warnings.append(f"Forced past a model mismatch: {text}. Interpret the result with great caution.")
     return warnings
+
+
+def _size_problem(volume: Volume, card: ModelCard) -> str | None:
+    """A scan far smaller or larger than the body part the model knows: its header's voxel sizes are wrong.
+
+    Even a slab of a head spans most of the head in-plane, so only a scan whose longest side is under a
+    third of the model's field, or whose shortest is over five times it, is called wrong.
+    """
+    across = np.asarray(volume.shape[:3], dtype=np.float64) * np.asarray(volume.spacing, dtype=np.float64)
+    model = np.asarray(card.shape, dtype=np.float64) * float(card.space.get("spacing", 1.0))
+    if across.max() >= model.min() / 3 and across.min() <= 5 * model.max():
+        return None
+    small = across.max() < model.min() / 3
+    size = " x ".join(f"{v:.0f}" for v in across)
+    voxels = " x ".join(f"{v:.3g}" for v in volume.spacing)
+    return (
+        f"the scan is {size} mm across, far {'smaller' if small else 'larger'} than the "
+        f"{card.body_part.lower()} the model knows (its field is {' x '.join(f'{v:.0f}' for v in model)} mm): the "
+        f"voxel sizes in its header ({voxels} mm) are probably wrong"
+    )
 
 
 # A scan, even one stored in 8 bits, has far more grey levels than this; a mask or a segmentation has

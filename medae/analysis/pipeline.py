@@ -14,6 +14,7 @@ from medae.analysis.checks import check_alignment, check_contrast, check_input, 
 from medae.analysis.findings import extract_findings
 from medae.analysis.orientation import check_orientation, find_flip
 from medae.analysis.result import AnalysisResult
+from medae.errors import ModelMismatchError
 from medae.model.preprocess import from_model_space, to_model_space
 from medae.model.residual import (
     DEFAULT_POSTPROCESS,
@@ -65,7 +66,10 @@ def analyze(
     )
     warnings += mi.warnings
     if mi.alignment.method in ("affine", "similarity"):
-        warnings += check_alignment(mi.alignment.ref_to_input, mi.alignment.metric, card, force=force)
+        try:
+            warnings += check_alignment(mi.alignment.ref_to_input, mi.alignment.metric, card, force=force)
+        except ModelMismatchError as exc:
+            raise ModelMismatchError(_with_geometry(str(exc), volume)) from exc
     similarity = None
     if model.reference is not None:
         similarity = contrast_similarity(mi.image, mi.mask, model.reference)
@@ -181,6 +185,16 @@ def _reconstruction_volumes(volume: Volume, recon: np.ndarray, mi, meta: dict) -
         Volume(recon_units, volume.affine, volume.modality, dict(meta, kind="reconstruction"), source=volume.source),
         Volume(residual, volume.affine, volume.modality, dict(meta, kind="residual"), source=volume.source),
     )
+
+
+def _with_geometry(message: str, volume: Volume) -> str:
+    """A failed alignment's message with the scan's size and what its header made medae assume.
+
+    A voxel size that is wrong in the header (0, or in other units) is the usual cause, and says so.
+    """
+    across = " x ".join(f"{n * s:.0f}" for n, s in zip(volume.shape, volume.spacing, strict=True))
+    notes = " ".join(w for w in volume.warnings if "voxel" in w or "distances" in w)
+    return f"{message} The scan is {across} mm across as its header describes it. {notes}".rstrip()
 
 
 def _dedupe(items: list[str]) -> list[str]:

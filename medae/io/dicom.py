@@ -81,6 +81,24 @@ def scan_dicom(
     return [_series_info(plan, p) for plan in plans]
 
 
+def _grid_advice(problems: list[str]) -> str:
+    """What to do about the problems that keep a series from being a regular grid, one remedy per cause."""
+    steps = []
+    if any("missing slice" in p for p in problems):
+        steps.append("restore the missing files")
+    if any("duplicate slice" in p for p in problems):
+        steps.append("remove the duplicate files")
+    if any("irregular slice spacing" in p for p in problems):
+        steps.append(
+            "for unevenly spaced slices, resample the series to even spacing (3D Slicer or SimpleITK) and "
+            "save it as NIfTI"
+        )
+    if not steps:
+        return "Export the series again."
+    text = "; ".join(steps)
+    return f"{text[0].upper()}{text[1:]} (or export the series again)."
+
+
 def load_series(
     info: SeriesInfo,
     progress: ProgressFn | None = None,
@@ -105,7 +123,7 @@ def load_series(
     if plan.geometry.problems:
         # Files of the series left out for lacking geometry explain a gap better than "missing files".
         left_out = [w for w in plan.warnings if w.startswith("left out") and "lack ImagePosition" in w]
-        advice = "Restore the missing files or remove the duplicates (or export the series again)."
+        advice = _grid_advice(plan.geometry.problems)
         if left_out:
             advice = f"medae {left_out[0]} Repair those files' headers, or export the series again."
         # The series' own folder, not the folder that was opened above it: that is where the files are.

@@ -168,7 +168,7 @@ def load_itk_image(path: str | os.PathLike, index: int | None = None) -> Volume:
     if data.dtype.kind == "c":
         raise InputError(f"{path}: complex voxel data ({data.dtype}) is not a scan medae can read.")
     warnings: list[str] = []
-    data = finite_values(data, warnings)
+    data = finite_values(data, warnings, path)
     note = _no_orientation_note(reader, affine)
     if note:
         warnings.append(note)

@@ -7,7 +7,10 @@ integer data keeps its dtype.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,22 @@ from medae.volume import Volume, value_sample
 NIFTI_SUFFIXES = (".nii", ".nii.gz", ".img", ".hdr")
 # FreeSurfer's volumes: brain MR users get them from every FreeSurfer run, and they carry a full affine.
 MGH_SUFFIXES = (".mgz", ".mgh")
+
+
+@contextlib.contextmanager
+def _quiet_nibabel() -> Iterator[None]:
+    """Keeps nibabel's header-repair messages off the console.
+
+    nibabel's own suppressor removes its handlers, which leaves Python's last-resort handler printing them.
+    """
+    from nibabel.imageglobals import logger
+
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def is_nifti(path: str | os.PathLike) -> bool:
@@ -43,9 +62,14 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
     Raises:
         InputError: unreadable file, 4D without ``index``, or no usable geometry.
     """
+    # nibabel logs the header repairs it makes (a zero pixdim) to the console; medae says them in its warnings.
+    with _quiet_nibabel():
+        return _load_nifti(Path(path), index)
+
+
+def _load_nifti(path: Path, index: int | None) -> Volume:
     import nibabel as nib
 
-    path = Path(path)
     try:
         img = nib.load(str(path))
     except FileNotFoundError as exc:
@@ -80,7 +104,7 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
         ) from exc
     # In memory and in the file's own (Fortran) order: a C-order copy would transpose every voxel.
     data = np.array(data, order="K") if isinstance(data, np.memmap) else np.asarray(data)
-    data = finite_values(data, warnings)
+    data = finite_values(data, warnings, path)
     if data.dtype.kind == "c" or data.dtype.names:
         raise InputError(f"{path}: complex or structured voxel data ({data.dtype}) is not a scan medae can read.")
     if data.dtype == np.bool_:
@@ -88,6 +112,7 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
     affine, note = _usable_affine(img)
     if note:
         warnings.append(note)
+    affine = _in_millimetres(img, affine, warnings)
     zero = _zero_voxel_sizes(img)
     if zero:
         warnings.append(
@@ -119,18 +144,48 @@ def check_volume_index(path: Path, index: int | None, count: int) -> None:
         )
 
 
-def finite_values(data: np.ndarray, warnings: list[str]) -> np.ndarray:
-    """NaN and infinities (resampling tools write them outside the field of view) -> the minimum finite value."""
+def finite_values(data: np.ndarray, warnings: list[str], path: str | os.PathLike = "scan") -> np.ndarray:
+    """NaN and infinities (resampling tools write them outside the field of view) -> the minimum finite value.
+
+    Raises:
+        InputError: no voxel is finite.
+    """
     if data.dtype.kind != "f":
         return data
     bad = ~np.isfinite(data)
     if not bad.any():
         return data
-    warnings.append(f"{int(bad.sum())} voxels were NaN or infinite; they were set to the minimum finite value.")
     finite = data[~bad]
+    if not finite.size:
+        raise InputError(
+            f"{path}: every voxel is NaN or infinite, so there is no image to analyse. The file is probably a failed "
+            "export or computation: load the original scan again."
+        )
+    warnings.append(f"{int(bad.sum())} voxels were NaN or infinite; they were set to the minimum finite value.")
     data = data.copy()
-    data[bad] = finite.min() if finite.size else 0
+    data[bad] = finite.min()
     return data
+
+
+#: NIfTI spatial units (xyzt_units) other than millimetres, and their size in mm.
+_UNITS_MM = {"meter": 1000.0, "micron": 0.001}
+
+
+def _in_millimetres(img, affine: np.ndarray, warnings: list[str]) -> np.ndarray:
+    """The affine in mm when the header stores its distances in metres or microns (nibabel ignores the units)."""
+    header = img.header
+    try:
+        unit = header.get_xyzt_units()[0]
+    except Exception:
+        return affine
+    scale = _UNITS_MM.get(unit)
+    if scale is None:
+        return affine
+    out = affine.copy()
+    out[:3, :] *= scale
+    sizes = " x ".join(f"{v:.3g}" for v in np.linalg.norm(out[:3, :3], axis=0))
+    warnings.append(f"The file gives its distances in {unit}s; they were converted to mm (voxels {sizes} mm).")
+    return out
 
 
 def _valid(affine) -> bool:
@@ -310,9 +365,10 @@ def nifti_info(path: str | os.PathLike):
 
     path = Path(path)
     try:
-        img = nib.load(str(path))
-        shape = tuple(int(s) for s in (tuple(img.shape) + (1, 1, 1))[:3])
-        affine = np.asarray(img.affine, dtype=np.float64)
+        with _quiet_nibabel():  # repairs are said when the scan is loaded
+            img = nib.load(str(path))
+            shape = tuple(int(s) for s in (tuple(img.shape) + (1, 1, 1))[:3])
+            affine = _in_millimetres(img, np.asarray(img.affine, dtype=np.float64), [])
         n_volumes = int(np.prod(img.shape[3:])) if len(img.shape) > 3 else 1
     except Exception as exc:
         raise InputError(f"{path}: not a readable {_format_name(path)} file ({exc}).") from exc
