@@ -182,16 +182,15 @@ class SliceView(QWidget):
         p.setFont(font)
         labels = orientation_labels(spec, s.image.grid.affine)
         w, h, m = self.width(), self.height(), 6
-        p.setPen(LABEL_COLOR)
-        p.drawText(QRectF(m, 0, 40, h), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, labels["left"])
-        p.drawText(
-            QRectF(w - 40 - m, 0, 40, h), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, labels["right"]
-        )
+        align = Qt.AlignmentFlag
         # Top and bottom letters sit one text line in, clear of the title and window read-outs.
-        p.drawText(QRectF(0, m + 18, w, 20), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, labels["top"])
-        p.drawText(
-            QRectF(0, h - 38 - m, w, 20), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, labels["bottom"]
-        )
+        for rect, flags, text in (
+            (QRectF(m, 0, 40, h), align.AlignVCenter | align.AlignLeft, labels["left"]),
+            (QRectF(w - 40 - m, 0, 40, h), align.AlignVCenter | align.AlignRight, labels["right"]),
+            (QRectF(0, m + 18, w, 20), align.AlignHCenter | align.AlignTop, labels["top"]),
+            (QRectF(0, h - 38 - m, w, 20), align.AlignHCenter | align.AlignBottom, labels["bottom"]),
+        ):
+            _outlined_text(p, rect, flags, text, LABEL_COLOR)
         font.setBold(False)
         p.setFont(font)
         p.setPen(TEXT_COLOR)
@@ -207,11 +206,15 @@ class SliceView(QWidget):
             first = f"{title}  {n + 1}/{s.slice_count(self.plane)}"
         # A narrow view (small screen, 2x2 or compare layout) shortens its text rather than overlapping it.
         metrics = p.fontMetrics()
-        p.drawText(QPointF(m, 16), metrics.elidedText(first, Qt.TextElideMode.ElideRight, w - 2 * m))
+        _outlined_text(
+            p, QPointF(m, 16), None, metrics.elidedText(first, Qt.TextElideMode.ElideRight, w - 2 * m), TEXT_COLOR
+        )
         win = s.layer_window(self.layer)
         unit = f" {s.units}" if s.units else ""
         readout = f"W {win.width:.4g}  L {win.center:.4g}{unit}  x{s.view_state(self.plane).zoom:.2g}"
-        p.drawText(QPointF(m, h - m), metrics.elidedText(readout, Qt.TextElideMode.ElideRight, w - 2 * m))
+        _outlined_text(
+            p, QPointF(m, h - m), None, metrics.elidedText(readout, Qt.TextElideMode.ElideRight, w - 2 * m), TEXT_COLOR
+        )
         ppmm = self.pixels_per_mm()
         length_mm, length_px = scale_bar(1.0 / ppmm if ppmm > 0 else 0, min(120.0, w / 4))
         if length_px >= 10 and w >= 160:
@@ -221,7 +224,7 @@ class SliceView(QWidget):
             p.drawLine(QPointF(x0, y1), QPointF(x1, y1))
             p.drawLine(QPointF(x0, y1 - 4), QPointF(x0, y1 + 4))
             p.drawLine(QPointF(x1, y1 - 4), QPointF(x1, y1 + 4))
-            p.drawText(QPointF(x0, y1 - 6), f"{length_mm:g} mm")
+            _outlined_text(p, QPointF(x0, y1 - 6), None, f"{length_mm:g} mm", TEXT_COLOR)
 
     # ----- mouse ----------------------------------------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: D102
@@ -289,3 +292,22 @@ class SliceView(QWidget):
 
     def leaveEvent(self, event) -> None:  # noqa: D102
         self.hovered.emit(None)
+
+
+def _outlined_text(p: QPainter, where: QRectF | QPointF, flags, text: str, color: QColor) -> None:
+    """Text with a dark rim, readable on bright bone, an inverted scan and the crosshair alike.
+
+    ``where`` is a rectangle (with alignment ``flags``) or a baseline point (``flags`` None).
+    """
+
+    def draw(dx: float, dy: float) -> None:
+        if flags is None:
+            p.drawText(where + QPointF(dx, dy), text)
+        else:
+            p.drawText(where.translated(dx, dy), flags, text)
+
+    p.setPen(QColor(0, 0, 0))
+    for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (1, 1), (-1, 1), (1, -1)):
+        draw(dx, dy)
+    p.setPen(color)
+    draw(0, 0)

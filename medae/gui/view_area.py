@@ -105,10 +105,6 @@ class ViewArea(QWidget):
         outer.addWidget(self.banner)
         outer.addLayout(row, 1)
         self.setStyleSheet("background:#000;")
-        # Plain QWidgets paint a style sheet's background only when asked: without it the 2 px gaps
-        # between the views keep whatever an earlier layout drew there.
-        for widget in (self, self.grid_host):
-            widget.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         session.display_changed.connect(self.rebuild)
         session.result_changed.connect(self._on_result)
         session.image_changed.connect(self.refresh_warnings)
@@ -144,6 +140,7 @@ class ViewArea(QWidget):
         for v in self.views:
             v.detach()
             self.grid.removeWidget(v)
+            v.hide()  # at once: until it is deleted it would still paint, under the gaps of the new layout
             v.deleteLater()
         self.views = []
         s = self.session

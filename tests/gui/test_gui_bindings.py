@@ -156,8 +156,14 @@ def test_layouts_and_convention(opened, qtbot):
     assert len(opened.view_area.views) == 1
     opened.actions_by_name["layout_2x2"].trigger()
     assert len(opened.view_area.views) == 4
+    before = list(opened.view_area.views)
     opened.actions_by_name["layout_1x3"].trigger()
     assert len(opened.view_area.views) == 3
+    # Views of the old layout are gone from the screen at once, not left to paint under the new one's gaps.
+    assert not any(v.isVisible() for v in before)
+    host = opened.view_area.grid_host.grab().toImage()
+    gap = opened.view_area.views[0].geometry().right() + 1
+    assert {host.pixelColor(gap, y).name() for y in range(0, host.height(), 7)} == {"#000000"}
     opened.actions_by_name["conv_neurological"].trigger()
     assert s.convention == "neurological"
     from medae.viewer.planes import orientation_labels, plane_spec

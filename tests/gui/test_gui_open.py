@@ -166,3 +166,4 @@ def test_4d_file_asks_which_volume(window, qtbot, tmp_path):
         for i in range(window.study_panel.tree.topLevelItem(2).childCount())
     }
     assert rows["Volume"] == "2 of 3 (from 0)"
+    assert "volume 2 of 3" in window.windowTitle()
