@@ -86,6 +86,16 @@ def test_unevenly_spaced_slices_get_advice_for_that_not_for_missing_files(tmp_pa
     assert "missing" not in str(caught.value) and "duplicate" not in str(caught.value)
 
 
+def test_a_gap_left_by_a_damaged_file_names_that_file(tmp_path):
+    paths = write_series(tmp_path, phantom((6, 5, 6), seed=3), axial_affine())
+    damaged = paths[3]  # a middle slice (the list follows the slice order)
+    damaged.write_bytes(damaged.read_bytes()[:-20])  # pixel data cut short
+    with pytest.raises(MedaeError, match="missing slice") as caught:
+        load(tmp_path)
+    assert damaged.name in str(caught.value) and "Copy those files again" in str(caught.value)
+    assert "Restore the missing files" not in str(caught.value)
+
+
 def test_orientation_rounding_noise_between_slices_keeps_one_series(tmp_path):
     rng = np.random.default_rng(5)
 

@@ -123,9 +123,13 @@ def load_series(
     if plan.geometry.problems:
         # Files of the series left out for lacking geometry explain a gap better than "missing files".
         left_out = [w for w in plan.warnings if w.startswith("left out") and "lack ImagePosition" in w]
+        unreadable = [w for w in plan.warnings if "unreadable file(s)" in w]
         advice = _grid_advice(plan.geometry.problems)
         if left_out:
             advice = f"medae {left_out[0]} Repair those files' headers, or export the series again."
+        elif unreadable and any("missing slice" in p for p in plan.geometry.problems):
+            # A damaged file of the series, not a lost one, is what leaves the gap.
+            advice = f"medae {unreadable[0]} Copy those files again from their source, or export the series again."
         # The series' own folder, not the folder that was opened above it: that is where the files are.
         where = os.path.commonpath([os.path.dirname(f) for f in plan.files]) if plan.files else info.source
         raise GeometryError(
