@@ -94,6 +94,7 @@ def test_a_failed_dicom_export_keeps_the_analysis(tmp_path, tiny_model, capsys, 
         raise OutputError("heatmap_pmap.dcm: the source cannot carry a Parametric Map.")
 
     monkeypatch.setattr(medae.io.dicom_export, "write_parametric_map", refuse)
+    monkeypatch.setattr(medae.io.dicom_export, "write_secondary_capture", refuse)
     scan = tmp_path / "t1.nii.gz"
     save_nifti(mr_with_lesion(), scan)
     out = tmp_path / "out"
@@ -104,3 +105,7 @@ def test_a_failed_dicom_export_keeps_the_analysis(tmp_path, tiny_model, capsys, 
     report = json.loads((out / "report.json").read_text())
     assert "score" in report and any("DICOM export failed" in w for w in report["warnings"])
     assert (out / "heatmap.nii.gz").is_file() and not (out / "heatmap_pmap.dcm").exists()
+    # The picture was written before its DICOM copy failed: it stays, and is no "output of an earlier run".
+    assert (out / "summary.png").is_file() and "earlier run" not in err
+    assert any("summary_sc.dcm" in w for w in report["warnings"])
+    assert sum("DICOM export failed" in line for line in err.splitlines()) == 1  # said once

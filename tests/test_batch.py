@@ -124,6 +124,26 @@ def test_a_second_run_keeps_what_is_done_and_redoes_what_changed(studies, tiny_m
     assert {r["status"] for r in _rows(out).values()} == {"ok", "error"}
 
 
+def test_a_series_whose_dicom_export_failed_keeps_its_score_and_is_tried_again(
+    studies, tiny_model, tmp_path, monkeypatch
+):
+    import medae.io.dicom_export
+    from medae.errors import OutputError
+
+    def refuse(*_args, **_kwargs):
+        raise OutputError("the share holding the outputs went away.")
+
+    monkeypatch.setattr(medae.io.dicom_export, "write_parametric_map", refuse)
+    out = tmp_path / "out"
+    _batch(studies, out, tiny_model, "--no-png", "--dicom")
+    row = _rows(out)["patient_a__t1"]
+    assert row["status"] == "ok" and row["score"] and "DICOM export failed" in row["warnings"]
+    monkeypatch.undo()
+    _batch(studies, out, tiny_model, "--no-png", "--dicom")
+    assert _rows(out)["patient_a__t1"]["status"] == "ok"  # not "done earlier": its DICOM was missing
+    assert (out / "patient_a__t1" / "heatmap_pmap.dcm").is_file()
+
+
 def test_an_output_folder_inside_the_studies_is_never_taken_for_a_study(studies, tiny_model):
     out = studies / "results"
     _batch(studies, out, tiny_model, "--no-png", "--dicom")

@@ -231,9 +231,14 @@ def _extras(write_extras, result, folder: Path) -> dict[str, Path]:
     try:
         return write_extras(result, folder)
     except MedaeError as exc:
-        result.warnings.append(f"The summary picture could not be written: {exc}")
+        note = str(exc) if isinstance(exc, PartialOutputError) else f"The summary could not be written: {exc}"
+        result.warnings.append(note)
         log.warning("%s", exc)
-        return {}
+        return dict(getattr(exc, "written", {}))  # the picture, when only its DICOM copy failed
+
+
+#: How the warnings of a failed optional output begin (``analysis.outputs``, ``viewer.figure``, ``_extras``).
+PARTIAL_OUTPUT_WARNINGS = ("The DICOM export failed", "The DICOM summary", "The summary could not")
 
 
 def _finished(folder: Path, key: dict) -> dict | None:
@@ -243,7 +248,9 @@ def _finished(folder: Path, key: dict) -> dict | None:
         return None
     batch = rep.get("batch") if isinstance(rep, dict) else None
     ok = isinstance(batch, dict) and batch.get("key") == json.loads(json.dumps(key))
-    return rep if ok else None
+    # A run whose DICOM or summary output failed is not finished: a resume tries it again.
+    partial = any(str(w).startswith(PARTIAL_OUTPUT_WARNINGS) for w in rep.get("warnings", []) if ok)
+    return rep if ok and not partial else None
 
 
 def _failed(item: BatchItem, folder: Path, message: str, key: dict | None) -> Row:

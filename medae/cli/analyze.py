@@ -94,15 +94,18 @@ def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: floa
         try:
             written.update(write_result_summary(result, out, dicom=args.dicom, keep_phi=args.keep_phi))
         except MedaeError as exc:
-            result.warnings.append(f"The summary picture could not be written: {exc}")
-            failed = failed or f"{result.warnings[-1]} The heatmap, findings and report.json are in {out}."
+            written.update(getattr(exc, "written", {}))  # the picture, when only its DICOM copy failed
+            note = str(exc) if isinstance(exc, PartialOutputError) else f"The summary could not be written: {exc}"
+            result.warnings.append(note)
+            failed = failed or f"{note} The heatmap, findings and report.json are in {out}."
     result.timings["write"] = time.perf_counter() - t
     # The report is rewritten last so that it carries the write time too.
     write_outputs_report_only(result, out, written, args.keep_phi)
     for name in remove_stale_outputs(out, written):
         print(f"removed {name} of an earlier run in {out}", file=sys.stderr)
     for w in result.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        if not (failed and failed.startswith(w)):  # the failure is the last line, said once
+            print(f"warning: {w}", file=sys.stderr)
     print(
         f"score {result.score:.2f} (percentile {result.percentile:.1f} among healthy), "
         f"{len(result.findings)} finding(s) above {result.threshold:g} {result.units}"

@@ -371,19 +371,31 @@ def _align_part(
     mode: str,
     cancel: threading.Event | None,
 ) -> Alignment:
-    """The alignment of a scan that shows part of the head: measured within the scan (``register_within_input``).
+    """The alignment of a scan that shows part of the head: also measured within the scan (``register_within_input``).
 
     A whole head keeps the alignment it has (the one the model's healthy calibration was measured with).
+    For part of a head the better of the two wins, judged as ``_align_brain_only`` judges: by how well the
+    scan correlates with the reference brain where it has voxels. A scan missing a little keeps the
+    brain-refined fit (it matched as well or better on the sample cut by 30-40 slices); a half head takes
+    the fit measured within it.
     """
-    if reference_mask is None:
+    if reference_mask is None or alignment.method == "identity":
         return alignment
     m2i = model_to_input_matrix(card, volume.affine, alignment)
     if inside_grid(m2i, volume.shape, card.shape)[reference_mask].mean() >= PARTIAL_BELOW:
         return alignment
     try:
-        return register_within_input(data, volume.affine, reference, card.affine, mode=mode, cancel=cancel)
+        part = register_within_input(data, volume.affine, reference, card.affine, mode=mode, cancel=cancel)
     except InputError:
         return alignment
+
+    def fit(candidate: Alignment) -> float:
+        m2i = model_to_input_matrix(card, volume.affine, candidate)
+        where = reference_mask & inside_grid(m2i, volume.shape, card.shape)
+        r = correlation(resample(data, m2i, card.shape, order=1, cval=0.0), reference, where)
+        return -1.0 if r is None else r
+
+    return part if fit(part) > fit(alignment) else alignment
 
 
 def _brain_stage(card: ModelCard, reference_mask: np.ndarray | None) -> dict:

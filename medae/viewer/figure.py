@@ -128,7 +128,11 @@ def write_result_summary(result, out: str | Path, dicom: bool = False, keep_phi:
 
     Returns:
         Name -> path of what was written.
+
+    Raises:
+        PartialOutputError: the DICOM copy failed; ``summary.png`` was written (in ``written``).
     """
+    from medae.errors import MedaeError, PartialOutputError
     from medae.viewer.png import write_png
 
     session = ViewerSession()
@@ -147,7 +151,12 @@ def write_result_summary(result, out: str | Path, dicom: bool = False, keep_phi:
     if dicom:
         from medae.io.dicom_export import write_secondary_capture
 
-        written["secondary_capture"] = write_secondary_capture(
-            rgb, result.volume, out / "summary_sc.dcm", keep_phi=keep_phi
-        )
+        try:
+            written["secondary_capture"] = write_secondary_capture(
+                rgb, result.volume, out / "summary_sc.dcm", keep_phi=keep_phi
+            )
+        except MedaeError as exc:
+            raise PartialOutputError(
+                f"The DICOM summary (summary_sc.dcm) could not be written: {exc}", written
+            ) from exc
     return written
