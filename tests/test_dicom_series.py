@@ -198,6 +198,46 @@ def _set(ds, what, n):
         ds.TemporalPositionIdentifier = n
 
 
+def test_parts_of_a_split_series_are_numbered_in_numeric_order_and_named(tmp_path):
+    uid = generate_uid()
+    vol = phantom((5, 5, 4), seed=8)
+    for t in (1, 2, 10):  # as text, 10 would sort between 1 and 2
+        write_series(
+            tmp_path, vol + t, axial_affine(), series_uid=uid, prefix=f"t{t}_",
+            edit=lambda ds, k, t=t: setattr(ds, "TemporalPositionIdentifier", t), description="dynamic",
+        )  # fmt: skip
+    infos = sorted(scan(tmp_path), key=lambda s: s.uid)
+    assert [s.description for s in infos] == [
+        "dynamic (time point 1)",
+        "dynamic (time point 2)",
+        "dynamic (time point 10)",
+    ]
+    assert [s.uid for s in infos] == [f"{uid}.1", f"{uid}.2", f"{uid}.3"]
+    assert load(tmp_path, series=f"{uid}.3").array.min() == vol.min() + 10
+    assert any("part 3 (time point 10)" in w for w in infos[2].warnings)
+
+
+def test_diffusion_directions_at_one_b_value_are_volumes_of_their_own(tmp_path):
+    uid = generate_uid()
+    vol = phantom((5, 5, 4), seed=9)
+    for n, direction in enumerate((None, (1.0, 0.0, 0.0), (0.0, 1.0, 0.0))):
+
+        def edit(ds, k, direction=direction):
+            ds.DiffusionBValue = 0.0 if direction is None else 1000.0
+            if direction is not None:
+                ds.DiffusionGradientOrientation = list(direction)
+
+        write_series(tmp_path, vol + n, axial_affine(), series_uid=uid, prefix=f"d{n}_", edit=edit, description="DWI")
+    infos = sorted(scan(tmp_path), key=lambda s: s.uid)
+    assert [s.description for s in infos] == [
+        "DWI (b=0)",
+        "DWI (b=1000, direction (0, 1, 0))",
+        "DWI (b=1000, direction (1, 0, 0))",
+    ]
+    assert all(s.extra["loadable"] and s.shape == (5, 5, 4) for s in infos)
+    assert load(tmp_path, series=f"{uid}.3").array.min() == vol.min() + 1
+
+
 def test_repeated_acquisitions_split_but_disjoint_ones_stay_one_volume(tmp_path):
     uid = generate_uid()
     vol = phantom((5, 5, 6), seed=7)

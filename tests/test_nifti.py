@@ -280,3 +280,27 @@ def test_a_file_of_nan_only_is_refused_as_such_and_nibabel_repairs_stay_off_the_
     v = load_nifti(tmp_path / "zero.nii")
     assert any("voxel size (pixdim) is 0" in w for w in v.warnings)
     assert "pixdim" not in capfd.readouterr().err  # said once, in medae's own warnings
+
+
+def test_other_header_repairs_are_warnings_and_the_logger_is_restored_after_threads(tmp_path, capfd):
+    import threading
+
+    from nibabel.imageglobals import logger
+
+    img = nib.Nifti1Image(np.arange(336, dtype=np.int16).reshape(6, 7, 8), np.eye(4))
+    img.header["qform_code"] = 7  # not a valid code: nibabel sets it to 0 as it reads the header
+    nib.save(img, tmp_path / "code.nii")
+    handlers, propagate = list(logger.handlers), logger.propagate
+    capfd.readouterr()
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(load_nifti(tmp_path / "code.nii"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4
+    assert all(
+        any("nibabel repaired the file's header" in w and "qform_code" in w for w in v.warnings) for v in results
+    )
+    assert "qform_code" not in capfd.readouterr().err
+    assert list(logger.handlers) == handlers and logger.propagate == propagate

@@ -7,6 +7,8 @@ unless the user forces it, in which case the refusal becomes a loud warning.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from medae.errors import InputError, ModelMismatchError
@@ -22,6 +24,14 @@ BODY_PART_SYNONYMS = {
 
 def _norm(part: str) -> str:
     return "".join(ch for ch in part.upper() if ch.isalnum() or ch == "_")
+
+
+def _where(volume: Volume) -> str:
+    """Where the scan is: a DICOM series' own folder (not the folder of studies opened above it), or its file."""
+    files = volume.meta.get("source_files") or []
+    if files:
+        return os.path.commonpath([os.path.dirname(str(f)) for f in files])
+    return str(volume.source or "scan")
 
 
 def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[str]:
@@ -57,17 +67,25 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
     if spacing.min() < 0.2:
         warnings.append(f"Unusually small voxels ({spacing.min():.2f} mm): check the scan's geometry.")
     size = _size_problem(volume, card)
+    if size and not force:
+        raise ModelMismatchError(
+            f"{_where(volume)}: {size}. Correct the voxel sizes in the file's header (or convert the scan "
+            "again from the original), or pass --force to analyse anyway."
+        )
     if size:
-        problems.append(size)
+        warnings.append(f"Forced past a size mismatch: {size}. Interpret the result with great caution.")
     if _is_blank(volume.array):
         value = np.asarray(volume.array).flat[0]
         raise InputError(
-            f"{volume.source or 'scan'}: every voxel has the same value ({value:g}), so there is no image to "
+            f"{_where(volume)}: every voxel has the same value ({value:g}), so there is no image to "
             "analyse. The file is probably an empty or failed export: load the original series again."
         )
     if min(volume.shape) < 8:
         n = min(volume.shape)
-        problems.append(f"the scan has only {n} slice{'s' if n != 1 else ''} along one axis; it is not a 3D volume")
+        problems.append(
+            f"the scan has only {n} slice{'s' if n != 1 else ''} along one axis; it is not a 3D volume (if it is "
+            "one file of a DICOM series, open the folder that holds the whole series)"
+        )
     levels = _few_levels(volume.array)
     if levels:
         problems.append(
@@ -78,7 +96,7 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
         text = "; ".join(problems)
         if not force:
             raise ModelMismatchError(
-                f"{volume.source or 'scan'}: {text}. The result would not be meaningful; choose a model for this "
+                f"{_where(volume)}: {text}. The result would not be meaningful; choose a model for this "
                 "kind of scan (--model), or pass --force to analyse anyway."
             )
         warnings.append(f"Forced past a model mismatch: {text}. Interpret the result with great caution.")
@@ -206,15 +224,20 @@ def check_contrast(similarity: float | None, card: ModelCard, force: bool = Fals
                 "model for this sequence (--model), or pass --force to analyse anyway."
             )
         return [f"Forced past a contrast mismatch: {text}. Interpret the result with great caution."]
-    if similarity < limits["unlike_below"]:
+    # Measured under the brain-refined alignment; under the whole-head fit alone FLAIR-like scans fall
+    # as low (0.10-0.20), so a card without that stage only warns.
+    unlike = limits["unlike_below"] if card.space.get("brain_refine_mm") is not None else limits["refuse_below"]
+    if similarity < unlike:
+        part = card.body_part.lower()
         text = (
-            f"the scan barely resembles the model's {what}reference brain (correlation {similarity:.2f}): another "
-            "modality (a CT, for example), another sequence, or not a brain scan"
+            f"the scan barely resembles the model's {what}{part} reference (correlation {similarity:.2f}): "
+            f"another modality (a CT, for example), another sequence, or not a {part} scan"
         )
         if not force:
             raise ModelMismatchError(
-                f"{text}. The model {card.id} was trained on {what}brain MR scans only and cannot judge this one; "
-                "choose a model for this kind of scan (--model), or pass --force to analyse anyway."
+                f"{text}. The model {card.id} was trained on {what}{card.modality} scans of the {part} only and "
+                "cannot judge this one; choose a model for this kind of scan (--model), or pass --force to "
+                "analyse anyway."
             )
         return [f"Forced past a contrast mismatch: {text}. Interpret the result with great caution."]
     if similarity < limits["warn_below"]:

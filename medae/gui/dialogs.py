@@ -143,7 +143,7 @@ class PreferencesDialog(QDialog):
         form = QFormLayout()
         form.addRow("Mouse", self.mouse)
         form.addRow("Display convention", self.convention)
-        form.addRow("Layout at start", self.layout_box)
+        form.addRow("Layout", self.layout_box)
         form.addRow("Heatmap colormap", self.colormap)
         form.addRow("Heatmap opacity", self.opacity)
         form.addRow(self.smooth)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -136,25 +137,25 @@ class MainWindow(JobsMixin, QMainWindow):
         self.view_area.hovered.connect(self._on_hover)
         self.findings_panel.chosen.connect(lambda _r: self.stack.setCurrentWidget(self.view_area))
 
-    def apply_preferences(self, prefs: Preferences, changed_only: bool = False) -> None:
+    def apply_preferences(self, prefs: Preferences, changed_from: Preferences | None = None) -> None:
         """Applies and stores preferences.
 
         Args:
             prefs: The preferences.
-            changed_only: Apply only what differs from the preferences before (the dialog's OK), so the
-                display on screen keeps what the user set since; the layout is for the next start then.
+            changed_from: What the dialog started from (``shown_preferences``): only what differs from it
+                is applied, so the display keeps what the user did not touch. None applies everything.
         """
-        old, self.prefs = self.prefs, prefs
+        self.prefs = prefs
         s = self.session
 
         def changed(name: str) -> bool:
-            return not changed_only or getattr(old, name) != getattr(prefs, name)
+            return changed_from is None or getattr(changed_from, name) != getattr(prefs, name)
 
         if changed("mouse_scheme"):
             s.mouse_scheme = prefs.mouse_scheme
         if changed("convention"):
             s.convention = prefs.convention
-        if not changed_only:
+        if changed("layout"):
             s.layout = prefs.layout
         style = {k: getattr(prefs, k) for k in ("colormap", "opacity") if changed(k)}
         if style:
@@ -162,6 +163,19 @@ class MainWindow(JobsMixin, QMainWindow):
         if changed("smooth"):
             self.view_area.set_smooth(prefs.smooth)
         save_preferences(prefs)
+
+    def shown_preferences(self) -> Preferences:
+        """The preferences as the screen shows them now (what the Preferences dialog starts from)."""
+        s = self.session
+        return replace(
+            self.prefs,
+            mouse_scheme=s.mouse_scheme,
+            convention=s.convention,
+            layout=s.layout,
+            colormap=s.style.colormap,
+            opacity=s.style.opacity,
+            smooth=self.view_area.smooth,
+        )
 
     def _restore_geometry(self) -> None:
         store = settings()
@@ -231,7 +245,14 @@ class MainWindow(JobsMixin, QMainWindow):
             lambda progress, cancel: scan(path, progress=progress, cancel=cancel),
             lambda infos: self._scanned(path, infos) if seq == self._open_seq else None,
             f"reading {Path(path).name}",
+            on_failed=lambda _exc: self._drop_pending_analysis(seq),
         )
+
+    def _drop_pending_analysis(self, seq: int) -> None:
+        # The scan an Analyze was waiting for will not come (failed, cancelled, or its picker closed).
+        if self._analyze_after_open is not None and self._analyze_after_open[0] == seq:
+            self._analyze_after_open = None
+            self.statusBar().showMessage("The scan was not opened, so it was not analysed.", 5000)
 
     def _scanned(self, path: str, infos: list) -> None:
         if len(infos) == 1:
@@ -285,7 +306,9 @@ class MainWindow(JobsMixin, QMainWindow):
 
         seq = self._open_seq
         what = info.description if volume_index is None else f"{info.description}, volume {volume_index}"
-        return self.run_job("load", work, done, f"loading {what}")
+        return self.run_job(
+            "load", work, done, f"loading {what}", on_failed=lambda _exc: self._drop_pending_analysis(seq)
+        )
 
     def show_volume(self, volume, path: str | None = None) -> None:
         """Puts a loaded volume on screen; an analysis still running on the previous scan stops."""
@@ -317,7 +340,7 @@ class MainWindow(JobsMixin, QMainWindow):
         Args:
             force: Analyse even a scan the model was not made for (the refusal becomes a warning).
         """
-        if any(j.name in ("scan", "load") for j in self.jobs):
+        if any(j.name in ("scan", "load") and j.running and not j.cancel_event.is_set() for j in self.jobs):
             # A scan is being opened: it is the one the user means, and it replaces the one on screen.
             self._analyze_after_open = (self._open_seq, force)
             self.statusBar().showMessage("The scan being opened will be analysed as soon as it is on screen.", 5000)

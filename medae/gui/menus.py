@@ -124,8 +124,10 @@ def _batch(w) -> None:
 
 
 def _preferences(w) -> None:
-    dlg = PreferencesDialog(w.prefs, w)
-    dlg.accepted.connect(lambda: w.apply_preferences(dlg.preferences(), changed_only=True))
+    # The dialog starts from what is on screen, so OK changes only what the user changed in it.
+    shown = w.shown_preferences()
+    dlg = PreferencesDialog(shown, w)
+    dlg.accepted.connect(lambda: w.apply_preferences(dlg.preferences(), changed_from=shown))
     dlg.open()
 
 

@@ -75,8 +75,8 @@ _KEPT_ROOT = (
 # Geometry functional groups of enhanced (multi-frame) sources; the rest may hold dates or free text.
 _KEPT_GROUPS = ("PlanePositionSequence", "PlaneOrientationSequence", "PixelMeasuresSequence")
 _MAPPED_UIDS = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID")
-# Type 2 attributes of the Patient, General Study and Frame of Reference modules: present, empty.
-_EMPTIED = (
+#: Type 2 attributes of the Patient, General Study and Frame of Reference modules: present, empty.
+EMPTIED = (
     "PatientBirthDate",
     "PatientSex",
     "AccessionNumber",
@@ -177,7 +177,7 @@ def reference_header(ds: Dataset, policy: Deidentification) -> Dataset:
     )
     out.PatientName = name
     out.PatientID = pid
-    for keyword in _EMPTIED:
+    for keyword in EMPTIED:
         setattr(out, keyword, "")
     mark_deidentified(out, policy)
     return out
@@ -228,7 +228,7 @@ def _strip_dates(ds: Dataset, top_level: bool) -> None:
             continue
         if top_level and elem.keyword in _DUMMY_DATES:
             elem.value = _DUMMY_DATES[elem.keyword]
-        elif top_level and elem.keyword in _EMPTIED:
+        elif top_level and elem.keyword in EMPTIED:
             elem.value = ""
         else:
             del ds[elem.tag]

@@ -87,7 +87,11 @@ def _grid_advice(problems: list[str]) -> str:
     if any("missing slice" in p for p in problems):
         steps.append("restore the missing files")
     if any("duplicate slice" in p for p in problems):
-        steps.append("remove the duplicate files")
+        steps.append(
+            "if the series holds several volumes at the same positions (repetitions, diffusion directions or "
+            "echoes its headers do not tell apart), export each volume as a series of its own or convert the "
+            "series to NIfTI (e.g. with dcm2niix) and open one volume; if the files are copies, remove them"
+        )
     if any("irregular slice spacing" in p for p in problems):
         steps.append(
             "for unevenly spaced slices, resample the series to even spacing (3D Slicer or SimpleITK) and "
@@ -163,6 +167,8 @@ def _series_info(plan: StackPlan, source: Path) -> DicomSeriesInfo:
     affine = plan.geometry.affine
     middle = plan.frames[len(plan.frames) // 2]
     description = info.get("series_description") or f"{h.modality or 'DICOM'} series {info.get('series_number', '')}"
+    if plan.label:  # a part of a split series: what sets it apart, wherever the description is shown
+        description = f"{description} ({plan.label})"
     extra: dict[str, Any] = {
         "series_uid": plan.series_uid,
         "series_number": info.get("series_number"),

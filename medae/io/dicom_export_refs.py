@@ -17,6 +17,7 @@ Headers are read without pixel data and files are opened read-only.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from pydicom.dataset import Dataset
 
 from medae import geometry
 from medae.errors import OutputError
-from medae.io.deid import Deidentification, keyed_uid, mark_deidentified, reference_header
+from medae.io.deid import EMPTIED, Deidentification, keyed_uid, mark_deidentified, reference_header
 from medae.io.dicom_source import open_dicom
 from medae.volume import Volume
 
@@ -100,39 +101,32 @@ def study_header(source: Volume | None, policy: Deidentification, target: Path) 
 
 
 #: Type 2 attributes of the patient and study modules that derived objects copy from their source: an
-#: anonymised export often leaves them out, and highdicom reads each one.
-_TYPE2 = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyDate",
-    "StudyTime",
-    "StudyID",
-    "AccessionNumber",
-    "ReferringPhysicianName",
-)
+#: anonymised export often leaves them out, and highdicom reads each one (the de-identified headers get
+#: the same list emptied, plus a pseudonymous name and ID).
+_TYPE2 = ("PatientName", "PatientID", *(k for k in EMPTIED if k != "PositionReferenceIndicator"))
 
 
 def _complete(headers: list[Dataset]) -> list[Dataset]:
     """Copies of ``headers`` with the attributes a derived object needs and the source may lack.
 
     Missing Type 2 attributes become empty, as the standard allows. A series without a Frame of
-    Reference UID (required of the derived object) gets one derived from its Series Instance UID, the
-    same for every header, so the results still share one frame with each other.
+    Reference UID (required of the derived object) gets one derived from its Series Instance UID (or,
+    lacking that, from its first image's SOP Instance UID), the same for every header, so the results
+    still share one frame with each other. Headers that lack nothing are returned as they are.
     """
+    if not any(k not in ds for ds in headers for k in (*_TYPE2, "FrameOfReferenceUID")):
+        return headers
+    first = headers[0]
+    seed = str(first.get("SeriesInstanceUID", "") or first.get("SOPInstanceUID", "") or id(headers))
+    frame = keyed_uid(b"medae frame of reference", seed)
     out = []
     for ds in headers:
-        missing = [k for k in _TYPE2 if k not in ds]
-        if not missing and "FrameOfReferenceUID" in ds:
-            out.append(ds)
-            continue
-        ds = Dataset(ds)  # a new dataset over the same elements: the source's header is left as it was
-        for keyword in missing:
-            setattr(ds, keyword, "")
+        ds = copy.deepcopy(ds)  # the headers read for this export, never the ones a caller keeps
+        for keyword in _TYPE2:
+            if keyword not in ds:
+                setattr(ds, keyword, "")
         if "FrameOfReferenceUID" not in ds:
-            seed = str(ds.get("SeriesInstanceUID", "") or ds.get("StudyInstanceUID", "") or "medae")
-            ds.FrameOfReferenceUID = keyed_uid(b"medae frame of reference", seed)
+            ds.FrameOfReferenceUID = frame
         out.append(ds)
     return out
 

@@ -50,6 +50,7 @@ HEADER_TAGS = (
     "EchoNumbers",
     "TriggerTime",
     "DiffusionBValue",
+    "DiffusionGradientOrientation",
     "GantryDetectorTilt",
     "StudyInstanceUID",
     "SeriesInstanceUID",
@@ -341,6 +342,7 @@ def _classic_frames(h: FileHeader, ds: Any) -> list[Frame]:
         "acquisition": _int(ds.get("AcquisitionNumber")),
         "trigger_time": _float(ds.get("TriggerTime")),
         "b_value": _float(ds.get("DiffusionBValue")),
+        "gradient": gradient_key(_vector(ds.get("DiffusionGradientOrientation"), 3)),
         "image_type": h.image_type,
         "instance": _int(ds.get("InstanceNumber")),
     }
@@ -465,6 +467,11 @@ def _vector(value: Any, n: int) -> np.ndarray | None:
     except (TypeError, ValueError):
         return None
     return vec if np.all(np.isfinite(vec)) else None
+
+
+def gradient_key(direction: np.ndarray | None) -> tuple | None:
+    """A diffusion gradient direction as a hashable key (rounded; None without one)."""
+    return None if direction is None else tuple(round(float(v), 3) for v in direction)
 
 
 # Shared with the multi-frame reader.

@@ -66,6 +66,7 @@ def frames_from_functional_groups(h: FileHeader, ds: Any) -> list[Frame]:
             "acquisition": None,
             "trigger_time": dh.as_float(cardiac.get("NominalCardiacTriggerDelayTime")) if cardiac else None,
             "b_value": dh.as_float(diffusion.get("DiffusionBValue")) if diffusion else None,
+            "gradient": _gradient(diffusion),
             "image_type": image_type,
             "stack_id": str(content.get("StackID", "")) if content else "",
             "instance": dh.as_int(content.get("InStackPositionNumber")) if content else None,
@@ -91,3 +92,15 @@ def frames_from_functional_groups(h: FileHeader, ds: Any) -> list[Frame]:
             )
         )
     return frames
+
+
+def _gradient(diffusion) -> tuple | None:
+    """The frame's diffusion gradient direction (MR Diffusion > Diffusion Gradient Direction Sequence)."""
+    if diffusion is None:
+        return None
+    direction = diffusion.get("DiffusionGradientDirectionSequence")
+    if not direction:
+        return None
+    from medae.io import dicom_header as dh  # imported here as above: the header module imports this one
+
+    return dh.gradient_key(dh.vector(direction[0].get("DiffusionGradientOrientation"), 3))

@@ -40,10 +40,26 @@ _NOT_SCANS = {
     "9.": "a waveform",
     "104.": "an encapsulated document",
     "4.2": "an MR spectroscopy object",
+    "30": "a parametric map (a derived result, such as medae's own heatmap)",
 }
+# Secondary captures (screenshots, scanned documents) never carry slice geometry: one in an image
+# series is not a slice of it, and leaves no gap.
+_SECONDARY_CAPTURE = ("1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.7.")
 _NOT_SCAN_MODALITIES = {"RTDOSE", "RTSTRUCT", "RTPLAN", "RTRECORD", "SR", "PR", "KO", "SEG", "REG", "DOC", "ECG"}
 _ALWAYS_SPLIT = ("echo_number", "echo_time", "temporal_position", "stack_id")
-_SPLIT_IF_REPEATED = ("acquisition", "trigger_time", "b_value", "image_type")
+_SPLIT_IF_REPEATED = ("acquisition", "trigger_time", "b_value", "gradient", "image_type")
+# How a part of a split series is named by the values that set it apart (image types by their own words).
+_PART_LABELS = {
+    "echo_number": "echo {}",
+    "echo_time": "TE {:g} ms",
+    "temporal_position": "time point {}",
+    "stack_id": "stack {}",
+    "acquisition": "acquisition {}",
+    "trigger_time": "trigger {:g} ms",
+    "b_value": "b={:g}",
+    "gradient": "direction ({:g}, {:g}, {:g})",
+}
+_IMAGE_TYPE_WORDS = {"M": "magnitude", "P": "phase", "R": "real", "I": "imaginary"}
 
 
 @dataclass
@@ -56,6 +72,7 @@ class StackPlan:
         frames: The frames in k order.
         geometry: Grid, affine, warnings and problems of the stack.
         warnings: Everything the user should know, geometry warnings and problems included.
+        label: For a part of a split series, the values that set it apart ("TE 9 ms", "b=1000").
     """
 
     uid: str
@@ -63,6 +80,7 @@ class StackPlan:
     frames: list[Frame]
     geometry: dicom_geometry.StackGeometry
     warnings: list[str] = field(default_factory=list)
+    label: str = ""
 
     @property
     def header(self) -> FileHeader:
@@ -124,7 +142,8 @@ def discover(path: Path, progress: ProgressFn | None = None, cancel: threading.E
         reason = _rejection(h)
         if reason is not None:
             found.rejected.append((f, reason))
-            if reason.startswith(_NO_GEOMETRY) and h.series_uid:
+            screenshot = h.sop_class == _SECONDARY_CAPTURE[0] or h.sop_class.startswith(_SECONDARY_CAPTURE[1])
+            if reason.startswith(_NO_GEOMETRY) and h.series_uid and not screenshot:
                 found.no_geometry.setdefault(h.series_uid, []).append(os.path.basename(f))
             continue
         instance = h.info.get("sop_instance_uid", "")
@@ -176,13 +195,14 @@ def group_stacks(found: Discovery) -> list[StackPlan]:
         differs = _what_differs(frames) if len(parts) > 1 else ""
         for n, part in enumerate(parts, 1):
             plan_uid = uid if len(parts) == 1 else f"{uid}.{n}"
-            plans.append(_plan(plan_uid, uid, part, notes, differs))
+            plan = _plan(plan_uid, uid, part, notes, differs, _part_label(part, parts) if differs else "")
+            plans.append(plan)
     _attach_unreadable(plans, found.unreadable)
     plans.sort(key=lambda p: (p.header.info.get("study_uid", ""), p.header.info.get("series_number") or 0, p.uid))
     return plans
 
 
-def _plan(uid: str, series_uid: str, frames: list[Frame], notes: list[str], differs: str) -> StackPlan:
+def _plan(uid: str, series_uid: str, frames: list[Frame], notes: list[str], differs: str, label: str) -> StackPlan:
     first = frames[0]
     info = first.header.info
     fallback = info.get("spacing_between_slices") or info.get("slice_thickness")
@@ -202,12 +222,13 @@ def _plan(uid: str, series_uid: str, frames: list[Frame], notes: list[str], diff
     ordered = [frames[i] for i in geom.order]
     if differs:
         part = uid.rsplit(".", 1)[-1]
-        warnings.insert(0, f"part {part} of series {series_uid}, which was split (it mixes {differs}).")
+        named = f" ({label})" if label else ""
+        warnings.insert(0, f"part {part}{named} of series {series_uid}, which was split (it mixes {differs}).")
     warnings.extend(geom.warnings)
     warnings.extend(f"cannot be loaded as a regular volume: {p}" for p in geom.problems)
     for fr in ordered:
         warnings.extend(w for w in fr.header.warnings if w not in warnings)
-    return StackPlan(uid=uid, series_uid=series_uid, frames=ordered, geometry=geom, warnings=warnings)
+    return StackPlan(uid=uid, series_uid=series_uid, frames=ordered, geometry=geom, warnings=warnings, label=label)
 
 
 #: Direction cosines closer than this (about 0.3 degrees) belong to one stack: some exports write each
@@ -289,6 +310,7 @@ def _what_differs(frames: list[Frame]) -> str:
         "acquisition": "acquisitions",
         "trigger_time": "trigger times",
         "b_value": "b-values",
+        "gradient": "diffusion directions",
         "image_type": "image types",
     }
     found = []
@@ -303,9 +325,37 @@ def _what_differs(frames: list[Frame]) -> str:
 
 
 def _part_sort_key(frames: list[Frame]) -> tuple:
+    # Numbers in numeric order (time point 2 before 10, TE 9 ms before 80 ms), then words, then nothing.
+    def typed(value: object) -> tuple:
+        if value is None:
+            return (2, 0.0, "")
+        if isinstance(value, int | float):
+            return (0, float(value), "")
+        return (1, 0.0, str(value))
+
     f = frames[0]
-    keys = tuple(str(_rounded(f.keys.get(k))) for k in (*_ALWAYS_SPLIT, *_SPLIT_IF_REPEATED))
+    keys = tuple(typed(_rounded(f.keys.get(k))) for k in (*_ALWAYS_SPLIT, *_SPLIT_IF_REPEATED))
     return (keys, f.header.path, f.index or 0)
+
+
+def _part_label(part: list[Frame], parts: list[list[Frame]]) -> str:
+    """The values that set ``part`` apart from the other parts of its series, in words."""
+    words = []
+    for key in (*_ALWAYS_SPLIT, *_SPLIT_IF_REPEATED):
+        values = {_rounded(p[0].keys.get(key)) for p in parts}
+        value = _rounded(part[0].keys.get(key))
+        if len(values) < 2 or value is None:
+            continue
+        if key == "image_type":
+            shared = set.intersection(*(set(v or ()) for v in values))
+            own = [_IMAGE_TYPE_WORDS.get(w, w.lower()) for w in value if w not in shared]
+            if own:
+                words.append(" ".join(own))
+        elif key == "gradient":
+            words.append(_PART_LABELS[key].format(*value))
+        else:
+            words.append(_PART_LABELS[key].format(value))
+    return ", ".join(words)
 
 
 def _rounded(value: object) -> object:
@@ -354,25 +404,58 @@ def _is_dicomdir(path: str) -> bool:
 
 
 def _dicomdir_files(path: Path) -> tuple[list[str], list[str]]:
-    """The files a DICOMDIR references (existing ones, and the missing ones)."""
+    """The files a DICOMDIR references (existing ones, and the missing ones).
+
+    The records are read directly rather than through pydicom's FileSet, which drops a record whose file
+    it cannot find with a console warning. Names are matched regardless of case: a CD or USB stick
+    mounted or copied on Linux often shows the 8.3 names a DICOMDIR lists in lower case.
+    """
+    import warnings
+
     import pydicom
-    from pydicom.fileset import FileSet
 
     try:
-        ds = pydicom.dcmread(str(path))
-        fs = FileSet(ds)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(str(path))
+        records = list(ds.get("DirectoryRecordSequence", []))
     except Exception as exc:  # pydicom raises many types for damaged directories
         raise InputError(
             f"{path}: a DICOMDIR that cannot be read ({exc}). Open the folder that holds the files instead."
         ) from exc
+    listings: dict[str, dict[str, str]] = {}
     present, missing = [], []
-    for instance in fs:
-        try:
-            p = instance.path
-        except Exception:  # a record without a usable ReferencedFileID
+    for record in records:
+        fid = record.get("ReferencedFileID")
+        if not fid:
             continue
-        (present if os.path.isfile(p) else missing).append(p)
-    return present, missing
+        parts = [str(fid)] if isinstance(fid, str) else [str(v) for v in fid]
+        found = _case_insensitive(path.parent, parts, listings)
+        if found is None:
+            missing.append(os.path.join(path.parent, *parts))
+        else:
+            present.append(found)
+    return list(dict.fromkeys(present)), missing
+
+
+def _case_insensitive(root: Path, parts: list[str], listings: dict[str, dict[str, str]]) -> str | None:
+    """``root/parts...`` as it exists on disk, each part matched exactly or else regardless of case."""
+    current = str(root)
+    for part in parts:
+        exact = os.path.join(current, part)
+        if os.path.exists(exact):
+            current = exact
+            continue
+        if current not in listings:
+            try:
+                listings[current] = {name.lower(): name for name in os.listdir(current)}
+            except OSError:
+                listings[current] = {}
+        name = listings[current].get(part.lower())
+        if name is None:
+            return None
+        current = os.path.join(current, name)
+    return current if os.path.isfile(current) else None
 
 
 def _attach_unreadable(plans: list[StackPlan], unreadable: list[tuple[str, str]]) -> None:

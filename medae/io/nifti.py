@@ -7,10 +7,7 @@ integer data keeps its dtype.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,27 +15,12 @@ import numpy as np
 from medae.atomic import atomic_path
 from medae.errors import InputError, OutputError
 from medae.geometry import orientation_code
+from medae.io.nibabel_notes import nibabel_notes
 from medae.volume import Volume, value_sample
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz", ".img", ".hdr")
 # FreeSurfer's volumes: brain MR users get them from every FreeSurfer run, and they carry a full affine.
 MGH_SUFFIXES = (".mgz", ".mgh")
-
-
-@contextlib.contextmanager
-def _quiet_nibabel() -> Iterator[None]:
-    """Keeps nibabel's header-repair messages off the console.
-
-    nibabel's own suppressor removes its handlers, which leaves Python's last-resort handler printing them.
-    """
-    from nibabel.imageglobals import logger
-
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def is_nifti(path: str | os.PathLike) -> bool:
@@ -62,9 +44,11 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
     Raises:
         InputError: unreadable file, 4D without ``index``, or no usable geometry.
     """
-    # nibabel logs the header repairs it makes (a zero pixdim) to the console; medae says them in its warnings.
-    with _quiet_nibabel():
-        return _load_nifti(Path(path), index)
+    with nibabel_notes() as notes:
+        volume = _load_nifti(Path(path), index)
+    # medae words the zero voxel size itself (with what it means); other repairs are passed on as they are.
+    volume.warnings.extend(f"nibabel repaired the file's header: {n}" for n in notes if "pixdim" not in n)
+    return volume
 
 
 def _load_nifti(path: Path, index: int | None) -> Volume:
@@ -365,7 +349,7 @@ def nifti_info(path: str | os.PathLike):
 
     path = Path(path)
     try:
-        with _quiet_nibabel():  # repairs are said when the scan is loaded
+        with nibabel_notes():  # repairs are said when the scan is loaded
             img = nib.load(str(path))
             shape = tuple(int(s) for s in (tuple(img.shape) + (1, 1, 1))[:3])
             affine = _in_millimetres(img, np.asarray(img.affine, dtype=np.float64), [])

@@ -223,12 +223,18 @@ def test_preferences_ok_applies_only_what_was_changed_in_the_dialog(window, qtbo
     s.set_style(colormap="inferno", opacity=0.3)
     window.actions_by_name["prefs"].trigger()
     dlg = window.findChild(PreferencesDialog)
+    # The dialog shows what is on screen, not the defaults saved before.
+    assert (dlg.layout_box.currentText(), dlg.convention.currentText(), dlg.colormap.currentText()) == (
+        "2x2",
+        "neurological",
+        "inferno",
+    )
     dlg.mouse.setCurrentIndex(dlg.mouse.findData("research"))
-    dlg.layout_box.setCurrentText("single")  # "Layout at start": for the next start
+    dlg.opacity.setValue(0.6)  # the saved default, but not what is on screen: a change
     dlg.accept()
-    assert s.mouse_scheme == "research"
-    assert (s.layout, s.convention, s.style.colormap, s.style.opacity) == ("2x2", "neurological", "inferno", 0.3)
-    assert window.prefs.layout == "single" and window.prefs.mouse_scheme == "research"
+    assert s.mouse_scheme == "research" and s.style.opacity == 0.6
+    assert (s.layout, s.convention, s.style.colormap) == ("2x2", "neurological", "inferno")
+    assert window.prefs.layout == "2x2" and window.prefs.mouse_scheme == "research"
 
 
 def test_key_help_lists_menu_shortcuts_and_the_presets_of_the_scan_on_screen(window, qtbot, ct_file):
