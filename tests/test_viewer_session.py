@@ -143,6 +143,16 @@ def test_default_style_fades_below_threshold():
     assert st.fade > 0 and st.vmax > st.threshold
 
 
+def test_unassessed_heat_stays_on_the_lowest_level_when_the_median_is_negative():
+    s = opened()
+    result = result_for(s.volume)
+    heat = result.heatmap.array - 1.0  # assessed voxels mostly below 0 (healthier than average)
+    heat[:2] = 0.0  # voxels the model did not assess
+    result.heatmap = s.volume.with_array(heat)
+    st = default_style(result)
+    assert st.vmin == 0.0  # so heat 0 quantises to level 0, which is never coloured
+
+
 def test_mouse_schemes():
     assert RADIOLOGY.drag_action("left") == MouseAction.WINDOW_LEVEL
     assert RADIOLOGY.drag_action("middle") == MouseAction.PAN

@@ -193,7 +193,7 @@ def _with_geometry(message: str, volume: Volume) -> str:
     A voxel size that is wrong in the header (0, or in other units) is the usual cause, and says so.
     """
     across = " x ".join(f"{n * s:.0f}" for n, s in zip(volume.shape, volume.spacing, strict=True))
-    notes = " ".join(w for w in volume.warnings if "voxel" in w or "distances" in w)
+    notes = " ".join(w for w in volume.warnings if any(k in w for k in ("voxel size", "distances in", "pixdim")))
     return f"{message} The scan is {across} mm across as its header describes it. {notes}".rstrip()
 
 

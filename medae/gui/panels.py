@@ -117,7 +117,7 @@ class OverlayPanel(QWidget):
             else:
                 self.threshold_label.setText("Threshold")
                 self.summary.setText(
-                    "Analysing the scan; the heatmap appears here when it is done (Esc cancels)."
+                    "Analysing the scan; the heatmap appears here when it is done (Cancel in the status bar stops it)."
                     if self.analysing
                     else "Run Analyze (Ctrl+R) to see where the scan is unlike healthy ones."
                 )

@@ -307,7 +307,7 @@ def _outlined_text(p: QPainter, where: QRectF | QPointF, flags, text: str, color
             p.drawText(where.translated(dx, dy), flags, text)
 
     p.setPen(QColor(0, 0, 0))
-    for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (1, 1), (-1, 1), (1, -1)):
+    for dx, dy in ((-1, -1), (1, 1), (-1, 1), (1, -1)):  # the diagonals already close the rim
         draw(dx, dy)
     p.setPen(color)
     draw(0, 0)

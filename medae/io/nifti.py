@@ -168,7 +168,10 @@ def _in_millimetres(img, affine: np.ndarray, warnings: list[str]) -> np.ndarray:
     out = affine.copy()
     out[:3, :] *= scale
     sizes = " x ".join(f"{v:.3g}" for v in np.linalg.norm(out[:3, :3], axis=0))
-    warnings.append(f"The file gives its distances in {unit}s; they were converted to mm (voxels {sizes} mm).")
+    warnings.append(
+        f"The file gives its distances in {unit}s; they were converted to mm (voxels {sizes} mm), and medae's "
+        "outputs are in mm: a viewer that ignores the units will not lay them over this file."
+    )
     return out
 
 

@@ -463,6 +463,10 @@ def default_style(result: Any, colormap: str = "hot", opacity: float = 0.6) -> c
     vmax = max([top, *peaks, threshold + max(abs(threshold) * 0.5, 1e-3)])
     fade = max(0.25 * (threshold - median), 0.1 * (vmax - threshold), 1e-6)
     vmin = min(median, threshold - fade)
+    if threshold > 0:
+        # Heat 0 marks voxels the model did not assess; it must sit on the lowest level, never coloured,
+        # even when the assessed voxels' median is below 0 (healthier than the healthy average).
+        vmin = max(vmin, 0.0)
     return compositing.OverlayStyle(
         colormap=colormap, opacity=opacity, threshold=threshold, fade=fade, vmin=vmin, vmax=vmax
     )
