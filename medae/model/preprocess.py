@@ -251,7 +251,7 @@ def to_model_space(
                     cancel=cancel,
                     **_brain_stage(card, reference_mask),
                 )
-                alignment = _align_part(volume, data, card, reference, reference_mask, alignment, mode, cancel)
+                alignment = align_part_of_head(volume, data, card, reference, reference_mask, alignment, mode, cancel)
             else:
                 alignment, stripped = _align_brain_only(volume, card, reference, reference_mask, kept, mode, cancel)
         elif method == "center":
@@ -361,7 +361,7 @@ def _align_brain_only(
 PARTIAL_BELOW = 0.95
 
 
-def _align_part(
+def align_part_of_head(
     volume: Volume,
     data: np.ndarray,
     card: ModelCard,
