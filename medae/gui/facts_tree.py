@@ -11,10 +11,20 @@ STACK_BELOW = 230
 _PAD = 4
 
 
+_ZWSP = "\u200b"
+
+
+def _breakable(text: str) -> str:
+    """The text as drawn: UIDs and file names may break after their dots, underscores and slashes."""
+    for mark in "._/\\-":
+        text = text.replace(mark, mark + _ZWSP)
+    return text
+
+
 def _text_flags(metrics, text: str, width: int) -> Qt.TextFlag:
-    # Words wrap at spaces; a single token wider than the row (a UID, a file name) wraps anywhere,
-    # so the whole value stays visible.
-    longest = max((metrics.horizontalAdvance(word) for word in text.split()), default=0)
+    # Words wrap at spaces (and the breaks ``_breakable`` adds); a token still wider than the row wraps
+    # anywhere, so the whole value stays visible.
+    longest = max((metrics.horizontalAdvance(word) for word in text.replace(_ZWSP, " ").split()), default=0)
     return Qt.TextFlag.TextWrapAnywhere if longest > width else Qt.TextFlag.TextWordWrap
 
 
@@ -47,13 +57,13 @@ class _FactDelegate(QStyledItemDelegate):
 
     @staticmethod
     def _value(index) -> str:
-        return str(index.siblingAtColumn(1).data() or "")
+        return _breakable(str(index.siblingAtColumn(1).data() or ""))
 
     def sizeHint(self, option, index):  # Qt override
         size = super().sizeHint(option, index)
         metrics = option.fontMetrics
         stacked = self.view.stacked and self._is_fact(index)
-        text = self._value(index) if stacked else str(index.data() or "")
+        text = self._value(index) if stacked or index.column() == 1 else str(index.data() or "")
         if not text:
             return size
         if index.column() == 0 and not stacked and index.parent().isValid():
