@@ -80,9 +80,10 @@ def remove_leftovers(folder: str | os.PathLike, names: Iterable[str], older_than
 
 def _cannot_write(target: Path, exc: OSError) -> str:
     # The advice follows the cause: a missing folder, no permission and a full disk each need their own.
-    if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EEXIST):
-        where = exc.filename or target.parent  # the part of the path that failed, when the system says
-        advice = f"The folder {where} does not exist and cannot be made there: choose another output folder."
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        advice = f"Part of the folder {target.parent} is a file, not a folder: choose another output folder."
+    elif exc.errno == errno.ENOENT:
+        advice = f"The folder {target.parent} does not exist and cannot be made there: choose another output folder."
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         advice = "You may not write there: choose an output folder you may write to."
     elif exc.errno in (errno.ENOSPC, errno.EDQUOT):

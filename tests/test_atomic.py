@@ -35,7 +35,7 @@ def test_a_full_disk_keeps_the_old_file_and_says_what_to_do(tmp_path, monkeypatc
 
 def test_a_folder_that_cannot_be_made_is_named_with_its_own_advice(tmp_path):
     (tmp_path / "a_file").write_text("")  # a file where the output folder would have to be
-    with pytest.raises(OutputError, match="folder .*a_file.sub does not exist and cannot be made") as info:
+    with pytest.raises(OutputError, match="folder .*a_file.sub is a file, not a folder") as info:
         write_text(tmp_path / "a_file" / "sub" / "report.json", "new")
     assert "disk" not in str(info.value)
     write_text(tmp_path / "new" / "sub" / "report.json", "made")  # a folder that can be made is made

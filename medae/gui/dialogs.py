@@ -234,10 +234,15 @@ class BatchDoneBox(QMessageBox):
         scored = sorted((r for r in rows if r.score is not None), key=lambda r: -r.score)
         text = f"{len(rows) - len(failed)} of {len(rows)} series analysed"
         text += f"; {len(failed)} could not be (their reasons are in the report)." if failed else "."
+        if not rows:
+            text = (
+                "No scans were found in that folder (NIfTI, MGH, NRRD, MetaImage or DICOM): choose the folder "
+                "that holds the studies."
+            )
         if scored:
             top = scored[0]
             text += f"\nMost abnormal: {top.folder}, score {top.score:.2f} ({top.findings} finding(s))."
-        self.setIcon(QMessageBox.Icon.Warning if failed else QMessageBox.Icon.Information)
+        self.setIcon(QMessageBox.Icon.Warning if failed or not rows else QMessageBox.Icon.Information)
         self.setText(text)
         self.setInformativeText(f"Results, results.csv and report.html are in {self.report.parent}.")
         if failed:

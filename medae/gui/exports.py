@@ -33,10 +33,30 @@ def grab_rgb(widget) -> np.ndarray:
     return buf[:, : w * 3].reshape(h, w, 3).copy()
 
 
+#: Endings each kind of file may have; a name without one of them gets the kind's own.
+_ENDINGS = {".nii.gz": (".nii.gz", ".nii"), ".dcm": (".dcm",), ".png": (".png",)}
+
+
+def export_target(kind: str, target: str | Path) -> Path:
+    """The file an export writes: the name given, with the kind's ending added when it has none of its own.
+
+    A name typed without an ending (or with another one, "heat.png" for a NIfTI map) would otherwise reach
+    a writer that picks the format from the name.
+    """
+    target = Path(target)
+    suffix = next(sfx for _text, k, sfx in KINDS if k == kind)
+    if suffix and not target.name.lower().endswith(_ENDINGS[suffix]):
+        target = target.with_name(target.name + suffix)
+    return target
+
+
 def export(window, kind: str, target: str | Path):
     """Starts one export in a worker thread; returns its job (None when nothing to export)."""
     s = window.session
-    target = Path(target)
+    target = export_target(kind, target)
+    if kind != "report" and target.is_dir():
+        window.statusBar().showMessage(f"{target} is a folder: give the export a file name.", 8000)
+        return None
     result, volume = s.result, s.volume
     if kind in ("screenshot", "screenshot_dicom"):
         if volume is None:

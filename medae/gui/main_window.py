@@ -183,7 +183,12 @@ class MainWindow(JobsMixin, QMainWindow):
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
         else:
-            self.resize(1400, 860)
+            # A first start fits the screen it opens on (a 1366 x 768 laptop, a scaled high-DPI display).
+            screen = self.screen().availableGeometry() if self.screen() is not None else None
+            width, height = 1400, 860
+            if screen is not None:
+                width, height = min(width, int(screen.width() * 0.95)), min(height, int(screen.height() * 0.9))
+            self.resize(width, height)
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
 
@@ -203,6 +208,14 @@ class MainWindow(JobsMixin, QMainWindow):
         if self._dock_widths and width - sum(self._dock_widths.get(d, d.width()) for d in docked) >= 0.6 * width:
             self.resizeDocks(docked, [self._dock_widths.get(d, d.width()) for d in docked], Qt.Orientation.Horizontal)
             self._dock_widths = {}
+        elif self._dock_widths:
+            # Growing, not yet large enough for the full widths: each panel gets up to a fifth of the window.
+            sizes = [
+                min(self._dock_widths.get(d, d.width()), max(d.minimumSizeHint().width(), int(0.2 * width)))
+                for d in docked
+            ]
+            if any(size > d.width() for size, d in zip(sizes, docked, strict=True)):
+                self.resizeDocks(docked, sizes, Qt.Orientation.Horizontal)
         elif width - sum(d.width() for d in docked) < 0.55 * width:
             self._dock_widths = self._dock_widths or {d: d.width() for d in docked}
             share = int(0.35 * width / len(docked))
@@ -215,6 +228,8 @@ class MainWindow(JobsMixin, QMainWindow):
         store.setValue("window/state", self.saveState())
         store.sync()
         self.cancel_all_jobs()
+        if self.jobs:
+            self.hide()  # gone from the screen at once; a worker may need a moment to reach its next check
         for job in list(self.jobs):
             job.wait(10_000)
         super().closeEvent(event)
@@ -399,6 +414,7 @@ class MainWindow(JobsMixin, QMainWindow):
                 self.device_label.setText(f"Device: {model.device_name}")
 
         self.device_label.setText("Device: loading model..." if cached is None else f"Device: {cached.device_name}")
+        self.statusBar().clearMessage()  # e.g. "will be analysed as soon as it is on screen": now it is
         job = self.run_job("analyze", work, done, "analysing the scan", on_failed=failed)
         job.volume = volume
         job.progress.connect(show_device)

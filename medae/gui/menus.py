@@ -68,7 +68,7 @@ def build(w) -> None:
         w,
         v,
         "&Compare input | reconstruction | residual",
-        lambda on: setattr(s, "compare", on),
+        lambda on: _compare(w, on),
         "C",
         checkable=True,
         name="compare",
@@ -136,6 +136,13 @@ def _single(w, plane: str) -> None:
     _layout(w, "single")
 
 
+def _compare(w, on: bool) -> None:
+    # Compare in the plane the user was working in, not in whichever plane was chosen last.
+    if on and not w.session.compare:
+        w.session.single_plane = w.view_area.active_plane
+    w.session.compare = on
+
+
 def _layout(w, layout: str) -> None:
     # Compare mode has its own layout; choosing another one means leaving it, or nothing would change.
     w.session.compare = False
@@ -157,7 +164,8 @@ def _export(w, kind: str, suffix: str) -> None:
     if kind == "report":
         target = QFileDialog.getExistingDirectory(w, "Folder for heatmap, findings and report")
     else:
-        target, _ = QFileDialog.getSaveFileName(w, "Export", f"medae-{kind}{suffix}")
+        names = {".nii.gz": "NIfTI (*.nii.gz *.nii)", ".dcm": "DICOM (*.dcm)", ".png": "PNG image (*.png)"}
+        target, _ = QFileDialog.getSaveFileName(w, "Export", f"medae-{kind}{suffix}", names[suffix])
     if target:
         exports.export(w, kind, target)
 

@@ -137,6 +137,7 @@ class ViewArea(QWidget):
                 v.update()
             return
         self._key = key
+        had_focus = any(v.hasFocus() for v in self.views)
         for v in self.views:
             v.detach()
             self.grid.removeWidget(v)
@@ -157,7 +158,14 @@ class ViewArea(QWidget):
             for n, plane in enumerate(PLANES):
                 self._add(SliceView(s, plane), n // 2, n % 2)
             self._add(SliceView(s, "coronal", mip=True), 1, 1, "Coronal")
+        previous = self.active_plane
         self.active_plane = self.views[0].plane
+        if had_focus:
+            # The keys went to a view that is gone: the new view of the same plane takes them, so the
+            # arrows keep moving slices instead of switching the side panel's tabs.
+            view = next((v for v in self.views if v.plane == previous and not v.mip), self.views[0])
+            self.active_plane = view.plane
+            view.setFocus()
 
     def _add(self, view: SliceView, row: int, col: int, title: str = "") -> None:
         view.title = title

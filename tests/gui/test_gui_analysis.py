@@ -135,6 +135,12 @@ def test_open_pick_analyze_overlay_threshold_findings_compare_export(window, qtb
         exports.export(window, kind, out / name)
         wait_idle(qtbot, window, timeout=120_000)
         assert window.last_error is None, f"{kind}: {window.last_error.text()}"
+    # A name typed without an ending (or with another format's) gets the kind's own ending.
+    for name, kind in (("patient42_heatmap", "heatmap_nifti"), ("heat.png", "heatmap_nifti")):
+        exports.export(window, kind, out / name)
+        wait_idle(qtbot, window, timeout=120_000)
+        assert window.last_error is None, window.last_error and window.last_error.text()
+        assert nib.load(out / f"{name}.nii.gz").shape == (32, 32, 24)
     heat = nib.load(out / "heat.nii.gz")
     assert heat.shape == (32, 32, 24) and np.allclose(heat.affine, s.volume.affine)
     np.testing.assert_allclose(np.asarray(heat.dataobj), result.heatmap.array, atol=1e-6)
