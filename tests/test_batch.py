@@ -249,6 +249,11 @@ def test_table_cells_a_spreadsheet_would_run_are_quoted(tmp_path, tiny_model):
     _batch(studies, tmp_path / "out", tiny_model, "--no-png")
     (row,) = _rows(tmp_path / "out").values()
     assert row["input"] == "'=HYPERLINK(1).nii.gz" and row["status"] == "ok"
+    from medae.batch.table import _cell
+
+    # medae's own numbers stay numbers: a left-hemisphere centroid begins with a minus.
+    assert _cell("-33.5 14.2 19.6") == "-33.5 14.2 19.6" and _cell("-2.5") == "-2.5"
+    assert _cell("-cmd") == "'-cmd" and _cell("+1 2") == "'+1 2"
 
 
 def test_linked_unreadable_hidden_and_earlier_result_folders(studies, tiny_model, tmp_path, monkeypatch):
@@ -324,3 +329,26 @@ def test_progress_says_which_series_of_how_many(studies, tiny_model, tmp_path):
     n = items.index(ok) + 1
     steps = [m for m in messages if m.startswith(f"{n}/{len(items)} {ok.name}: ")]
     assert len(steps) > 2 and messages[-1] == "Done"
+
+
+def test_a_changed_data_file_beside_its_header_is_analysed_again(tmp_path, tiny_model):
+    import os
+
+    import SimpleITK as sitk
+
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    vol = mr_with_lesion()
+    img = sitk.GetImageFromArray(np.ascontiguousarray(vol.array.transpose(2, 1, 0)).astype(np.float32))
+    img.SetSpacing(tuple(float(v) for v in vol.spacing))
+    sitk.WriteImage(img, str(studies / "scan.mhd"))  # the header, and the voxels in scan.raw
+    out = tmp_path / "out"
+    _batch(studies, out, tiny_model, "--no-png")
+    assert _rows(out)["scan"]["status"] == "ok"
+    _batch(studies, out, tiny_model, "--no-png")
+    assert _rows(out)["scan"]["status"] == "done earlier"
+    raw = next(p for p in studies.iterdir() if p.suffix in (".raw", ".zraw"))
+    later = raw.stat().st_mtime_ns + 10**9
+    os.utime(raw, ns=(later, later))  # the voxels were rewritten; the header was not
+    _batch(studies, out, tiny_model, "--no-png")
+    assert _rows(out)["scan"]["status"] == "ok"

@@ -37,3 +37,21 @@ def test_the_side_comes_from_the_reference_frame_when_the_scan_is_aligned():
     wide = np.zeros((120, 10, 10), np.float32)
     wide[30:70, 2:6, 2:6] = 5.0
     assert _sides(wide, affine, to_reference=to_ref) == {50: "bilateral"}
+
+
+def test_widespread_findings_are_named_as_possibly_a_degraded_scan():
+    from medae.analysis.pipeline import _widespread
+
+    heat = np.zeros((81, 40, 20), np.float32)
+    heat[70:75, 30:35, 5:10] = 5.0
+    _labels, one = extract_findings(heat, np.eye(4), threshold=1.0, min_region_ml=0.0)
+    assert _widespread(one) == []  # one small region: nothing to say
+    for k in range(7):
+        heat[10 * k : 10 * k + 3, 2:5, 2:5] = 5.0
+    _labels, many = extract_findings(heat, np.eye(4), threshold=1.0, min_region_ml=0.0)
+    (note,) = _widespread(many)
+    assert "8 region(s)" in note and "degraded scan" in note
+    big = np.zeros((60, 60, 40), np.float32)
+    big[:, :, :] = 5.0  # one region of 144 mL
+    _labels, large = extract_findings(big, np.eye(4), threshold=1.0, min_region_ml=0.0)
+    assert "144 mL" in _widespread(large)[0]

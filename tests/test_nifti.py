@@ -304,3 +304,13 @@ def test_other_header_repairs_are_warnings_and_the_logger_is_restored_after_thre
     )
     assert "qform_code" not in capfd.readouterr().err
     assert list(logger.handlers) == handlers and logger.propagate == propagate
+
+
+def test_an_spm_mat_beside_an_analyze_file_gives_its_orientation_without_a_warning(tmp_path):
+    aff = np.diag([-1.1, 1.1, 1.5, 1.0])
+    aff[:3, 3] = (90.0, -120.0, -70.0)
+    nib.save(nib.Spm2AnalyzeImage(np.zeros((6, 7, 8), np.int16), aff), tmp_path / "spm.img")
+    assert (tmp_path / "spm.mat").is_file()
+    v = load_nifti(tmp_path / "spm.hdr")
+    np.testing.assert_allclose(v.affine, aff, atol=1e-5)
+    assert not any("store no orientation" in w for w in v.warnings), v.warnings

@@ -243,8 +243,8 @@ def check_contrast(similarity: float | None, card: ModelCard, force: bool = Fals
     if similarity < limits["warn_below"]:
         return [
             f"The scan's tissue contrast differs from the model's {what}reference (correlation {similarity:.2f}): "
-            "another sequence, another modality (a CT?) or an unusual protocol. Much of the heatmap may reflect "
-            "the contrast, not disease."
+            "another sequence, another modality (a CT?), an unusual protocol, or a pose the alignment did not "
+            "find (check that the heatmap lies on the anatomy). Much of the heatmap may reflect that, not disease."
         ]
     return []
 

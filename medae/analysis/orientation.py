@@ -110,8 +110,12 @@ def check_orientation(match: FlipMatch | None, force: bool = False) -> list[str]
         "as stored), so the heatmap would mark healthy anatomy"
     )
     if not force:
+        # A head is nearly symmetric: whether left and right are reversed too (a half turn, e.g. a prone
+        # patient entered as supine) cannot be seen in the image, and reversing only the named axis would
+        # then mirror the scan and put every finding on the wrong side.
         raise ModelMismatchError(
-            f"{text}. Fix the orientation in the file (Analyze .hdr/.img files store none: convert the scan to "
-            "NIfTI with its true orientation), or pass --force to analyse anyway."
+            f"{text}. Left and right may be reversed as well, which the image cannot show: fix the orientation "
+            "from the acquisition's records, not by reversing only that axis (Analyze .hdr/.img files store "
+            "none: convert the scan to NIfTI with its true orientation), or pass --force to analyse anyway."
         )
     return [f"Forced past a likely orientation error: {text}. Interpret the result with great caution."]

@@ -127,6 +127,7 @@ def analyze(
         midline = 0.0
     rule = {"min_region_ml": float(post.get("min_region_ml", 0.1)), "to_reference": to_ref, "midline_x": midline}
     labels, findings = extract_findings(heat, volume.affine, thr, **rule)
+    warnings += _widespread(findings)
     timings["postprocess"] = time.perf_counter() - t
     report(progress, 1.0, "Done")
 
@@ -185,6 +186,27 @@ def _reconstruction_volumes(volume: Volume, recon: np.ndarray, mi, meta: dict) -
         Volume(recon_units, volume.affine, volume.modality, dict(meta, kind="reconstruction"), source=volume.source),
         Volume(residual, volume.affine, volume.modality, dict(meta, kind="residual"), source=volume.source),
     )
+
+
+#: Above either, the findings are more than lesions usually make: say what else can cause them.
+WIDESPREAD_ML = 100.0
+WIDESPREAD_COUNT = 6
+
+
+def _widespread(findings: list) -> list[str]:
+    """A warning when the findings are many or large.
+
+    Heavy noise, motion ghosts or a strong bias field make the whole scan unlike healthy ones, as
+    extensive disease does, and only a reader can tell which.
+    """
+    total = sum(f.volume_ml for f in findings)
+    if total <= WIDESPREAD_ML and len(findings) < WIDESPREAD_COUNT:
+        return []
+    return [
+        f"The findings are widespread ({len(findings)} region(s), {total:.0f} mL in all): extensive abnormality, "
+        "or a degraded scan (heavy noise, motion ghosts, a strong intensity bias) or one unlike the training data. "
+        "Check the image quality before reading the heatmap."
+    ]
 
 
 def _with_geometry(message: str, volume: Volume) -> str:

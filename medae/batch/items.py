@@ -123,6 +123,13 @@ def _file_item(root: Path, info: SeriesInfo) -> BatchItem:
     stat = path.stat()
     where = _rel(root, path)
     identity = {"series": where, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    companions = _companions(path)
+    if companions:  # a header whose voxels or orientation live in other files: they are the scan too
+        digest = hashlib.sha256()
+        for f in companions:
+            st = f.stat()
+            digest.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        identity["companions_sha256"] = digest.hexdigest()
     n = int(info.extra.get("n_volumes", 1))
     if n > 1:
         why = (
@@ -131,6 +138,22 @@ def _file_item(root: Path, info: SeriesInfo) -> BatchItem:
         )
         return BatchItem(_name(where), where, None, identity, error=why)
     return BatchItem(_name(where), where, info, identity)
+
+
+def _companions(path: Path) -> list[Path]:
+    """Files beside a header that hold part of the scan: the same name with another ending.
+
+    Analyze .img and SPM .mat beside an .hdr, the .raw or .zraw of a MetaImage .mhd, the data file of a
+    detached NRRD .nhdr (when it shares the name, as writers make it).
+    """
+    name = path.name.lower()
+    if not name.endswith((".hdr", ".mhd", ".nhdr")):
+        return []
+    stem = path.name[: path.name.rfind(".")]
+    try:
+        return sorted(p for p in path.parent.iterdir() if p != path and p.is_file() and p.name.startswith(stem + "."))
+    except OSError:
+        return []
 
 
 def _files(info: SeriesInfo) -> list[Path]:

@@ -9,6 +9,7 @@ import csv
 import html
 import io
 import math
+import re
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -98,10 +99,14 @@ def write_tables(out: Path, rows: list[Row], run_info: dict[str, Any]) -> None:
     write_text(out / "report.html", render_html(rows, run_info))
 
 
+#: Numbers and space-separated coordinates ("-33.5 14.2 19.6"): medae's own, never a formula.
+_NUMBERS = re.compile(r"-?\d+(\.\d+)?( -?\d+(\.\d+)?)*")
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
-    if isinstance(value, str) and value.startswith(("=", "+", "-", "@")):
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@")) and not _NUMBERS.fullmatch(value):
         return "'" + value  # text a spreadsheet would run as a formula (a description or a file name)
     return value
 

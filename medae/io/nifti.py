@@ -193,7 +193,7 @@ def _usable_affine(img) -> tuple[np.ndarray, str | None]:
     chosen = np.asarray(img.affine, dtype=np.float64)
     header = img.header
     if _valid(chosen):
-        return chosen, _no_orientation_note(header, chosen) or _disagreement_note(img, chosen)
+        return chosen, _no_orientation_note(header, chosen, _spm_mat(img)) or _disagreement_note(img, chosen)
     if hasattr(header, "get_qform"):
         qform, code = header.get_qform(coded=True)
         if code and qform is not None and _valid(qform):
@@ -260,9 +260,16 @@ def _disagreement_note(img, chosen: np.ndarray) -> str | None:
     )
 
 
-def _no_orientation_note(header, affine: np.ndarray) -> str | None:
+def _spm_mat(img) -> bool:
+    """True when an Analyze image's orientation came from the SPM .mat file beside it."""
+    holder = getattr(img, "file_map", {}).get("mat")
+    name = getattr(holder, "filename", None)
+    return bool(name) and os.path.isfile(name)
+
+
+def _no_orientation_note(header, affine: np.ndarray, has_mat: bool = False) -> str | None:
     """A warning when the file stores no orientation and nibabel's default grid was taken."""
-    if hasattr(header, "get_vox2ras"):  # MGH: the orientation is always stored
+    if hasattr(header, "get_vox2ras") or has_mat:  # MGH always stores one; SPM keeps it in the .mat
         return None
     if hasattr(header, "get_qform"):
         if header.get_sform(coded=True)[1] or header.get_qform(coded=True)[1]:
