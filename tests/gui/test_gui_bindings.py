@@ -279,3 +279,20 @@ def test_on_a_small_window_the_panels_give_way_to_the_scan(window, qtbot):
     qtbot.waitUntil(lambda: window.width() == 1600)
     qtbot.wait(50)
     assert [d.width() for d in window.docks] == [before[d] for d in window.docks]
+
+
+def test_keys_and_compare_follow_the_plane_worked_in_when_views_are_rebuilt(opened, qtbot):
+    coronal = opened.view_area.view("coronal")
+    opened.activateWindow()
+    qtbot.mouseClick(coronal, Qt.MouseButton.LeftButton, pos=coronal.rect().center())
+    qtbot.waitUntil(coronal.hasFocus)
+    assert opened.view_area.active_plane == "coronal"
+    opened.actions_by_name["layout_2x2"].trigger()
+    new = opened.view_area.view("coronal")
+    assert new is not coronal and new.hasFocus() and opened.view_area.active_plane == "coronal"
+    opened.actions_by_name["layout_1x3"].trigger()
+    assert opened.view_area.view("coronal").hasFocus()
+    # Compare mode (enabled by an analysis, here by hand) shows the plane worked in.
+    opened.actions_by_name["compare"].setEnabled(True)
+    opened.actions_by_name["compare"].trigger()
+    assert opened.session.single_plane == "coronal"
