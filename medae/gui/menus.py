@@ -39,6 +39,8 @@ def build(w) -> None:
     _action(w, f, "&Open file...", lambda: _open_file(w), QKeySequence.StandardKey.Open, name="open_file")
     _action(w, f, "Open &folder...", lambda: _open_folder(w), "Ctrl+Shift+O", name="open_folder")
     w.recent_menu = f.addMenu("Open &recent")
+    # Rebuilt as it opens: a file deleted or moved since is not offered (the list keeps existing paths).
+    w.recent_menu.aboutToShow.connect(lambda: refresh_recent(w))
     f.addSeparator()
     _action(w, f, "&Preferences...", lambda: _preferences(w), QKeySequence.StandardKey.Preferences, name="prefs")
     f.addSeparator()

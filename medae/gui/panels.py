@@ -138,7 +138,8 @@ class FindingsPanel(QWidget):
     """
 
     chosen = Signal(int)
-    COLUMNS = ("#", "side", "mL", "peak", "mean", "RAS (mm)")
+    # The mean score is in each row's tooltip: the dock is narrow, and the location matters more.
+    COLUMNS = ("#", "side", "mL", "peak", "RAS (mm)")
 
     def __init__(self, session: ViewerSession, parent=None) -> None:
         super().__init__(parent)
@@ -179,7 +180,6 @@ class FindingsPanel(QWidget):
                 f.side,
                 f"{f.volume_ml:.2f}",
                 f"{f.peak:.2f}",
-                f"{f.mean:.2f}",
                 "{:.0f}, {:.0f}, {:.0f}".format(*f.centroid_world),
             )
             for col, text in enumerate(cells):
