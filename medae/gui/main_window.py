@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -27,10 +26,11 @@ from medae.gui.dialogs import SeriesPicker
 from medae.gui.errors import show_error, viewer_wording
 from medae.gui.jobs import JobsMixin
 from medae.gui.panels import FindingsPanel, OverlayPanel
-from medae.gui.settings import Preferences, add_recent, load_preferences, save_preferences, settings
+from medae.gui.settings import Preferences, add_recent, load_preferences, settings
 from medae.gui.study_panel import StudyPanel, TagBrowser
 from medae.gui.view_area import ViewArea
 from medae.gui.welcome import Welcome
+from medae.gui.window_state import WindowStateMixin
 from medae.gui.workers import Job
 from medae.viewer.bindings import KeyAction, key_action, slice_step
 from medae.viewer.session import ViewerSession
@@ -46,7 +46,7 @@ _KEY_NAMES = {
 }
 
 
-class MainWindow(JobsMixin, QMainWindow):
+class MainWindow(JobsMixin, WindowStateMixin, QMainWindow):
     """The viewer window. ``open_path`` and ``start_analysis`` are what menus, drops and tests call."""
 
     def __init__(self, prefs: Preferences | None = None) -> None:
@@ -136,91 +136,6 @@ class MainWindow(JobsMixin, QMainWindow):
         self._show_progress(False)
         self.view_area.hovered.connect(self._on_hover)
         self.findings_panel.chosen.connect(lambda _r: self.stack.setCurrentWidget(self.view_area))
-
-    def apply_preferences(self, prefs: Preferences, changed_from: Preferences | None = None) -> None:
-        """Applies and stores preferences.
-
-        Args:
-            prefs: The preferences.
-            changed_from: What the dialog started from (``shown_preferences``): only what differs from it
-                is applied, so the display keeps what the user did not touch. None applies everything.
-        """
-        self.prefs = prefs
-        s = self.session
-
-        def changed(name: str) -> bool:
-            return changed_from is None or getattr(changed_from, name) != getattr(prefs, name)
-
-        if changed("mouse_scheme"):
-            s.mouse_scheme = prefs.mouse_scheme
-        if changed("convention"):
-            s.convention = prefs.convention
-        if changed("layout"):
-            s.layout = prefs.layout
-        style = {k: getattr(prefs, k) for k in ("colormap", "opacity") if changed(k)}
-        if style:
-            s.set_style(**style)
-        if changed("smooth"):
-            self.view_area.set_smooth(prefs.smooth)
-        save_preferences(prefs)
-
-    def shown_preferences(self) -> Preferences:
-        """The preferences as the screen shows them now (what the Preferences dialog starts from)."""
-        s = self.session
-        return replace(
-            self.prefs,
-            mouse_scheme=s.mouse_scheme,
-            convention=s.convention,
-            layout=s.layout,
-            colormap=s.style.colormap,
-            opacity=s.style.opacity,
-            smooth=self.view_area.smooth,
-        )
-
-    def _restore_geometry(self) -> None:
-        store = settings()
-        geometry, state = store.value("window/geometry"), store.value("window/state")
-        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        else:
-            # A first start fits the screen it opens on (a 1366 x 768 laptop, a scaled high-DPI display).
-            screen = self.screen().availableGeometry() if self.screen() is not None else None
-            width, height = 1400, 860
-            if screen is not None:
-                width, height = min(width, int(screen.width() * 0.95)), min(height, int(screen.height() * 0.9))
-            self.resize(width, height)
-        if isinstance(state, QByteArray) and not state.isEmpty():
-            self.restoreState(state)
-
-    def resizeEvent(self, event) -> None:  # noqa: D102 (Qt override)
-        super().resizeEvent(event)
-        self._fit_docks()
-
-    def _fit_docks(self) -> None:
-        # Qt shrinks the central widget first, so on a small window the scan would be squeezed to slivers
-        # between panels of full width; the panels give way first, down to their own minimum, and get their
-        # widths back when the window is large again.
-        docked = [d for d in self.docks if d.isVisible() and not d.isFloating()]
-        if not docked:
-            return
-        width = self.width()
-        # Squeezed below 55% for the views, given back from 60% (a margin, so that a resize does not flip).
-        if self._dock_widths and width - sum(self._dock_widths.get(d, d.width()) for d in docked) >= 0.6 * width:
-            self.resizeDocks(docked, [self._dock_widths.get(d, d.width()) for d in docked], Qt.Orientation.Horizontal)
-            self._dock_widths = {}
-        elif self._dock_widths:
-            # Growing, not yet large enough for the full widths: each panel gets up to a fifth of the window.
-            sizes = [
-                min(self._dock_widths.get(d, d.width()), max(d.minimumSizeHint().width(), int(0.2 * width)))
-                for d in docked
-            ]
-            if any(size > d.width() for size, d in zip(sizes, docked, strict=True)):
-                self.resizeDocks(docked, sizes, Qt.Orientation.Horizontal)
-        elif width - sum(d.width() for d in docked) < 0.55 * width:
-            self._dock_widths = self._dock_widths or {d: d.width() for d in docked}
-            share = int(0.35 * width / len(docked))
-            sizes = [max(share, d.minimumSizeHint().width()) for d in docked]
-            self.resizeDocks(docked, sizes, Qt.Orientation.Horizontal)
 
     def closeEvent(self, event) -> None:  # noqa: D102 (Qt override)
         store = settings()
