@@ -271,27 +271,8 @@ def register_to_reference(
         # The brain stage runs after the loop below (``_refine_on_brain``) but needs its levels too.
         levels_used = [*stages, ("brain", SCHEDULE["brain"])] if brain else stages
         sizes = sorted({mm for _, levels in levels_used for mm, _, _ in levels})
-        # Robust intensity range: registration should not chase a few hot voxels.
-        lo, hi = np.percentile(np.asarray(image)[::2, ::2, ::2], [1, 99.5])
-        moving_levels = {
-            mm: (np.clip(img, lo, hi), aff) for mm, (img, aff) in _pyramid(np.asarray(image), affine, sizes).items()
-        }
-        fixed_levels = _pyramid(np.asarray(reference, dtype=np.float32), ref_affine, sizes)
-        fixed_img = {mm: to_sitk(*fixed_levels[mm]) for mm in sizes}
-        moving_img = {mm: to_sitk(*moving_levels[mm]) for mm in sizes}
-        coarse = sizes[-1]
-        try:
-            init = sitk.CenteredTransformInitializer(
-                fixed_img[coarse],
-                moving_img[coarse],
-                sitk.Similarity3DTransform(),
-                sitk.CenteredTransformInitializerFilter.MOMENTS,
-            )
-        except RuntimeError as exc:
-            raise _not_aligned(exc) from exc
-        current = _best_start(
-            sitk, sitk.Similarity3DTransform(init), fixed_img[coarse], moving_img[coarse], seed, cancel
-        )
+        moving_img, fixed_img = _levels(image, affine, reference, ref_affine, sizes)
+        current = _initial(sitk, fixed_img[sizes[-1]], moving_img[sizes[-1]], seed, cancel)
         current, metric, similarity = _fit_stages(
             sitk,
             current,
@@ -315,6 +296,30 @@ def register_to_reference(
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     return Alignment(result, metric, mode)
+
+
+def _levels(image, affine, reference, ref_affine, sizes) -> tuple[dict, dict]:
+    """The scan and the reference as SimpleITK images at each voxel size (mm) of ``sizes``.
+
+    The scan is clipped to its robust intensity range: registration should not chase a few hot voxels.
+    """
+    lo, hi = np.percentile(np.asarray(image)[::2, ::2, ::2], [1, 99.5])
+    scan = {
+        mm: to_sitk(np.clip(img, lo, hi), aff) for mm, (img, aff) in _pyramid(np.asarray(image), affine, sizes).items()
+    }
+    ref = {mm: to_sitk(*lv) for mm, lv in _pyramid(np.asarray(reference, dtype=np.float32), ref_affine, sizes).items()}
+    return scan, ref
+
+
+def _initial(sitk, fixed, moving, seed: int, cancel):
+    """The starting similarity transform: centres of mass matched, then the best of ``STARTS``."""
+    try:
+        init = sitk.CenteredTransformInitializer(
+            fixed, moving, sitk.Similarity3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
+        )
+    except RuntimeError as exc:
+        raise _not_aligned(exc) from exc
+    return _best_start(sitk, sitk.Similarity3DTransform(init), fixed, moving, seed, cancel)
 
 
 def _fit_stages(sitk, current, stages, fixed_img, moving_img, *, iterations, sampling, seed, cancel):
@@ -389,22 +394,8 @@ def register_within_input(
         if mode == "affine":
             stages.append(("affine", SCHEDULE["affine"]))
         sizes = sorted({mm for _, levels in stages for mm, _, _ in levels})
-        lo, hi = np.percentile(np.asarray(image)[::2, ::2, ::2], [1, 99.5])
-        fixed = {
-            mm: to_sitk(np.clip(i, lo, hi), a) for mm, (i, a) in _pyramid(np.asarray(image), affine, sizes).items()
-        }
-        moving = {mm: to_sitk(*lv) for mm, lv in _pyramid(np.asarray(reference, np.float32), ref_affine, sizes).items()}
-        coarse = sizes[-1]
-        try:
-            init = sitk.CenteredTransformInitializer(
-                fixed[coarse],
-                moving[coarse],
-                sitk.Similarity3DTransform(),
-                sitk.CenteredTransformInitializerFilter.MOMENTS,
-            )
-        except RuntimeError as exc:
-            raise _not_aligned(exc) from exc
-        current = _best_start(sitk, sitk.Similarity3DTransform(init), fixed[coarse], moving[coarse], seed, cancel)
+        fixed, moving = _levels(image, affine, reference, ref_affine, sizes)
+        current = _initial(sitk, fixed[sizes[-1]], moving[sizes[-1]], seed, cancel)
         current, metric, similarity = _fit_stages(
             sitk, current, stages, fixed, moving, iterations=50, sampling=0.05, seed=seed, cancel=cancel
         )
