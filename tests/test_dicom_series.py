@@ -201,20 +201,16 @@ def _set(ds, what, n):
 def test_parts_of_a_split_series_are_numbered_in_numeric_order_and_named(tmp_path):
     uid = generate_uid()
     vol = phantom((5, 5, 4), seed=8)
-    for t in (1, 2, 10):  # as text, 10 would sort between 1 and 2
+    for t in range(1, 12):  # as text, 10 and 11 would sort between 1 and 2
         write_series(
-            tmp_path, vol + t, axial_affine(), series_uid=uid, prefix=f"t{t}_",
+            tmp_path, vol + t, axial_affine(), series_uid=uid, study_uid=uid + ".9", prefix=f"t{t}_",
             edit=lambda ds, k, t=t: setattr(ds, "TemporalPositionIdentifier", t), description="dynamic",
         )  # fmt: skip
-    infos = sorted(scan(tmp_path), key=lambda s: s.uid)
-    assert [s.description for s in infos] == [
-        "dynamic (time point 1)",
-        "dynamic (time point 2)",
-        "dynamic (time point 10)",
-    ]
-    assert [s.uid for s in infos] == [f"{uid}.1", f"{uid}.2", f"{uid}.3"]
-    assert load(tmp_path, series=f"{uid}.3").array.min() == vol.min() + 10
-    assert any("part 3 (time point 10)" in w for w in infos[2].warnings)
+    infos = scan(tmp_path)  # listed in the parts' own order
+    assert [s.description for s in infos] == [f"dynamic (time point {t})" for t in range(1, 12)]
+    assert [s.uid for s in infos] == [f"{uid}.{n}" for n in range(1, 12)]
+    assert load(tmp_path, series=f"{uid}.10").array.min() == vol.min() + 10
+    assert any("part 10 (time point 10)" in w for w in infos[9].warnings)
 
 
 def test_diffusion_directions_at_one_b_value_are_volumes_of_their_own(tmp_path):

@@ -198,7 +198,15 @@ def group_stacks(found: Discovery) -> list[StackPlan]:
             plan = _plan(plan_uid, uid, part, notes, differs, _part_label(part, parts) if differs else "")
             plans.append(plan)
     _attach_unreadable(plans, found.unreadable)
-    plans.sort(key=lambda p: (p.header.info.get("study_uid", ""), p.header.info.get("series_number") or 0, p.uid))
+    # Parts of a split series in their own numeric order (part 2 before part 10).
+    plans.sort(
+        key=lambda p: (
+            p.header.info.get("study_uid", ""),
+            p.header.info.get("series_number") or 0,
+            p.series_uid,
+            0 if p.uid == p.series_uid else int(p.uid.rsplit(".", 1)[-1]),
+        )
+    )
     return plans
 
 
