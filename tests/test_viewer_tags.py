@@ -33,6 +33,10 @@ def test_read_and_search(tmp_path):
     assert name.tag == "(0010,0010)" and name.vr == "PN" and name.value == "Doe^Jane"
     assert [rows[i].keyword for i in filter_rows(rows, "patientid")] == ["PatientID"]
     assert [rows[i].keyword for i in filter_rows(rows, "(0010,0010)")] == ["PatientName"]
+    # Tags typed without brackets and comma, keywords typed as the standard's words.
+    assert [rows[i].keyword for i in filter_rows(rows, "00100010")] == ["PatientName"]
+    assert [rows[i].keyword for i in filter_rows(rows, "0010, 0010")] == ["PatientName"]
+    assert [rows[i].keyword for i in filter_rows(rows, "Patient Name")] == ["PatientName"]
     # A match inside a sequence keeps the sequence and item rows that hold it.
     nested = [rows[i].keyword for i in filter_rows(rows, "chest")]
     assert nested == ["AnatomicRegionSequence", "Item 1", "CodeMeaning"]

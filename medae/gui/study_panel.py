@@ -37,7 +37,11 @@ _SERIES = (
 def _lookup(volume, key: str):
     for source in (volume.phi, volume.meta):
         if source.get(key) not in (None, ""):
-            return source[key]
+            value = source[key]
+            text = str(value)
+            if key.endswith("_date") and len(text) == 8 and text.isdigit():  # DICOM DA: YYYYMMDD
+                return f"{text[:4]}-{text[4:6]}-{text[6:]}"
+            return value
     return None
 
 

@@ -31,11 +31,23 @@ class TagRow:
     parent: int
 
     def matches(self, text: str) -> bool:
-        """Case-insensitive match on tag, keyword or value; "0010,0010" style tags match too."""
+        """Case-insensitive match on tag, keyword or value.
+
+        Tags match written as "(0010,0010)", "0010,0010" or "00100010"; keywords also as the standard's
+        words ("pixel spacing" finds PixelSpacing).
+        """
         t = text.strip().lower()
         if not t:
             return True
-        return t in self.tag.lower() or t in self.keyword.lower() or t in self.value.lower()
+        if t in self.tag.lower() or t in self.keyword.lower() or t in self.value.lower():
+            return True
+        bare = "".join(ch for ch in t if ch not in "(), ")
+        return bool(bare) and (bare in _bare(self.tag) or bare in self.keyword.lower())
+
+
+def _bare(tag: str) -> str:
+    """A tag as "00100010", for searches typed without brackets and comma."""
+    return "".join(ch for ch in tag.lower() if ch not in "(), ")
 
 
 def read_tags(path: str | os.PathLike) -> list[TagRow]:

@@ -52,6 +52,9 @@ def test_folder_with_two_series_asks_which(window, qtbot, tmp_path):
     # The study panel and the tag browser describe the series on screen.
     texts = [window.study_panel.tree.topLevelItem(2).child(i).text(1) for i in range(5)]
     assert "brain T1" in texts
+    study = window.study_panel.tree.topLevelItem(1)
+    dates = [study.child(i).text(1) for i in range(study.childCount()) if study.child(i).text(0) == "Date"]
+    assert dates and dates[0][4] == "-" and dates[0][7] == "-"  # DICOM's YYYYMMDD shown as a date
     window.tag_browser.search.setText("modality")
     assert window.tag_browser.visible_keywords() == ["Modality"]
     window.tag_browser.search.setText("")
