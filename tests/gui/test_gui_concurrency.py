@@ -10,6 +10,15 @@ from tests.gui.conftest import wait_idle
 from tests.gui.tiny_model import mr_with_lesion
 
 
+def _two_scans(tmp_path) -> tuple:
+    """Two different MR scans on disk (the second is the first upside down)."""
+    a, b = tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"
+    vol = mr_with_lesion()
+    save_nifti(vol, a)
+    save_nifti(Volume(vol.array[::-1].copy(), vol.affine, "MR"), b)
+    return a, b
+
+
 def _first_analysis_runs_until_cancelled(monkeypatch) -> list:
     """Replaces ``analyze`` so that its first call runs until cancelled; returns the volumes it was called with."""
     calls = []
@@ -53,10 +62,7 @@ def test_opening_another_scan_stops_the_analysis_and_analyze_waits_for_it(
     window, qtbot, tmp_path, monkeypatch, tiny_model
 ):
     model = tiny_model
-    a, b = tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"
-    vol = mr_with_lesion()
-    save_nifti(vol, a)
-    save_nifti(Volume(vol.array[::-1].copy(), vol.affine, "MR"), b)
+    a, b = _two_scans(tmp_path)
     calls = _first_analysis_runs_until_cancelled(monkeypatch)
     window.prefs.model, window.prefs.device = str(model), "cpu"
     window.open_path(a)
@@ -74,10 +80,7 @@ def test_opening_another_scan_stops_the_analysis_and_analyze_waits_for_it(
 
 
 def test_analyze_asked_for_while_a_scan_is_opening_analyses_that_scan(window, qtbot, tmp_path, monkeypatch, tiny_model):
-    a, b = tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"
-    vol = mr_with_lesion()
-    save_nifti(vol, a)
-    save_nifti(Volume(vol.array[::-1].copy(), vol.affine, "MR"), b)
+    a, b = _two_scans(tmp_path)
     calls = _first_analysis_runs_until_cancelled(monkeypatch)
     real_load = medae.io.load
     release = threading.Event()
