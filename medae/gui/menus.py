@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QFileDialog
 from medae.gui import exports
 from medae.gui.dialogs import KeysDialog, PreferencesDialog
 from medae.gui.settings import recent_files
+from medae.gui.window_dialog import WindowDialog
 from medae.viewer.planes import CONVENTIONS, PLANES
 from medae.viewer.session import LAYOUTS
 
@@ -78,6 +79,7 @@ def build(w) -> None:
     _action(w, v, "&Invert grey scale (I)", lambda: w.handle_key("I"))
     _action(w, v, "&Reset view (Space)", lambda: w.handle_key("Space"))
     w.presets_menu = v.addMenu("Window &presets")
+    _action(w, v, "Set &window/level...", lambda: _window_dialog(w), "W", name="window_dialog")
     v.addSeparator()
     # Closed panels stay closed across restarts (the window state is saved), so they must be reopenable here.
     panels = v.addMenu("Pa&nels")
@@ -131,6 +133,11 @@ def _preferences(w) -> None:
     dlg = PreferencesDialog(shown, w)
     dlg.accepted.connect(lambda: w.apply_preferences(dlg.preferences(), changed_from=shown))
     dlg.open()
+
+
+def _window_dialog(w) -> None:
+    if w.session.image is not None:  # the action is disabled without a scan; a queued shortcut may still come
+        WindowDialog(w.session, w).open()
 
 
 def _single(w, plane: str) -> None:
@@ -202,6 +209,8 @@ def refresh_presets(w) -> None:
 def refresh_enabled(w) -> None:
     """Enables what needs an analysis only when there is one."""
     has = w.session.result is not None
+    if "window_dialog" in w.actions_by_name:
+        w.actions_by_name["window_dialog"].setEnabled(w.session.image is not None)
     for name in ("compare", "toggle_heat", "clear", *(f"export_{k}" for _t, k, _s in exports.KINDS)):
         if name in w.actions_by_name:
             needs_result = name != "export_screenshot"

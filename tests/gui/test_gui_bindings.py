@@ -296,3 +296,47 @@ def test_keys_and_compare_follow_the_plane_worked_in_when_views_are_rebuilt(open
     opened.actions_by_name["compare"].setEnabled(True)
     opened.actions_by_name["compare"].trigger()
     assert opened.session.single_plane == "coronal"
+
+
+def test_window_typed_as_numbers_applies_as_typed_and_cancel_puts_it_back(window, opened, qtbot):
+    from PySide6.QtWidgets import QDialog
+
+    window.findChild(QAction, "window_dialog").trigger()
+    dlg = window.findChild(QDialog, "windowDialog")
+    assert dlg is not None and dlg.isVisible()
+    start = window.session.window
+    assert dlg.level.suffix() == " HU" and dlg.level.decimals() == 0  # a CT in HU is typed in whole HU
+    dlg.level.setValue(40)
+    dlg.width.setValue(80)
+    assert window.session.window == Window(40.0, 80.0)  # shown while the dialog is open
+    assert dlg.range_label.text() == "0 to 80 HU"
+    dlg.reject()
+    assert window.session.window == start
+
+    window.findChild(QAction, "window_dialog").trigger()
+    dlg = [d for d in window.findChildren(QDialog, "windowDialog") if d.isVisible()][-1]
+    dlg.width.lineEdit().setText("1500")  # typed without Enter, then OK
+    dlg.level.lineEdit().setText("-600")
+    dlg.accept()
+    assert window.session.window == Window(-600.0, 1500.0)
+
+
+def test_window_dialog_is_offered_only_with_a_scan_and_steps_finely_on_scaled_values(window, qtbot, tmp_path):
+    import numpy as np
+
+    from medae.gui.window_dialog import WindowDialog
+    from medae.io.nifti import save_nifti
+    from medae.volume import Volume
+
+    assert not window.findChild(QAction, "window_dialog").isEnabled()
+    arr = np.linspace(0.0, 0.004, 32 * 32 * 16, dtype=np.float32).reshape(32, 32, 16)  # an MR scaled to 1e-3
+    path = tmp_path / "scaled.nii.gz"
+    save_nifti(Volume(arr, np.eye(4), "MR"), path)
+    window.open_path(path)
+    wait_idle(qtbot, window)
+    assert window.findChild(QAction, "window_dialog").isEnabled()
+    dlg = WindowDialog(window.session, window)
+    assert dlg.level.suffix() == "" and dlg.level.decimals() >= 5  # 0.004 / 100 must be reachable
+    dlg.width.setValue(0.001)
+    assert window.session.window.width == pytest.approx(0.001)
+    dlg.accept()
