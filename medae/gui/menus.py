@@ -55,9 +55,9 @@ def build(w) -> None:
         a = _action(w, v, f"Layout {layout}", partial(_layout, w, layout), checkable=True, name=f"layout_{layout}")
         a.setChecked(s.layout == layout)
         group.addAction(a)
-    planes = v.addMenu("Single-view plane")
+    planes = v.addMenu("Plane (single view and compare)")
     for plane in PLANES:
-        _action(w, planes, plane.title(), partial(_single, w, plane))
+        _action(w, planes, plane.title(), partial(_single, w, plane), name=f"plane_{plane}")
     v.addSeparator()
     conv = QActionGroup(w)
     for c in CONVENTIONS:
@@ -142,7 +142,8 @@ def _window_dialog(w) -> None:
 
 def _single(w, plane: str) -> None:
     w.session.single_plane = plane
-    _layout(w, "single")
+    if not w.session.compare:  # compare mode shows its three layers in the chosen plane and stays
+        _layout(w, "single")
 
 
 def _compare(w, on: bool) -> None:

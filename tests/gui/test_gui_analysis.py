@@ -292,6 +292,10 @@ def test_compare_mode_and_the_view_menu_stay_in_step(window, qtbot, tiny_model, 
     acts, s = window.actions_by_name, window.session
     acts["compare"].trigger()
     assert s.compare and acts["compare"].isChecked()
+    # Choosing a plane keeps compare mode and shows its three layers in that plane.
+    acts["plane_sagittal"].trigger()
+    assert s.compare and acts["compare"].isChecked()
+    assert [v.plane for v in window.view_area.views] == ["sagittal"] * 3
     # Choosing a layout leaves compare mode, so the choice shows at once and its item is checked.
     acts["layout_2x2"].trigger()
     assert not s.compare and s.layout == "2x2" and len(window.view_area.views) == 4
