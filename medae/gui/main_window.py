@@ -467,6 +467,14 @@ class MainWindow(JobsMixin, WindowStateMixin, QMainWindow):
         elif binding.action == KeyAction.DEFAULT_WINDOW:
             s.reset_window()
             self.statusBar().showMessage("Window: the scan's own", 3000)
+        elif binding.action == KeyAction.MEASURE:
+            s.measure.set_active(not s.measure.active)
+            self.statusBar().showMessage(
+                "Measuring: drag with the left button to draw a ruler; M again to stop."
+                if s.measure.active
+                else "Measuring off.",
+                4000,
+            )
         elif binding.action in (KeyAction.NEXT_FINDING, KeyAction.PREVIOUS_FINDING) and s.findings:
             rows = self.findings_panel.table.selectionModel().selectedRows()
             current = rows[0].row() if rows else -1

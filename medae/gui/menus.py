@@ -77,6 +77,7 @@ def build(w) -> None:
         name="compare",
     )
     _action(w, v, "&Invert grey scale (I)", lambda: w.handle_key("I"))
+    _action(w, v, "&Measure distance (M)", lambda: w.handle_key("M"), checkable=True, name="measure")
     _action(w, v, "&Reset view (Space)", lambda: w.handle_key("Space"))
     w.presets_menu = v.addMenu("Window &presets")
     _action(w, v, "Set &window/level...", lambda: _window_dialog(w), "W", name="window_dialog")
@@ -101,6 +102,7 @@ def build(w) -> None:
     h = bar.addMenu("&Help")
     _action(w, h, "&Keys and mouse", lambda: _keys_help(w), "F1", name="keys_help")
     s.display_changed.connect(lambda: _sync_checks(w))
+    s.measure.changed.connect(lambda: w.actions_by_name["measure"].setChecked(s.measure.active))
     refresh_recent(w)
     refresh_presets(w)
     refresh_enabled(w)
@@ -210,8 +212,9 @@ def refresh_presets(w) -> None:
 def refresh_enabled(w) -> None:
     """Enables what needs an analysis only when there is one."""
     has = w.session.result is not None
-    if "window_dialog" in w.actions_by_name:
-        w.actions_by_name["window_dialog"].setEnabled(w.session.image is not None)
+    for name in ("window_dialog", "measure"):
+        if name in w.actions_by_name:
+            w.actions_by_name[name].setEnabled(w.session.image is not None)
     for name in ("compare", "toggle_heat", "clear", *(f"export_{k}" for _t, k, _s in exports.KINDS)):
         if name in w.actions_by_name:
             needs_result = name != "export_screenshot"

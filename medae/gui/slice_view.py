@@ -16,6 +16,7 @@ from medae.viewer.session import ViewerSession
 PLANE_COLORS = {"axial": QColor(255, 80, 80), "coronal": QColor(80, 220, 80), "sagittal": QColor(90, 150, 255)}
 LABEL_COLOR = QColor(255, 215, 90)
 TEXT_COLOR = QColor(235, 235, 235)
+RULER_COLOR = QColor(120, 230, 255)
 _BUTTONS = {
     Qt.MouseButton.LeftButton: "left",
     Qt.MouseButton.MiddleButton: "middle",
@@ -71,6 +72,8 @@ class SliceView(QWidget):
             )
         ]
         self._links.append((session.view_changed, session.view_changed.connect(self._on_view_changed)))
+        self._links.append((session.measure.changed, session.measure.changed.connect(self._on_measure)))
+        self._on_measure()
 
     def detach(self) -> None:
         """Stops following the session (before the widget is deleted)."""
@@ -79,6 +82,11 @@ class SliceView(QWidget):
         self._links = []
 
     def _repaint(self) -> None:
+        self.update()
+
+    def _on_measure(self) -> None:
+        measuring = self.session.measure.active and not self.mip
+        self.setCursor(Qt.CursorShape.CrossCursor if measuring else Qt.CursorShape.ArrowCursor)
         self.update()
 
     def _on_view_changed(self, plane: str) -> None:
@@ -152,6 +160,7 @@ class SliceView(QWidget):
         p.drawImage(rect, image)
         if not self.mip:
             self._paint_crosshair(p)
+            self._paint_ruler(p)
         self._paint_labels(p, rect)
         if self.hasFocus():
             p.setPen(QPen(PLANE_COLORS[self.plane], 2))
@@ -172,6 +181,25 @@ class SliceView(QWidget):
             else:
                 p.drawLine(QPointF(c.x(), 0), QPointF(c.x(), c.y() - gap))
                 p.drawLine(QPointF(c.x(), c.y() + gap), QPointF(c.x(), self.height()))
+
+    def _paint_ruler(self, p: QPainter) -> None:
+        s = self.session
+        ruler = s.measure.ruler_on(self.plane, s.cursor)
+        if ruler is None:
+            return
+        a, b = self.voxel_to_widget(ruler.start), self.voxel_to_widget(ruler.end)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        p.setPen(QPen(QColor(0, 0, 0), 4))
+        p.drawLine(a, b)
+        p.setPen(QPen(RULER_COLOR, 2))
+        p.drawLine(a, b)
+        for end in (a, b):
+            p.drawEllipse(end, 3.0, 3.0)
+        text = f"{ruler.length_mm(s.image.grid.affine):.1f} mm"
+        # The length sits beside the end lower on screen, clear of the line.
+        at = max((a, b), key=lambda q: q.y()) + QPointF(6, 16)
+        _outlined_text(p, at, None, text, RULER_COLOR)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
 
     def _paint_labels(self, p: QPainter, rect: QRectF) -> None:
         s = self.session
@@ -237,7 +265,10 @@ class SliceView(QWidget):
             return
         s = self.session
         start = {"window": s.layer_window(self.layer), "view": s.view_state(self.plane)}
-        self._press = (button, modifier_name(event.modifiers()), event.position(), start)
+        mod = modifier_name(event.modifiers())
+        if s.measure.active and button == "left" and not mod and not self.mip:
+            start["ruler"] = self._on_grid(event.position())
+        self._press = (button, mod, event.position(), start)
         self._moved = False
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: D102
@@ -253,6 +284,9 @@ class SliceView(QWidget):
         if not self._moved and max(abs(delta.x()), abs(delta.y())) < CLICK_SLOP_PX:
             return
         self._moved = True
+        if "ruler" in start:
+            s.measure.draw(self.plane, start["ruler"], self._on_grid(event.position()))
+            return
         self.apply_drag(MOUSE_SCHEMES[s.mouse_scheme].drag_action(button, mod), delta, event.position(), start)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: D102
@@ -275,6 +309,11 @@ class SliceView(QWidget):
             s.set_view_state(self.plane, zoom=start["view"].zoom * math.exp(-delta.y() / 150.0))
         elif action == MouseAction.CROSSHAIR:
             self.set_crosshair(pos)
+
+    def _on_grid(self, pos: QPointF) -> np.ndarray:
+        # A ruler end dragged past the scan's edge stops at the edge: the length is of what is on screen.
+        index = self.widget_to_voxel(pos)
+        return np.clip(index, 0.0, np.asarray(self.session.image.grid.shape, dtype=np.float64) - 1.0)
 
     def set_crosshair(self, pos: QPointF) -> None:
         """Moves the linked crosshair to the voxel under a widget position."""

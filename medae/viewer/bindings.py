@@ -89,6 +89,7 @@ class KeyAction(str, Enum):
     DEFAULT_WINDOW = "default window"
     NEXT_FINDING = "next finding"
     PREVIOUS_FINDING = "previous finding"
+    MEASURE = "measure distance: left-drag draws a ruler (M again to stop)"
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ KEYS: tuple[KeyBinding, ...] = (
     *(KeyBinding(str(n), KeyAction.PRESET, n) for n in range(1, 8)),
     KeyBinding("N", KeyAction.NEXT_FINDING),
     KeyBinding("P", KeyAction.PREVIOUS_FINDING),
+    KeyBinding("M", KeyAction.MEASURE),
 )
 
 #: Slices one PageUp/PageDown moves.

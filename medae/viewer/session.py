@@ -16,6 +16,7 @@ from medae.viewer import compositing
 from medae.viewer.bindings import MOUSE_SCHEMES
 from medae.viewer.display import HeatLayer, ImageLayer
 from medae.viewer.planes import CONVENTIONS, PLANES, plane_spec
+from medae.viewer.ruler import Measure
 from medae.viewer.windowing import Window, default_window, percentile_window, preset_window, presets_for
 from medae.volume import Volume
 
@@ -93,6 +94,7 @@ class ViewerSession:
         self._gray_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._blend_cache: tuple[compositing.OverlayStyle, np.ndarray] | None = None
         self._mip_cache: tuple[tuple, np.ndarray] | None = None
+        self.measure = Measure()
 
     # ----- the scan -------------------------------------------------------------------------
     def open(self, volume: Volume) -> None:
@@ -104,6 +106,7 @@ class ViewerSession:
         self._window = default_window(self.image.values, volume.modality, volume.meta)
         self._views = {p: ViewState() for p in PLANES}
         self._compare = False
+        self.measure.clear()  # a ruler belongs to the scan it was drawn on
         self.image_changed.emit()
         self.result_changed.emit()
         self.window_changed.emit()

@@ -340,3 +340,31 @@ def test_window_dialog_is_offered_only_with_a_scan_and_steps_finely_on_scaled_va
     dlg.width.setValue(0.001)
     assert window.session.window.width == pytest.approx(0.001)
     dlg.accept()
+
+
+def test_measure_mode_draws_a_ruler_with_its_length_in_mm(opened, qtbot):
+    s = opened.session
+    assert opened.actions_by_name["measure"].isEnabled()
+    opened.actions_by_name["measure"].trigger()
+    assert s.measure.active and opened.actions_by_name["measure"].isChecked()
+    axial = opened.view_area.view("axial")
+    i, j, k = s.cursor
+    a = axial.voxel_to_widget((i - 5, j, k)).toPoint()
+    b = axial.voxel_to_widget((i + 5, j, k)).toPoint()
+    before = s.window
+    drag(qtbot, axial, Qt.MouseButton.LeftButton, a, b)
+    assert s.window == before  # the drag measured instead of changing the window
+    assert s.measure.ruler is not None and s.measure.ruler.plane == "axial"
+    # 10 voxels of 0.8 mm across the screen (within a screen pixel's worth of rounding).
+    assert s.measure.ruler.length_mm(s.image.grid.affine) == pytest.approx(8.0, abs=1.0 / axial.pixels_per_mm() + 0.01)
+    coronal = opened.view_area.view("coronal")
+    a = coronal.voxel_to_widget((i, j, k - 2)).toPoint()
+    b = coronal.voxel_to_widget((i, j, k + 2)).toPoint()
+    drag(qtbot, coronal, Qt.MouseButton.LeftButton, a, b)
+    assert s.measure.ruler.plane == "coronal"  # a new drag replaces the ruler
+    tolerance = 1.0 / coronal.pixels_per_mm() + 0.01
+    assert s.measure.ruler.length_mm(s.image.grid.affine) == pytest.approx(10.0, abs=tolerance)
+    opened.handle_key("M")
+    assert not s.measure.active and s.measure.ruler is None and not opened.actions_by_name["measure"].isChecked()
+    drag(qtbot, axial, Qt.MouseButton.LeftButton, a, b)
+    assert s.measure.ruler is None and s.window != before  # left-drag is window/level again
