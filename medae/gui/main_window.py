@@ -10,7 +10,6 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QDockWidget,
-    QInputDialog,
     QLabel,
     QMainWindow,
     QProgressBar,
@@ -22,11 +21,11 @@ from PySide6.QtWidgets import (
 )
 
 from medae.gui import dialogs, menus
-from medae.gui.dialogs import SeriesPicker
 from medae.gui.errors import show_error, viewer_wording
 from medae.gui.jobs import JobsMixin
+from medae.gui.opening import OpeningMixin
 from medae.gui.panels import FindingsPanel, OverlayPanel
-from medae.gui.settings import Preferences, add_recent, load_preferences, settings
+from medae.gui.settings import Preferences, load_preferences, settings
 from medae.gui.study_panel import StudyPanel, TagBrowser
 from medae.gui.view_area import ViewArea
 from medae.gui.welcome import Welcome
@@ -46,7 +45,7 @@ _KEY_NAMES = {
 }
 
 
-class MainWindow(JobsMixin, WindowStateMixin, QMainWindow):
+class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
     """The viewer window. ``open_path`` and ``start_analysis`` are what menus, drops and tests call."""
 
     def __init__(self, prefs: Preferences | None = None) -> None:
@@ -56,15 +55,10 @@ class MainWindow(JobsMixin, WindowStateMixin, QMainWindow):
         self.jobs: list[Job] = []
         self.model: Any = None
         self._model_key: tuple | None = None
-        self.series_picker: SeriesPicker | None = None
-        self.volume_picker: QInputDialog | None = None
         self.last_error = None
         self.batch_summary: QWidget | None = None
-        # Each open request gets a number; a load that finishes after a newer request is dropped, so the
-        # scan on screen is always the one the user asked for last.
-        self._open_seq = 0
         self._analysis_queued = False
-        self._analyze_after_open: tuple[int, bool] | None = None  # (open request, force) asked for while loading
+        self._init_opening()
         self._dock_widths: dict = {}  # the panels' widths before a small window squeezed them
         self._model_lock = threading.Lock()
         self.setWindowTitle("medae")
@@ -160,96 +154,6 @@ class MainWindow(JobsMixin, WindowStateMixin, QMainWindow):
             text = viewer_wording(str(exc))
             exc = ModelMismatchError(f"{text} To look at the heatmap all the same, use Analysis > Analyze anyway.")
         self.last_error = show_error(self, exc, doing)
-
-    # ----- opening --------------------------------------------------------------------------
-    def open_path(self, path: str | Path) -> Job:
-        """Opens a file or folder: scans it, asks for a series if there are several, loads it."""
-        from medae.io import scan
-
-        path = str(path)
-        self._cancel_named("scan", "load", "thumbnails")  # superseded by this request
-        self._open_seq += 1
-        seq = self._open_seq
-        return self.run_job(
-            "scan",
-            lambda progress, cancel: scan(path, progress=progress, cancel=cancel),
-            lambda infos: self._scanned(path, infos) if seq == self._open_seq else None,
-            f"reading {Path(path).name}",
-            on_failed=lambda _exc: self._drop_pending_analysis(seq),
-        )
-
-    def _drop_pending_analysis(self, seq: int) -> None:
-        # The scan an Analyze was waiting for will not come (failed, cancelled, or its picker closed).
-        if self._analyze_after_open is not None and self._analyze_after_open[0] == seq:
-            self._analyze_after_open = None
-            self.statusBar().showMessage("The scan was not opened, so it was not analysed.", 5000)
-
-    def _scanned(self, path: str, infos: list) -> None:
-        if len(infos) == 1:
-            self.choose_volume(path, infos[0])
-            return
-        picker = SeriesPicker(infos, self)
-        picker.accepted.connect(lambda: self.choose_volume(path, picker.selected()))
-        self.series_picker = picker
-        picker.open()
-
-        def thumbs(progress, cancel):
-            from medae.viewer.thumbnails import thumbnail
-
-            return [thumbnail(info) for info in infos]
-
-        def show(images: list) -> None:
-            for row, img in enumerate(images):
-                picker.set_thumbnail(row, img)
-
-        self.run_job("thumbnails", thumbs, show, "making previews")
-
-    def choose_volume(self, path: str, info) -> None:
-        """Loads a series; a 4D file (a time series, several contrasts) first asks which of its volumes."""
-        n = int(info.extra.get("n_volumes", 1))
-        if n <= 1:
-            self.load_series(path, info)
-            return
-        dlg = QInputDialog(self)
-        dlg.setWindowTitle("Choose a volume")
-        dlg.setLabelText(
-            f"{info.description} holds {n} volumes (a time series or several contrasts).\n"
-            f"Which one to open (0 to {n - 1})?"
-        )
-        dlg.setInputMode(QInputDialog.InputMode.IntInput)
-        dlg.setIntRange(0, n - 1)
-        dlg.setIntValue(0)
-        dlg.accepted.connect(lambda: self.load_series(path, info, volume_index=dlg.intValue()))
-        self.volume_picker = dlg
-        dlg.open()
-
-    def load_series(self, path: str, info, volume_index: int | None = None) -> Job:
-        """Loads one series of ``path`` (one volume of a 4D file) in a worker and shows it."""
-        from medae.io import load
-
-        def work(progress, cancel):
-            return load(path, series=info.uid, volume_index=volume_index, progress=progress, cancel=cancel)
-
-        def done(volume) -> None:
-            if seq == self._open_seq:
-                self.show_volume(volume, path)
-
-        seq = self._open_seq
-        what = info.description if volume_index is None else f"{info.description}, volume {volume_index}"
-        return self.run_job(
-            "load", work, done, f"loading {what}", on_failed=lambda _exc: self._drop_pending_analysis(seq)
-        )
-
-    def show_volume(self, volume, path: str | None = None) -> None:
-        """Puts a loaded volume on screen; an analysis still running on the previous scan stops."""
-        self._cancel_named("analyze", "findings")
-        self.session.open(volume)
-        if path:
-            add_recent(path)
-            menus.refresh_recent(self)
-        pending, self._analyze_after_open = self._analyze_after_open, None
-        if pending is not None and pending[0] == self._open_seq:
-            self._analyze_on_screen(force=pending[1])
 
     def _on_image(self) -> None:
         v = self.session.volume
@@ -467,6 +371,8 @@ class MainWindow(JobsMixin, WindowStateMixin, QMainWindow):
         elif binding.action == KeyAction.DEFAULT_WINDOW:
             s.reset_window()
             self.statusBar().showMessage("Window: the scan's own", 3000)
+        elif binding.action in (KeyAction.NEXT_VOLUME, KeyAction.PREVIOUS_VOLUME):
+            self.step_volume(1 if binding.action == KeyAction.NEXT_VOLUME else -1)
         elif binding.action == KeyAction.MEASURE:
             s.measure.set_active(not s.measure.active)
             self.statusBar().showMessage(

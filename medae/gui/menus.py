@@ -78,6 +78,8 @@ def build(w) -> None:
     )
     _action(w, v, "&Invert grey scale (I)", lambda: w.handle_key("I"))
     _action(w, v, "&Measure distance (M)", lambda: w.handle_key("M"), checkable=True, name="measure")
+    _action(w, v, "Ne&xt volume of a 4D file (])", lambda: w.handle_key("]"), name="next_volume")
+    _action(w, v, "Pre&vious volume of a 4D file ([)", lambda: w.handle_key("["), name="previous_volume")
     _action(w, v, "&Reset view (Space)", lambda: w.handle_key("Space"))
     w.presets_menu = v.addMenu("Window &presets")
     _action(w, v, "Set &window/level...", lambda: _window_dialog(w), "W", name="window_dialog")
@@ -215,6 +217,10 @@ def refresh_enabled(w) -> None:
     for name in ("window_dialog", "measure"):
         if name in w.actions_by_name:
             w.actions_by_name[name].setEnabled(w.session.image is not None)
+    four_d = w.session.volume is not None and "volume_index" in w.session.volume.meta
+    for name in ("next_volume", "previous_volume"):
+        if name in w.actions_by_name:
+            w.actions_by_name[name].setEnabled(four_d)
     for name in ("compare", "toggle_heat", "clear", *(f"export_{k}" for _t, k, _s in exports.KINDS)):
         if name in w.actions_by_name:
             needs_result = name != "export_screenshot"

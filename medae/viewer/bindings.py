@@ -90,6 +90,8 @@ class KeyAction(str, Enum):
     NEXT_FINDING = "next finding"
     PREVIOUS_FINDING = "previous finding"
     MEASURE = "measure distance: left-drag draws a ruler (M again to stop)"
+    NEXT_VOLUME = "next volume of a 4D file"
+    PREVIOUS_VOLUME = "previous volume of a 4D file"
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,8 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding("N", KeyAction.NEXT_FINDING),
     KeyBinding("P", KeyAction.PREVIOUS_FINDING),
     KeyBinding("M", KeyAction.MEASURE),
+    KeyBinding("]", KeyAction.NEXT_VOLUME),
+    KeyBinding("[", KeyAction.PREVIOUS_VOLUME),
 )
 
 #: Slices one PageUp/PageDown moves.

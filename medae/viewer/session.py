@@ -14,7 +14,7 @@ from psygnal import Signal
 
 from medae.viewer import compositing
 from medae.viewer.bindings import MOUSE_SCHEMES
-from medae.viewer.display import HeatLayer, ImageLayer
+from medae.viewer.display import CanonicalGrid, HeatLayer, ImageLayer
 from medae.viewer.planes import CONVENTIONS, PLANES, plane_spec
 from medae.viewer.ruler import Measure
 from medae.viewer.windowing import Window, default_window, percentile_window, preset_window, presets_for
@@ -97,14 +97,24 @@ class ViewerSession:
         self.measure = Measure()
 
     # ----- the scan -------------------------------------------------------------------------
-    def open(self, volume: Volume) -> None:
-        """Shows a new scan; drops any analysis of the previous one."""
-        self.image = ImageLayer(volume)
+    def open(self, volume: Volume, keep_view: bool = False) -> None:
+        """Shows a new scan; drops any analysis of the previous one.
+
+        Args:
+            volume: The scan.
+            keep_view: Keep cursor, window, zoom and pan when the scan lies on the same grid as the one
+                shown (another volume of the same 4D file), so stepping through volumes compares like with like.
+        """
+        grid = CanonicalGrid(volume.shape, volume.affine)
+        old = self.image.grid if self.image is not None else None
+        same = keep_view and old is not None and old.shape == grid.shape and np.allclose(old.affine, grid.affine)
+        self.image = ImageLayer(volume, grid)
         self.result, self.heat, self.extra_layers = None, None, {}
         self._gray_cache.clear()
-        self._cursor = tuple(s // 2 for s in self.image.grid.shape)  # type: ignore[assignment]
-        self._window = default_window(self.image.values, volume.modality, volume.meta)
-        self._views = {p: ViewState() for p in PLANES}
+        if not same:
+            self._cursor = tuple(s // 2 for s in self.image.grid.shape)  # type: ignore[assignment]
+            self._window = default_window(self.image.values, volume.modality, volume.meta)
+            self._views = {p: ViewState() for p in PLANES}
         self._compare = False
         self.measure.clear()  # a ruler belongs to the scan it was drawn on
         self.image_changed.emit()

@@ -170,3 +170,33 @@ def test_4d_file_asks_which_volume(window, qtbot, tmp_path):
     }
     assert rows["Volume"] == "2 of 3 (from 0)"
     assert "volume 2 of 3" in window.windowTitle()
+    # Stepping through the volumes keeps the place looked at, the window and the zoom.
+    from medae.viewer.windowing import Window
+
+    window.session.set_cursor((1, 2, 3))
+    window.session.set_window(Window(150.0, 40.0))
+    window.session.set_view_state("axial", zoom=3.0)
+    assert window.actions_by_name["previous_volume"].isEnabled()
+    window.handle_key("[")
+    wait_idle(qtbot, window)
+    v = window.session.volume
+    assert v.meta["volume_index"] == 1 and v.array[0, 0, 0] == 200
+    assert window.session.cursor == (1, 2, 3) and window.session.window == Window(150.0, 40.0)
+    assert window.session.view_state("axial").zoom == 3.0
+    assert "volume 1 of 3" in window.windowTitle()
+    window.actions_by_name["previous_volume"].trigger()
+    wait_idle(qtbot, window)
+    assert window.session.volume.meta["volume_index"] == 0
+    window.handle_key("[")  # no volume before the first: it stays, and says so
+    wait_idle(qtbot, window)
+    assert window.session.volume.meta["volume_index"] == 0 and "first" in window.statusBar().currentMessage()
+
+
+def test_volume_keys_do_nothing_on_a_3d_scan(window, qtbot, ct_file):
+    window.open_path(ct_file)
+    wait_idle(qtbot, window)
+    assert not window.actions_by_name["next_volume"].isEnabled()
+    before = window.session.volume
+    window.handle_key("]")
+    wait_idle(qtbot, window)
+    assert window.session.volume is before and "not one volume of a 4D file" in window.statusBar().currentMessage()

@@ -1,0 +1,143 @@
+"""Opening scans in the viewer: scan a path, pick a series (and a volume of a 4D file), load it in a worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QInputDialog
+
+from medae.gui import menus
+from medae.gui.dialogs import SeriesPicker
+from medae.gui.settings import add_recent
+from medae.gui.workers import Job
+
+
+class OpeningMixin:
+    """The open flow of ``MainWindow``: file or folder -> series picker -> volume picker -> worker -> screen.
+
+    Needs the window's ``run_job`` and ``_cancel_named`` (``JobsMixin``), ``session``, ``statusBar`` and
+    ``_analyze_on_screen``.
+    """
+
+    def _init_opening(self) -> None:
+        # Each open request gets a number; a load that finishes after a newer request is dropped, so the
+        # scan on screen is always the one the user asked for last.
+        self._open_seq = 0
+        self._four_d: tuple[str, object] | None = None  # (path, series) of the 4D file whose volume is shown
+        self._analyze_after_open: tuple[int, bool] | None = None  # (open request, force) asked for while loading
+        self.series_picker: SeriesPicker | None = None
+        self.volume_picker: QInputDialog | None = None
+
+    def open_path(self, path: str | Path) -> Job:
+        """Opens a file or folder: scans it, asks for a series if there are several, loads it."""
+        from medae.io import scan
+
+        path = str(path)
+        self._cancel_named("scan", "load", "thumbnails")  # superseded by this request
+        self._open_seq += 1
+        seq = self._open_seq
+        return self.run_job(
+            "scan",
+            lambda progress, cancel: scan(path, progress=progress, cancel=cancel),
+            lambda infos: self._scanned(path, infos) if seq == self._open_seq else None,
+            f"reading {Path(path).name}",
+            on_failed=lambda _exc: self._drop_pending_analysis(seq),
+        )
+
+    def _drop_pending_analysis(self, seq: int) -> None:
+        # The scan an Analyze was waiting for will not come (failed, cancelled, or its picker closed).
+        if self._analyze_after_open is not None and self._analyze_after_open[0] == seq:
+            self._analyze_after_open = None
+            self.statusBar().showMessage("The scan was not opened, so it was not analysed.", 5000)
+
+    def _scanned(self, path: str, infos: list) -> None:
+        if len(infos) == 1:
+            self.choose_volume(path, infos[0])
+            return
+        picker = SeriesPicker(infos, self)
+        picker.accepted.connect(lambda: self.choose_volume(path, picker.selected()))
+        self.series_picker = picker
+        picker.open()
+
+        def thumbs(progress, cancel):
+            from medae.viewer.thumbnails import thumbnail
+
+            return [thumbnail(info) for info in infos]
+
+        def show(images: list) -> None:
+            for row, img in enumerate(images):
+                picker.set_thumbnail(row, img)
+
+        self.run_job("thumbnails", thumbs, show, "making previews")
+
+    def step_volume(self, step: int) -> Job | None:
+        """Shows the next (``step`` 1) or previous (-1) volume of the 4D file on screen, keeping the view."""
+        v = self.session.volume
+        if v is None or "volume_index" not in v.meta or self._four_d is None:
+            self.statusBar().showMessage("The scan on screen is not one volume of a 4D file.", 4000)
+            return None
+        n, count = int(v.meta["volume_index"]) + step, int(v.meta["volumes"])
+        if not 0 <= n < count:
+            self.statusBar().showMessage(
+                f"Volume {v.meta['volume_index']} is the {'last' if step > 0 else 'first'}.", 3000
+            )
+            return None
+        self._cancel_named("load")
+        self._open_seq += 1
+        return self.load_series(*self._four_d, volume_index=n, keep_view=True)
+
+    def choose_volume(self, path: str, info) -> None:
+        """Loads a series; a 4D file (a time series, several contrasts) first asks which of its volumes."""
+        n = int(info.extra.get("n_volumes", 1))
+        if n <= 1:
+            self.load_series(path, info)
+            return
+        dlg = QInputDialog(self)
+        dlg.setWindowTitle("Choose a volume")
+        dlg.setLabelText(
+            f"{info.description} holds {n} volumes (a time series or several contrasts).\n"
+            f"Which one to open (0 to {n - 1})?"
+        )
+        dlg.setInputMode(QInputDialog.InputMode.IntInput)
+        dlg.setIntRange(0, n - 1)
+        dlg.setIntValue(0)
+        dlg.accepted.connect(lambda: self.load_series(path, info, volume_index=dlg.intValue()))
+        self.volume_picker = dlg
+        dlg.open()
+
+    def load_series(self, path: str, info, volume_index: int | None = None, keep_view: bool = False) -> Job:
+        """Loads one series of ``path`` (one volume of a 4D file) in a worker and shows it.
+
+        Args:
+            path: The file or folder.
+            info: The series' ``SeriesInfo`` from the scan of ``path``.
+            volume_index: The volume of a 4D file.
+            keep_view: Keep cursor, window and zoom (stepping through the volumes of the file on screen).
+        """
+        from medae.io import load
+
+        def work(progress, cancel):
+            return load(path, series=info.uid, volume_index=volume_index, progress=progress, cancel=cancel)
+
+        def done(volume) -> None:
+            if seq == self._open_seq:
+                if volume_index is not None:
+                    self._four_d = (path, info)
+                self.show_volume(volume, path, keep_view=keep_view)
+
+        seq = self._open_seq
+        what = info.description if volume_index is None else f"{info.description}, volume {volume_index}"
+        return self.run_job(
+            "load", work, done, f"loading {what}", on_failed=lambda _exc: self._drop_pending_analysis(seq)
+        )
+
+    def show_volume(self, volume, path: str | None = None, keep_view: bool = False) -> None:
+        """Puts a loaded volume on screen; an analysis still running on the previous scan stops."""
+        self._cancel_named("analyze", "findings")
+        self.session.open(volume, keep_view=keep_view)
+        if path:
+            add_recent(path)
+            menus.refresh_recent(self)
+        pending, self._analyze_after_open = self._analyze_after_open, None
+        if pending is not None and pending[0] == self._open_seq:
+            self._analyze_on_screen(force=pending[1])
