@@ -106,7 +106,7 @@ class StudyPanel(QWidget):
 
 
 class TagBrowser(QWidget):
-    """The DICOM header of the series' first file, searchable by tag, keyword or value."""
+    """The DICOM header of the slice at the crosshair (one file per slice) or of the series' file, searchable."""
 
     def __init__(self, session: ViewerSession, parent=None) -> None:
         super().__init__(parent)
@@ -128,26 +128,55 @@ class TagBrowser(QWidget):
         lay.addWidget(self.note)
         lay.addWidget(self.tree)
         self.search.textChanged.connect(self.apply_filter)
+        self._shown: tuple | None = None  # (volume, file index) whose header is listed
         session.image_changed.connect(self.refresh)
+        session.cursor_changed.connect(self._follow_cursor)
         self.refresh()
 
+    def _file_index(self) -> int:
+        # A series of single-frame files holds one file per slice (in the volume's k order): the header
+        # shown is that of the slice at the crosshair, as a reader scrolling a series expects.
+        v = self.session.volume
+        files = v.meta.get("source_files") or []
+        if len(files) > 1 and "frame_numbers" not in v.meta and len(files) == v.shape[2]:
+            return self.session.image.grid.to_source(self.session.cursor)[2]
+        return 0
+
+    def _follow_cursor(self) -> None:
+        # Read only when on screen: scrolling with the panel hidden costs nothing; showEvent catches up.
+        if self.isVisible() and self.session.volume is not None:
+            if self._shown != (id(self.session.volume), self._file_index()):
+                self.refresh()
+
+    def showEvent(self, event) -> None:  # noqa: D102 (Qt override)
+        super().showEvent(event)
+        self._follow_cursor()
+
     def refresh(self) -> None:
-        """Reads the header of the scan on screen (DICOM only)."""
+        """Reads the header of the scan on screen (DICOM only): the file of the slice at the crosshair."""
         self.rows = []
         v = self.session.volume
         files = (v.meta.get("source_files") or []) if v is not None else []
         if v is None:
+            self._shown = None
             self.note.setText("")
         elif not files:
+            self._shown = None
             self.note.setText("No DICOM header: this scan was not read from DICOM files.")
         else:
+            n = self._file_index()
+            self._shown = (id(v), n)
             try:
-                self.rows = read_tags(files[0])
-                self.note.setText(f"Header of {Path(files[0]).name} (first of {len(files)} files)")
-                self.note.setToolTip(str(files[0]))
+                self.rows = read_tags(files[n])
+                where = f"slice {n + 1} of {len(files)}, at the crosshair" if len(files) > 1 else "the series' file"
+                self.note.setText(f"Header of {Path(files[n]).name} ({where})")
+                self.note.setToolTip(str(files[n]))
             except MedaeError as exc:
                 self.note.setText(str(exc))
+        # A reader comparing one tag across slices keeps their place in the list.
+        scroll = self.tree.verticalScrollBar().value()
         self.apply_filter(self.search.text())
+        self.tree.verticalScrollBar().setValue(scroll)
 
     def apply_filter(self, text: str) -> None:
         """Shows the rows that match ``text`` (and the sequences that hold them)."""

@@ -1,6 +1,7 @@
 """Opening scans in the viewer: files, folders with several series, DICOMDIR, drops, errors, cancel."""
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -8,6 +9,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
+from medae.viewer.tags import read_tags
 from tests.dicom_factory import axial_affine, phantom, write_series
 from tests.gui.conftest import wait_idle
 
@@ -59,6 +61,21 @@ def test_folder_with_two_series_asks_which(window, qtbot, tmp_path):
     assert window.tag_browser.visible_keywords() == ["Modality"]
     window.tag_browser.search.setText("")
     assert len(window.tag_browser.visible_keywords()) > 20
+    # The header listed is that of the slice at the crosshair, and follows it while the panel shows.
+    tags = window.tag_browser
+    tags.parentWidget().parentWidget().setCurrentWidget(tags)  # the "DICOM tags" tab
+    tags.search.setText("InstanceNumber")
+
+    def instance() -> str:
+        return next(r.value for r in tags.rows if r.keyword == "InstanceNumber")
+
+    for k in (0, 3):
+        i, j, _ = window.session.image.grid.to_source(window.session.cursor)
+        window.session.set_cursor(window.session.image.grid.to_canonical((i, j, k)))
+        assert f"slice {k + 1} of 5, at the crosshair" in tags.note.text()
+        assert Path(tags.note.toolTip()) == Path(v.meta["source_files"][k])
+    assert instance() != next(r.value for r in read_tags(v.meta["source_files"][0]) if r.keyword == "InstanceNumber")
+    assert tags.visible_keywords() == ["InstanceNumber"]  # the search stays
 
 
 def test_dicomdir_opens(window, qtbot, tmp_path):
