@@ -24,6 +24,16 @@ def test_a_region_across_the_midline_is_bilateral_and_others_keep_their_side():
     assert sides == {0: "bilateral", -4: "left", 32: "right", -35: "left"}
 
 
+def test_a_faint_region_over_both_sides_around_a_strong_spot_is_bilateral():
+    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    affine[:3, 3] = (-40.0, -20.0, -10.0)
+    heat = np.zeros((81, 40, 20), np.float32)
+    heat[15:65, 5:30, 5:15] = 1.2  # faint, x from -25 to +24 mm
+    heat[50:60, 10:20, 8:12] = 40.0  # strong, on the right: most of the excess
+    (finding,) = extract_findings(heat, affine, threshold=1.0, min_region_ml=0.0)[1]
+    assert finding.side == "bilateral"
+
+
 def test_the_side_comes_from_the_reference_frame_when_the_scan_is_aligned():
     affine = np.eye(4)
     heat = np.zeros((40, 10, 10), np.float32)

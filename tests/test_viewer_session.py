@@ -53,9 +53,13 @@ def test_presets_by_number_and_reset():
     assert s.apply_preset(4) and s.window == Window(-600, 1500)
     assert not s.apply_preset(9)
     s.set_invert(True)
-    s.reset_view()
-    assert s.window == Window(40, 400) and s.invert
-    assert s.cursor == (20, 18, 10)
+    s.set_cursor((3, 4, 5))
+    s.set_view_state("axial", zoom=4.0, pan=(10.0, -5.0))
+    s.reset_view()  # fits the views; the slice read and the window stay
+    assert s.view_state("axial").zoom == 1.0 and s.view_state("axial").pan == (0.0, 0.0)
+    assert s.window == Window(-600, 1500) and s.invert and s.cursor == (3, 4, 5)
+    s.reset_window()
+    assert s.window == Window(40, 400)
 
 
 def test_readout_reports_hu_and_file_index():
@@ -168,7 +172,7 @@ def test_key_table():
     assert slice_step(key_action("PageUp")) == 10 and slice_step(key_action("Down")) == -1
     assert key_action("H").action.value == "show/hide heatmap"
     assert [key_action(str(n)).arg for n in range(1, 7)] == [1, 2, 3, 4, 5, 6]
-    assert key_action("Space").action.value == "reset view"
+    assert key_action("Space").action.value == "fit the views (zoom and pan)"
     assert key_action("Q") is None
     assert len({b.key for b in KEYS}) == len(KEYS)
 

@@ -62,5 +62,21 @@ def test_default_window_priority():
 def test_mr_presets_follow_data(preset):
     arr = np.linspace(0, 1000, 8000).reshape(20, 20, 20)
     w = preset_window(preset, arr)
-    lo, hi = np.percentile(arr[arr > 0], preset.percentiles)
+    values = arr[arr > 0]
+    if preset.head:  # above a tenth of the 2-98 % range
+        lo2, hi98 = np.percentile(values, [2, 98])
+        values = values[values > lo2 + 0.1 * (hi98 - lo2)]
+    lo, hi = np.percentile(values, preset.percentiles)
     assert w.low == pytest.approx(lo) and w.high == pytest.approx(hi)
+
+
+def test_head_presets_leave_the_air_out_and_differ_from_each_other():
+    rng = np.random.default_rng(0)
+    arr = np.abs(rng.normal(0, 15, (40, 40, 40)))  # noisy air: most of the field of view
+    arr[12:28, 12:28, 12:28] = rng.normal(600, 20, (16, 16, 16))  # grey matter
+    arr[16:24, 16:24, 16:24] = rng.normal(1000, 20, (8, 8, 8))  # white matter
+    windows = {p.name.split(" ")[0]: preset_window(p, arr) for p in MR_PRESETS}
+    assert windows["Auto"].low < 10  # the whole view: the air's noise sets the black end
+    assert windows["Head"].low > 450 and windows["Grey/white"].low > 550  # the air is left out
+    assert windows["Grey/white"].width < windows["Head"].width < windows["Auto"].width
+    assert len({(w.low, w.high) for w in windows.values()}) == len(MR_PRESETS)

@@ -93,15 +93,15 @@ def extract_findings(
 def _bilateral(
     region: np.ndarray, weights: np.ndarray, to_ref: np.ndarray, offset: np.ndarray, box: tuple, midline_x: float
 ) -> bool:
-    # A region that crosses the midline with at least a quarter of its excess on each side is on both
-    # sides: its weighted centroid alone would call it left or right.
+    # A region that crosses the midline with at least a quarter of its excess, or of its volume, on each
+    # side is on both sides: its weighted centroid alone would call it left or right (a large faint region
+    # spread over both hemispheres around one strong spot is not "right").
     idx = np.nonzero(region)
     x = np.full(idx[0].shape, to_ref[0, 3] - midline_x)
     for a in range(3):
         x += to_ref[0, a] * (idx[a] + box[a].start + offset[a])
-    w = weights[idx]
-    total = float(w.sum())
-    if total <= 0:
-        return False
-    right, left = float(w[x > 3.0].sum()) / total, float(w[x < -3.0].sum()) / total
-    return right >= 0.25 and left >= 0.25
+    for w in (weights[idx], np.ones(x.shape)):
+        total = float(w.sum())
+        if total > 0 and min(float(w[x > 3.0].sum()), float(w[x < -3.0].sum())) >= 0.25 * total:
+            return True
+    return False

@@ -333,13 +333,14 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
     def _on_result(self) -> None:
         menus.refresh_enabled(self)
         self.view_area.refresh_warnings()
-        self._on_findings()
-
-    def _on_findings(self) -> None:
-        # The list is ranked afresh (a new analysis or threshold); the highlighted first row and the
-        # crosshair must show the same region.
+        # A new analysis: the views go to the first-ranked finding, and its row is the highlighted one.
         if self.session.findings:
             self.findings_panel.choose(0)
+
+    def _on_findings(self) -> None:
+        # Findings redrawn at another threshold: the reader stays where they are; the highlighted row is
+        # the region under the crosshair, if any.
+        self.findings_panel.select_at_cursor()
 
     # ----- input ----------------------------------------------------------------------------
     def _on_hover(self, readout) -> None:
@@ -368,6 +369,9 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         elif binding.action == KeyAction.PRESET:
             if s.apply_preset(binding.arg or 0):
                 self.statusBar().showMessage(f"Window: {s.presets()[binding.arg - 1].name}", 3000)
+            else:
+                n = len(s.presets())
+                self.statusBar().showMessage(f"No window preset {binding.arg}: this scan has presets 1 to {n}.", 3000)
         elif binding.action == KeyAction.DEFAULT_WINDOW:
             s.reset_window()
             self.statusBar().showMessage("Window: the scan's own", 3000)

@@ -80,7 +80,7 @@ def build(w) -> None:
     _action(w, v, "&Measure distance (M)", lambda: w.handle_key("M"), checkable=True, name="measure")
     _action(w, v, "Ne&xt volume of a 4D file (])", lambda: w.handle_key("]"), name="next_volume")
     _action(w, v, "Pre&vious volume of a 4D file ([)", lambda: w.handle_key("["), name="previous_volume")
-    _action(w, v, "&Reset view (Space)", lambda: w.handle_key("Space"))
+    _action(w, v, "&Fit views (Space)", lambda: w.handle_key("Space"))
     w.presets_menu = v.addMenu("Window &presets")
     _action(w, v, "Set &window/level...", lambda: _window_dialog(w), "W", name="window_dialog")
     v.addSeparator()

@@ -108,12 +108,7 @@ class OverlayPanel(QWidget):
             if r is not None:
                 units = getattr(r, "units", "")
                 self.threshold_label.setText(f"Threshold ({units})" if units else "Threshold")
-                pct = getattr(r, "percentile", None)
-                known = pct is not None and math.isfinite(pct)
-                pct_text = f", {pct:.0f}th percentile of healthy scans" if known else ""
-                self.summary.setText(
-                    f"Score {r.score:.3g}{pct_text}. {len(r.findings)} finding(s). Model {r.model_id} on {r.device}."
-                )
+                self.summary.setText(f"{score_text(r)} {len(r.findings)} finding(s). Model {r.model_id} on {r.device}.")
             else:
                 self.threshold_label.setText("Threshold")
                 self.summary.setText(
@@ -128,6 +123,18 @@ class OverlayPanel(QWidget):
         """Says whether an analysis of the scan on screen is running (the summary tells the user)."""
         self.analysing = analysing
         self.sync()
+
+
+def score_text(result) -> str:
+    """The scan's score and where it lies among healthy scans, in words a reader takes in at a glance."""
+    pct = getattr(result, "percentile", None)
+    if pct is None or not math.isfinite(pct):
+        return f"Score {result.score:.3g}."
+    if pct >= 99.5:
+        where = "above every healthy scan of the calibration" if pct >= 100 else "above 99% of healthy scans"
+    else:
+        where = f"higher than {pct:.0f}% of healthy scans"
+    return f"Score {result.score:.3g}, {where}."
 
 
 class FindingsPanel(QWidget):
@@ -159,16 +166,47 @@ class FindingsPanel(QWidget):
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.empty)
         lay.addWidget(self.table)
+        self._quiet = False  # selecting a row from code must not move the views
         self.table.cellClicked.connect(lambda row, _col: self.choose(row))
+        # Arrow keys in the table move the selection: the views follow it, as they do a click.
+        self.table.currentCellChanged.connect(lambda row, _c, old, _oc: self._keyed(row, old))
         session.result_changed.connect(self.refresh)
         session.findings_changed.connect(self.refresh)
         self.refresh()
 
+    def _keyed(self, row: int, old: int) -> None:
+        if not self._quiet and row >= 0 and row != old:
+            self.session.go_to_finding(row)
+            self.chosen.emit(row)
+
     def choose(self, rank: int) -> None:
         """Selects a finding and moves the views to it."""
-        self.table.selectRow(rank)
+        self._select(rank)
         self.session.go_to_finding(rank)
         self.chosen.emit(rank)
+
+    def _select(self, rank: int | None) -> None:
+        self._quiet = True
+        try:
+            if rank is None:
+                self.table.clearSelection()
+                self.table.setCurrentCell(-1, -1)
+            else:
+                self.table.selectRow(rank)
+        finally:
+            self._quiet = False
+
+    def select_at_cursor(self) -> None:
+        """Selects the finding whose region holds the crosshair, without moving anything.
+
+        Used when findings are redrawn at another threshold: the reader stays where they are reading.
+        """
+        s = self.session
+        if s.result is None or s.image is None:
+            return
+        label = int(s.result.labels.array[s.image.grid.to_source(s.cursor)])
+        ranks = [n for n, f in enumerate(s.findings) if int(f.label) == label and label > 0]
+        self._select(ranks[0] if ranks else None)
 
     def refresh(self) -> None:
         """Fills the table from the session's findings."""
@@ -196,6 +234,9 @@ class FindingsPanel(QWidget):
         else:
             r = self.session.result
             level = f"{r.threshold:.3g} {getattr(r, 'units', '')}".strip()
-            self.empty.setText(
-                f"No region above {level}." if not found else f"{len(found)} finding(s) above {level}, ranked:"
+            smallest = (getattr(r, "region_rule", None) or {}).get("min_region_ml")
+            small = f" (regions under {smallest:g} mL are not listed)" if smallest else ""
+            listed = (
+                f"No region above {level}{small}." if not found else f"{len(found)} finding(s) above {level}{small}:"
             )
+            self.empty.setText(f"{score_text(r)}\n{listed}")

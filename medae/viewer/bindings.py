@@ -82,7 +82,7 @@ class KeyAction(str, Enum):
     PREVIOUS_SLICE = "previous slice"
     PAGE_FORWARD = "10 slices forward"
     PAGE_BACK = "10 slices back"
-    RESET = "reset view"
+    RESET = "fit the views (zoom and pan)"
     INVERT = "invert grey scale"
     TOGGLE_HEATMAP = "show/hide heatmap"
     PRESET = "window preset"

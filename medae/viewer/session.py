@@ -362,13 +362,10 @@ class ViewerSession:
             self.view_changed.emit(plane)
 
     def reset_view(self) -> None:
-        """Space: fit every view, centre the crosshair, restore the scan's window."""
+        """Space: fit every view (no zoom, no pan). The slice read and the window stay (0 restores the window)."""
         self._views = {p: ViewState() for p in PLANES}
         for p in PLANES:
             self.view_changed.emit(p)
-        if self.image is not None:
-            self.set_cursor(tuple(s // 2 for s in self.image.grid.shape))
-        self.reset_window()
 
     # ----- drawing --------------------------------------------------------------------------
     def _layer(self, layer: str) -> ImageLayer:

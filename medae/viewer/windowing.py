@@ -58,11 +58,14 @@ class Preset:
         name: Shown in menus.
         window: Fixed window, or None for a percentile window computed from the data.
         percentiles: (low, high) percentiles of the data when ``window`` is None.
+        head: Take the percentiles over the head only (voxels above the background's noise), not the
+            whole field of view, whose air can be most of an MR volume.
     """
 
     name: str
     window: Window | None = None
     percentiles: tuple[float, float] | None = None
+    head: bool = False
 
 
 # Width/level pairs as commonly taught for CT reading (W/L in HU).
@@ -76,12 +79,14 @@ CT_PRESETS: tuple[Preset, ...] = (
     Preset("Bone", Window(400, 2000)),
 )
 
-# MR intensities have no absolute scale, so its presets are percentiles of the tissue in view.
+# MR intensities have no absolute scale, so its presets are percentiles: of everything in view, or of
+# the head alone, where a narrow range separates grey from white matter.
 MR_PRESETS: tuple[Preset, ...] = (
     Preset("Auto (1-99 %)", percentiles=(1.0, 99.0)),
+    Preset("Head (2-98 % of the head)", percentiles=(2.0, 98.0), head=True),
+    Preset("Grey/white (30-95 % of the head)", percentiles=(30.0, 95.0), head=True),
+    Preset("Dark tissue (0-60 % of the head)", percentiles=(0.0, 60.0), head=True),
     Preset("Wide (0.1-99.9 %)", percentiles=(0.1, 99.9)),
-    Preset("Contrast (5-95 %)", percentiles=(5.0, 95.0)),
-    Preset("Bright (20-99.5 %)", percentiles=(20.0, 99.5)),
 )
 
 
@@ -90,11 +95,18 @@ def presets_for(modality: str) -> tuple[Preset, ...]:
     return CT_PRESETS if modality.upper() == "CT" else MR_PRESETS
 
 
-def percentile_window(array: np.ndarray, low: float = 1.0, high: float = 99.0) -> Window:
+def percentile_window(array: np.ndarray, low: float = 1.0, high: float = 99.0, head: bool = False) -> Window:
     """A window spanning two percentiles of the non-background voxels.
 
     Background (the most common lowest value, typically air or zero padding) is left out, so the
     window follows the tissue. A subsample keeps this fast on large volumes.
+
+    Args:
+        array: The values.
+        low: Lower percentile.
+        high: Upper percentile.
+        head: Leave out the air's noise too: only voxels above a tenth of the robust (2-98 %) range count,
+            the robust-range rule of common MR tools for telling the head from the air around it.
     """
     flat = np.asarray(array).ravel()
     step = max(1, flat.size // 400_000)
@@ -106,6 +118,11 @@ def percentile_window(array: np.ndarray, low: float = 1.0, high: float = 99.0) -
     tissue = sample[sample > floor]
     if tissue.size >= max(16, sample.size // 100):
         sample = tissue
+    if head:
+        lo2, hi98 = np.percentile(sample, [2.0, 98.0])
+        inside = sample[sample > lo2 + 0.1 * (hi98 - lo2)]
+        if inside.size >= max(16, sample.size // 100):
+            sample = inside
     lo, hi = np.percentile(sample, [low, high])
     if hi <= lo:
         hi = lo + 1.0
@@ -117,7 +134,7 @@ def preset_window(preset: Preset, array: np.ndarray) -> Window:
     if preset.window is not None:
         return preset.window
     low, high = preset.percentiles or (1.0, 99.0)
-    return percentile_window(array, low, high)
+    return percentile_window(array, low, high, head=preset.head)
 
 
 def file_window(meta: dict) -> Window | None:

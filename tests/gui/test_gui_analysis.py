@@ -311,15 +311,30 @@ def test_compare_mode_and_the_view_menu_stay_in_step(window, qtbot, tiny_model, 
     assert s.compare
 
 
-def test_the_crosshair_follows_the_first_finding_when_the_threshold_moves(window, qtbot, tiny_model, tmp_path):
+def test_the_reader_stays_put_when_the_threshold_moves_and_the_row_under_the_crosshair_is_selected(
+    window, qtbot, tiny_model, tmp_path
+):
     path = tmp_path / "t1.nii.gz"
     save_nifti(mr_with_lesion(), path)
     result = analysed(window, qtbot, tiny_model, path)
-    s = window.session
-    s.set_cursor((0, 0, 0))
+    s, table = window.session, window.findings_panel.table
     low = result.threshold - 0.3 * (result.threshold - float(np.median(result.heatmap.array)))
-    window.overlay_panel.threshold.setValue(low)
-    qtbot.waitUntil(lambda: s.result.threshold == pytest.approx(low, abs=0.01) and not window.busy, timeout=30_000)
-    first = s.findings[0]
-    assert s.result.labels.array[s.image.grid.to_source(s.cursor)] == first.label
-    assert window.findings_panel.table.selectionModel().selectedRows()[0].row() == 0
+
+    def move_threshold(value: float) -> None:
+        window.overlay_panel.threshold.setValue(value)
+        qtbot.waitUntil(
+            lambda: s.result.threshold == pytest.approx(value, abs=0.01) and not window.busy, timeout=30_000
+        )
+
+    # Away from every finding: the crosshair stays, and no row claims to be what is shown.
+    s.set_cursor((0, 0, 0))
+    move_threshold(low)
+    assert s.cursor == (0, 0, 0) and not table.selectionModel().selectedRows()
+    # On a finding: the crosshair stays on its voxel and that finding's row is the highlighted one.
+    window.findings_panel.choose(0)
+    here = s.cursor
+    move_threshold(low - 0.05 * (result.threshold - low))
+    assert s.cursor == here
+    label = s.result.labels.array[s.image.grid.to_source(here)]
+    rank = next(n for n, f in enumerate(s.findings) if f.label == label)
+    assert table.selectionModel().selectedRows()[0].row() == rank

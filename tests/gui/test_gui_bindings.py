@@ -1,5 +1,7 @@
 """Mouse and keys through the real widgets: window/level, pan, zoom, scroll, crosshair, presets, layouts."""
 
+import dataclasses
+
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QAction, QWheelEvent
@@ -137,8 +139,11 @@ def test_keys(opened, qtbot):
     qtbot.keyClick(opened, Qt.Key.Key_I)
     assert s.invert
     s.set_view_state("axial", zoom=3.0)
-    qtbot.keyClick(opened, Qt.Key.Key_Space)
-    assert s.view_state("axial").zoom == 1.0 and s.window == Window(40, 400)
+    here = s.cursor
+    qtbot.keyClick(opened, Qt.Key.Key_Space)  # fits the views; slice and window stay
+    assert s.view_state("axial").zoom == 1.0 and s.window == Window(400, 2000) and s.cursor == here
+    qtbot.keyClick(opened, Qt.Key.Key_0)
+    assert s.window == Window(40, 400)
 
 
 def test_arrow_keys_scroll_the_view_last_used(opened, qtbot):
@@ -368,3 +373,26 @@ def test_measure_mode_draws_a_ruler_with_its_length_in_mm(opened, qtbot):
     assert not s.measure.active and s.measure.ruler is None and not opened.actions_by_name["measure"].isChecked()
     drag(qtbot, axial, Qt.MouseButton.LeftButton, a, b)
     assert s.measure.ruler is None and s.window != before  # left-drag is window/level again
+
+
+def test_arrow_keys_in_the_findings_table_move_the_views(opened, qtbot):
+    import numpy as np
+
+    from tests.viewer_fixtures import result_for
+
+    s = opened.session
+    one = result_for(s.volume, blob_at=(10, 12, 8), peak=6.0)
+    heat = np.zeros_like(one.heatmap.array)
+    heat[5:15, 5:15, 4:12] = 6.0  # two regions of about 1 mL, far apart
+    heat[25:35, 20:30, 12:20] = 8.0
+    two = dataclasses.replace(one, heatmap=s.volume.with_array(heat)).at_threshold(3.0)
+    s.set_result(two)
+    table = opened.findings_panel.table
+    assert len(s.findings) == 2 and table.selectionModel().selectedRows()[0].row() == 0
+    table.setFocus()
+    qtbot.keyClick(table, Qt.Key.Key_Down)
+    assert table.selectionModel().selectedRows()[0].row() == 1
+    assert s.result.labels.array[s.image.grid.to_source(s.cursor)] == s.findings[1].label
+    qtbot.keyClick(table, Qt.Key.Key_Up)
+    assert s.result.labels.array[s.image.grid.to_source(s.cursor)] == s.findings[0].label
+    assert np.any(s.result.labels.array == s.findings[1].label)
