@@ -122,3 +122,15 @@ def test_heat_at_the_floor_is_never_coloured_even_at_the_lowest_threshold():
     out = to_rgb(composite(enc.codes[..., 0], gray, quantize_heat(heat, 0, 8), blend_lut(style)))
     assert out[1:, :].tolist() == to_rgb(composite(enc.codes[..., 0], gray))[1:, :].tolist()
     assert out[0, 0].tolist() != out[1, 1].tolist()
+
+
+@pytest.mark.parametrize("name", ["hot", "inferno", "turbo", "viridis"])
+def test_heat_just_above_the_threshold_is_not_the_colormap_dark_bottom(name):
+    from medae.viewer import colormaps
+    from medae.viewer.compositing import OverlayStyle
+
+    style = OverlayStyle(colormap=name, threshold=4.0, vmin=0.0, vmax=34.0)
+    low, top = style.colors(np.array([4.0, 34.0]))
+    table = colormaps.lut(name).astype(float)
+    assert np.allclose(low, table[64]) and np.allclose(top, table[255])
+    assert low.sum() > table[0].sum() + 60  # clearly brighter than the bottom colour

@@ -201,7 +201,11 @@ class KeysDialog(QDialog):
         mouse = MOUSE_SCHEMES[scheme]
         for (button, mod), action in mouse.drags.items():
             rows.append((f"{mod + '+' if mod else ''}{button} drag", action.value))
-        rows += [("left click", mouse.click.value), ("wheel", mouse.wheel.value)]
+        rows += [
+            ("left click", mouse.click.value),
+            ("wheel", mouse.wheel.value),
+            ("ctrl+wheel", "zoom about the pointer"),
+        ]
         table = QTableWidget(len(rows), 2)
         table.setHorizontalHeaderLabels(("input", "action"))
         table.verticalHeader().hide()

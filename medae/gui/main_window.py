@@ -42,6 +42,8 @@ _KEY_NAMES = {
     Qt.Key.Key_PageUp: "PageUp",
     Qt.Key.Key_PageDown: "PageDown",
     Qt.Key.Key_Space: "Space",
+    Qt.Key.Key_Home: "Home",
+    Qt.Key.Key_End: "End",
 }
 
 
@@ -377,6 +379,8 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
             self.statusBar().showMessage("Window: the scan's own", 3000)
         elif binding.action in (KeyAction.NEXT_VOLUME, KeyAction.PREVIOUS_VOLUME):
             self.step_volume(1 if binding.action == KeyAction.NEXT_VOLUME else -1)
+        elif binding.action == KeyAction.TOGGLE_CROSSHAIR:
+            s.crosshair = not s.crosshair
         elif binding.action == KeyAction.MEASURE:
             s.measure.set_active(not s.measure.active)
             self.statusBar().showMessage(

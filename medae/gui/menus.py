@@ -77,6 +77,7 @@ def build(w) -> None:
         name="compare",
     )
     _action(w, v, "&Invert grey scale (I)", lambda: w.handle_key("I"))
+    _action(w, v, "Show cross&hair (X)", lambda: w.handle_key("X"), checkable=True, name="crosshair")
     _action(w, v, "&Measure distance (M)", lambda: w.handle_key("M"), checkable=True, name="measure")
     _action(w, v, "Ne&xt volume of a 4D file (])", lambda: w.handle_key("]"), name="next_volume")
     _action(w, v, "Pre&vious volume of a 4D file ([)", lambda: w.handle_key("["), name="previous_volume")
@@ -108,6 +109,7 @@ def build(w) -> None:
     refresh_recent(w)
     refresh_presets(w)
     refresh_enabled(w)
+    _sync_checks(w)
 
 
 def _open_file(w) -> None:
@@ -191,6 +193,7 @@ def _sync_checks(w) -> None:
     for c in CONVENTIONS:
         w.actions_by_name[f"conv_{c}"].setChecked(s.convention == c)
     w.actions_by_name["compare"].setChecked(s.compare)
+    w.actions_by_name["crosshair"].setChecked(s.crosshair)
 
 
 def refresh_recent(w) -> None:

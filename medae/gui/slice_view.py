@@ -159,7 +159,8 @@ class SliceView(QWidget):
         rect = self.image_rect()
         p.drawImage(rect, image)
         if not self.mip:
-            self._paint_crosshair(p)
+            if s.crosshair:
+                self._paint_crosshair(p)
             self._paint_ruler(p)
         self._paint_labels(p, rect)
         if self.hasFocus():
@@ -306,7 +307,8 @@ class SliceView(QWidget):
             pan = (start["view"].pan[0] + delta.x() / ppmm, start["view"].pan[1] + delta.y() / ppmm)
             s.set_view_state(self.plane, pan=pan)
         elif action == MouseAction.ZOOM:
-            s.set_view_state(self.plane, zoom=start["view"].zoom * math.exp(-delta.y() / 150.0))
+            # About the point pressed: what the reader pointed at stays under the pointer.
+            self.zoom_about(pos - delta, start["view"].zoom * math.exp(-delta.y() / 150.0), start["view"])
         elif action == MouseAction.CROSSHAIR:
             self.set_crosshair(pos)
 
@@ -314,6 +316,21 @@ class SliceView(QWidget):
         # A ruler end dragged past the scan's edge stops at the edge: the length is of what is on screen.
         index = self.widget_to_voxel(pos)
         return np.clip(index, 0.0, np.asarray(self.session.image.grid.shape, dtype=np.float64) - 1.0)
+
+    def zoom_about(self, pos: QPointF, zoom: float, start=None) -> None:
+        """Zooms so that the image point under ``pos`` stays there (``start``: the view state to zoom from)."""
+        s = self.session
+        state = start or s.view_state(self.plane)
+        zoom = min(max(float(zoom), 0.1), 40.0)
+        base = self.pixels_per_mm() / s.view_state(self.plane).zoom  # screen pixels per mm at zoom 1
+        if base <= 0:
+            return
+        dx, dy = pos.x() - self.width() / 2, pos.y() - self.height() / 2
+        pan = (
+            state.pan[0] + dx / (base * zoom) - dx / (base * state.zoom),
+            state.pan[1] + dy / (base * zoom) - dy / (base * state.zoom),
+        )
+        s.set_view_state(self.plane, zoom=zoom, pan=pan)
 
     def set_crosshair(self, pos: QPointF) -> None:
         """Moves the linked crosshair to the voxel under a widget position."""
@@ -325,7 +342,10 @@ class SliceView(QWidget):
         if self.session.image is None:
             return
         steps = event.angleDelta().y() / 120
-        if steps:
+        if steps and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.activated.emit(self.plane)
+            self.zoom_about(event.position(), self.session.view_state(self.plane).zoom * 1.15**steps)
+        elif steps:
             self.activated.emit(self.plane)
             self.session.move_slice(self.plane, int(math.copysign(max(1, round(abs(steps))), steps)))
 

@@ -82,9 +82,12 @@ class KeyAction(str, Enum):
     PREVIOUS_SLICE = "previous slice"
     PAGE_FORWARD = "10 slices forward"
     PAGE_BACK = "10 slices back"
+    LAST_SLICE = "last slice"
+    FIRST_SLICE = "first slice"
     RESET = "fit the views (zoom and pan)"
     INVERT = "invert grey scale"
     TOGGLE_HEATMAP = "show/hide heatmap"
+    TOGGLE_CROSSHAIR = "show/hide crosshair"
     PRESET = "window preset"
     DEFAULT_WINDOW = "default window"
     NEXT_FINDING = "next finding"
@@ -110,9 +113,12 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding("Left", KeyAction.PREVIOUS_SLICE),
     KeyBinding("PageUp", KeyAction.PAGE_FORWARD),
     KeyBinding("PageDown", KeyAction.PAGE_BACK),
+    KeyBinding("End", KeyAction.LAST_SLICE),
+    KeyBinding("Home", KeyAction.FIRST_SLICE),
     KeyBinding("Space", KeyAction.RESET),
     KeyBinding("I", KeyAction.INVERT),
     KeyBinding("H", KeyAction.TOGGLE_HEATMAP),
+    KeyBinding("X", KeyAction.TOGGLE_CROSSHAIR),
     KeyBinding("0", KeyAction.DEFAULT_WINDOW),
     *(KeyBinding(str(n), KeyAction.PRESET, n) for n in range(1, 8)),
     KeyBinding("N", KeyAction.NEXT_FINDING),
@@ -124,6 +130,8 @@ KEYS: tuple[KeyBinding, ...] = (
 
 #: Slices one PageUp/PageDown moves.
 PAGE_STEP = 10
+#: A step longer than any scan: Home and End.
+END_STEP = 1_000_000
 
 
 def key_action(key: str) -> KeyBinding | None:
@@ -141,6 +149,9 @@ def slice_step(binding: KeyBinding) -> int:
         KeyAction.PREVIOUS_SLICE: -1,
         KeyAction.PAGE_FORWARD: PAGE_STEP,
         KeyAction.PAGE_BACK: -PAGE_STEP,
+        # Past either end: the move stops at the first or last slice.
+        KeyAction.LAST_SLICE: END_STEP,
+        KeyAction.FIRST_SLICE: -END_STEP,
     }.get(binding.action, 0)
 
 

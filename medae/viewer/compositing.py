@@ -21,6 +21,9 @@ from medae.viewer.windowing import Window
 
 _OPAQUE = np.uint32(0xFF000000)
 
+#: Where in the colormap heat at the threshold starts (0 = its bottom colour).
+COLOR_FLOOR = 0.25
+
 
 @dataclass(frozen=True)
 class OverlayStyle:
@@ -58,10 +61,15 @@ class OverlayStyle:
         return np.clip(self.opacity, 0.0, 1.0) * ramp
 
     def colors(self, values: np.ndarray) -> np.ndarray:
-        """RGB (float, 0-255) of heat values; the colormap spans ``threshold`` to ``vmax``."""
+        """RGB (float, 0-255) of heat values; ``threshold`` to ``vmax`` spans the colormap's upper part.
+
+        Heat at the threshold takes the colour a quarter into the map, not its dark bottom: a region
+        just above a lowered threshold, far below the scan's peak, must still stand out from the grey.
+        """
         table = colormaps.lut(self.colormap).astype(np.float64)
         span = max(self.vmax - self.threshold, 1e-9)
         pos = np.clip((np.asarray(values, dtype=np.float64) - self.threshold) / span, 0.0, 1.0)
+        pos = COLOR_FLOOR + (1.0 - COLOR_FLOOR) * pos
         return table[np.round(pos * 255).astype(np.intp)]
 
 

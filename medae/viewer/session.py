@@ -90,6 +90,7 @@ class ViewerSession:
         self._single_plane = "axial"
         self._compare = False
         self._mouse_scheme = "radiology"
+        self._crosshair = True
         self._views = {p: ViewState() for p in PLANES}
         self._gray_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._blend_cache: tuple[compositing.OverlayStyle, np.ndarray] | None = None
@@ -332,6 +333,7 @@ class ViewerSession:
     convention = property(lambda self: self._convention, lambda self, v: self._set("_convention", v, CONVENTIONS))
     layout = property(lambda self: self._layout, lambda self, v: self._set("_layout", v, LAYOUTS))
     single_plane = property(lambda self: self._single_plane, lambda self, v: self._set("_single_plane", v, PLANES))
+    crosshair = property(lambda self: self._crosshair, lambda self, v: self._set("_crosshair", bool(v)))
     mouse_scheme = property(
         lambda self: self._mouse_scheme, lambda self, v: self._set("_mouse_scheme", v, tuple(MOUSE_SCHEMES))
     )

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QAction, QWheelEvent
@@ -396,3 +397,46 @@ def test_arrow_keys_in_the_findings_table_move_the_views(opened, qtbot):
     qtbot.keyClick(table, Qt.Key.Key_Up)
     assert s.result.labels.array[s.image.grid.to_source(s.cursor)] == s.findings[0].label
     assert np.any(s.result.labels.array == s.findings[1].label)
+
+
+def test_home_end_and_the_crosshair_toggle(opened, qtbot):
+    s = opened.session
+    opened.view_area.view("axial").setFocus()
+    qtbot.keyClick(opened, Qt.Key.Key_End)
+    assert s.cursor[2] == s.slice_count("axial") - 1
+    qtbot.keyClick(opened, Qt.Key.Key_Home)
+    assert s.cursor[2] == 0
+    assert s.crosshair and opened.actions_by_name["crosshair"].isChecked()
+    view = opened.view_area.view("axial")
+    shown = view.grab().toImage()
+    qtbot.keyClick(opened, Qt.Key.Key_X)
+    assert not s.crosshair and not opened.actions_by_name["crosshair"].isChecked()
+    assert view.grab().toImage() != shown  # the lines are gone from the picture
+    opened.actions_by_name["crosshair"].trigger()
+    assert s.crosshair and view.grab().toImage() == shown
+
+
+def test_zoom_keeps_the_point_under_the_pointer(opened, qtbot):
+    view = opened.view_area.view("axial")
+    s = opened.session
+    at = QPoint(view.width() // 3, view.height() // 3)
+    before = view.widget_to_voxel(QPointF(at))
+    wheel = QWheelEvent(
+        QPointF(at),
+        QPointF(view.mapToGlobal(at)),
+        QPoint(0, 0),
+        QPoint(0, 240),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.ControlModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    k = s.cursor[2]
+    QApplication.sendEvent(view, wheel)
+    assert s.view_state("axial").zoom == pytest.approx(1.15**2) and s.cursor[2] == k  # zoomed, not scrolled
+    np.testing.assert_allclose(view.widget_to_voxel(QPointF(at)), before, atol=1e-6)
+    start = QPoint(view.width() * 2 // 3, view.height() // 2)
+    before = view.widget_to_voxel(QPointF(start))
+    drag(qtbot, view, Qt.MouseButton.RightButton, start, start + QPoint(0, -50))
+    assert s.view_state("axial").zoom > 1.15**2
+    np.testing.assert_allclose(view.widget_to_voxel(QPointF(start)), before, atol=1e-6)
