@@ -50,6 +50,19 @@ def export_target(kind: str, target: str | Path) -> Path:
     return target
 
 
+def default_name(volume, kind: str, suffix: str) -> str:
+    """The file name an export dialog offers: the scan's own name and what the file holds."""
+    stem = "medae"
+    if volume is not None and volume.source:
+        name = Path(volume.source).name
+        for ending in (".nii.gz", ".nii", ".mgz", ".mgh", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm.gz", ".dcm"):
+            if name.lower().endswith(ending):
+                name = name[: -len(ending)]
+                break
+        stem = name or stem
+    return f"{stem}-{kind.replace('_', '-')}{suffix}"
+
+
 def export(window, kind: str, target: str | Path):
     """Starts one export in a worker thread; returns its job (None when nothing to export)."""
     s = window.session

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from medae.gui import exports
 from medae.gui.dialogs import KeysDialog, PreferencesDialog
-from medae.gui.settings import recent_files
+from medae.gui.settings import last_folder, recent_files, remember_folder
 from medae.gui.window_dialog import WindowDialog
 from medae.viewer.planes import CONVENTIONS, PLANES
 from medae.viewer.session import LAYOUTS
@@ -113,23 +113,29 @@ def build(w) -> None:
 
 
 def _open_file(w) -> None:
-    path, _ = QFileDialog.getOpenFileName(w, "Open a scan", "", _SCAN_FILTER)
+    path, _ = QFileDialog.getOpenFileName(w, "Open a scan", last_folder("open"), _SCAN_FILTER)
     if path:
+        remember_folder("open", Path(path).parent)
         w.open_path(path)
 
 
 def _open_folder(w) -> None:
-    path = QFileDialog.getExistingDirectory(w, "Open a DICOM folder")
+    path = QFileDialog.getExistingDirectory(w, "Open a DICOM folder", last_folder("open"))
     if path:
+        remember_folder("open", Path(path).parent)  # next time, the folder's siblings (other studies)
         w.open_path(path)
 
 
 def _batch(w) -> None:
-    source = QFileDialog.getExistingDirectory(w, "Folder of studies to analyse")
+    source = QFileDialog.getExistingDirectory(w, "Folder of studies to analyse", last_folder("batch_in"))
     if not source:
         return
-    target = QFileDialog.getExistingDirectory(w, "Folder for the results (a sub-folder per series, and the report)")
+    remember_folder("batch_in", source)
+    target = QFileDialog.getExistingDirectory(
+        w, "Folder for the results (a sub-folder per series, and the report)", last_folder("batch_out")
+    )
     if target:
+        remember_folder("batch_out", target)
         w.run_batch(source, target)
 
 
@@ -177,12 +183,15 @@ def _keys_help(w) -> None:
 
 
 def _export(w, kind: str, suffix: str) -> None:
+    start = last_folder("export")
     if kind == "report":
-        target = QFileDialog.getExistingDirectory(w, "Folder for heatmap, findings and report")
+        target = QFileDialog.getExistingDirectory(w, "Folder for heatmap, findings and report", start)
     else:
         names = {".nii.gz": "NIfTI (*.nii.gz *.nii)", ".dcm": "DICOM (*.dcm)", ".png": "PNG image (*.png)"}
-        target, _ = QFileDialog.getSaveFileName(w, "Export", f"medae-{kind}{suffix}", names[suffix])
+        name = str(Path(start) / exports.default_name(w.session.volume, kind, suffix))
+        target, _ = QFileDialog.getSaveFileName(w, "Export", name, names[suffix])
     if target:
+        remember_folder("export", target if kind == "report" else Path(target).parent)
         exports.export(w, kind, target)
 
 

@@ -86,3 +86,25 @@ def add_recent(path: str) -> list[str]:
     store.setValue("recent", items[:MAX_RECENT])
     store.sync()
     return items[:MAX_RECENT]
+
+
+def last_folder(kind: str) -> str:
+    """Where a file dialog of ``kind`` ("open", "export", "batch_in", "batch_out") starts.
+
+    The folder last chosen for that kind; for opening, else the folder of the newest recent file; else
+    the home folder. Never the process's working folder, which for a desktop launch means nothing.
+    """
+    folder = settings().value(f"folders/{kind}", "")
+    if folder and Path(str(folder)).is_dir():
+        return str(folder)
+    if kind == "open":
+        for path in recent_files():
+            return str(Path(path).parent)
+    return str(Path.home())
+
+
+def remember_folder(kind: str, folder: str | Path) -> None:
+    """Keeps the folder a file dialog of ``kind`` was last used in."""
+    store = settings()
+    store.setValue(f"folders/{kind}", str(folder))
+    store.sync()

@@ -217,3 +217,24 @@ def test_volume_keys_do_nothing_on_a_3d_scan(window, qtbot, ct_file):
     window.handle_key("]")
     wait_idle(qtbot, window)
     assert window.session.volume is before and "not one volume of a 4D file" in window.statusBar().currentMessage()
+
+
+def test_file_dialogs_start_where_the_user_was_not_in_the_working_folder(window, tmp_path, ct_file):
+    from medae.gui.exports import default_name
+    from medae.gui.settings import add_recent, last_folder, remember_folder
+
+    assert last_folder("open") == str(Path.home()) and last_folder("export") == str(Path.home())
+    add_recent(str(ct_file))
+    assert last_folder("open") == str(ct_file.resolve().parent)  # the newest recent file's folder
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    remember_folder("export", studies)
+    assert last_folder("export") == str(studies) and last_folder("open") == str(ct_file.resolve().parent)
+    studies.rmdir()
+    assert last_folder("export") == str(Path.home())  # a folder since removed is not offered
+
+    from medae.volume import Volume
+
+    vol = Volume(np.zeros((2, 2, 2), np.int16), np.eye(4), "MR", source="/data/sub-01_T1w.nii.gz")
+    assert default_name(vol, "heatmap_nifti", ".nii.gz") == "sub-01_T1w-heatmap-nifti.nii.gz"
+    assert default_name(None, "screenshot", ".png") == "medae-screenshot.png"
