@@ -46,3 +46,10 @@ def test_read_and_search(tmp_path):
 def test_unreadable_file_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="missing.dcm"):
         read_tags(tmp_path / "missing.dcm")
+
+
+def test_dicom_dates_and_times_read_as_such():
+    from medae.viewer.tags import dicom_date, dicom_time
+
+    assert dicom_date("20240102") == "2024-01-02" and dicom_date("2024") == "2024" and dicom_date("") == ""
+    assert dicom_time("134502.123") == "13:45" and dicom_time("0930") == "09:30" and dicom_time("9") == "9"

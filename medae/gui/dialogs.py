@@ -33,6 +33,7 @@ from medae.viewer.bindings import MOUSE_SCHEMES, describe
 from medae.viewer.colormaps import OVERLAY_COLORMAPS
 from medae.viewer.planes import CONVENTIONS
 from medae.viewer.session import LAYOUTS
+from medae.viewer.tags import dicom_date, dicom_time
 
 
 def gray_pixmap(img: np.ndarray) -> QPixmap:
@@ -45,7 +46,7 @@ def gray_pixmap(img: np.ndarray) -> QPixmap:
 class SeriesPicker(QDialog):
     """Choose one series of a folder: modality, description, size, slice count and a thumbnail."""
 
-    COLUMNS = ("", "modality", "description", "voxels", "spacing (mm)", "slices", "files")
+    COLUMNS = ("", "#", "modality", "description", "acquired", "voxels", "spacing (mm)", "slices", "files")
 
     def __init__(self, infos: list, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -60,10 +61,15 @@ class SeriesPicker(QDialog):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         for row, s in enumerate(infos):
+            when = s.extra.get("series_date") or s.extra.get("study_date") or ""
+            when = f"{dicom_date(when)} {dicom_time(s.extra.get('series_time') or '')}".strip()
+            number = s.extra.get("series_number")
             cells = (
                 "",
+                "-" if number in (None, "") else str(number),
                 s.modality or "-",
                 s.description or "-",
+                when or "-",
                 " x ".join(map(str, s.shape)),
                 " x ".join(f"{v:.3g}" for v in s.spacing),
                 str(s.shape[2]),
@@ -84,7 +90,15 @@ class SeriesPicker(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
-        lay.addWidget(QLabel(f"This folder holds {len(infos)} series. Choose the one to open:"))
+        # Series are picked by number and time; whose they are must be plain before one is opened.
+        patients = {(i.extra.get("patient_name") or "", i.extra.get("patient_id") or "") for i in infos}
+        who = ""
+        if len(patients) == 1 and any(next(iter(patients))):
+            name, pid = next(iter(patients))
+            who = f" Patient: {name}{f' ({pid})' if pid and name else pid}."
+        elif len(patients) > 1:
+            who = f" It holds {len(patients)} different patients: check the description before opening."
+        lay.addWidget(QLabel(f"This folder holds {len(infos)} series.{who} Choose the one to open:"))
         lay.addWidget(self.table)
         lay.addWidget(buttons)
         self.resize(760, min(560, 140 + 80 * len(infos)))

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, Q
 from medae.errors import MedaeError
 from medae.gui.facts_tree import FactsTree
 from medae.viewer.session import ViewerSession
-from medae.viewer.tags import TagRow, filter_rows, read_tags
+from medae.viewer.tags import TagRow, dicom_date, filter_rows, read_tags
 
 _PATIENT = (
     ("patient_name", "Name"),
@@ -39,9 +39,7 @@ def _lookup(volume, key: str):
         if source.get(key) not in (None, ""):
             value = source[key]
             text = str(value)
-            if key.endswith("_date") and len(text) == 8 and text.isdigit():  # DICOM DA: YYYYMMDD
-                return f"{text[:4]}-{text[4:6]}-{text[6:]}"
-            return value
+            return dicom_date(text) if key.endswith("_date") else value
     return None
 
 

@@ -176,6 +176,7 @@ def _series_info(plan: StackPlan, source: Path) -> DicomSeriesInfo:
         "study_description": info.get("study_description", ""),
         "study_date": info.get("study_date", ""),
         "series_date": info.get("series_date", ""),
+        "series_time": info.get("series_time", ""),
         "patient_name": info.get("patient_name", ""),
         "patient_id": info.get("patient_id", ""),
         "body_part": info.get("body_part", ""),

@@ -418,6 +418,7 @@ def _descriptive(ds: Any) -> dict[str, Any]:
         "referring_physician": text("ReferringPhysicianName"),
         "study_date": text("StudyDate"),
         "series_date": text("SeriesDate") or text("AcquisitionDate"),
+        "series_time": text("SeriesTime") or text("AcquisitionTime"),
         "study_time": text("StudyTime"),
     }
 

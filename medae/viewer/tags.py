@@ -104,3 +104,16 @@ def filter_rows(rows: list[TagRow], text: str) -> list[int]:
                 keep.add(p)
                 p = rows[p].parent
     return sorted(keep)
+
+
+def dicom_date(text: str) -> str:
+    """A DICOM DA value (YYYYMMDD) as YYYY-MM-DD; anything else unchanged."""
+    text = str(text).strip()
+    return f"{text[:4]}-{text[4:6]}-{text[6:]}" if len(text) == 8 and text.isdigit() else text
+
+
+def dicom_time(text: str) -> str:
+    """A DICOM TM value (HHMMSS.FFFFFF, or shorter) as HH:MM; anything else unchanged."""
+    text = str(text).strip()
+    digits = text.split(".")[0]
+    return f"{digits[:2]}:{digits[2:4]}" if len(digits) >= 4 and digits.isdigit() else text

@@ -41,9 +41,15 @@ def test_folder_with_two_series_asks_which(window, qtbot, tmp_path):
     picker = window.series_picker
     wait_idle(qtbot, window)  # thumbnails arrive from a worker
     assert picker.table.rowCount() == 2
-    rows = {picker.table.item(r, 1).text(): r for r in range(2)}
+    col = {picker.table.horizontalHeaderItem(c).text(): c for c in range(picker.table.columnCount())}
+    rows = {picker.table.item(r, col["modality"]).text(): r for r in range(2)}
     assert set(rows) == {"CT", "MR"}
-    assert picker.table.item(rows["MR"], 5).text() == "5"  # slice count
+    assert picker.table.item(rows["MR"], col["slices"]).text() == "5"
+    assert picker.table.item(rows["MR"], col["#"]).text() == "2"  # radiologists pick series by number
+    assert picker.table.item(rows["MR"], col["acquired"]).text()[4] == "-"  # a date, as a date
+    from PySide6.QtWidgets import QLabel
+
+    assert "Patient: Synthetic^Patient" in " ".join(label.text() for label in picker.findChildren(QLabel))
     assert picker.has_thumbnail(0) and picker.has_thumbnail(1)
     picker.table.selectRow(rows["MR"])
     picker.accept()
