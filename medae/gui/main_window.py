@@ -164,7 +164,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         self.stack.setCurrentWidget(self.view_area)
         name = Path(v.source).name if v.source else "scan"
         if "volume_index" in v.meta:  # one volume of a 4D file: which one is on screen
-            name = f"{name}, volume {v.meta['volume_index']} of {v.meta['volumes']} (from 0)"
+            name = f"{name}, volume {v.meta['volume_index'] + 1} of {v.meta['volumes']}"
         self.setWindowTitle(f"medae - {name} ({v.describe()})")
         menus.refresh_presets(self)
         self.view_area.refresh_warnings()

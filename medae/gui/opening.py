@@ -79,7 +79,7 @@ class OpeningMixin:
         n, count = int(v.meta["volume_index"]) + step, int(v.meta["volumes"])
         if not 0 <= n < count:
             self.statusBar().showMessage(
-                f"Volume {v.meta['volume_index']} is the {'last' if step > 0 else 'first'}.", 3000
+                f"Volume {v.meta['volume_index'] + 1} is the {'last' if step > 0 else 'first'}.", 3000
             )
             return None
         self._cancel_named("load")
@@ -96,12 +96,12 @@ class OpeningMixin:
         dlg.setWindowTitle("Choose a volume")
         dlg.setLabelText(
             f"{info.description} holds {n} volumes (a time series or several contrasts).\n"
-            f"Which one to open (0 to {n - 1})?"
+            f"Which one to open (1 to {n})? Once open, [ and ] step to the previous and next."
         )
         dlg.setInputMode(QInputDialog.InputMode.IntInput)
-        dlg.setIntRange(0, n - 1)
-        dlg.setIntValue(0)
-        dlg.accepted.connect(lambda: self.load_series(path, info, volume_index=dlg.intValue()))
+        dlg.setIntRange(1, n)
+        dlg.setIntValue(1)
+        dlg.accepted.connect(lambda: self.load_series(path, info, volume_index=dlg.intValue() - 1))
         self.volume_picker = dlg
         dlg.open()
 
@@ -126,7 +126,7 @@ class OpeningMixin:
                 self.show_volume(volume, path, keep_view=keep_view)
 
         seq = self._open_seq
-        what = info.description if volume_index is None else f"{info.description}, volume {volume_index}"
+        what = info.description if volume_index is None else f"{info.description}, volume {volume_index + 1}"
         return self.run_job(
             "load", work, done, f"loading {what}", on_failed=lambda _exc: self._drop_pending_analysis(seq)
         )

@@ -60,11 +60,11 @@ class SliceView(QWidget):
         self._press: tuple[str, str, QPointF, object] | None = None
         self._moved = False
         self._pixels: np.ndarray | None = None
+        self._hover: QPointF | None = None  # where the pointer rests over this view, for the read-out
         self._links = [
             (sig, sig.connect(self._repaint))
             for sig in (
                 session.image_changed,
-                session.cursor_changed,
                 session.window_changed,
                 session.overlay_changed,
                 session.display_changed,
@@ -72,6 +72,7 @@ class SliceView(QWidget):
             )
         ]
         self._links.append((session.view_changed, session.view_changed.connect(self._on_view_changed)))
+        self._links.append((session.cursor_changed, session.cursor_changed.connect(self._on_cursor)))
         self._links.append((session.measure.changed, session.measure.changed.connect(self._on_measure)))
         self._on_measure()
 
@@ -233,6 +234,9 @@ class SliceView(QWidget):
                 first = f"{title} ({'heat projection' if s.heat_visible else 'heat hidden: H'})"
         else:
             first = f"{title}  {n + 1}/{s.slice_count(self.plane)}"
+            meta = s.volume.meta
+            if "volume_index" in meta:  # stepping through a 4D file: which volume is on screen
+                first += f"  vol {meta['volume_index'] + 1}/{meta['volumes']}"
         # A narrow view (small screen, 2x2 or compare layout) shortens its text rather than overlapping it.
         metrics = p.fontMetrics()
         _outlined_text(
@@ -277,8 +281,8 @@ class SliceView(QWidget):
         if s.image is None:
             return
         if self._press is None:
-            index = self.widget_to_voxel(event.position())
-            self.hovered.emit(s.readout(index) if self.inside(index) else None)
+            self._hover = event.position()
+            self._emit_hover()
             return
         button, mod, origin, start = self._press
         delta = event.position() - origin
@@ -349,7 +353,20 @@ class SliceView(QWidget):
             self.activated.emit(self.plane)
             self.session.move_slice(self.plane, int(math.copysign(max(1, round(abs(steps))), steps)))
 
+    def _emit_hover(self) -> None:
+        if self._hover is None or self.session.image is None:
+            return
+        index = self.widget_to_voxel(self._hover)
+        self.hovered.emit(self.session.readout(index) if self.inside(index) else None)
+
+    def _on_cursor(self) -> None:
+        # Keys or the wheel changed the slice under a still pointer: the read-out must describe it.
+        self.update()
+        if self._hover is not None and not self.mip:
+            self._emit_hover()
+
     def leaveEvent(self, event) -> None:  # noqa: D102
+        self._hover = None
         self.hovered.emit(None)
 
 

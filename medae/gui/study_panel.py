@@ -88,7 +88,8 @@ class StudyPanel(QWidget):
                     ("Source", Path(v.source).name if v.source else ""),
                 ]
                 if "volume_index" in v.meta:  # one volume of a 4D file
-                    rows.insert(1, ("Volume", f"{v.meta['volume_index']} of {v.meta['volumes']} (from 0)"))
+                    n = v.meta["volume_index"]
+                    rows.insert(1, ("Volume", f"{n + 1} of {v.meta['volumes']} (--volume {n} on the command line)"))
                 for label, value in rows:
                     item = QTreeWidgetItem([label, str(value)])
                     tip = v.source if label == "Source" and v.source else str(value)

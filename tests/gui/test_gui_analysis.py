@@ -49,7 +49,8 @@ def test_open_pick_analyze_overlay_threshold_findings_compare_export(window, qtb
     qtbot.waitUntil(lambda: window.series_picker is not None, timeout=30_000)
     picker = window.series_picker
     wait_idle(qtbot, window)
-    row = next(r for r in range(picker.table.rowCount()) if picker.table.item(r, 5).text() == "24")
+    slices = picker.COLUMNS.index("slices")
+    row = next(r for r in range(picker.table.rowCount()) if picker.table.item(r, slices).text() == "24")
     picker.table.selectRow(row)
     picker.accept()
     wait_idle(qtbot, window)

@@ -120,6 +120,11 @@ def test_hover_readout_shows_hu_index_and_position(opened, qtbot):
     qtbot.mouseMove(view, pos.toPoint())
     text = opened.readout.text()
     assert "HU" in text and "voxel (" in text and "RAS (" in text
+    # The slice changes under the resting pointer (a key): the read-out describes the new slice.
+    k = s.image.grid.to_source(s.cursor)[2]
+    opened.handle_key("Up")
+    assert s.image.grid.to_source(s.cursor)[2] != k
+    assert f", {s.image.grid.to_source(s.cursor)[2]})" in opened.readout.text() and opened.readout.text() != text
 
 
 def test_keys(opened, qtbot):

@@ -177,8 +177,8 @@ def test_4d_file_asks_which_volume(window, qtbot, tmp_path):
     window.open_path(path)
     qtbot.waitUntil(lambda: window.volume_picker is not None, timeout=30_000)
     dlg = window.volume_picker
-    assert "3 volumes" in dlg.labelText() and dlg.intMaximum() == 2
-    dlg.setIntValue(2)
+    assert "3 volumes" in dlg.labelText() and (dlg.intMinimum(), dlg.intMaximum()) == (1, 3)  # counted from 1
+    dlg.setIntValue(3)
     dlg.accept()
     wait_idle(qtbot, window)
     assert window.last_error is None, window.last_error and window.last_error.text()
@@ -191,8 +191,8 @@ def test_4d_file_asks_which_volume(window, qtbot, tmp_path):
         .text(1)
         for i in range(window.study_panel.tree.topLevelItem(2).childCount())
     }
-    assert rows["Volume"] == "2 of 3 (from 0)"
-    assert "volume 2 of 3" in window.windowTitle()
+    assert rows["Volume"] == "3 of 3 (--volume 2 on the command line)"
+    assert "volume 3 of 3" in window.windowTitle()
     # Stepping through the volumes keeps the place looked at, the window and the zoom.
     from medae.viewer.windowing import Window
 
@@ -206,7 +206,7 @@ def test_4d_file_asks_which_volume(window, qtbot, tmp_path):
     assert v.meta["volume_index"] == 1 and v.array[0, 0, 0] == 200
     assert window.session.cursor == (1, 2, 3) and window.session.window == Window(150.0, 40.0)
     assert window.session.view_state("axial").zoom == 3.0
-    assert "volume 1 of 3" in window.windowTitle()
+    assert "volume 2 of 3" in window.windowTitle()
     window.actions_by_name["previous_volume"].trigger()
     wait_idle(qtbot, window)
     assert window.session.volume.meta["volume_index"] == 0
