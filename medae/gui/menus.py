@@ -86,6 +86,7 @@ def build(w) -> None:
     _action(w, v, "Set &window/level...", lambda: _window_dialog(w), "W", name="window_dialog")
     v.addSeparator()
     # Closed panels stay closed across restarts (the window state is saved), so they must be reopenable here.
+    _action(w, v, "&Views only (hide the panels)", lambda: _views_only(w), "F11", checkable=True, name="views_only")
     panels = v.addMenu("Pa&nels")
     for dock in w.docks:
         panels.addAction(dock.toggleViewAction())
@@ -145,6 +146,13 @@ def _preferences(w) -> None:
     dlg = PreferencesDialog(shown, w)
     dlg.accepted.connect(lambda: w.apply_preferences(dlg.preferences(), changed_from=shown))
     dlg.open()
+
+
+def _views_only(w) -> None:
+    hidden = w.toggle_views_only()
+    w.actions_by_name["views_only"].setChecked(hidden)
+    if hidden:
+        w.statusBar().showMessage("Panels hidden: F11 brings them back.", 4000)
 
 
 def _window_dialog(w) -> None:

@@ -99,3 +99,16 @@ class WindowStateMixin:
             share = int(0.35 * width / len(docked))
             sizes = [max(share, d.minimumSizeHint().width()) for d in docked]
             self.resizeDocks(docked, sizes, Qt.Orientation.Horizontal)
+
+    def toggle_views_only(self) -> bool:
+        """Hides the panels to give the scan the whole window, or brings back those it hid; True when hidden."""
+        hidden = getattr(self, "_hidden_docks", None)
+        if hidden:
+            for dock in hidden:
+                dock.show()
+            self._hidden_docks = []
+            return False
+        self._hidden_docks = [d for d in self.docks if d.isVisible()]
+        for dock in self._hidden_docks:
+            dock.hide()
+        return bool(self._hidden_docks)

@@ -445,3 +445,17 @@ def test_zoom_keeps_the_point_under_the_pointer(opened, qtbot):
     drag(qtbot, view, Qt.MouseButton.RightButton, start, start + QPoint(0, -50))
     assert s.view_state("axial").zoom > 1.15**2
     np.testing.assert_allclose(view.widget_to_voxel(QPointF(start)), before, atol=1e-6)
+
+
+def test_views_only_hides_the_panels_and_brings_back_those_it_hid(window, qtbot):
+    docks = window.docks
+    docks[0].hide()  # a panel the user had closed stays closed
+    shown = [d for d in docks if d.isVisible()]
+    assert shown
+    width = window.centralWidget().width()
+    window.actions_by_name["views_only"].trigger()
+    qtbot.waitUntil(lambda: window.centralWidget().width() > width)
+    assert not any(d.isVisible() for d in docks) and window.actions_by_name["views_only"].isChecked()
+    window.actions_by_name["views_only"].trigger()
+    assert [d for d in docks if d.isVisible()] == shown and not docks[0].isVisible()
+    assert not window.actions_by_name["views_only"].isChecked()
