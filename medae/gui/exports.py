@@ -21,7 +21,7 @@ KINDS: tuple[tuple[str, str, str], ...] = (
     ("Findings as DICOM &Segmentation...", "findings_dicom", ".dcm"),
     ("Screenshot as P&NG (with colour bar)...", "screenshot", ".png"),
     ("Screenshot as DICOM Secondary &Capture...", "screenshot_dicom", ".dcm"),
-    ("&Report (heatmap, findings, report.json) to folder...", "report", ""),
+    ("&Report (summary image, heatmap, findings, report.json) to folder...", "report", ""),
 )
 
 
@@ -166,6 +166,16 @@ def _findings_dicom(result, volume, target: Path, progress, cancel) -> Path:
 
 def _report(result, volume, target: Path, progress, cancel) -> Path:
     from medae.analysis import write_outputs
+    from medae.analysis.outputs import remove_stale_outputs
+    from medae.viewer.figure import write_result_summary
 
-    write_outputs(result, target)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot create the folder ({exc}). Choose another one.") from exc
+    # The summary image is the part a person reads: three planes through the first finding, the colour
+    # bar, the ranked findings and the warnings, at the threshold on screen.
+    summary = write_result_summary(result, target)
+    written = write_outputs(result, target, extra_files=summary)
+    remove_stale_outputs(target, written)  # an earlier export's files that this result does not have
     return target

@@ -152,6 +152,8 @@ def test_open_pick_analyze_overlay_threshold_findings_compare_export(window, qtb
     assert shot.shape[1] == window.view_area.width()  # views plus the colour bar
     report = json.loads((out / "report" / "report.json").read_text())
     assert report["score"] == pytest.approx(result.score, abs=1e-3)
+    assert report["files"]["summary"] == "summary.png"  # the part of the report a person reads
+    assert read_png(out / "report" / "summary.png").shape[2] == 3
 
 
 def test_warnings_are_on_screen_and_in_screenshots(window, qtbot, tiny_model, tmp_path):
