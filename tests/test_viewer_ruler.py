@@ -20,22 +20,38 @@ def test_length_is_in_world_mm_on_anisotropic_and_oblique_grids():
 
 def test_a_ruler_shows_only_in_its_plane_and_slice():
     m = Measure()
+    m.start()
     m.draw("axial", (2.0, 3.0, 7.0), (9.5, 3.0, 7.0))
-    assert m.ruler_on("axial", (0, 0, 7)) is m.ruler
-    assert m.ruler_on("axial", (0, 0, 8)) is None
-    assert m.ruler_on("coronal", (0, 3, 7)) is None
+    assert m.rulers_on("axial", (0, 0, 7)) == [m.ruler]
+    assert m.rulers_on("axial", (0, 0, 8)) == []
+    assert m.rulers_on("coronal", (0, 3, 7)) == []
 
 
-def test_leaving_measure_mode_or_opening_a_scan_removes_the_ruler():
+def test_a_drag_moves_its_own_ruler_and_the_next_drag_adds_one():
+    m = Measure()
+    m.start()
+    m.draw("axial", (0, 0, 1), (1, 0, 1))
+    m.draw("axial", (0, 0, 1), (4, 0, 1))  # the same drag, further
+    assert len(m.rulers) == 1 and m.ruler.end == (4.0, 0.0, 1.0)
+    m.start()
+    m.draw("axial", (5, 5, 1), (6, 5, 1))
+    assert len(m.rulers) == 2 and len(m.rulers_on("axial", (0, 0, 1))) == 2
+
+
+def test_rulers_stay_when_measuring_stops_and_go_with_clear_or_a_new_scan():
     s = ViewerSession()
     s.open(Volume(np.zeros((8, 8, 8), np.int16), np.eye(4), "MR"))
     events = []
     s.measure.changed.connect(lambda: events.append(s.measure.active))
     s.measure.set_active(True)
+    s.measure.start()
     s.measure.draw("axial", (1, 1, 4), (5, 1, 4))
     s.measure.set_active(False)
-    assert s.measure.ruler is None and events == [True, True, False]
+    assert s.measure.ruler is not None and events == [True, True, False]
+    s.measure.clear()
+    assert s.measure.rulers == []
     s.measure.set_active(True)
+    s.measure.start()
     s.measure.draw("axial", (1, 1, 4), (5, 1, 4))
     s.open(Volume(np.zeros((8, 8, 8), np.int16), np.eye(4), "MR"))
-    assert s.measure.ruler is None and not s.measure.active
+    assert s.measure.rulers == [] and not s.measure.active

@@ -386,7 +386,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
             self.statusBar().showMessage(
                 "Measuring: drag with the left button to draw a ruler; M again to stop."
                 if s.measure.active
-                else "Measuring off.",
+                else "Measuring off; the rulers stay (View > Clear measurements removes them).",
                 4000,
             )
         elif binding.action in (KeyAction.NEXT_FINDING, KeyAction.PREVIOUS_FINDING) and s.findings:

@@ -79,6 +79,7 @@ def build(w) -> None:
     _action(w, v, "&Invert grey scale (I)", lambda: w.handle_key("I"))
     _action(w, v, "Show cross&hair (X)", lambda: w.handle_key("X"), checkable=True, name="crosshair")
     _action(w, v, "&Measure distance (M)", lambda: w.handle_key("M"), checkable=True, name="measure")
+    _action(w, v, "Clear measurements", s.measure.clear, name="clear_measurements")
     _action(w, v, "Ne&xt volume of a 4D file (])", lambda: w.handle_key("]"), name="next_volume")
     _action(w, v, "Pre&vious volume of a 4D file ([)", lambda: w.handle_key("["), name="previous_volume")
     _action(w, v, "&Fit views (Space)", lambda: w.handle_key("Space"))
@@ -234,7 +235,7 @@ def refresh_presets(w) -> None:
 def refresh_enabled(w) -> None:
     """Enables what needs an analysis only when there is one."""
     has = w.session.result is not None
-    for name in ("window_dialog", "measure"):
+    for name in ("window_dialog", "measure", "clear_measurements"):
         if name in w.actions_by_name:
             w.actions_by_name[name].setEnabled(w.session.image is not None)
     four_d = w.session.volume is not None and "volume_index" in w.session.volume.meta

@@ -186,21 +186,19 @@ class SliceView(QWidget):
 
     def _paint_ruler(self, p: QPainter) -> None:
         s = self.session
-        ruler = s.measure.ruler_on(self.plane, s.cursor)
-        if ruler is None:
-            return
-        a, b = self.voxel_to_widget(ruler.start), self.voxel_to_widget(ruler.end)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        p.setPen(QPen(QColor(0, 0, 0), 4))
-        p.drawLine(a, b)
-        p.setPen(QPen(RULER_COLOR, 2))
-        p.drawLine(a, b)
-        for end in (a, b):
-            p.drawEllipse(end, 3.0, 3.0)
-        text = f"{ruler.length_mm(s.image.grid.affine):.1f} mm"
-        # The length sits beside the end lower on screen, clear of the line.
-        at = max((a, b), key=lambda q: q.y()) + QPointF(6, 16)
-        _outlined_text(p, at, None, text, RULER_COLOR)
+        for ruler in s.measure.rulers_on(self.plane, s.cursor):
+            a, b = self.voxel_to_widget(ruler.start), self.voxel_to_widget(ruler.end)
+            p.setPen(QPen(QColor(0, 0, 0), 4))
+            p.drawLine(a, b)
+            p.setPen(QPen(RULER_COLOR, 2))
+            p.drawLine(a, b)
+            for end in (a, b):
+                p.drawEllipse(end, 3.0, 3.0)
+            text = f"{ruler.length_mm(s.image.grid.affine):.1f} mm"
+            # The length sits beside the end lower on screen, clear of the line.
+            at = max((a, b), key=lambda q: q.y()) + QPointF(6, 16)
+            _outlined_text(p, at, None, text, RULER_COLOR)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
 
     def _paint_labels(self, p: QPainter, rect: QRectF) -> None:
@@ -273,6 +271,7 @@ class SliceView(QWidget):
         mod = modifier_name(event.modifiers())
         if s.measure.active and button == "left" and not mod and not self.mip:
             start["ruler"] = self._on_grid(event.position())
+            s.measure.start()
         self._press = (button, mod, event.position(), start)
         self._moved = False
 

@@ -92,7 +92,7 @@ class KeyAction(str, Enum):
     DEFAULT_WINDOW = "default window"
     NEXT_FINDING = "next finding"
     PREVIOUS_FINDING = "previous finding"
-    MEASURE = "measure distance: left-drag draws a ruler (M again to stop)"
+    MEASURE = "measure distance: left-drag draws a ruler (M again to stop; the rulers stay)"
     NEXT_VOLUME = "next volume of a 4D file"
     PREVIOUS_VOLUME = "previous volume of a 4D file"
 

@@ -40,38 +40,54 @@ class Ruler:
 
 
 class Measure:
-    """Whether left-drag measures (the M key), and the ruler last drawn.
+    """Whether left-drag measures (the M key), and the rulers drawn on the scan.
+
+    Rulers stay when measuring stops (a reader measures, then reads on); ``clear`` removes them, and a new
+    scan starts without any.
 
     Signals:
-        changed: the mode or the ruler changed (views repaint).
+        changed: the mode or the rulers changed (views repaint).
     """
 
     changed = Signal()
 
     def __init__(self) -> None:
         self.active = False
-        self.ruler: Ruler | None = None
+        self.rulers: list[Ruler] = []
+        self._drawing = False
+
+    @property
+    def ruler(self) -> Ruler | None:
+        """The ruler drawn last, if any."""
+        return self.rulers[-1] if self.rulers else None
 
     def set_active(self, on: bool) -> None:
-        """Turns measuring on or off; turning it off removes the ruler."""
-        if bool(on) != self.active or (not on and self.ruler is not None):
-            self.active, self.ruler = bool(on), (self.ruler if on else None)
+        """Turns measuring on or off (the rulers stay)."""
+        if bool(on) != self.active:
+            self.active = bool(on)
             self.changed.emit()
 
+    def start(self) -> None:
+        """A new drag begins: its first ``draw`` adds a ruler, later ones move its end."""
+        self._drawing = False
+
     def draw(self, plane: str, start, end) -> None:
-        """Sets the ruler from ``start`` to ``end`` (canonical indices in one slice of ``plane``)."""
-        self.ruler = Ruler(plane, tuple(float(x) for x in start[:3]), tuple(float(x) for x in end[:3]))
+        """Sets the ruler being drawn from ``start`` to ``end`` (canonical indices in one slice of ``plane``)."""
+        ruler = Ruler(plane, tuple(float(x) for x in start[:3]), tuple(float(x) for x in end[:3]))
+        if self._drawing and self.rulers:
+            self.rulers[-1] = ruler
+        else:
+            self.rulers.append(ruler)
+            self._drawing = True
         self.changed.emit()
 
     def clear(self) -> None:
-        """Removes the ruler and leaves measuring (a new scan)."""
-        if self.active or self.ruler is not None:
-            self.active, self.ruler = False, None
+        """Removes every ruler and leaves measuring (a new scan, or the user's command)."""
+        if self.active or self.rulers:
+            self.active, self.rulers, self._drawing = False, [], False
             self.changed.emit()
 
-    def ruler_on(self, plane: str, cursor) -> Ruler | None:
-        """The ruler to draw in a view of ``plane`` whose slice passes through ``cursor``, if any."""
-        r = self.ruler
-        if r is None or r.plane != plane or r.slice_index() != int(cursor[plane_spec(plane).normal]):
-            return None
-        return r
+    def rulers_on(self, plane: str, cursor) -> list[Ruler]:
+        """The rulers to draw in a view of ``plane`` whose slice passes through ``cursor``."""
+        k = int(cursor[plane_spec(plane).normal])
+        return [r for r in self.rulers if r.plane == plane and r.slice_index() == k]

@@ -372,13 +372,16 @@ def test_measure_mode_draws_a_ruler_with_its_length_in_mm(opened, qtbot):
     a = coronal.voxel_to_widget((i, j, k - 2)).toPoint()
     b = coronal.voxel_to_widget((i, j, k + 2)).toPoint()
     drag(qtbot, coronal, Qt.MouseButton.LeftButton, a, b)
-    assert s.measure.ruler.plane == "coronal"  # a new drag replaces the ruler
+    assert s.measure.ruler.plane == "coronal" and len(s.measure.rulers) == 2  # a new drag adds a ruler
     tolerance = 1.0 / coronal.pixels_per_mm() + 0.01
     assert s.measure.ruler.length_mm(s.image.grid.affine) == pytest.approx(10.0, abs=tolerance)
     opened.handle_key("M")
-    assert not s.measure.active and s.measure.ruler is None and not opened.actions_by_name["measure"].isChecked()
+    assert not s.measure.active and not opened.actions_by_name["measure"].isChecked()
+    assert len(s.measure.rulers) == 2  # measuring stopped; the rulers stay on the scan
     drag(qtbot, axial, Qt.MouseButton.LeftButton, a, b)
-    assert s.measure.ruler is None and s.window != before  # left-drag is window/level again
+    assert len(s.measure.rulers) == 2 and s.window != before  # left-drag is window/level again
+    opened.actions_by_name["clear_measurements"].trigger()
+    assert s.measure.rulers == []
 
 
 def test_arrow_keys_in_the_findings_table_move_the_views(opened, qtbot):
