@@ -41,10 +41,12 @@ class SliceView(QWidget):
     Signals:
         hovered(object): the ``Readout`` under the pointer, or None when it leaves the image.
         activated(str): the plane of this view, when the user interacts with it.
+        double_clicked(str): the plane of this view, double-clicked (to enlarge it, or go back).
     """
 
     hovered = Signal(object)
     activated = Signal(str)
+    double_clicked = Signal(str)
 
     def __init__(self, session: ViewerSession, plane: str, layer: str = "input", mip: bool = False, parent=None):
         super().__init__(parent)
@@ -340,6 +342,10 @@ class SliceView(QWidget):
         index = self.widget_to_voxel(pos)
         if self.inside(index):
             self.session.set_cursor(index)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: D102
+        if self.session.image is not None and event.button() == Qt.MouseButton.LeftButton and not self.mip:
+            self.double_clicked.emit(self.plane)
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: D102
         if self.session.image is None:

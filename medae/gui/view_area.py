@@ -84,6 +84,7 @@ class ViewArea(QWidget):
         self.session = session
         self.active_plane = "axial"
         self.smooth = False
+        self._layout_before: str | None = None  # the layout a double-click enlarged a view from
         self.views: list[SliceView] = []
         self.banner = QLabel(self)
         self.banner.setObjectName("warnings")
@@ -172,12 +173,25 @@ class ViewArea(QWidget):
         view.smooth = self.smooth
         view.hovered.connect(self.hovered)
         view.activated.connect(self._activate)
+        view.double_clicked.connect(self.toggle_enlarged)
         self.grid.addWidget(view, row, col)
         # Shown now, not when Qt gets round to the layout's deferred show: a view made on a new result is on
         # screen (and measurable, e.g. for a screenshot export) as soon as the result is.
         if self.grid_host.isVisible():
             view.show()
         self.views.append(view)
+
+    def toggle_enlarged(self, plane: str) -> None:
+        """Double-click: the view's plane alone in the window, or back to the layout it came from."""
+        s = self.session
+        if s.compare:
+            return
+        if s.layout != "single":
+            self._layout_before = s.layout
+            s.single_plane = plane
+            s.layout = "single"
+        elif self._layout_before:
+            s.layout, self._layout_before = self._layout_before, None
 
     def _activate(self, plane: str) -> None:
         if plane != self.active_plane:

@@ -462,3 +462,16 @@ def test_views_only_hides_the_panels_and_brings_back_those_it_hid(window, qtbot)
     window.actions_by_name["views_only"].trigger()
     assert [d for d in docks if d.isVisible()] == shown and not docks[0].isVisible()
     assert not window.actions_by_name["views_only"].isChecked()
+
+
+def test_double_click_enlarges_a_view_and_again_goes_back(opened, qtbot):
+    s = opened.session
+    assert s.layout == "1x3"
+    coronal = opened.view_area.view("coronal")
+    qtbot.mouseDClick(coronal, Qt.MouseButton.LeftButton, pos=coronal.rect().center())
+    assert s.layout == "single" and s.single_plane == "coronal"
+    assert [v.plane for v in opened.view_area.views] == ["coronal"]
+    assert opened.actions_by_name["layout_single"].isChecked()
+    view = opened.view_area.view("coronal")
+    qtbot.mouseDClick(view, Qt.MouseButton.LeftButton, pos=view.rect().center())
+    assert s.layout == "1x3" and len(opened.view_area.views) == 3
