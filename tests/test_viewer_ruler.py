@@ -55,3 +55,21 @@ def test_rulers_stay_when_measuring_stops_and_go_with_clear_or_a_new_scan():
     s.measure.draw("axial", (1, 1, 4), (5, 1, 4))
     s.open(Volume(np.zeros((8, 8, 8), np.int16), np.eye(4), "MR"))
     assert s.measure.rulers == [] and not s.measure.active
+
+
+def test_circle_statistics_count_the_voxels_within_the_radius_in_world_mm():
+    values = np.zeros((40, 40, 5), np.float32)
+    values[:, :, 2] = np.arange(40)[:, None]  # rises along i (the axial view's columns)
+    affine = np.diag([0.5, 2.0, 3.0, 1.0])  # anisotropic in plane: 0.5 mm across, 2 mm down
+    circle = Ruler("axial", (20.0, 20.0, 2.0), (20.0, 22.0, 2.0), "circle")  # radius 4 mm (2 rows)
+    stats = circle.region_stats(values, affine)
+    assert circle.length_mm(affine) == pytest.approx(4.0)
+    # Within 4 mm: on row 20, i from 12 to 28 (8 voxels of 0.5 mm each way); on rows 19 and 21 (2 mm
+    # away), |di| <= 6.93; on rows 18 and 22 (4 mm away), the centre column only.
+    assert stats["voxels"] == 17 + 2 * 13 + 2 * 1
+    assert stats["mean"] == pytest.approx(20.0) and stats["min"] == 12.0 and stats["max"] == 28.0
+    assert stats["area_mm2"] == pytest.approx(stats["voxels"] * 1.0)
+    heat = np.zeros_like(values)
+    heat[20, 20, 2] = 9.0
+    assert circle.region_stats(values, affine, heat)["heat_max"] == 9.0
+    assert stats["sd"] > 0

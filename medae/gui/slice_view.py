@@ -191,6 +191,9 @@ class SliceView(QWidget):
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         for ruler in s.measure.rulers_on(self.plane, s.cursor):
             a, b = self.voxel_to_widget(ruler.start), self.voxel_to_widget(ruler.end)
+            if ruler.kind == "circle":
+                self._paint_circle(p, ruler, a)
+                continue
             p.setPen(QPen(QColor(0, 0, 0), 4))
             p.drawLine(a, b)
             p.setPen(QPen(RULER_COLOR, 2))
@@ -202,6 +205,30 @@ class SliceView(QWidget):
             at = max((a, b), key=lambda q: q.y()) + QPointF(6, 16)
             _outlined_text(p, at, None, text, RULER_COLOR)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+
+    def _paint_circle(self, p: QPainter, circle, centre: QPointF) -> None:
+        s = self.session
+        radius = circle.length_mm(s.image.grid.affine) * self.pixels_per_mm()
+        for color, width in ((QColor(0, 0, 0), 4), (RULER_COLOR, 2)):
+            p.setPen(QPen(color, width))
+            p.drawEllipse(centre, radius, radius)
+        stats = circle.region_stats(s.image.values, s.image.grid.affine, s.heat.values if s.heat else None)
+        if not stats["voxels"]:
+            return
+        unit = f" {s.units}" if s.units else ""
+        lines = [f"{stats['mean']:.4g} \u00b1 {stats['sd']:.3g}{unit}"]
+        lines.append(f"{stats['area_mm2']:.0f} mm\u00b2, {stats['min']:.4g} to {stats['max']:.4g}")
+        if "heat_max" in stats:
+            lines.append(f"heat {stats['heat_mean']:.1f}, max {stats['heat_max']:.1f}")
+        # Beside the circle on the side with room for the text, else centred under it.
+        width = max(p.fontMetrics().horizontalAdvance(t) for t in lines)
+        x, y = centre.x() + radius + 6, centre.y() - 8 * (len(lines) - 2)
+        if x + width > self.width() - 4:
+            x = centre.x() - radius - 6 - width
+        if x < 4:
+            x, y = max(4.0, centre.x() - width / 2), centre.y() + radius + 16
+        for n, text in enumerate(lines):
+            _outlined_text(p, QPointF(x, y + 16 * n), None, text, RULER_COLOR)
 
     def _paint_labels(self, p: QPainter, rect: QRectF) -> None:
         s = self.session
@@ -271,8 +298,9 @@ class SliceView(QWidget):
         s = self.session
         start = {"window": s.layer_window(self.layer), "view": s.view_state(self.plane)}
         mod = modifier_name(event.modifiers())
-        if s.measure.active and button == "left" and not mod and not self.mip:
+        if s.measure.active and button == "left" and mod in ("", "shift") and not self.mip:
             start["ruler"] = self._on_grid(event.position())
+            start["kind"] = "circle" if mod == "shift" else "line"
             s.measure.start()
         self._press = (button, mod, event.position(), start)
         self._moved = False
@@ -291,7 +319,7 @@ class SliceView(QWidget):
             return
         self._moved = True
         if "ruler" in start:
-            s.measure.draw(self.plane, start["ruler"], self._on_grid(event.position()))
+            s.measure.draw(self.plane, start["ruler"], self._on_grid(event.position()), start["kind"])
             return
         self.apply_drag(MOUSE_SCHEMES[s.mouse_scheme].drag_action(button, mod), delta, event.position(), start)
 

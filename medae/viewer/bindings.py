@@ -92,7 +92,7 @@ class KeyAction(str, Enum):
     DEFAULT_WINDOW = "default window"
     NEXT_FINDING = "next finding"
     PREVIOUS_FINDING = "previous finding"
-    MEASURE = "measure distance: left-drag draws a ruler (M again to stop; the rulers stay)"
+    MEASURE = "measure: left-drag draws a ruler, shift+left-drag a region with its statistics (M again to stop)"
     NEXT_VOLUME = "next volume of a 4D file"
     PREVIOUS_VOLUME = "previous volume of a 4D file"
 

@@ -1,7 +1,7 @@
-"""The distance ruler: a line drawn on one slice, measured in world millimetres.
+"""Measurements on one slice: distance rulers and circular regions with their statistics.
 
 Qt-free state (like the rest of ``medae.viewer``): the view turns a drag into ``Measure.draw`` calls and
-paints ``Measure.ruler_on``; the length comes from the grid's affine, so anisotropic, oblique and
+paints ``Measure.rulers_on``; lengths and radii come from the grid's affine, so anisotropic, oblique and
 sheared grids measure true distances, not screen pixels.
 """
 
@@ -17,17 +17,19 @@ from medae.viewer.planes import plane_spec
 
 @dataclass(frozen=True)
 class Ruler:
-    """A measured line.
+    """A measured line, or a circular region.
 
     Attributes:
         plane: The plane it was drawn in.
-        start: Continuous canonical voxel index of the first end.
-        end: Continuous canonical voxel index of the second end (same slice as ``start``).
+        start: Continuous canonical voxel index of the first end (a circle's centre).
+        end: Continuous canonical voxel index of the second end (a point on a circle's edge); same slice.
+        kind: "line" or "circle".
     """
 
     plane: str
     start: tuple[float, float, float]
     end: tuple[float, float, float]
+    kind: str = "line"
 
     def length_mm(self, affine: np.ndarray) -> float:
         """Length in world millimetres, through the canonical grid's affine."""
@@ -37,6 +39,50 @@ class Ruler:
     def slice_index(self) -> int:
         """The slice of its plane it lies in."""
         return int(round(self.start[plane_spec(self.plane).normal]))
+
+    def region_stats(self, values: np.ndarray, affine: np.ndarray, heat: np.ndarray | None = None) -> dict:
+        """Statistics of the voxels of a circle's slice within its radius (in world mm from its centre).
+
+        Args:
+            values: The scan on the canonical grid.
+            affine: The canonical grid's affine.
+            heat: The heatmap on the same grid, if any.
+
+        Returns:
+            ``voxels``, ``area_mm2``, ``mean``, ``sd``, ``min``, ``max`` of the scan's values (NaN left out),
+            and ``heat_mean``, ``heat_max`` with a heatmap; ``voxels`` 0 when the circle holds no voxel centre.
+        """
+        spec = plane_spec(self.plane)
+        k = self.slice_index()
+        a = np.asarray(affine, dtype=np.float64)[:3, :3]
+        ca, ra = spec.col_axis, spec.row_axis
+        c0, r0 = self.start[ca], self.start[ra]
+        radius = self.length_mm(affine)
+        # Only the voxels in the circle's bounding box (in index units, through each axis' own step).
+        half_c = int(np.ceil(radius / max(np.linalg.norm(a[:, ca]), 1e-9))) + 1
+        half_r = int(np.ceil(radius / max(np.linalg.norm(a[:, ra]), 1e-9))) + 1
+        cols = np.arange(max(0, int(c0) - half_c), min(values.shape[ca], int(c0) + half_c + 2))
+        rows = np.arange(max(0, int(r0) - half_r), min(values.shape[ra], int(r0) + half_r + 2))
+        dc, dr = np.meshgrid(cols - c0, rows - r0, indexing="ij")
+        mm = np.linalg.norm(a[:, ca][None, None, :] * dc[..., None] + a[:, ra][None, None, :] * dr[..., None], axis=2)
+        inside = mm <= radius
+        index: list = [slice(None)] * 3
+        index[spec.normal] = k
+        index[ca] = cols[:, None]
+        index[ra] = rows[None, :]
+        # Fancy indexing puts the two in-plane axes first, in (col, row) order as built.
+        picked = np.asarray(values[tuple(index)], dtype=np.float64)[inside]
+        picked = picked[np.isfinite(picked)]
+        pixel_mm2 = float(np.linalg.norm(np.cross(a[:, ca], a[:, ra])))
+        out = {"voxels": int(picked.size), "area_mm2": float(inside.sum()) * pixel_mm2}
+        if picked.size:
+            out.update(
+                mean=float(picked.mean()), sd=float(picked.std()), min=float(picked.min()), max=float(picked.max())
+            )
+        if heat is not None and picked.size:
+            h = np.asarray(heat[tuple(index)], dtype=np.float64)[inside]
+            out.update(heat_mean=float(h.mean()), heat_max=float(h.max()))
+        return out
 
 
 class Measure:
@@ -71,9 +117,12 @@ class Measure:
         """A new drag begins: its first ``draw`` adds a ruler, later ones move its end."""
         self._drawing = False
 
-    def draw(self, plane: str, start, end) -> None:
-        """Sets the ruler being drawn from ``start`` to ``end`` (canonical indices in one slice of ``plane``)."""
-        ruler = Ruler(plane, tuple(float(x) for x in start[:3]), tuple(float(x) for x in end[:3]))
+    def draw(self, plane: str, start, end, kind: str = "line") -> None:
+        """Sets the ruler being drawn from ``start`` to ``end`` (canonical indices in one slice of ``plane``).
+
+        ``kind`` "circle": a region centred on ``start`` through ``end``.
+        """
+        ruler = Ruler(plane, tuple(float(x) for x in start[:3]), tuple(float(x) for x in end[:3]), kind)
         if self._drawing and self.rulers:
             self.rulers[-1] = ruler
         else:

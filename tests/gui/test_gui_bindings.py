@@ -375,11 +375,20 @@ def test_measure_mode_draws_a_ruler_with_its_length_in_mm(opened, qtbot):
     assert s.measure.ruler.plane == "coronal" and len(s.measure.rulers) == 2  # a new drag adds a ruler
     tolerance = 1.0 / coronal.pixels_per_mm() + 0.01
     assert s.measure.ruler.length_mm(s.image.grid.affine) == pytest.approx(10.0, abs=tolerance)
+    # Shift+drag: a circular region, centred where pressed, with the statistics of its voxels.
+    centre = axial.voxel_to_widget((i, j, k)).toPoint()
+    edge = axial.voxel_to_widget((i + 4, j, k)).toPoint()
+    drag(qtbot, axial, Qt.MouseButton.LeftButton, centre, edge, Qt.KeyboardModifier.ShiftModifier)
+    circle = s.measure.ruler
+    assert circle.kind == "circle" and len(s.measure.rulers) == 3
+    assert circle.length_mm(s.image.grid.affine) == pytest.approx(3.2, abs=1.0 / axial.pixels_per_mm() + 0.01)
+    assert circle.region_stats(s.image.values, s.image.grid.affine)["voxels"] > 10
+    assert s.cursor == (i, j, k)  # the shift-drag measured; it did not move the crosshair
     opened.handle_key("M")
     assert not s.measure.active and not opened.actions_by_name["measure"].isChecked()
-    assert len(s.measure.rulers) == 2  # measuring stopped; the rulers stay on the scan
+    assert len(s.measure.rulers) == 3  # measuring stopped; the rulers stay on the scan
     drag(qtbot, axial, Qt.MouseButton.LeftButton, a, b)
-    assert len(s.measure.rulers) == 2 and s.window != before  # left-drag is window/level again
+    assert len(s.measure.rulers) == 3 and s.window != before  # left-drag is window/level again
     opened.actions_by_name["clear_measurements"].trigger()
     assert s.measure.rulers == []
 
