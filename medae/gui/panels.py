@@ -235,8 +235,6 @@ class FindingsPanel(QWidget):
             r = self.session.result
             level = f"{r.threshold:.3g} {getattr(r, 'units', '')}".strip()
             smallest = (getattr(r, "region_rule", None) or {}).get("min_region_ml")
-            small = f" (regions under {smallest:g} mL are not listed)" if smallest else ""
-            listed = (
-                f"No region above {level}{small}." if not found else f"{len(found)} finding(s) above {level}{small}:"
-            )
+            small = f"; regions under {smallest:g} mL are left out" if smallest else ""
+            listed = f"{len(found)} finding(s) above {level}{small}:" if found else f"No region above {level}{small}."
             self.empty.setText(f"{score_text(r)}\n{listed}")
