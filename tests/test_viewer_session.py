@@ -184,7 +184,10 @@ def test_keep_view_keeps_cursor_and_window_only_on_the_same_grid():
     s.open(Volume(np.full((8, 8, 8), 10, np.int16), np.eye(4), "MR"))
     s.set_cursor((1, 2, 3))
     s.set_window(Window(5.0, 2.0))
+    s.measure.start()
+    s.measure.draw("axial", (1, 1, 3), (5, 1, 3))
     s.open(Volume(np.full((8, 8, 8), 20, np.int16), np.eye(4), "MR"), keep_view=True)
-    assert s.cursor == (1, 2, 3) and s.window == Window(5.0, 2.0)
+    assert s.cursor == (1, 2, 3) and s.window == Window(5.0, 2.0) and len(s.measure.rulers) == 1
     s.open(Volume(np.full((8, 8, 8), 20, np.int16), np.diag([2.0, 1.0, 1.0, 1.0]), "MR"), keep_view=True)
     assert s.cursor == (4, 4, 4) and s.window != Window(5.0, 2.0)  # another grid: a fresh view
+    assert s.measure.rulers == []

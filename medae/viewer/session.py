@@ -116,8 +116,8 @@ class ViewerSession:
             self._cursor = tuple(s // 2 for s in self.image.grid.shape)  # type: ignore[assignment]
             self._window = default_window(self.image.values, volume.modality, volume.meta)
             self._views = {p: ViewState() for p in PLANES}
+            self.measure.clear()  # rulers belong to the grid they were drawn on (kept for another volume of it)
         self._compare = False
-        self.measure.clear()  # a ruler belongs to the scan it was drawn on
         self.image_changed.emit()
         self.result_changed.emit()
         self.window_changed.emit()
