@@ -62,6 +62,15 @@ def regrid(scan, code, spacing, oblique_deg):
     return Volume(np.round(arr).astype(np.int16), new_aff, "MR", meta={"body_part": "BRAIN"}), wm
 
 
+def template_point(scan, world):
+    """Where a world point of a generated head lies in the template (the generator's pose undone)."""
+    g = scan.volume.meta["generator"]
+    rot = geometry.rotation_matrix(tuple(g["angles_deg"]))
+    centre = np.array([0.0, -18.0, 10.0])
+    undo = np.diag(1 / np.asarray(g["scale"])) @ rot.T
+    return centre + undo @ (np.asarray(world, float) - centre - np.asarray(g["shift_mm"]))
+
+
 def insert_lesion(vol, wm, radius_mm=9.0, contrast=0.6, seed=0):
     """A bright sphere in white matter; returns the new volume and the lesion's world centre."""
     rng = np.random.default_rng(seed)
@@ -100,6 +109,10 @@ def test_lesion_is_localised_and_ranked_first(model, template, code, spacing, ob
     assert res.findings, "the lesion must be found"
     first = res.findings[0]
     assert np.linalg.norm(np.array(first.centroid_world) - target) < 5.0
+    # In the reference template's coordinates (MNI), where the generator drew this head from: the pose
+    # undone (up to the generator's smooth deformation of a few mm and the alignment's error).
+    assert res.report()["reference_frame"] == "mni152-2009a"
+    assert np.linalg.norm(np.array(first.centroid_reference) - template_point(scan, target)) < 7.0
     # Findings drawn again at the same threshold (as the viewer does when its threshold moves) are the same.
     again = res.at_threshold(res.threshold)
     assert [f.to_json() for f in again.findings] == [f.to_json() for f in res.findings]

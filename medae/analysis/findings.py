@@ -16,6 +16,7 @@ def extract_findings(
     to_reference: np.ndarray | None = None,
     midline_x: float = 0.0,
     max_findings: int = 50,
+    reference: str | None = None,
 ) -> tuple[np.ndarray, list[Finding]]:
     """Labels and describes the regions above ``threshold``.
 
@@ -31,6 +32,8 @@ def extract_findings(
             midline is at ``midline_x``); None uses the input's own world x.
         midline_x: x of the midline in the reference frame.
         max_findings: At most this many are kept.
+        reference: The name of the frame ``to_reference`` leads to when it is a template's (e.g.
+            "mni152-2009a"): each finding then carries its centroid in those coordinates.
 
     Returns:
         The int16 label map (0 = background, 1 = first ranked) and the findings in rank order.
@@ -84,6 +87,7 @@ def extract_findings(
                 centroid_voxel=tuple(float(v) for v in cvox),
                 peak_world=tuple(float(v) for v in apply_affine(affine, peak_pos[i])),
                 side=side,
+                centroid_reference=tuple(float(v) for v in ref) if reference and to_reference is not None else None,
             )
         )
     labels[box] = remap[lab]

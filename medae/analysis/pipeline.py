@@ -125,7 +125,14 @@ def analyze(
         midline = float(apply_affine(card.affine, (np.array(card.shape) - 1) / 2.0)[0])
     else:
         midline = 0.0
-    rule = {"min_region_ml": float(post.get("min_region_ml", 0.1)), "to_reference": to_ref, "midline_x": midline}
+    # Coordinates in the reference are worth reporting only when it is a template a reader knows (MNI).
+    named = card.space.get("reference") if card.space.get("alignment") == "register" else None
+    rule = {
+        "min_region_ml": float(post.get("min_region_ml", 0.1)),
+        "to_reference": to_ref,
+        "midline_x": midline,
+        "reference": named,
+    }
     labels, findings = extract_findings(heat, volume.affine, thr, **rule)
     warnings += _widespread(findings)
     timings["postprocess"] = time.perf_counter() - t

@@ -24,6 +24,8 @@ class Finding:
         peak_world: Position of the peak, RAS+ mm.
         side: "left", "right", "midline" or "bilateral" (a quarter or more of the region on each side;
             the patient's), from the alignment to the reference.
+        centroid_reference: The centroid in the model's reference frame (for a model aligned to a
+            template, the template's coordinates, e.g. MNI152 mm), or None when there is no alignment.
     """
 
     label: int
@@ -34,6 +36,7 @@ class Finding:
     centroid_voxel: tuple[float, float, float]
     peak_world: tuple[float, float, float]
     side: str
+    centroid_reference: tuple[float, float, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict with rounded numbers."""
@@ -46,6 +49,9 @@ class Finding:
             "centroid_voxel": [round(v, 2) for v in self.centroid_voxel],
             "peak_world_mm": [round(v, 2) for v in self.peak_world],
             "side": self.side,
+            "centroid_reference_mm": None
+            if self.centroid_reference is None
+            else [round(v, 2) for v in self.centroid_reference],
         }
 
     def describe(self) -> str:
@@ -110,6 +116,7 @@ class AnalysisResult:
             float(rule.get("min_region_ml", 0.1)),
             to_reference=rule.get("to_reference"),
             midline_x=float(rule.get("midline_x", 0.0)),
+            reference=rule.get("reference"),
         )
         lab = self.labels
         return replace(
@@ -128,6 +135,7 @@ class AnalysisResult:
             "threshold": self.threshold,
             "units": self.units,
             "findings": [f.to_json() for f in self.findings],
+            "reference_frame": self.region_rule.get("reference"),
             "model": {"id": self.model_id, "sha256": self.model_sha256},
             "device": self.device,
             "warnings": list(self.warnings),

@@ -220,12 +220,15 @@ class FindingsPanel(QWidget):
                 f"{f.peak:.2f}",
                 "{:.0f}, {:.0f}, {:.0f}".format(*f.centroid_world),
             )
+            tip = (
+                f"Finding {row + 1}: {f.side}, {f.volume_ml:.2f} mL, peak {f.peak:.2f}, mean {f.mean:.2f}; "
+                "RAS ({:.1f}, {:.1f}, {:.1f}) mm".format(*f.centroid_world)
+            )
+            if getattr(f, "centroid_reference", None) is not None:
+                tip += "; in the reference template (MNI) ({:.0f}, {:.0f}, {:.0f}) mm".format(*f.centroid_reference)
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(
-                    f"Finding {row + 1}: {f.side}, {f.volume_ml:.2f} mL, peak {f.peak:.2f}, mean {f.mean:.2f}; "
-                    "RAS ({:.1f}, {:.1f}, {:.1f}) mm".format(*f.centroid_world)
-                )
+                item.setToolTip(tip)
                 if col != 1:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, col, item)
