@@ -208,6 +208,22 @@ def test_ct_scan_is_refused_by_the_brain_model(model):
         analyze(vol, model)
 
 
+def test_a_forced_head_ct_warns_of_its_modality_only_and_is_marked_forced(model, template):
+    # A head CT in HU: the brain model refuses it; forced, the one warning that applies is the modality's,
+    # not an MR sequence's ("inverted, like T2") or an orientation's, and the result says it was forced.
+    scan = healthy(template, 880021)
+    head = scan.volume.array > 0.1 * scan.volume.array.max()
+    hu = np.where(head, 600, -1000) + np.where(scan.brain > 0.5, 35 - 600, 0) + np.where(scan.wm > 0.5, -8, 0)
+    hu = hu + np.random.default_rng(0).normal(0, 4, hu.shape)
+    vol = Volume(hu.astype(np.int16), scan.volume.affine, modality="CT", meta={"body_part": "HEAD"})
+    res = analyze(vol, model, force=True)
+    forced = [w for w in res.warnings if w.startswith("Forced past")]
+    assert forced and all("trained on MR" in w for w in forced), res.warnings
+    assert not any("T2" in w or "orientation" in w.lower() for w in res.warnings), res.warnings
+    assert res.forced and res.report()["forced"] is True
+    assert not analyze(healthy(template, 880022).volume, model).forced
+
+
 @pytest.mark.parametrize("value", [0, 417])
 def test_blank_scan_is_refused_with_a_clear_error_even_when_forced(model, value):
     vol = Volume(np.full((96, 110, 90), value, np.int16), np.diag([2.0, 2.0, 2.0, 1.0]), "MR", source="blank.nii")

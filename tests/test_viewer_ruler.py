@@ -72,4 +72,6 @@ def test_circle_statistics_count_the_voxels_within_the_radius_in_world_mm():
     heat = np.zeros_like(values)
     heat[20, 20, 2] = 9.0
     assert circle.region_stats(values, affine, heat)["heat_max"] == 9.0
-    assert stats["sd"] > 0
+    assert stats["sd"] > 0 and not stats["clipped"]
+    edge = Ruler("axial", (2.0, 20.0, 2.0), (2.0, 22.0, 2.0), "circle").region_stats(values, affine)
+    assert edge["clipped"] and edge["voxels"] < stats["voxels"]  # 8 voxels of reach, 2 to the edge

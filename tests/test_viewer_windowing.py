@@ -80,3 +80,14 @@ def test_head_presets_leave_the_air_out_and_differ_from_each_other():
     assert windows["Head"].low > 450 and windows["Grey/white"].low > 550  # the air is left out
     assert windows["Grey/white"].width < windows["Head"].width < windows["Auto"].width
     assert len({(w.low, w.high) for w in windows.values()}) == len(MR_PRESETS)
+
+
+@pytest.mark.parametrize("head", [False, True])
+def test_a_scan_of_few_values_opens_white_on_black_not_black(head):
+    mask = np.zeros((20, 20, 20), np.uint8)
+    mask[5:15, 5:15, 5:15] = 1
+    w = percentile_window(mask, 1, 99, head=head)
+    assert w.low <= 0 and w.high >= 1 and w.width <= 1.0  # 0 black, 1 white
+    flat = np.full((4, 4, 4), 1000.0, np.float32)
+    w = percentile_window(flat)
+    assert w.low < 1000 < w.high  # one value: mid grey, not black

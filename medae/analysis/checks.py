@@ -15,6 +15,9 @@ from medae.errors import InputError, ModelMismatchError
 from medae.model.card import ModelCard
 from medae.volume import Volume
 
+#: How every warning of a check the user forced past begins (``AnalysisResult.forced`` looks for it).
+FORCED = "Forced past"
+
 BODY_PART_SYNONYMS = {
     "BRAIN": {"BRAIN", "HEAD", "SKULL", "HEADNECK", "HEAD_NECK", "CEREBRUM", "NEURO"},
     "CHEST": {"CHEST", "THORAX", "LUNG", "CHESTABDOMEN"},
@@ -34,6 +37,24 @@ def _where(volume: Volume) -> str:
     return str(volume.source or "scan")
 
 
+def kind_problems(volume: Volume, card: ModelCard) -> list[str]:
+    """What makes the scan another kind than the model's: its modality or body part, in words ([] if none)."""
+    problems = []
+    modality = (volume.modality or "").upper()
+    guessed = bool(volume.meta.get("modality_guessed"))
+    if modality and modality not in ("OT", card.modality.upper()):
+        problems.append(
+            f"the scan is {modality}{' (judged from its values)' if guessed else ''} but the model "
+            f"{card.id} was trained on {card.modality}"
+        )
+    part = volume.meta.get("body_part")
+    if part:
+        wanted = BODY_PART_SYNONYMS.get(card.body_part.upper(), {card.body_part.upper()})
+        if _norm(str(part)) not in {_norm(p) for p in wanted}:
+            problems.append(f"the scan's body part is {part} but the model {card.id} knows {card.body_part}")
+    return problems
+
+
 def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[str]:
     """Checks before any work: modality, body part, voxel size.
 
@@ -44,20 +65,7 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
         ModelMismatchError: the result could not be meaningful (and ``force`` is False).
     """
     warnings: list[str] = []
-    problems: list[str] = []
-    modality = (volume.modality or "").upper()
-    guessed = bool(volume.meta.get("modality_guessed"))
-    if modality and modality not in ("OT", card.modality.upper()):
-        msg = (
-            f"the scan is {modality}{' (judged from its values)' if guessed else ''} but the model "
-            f"{card.id} was trained on {card.modality}"
-        )
-        problems.append(msg)
-    part = volume.meta.get("body_part")
-    if part:
-        wanted = BODY_PART_SYNONYMS.get(card.body_part.upper(), {card.body_part.upper()})
-        if _norm(str(part)) not in {_norm(p) for p in wanted}:
-            problems.append(f"the scan's body part is {part} but the model {card.id} knows {card.body_part}")
+    problems = kind_problems(volume, card)
     spacing = np.asarray(volume.spacing)
     model_sp = float(card.space.get("spacing", 1.0))
     if spacing.max() > 3.5 * model_sp:
@@ -73,7 +81,7 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
             "again from the original), or pass --force to analyse anyway."
         )
     if size:
-        warnings.append(f"Forced past a size mismatch: {size}. Interpret the result with great caution.")
+        warnings.append(f"{FORCED} a size mismatch: {size}. Interpret the result with great caution.")
     if _is_blank(volume.array):
         value = np.asarray(volume.array).flat[0]
         raise InputError(
@@ -99,7 +107,7 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
                 f"{_where(volume)}: {text}. The result would not be meaningful; choose a model for this "
                 "kind of scan (--model), or pass --force to analyse anyway."
             )
-        warnings.append(f"Forced past a model mismatch: {text}. Interpret the result with great caution.")
+        warnings.append(f"{FORCED} a model mismatch: {text}. Interpret the result with great caution.")
     return warnings
 
 
@@ -179,7 +187,7 @@ def check_alignment(ref_to_input: np.ndarray, metric: float | None, card: ModelC
                 f"The scan could not be aligned to the model's {card.body_part.lower()} reference: {text}. "
                 f"Check that it is a {card.modality} scan of the {card.body_part.lower()} (or pass --force)."
             )
-        warnings.append(f"Forced past a failed alignment: {text}. Interpret the result with great caution.")
+        warnings.append(f"{FORCED} a failed alignment: {text}. Interpret the result with great caution.")
     return warnings
 
 
@@ -223,7 +231,7 @@ def check_contrast(similarity: float | None, card: ModelCard, force: bool = Fals
                 f"{text}. The model {card.id} was trained on {what}scans only and cannot judge this one; choose a "
                 "model for this sequence (--model), or pass --force to analyse anyway."
             )
-        return [f"Forced past a contrast mismatch: {text}. Interpret the result with great caution."]
+        return [f"{FORCED} a contrast mismatch: {text}. Interpret the result with great caution."]
     # Measured under the brain-refined alignment; under the whole-head fit alone FLAIR-like scans fall
     # as low (0.10-0.20), so a card without that stage only warns.
     unlike = limits["unlike_below"] if card.space.get("brain_refine_mm") is not None else limits["refuse_below"]
@@ -239,7 +247,7 @@ def check_contrast(similarity: float | None, card: ModelCard, force: bool = Fals
                 "cannot judge this one; choose a model for this kind of scan (--model), or pass --force to "
                 "analyse anyway."
             )
-        return [f"Forced past a contrast mismatch: {text}. Interpret the result with great caution."]
+        return [f"{FORCED} a contrast mismatch: {text}. Interpret the result with great caution."]
     if similarity < limits["warn_below"]:
         return [
             f"The scan's tissue contrast differs from the model's {what}reference (correlation {similarity:.2f}): "

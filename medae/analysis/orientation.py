@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from medae.analysis.checks import contrast_similarity
+from medae.analysis.checks import FORCED, contrast_similarity
 from medae.errors import InputError, ModelMismatchError
 from medae.model.card import ModelCard
 from medae.model.preprocess import to_model_space
@@ -118,4 +118,4 @@ def check_orientation(match: FlipMatch | None, force: bool = False) -> list[str]
             "from the acquisition's records, not by reversing only that axis (Analyze .hdr/.img files store "
             "none: convert the scan to NIfTI with its true orientation), or pass --force to analyse anyway."
         )
-    return [f"Forced past a likely orientation error: {text}. Interpret the result with great caution."]
+    return [f"{FORCED} a likely orientation error: {text}. Interpret the result with great caution."]

@@ -10,7 +10,13 @@ import time
 
 import numpy as np
 
-from medae.analysis.checks import check_alignment, check_contrast, check_input, contrast_similarity
+from medae.analysis.checks import (
+    check_alignment,
+    check_contrast,
+    check_input,
+    contrast_similarity,
+    kind_problems,
+)
 from medae.analysis.findings import extract_findings
 from medae.analysis.orientation import check_orientation, find_flip
 from medae.analysis.result import AnalysisResult
@@ -71,20 +77,24 @@ def analyze(
         except ModelMismatchError as exc:
             raise ModelMismatchError(_with_geometry(str(exc), volume)) from exc
     similarity = None
+    # Forced past another modality or body part, the orientation and sequence checks would only name
+    # causes that are not the scan's (a CT called "inverted, like T2"): the warning already given stands.
+    other_kind = force and bool(kind_problems(volume, card))
     if model.reference is not None:
         similarity = contrast_similarity(mi.image, mi.mask, model.reference)
-        flip = find_flip(
-            volume,
-            card,
-            model.reference,
-            model.reference_mask,
-            similarity,
-            progress=sub_progress(progress, 0.45, 0.45),
-            cancel=cancel,
-        )
-        warnings += check_orientation(flip, force=force)
-        if flip is None:
-            warnings += check_contrast(similarity, card, force=force)
+        if not other_kind:
+            flip = find_flip(
+                volume,
+                card,
+                model.reference,
+                model.reference_mask,
+                similarity,
+                progress=sub_progress(progress, 0.45, 0.45),
+                cancel=cancel,
+            )
+            warnings += check_orientation(flip, force=force)
+            if flip is None:
+                warnings += check_contrast(similarity, card, force=force)
     timings["preprocess"] = time.perf_counter() - t
     check_cancel(cancel)
 

@@ -104,6 +104,16 @@ class AnalysisResult:
     extra: dict[str, Any] = field(default_factory=dict)
     region_rule: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def forced(self) -> bool:
+        """True when the analysis was forced past a check that refuses (another modality, a failed alignment).
+
+        Its score is then not a comparison with scans the model knows.
+        """
+        from medae.analysis.checks import FORCED
+
+        return any(str(w).startswith(FORCED) for w in self.warnings)
+
     def at_threshold(self, threshold: float) -> AnalysisResult:
         """The same analysis with its findings drawn at another threshold; heatmap and score are unchanged."""
         from medae.analysis.findings import extract_findings
@@ -134,6 +144,7 @@ class AnalysisResult:
             "percentile": round(self.percentile, 2),
             "threshold": self.threshold,
             "units": self.units,
+            "forced": self.forced,
             "findings": [f.to_json() for f in self.findings],
             "reference_frame": self.region_rule.get("reference"),
             "model": {"id": self.model_id, "sha256": self.model_sha256},

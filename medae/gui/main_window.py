@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSizePolicy,
@@ -154,7 +155,12 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
             return
         if isinstance(exc, ModelMismatchError):
             text = viewer_wording(str(exc))
-            exc = ModelMismatchError(f"{text} To look at the heatmap all the same, use Analysis > Analyze anyway.")
+            exc = ModelMismatchError(f"{text} To look at the heatmap all the same, use Analyze anyway.")
+            self.last_error = show_error(self, exc, doing)
+            # The way out the message names is a button of the box, not only a menu item.
+            anyway = self.last_error.addButton("Analyze anyway", QMessageBox.ButtonRole.AcceptRole)
+            anyway.clicked.connect(lambda: self.start_analysis(force=True))
+            return
         self.last_error = show_error(self, exc, doing)
 
     def _on_image(self) -> None:

@@ -154,6 +154,8 @@ def _views_only(w) -> None:
     w.actions_by_name["views_only"].setChecked(hidden)
     if hidden:
         w.statusBar().showMessage("Panels hidden: F11 brings them back.", 4000)
+    else:
+        w.statusBar().clearMessage()
 
 
 def _window_dialog(w) -> None:

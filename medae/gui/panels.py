@@ -128,6 +128,8 @@ class OverlayPanel(QWidget):
 def score_text(result) -> str:
     """The scan's score and where it lies among healthy scans, in words a reader takes in at a glance."""
     pct = getattr(result, "percentile", None)
+    if getattr(result, "forced", False):
+        return f"Score {result.score:.3g} (analysis forced past a mismatch: not comparable with healthy scans)."
     if pct is None or not math.isfinite(pct):
         return f"Score {result.score:.3g}."
     if pct >= 99.5:

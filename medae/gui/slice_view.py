@@ -201,9 +201,12 @@ class SliceView(QWidget):
             for end in (a, b):
                 p.drawEllipse(end, 3.0, 3.0)
             text = f"{ruler.length_mm(s.image.grid.affine):.1f} mm"
-            # The length sits beside the end lower on screen, clear of the line.
+            # The length sits beside the end lower on screen, clear of the line, and inside the view, above
+            # the bottom line of read-outs and the scale bar.
             at = max((a, b), key=lambda q: q.y()) + QPointF(6, 16)
-            _outlined_text(p, at, None, text, RULER_COLOR)
+            x = min(max(at.x(), 4.0), self.width() - p.fontMetrics().horizontalAdvance(text) - 4.0)
+            y = min(max(at.y(), 34.0), self.height() - 40.0)
+            _outlined_text(p, QPointF(x, y), None, text, RULER_COLOR)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
 
     def _paint_circle(self, p: QPainter, circle, centre: QPointF) -> None:
@@ -217,6 +220,8 @@ class SliceView(QWidget):
             return
         unit = f" {s.units}" if s.units else ""
         lines = [f"{stats['mean']:.4g} \u00b1 {stats['sd']:.3g}{unit}"]
+        if stats["clipped"]:
+            lines[0] += " (part outside the scan)"
         lines.append(f"{stats['area_mm2']:.0f} mm\u00b2, {stats['min']:.4g} to {stats['max']:.4g}")
         if "heat_max" in stats:
             lines.append(f"heat {stats['heat_mean']:.1f}, max {stats['heat_max']:.1f}")

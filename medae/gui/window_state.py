@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, Qt, QTimer
 
 from medae.gui.settings import Preferences, save_preferences, settings
 
@@ -107,6 +107,8 @@ class WindowStateMixin:
             for dock in hidden:
                 dock.show()
             self._hidden_docks = []
+            # Back at their old widths; on a window made smaller meanwhile they give way, once laid out.
+            QTimer.singleShot(0, self._fit_docks)
             return False
         self._hidden_docks = [d for d in self.docks if d.isVisible()]
         for dock in self._hidden_docks:

@@ -50,7 +50,8 @@ class Ruler:
 
         Returns:
             ``voxels``, ``area_mm2``, ``mean``, ``sd``, ``min``, ``max`` of the scan's values (NaN left out),
-            and ``heat_mean``, ``heat_max`` with a heatmap; ``voxels`` 0 when the circle holds no voxel centre.
+            and ``heat_mean``, ``heat_max`` with a heatmap; ``voxels`` 0 when the circle holds no voxel centre;
+            ``clipped`` when part of the circle lies outside the scan (the figures are of the part inside).
         """
         spec = plane_spec(self.plane)
         k = self.slice_index()
@@ -74,7 +75,15 @@ class Ruler:
         picked = np.asarray(values[tuple(index)], dtype=np.float64)[inside]
         picked = picked[np.isfinite(picked)]
         pixel_mm2 = float(np.linalg.norm(np.cross(a[:, ca], a[:, ra])))
-        out = {"voxels": int(picked.size), "area_mm2": float(inside.sum()) * pixel_mm2}
+        reach_c = radius / max(np.linalg.norm(a[:, ca]), 1e-9)
+        reach_r = radius / max(np.linalg.norm(a[:, ra]), 1e-9)
+        clipped = bool(
+            c0 - reach_c < -0.5
+            or c0 + reach_c > values.shape[ca] - 0.5
+            or r0 - reach_r < -0.5
+            or r0 + reach_r > values.shape[ra] - 0.5
+        )
+        out = {"voxels": int(picked.size), "area_mm2": float(inside.sum()) * pixel_mm2, "clipped": clipped}
         if picked.size:
             out.update(
                 mean=float(picked.mean()), sd=float(picked.std()), min=float(picked.min()), max=float(picked.max())

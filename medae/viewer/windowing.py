@@ -125,8 +125,17 @@ def percentile_window(array: np.ndarray, low: float = 1.0, high: float = 99.0, h
             sample = inside
     lo, hi = np.percentile(sample, [low, high])
     if hi <= lo:
-        hi = lo + 1.0
+        # Few distinct values (a mask, a phantom, a label map): the percentiles collapse onto one value,
+        # which would sit at the black end. The full range shows such a scan white on black.
+        lo, hi = float(np.min(_finite(flat))), float(np.max(_finite(flat)))
+        if hi <= lo:
+            lo, hi = lo - 0.5, lo + 0.5  # one value everywhere: mid grey
     return Window(float((lo + hi) / 2), float(hi - lo))
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """The finite values of an array (all of them when it is integer)."""
+    return values if values.dtype.kind in "iub" else values[np.isfinite(values)]
 
 
 def preset_window(preset: Preset, array: np.ndarray) -> Window:

@@ -471,6 +471,16 @@ def test_views_only_hides_the_panels_and_brings_back_those_it_hid(window, qtbot)
     window.actions_by_name["views_only"].trigger()
     assert [d for d in docks if d.isVisible()] == shown and not docks[0].isVisible()
     assert not window.actions_by_name["views_only"].isChecked()
+    # Hidden, the window shrinks; the panels then come back giving way to the scan, not at full width.
+    window.resize(1600, 900)
+    qtbot.wait(50)
+    window.resizeDocks(shown, [300] * len(shown), Qt.Orientation.Horizontal)
+    qtbot.waitUntil(lambda: all(d.width() >= 280 for d in shown))
+    window.actions_by_name["views_only"].trigger()
+    window.resize(900, 600)
+    qtbot.wait(50)
+    window.actions_by_name["views_only"].trigger()
+    qtbot.waitUntil(lambda: window.centralWidget().width() >= 0.5 * window.width())
 
 
 def test_double_click_enlarges_a_view_and_again_goes_back(opened, qtbot):
