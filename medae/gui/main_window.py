@@ -86,6 +86,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
     def _build(self) -> None:
         s = self.session
         self.view_area = ViewArea(s)
+        self.view_area.notice.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.welcome = Welcome(self)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.welcome)
@@ -169,6 +170,9 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
             return
         self.stack.setCurrentWidget(self.view_area)
         name = Path(v.source).name if v.source else "scan"
+        if v.meta.get("format") == "dicom" and v.meta.get("series_description"):
+            # A DICOM folder's name says little; which series of it is on screen is what matters.
+            name = f"{name}: {v.meta['series_description']}"
         if "volume_index" in v.meta:  # one volume of a 4D file: which one is on screen
             name = f"{name}, volume {v.meta['volume_index'] + 1} of {v.meta['volumes']}"
         self.setWindowTitle(f"medae - {name} ({v.describe()})")

@@ -15,6 +15,7 @@ from medae.gui.window_dialog import WindowDialog
 from medae.viewer.planes import CONVENTIONS, PLANES
 from medae.viewer.session import LAYOUTS
 
+_CONVENTION_TEXT = {"radiological": "&Radiological convention", "neurological": "N&eurological convention"}
 _SCAN_FILTER = "Scans (*.nii *.nii.gz *.mgz *.mgh *.nrrd *.nhdr *.mha *.mhd *.dcm *.dcm.gz DICOMDIR);;All files (*)"
 
 
@@ -52,17 +53,22 @@ def build(w) -> None:
     v = bar.addMenu("&View")
     group = QActionGroup(w)
     for layout in LAYOUTS:
-        a = _action(w, v, f"Layout {layout}", partial(_layout, w, layout), checkable=True, name=f"layout_{layout}")
+        a = _action(w, v, f"Layout &{layout}", partial(_layout, w, layout), checkable=True, name=f"layout_{layout}")
         a.setChecked(s.layout == layout)
         group.addAction(a)
-    planes = v.addMenu("Plane (single view and compare)")
+    planes = v.addMenu("Pla&ne (single view and compare)")
     for plane in PLANES:
-        _action(w, planes, plane.title(), partial(_single, w, plane), name=f"plane_{plane}")
+        _action(w, planes, f"&{plane.title()}", partial(_single, w, plane), name=f"plane_{plane}")
     v.addSeparator()
     conv = QActionGroup(w)
     for c in CONVENTIONS:
         a = _action(
-            w, v, f"{c.title()} convention", partial(setattr, s, "convention", c), checkable=True, name=f"conv_{c}"
+            w,
+            v,
+            _CONVENTION_TEXT.get(c, f"{c.title()} convention"),
+            partial(setattr, s, "convention", c),
+            checkable=True,
+            name=f"conv_{c}",
         )
         a.setChecked(s.convention == c)
         conv.addAction(a)
@@ -78,8 +84,10 @@ def build(w) -> None:
     )
     _action(w, v, "&Invert grey scale (I)", lambda: w.handle_key("I"))
     _action(w, v, "Show cross&hair (X)", lambda: w.handle_key("X"), checkable=True, name="crosshair")
-    _action(w, v, "&Measure distance (M)", lambda: w.handle_key("M"), checkable=True, name="measure")
-    _action(w, v, "Clear measurements", s.measure.clear, name="clear_measurements")
+    _action(
+        w, v, "&Measure (M): rulers; with Shift, regions", lambda: w.handle_key("M"), checkable=True, name="measure"
+    )
+    _action(w, v, "Clear meas&urements", s.measure.clear, name="clear_measurements")
     _action(w, v, "Ne&xt volume of a 4D file (])", lambda: w.handle_key("]"), name="next_volume")
     _action(w, v, "Pre&vious volume of a 4D file ([)", lambda: w.handle_key("["), name="previous_volume")
     _action(w, v, "&Fit views (Space)", lambda: w.handle_key("Space"))
@@ -87,8 +95,8 @@ def build(w) -> None:
     _action(w, v, "Set &window/level...", lambda: _window_dialog(w), "W", name="window_dialog")
     v.addSeparator()
     # Closed panels stay closed across restarts (the window state is saved), so they must be reopenable here.
-    _action(w, v, "&Views only (hide the panels)", lambda: _views_only(w), "F11", checkable=True, name="views_only")
-    panels = v.addMenu("Pa&nels")
+    _action(w, v, "Views &only (hide the panels)", lambda: _views_only(w), "F11", checkable=True, name="views_only")
+    panels = v.addMenu("P&anels")
     for dock in w.docks:
         panels.addAction(dock.toggleViewAction())
 
@@ -229,9 +237,9 @@ def refresh_recent(w) -> None:
 def refresh_presets(w) -> None:
     """Rebuilds View > Window presets for the modality on screen."""
     w.presets_menu.clear()
-    w.presets_menu.addAction("Scan's own window (0)", partial(w.handle_key, "0"))
+    w.presets_menu.addAction("&0 Scan's own window", partial(w.handle_key, "0"))
     for n, preset in enumerate(w.session.presets(), 1):
-        w.presets_menu.addAction(f"{preset.name} ({n})", partial(w.handle_key, str(n)))
+        w.presets_menu.addAction(f"&{n} {preset.name}", partial(w.handle_key, str(n)))
 
 
 def refresh_enabled(w) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from medae.errors import MedaeError
+from medae.geometry import obliquity_deg
 from medae.gui.facts_tree import FactsTree
 from medae.viewer.session import ViewerSession
 from medae.viewer.tags import TagRow, dicom_date, filter_rows, read_tags
@@ -41,6 +42,12 @@ def _lookup(volume, key: str):
             text = str(value)
             return dicom_date(text) if key.endswith("_date") else value
     return None
+
+
+def _orientation(volume) -> str:
+    # An oblique grid's code is only its nearest axes; the tilt tells a reader the letters are approximate.
+    tilt = obliquity_deg(volume.affine)
+    return f"{volume.orientation} (oblique by {tilt:.0f}\u00b0)" if tilt >= 1.0 else volume.orientation
 
 
 class StudyPanel(QWidget):
@@ -84,12 +91,11 @@ class StudyPanel(QWidget):
                     ("Modality", v.modality),
                     ("Voxels", " x ".join(map(str, v.shape))),
                     ("Spacing (mm)", sp),
-                    ("Orientation", v.orientation),
+                    ("Orientation", _orientation(v)),
                     ("Source", Path(v.source).name if v.source else ""),
                 ]
                 if "volume_index" in v.meta:  # one volume of a 4D file
-                    n = v.meta["volume_index"]
-                    rows.insert(1, ("Volume", f"{n + 1} of {v.meta['volumes']} (--volume {n} on the command line)"))
+                    rows.insert(1, ("Volume", f"{v.meta['volume_index'] + 1} of {v.meta['volumes']}"))
                 for label, value in rows:
                     item = QTreeWidgetItem([label, str(value)])
                     tip = v.source if label == "Source" and v.source else str(value)

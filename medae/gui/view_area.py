@@ -49,8 +49,12 @@ class ColorBar(QWidget):
             p.drawLine(QPointF(28, y), QPointF(32, y))
             if abs(y - ty) > 16:  # keep the threshold's own label readable
                 p.drawText(QPointF(35, y + 4), f"{value:.3g}")
-        p.setPen(QPen(QColor(80, 200, 255), 2))
+        # A white line with a black rim: visible on every colormap (a blue one vanished on turbo's blue).
+        p.setPen(QPen(QColor(0, 0, 0), 4))
         p.drawLine(QPointF(4, ty), QPointF(34, ty))
+        p.setPen(QPen(QColor(255, 255, 255), 2))
+        p.drawLine(QPointF(4, ty), QPointF(34, ty))
+        p.setPen(QColor(80, 200, 255))
         # Near the top the label goes under its line, clear of the bar's title.
         p.drawText(QPointF(35, ty - 4 if ty - 16 >= top else ty + 14), f"thr {style.threshold:.3g}")
         p.setPen(QColor(230, 230, 230))
@@ -74,10 +78,12 @@ class ViewArea(QWidget):
     Signals:
         hovered(object): a ``Readout`` (or None) from any view.
         active_plane_changed(str): the plane the user last worked in; keys act on it.
+        notice(str): a short message for the status bar.
     """
 
     hovered = Signal(object)
     active_plane_changed = Signal(str)
+    notice = Signal(str)
 
     def __init__(self, session: ViewerSession, parent=None) -> None:
         super().__init__(parent)
@@ -185,6 +191,7 @@ class ViewArea(QWidget):
         """Double-click: the view's plane alone in the window, or back to the layout it came from."""
         s = self.session
         if s.compare:
+            self.notice.emit("Compare mode shows its three layers side by side; leave it (C) to enlarge one view.")
             return
         if s.layout != "single":
             self._layout_before = s.layout

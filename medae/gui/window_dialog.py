@@ -58,6 +58,9 @@ class WindowDialog(QDialog):
         self._units, self._digits = units, digits
         self.level.valueChanged.connect(self._apply)
         self.width.valueChanged.connect(self._apply)
+        # The range line follows the digits as they are typed, before Enter applies them.
+        self.level.lineEdit().textEdited.connect(self._show_range)
+        self.width.lineEdit().textEdited.connect(self._show_range)
         self._show_range()
         self.level.selectAll()
 
@@ -80,8 +83,12 @@ class WindowDialog(QDialog):
         self.session.set_window(self.window())
         self._show_range()
 
-    def _show_range(self) -> None:
-        w = self.window()
+    def _typed(self) -> Window:
+        level, width = (box.valueFromText(box.cleanText()) for box in (self.level, self.width))
+        return Window(float(level), float(width))
+
+    def _show_range(self, *_args) -> None:
+        w = self._typed()
         self.range_label.setText(f"{w.low:.{self._digits}f} to {w.high:.{self._digits}f}{self._units}")
 
     def accept(self) -> None:

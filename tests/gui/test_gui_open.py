@@ -60,6 +60,7 @@ def test_folder_with_two_series_asks_which(window, qtbot, tmp_path):
     # The study panel and the tag browser describe the series on screen.
     texts = [window.study_panel.tree.topLevelItem(2).child(i).text(1) for i in range(5)]
     assert "brain T1" in texts
+    assert "brain T1" in window.windowTitle()  # which series of the folder is on screen
     study = window.study_panel.tree.topLevelItem(1)
     dates = [study.child(i).text(1) for i in range(study.childCount()) if study.child(i).text(0) == "Date"]
     assert dates and dates[0][4] == "-" and dates[0][7] == "-"  # DICOM's YYYYMMDD shown as a date
@@ -191,7 +192,7 @@ def test_4d_file_asks_which_volume(window, qtbot, tmp_path):
         .text(1)
         for i in range(window.study_panel.tree.topLevelItem(2).childCount())
     }
-    assert rows["Volume"] == "3 of 3 (--volume 2 on the command line)"
+    assert rows["Volume"] == "3 of 3"
     assert "volume 3 of 3" in window.windowTitle()
     # Stepping through the volumes keeps the place looked at, the window and the zoom.
     from medae.viewer.windowing import Window
