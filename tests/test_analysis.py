@@ -234,7 +234,7 @@ def test_blank_scan_is_refused_with_a_clear_error_even_when_forced(model, value)
 def test_mask_or_label_map_is_refused_as_not_an_image(model, template):
     scan = healthy(template, 880404)
     labels = (scan.brain > 0.5).astype(np.uint8) + (scan.wm > 0.5).astype(np.uint8)
-    with pytest.raises(ModelMismatchError, match="only 3 distinct values.*mask or label map"):
+    with pytest.raises(ModelMismatchError, match="only 3 distinct values.*mask or label map.*open the scan itself"):
         analyze(scan.volume.with_array(labels), model)
     # An image stored in 8 bits is still an image.
     arr = scan.volume.array.astype(np.float32)

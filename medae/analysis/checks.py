@@ -102,10 +102,16 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
         )
     if problems:
         text = "; ".join(problems)
+        # Another modality or body part wants another model; a mask or a lone slice wants the scan itself.
+        advice = (
+            "choose a model for this kind of scan (--model)"
+            if kind_problems(volume, card)
+            else "open the scan itself (its whole series, not a segmentation or one file of it)"
+        )
         if not force:
             raise ModelMismatchError(
-                f"{_where(volume)}: {text}. The result would not be meaningful; choose a model for this "
-                "kind of scan (--model), or pass --force to analyse anyway."
+                f"{_where(volume)}: {text}. The result would not be meaningful; {advice}, or pass --force to "
+                "analyse anyway."
             )
         warnings.append(f"{FORCED} a model mismatch: {text}. Interpret the result with great caution.")
     return warnings
