@@ -171,8 +171,9 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         self.stack.setCurrentWidget(self.view_area)
         name = Path(v.source).name if v.source else "scan"
         if v.meta.get("format") == "dicom" and v.meta.get("series_description"):
-            # A DICOM folder's name says little; which series of it is on screen is what matters.
-            name = f"{name}: {v.meta['series_description']}"
+            # A DICOM folder's name says little; which series of it (and which part) is on screen matters.
+            part = f" ({v.meta['part_label']})" if v.meta.get("part_label") else ""
+            name = f"{name}: {v.meta['series_description']}{part}"
         if "volume_index" in v.meta:  # one volume of a 4D file: which one is on screen
             name = f"{name}, volume {v.meta['volume_index'] + 1} of {v.meta['volumes']}"
         self.setWindowTitle(f"medae - {name} ({v.describe()})")

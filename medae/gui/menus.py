@@ -88,8 +88,8 @@ def build(w) -> None:
         w, v, "&Measure (M): rulers; with Shift, regions", lambda: w.handle_key("M"), checkable=True, name="measure"
     )
     _action(w, v, "Clear meas&urements", s.measure.clear, name="clear_measurements")
-    _action(w, v, "Ne&xt volume of a 4D file (])", lambda: w.handle_key("]"), name="next_volume")
-    _action(w, v, "Pre&vious volume of a 4D file ([)", lambda: w.handle_key("["), name="previous_volume")
+    _action(w, v, "Ne&xt volume (4D file or split series) (])", lambda: w.handle_key("]"), name="next_volume")
+    _action(w, v, "Pre&vious volume (4D file or split series) ([)", lambda: w.handle_key("["), name="previous_volume")
     _action(w, v, "&Fit views (Space)", lambda: w.handle_key("Space"))
     w.presets_menu = v.addMenu("Window &presets")
     _action(w, v, "Set &window/level...", lambda: _window_dialog(w), "W", name="window_dialog")
@@ -248,7 +248,7 @@ def refresh_enabled(w) -> None:
     for name in ("window_dialog", "measure", "clear_measurements"):
         if name in w.actions_by_name:
             w.actions_by_name[name].setEnabled(w.session.image is not None)
-    four_d = w.session.volume is not None and "volume_index" in w.session.volume.meta
+    four_d = w.can_step_volumes()
     for name in ("next_volume", "previous_volume"):
         if name in w.actions_by_name:
             w.actions_by_name[name].setEnabled(four_d)

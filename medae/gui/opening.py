@@ -24,8 +24,12 @@ class OpeningMixin:
         # scan on screen is always the one the user asked for last.
         self._open_seq = 0
         self._four_d: tuple[str, object] | None = None  # (path, series) of the 4D file whose volume is shown
+        # (path, parts, index): a DICOM series split into parts (echoes, time points, b-values) that [ and ]
+        # step through, and which of them is on screen.
+        self._parts: tuple[str, list, int] | None = None
         self._analyze_after_open: tuple[int, bool] | None = None  # (open request, force) asked for while loading
         self.series_picker: SeriesPicker | None = None
+        self._scanned_infos: list = []  # the series the last scan of a path found
         self.volume_picker: QInputDialog | None = None
 
     def open_path(self, path: str | Path) -> Job:
@@ -50,7 +54,14 @@ class OpeningMixin:
             self._analyze_after_open = None
             self.statusBar().showMessage("The scan was not opened, so it was not analysed.", 5000)
 
+    def _split_parts(self, info) -> list:
+        # The parts of the split DICOM series ``info`` belongs to, in the scan's order ([] for a whole series).
+        series = (info.extra or {}).get("series_uid")
+        parts = [i for i in self._scanned_infos if series and (i.extra or {}).get("series_uid") == series]
+        return parts if len(parts) > 1 and info in parts else []
+
     def _scanned(self, path: str, infos: list) -> None:
+        self._scanned_infos = list(infos)
         if len(infos) == 1:
             self.choose_volume(path, infos[0])
             return
@@ -70,21 +81,39 @@ class OpeningMixin:
 
         self.run_job("thumbnails", thumbs, show, "making previews")
 
-    def step_volume(self, step: int) -> Job | None:
-        """Shows the next (``step`` 1) or previous (-1) volume of the 4D file on screen, keeping the view."""
+    def can_step_volumes(self) -> bool:
+        """True when the scan on screen is one of several volumes that [ and ] step through."""
         v = self.session.volume
-        if v is None or "volume_index" not in v.meta or self._four_d is None:
-            self.statusBar().showMessage("The scan on screen is not one volume of a 4D file.", 4000)
-            return None
-        n, count = int(v.meta["volume_index"]) + step, int(v.meta["volumes"])
-        if not 0 <= n < count:
-            self.statusBar().showMessage(
-                f"Volume {v.meta['volume_index'] + 1} is the {'last' if step > 0 else 'first'}.", 3000
-            )
-            return None
-        self._cancel_named("load")
-        self._open_seq += 1
-        return self.load_series(*self._four_d, volume_index=n, keep_view=True)
+        return v is not None and (("volume_index" in v.meta and self._four_d is not None) or self._parts is not None)
+
+    def step_volume(self, step: int) -> Job | None:
+        """Shows the next (``step`` 1) or previous (-1) volume, keeping the view.
+
+        The volumes of the 4D file on screen, or the parts of the DICOM series on screen that was split by
+        echo, time point, b-value or direction.
+        """
+        v = self.session.volume
+        end = "last" if step > 0 else "first"
+        if v is not None and "volume_index" in v.meta and self._four_d is not None:
+            n, count = int(v.meta["volume_index"]) + step, int(v.meta["volumes"])
+            if not 0 <= n < count:
+                self.statusBar().showMessage(f"Volume {v.meta['volume_index'] + 1} is the {end}.", 3000)
+                return None
+            self._cancel_named("load")
+            self._open_seq += 1
+            return self.load_series(*self._four_d, volume_index=n, keep_view=True)
+        if v is not None and self._parts is not None:
+            path, parts, index = self._parts
+            if not 0 <= index + step < len(parts):
+                self.statusBar().showMessage(f"Part {index + 1} of {len(parts)} is the {end}.", 3000)
+                return None
+            self._cancel_named("load")
+            self._open_seq += 1
+            return self.load_series(path, parts[index + step], keep_view=True)
+        self.statusBar().showMessage(
+            "The scan on screen is not one of several volumes (a 4D file or a split DICOM series).", 4000
+        )
+        return None
 
     def choose_volume(self, path: str, info) -> None:
         """Loads a series; a 4D file (a time series, several contrasts) first asks which of its volumes."""
@@ -121,8 +150,9 @@ class OpeningMixin:
 
         def done(volume) -> None:
             if seq == self._open_seq:
-                if volume_index is not None:
-                    self._four_d = (path, info)
+                self._four_d = (path, info) if volume_index is not None else None
+                parts = self._split_parts(info)
+                self._parts = (path, parts, parts.index(info)) if parts else None
                 self.show_volume(volume, path, keep_view=keep_view)
 
         seq = self._open_seq

@@ -94,6 +94,8 @@ class StudyPanel(QWidget):
                     ("Orientation", _orientation(v)),
                     ("Source", Path(v.source).name if v.source else ""),
                 ]
+                if v.meta.get("part_label"):  # one part of a split DICOM series
+                    rows.insert(1, ("Part", str(v.meta["part_label"])))
                 if "volume_index" in v.meta:  # one volume of a 4D file
                     rows.insert(1, ("Volume", f"{v.meta['volume_index'] + 1} of {v.meta['volumes']}"))
                 for label, value in rows:

@@ -239,6 +239,8 @@ def _meta(plan: StackPlan, values: Any) -> dict[str, Any]:
         meta["window_center"] = float(center)
         meta["window_width"] = float(width)
     meta.update(values.meta)
+    if plan.label:  # a part of a split series: what sets it apart (TE, time point, b-value)
+        meta["part_label"] = plan.label
     if any(f.index is not None for f in plan.frames):
         meta["source_files"] = plan.files
         meta["frame_numbers"] = [(f.index or 0) + 1 for f in plan.frames]

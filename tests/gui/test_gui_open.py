@@ -223,7 +223,7 @@ def test_volume_keys_do_nothing_on_a_3d_scan(window, qtbot, ct_file):
     before = window.session.volume
     window.handle_key("]")
     wait_idle(qtbot, window)
-    assert window.session.volume is before and "not one volume of a 4D file" in window.statusBar().currentMessage()
+    assert window.session.volume is before and "not one of several volumes" in window.statusBar().currentMessage()
 
 
 def test_file_dialogs_start_where_the_user_was_not_in_the_working_folder(window, tmp_path, ct_file):
@@ -245,3 +245,33 @@ def test_file_dialogs_start_where_the_user_was_not_in_the_working_folder(window,
     vol = Volume(np.zeros((2, 2, 2), np.int16), np.eye(4), "MR", source="/data/sub-01_T1w.nii.gz")
     assert default_name(vol, "heatmap_nifti", ".nii.gz") == "sub-01_T1w-heatmap-nifti.nii.gz"
     assert default_name(None, "screenshot", ".png") == "medae-screenshot.png"
+
+
+def test_brackets_step_through_the_parts_of_a_split_dicom_series(window, qtbot, tmp_path):
+    from pydicom.uid import generate_uid
+
+    uid = generate_uid()
+    vol = np.abs(phantom((12, 10, 8), seed=3)).astype(np.int16)
+    for t in (1, 2, 3):  # a dynamic series: three time points under one SeriesInstanceUID
+        write_series(
+            tmp_path / "dyn", vol + 100 * t, axial_affine(), modality="MR", series_uid=uid, prefix=f"t{t}_",
+            edit=lambda ds, k, t=t: setattr(ds, "TemporalPositionIdentifier", t), description="dynamic",
+        )  # fmt: skip
+    window.open_path(tmp_path / "dyn")
+    qtbot.waitUntil(lambda: window.series_picker is not None, timeout=30_000)
+    wait_idle(qtbot, window)
+    window.series_picker.table.selectRow(0)
+    window.series_picker.accept()
+    wait_idle(qtbot, window)
+    s = window.session
+    assert "time point 1" in window.windowTitle() and window.actions_by_name["next_volume"].isEnabled()
+    s.set_cursor((2, 3, 4))
+    window.handle_key("]")
+    wait_idle(qtbot, window)
+    assert "time point 2" in window.windowTitle() and s.cursor == (2, 3, 4)
+    assert int(s.volume.array.min()) == int(vol.min()) + 200
+    window.handle_key("]")
+    wait_idle(qtbot, window)
+    window.handle_key("]")  # past the last part: it stays, and says so
+    wait_idle(qtbot, window)
+    assert "time point 3" in window.windowTitle() and "last" in window.statusBar().currentMessage()
