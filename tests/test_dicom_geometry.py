@@ -185,3 +185,20 @@ def test_stack_geometry_tolerances_and_messages():
     single = stack_geometry(pos[:1], iop, (0.5, 0.5), names[:1], fallback_step=3.0)
     assert single.step == 3.0 and not single.problems
     np.testing.assert_allclose(single.affine[:3, 2], [0, 0, 3.0])
+
+
+@pytest.mark.parametrize("decimals", [1, 2, 3])
+def test_an_oblique_stack_written_with_few_decimals_is_regular(decimals):
+    rot = geometry.rotation_matrix((20.0, 10.0, 0.0))
+    iop = np.r_[rot[:, 0], rot[:, 1]]
+    normal = rot[:, 2]
+    names = [f"f{k}" for k in range(120)]
+    exact = np.array([12.345, -98.765, 43.21]) + np.outer(np.arange(120) * 1.0, normal)
+    written = np.round(exact, decimals)  # as an exporter writes ImagePositionPatient
+    g = stack_geometry(written, iop, (1.0, 1.0), names)
+    assert not g.problems and g.tilt_deg == 0.0 and not g.warnings, (g.problems, g.warnings)
+    assert g.step == pytest.approx(1.0, abs=0.002)  # end to end: the rounding does not add up
+    # A real irregularity well above the rounding is still caught.
+    moved = written.copy()
+    moved[60:] += 0.3 * normal
+    assert any("irregular" in p for p in stack_geometry(moved, iop, (1.0, 1.0), names).problems)

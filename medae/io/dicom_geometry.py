@@ -104,8 +104,11 @@ def stack_geometry(
     steps = np.diff(d)
     big = steps[steps > ABS_TOL_MM]
     ref = float(np.median(big)) if big.size else 0.0
+    # Positions written with few decimals carry a rounding error in each coordinate; along an oblique
+    # normal the three add up, so a regular stack can look irregular by more than 1 % of a 1 mm step.
+    rounding = _quantum(positions) * float(np.abs(normal).sum())
     dup_tol = max(ABS_TOL_MM, REL_TOL * ref)
-    tol = max(ABS_TOL_MM, REL_TOL * ref)
+    tol = max(ABS_TOL_MM, REL_TOL * ref, rounding)
     dups = np.flatnonzero(steps <= dup_tol)
     if dups.size:
         problems.append(
@@ -141,15 +144,19 @@ def stack_geometry(
     if abs(along) < 1e-9:
         affine = _affine(row, col, normal * step, p[0], row_sp, col_sp)
         return StackGeometry(order, affine, step, 0.0, warnings, problems)
+    if not problems:
+        # A regular stack: the mean step end to end, not the median of neighbours, whose rounding (positions
+        # written with one or two decimals) would put the far slices a millimetre or more out of place.
+        step = abs(along) / (n - 1)
     vec = span / (n - 1)
     lateral_total = np.linalg.norm(span - along * normal)
     tilt = float(np.degrees(np.arctan2(np.linalg.norm(vec - (vec @ normal) * normal), abs(vec @ normal))))
-    sheared = lateral_total > max(0.02, 0.05 * min(row_sp, col_sp))
+    sheared = lateral_total > max(0.02, 0.05 * min(row_sp, col_sp), 2 * rounding)
     # Each slice should sit on the line from the first to the last one (off-line = inconsistent).
     t = (d - d[0]) / along
     residual = np.linalg.norm(p - (p[0] + np.outer(t, span)), axis=1)
     worst = int(np.argmax(residual))
-    if residual[worst] > max(0.05, 0.1 * min(row_sp, col_sp)):
+    if residual[worst] > max(0.05, 0.1 * min(row_sp, col_sp), 2 * rounding):
         problems.append(
             f"slice positions are not on one line: {names[order[worst]]} is {residual[worst]:.3g} mm "
             "off the line through the first and last slices"
@@ -166,6 +173,18 @@ def stack_geometry(
         tilt = 0.0
         kvec = normal * step
     return StackGeometry(order, _affine(row, col, kvec, p[0], row_sp, col_sp), step, tilt, warnings, problems)
+
+
+def _quantum(positions: np.ndarray) -> float:
+    """The precision positions were written with, else 0.
+
+    0.1, 0.01 or 0.001 mm when every coordinate is a multiple of it (the last digit of a DICOM decimal
+    string); a difference of two such positions is then off by up to that much in each coordinate.
+    """
+    for q in (0.1, 0.01, 0.001):
+        if np.all(np.abs(positions / q - np.round(positions / q)) < 1e-4):
+            return q
+    return 0.0
 
 
 def _affine(
