@@ -171,6 +171,23 @@ def test_padding_outside_the_field_of_view_is_not_anatomy(model, template):
     assert not res.heatmap.array[arr == -32768].any()
 
 
+def test_dropped_slices_are_named_and_not_findings(model, template):
+    # Zero-filled slices through the head (a failed conversion or transfer) are missing data: without
+    # care they were a "bilateral" finding of 100 mL at the 100th percentile, ahead of the real lesion.
+    scan = healthy(template, 880801)
+    vol, wm = regrid(scan, "LPS", (1.0, 1.0, 1.0), 0.0)
+    lesioned, target = insert_lesion(vol, wm, seed=880801)
+    k = int(np.round(np.linalg.inv(vol.affine) @ [*target, 1])[2])
+    arr = lesioned.array.copy()
+    slab = slice(k + 25, k + 28) if k + 28 < arr.shape[2] - 40 else slice(k - 28, k - 25)
+    arr[:, :, slab] = 0
+    res = analyze(Volume(arr, vol.affine, "MR", meta=dict(vol.meta)), model)
+    assert any("no signal inside the scan" in w and "3 slice(s)" in w for w in res.warnings), res.warnings
+    assert len(res.findings) == 1, [f.describe() for f in res.findings]
+    assert np.linalg.norm(np.array(res.findings[0].centroid_world) - target) < 5.0
+    assert not res.heatmap.array[:, :, slab].any()  # not assessed
+
+
 def test_hot_voxels_are_not_findings(model, template):
     # One voxel in 2000 set to the type's maximum (hot pixels, corrupted samples): each would be a tiny bright
     # lesion on the model grid. The lesion stays the only finding, and the report says what was replaced.

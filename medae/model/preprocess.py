@@ -16,6 +16,7 @@ from medae.geometry import apply_affine
 from medae.model.brain_only import correlation, kept_on_grid, on_zero_background, stripped_foreground
 from medae.model.card import ModelCard
 from medae.model.despike import despike
+from medae.model.dropouts import dropped_slices, fill_from_neighbours
 from medae.model.registration import Alignment, register_to_reference, register_within_input
 from medae.progress import ProgressFn, check_cancel, report
 from medae.volume import Volume, value_sample
@@ -221,6 +222,16 @@ def to_model_space(
         # background for the alignment and outside the field of view for the analysis.
         acquired = data != pad_value
         data = np.where(acquired, data, data[acquired].min())
+    dropped, where = dropped_slices(data)
+    if dropped is not None:
+        # Missing slices inside the scan are filled from their neighbours (for the alignment and the
+        # network) and, like padding, left unassessed.
+        data = fill_from_neighbours(data, dropped)
+        acquired = ~dropped if acquired is None else acquired & ~dropped
+        warnings.append(
+            f"Slices with no signal inside the scan (dropped or corrupted): {'; '.join(where)}. They were "
+            "filled from their neighbours and are not assessed; check the series for missing data."
+        )
     if card.intensity.get("despike"):
         data, spikes = despike(data)
         if spikes:

@@ -1,0 +1,94 @@
+"""Slices that hold no signal inside the scan: dropped, zero-filled or corrupted slices.
+
+A slice written as one constant value (typically 0) between slices that hold the head is missing data, not
+anatomy: left as it is, a dark slab through the brain is the strongest "abnormality" in the scan. Such
+slices are found along each array axis, filled from their neighbours so that the alignment and the network
+see a plausible head, and reported so that the analysis leaves them unassessed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def dropped_slices(data: np.ndarray) -> tuple[np.ndarray | None, list[str]]:
+    """Finds slices of one constant value lying between slices that hold signal.
+
+    Args:
+        data: The scan's voxels (3D).
+
+    Returns:
+        A boolean mask of the dropped slices' voxels (None when there are none) and, per array axis
+        that has them, a description ("2 slice(s) along array axis 2 (index 104-105, from 0)").
+    """
+    if data.ndim != 3 or min(data.shape) < 3:
+        return None, []
+    mask = None
+    notes = []
+    for axis in range(3):
+        flat = _constant_slices(data, axis)
+        # Only between slices with signal: constant slices at either end are the field of view's edge
+        # (air set to zero, padding), not missing data.
+        varying = np.flatnonzero(~flat)
+        if varying.size < 2:
+            continue
+        inner = np.zeros_like(flat)
+        inner[varying[0] : varying[-1] + 1] = flat[varying[0] : varying[-1] + 1]
+        if not inner.any():
+            continue
+        index = np.flatnonzero(inner)
+        shape = [1, 1, 1]
+        shape[axis] = data.shape[axis]
+        slab = np.broadcast_to(inner.reshape(shape), data.shape)
+        mask = slab.copy() if mask is None else mask | slab
+        notes.append(f"{index.size} slice(s) along array axis {axis} (index {_ranges(index)}, from 0)")
+    return mask, notes
+
+
+def fill_from_neighbours(data: np.ndarray, dropped: np.ndarray) -> np.ndarray:
+    """The scan with each run of dropped slices replaced by a linear blend of the slices on either side."""
+    out = np.array(data, dtype=np.float32, copy=True)
+    for axis in range(3):
+        others = tuple(a for a in range(3) if a != axis)
+        flat = dropped.all(axis=others)
+        for start, stop in _runs(np.flatnonzero(flat)):
+            before, after = start - 1, stop
+            if before < 0 or after >= data.shape[axis]:
+                continue
+            lo = np.take(out, before, axis=axis)
+            hi = np.take(out, after, axis=axis)
+            for i in range(start, stop):
+                t = (i - before) / (after - before)
+                index = [slice(None)] * 3
+                index[axis] = i
+                out[tuple(index)] = (1 - t) * lo + t * hi
+    return out
+
+
+def _constant_slices(data: np.ndarray, axis: int) -> np.ndarray:
+    # A strided sample settles most slices cheaply (any two values differ: not constant); only the
+    # slices whose sample is constant are read whole.
+    moved = np.moveaxis(data, axis, 0)
+    sample = moved[:, ::4, ::4]
+    flat = sample.reshape(len(moved), -1)
+    candidates = np.flatnonzero(flat.min(axis=1) == flat.max(axis=1))
+    out = np.zeros(len(moved), dtype=bool)
+    for i in candidates:
+        s = moved[i]
+        out[i] = bool(s.min() == s.max())
+    return out
+
+
+def _runs(index: np.ndarray) -> list[tuple[int, int]]:
+    """Consecutive runs of indices as (start, stop) pairs."""
+    runs: list[tuple[int, int]] = []
+    for i in index:
+        if runs and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((int(i), int(i) + 1))
+    return runs
+
+
+def _ranges(index: np.ndarray) -> str:
+    return ", ".join(f"{a}" if b - a == 1 else f"{a}-{b - 1}" for a, b in _runs(index))
