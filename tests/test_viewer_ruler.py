@@ -75,3 +75,26 @@ def test_circle_statistics_count_the_voxels_within_the_radius_in_world_mm():
     assert stats["sd"] > 0 and not stats["clipped"]
     edge = Ruler("axial", (2.0, 20.0, 2.0), (2.0, 22.0, 2.0), "circle").region_stats(values, affine)
     assert edge["clipped"] and edge["voxels"] < stats["voxels"]  # 8 voxels of reach, 2 to the edge
+
+
+@pytest.mark.parametrize("plane", ["axial", "coronal", "sagittal"])
+def test_circle_statistics_match_a_brute_force_count_on_a_sheared_grid(plane):
+    from medae.viewer.planes import plane_spec
+
+    rng = np.random.default_rng(1)
+    values = rng.normal(100, 10, (40, 44, 36)).astype(np.float32)
+    affine = np.eye(4)
+    affine[:3, :3] = np.array([[0.8, 0.0, 0.0], [0.0, 0.9, 0.0], [0.0, 0.0, 2.0]])
+    affine[:3, :3] += np.array([[0.0, 1.2, 0.9], [0.0, 0.0, 1.5], [0.0, 0.0, 0.0]])  # strongly sheared (tilted)
+    spec = plane_spec(plane)
+    centre = np.array([20.0, 22.0, 18.0])
+    edge = centre.copy()
+    edge[spec.col_axis] += 12
+    circle = Ruler(plane, tuple(centre), tuple(edge), "circle")
+    radius = circle.length_mm(affine)
+    idx = np.indices(values.shape).reshape(3, -1).T.astype(float)
+    in_slice = idx[:, spec.normal] == centre[spec.normal]
+    dist = np.linalg.norm((idx - centre) @ affine[:3, :3].T, axis=1)
+    expected = values.reshape(-1)[in_slice & (dist <= radius)]
+    stats = circle.region_stats(values, affine)
+    assert stats["voxels"] == expected.size and stats["mean"] == pytest.approx(float(expected.mean()), rel=1e-6)

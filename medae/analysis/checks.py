@@ -37,12 +37,18 @@ def _where(volume: Volume) -> str:
     return str(volume.source or "scan")
 
 
+def other_modality(volume: Volume, card: ModelCard) -> bool:
+    """True when the scan is of another modality than the model's (a CT given to an MR model)."""
+    modality = (volume.modality or "").upper()
+    return bool(modality) and modality not in ("OT", card.modality.upper())
+
+
 def kind_problems(volume: Volume, card: ModelCard) -> list[str]:
     """What makes the scan another kind than the model's: its modality or body part, in words ([] if none)."""
     problems = []
     modality = (volume.modality or "").upper()
     guessed = bool(volume.meta.get("modality_guessed"))
-    if modality and modality not in ("OT", card.modality.upper()):
+    if other_modality(volume, card):
         problems.append(
             f"the scan is {modality}{' (judged from its values)' if guessed else ''} but the model "
             f"{card.id} was trained on {card.modality}"

@@ -15,7 +15,7 @@ from medae.analysis.checks import (
     check_contrast,
     check_input,
     contrast_similarity,
-    kind_problems,
+    other_modality,
 )
 from medae.analysis.findings import extract_findings
 from medae.analysis.orientation import check_orientation, find_flip
@@ -77,9 +77,10 @@ def analyze(
         except ModelMismatchError as exc:
             raise ModelMismatchError(_with_geometry(str(exc), volume)) from exc
     similarity = None
-    # Forced past another modality or body part, the orientation and sequence checks would only name
-    # causes that are not the scan's (a CT called "inverted, like T2"): the warning already given stands.
-    other_kind = force and bool(kind_problems(volume, card))
+    # Forced past another modality, the orientation and sequence checks would only name causes that are
+    # not the scan's (a CT called "inverted, like T2"): the warning already given stands. (Another body
+    # part tag alone keeps them: the scan may still be the model's kind, and they are about it.)
+    other_kind = force and other_modality(volume, card)
     if model.reference is not None:
         similarity = contrast_similarity(mi.image, mi.mask, model.reference)
         if not other_kind:

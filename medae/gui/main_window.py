@@ -62,6 +62,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         self.batch_summary: QWidget | None = None
         self._analysis_queued = False
         self._init_opening()
+        self._hidden_docks: list = []  # panels F11 hid, to bring back
         self._dock_widths: dict = {}  # the panels' widths before a small window squeezed them
         self._model_lock = threading.Lock()
         self.setWindowTitle("medae")
@@ -136,6 +137,8 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         self.findings_panel.chosen.connect(lambda _r: self.stack.setCurrentWidget(self.view_area))
 
     def closeEvent(self, event) -> None:  # noqa: D102 (Qt override)
+        if self._hidden_docks:
+            self.toggle_views_only()  # panels hidden by F11 are not a layout to come back to
         store = settings()
         store.setValue("window/geometry", self.saveGeometry())
         store.setValue("window/state", self.saveState())

@@ -27,6 +27,7 @@ class OpeningMixin:
         # (path, parts, index): a DICOM series split into parts (echoes, time points, b-values) that [ and ]
         # step through, and which of them is on screen.
         self._parts: tuple[str, list, int] | None = None
+        self._step_target: int | None = None  # the volume or part a step is loading (keys pressed fast add up)
         self._analyze_after_open: tuple[int, bool] | None = None  # (open request, force) asked for while loading
         self.series_picker: SeriesPicker | None = None
         self._scanned_infos: list = []  # the series the last scan of a path found
@@ -55,10 +56,13 @@ class OpeningMixin:
             self.statusBar().showMessage("The scan was not opened, so it was not analysed.", 5000)
 
     def _split_parts(self, info) -> list:
-        # The parts of the split DICOM series ``info`` belongs to, in the scan's order ([] for a whole series).
+        # The parts of the split DICOM series ``info`` belongs to, in their own order (part 1, 2, ... as the
+        # split numbered them by echo, time point or b-value); [] for a whole series.
         series = (info.extra or {}).get("series_uid")
         parts = [i for i in self._scanned_infos if series and (i.extra or {}).get("series_uid") == series]
-        return parts if len(parts) > 1 and info in parts else []
+        if len(parts) < 2 or info not in parts or any(p.uid == series for p in parts):
+            return []
+        return sorted(parts, key=lambda p: int(p.uid.rsplit(".", 1)[-1]))
 
     def _scanned(self, path: str, infos: list) -> None:
         self._scanned_infos = list(infos)
@@ -95,25 +99,31 @@ class OpeningMixin:
         v = self.session.volume
         end = "last" if step > 0 else "first"
         if v is not None and "volume_index" in v.meta and self._four_d is not None:
-            n, count = int(v.meta["volume_index"]) + step, int(v.meta["volumes"])
+            here = self._step_target if self._step_target is not None else int(v.meta["volume_index"])
+            n, count = here + step, int(v.meta["volumes"])
             if not 0 <= n < count:
-                self.statusBar().showMessage(f"Volume {v.meta['volume_index'] + 1} is the {end}.", 3000)
+                self.statusBar().showMessage(f"Volume {here + 1} is the {end}.", 3000)
                 return None
-            self._cancel_named("load")
-            self._open_seq += 1
+            self._start_step(n)
             return self.load_series(*self._four_d, volume_index=n, keep_view=True)
         if v is not None and self._parts is not None:
             path, parts, index = self._parts
-            if not 0 <= index + step < len(parts):
-                self.statusBar().showMessage(f"Part {index + 1} of {len(parts)} is the {end}.", 3000)
+            here = self._step_target if self._step_target is not None else index
+            if not 0 <= here + step < len(parts):
+                self.statusBar().showMessage(f"Part {here + 1} of {len(parts)} is the {end}.", 3000)
                 return None
-            self._cancel_named("load")
-            self._open_seq += 1
-            return self.load_series(path, parts[index + step], keep_view=True)
+            self._start_step(here + step)
+            return self.load_series(path, parts[here + step], keep_view=True)
         self.statusBar().showMessage(
             "The scan on screen is not one of several volumes (a 4D file or a split DICOM series).", 4000
         )
         return None
+
+    def _start_step(self, target: int) -> None:
+        # The load of an earlier step, not yet on screen, gives way; the next press steps on from here.
+        self._cancel_named("load")
+        self._open_seq += 1
+        self._step_target = target
 
     def choose_volume(self, path: str, info) -> None:
         """Loads a series; a 4D file (a time series, several contrasts) first asks which of its volumes."""
@@ -150,6 +160,7 @@ class OpeningMixin:
 
         def done(volume) -> None:
             if seq == self._open_seq:
+                self._step_target = None
                 self._four_d = (path, info) if volume_index is not None else None
                 parts = self._split_parts(info)
                 self._parts = (path, parts, parts.index(info)) if parts else None
@@ -157,9 +168,13 @@ class OpeningMixin:
 
         seq = self._open_seq
         what = info.description if volume_index is None else f"{info.description}, volume {volume_index + 1}"
-        return self.run_job(
-            "load", work, done, f"loading {what}", on_failed=lambda _exc: self._drop_pending_analysis(seq)
-        )
+
+        def failed(_exc) -> None:
+            if seq == self._open_seq:
+                self._step_target = None
+            self._drop_pending_analysis(seq)
+
+        return self.run_job("load", work, done, f"loading {what}", on_failed=failed)
 
     def show_volume(self, volume, path: str | None = None, keep_view: bool = False) -> None:
         """Puts a loaded volume on screen; an analysis still running on the previous scan stops."""

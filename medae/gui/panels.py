@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -169,17 +169,29 @@ class FindingsPanel(QWidget):
         lay.addWidget(self.empty)
         lay.addWidget(self.table)
         self._quiet = False  # selecting a row from code must not move the views
-        self.table.cellClicked.connect(lambda row, _col: self.choose(row))
-        # Arrow keys in the table move the selection: the views follow it, as they do a click.
+        self._just_moved = False  # a current-row change moved the views within the event being handled
+        # Arrow keys and clicks change the current row: the views follow it. A press on the row already
+        # current (after scrolling away from it) goes there again.
         self.table.currentCellChanged.connect(lambda row, _c, old, _oc: self._keyed(row, old))
+        self.table.cellPressed.connect(lambda row, _col: self._pressed(row))
         session.result_changed.connect(self.refresh)
         session.findings_changed.connect(self.refresh)
         self.refresh()
 
     def _keyed(self, row: int, old: int) -> None:
         if not self._quiet and row >= 0 and row != old:
+            # A mouse press changes the current row before it reports the press: that press is then done.
+            self._just_moved = True
+            QTimer.singleShot(0, self._settled)
             self.session.go_to_finding(row)
             self.chosen.emit(row)
+
+    def _settled(self) -> None:
+        self._just_moved = False
+
+    def _pressed(self, row: int) -> None:
+        if not self._just_moved:
+            self.choose(row)
 
     def choose(self, rank: int) -> None:
         """Selects a finding and moves the views to it."""
@@ -213,6 +225,13 @@ class FindingsPanel(QWidget):
     def refresh(self) -> None:
         """Fills the table from the session's findings."""
         found = self.session.findings
+        self._quiet = True  # rows removed move Qt's current cell: not the reader's choice
+        try:
+            self._fill(found)
+        finally:
+            self._quiet = False
+
+    def _fill(self, found: list) -> None:
         self.table.setRowCount(len(found))
         for row, f in enumerate(found):
             cells = (

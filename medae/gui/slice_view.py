@@ -215,7 +215,9 @@ class SliceView(QWidget):
         for color, width in ((QColor(0, 0, 0), 4), (RULER_COLOR, 2)):
             p.setPen(QPen(color, width))
             p.drawEllipse(centre, radius, radius)
-        stats = circle.region_stats(s.image.values, s.image.grid.affine, s.heat.values if s.heat else None)
+        if self.layer != "input":  # the statistics are the scan's; compare mode shows them once, by the scan
+            return
+        stats = s.measure.region_stats(circle, s.image.values, s.image.grid.affine, s.heat.values if s.heat else None)
         if not stats["voxels"]:
             return
         unit = f" {s.units}" if s.units else ""

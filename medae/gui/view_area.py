@@ -134,7 +134,8 @@ class ViewArea(QWidget):
         s = self.session
         if s.compare and s.extra_layers:
             return ("compare", s.single_plane, tuple(s.extra_layers))
-        return (s.layout, s.single_plane, s.result is not None)
+        # The plane matters to the single layout only: a double-click choosing it must not rebuild 1x3 first.
+        return (s.layout, s.single_plane if s.layout == "single" else None, s.result is not None)
 
     def rebuild(self) -> None:
         """Recreates the views when the layout, plane or compare mode changed."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from medae.viewer.session import ViewerSession
@@ -28,25 +29,27 @@ class WindowDialog(QDialog):
         """
         super().__init__(parent)
         self.setObjectName("windowDialog")
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # a new one opens with each W
         self.setWindowTitle("Set window/level")
         self.session = session
         self.start = session.window
         values = session.image.values
-        finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        lo, hi = (float(np.nanmin(values)), float(np.nanmax(values))) if values.size else (0.0, 1.0)
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            lo, hi = 0.0, 1.0
         span = max(hi - lo, abs(self.start.width), 1e-6)
         digits = _decimals(span)
         units = f" {session.units}" if session.units else ""
 
-        self.level = self._box(lo - span, hi + span, self.start.center, digits, units)
-        self.width = self._box(10.0**-digits, 4 * span, self.start.width, digits, units)
-        self.level.setObjectName("windowLevel")
-        self.width.setObjectName("windowWidth")
+        self.level_box = self._box(lo - span, hi + span, self.start.center, digits, units)
+        self.width_box = self._box(10.0**-digits, 4 * span, self.start.width, digits, units)
+        self.level_box.setObjectName("windowLevel")
+        self.width_box.setObjectName("windowWidth")
         self.range_label = QLabel()
         self.range_label.setObjectName("windowRange")
         form = QFormLayout()
-        form.addRow("Level (centre)", self.level)
-        form.addRow("Width", self.width)
+        form.addRow("Level (centre)", self.level_box)
+        form.addRow("Width", self.width_box)
         form.addRow("Shown black to white", self.range_label)
         form.addRow("Scan's values", QLabel(f"{lo:.{digits}f} to {hi:.{digits}f}{units}"))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -56,13 +59,13 @@ class WindowDialog(QDialog):
         lay.addLayout(form)
         lay.addWidget(buttons)
         self._units, self._digits = units, digits
-        self.level.valueChanged.connect(self._apply)
-        self.width.valueChanged.connect(self._apply)
+        self.level_box.valueChanged.connect(self._apply)
+        self.width_box.valueChanged.connect(self._apply)
         # The range line follows the digits as they are typed, before Enter applies them.
-        self.level.lineEdit().textEdited.connect(self._show_range)
-        self.width.lineEdit().textEdited.connect(self._show_range)
+        self.level_box.lineEdit().textEdited.connect(self._show_range)
+        self.width_box.lineEdit().textEdited.connect(self._show_range)
         self._show_range()
-        self.level.selectAll()
+        self.level_box.selectAll()
 
     @staticmethod
     def _box(low: float, high: float, value: float, digits: int, units: str) -> QDoubleSpinBox:
@@ -77,14 +80,14 @@ class WindowDialog(QDialog):
 
     def window(self) -> Window:
         """The window as the fields hold it."""
-        return Window(float(self.level.value()), float(self.width.value()))
+        return Window(float(self.level_box.value()), float(self.width_box.value()))
 
     def _apply(self) -> None:
         self.session.set_window(self.window())
         self._show_range()
 
     def _typed(self) -> Window:
-        level, width = (box.valueFromText(box.cleanText()) for box in (self.level, self.width))
+        level, width = (box.valueFromText(box.cleanText()) for box in (self.level_box, self.width_box))
         return Window(float(level), float(width))
 
     def _show_range(self, *_args) -> None:
@@ -93,8 +96,8 @@ class WindowDialog(QDialog):
 
     def accept(self) -> None:
         """Takes what is typed even when Enter was not pressed in the last field."""
-        self.level.interpretText()
-        self.width.interpretText()
+        self.level_box.interpretText()
+        self.width_box.interpretText()
         self._apply()
         super().accept()
 

@@ -102,7 +102,7 @@ class WindowStateMixin:
 
     def toggle_views_only(self) -> bool:
         """Hides the panels to give the scan the whole window, or brings back those it hid; True when hidden."""
-        hidden = getattr(self, "_hidden_docks", None)
+        hidden = self._hidden_docks
         if hidden:
             for dock in hidden:
                 dock.show()

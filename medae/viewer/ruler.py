@@ -59,9 +59,11 @@ class Ruler:
         ca, ra = spec.col_axis, spec.row_axis
         c0, r0 = self.start[ca], self.start[ra]
         radius = self.length_mm(affine)
-        # Only the voxels in the circle's bounding box (in index units, through each axis' own step).
-        half_c = int(np.ceil(radius / max(np.linalg.norm(a[:, ca]), 1e-9))) + 1
-        half_r = int(np.ceil(radius / max(np.linalg.norm(a[:, ra]), 1e-9))) + 1
+        # Only the voxels in the circle's bounding box, in index units: how far the radius reaches along
+        # each in-plane axis, through the plane's metric (on a sheared grid, further than radius / step).
+        plane = a[:, [ca, ra]]
+        reach_c, reach_r = radius * np.sqrt(np.diag(np.linalg.inv(plane.T @ plane)))
+        half_c, half_r = int(np.ceil(reach_c)) + 1, int(np.ceil(reach_r)) + 1
         cols = np.arange(max(0, int(c0) - half_c), min(values.shape[ca], int(c0) + half_c + 2))
         rows = np.arange(max(0, int(r0) - half_r), min(values.shape[ra], int(r0) + half_r + 2))
         dc, dr = np.meshgrid(cols - c0, rows - r0, indexing="ij")
@@ -75,8 +77,6 @@ class Ruler:
         picked = np.asarray(values[tuple(index)], dtype=np.float64)[inside]
         picked = picked[np.isfinite(picked)]
         pixel_mm2 = float(np.linalg.norm(np.cross(a[:, ca], a[:, ra])))
-        reach_c = radius / max(np.linalg.norm(a[:, ca]), 1e-9)
-        reach_r = radius / max(np.linalg.norm(a[:, ra]), 1e-9)
         clipped = bool(
             c0 - reach_c < -0.5
             or c0 + reach_c > values.shape[ca] - 0.5
@@ -110,6 +110,8 @@ class Measure:
         self.active = False
         self.rulers: list[Ruler] = []
         self._drawing = False
+        self._stats: dict[Ruler, dict] = {}  # region statistics on ``_stats_of``, for repaints
+        self._stats_of: tuple = (None, None)  # the (values, heat) arrays they were measured on
 
     @property
     def ruler(self) -> Ruler | None:
@@ -141,9 +143,19 @@ class Measure:
 
     def clear(self) -> None:
         """Removes every ruler and leaves measuring (a new scan, or the user's command)."""
+        self._stats, self._stats_of = {}, (None, None)
         if self.active or self.rulers:
             self.active, self.rulers, self._drawing = False, [], False
             self.changed.emit()
+
+    def region_stats(self, ruler: Ruler, values: np.ndarray, affine: np.ndarray, heat: np.ndarray | None) -> dict:
+        """``ruler.region_stats``, kept while the ruler and the arrays stay: views repaint on every drag."""
+        # Held by identity, not by id(): a new scan's array may take a freed one's id.
+        if self._stats_of[0] is not values or self._stats_of[1] is not heat:
+            self._stats, self._stats_of = {}, (values, heat)
+        if ruler not in self._stats:
+            self._stats[ruler] = ruler.region_stats(values, affine, heat)
+        return self._stats[ruler]
 
     def rulers_on(self, plane: str, cursor) -> list[Ruler]:
         """The rulers to draw in a view of ``plane`` whose slice passes through ``cursor``."""

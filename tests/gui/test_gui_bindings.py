@@ -316,9 +316,9 @@ def test_window_typed_as_numbers_applies_as_typed_and_cancel_puts_it_back(window
     dlg = window.findChild(QDialog, "windowDialog")
     assert dlg is not None and dlg.isVisible()
     start = window.session.window
-    assert dlg.level.suffix() == " HU" and dlg.level.decimals() == 0  # a CT in HU is typed in whole HU
-    dlg.level.setValue(40)
-    dlg.width.setValue(80)
+    assert dlg.level_box.suffix() == " HU" and dlg.level_box.decimals() == 0  # a CT in HU is typed in whole HU
+    dlg.level_box.setValue(40)
+    dlg.width_box.setValue(80)
     assert window.session.window == Window(40.0, 80.0)  # shown while the dialog is open
     assert dlg.range_label.text() == "0 to 80 HU"
     dlg.reject()
@@ -326,11 +326,11 @@ def test_window_typed_as_numbers_applies_as_typed_and_cancel_puts_it_back(window
 
     window.findChild(QAction, "window_dialog").trigger()
     dlg = [d for d in window.findChildren(QDialog, "windowDialog") if d.isVisible()][-1]
-    dlg.width.lineEdit().setText("1500")  # typed without Enter, then OK
-    dlg.level.selectAll()
-    qtbot.keyClicks(dlg.level, "-35")
+    dlg.width_box.lineEdit().setText("1500")  # typed without Enter, then OK
+    dlg.level_box.selectAll()
+    qtbot.keyClicks(dlg.level_box, "-35")
     assert dlg.range_label.text() == "-785 to 715 HU"  # the range follows the digits as they are typed
-    dlg.level.lineEdit().setText("-600")
+    dlg.level_box.lineEdit().setText("-600")
     dlg.accept()
     assert window.session.window == Window(-600.0, 1500.0)
 
@@ -350,8 +350,8 @@ def test_window_dialog_is_offered_only_with_a_scan_and_steps_finely_on_scaled_va
     wait_idle(qtbot, window)
     assert window.findChild(QAction, "window_dialog").isEnabled()
     dlg = WindowDialog(window.session, window)
-    assert dlg.level.suffix() == "" and dlg.level.decimals() >= 5  # 0.004 / 100 must be reachable
-    dlg.width.setValue(0.001)
+    assert dlg.level_box.suffix() == "" and dlg.level_box.decimals() >= 5  # 0.004 / 100 must be reachable
+    dlg.width_box.setValue(0.001)
     assert window.session.window.width == pytest.approx(0.001)
     dlg.accept()
 
@@ -417,6 +417,21 @@ def test_arrow_keys_in_the_findings_table_move_the_views(opened, qtbot):
     qtbot.keyClick(table, Qt.Key.Key_Up)
     assert s.result.labels.array[s.image.grid.to_source(s.cursor)] == s.findings[0].label
     assert np.any(s.result.labels.array == s.findings[1].label)
+    # One click on a row moves the views once; a click on the current row, after looking elsewhere,
+    # moves them back to it.
+    moves = []
+    opened.findings_panel.chosen.connect(moves.append)
+    rect = table.visualRect(table.model().index(1, 0))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert moves == [1]
+    qtbot.wait(10)
+    s.set_cursor((0, 0, 0))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert moves == [1, 1] and s.result.labels.array[s.image.grid.to_source(s.cursor)] == s.findings[1].label
+    # Findings redrawn with fewer rows (the threshold raised) leave the reader where they are.
+    s.set_cursor((0, 0, 0))
+    s.set_findings(s.result.at_threshold(7.0))  # only the stronger region stays
+    assert len(s.findings) == 1 and s.cursor == (0, 0, 0) and moves == [1, 1]
 
 
 def test_home_end_and_the_crosshair_toggle(opened, qtbot):
@@ -497,3 +512,18 @@ def test_double_click_enlarges_a_view_and_again_goes_back(opened, qtbot):
     view = opened.view_area.view("coronal")
     qtbot.mouseDClick(view, Qt.MouseButton.LeftButton, pos=view.rect().center())
     assert s.layout == "1x3" and len(opened.view_area.views) == 3
+
+
+def test_panels_hidden_by_f11_are_back_after_a_restart(window, qtbot):
+    from medae.gui.main_window import MainWindow
+    from medae.gui.settings import Preferences
+
+    shown = [d.objectName() for d in window.docks if d.isVisible()]
+    window.actions_by_name["views_only"].trigger()
+    assert not any(d.isVisible() for d in window.docks)
+    window.close()
+    again = MainWindow(Preferences())
+    qtbot.addWidget(again)
+    again.show()
+    qtbot.waitExposed(again)
+    assert [d.objectName() for d in again.docks if d.isVisible()] == shown

@@ -260,7 +260,9 @@ def test_brackets_step_through_the_parts_of_a_split_dicom_series(window, qtbot, 
     window.open_path(tmp_path / "dyn")
     qtbot.waitUntil(lambda: window.series_picker is not None, timeout=30_000)
     wait_idle(qtbot, window)
-    window.series_picker.table.selectRow(0)
+    picker = window.series_picker
+    first = next(r for r, info in enumerate(picker.infos) if "time point 1" in info.description)
+    picker.table.selectRow(first)
     window.series_picker.accept()
     wait_idle(qtbot, window)
     s = window.session
@@ -275,3 +277,19 @@ def test_brackets_step_through_the_parts_of_a_split_dicom_series(window, qtbot, 
     window.handle_key("]")  # past the last part: it stays, and says so
     wait_idle(qtbot, window)
     assert "time point 3" in window.windowTitle() and "last" in window.statusBar().currentMessage()
+
+
+def test_brackets_pressed_fast_add_up(window, qtbot, tmp_path):
+    import nibabel as nib
+
+    data = np.stack([np.full((8, 9, 10), 100 * (t + 1), np.int16) for t in range(5)], axis=-1)
+    path = tmp_path / "five.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    window.open_path(path)
+    qtbot.waitUntil(lambda: window.volume_picker is not None, timeout=30_000)
+    window.volume_picker.accept()
+    wait_idle(qtbot, window)
+    for _ in range(3):  # without waiting for each volume to appear, as a held key does
+        window.handle_key("]")
+    wait_idle(qtbot, window)
+    assert window.session.volume.meta["volume_index"] == 3
