@@ -188,6 +188,16 @@ def test_dropped_slices_are_named_and_not_findings(model, template):
     assert not res.heatmap.array[:, :, slab].any()  # not assessed
 
 
+def test_a_saturated_scan_is_refused_naming_the_clipping_and_the_file(model, template):
+    scan = healthy(template, 880811)
+    arr = scan.volume.array
+    head = arr > 0.2 * np.percentile(arr, 60)
+    clipped = np.minimum(arr, np.median(arr[head])).astype(arr.dtype)  # the brain at one value
+    vol = Volume(clipped, scan.volume.affine, "MR", meta=dict(scan.volume.meta), source="/data/clipped.nii.gz")
+    with pytest.raises(InputError, match=r"clipped\.nii\.gz: .*saturated \(clipped\)"):
+        analyze(vol, model)
+
+
 def test_hot_voxels_are_not_findings(model, template):
     # One voxel in 2000 set to the type's maximum (hot pixels, corrupted samples): each would be a tiny bright
     # lesion on the model grid. The lesion stays the only finding, and the report says what was replaced.

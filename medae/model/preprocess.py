@@ -185,7 +185,9 @@ def normalise(values: np.ndarray, mask: np.ndarray, spec: dict) -> tuple[np.ndar
         raise InputError(f"Unknown intensity normalisation {method!r} in the model card.")
     if hi - lo < 1e-6:
         raise InputError(
-            "The scan has no contrast where the model looks (constant intensity). Check that it is the right series."
+            f"The scan has no contrast where the model looks: most of it has one intensity ({lo:.4g}), as in a "
+            "saturated (clipped) or blank acquisition. Check that it is the right series and that its "
+            "intensities were not clipped on export."
         )
     out = (values - lo) / (hi - lo)
     np.clip(out, clip[0], clip[1], out=out)
@@ -291,7 +293,10 @@ def to_model_space(
             f"The scan covers only {coverage:.0%} of the region the model analyses; the rest is not assessed."
         )
     mask = mask & inside
-    image, used = normalise(values, mask, card.intensity)
+    try:
+        image, used = normalise(values, mask, card.intensity)
+    except InputError as exc:
+        raise InputError(f"{volume.source or 'the scan'}: {exc}") from exc
     image[~inside] = 0.0
     filled = None
     if reference is not None and reference_mask is not None and not inside[reference_mask].all():
