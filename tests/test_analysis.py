@@ -198,6 +198,19 @@ def test_a_saturated_scan_is_refused_naming_the_clipping_and_the_file(model, tem
         analyze(vol, model)
 
 
+def test_a_strong_bias_field_is_named_and_a_healthy_scan_has_none(model, template):
+    scan = healthy(template, 880821)
+    vol = scan.volume
+    clean = analyze(vol, model)
+    assert not any("drifts smoothly" in w for w in clean.warnings) and clean.extra["intensity_bias"] < 1.5
+    # An uncorrected coil sensitivity: a linear front-to-back gradient of +-40 % across the head.
+    world = vol.voxel_to_world(np.indices(vol.shape).reshape(3, -1).T).reshape(vol.shape + (3,))
+    field = 1 + 0.4 * np.clip((world[..., 1] + 18) / 90, -1.2, 1.2)
+    biased = analyze(vol.with_array(np.round(vol.array * field).astype(np.int16)), model)
+    assert any("drifts smoothly" in w and "N4" in w for w in biased.warnings), biased.warnings
+    assert biased.extra["intensity_bias"] > 1.7
+
+
 def test_hot_voxels_are_not_findings(model, template):
     # One voxel in 2000 set to the type's maximum (hot pixels, corrupted samples): each would be a tiny bright
     # lesion on the model grid. The lesion stays the only finding, and the report says what was replaced.

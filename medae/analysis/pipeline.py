@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from medae.analysis.bias import bias_factor, check_bias
 from medae.analysis.checks import (
     check_alignment,
     check_contrast,
@@ -76,7 +77,7 @@ def analyze(
             warnings += check_alignment(mi.alignment.ref_to_input, mi.alignment.metric, card, force=force)
         except ModelMismatchError as exc:
             raise ModelMismatchError(_with_geometry(str(exc), volume)) from exc
-    similarity = None
+    similarity = bias = None
     # Forced past another modality, the orientation and sequence checks would only name causes that are
     # not the scan's (a CT called "inverted, like T2"): the warning already given stands. (Another body
     # part tag alone keeps them: the scan may still be the model's kind, and they are about it.)
@@ -96,6 +97,8 @@ def analyze(
             warnings += check_orientation(flip, force=force)
             if flip is None:
                 warnings += check_contrast(similarity, card, force=force)
+                bias = bias_factor(mi.image, mi.mask, model.reference)
+                warnings += check_bias(bias)
     timings["preprocess"] = time.perf_counter() - t
     check_cancel(cancel)
 
@@ -183,6 +186,7 @@ def analyze(
             "coverage": round(mi.coverage, 4),
             "skull_stripped": mi.skull_stripped,
             "contrast_similarity": None if similarity is None else round(similarity, 4),
+            "intensity_bias": None if bias is None else round(bias, 3),
         },
         region_rule=rule,
     )
