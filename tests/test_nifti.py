@@ -267,6 +267,11 @@ def test_distances_in_metres_are_read_in_millimetres(tmp_path):
     v = load_nifti(tmp_path / "m.nii.gz")
     np.testing.assert_allclose(v.affine, aff, atol=1e-6)
     assert any("distances in meters" in w for w in v.warnings)
+    # A result on that grid is written back in metres: the same header numbers as the file it lies over.
+    save_nifti(v.with_array(np.ones((6, 7, 8), np.float32)), tmp_path / "heat.nii.gz")
+    out = nib.load(tmp_path / "heat.nii.gz")
+    np.testing.assert_allclose(out.affine, metres, atol=1e-9)
+    assert out.header.get_xyzt_units()[0] == "meter"
 
 
 def test_a_file_of_nan_only_is_refused_as_such_and_nibabel_repairs_stay_off_the_console(tmp_path, capfd):

@@ -153,6 +153,8 @@ def analyze(
     report(progress, 1.0, "Done")
 
     meta = {"derived_from": volume.meta.get("series_uid"), "model": card.id}
+    if volume.meta.get("space_unit"):
+        meta["space_unit"] = volume.meta["space_unit"]  # written back in the input file's units
     return AnalysisResult(
         volume=volume,
         heatmap=Volume(
@@ -204,6 +206,8 @@ def _reconstruction_volumes(volume: Volume, recon: np.ndarray, mi, meta: dict) -
     np.copyto(recon_units, original, where=~assessed)
     residual = np.subtract(original, recon_units, out=original)
     meta = dict(meta, derived_from=volume.meta.get("series_uid"))
+    if volume.meta.get("space_unit"):
+        meta["space_unit"] = volume.meta["space_unit"]
     return (
         Volume(recon_units, volume.affine, volume.modality, dict(meta, kind="reconstruction"), source=volume.source),
         Volume(residual, volume.affine, volume.modality, dict(meta, kind="residual"), source=volume.source),

@@ -96,7 +96,7 @@ def _load_nifti(path: Path, index: int | None) -> Volume:
     affine, note = _usable_affine(img)
     if note:
         warnings.append(note)
-    affine = _in_millimetres(img, affine, warnings)
+    affine, unit = _in_millimetres(img, affine, warnings)
     zero = _zero_voxel_sizes(img)
     if zero:
         warnings.append(
@@ -110,6 +110,8 @@ def _load_nifti(path: Path, index: int | None) -> Volume:
     except Exception:
         pass
     meta = {"format": _format_name(path).lower(), "series_description": descrip or path.name}
+    if unit:
+        meta["space_unit"] = unit  # outputs are written back in the file's own units
     if extra > 1:
         meta["volume_index"] = index
         meta["volumes"] = extra
@@ -155,24 +157,28 @@ def finite_values(data: np.ndarray, warnings: list[str], path: str | os.PathLike
 _UNITS_MM = {"meter": 1000.0, "micron": 0.001}
 
 
-def _in_millimetres(img, affine: np.ndarray, warnings: list[str]) -> np.ndarray:
-    """The affine in mm when the header stores its distances in metres or microns (nibabel ignores the units)."""
+def _in_millimetres(img, affine: np.ndarray, warnings: list[str]) -> tuple[np.ndarray, str | None]:
+    """The affine in mm when the header stores its distances in metres or microns (nibabel ignores the units).
+
+    Returns:
+        The affine in mm and the file's unit when it was converted (else None).
+    """
     header = img.header
     try:
         unit = header.get_xyzt_units()[0]
     except Exception:
-        return affine
+        return affine, None
     scale = _UNITS_MM.get(unit)
     if scale is None:
-        return affine
+        return affine, None
     out = affine.copy()
     out[:3, :] *= scale
     sizes = " x ".join(f"{v:.3g}" for v in np.linalg.norm(out[:3, :3], axis=0))
     warnings.append(
-        f"The file gives its distances in {unit}s; they were converted to mm (voxels {sizes} mm), and medae's "
-        "outputs are in mm: a viewer that ignores the units will not lay them over this file."
+        f"The file gives its distances in {unit}s; they were converted to mm for the analysis (voxels {sizes} "
+        f"mm). The NIfTI outputs keep the file's {unit}s and affine, so that they lie over it in every viewer."
     )
-    return out
+    return out, unit
 
 
 def _valid(affine) -> bool:
@@ -313,11 +319,19 @@ def save_nifti(volume: Volume, path: str | os.PathLike, dtype: np.dtype | None =
         arr = arr.astype(dtype)
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    img = nib.Nifti1Image(arr, volume.affine)
+    # A result of a scan stored in metres or microns is written in the same unit: the same numbers as the
+    # scan's own header, which viewers that ignore units compare.
+    unit = volume.meta.get("space_unit")
+    affine = np.array(volume.affine, dtype=np.float64)
+    if unit in _UNITS_MM:
+        affine[:3, :] /= _UNITS_MM[unit]
+    else:
+        unit = "mm"
+    img = nib.Nifti1Image(arr, affine)
     img.header.set_data_dtype(arr.dtype)
-    img.set_qform(volume.affine, code=1)
-    img.set_sform(volume.affine, code=1)
-    img.header.set_xyzt_units("mm")
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    img.header.set_xyzt_units(unit)
     # The description field is 80 bytes of ASCII; it carries the series description (never PHI).
     descrip = str(volume.meta.get("series_description") or volume.meta.get("kind") or "written by medae")
     img.header["descrip"] = descrip.encode("ascii", "replace")[:79]
@@ -362,7 +376,7 @@ def nifti_info(path: str | os.PathLike):
         with nibabel_notes():  # repairs are said when the scan is loaded
             img = nib.load(str(path))
             shape = tuple(int(s) for s in (tuple(img.shape) + (1, 1, 1))[:3])
-            affine = _in_millimetres(img, np.asarray(img.affine, dtype=np.float64), [])
+            affine = _in_millimetres(img, np.asarray(img.affine, dtype=np.float64), [])[0]
         n_volumes = int(np.prod(img.shape[3:])) if len(img.shape) > 3 else 1
     except Exception as exc:
         raise InputError(f"{path}: not a readable {_format_name(path)} file ({exc}).") from exc
