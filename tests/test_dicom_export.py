@@ -584,3 +584,20 @@ def test_progress_and_cancel(sources, tmp_path):
             labels, source, tmp_path / "seg.dcm", segment_descriptions=descriptions, model_id="m", cancel=cancel
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pm.dcm"]
+
+
+def test_a_japanese_source_with_code_extensions_exports_in_utf8(sources, tmp_path):
+    from medae.io import load
+
+    folder = tmp_path / "jis"
+    folder.mkdir()
+    name = "Yamada^Tarou=山田^太郎=やまだ^たろう"
+    for n, f in enumerate(sources["lps"].meta["source_files"]):
+        ds = pydicom.dcmread(f)
+        ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]  # the standard's way to name Japanese with extensions
+        ds.PatientName = name
+        ds.save_as(folder / f"im{n:03d}.dcm", enforce_file_format=True)
+    source = load(folder)
+    out = write_parametric_map(heatmap_for(source), source, tmp_path / "map.dcm", units_description="z", keep_phi=True)
+    ds = pydicom.dcmread(out)
+    assert ds.SpecificCharacterSet == "ISO_IR 192" and str(ds.PatientName) == name

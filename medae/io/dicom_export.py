@@ -138,7 +138,7 @@ def write_parametric_map(
             content_label=_content_label(content_label),
             content_description=_short(description, 64),
             series_description=_short(series_description, 64),
-            **_charset(texts),
+            **_charset(texts, refs.headers),
         )
 
     ds = _build("parametric map", target, build)
@@ -257,7 +257,7 @@ def write_segmentation(
             content_label=_content_label(content_label),
             content_description=_short(description, 64),
             series_description=_short(series_description, 64),
-            **_charset(texts),
+            **_charset(texts, refs.headers),
         )
 
     ds = _build("segmentation", target, build)
@@ -336,7 +336,7 @@ def write_secondary_capture(
             series_description=_short(series_description, 64),
             manufacturer_model_name=MANUFACTURER,
             software_versions=__version__,
-            **_charset([series_description]),
+            **_charset([series_description], refs.headers),
         )
         if patient_orientation is None:
             ds.PatientOrientation = ""
@@ -420,8 +420,15 @@ def _content_label(text: str) -> str:
     return cleaned[:16].strip(" _") or "MEDAE"
 
 
-def _charset(texts: Sequence[str]) -> dict[str, str]:
-    """UTF-8 (ISO_IR 192) when any text we write is not ASCII; otherwise the source's character set."""
-    if all(str(t).isascii() for t in texts):
+def _charset(texts: Sequence[str], headers: Sequence = ()) -> dict[str, str]:
+    """The character set of what we write: the source's when it is one plain value and our texts are ASCII.
+
+    Otherwise UTF-8 (ISO_IR 192), which encodes any text, ours and the patient and study names copied from
+    the source: a source with code extensions (Japanese "ISO 2022 IR 87" after an empty first value, as
+    the standard writes it) is refused by the object builders as it is.
+    """
+    source = headers[0].get("SpecificCharacterSet") if headers else None
+    plain = source is None or (isinstance(source, str) and not source.startswith("ISO 2022"))
+    if plain and all(str(t).isascii() for t in texts):
         return {}
     return {"specific_character_set": "ISO_IR 192"}
