@@ -424,3 +424,12 @@ def test_corrupted_bytes_never_escape_as_other_errors(tmp_path):
             outcomes.add("refused")
         victim.write_bytes(originals[victim])
     assert outcomes == {"ok", "refused"}
+
+
+def test_a_siemens_mosaic_is_named_with_the_way_to_read_it(tmp_path):
+    from medae.errors import MedaeError
+
+    vol = phantom((24, 24, 1), seed=4)  # one tiled image per volume, as the scanner writes EPI runs
+    write_series(tmp_path, vol, axial_affine(), modality="MR", image_type=("ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"))
+    with pytest.raises(MedaeError, match="Siemens mosaic.*dcm2niix"):
+        load(tmp_path)

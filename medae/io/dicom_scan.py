@@ -392,6 +392,13 @@ def _rejection(h: FileHeader) -> str | None:
         return "invalid image size or bit depth (Rows, Columns, BitsAllocated)"
     if h.samples != 1:
         return f"a colour image ({h.photometric}, {h.samples} samples per pixel), not a greyscale scan"
+    if "MOSAIC" in h.image_type:
+        # Siemens stores each volume of an EPI/DWI run as one tiled image; its tiles are slices whose
+        # positions only the private CSA header describes.
+        return (
+            "a Siemens mosaic (each file tiles one volume's slices into one image); convert the series with "
+            "dcm2niix and open the NIfTI"
+        )
     if not h.frames or any(f.position is None or f.orientation is None for f in h.frames):
         return f"{_NO_GEOMETRY}: not a cross-sectional scan"
     try:
