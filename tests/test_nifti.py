@@ -319,3 +319,16 @@ def test_an_spm_mat_beside_an_analyze_file_gives_its_orientation_without_a_warni
     v = load_nifti(tmp_path / "spm.hdr")
     np.testing.assert_allclose(v.affine, aff, atol=1e-5)
     assert not any("store no orientation" in w for w in v.warnings), v.warnings
+
+
+@pytest.mark.parametrize("written,named", [(".nii", "scan.nii.gz"), (".nii.gz", "scan.nii"), (".mgz", "scan.mgh")])
+def test_a_file_whose_name_says_the_other_compression_is_read_by_its_content(tmp_path, written, named):
+    data = np.arange(6 * 7 * 8, dtype=np.int16).reshape(6, 7, 8)
+    aff = np.diag([1.0, 1.5, 2.0, 1.0])
+    img = nib.MGHImage(data.astype(np.int32), aff) if written == ".mgz" else nib.Nifti1Image(data, aff)
+    nib.save(img, tmp_path / f"t{written}")
+    (tmp_path / f"t{written}").rename(tmp_path / named)
+    v = load_nifti(tmp_path / named)
+    np.testing.assert_array_equal(v.array, data)
+    np.testing.assert_allclose(v.affine, aff)
+    assert any("unlike what its name says" in w for w in v.warnings)

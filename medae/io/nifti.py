@@ -51,11 +51,49 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
     return volume
 
 
-def _load_nifti(path: Path, index: int | None) -> Volume:
+def _nib_load(path: Path, warnings: list[str] | None = None):
+    """The nibabel image of a file, read by its content when its name says the other compression.
+
+    An uncompressed NIfTI named .nii.gz (or a gzipped one named .nii) is common after a tool renamed or
+    decompressed a file; nibabel trusts the name and fails.
+    """
+    import gzip
+
     import nibabel as nib
 
     try:
-        img = nib.load(str(path))
+        with open(path, "rb") as fh:
+            gz_data = fh.read(2) == b"\x1f\x8b"
+    except OSError:
+        return nib.load(str(path))  # nibabel's own error (no such file, no permission) is worded below
+    name = path.name.lower()
+    gz_name = name.endswith((".gz", ".mgz"))
+    if gz_data == gz_name:
+        return nib.load(str(path))
+    holder = nib.fileholders.FileHolder(fileobj=gzip.open(path, "rb") if gz_data else open(path, "rb"))  # noqa: SIM115
+    classes = (nib.MGHImage,) if name.endswith((".mgz", ".mgh")) else (nib.Nifti1Image, nib.Nifti2Image)
+    for klass in classes:
+        try:
+            img = klass.from_file_map({"image": holder, "header": holder})
+        except Exception:  # not this format: try the next
+            holder.fileobj.seek(0)
+            continue
+        if warnings is not None:
+            right = "compressed (gzip)" if gz_data else "not compressed"
+            mgh = klass is nib.MGHImage
+            ending = (".mgz" if gz_data else ".mgh") if mgh else (".nii.gz" if gz_data else ".nii")
+            warnings.append(
+                f"The file is {right}, unlike what its name says; it was read by its content. Rename it to end "
+                f"in {ending} so that other tools read it too."
+            )
+        return img
+    return nib.load(str(path))
+
+
+def _load_nifti(path: Path, index: int | None) -> Volume:
+    warnings: list[str] = []
+    try:
+        img = _nib_load(path, warnings)
     except FileNotFoundError as exc:
         raise InputError(f"{path}: no such file. Check the path.") from exc
     except Exception as exc:  # nibabel raises many types for bad headers
@@ -70,7 +108,6 @@ def _load_nifti(path: Path, index: int | None) -> Volume:
     if not hasattr(img, "affine"):  # CIFTI-2 and other non-spatial images share the .nii suffix
         raise InputError(f"{path}: {type(img).__name__} data has no voxel grid; medae reads 3D volumes.")
     shape = img.shape
-    warnings: list[str] = []
     if len(shape) < 3:
         shape = tuple(shape) + (1,) * (3 - len(shape))
     extra = int(np.prod(shape[3:])) if len(shape) > 3 else 1
@@ -367,14 +404,12 @@ def _write_nifti_gz(header, arr: np.ndarray, target: Path) -> None:
 
 def nifti_info(path: str | os.PathLike):
     """A ``SeriesInfo`` for a NIfTI file, from its header only."""
-    import nibabel as nib
-
     from medae.io.loader import SeriesInfo
 
     path = Path(path)
     try:
         with nibabel_notes():  # repairs are said when the scan is loaded
-            img = nib.load(str(path))
+            img = _nib_load(path)
             shape = tuple(int(s) for s in (tuple(img.shape) + (1, 1, 1))[:3])
             affine = _in_millimetres(img, np.asarray(img.affine, dtype=np.float64), [])[0]
         n_volumes = int(np.prod(img.shape[3:])) if len(img.shape) > 3 else 1
