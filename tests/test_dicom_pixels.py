@@ -83,6 +83,16 @@ def test_padding_value_becomes_air_and_is_reported(tmp_path):
     assert any("padding" in w and "-1024" in w for w in v.warnings)
 
 
+def test_a_padding_value_stored_unsigned_for_signed_pixels_is_named_as_the_pixels_read_it(tmp_path):
+    # In implicit VR the tag's sign is not stored, and readers take it as US: -2000 reads 63536.
+    vol = phantom((8, 8, 3), lo=-1000, hi=1500)
+    vol[:2, :, :] = -2000
+    write_series(tmp_path, vol, axial_affine(), edit=lambda ds, k: ds.add_new(0x00280120, "US", 63536))
+    v = load(tmp_path)
+    assert v.meta["padding_voxels"] == 2 * 8 * 3 and v.meta["padding_value"] == -2000
+    assert any("PixelPaddingValue -2000)" in w for w in v.warnings), v.warnings
+
+
 def test_padding_range_limit_for_mr_uses_data_minimum(tmp_path):
     vol = phantom((6, 6, 2), lo=100, hi=900).astype(np.uint16)
     vol[0, :, 0] = 4000

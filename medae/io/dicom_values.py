@@ -109,9 +109,9 @@ def to_values(raw: np.ndarray, frames: list[Frame], modality: str) -> Values:
         what = "-1024 HU (air)" if modality == "CT" else f"{air:g}, the minimum of the real data"
         warnings.append(
             f"{n_pad} voxels of pixel padding (outside the scanned field, PixelPaddingValue "
-            f"{h0.padding[0]:g}) were set to {what}."
+            f"{pad[0]:g}{'' if pad[0] == pad[1] else f' to {pad[1]:g}'}) were set to {what}."
         )
-        meta["padding_value"] = h0.padding[0]
+        meta["padding_value"] = pad[0]  # as the pixels read it (signed or not), not as the tag was stored
         meta["padding_voxels"] = int(n_pad)
     meta["output_dtype"] = str(out.dtype)
     return Values(out, warnings, meta, inverted)
