@@ -433,3 +433,20 @@ def test_a_siemens_mosaic_is_named_with_the_way_to_read_it(tmp_path):
     write_series(tmp_path, vol, axial_affine(), modality="MR", image_type=("ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"))
     with pytest.raises(MedaeError, match="Siemens mosaic.*dcm2niix"):
         load(tmp_path)
+
+
+def test_a_slice_of_another_matrix_size_is_named_not_called_missing(tmp_path):
+    from medae.errors import GeometryError
+
+    vol = phantom((10, 12, 8), seed=5)
+
+    def smaller(ds, k):
+        if k == 4:  # one image resized on export: one row fewer
+            ds.Rows = ds.Rows - 1
+            ds.PixelData = ds.PixelData[: -ds.Columns * 2]
+
+    write_series(tmp_path, vol, axial_affine(), modality="MR", edit=smaller)
+    infos = scan(tmp_path)
+    main = max(infos, key=lambda s: s.shape[2])
+    with pytest.raises(GeometryError, match="missing slice.*mixes image sizes.*other part"):
+        load(tmp_path, series=main.uid)

@@ -134,6 +134,14 @@ def load_series(
         elif unreadable and any("missing slice" in p for p in plan.geometry.problems):
             # A damaged file of the series, not a lost one, is what leaves the gap.
             advice = f"medae {unreadable[0]} Copy those files again from their source, or export the series again."
+        elif any("missing slice" in p for p in plan.geometry.problems) and any(
+            "which was split" in w and ("matrix sizes" in w or "pixel spacings" in w) for w in plan.warnings
+        ):
+            # The "missing" slice is likely in the folder, split off into another part for its other size.
+            advice = (
+                "The series mixes image sizes, and its other part holds the images of the other size: the "
+                "slices missing here are probably those (files resized or replaced). Export the series again."
+            )
         # The series' own folder, not the folder that was opened above it: that is where the files are.
         where = os.path.commonpath([os.path.dirname(f) for f in plan.files]) if plan.files else info.source
         raise GeometryError(
