@@ -288,7 +288,8 @@ def _explain_nothing(p: Path, found: Any) -> None:
             )
     if found.rejected:
         f, why = found.rejected[0]
-        more = f" (and {len(found.rejected) - 1} other DICOM objects that are not scans either)" if p.is_dir() else ""
+        others = len(found.rejected) - 1
+        more = f" (and {others} other DICOM object(s) that are not scans either)" if p.is_dir() and others else ""
         raise UnsupportedInputError(
             f"{f}: {why}{more}. medae analyses CT, MR and PET image series; choose a folder or file that holds one."
         )
