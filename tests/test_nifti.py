@@ -332,3 +332,13 @@ def test_a_file_whose_name_says_the_other_compression_is_read_by_its_content(tmp
     np.testing.assert_array_equal(v.array, data)
     np.testing.assert_allclose(v.affine, aff)
     assert any("unlike what its name says" in w for w in v.warnings)
+
+
+def test_complex_data_is_flagged_when_listed_and_refused_when_loaded(tmp_path):
+    from medae.io.nifti import nifti_info
+
+    path = tmp_path / "phase.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((6, 7, 8), np.complex64), np.eye(4)), path)
+    assert any("complex or structured voxel data" in w for w in nifti_info(path).warnings)
+    with pytest.raises(InputError, match="complex or structured"):
+        load_nifti(path)
