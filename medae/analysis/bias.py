@@ -22,7 +22,8 @@ def bias_factor(image: np.ndarray, mask: np.ndarray, reference: np.ndarray) -> f
     Args:
         image: The scan on the model grid, normalised.
         mask: The voxels the model assesses.
-        reference: The reference template on the same grid, normalised the same way.
+        reference: The reference template on the same grid, with its tissue between about 0.3 and 1 (its
+            scale against the scan does not matter: a constant ratio is the fit's intercept).
 
     Returns:
         The ratio of the fitted field's 98th to 2nd percentile over the brain, or None without enough tissue.
