@@ -55,3 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("medae: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # A file system refusing a write the commands did not word themselves (a full disk, a file where a
+        # folder should be, no permission): one line that names it, not a traceback.
+        print(f"medae: error: {exc}. Check the path, its permissions and the free space.", file=sys.stderr)
+        return 2

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from medae.cli.args import finite_float, user_path
 from medae.errors import MedaeError, OutputError, PartialOutputError
 
 
@@ -15,10 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Adds the ``analyze`` subcommand."""
     p = sub.add_parser("analyze", help="anomaly heatmap, score and findings for a scan", description=__doc__)
     p.add_argument("input", help="scan file (NIfTI, MGH, NRRD, MetaImage), DICOM file, DICOM folder or DICOMDIR")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--out", required=True, type=user_path, help="output folder")
     p.add_argument("--model", help="model folder (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
-    p.add_argument("--threshold", type=float, help="findings threshold in calibrated units (default: the model's)")
+    p.add_argument(
+        "--threshold", type=finite_float, help="findings threshold in calibrated units (default: the model's)"
+    )
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--series", help="series UID to analyse when the input holds several (see medae info)")
     sel.add_argument("--all", action="store_true", help="analyse every series, each into its own sub-folder")

@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from medae.cli.args import finite_float, user_path
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds the ``batch`` subcommand."""
@@ -16,10 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "input", help="folder of studies (DICOM series and NIfTI/MGH/NRRD/MetaImage files, searched in depth)"
     )
-    p.add_argument("--out", required=True, type=Path, help="output folder (a sub-folder per series)")
+    p.add_argument("--out", required=True, type=user_path, help="output folder (a sub-folder per series)")
     p.add_argument("--model", help="model folder (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
-    p.add_argument("--threshold", type=float, help="findings threshold in calibrated units (default: the model's)")
+    p.add_argument(
+        "--threshold", type=finite_float, help="findings threshold in calibrated units (default: the model's)"
+    )
     p.add_argument(
         "--dicom", action="store_true", help="also write DICOM Parametric Map, Segmentation, Secondary Capture"
     )

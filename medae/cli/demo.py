@@ -14,11 +14,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from medae.cli.args import user_path
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds the ``demo`` subcommand."""
     p = sub.add_parser("demo", help="analyse the bundled sample scan (viewer, or headless)", description=__doc__)
-    p.add_argument("--out", default="medae-demo", help="output folder of the headless run (default ./medae-demo)")
+    p.add_argument(
+        "--out", default="medae-demo", type=user_path, help="output folder of the headless run (default ./medae-demo)"
+    )
     p.add_argument("--headless", action="store_true", help="do not open the viewer even if a display is available")
     p.add_argument("--sample", choices=("brain", "ct"), default="brain", help="which bundled scan (default brain)")
     p.add_argument("--scan", default=None, help="run the demo on this scan instead of the bundled sample")

@@ -10,12 +10,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from medae.cli.args import user_path
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds the ``evaluate`` subcommand."""
     p = sub.add_parser("evaluate", help="benchmark a model on synthetic lesions against baselines", description=__doc__)
     p.add_argument("--model", type=Path, help="model folder (default: the shipped model)")
-    p.add_argument("--out", required=True, type=Path, help="folder for evaluation.json and evaluation.md")
+    p.add_argument("--out", required=True, type=user_path, help="folder for evaluation.json and evaluation.md")
     p.add_argument("--n-healthy", type=int, default=12, help="healthy test scans (default 12)")
     p.add_argument("--n-lesion", type=int, default=24, help="lesion test scans (default 24)")
     p.add_argument(

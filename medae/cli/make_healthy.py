@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from medae.cli.args import positive_int, user_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -11,8 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "make-healthy", help="generate healthy training scans from the bundled template", description=__doc__
     )
-    p.add_argument("--out", required=True, type=Path, help="output folder (resumable)")
-    p.add_argument("--n", type=int, default=40, help="number of scans (default 40)")
+    p.add_argument("--out", required=True, type=user_path, help="output folder (resumable)")
+    p.add_argument("--n", type=positive_int, default=40, help="number of scans (default 40)")
     p.add_argument("--seed", type=int, default=1000, help="seed of the first scan (default 1000)")
     p.add_argument(
         "--variation",

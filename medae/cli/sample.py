@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from medae.cli.args import positive_int, user_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds the ``sample`` subcommand."""
     p = sub.add_parser("sample", help="sample new volumes from a variational model", description=__doc__)
     p.add_argument("--model", required=True, help="a VAE model folder")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--n", type=int, default=4, help="how many volumes (default 4)")
+    p.add_argument("--out", required=True, type=user_path, help="output folder")
+    p.add_argument("--n", type=positive_int, default=4, help="how many volumes (default 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=1.0, help="scales the prior's spread (default 1)")
     p.add_argument("--device", default="auto")

@@ -7,12 +7,16 @@ import json
 import sys
 from pathlib import Path
 
+from medae.cli.args import user_path
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds the ``train`` subcommand."""
     p = sub.add_parser("train", help="train a model on healthy scans", description=__doc__)
     p.add_argument("--data", required=True, help="folder of healthy scans (any readable format) or a file listing them")
-    p.add_argument("--out", required=True, type=Path, help="model folder to write (resumes if it holds a checkpoint)")
+    p.add_argument(
+        "--out", required=True, type=user_path, help="model folder to write (resumes if it holds a checkpoint)"
+    )
     p.add_argument(
         "--calibration-data",
         help="more healthy scans (held out from training) to calibrate on, "

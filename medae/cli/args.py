@@ -1,0 +1,34 @@
+"""Argument types shared by the subcommands: values checked where they are typed, not deep in a run."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+
+def finite_float(text: str) -> float:
+    """A float that is a number (``nan`` and ``inf`` would pass ``float`` and break the run far later)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; give a value such as 6 or 8.5")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def user_path(text: str) -> Path:
+    """A path with a leading ``~`` expanded, as the shell does not expand it after ``--out=``."""
+    return Path(text).expanduser()
