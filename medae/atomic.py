@@ -100,8 +100,12 @@ def write_bytes(target: str | os.PathLike, data: bytes) -> None:
 
 
 def write_text(target: str | os.PathLike, text: str) -> None:
-    """Writes UTF-8 ``text`` to ``target`` atomically."""
-    write_bytes(target, text.encode("utf-8"))
+    """Writes UTF-8 ``text`` to ``target`` atomically.
+
+    File names that are not UTF-8 on disk (Latin-1 names from old shares) reach Python as lone surrogates;
+    they are written back as the name's own bytes, so a table lists the file as it is, instead of failing.
+    """
+    write_bytes(target, text.encode("utf-8", "surrogateescape"))
 
 
 def _umask() -> int:

@@ -352,3 +352,21 @@ def test_a_changed_data_file_beside_its_header_is_analysed_again(tmp_path, tiny_
     os.utime(raw, ns=(later, later))  # the voxels were rewritten; the header was not
     _batch(studies, out, tiny_model, "--no-png")
     assert _rows(out)["scan"]["status"] == "ok"
+
+
+def test_a_name_that_is_not_utf8_on_disk_and_a_fifo_do_not_stop_the_run(tmp_path, tiny_model):
+    import os
+
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    latin1 = os.fsdecode(b"M\xfcller.nii.gz")  # as copied from an old Windows share
+    save_nifti(mr_with_lesion(), studies / latin1)
+    save_nifti(mr_with_lesion(), studies / "z.nii.gz")
+    os.mkfifo(studies / "pipe.nii.gz")  # opening it to read a header would wait forever
+    done = []
+    run = threading.Thread(target=lambda: done.append(_batch(studies, tmp_path / "out", tiny_model, "--no-png")))
+    run.start()
+    run.join(timeout=300)
+    assert done == [0], "the run hung or failed"
+    raw = (tmp_path / "out" / "results.csv").read_bytes()
+    assert b"M\xfcller" in raw and b"z.nii.gz" in raw  # the name as it is on disk, and the run went on

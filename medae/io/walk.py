@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 
 
@@ -33,4 +34,15 @@ def walk_files(root: str | os.PathLike, unreadable: list[tuple[str, str]] | None
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if not name.startswith("."):
-                yield os.path.join(dirpath, name)
+                path = os.path.join(dirpath, name)
+                if not _special(path):
+                    yield path
+
+
+def _special(path: str) -> bool:
+    """True for a FIFO, socket or device: opening one to read its header would block or read forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False  # a broken link or a vanished file: the readers name it
+    return not stat.S_ISREG(mode)
