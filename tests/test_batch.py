@@ -311,11 +311,35 @@ def test_temporary_files_of_a_killed_run_are_cleared(studies, tiny_model, tmp_pa
     for path in leftovers:
         path.write_bytes(b"half")
         os.utime(path, (old, old))
-    fresh = out / "patient_a__t1" / ".findings.nii.qq11ww22.nii.gz"  # another process writing it right now
-    fresh.write_bytes(b"in progress")
+    fresh = out / "patient_a__t1b" / ".findings.nii.qq11ww22.nii.gz"  # left seconds ago, in a series done
+    fresh.write_bytes(b"half")
     (studies / "patient_a" / "t1.nii.gz").touch()  # changed: redone
     _batch(studies, out, tiny_model, "--no-png")
-    assert not any(p.exists() for p in leftovers) and fresh.exists()
+    # The run holds the folder's lock, so no other process can be writing: every leftover goes, however
+    # fresh, also in series that were done earlier and not redone.
+    assert not any(p.exists() for p in leftovers) and not fresh.exists()
+
+
+def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs(tmp_path, capsys):
+    import json
+    import os
+    import socket
+
+    from medae.batch.lock import LOCK_NAME, run_lock
+    from medae.errors import OutputError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with run_lock(out):
+        assert (out / LOCK_NAME).exists()
+        with pytest.raises(OutputError, match="another medae run"):
+            with run_lock(out):
+                pass
+    assert not (out / LOCK_NAME).exists()
+    # A lock left by a run that was killed (its process is gone) is taken over.
+    (out / LOCK_NAME).write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))
+    with run_lock(out):
+        assert json.loads((out / LOCK_NAME).read_text())["pid"] == os.getpid()
 
 
 def test_progress_says_which_series_of_how_many(studies, tiny_model, tmp_path):

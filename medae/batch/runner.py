@@ -18,8 +18,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from medae.analysis.outputs import OUTPUT_NAMES
 from medae.atomic import remove_leftovers, write_text
 from medae.batch.items import BatchItem
+from medae.batch.lock import run_lock
 from medae.batch.table import Row, write_tables
 from medae.errors import CancelledError, MedaeError, OutputError, PartialOutputError
 from medae.progress import ProgressFn, check_cancel, report, sub_progress
@@ -84,14 +86,19 @@ def run_batch(
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     try:
-        return _run_all(items, model, out, options, write_extras, progress, cancel, on_row)
+        with run_lock(out):
+            return _run_all(items, model, out, options, write_extras, progress, cancel, on_row)
     finally:
         log.removeHandler(handler)
         handler.close()
 
 
 def _run_all(items, model, out: Path, options: BatchOptions, write_extras, progress, cancel, on_row) -> list[Row]:
-    remove_leftovers(out, ("results.csv", "report.html"))  # of a run that was killed while writing them
+    # Half-written files of a run that was killed, in every series' folder (those done earlier too): with
+    # the folder's lock held no other process can be writing them, so none is too fresh to go.
+    remove_leftovers(out, ("results.csv", "report.html"), older_than_s=0)
+    for folder in _subfolders(out):
+        remove_leftovers(folder, OUTPUT_NAMES, older_than_s=0)
     run_info = {
         "model": {"id": model.card.id, "sha256": model.card.sha256},
         "device": model.device_name,
@@ -118,6 +125,13 @@ def _run_all(items, model, out: Path, options: BatchOptions, write_extras, progr
         write_tables(out, rows, run_info)
     report(progress, 1.0, "Done")
     return rows
+
+
+def _subfolders(out: Path) -> list[Path]:
+    try:
+        return [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return []
 
 
 def _named(progress: ProgressFn | None, start: float, stop: float, step: str) -> ProgressFn | None:

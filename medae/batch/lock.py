@@ -1,0 +1,82 @@
+"""One run at a time per output folder: a lock file naming the process that writes there.
+
+Two runs into one folder would each redo every series and leave ``results.csv`` describing results the
+other run replaced. The lock is a file created exclusively; a lock left by a run that was killed (its
+process is gone on this machine) is taken over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+from medae.errors import OutputError
+
+LOCK_NAME = ".medae-batch.lock"
+
+
+@contextlib.contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Holds the output folder's lock for the duration of a run.
+
+    Raises:
+        OutputError: another run is writing to the folder (or its lock cannot be made).
+    """
+    path = Path(out) / LOCK_NAME
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    for _attempt in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _holder(path)
+            if holder is not None and _alive(holder):
+                raise OutputError(
+                    f"{out}: another medae run (process {holder.get('pid')} on {holder.get('host')}) is writing to "
+                    f"this folder. Wait for it to finish or choose another output folder; if no run is going on, "
+                    f"delete {path}."
+                ) from None
+            with contextlib.suppress(OSError):
+                path.unlink()  # left by a run that was killed: taken over
+            continue
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot write in the output folder ({exc.strerror or exc}).") from exc
+        with os.fdopen(fd, "w") as fh:
+            json.dump(me, fh)
+        break
+    else:
+        raise OutputError(f"{out}: the folder's run lock {path} could not be taken; delete it and try again.")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            if _holder(path) == me:
+                path.unlink()
+
+
+def _holder(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # unreadable or half-written: a run killed while taking it
+    return data if isinstance(data, dict) else None
+
+
+def _alive(holder: dict) -> bool:
+    if holder.get("host") != socket.gethostname():
+        return True  # another machine's run on a shared folder: it cannot be checked from here
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
