@@ -421,3 +421,16 @@ def main_with_errors(main, args):
 
     ns = build_parser().parse_args(["analyze", *args])
     return ns.func(ns)
+
+
+def test_a_model_without_calibration_says_so_and_writes_valid_json(model, template):
+    import copy
+    import dataclasses
+    import json
+
+    uncalibrated = copy.copy(model)
+    uncalibrated.card = dataclasses.replace(model.card, calibration={})
+    res = analyze(healthy(template, 880831).volume, uncalibrated)
+    assert any("no calibration on healthy scans" in w for w in res.warnings)
+    report = json.loads(json.dumps(res.report(), allow_nan=False))  # no NaN in what is written
+    assert report["percentile"] is None

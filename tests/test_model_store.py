@@ -76,6 +76,22 @@ def test_garbage_card_is_a_clear_error(model_dir):
         load_model(model_dir, device="cpu")
 
 
+@pytest.mark.parametrize(
+    "damage,named",
+    [
+        (lambda c: c["space"].pop("shape"), "space.shape"),
+        (lambda c: c["architecture"].pop("channels"), "architecture.channels"),
+        (lambda c: c.__setitem__("architecture", "unet"), "architecture is not an object"),
+    ],
+)
+def test_a_damaged_card_is_named_not_a_traceback(model_dir, damage, named):
+    card = json.loads((model_dir / "card.json").read_text())
+    damage(card)
+    (model_dir / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=f"damaged: .*{named}"):
+        load_model(model_dir, device="cpu")
+
+
 def test_missing_folder_and_bad_device(tmp_path, model_dir):
     from medae.errors import MedaeError
 

@@ -117,6 +117,12 @@ def analyze(
     resid = residual_map(image, recon, mi.mask, post)
     z = calibrate(resid, mi.mask, model.calibration, post)
     calib = card.calibration
+    if not calib.get("scan_scores") or "threshold" not in calib:
+        warnings.append(
+            f"The model {card.id} carries no calibration on healthy scans: its scores are not z against healthy "
+            "tissue, the scan has no percentile and the threshold is a default. Calibrate it (medae train "
+            "--calibration-data) before reading the result."
+        )
     m = analysis_mask(mi.mask, post)
     score = scan_score(z, m, float(calib.get("score_top_fraction", 0.001)))
     percentile = score_percentile(score, calib.get("scan_scores", []))

@@ -141,7 +141,8 @@ class AnalysisResult:
         v = self.volume
         return {
             "score": round(self.score, 4),
-            "percentile": round(self.percentile, 2),
+            # JSON has no NaN: an uncalibrated model's percentile is unknown, written as null.
+            "percentile": round(self.percentile, 2) if np.isfinite(self.percentile) else None,
             "threshold": self.threshold,
             "units": self.units,
             "forced": self.forced,

@@ -82,6 +82,25 @@ class ModelCard:
             raise ModelError(
                 f"{source}: the model card lacks {', '.join(missing)}. Re-export the model with medae train."
             )
+        problems = [
+            f"{k} is not an object"
+            for k in ("architecture", "space", "intensity", "mask", "postprocess", "calibration")
+            if k in data and not isinstance(data[k], dict)
+        ]
+        if not problems:
+            shape = data["space"].get("shape")
+            if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)):
+                problems.append("space.shape is not three positive whole numbers")
+            if "affine" not in data["space"] and "spacing" not in data["space"]:
+                problems.append("space has neither affine nor spacing")
+            channels = data["architecture"].get("channels")
+            if not (isinstance(channels, list) and channels and all(isinstance(v, int) and v > 0 for v in channels)):
+                problems.append("architecture.channels is not a list of positive whole numbers")
+        if problems:
+            raise ModelError(
+                f"{source}: the model card is damaged: {'; '.join(problems)}. Restore the model folder (or train "
+                "the model again with medae train)."
+            )
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
