@@ -394,3 +394,21 @@ def test_a_name_that_is_not_utf8_on_disk_and_a_fifo_do_not_stop_the_run(tmp_path
     assert done == [0], "the run hung or failed"
     raw = (tmp_path / "out" / "results.csv").read_bytes()
     assert b"M\xfcller" in raw and b"z.nii.gz" in raw  # the name as it is on disk, and the run went on
+
+
+def test_without_keep_phi_the_series_uid_is_the_pseudonymous_one_everywhere(studies, tiny_model, tmp_path):
+    import pydicom
+
+    from medae.io.deid import Deidentification
+
+    out = tmp_path / "out"
+    _batch(studies, out, tiny_model, "--no-png")
+    dicom = next(p for p in (studies / "patient_b" / "dicom").iterdir())
+    original = str(pydicom.dcmread(dicom, stop_before_pixels=True).SeriesInstanceUID)
+    mapped = Deidentification().uid(original)
+    row = next(r for name, r in _rows(out).items() if name.startswith("patient_b__dicom"))
+    assert row["series_uid"] == mapped
+    (report,) = (out / row["folder"]).glob("report.json")
+    text = report.read_text()
+    assert original not in text and json.loads(text)["input"]["series_uid"] == mapped
+    assert original not in (out / "results.csv").read_text() + (out / "report.html").read_text()

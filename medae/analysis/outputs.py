@@ -62,6 +62,11 @@ def write_outputs(
     report["files"] = {k: Path(p).name for k, p in written.items()}
     if not keep_phi:
         report["input"]["source"] = Path(str(report["input"]["source"])).name if report["input"]["source"] else None
+        if report["input"].get("series_uid"):
+            from medae.io.deid import Deidentification
+
+            # The pseudonymous UID the DICOM exports refer to the series by (the same mapping).
+            report["input"]["series_uid"] = Deidentification().uid(report["input"]["series_uid"])
     written["report"] = out / "report.json"
     write_text(written["report"], json.dumps(report, indent=2) + "\n")
     if failed:

@@ -171,7 +171,9 @@ def _dicom_item(root: Path, info: SeriesInfo) -> BatchItem:
     for f in sorted(files):
         st = f.stat()
         digest.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    identity = {"series": info.uid, "files": len(files), "files_sha256": digest.hexdigest()}
+    # The series by a one-way digest of its UID: report.json carries the identity, and a UID is patient data.
+    series = hashlib.sha256(info.uid.encode("utf-8")).hexdigest()[:32]
+    identity = {"series": series, "files": len(files), "files_sha256": digest.hexdigest()}
     base = where if where != "." else ""
     return BatchItem(_name(f"{base}/{label}" if base else label or "series"), where, info, identity)
 

@@ -11,7 +11,7 @@ import io
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +87,22 @@ class Row:
 CSV_COLUMNS = [f.name for f in fields(Row)]
 
 
+def _pseudonymous(uid: str) -> str:
+    if not uid:
+        return uid
+    from medae.io.deid import Deidentification
+
+    return Deidentification().uid(uid)
+
+
 def write_tables(out: Path, rows: list[Row], run_info: dict[str, Any]) -> None:
     """Writes ``results.csv`` and ``report.html`` into ``out`` (atomically)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
+    # Without --keep-phi, series UIDs are the pseudonymous ones the DICOM exports write (same mapping).
+    keep_phi = bool((run_info.get("options") or {}).get("keep_phi"))
+    rows = rows if keep_phi else [replace(r, series_uid=_pseudonymous(r.series_uid)) for r in rows]
     for row in rows:
         values = asdict(row)
         writer.writerow({k: _cell(values[k]) for k in CSV_COLUMNS})

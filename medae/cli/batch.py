@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         if row.error:
             what = f"error: {row.error}"
         else:
-            what = f"score {row.score:.2f} (p{row.percentile:.0f}), {row.findings} finding(s)"
+            pct = "" if row.percentile is None else f" (p{row.percentile:.0f})"  # None: an uncalibrated model
+            what = f"score {row.score:.2f}{pct}, {row.findings} finding(s)"
             what += " [done earlier]" if row.status == "done earlier" else ""
         print(f"[{done[0]}/{len(items)}] {row.folder}: {what}", flush=True)
 
