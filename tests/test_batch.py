@@ -412,3 +412,15 @@ def test_without_keep_phi_the_series_uid_is_the_pseudonymous_one_everywhere(stud
     text = report.read_text()
     assert original not in text and json.loads(text)["input"]["series_uid"] == mapped
     assert original not in (out / "results.csv").read_text() + (out / "report.html").read_text()
+
+
+def test_a_result_whose_files_went_missing_is_made_again(studies, tiny_model, tmp_path):
+    out = tmp_path / "out"
+    _batch(studies, out, tiny_model, "--no-png")
+    (out / "patient_a__t1" / "heatmap.nii.gz").unlink()
+    (out / "patient_a__t1b" / "findings.nii.gz").write_bytes(b"")
+    _batch(studies, out, tiny_model, "--no-png")
+    rows = _rows(out)
+    assert rows["patient_a__t1"]["status"] == "ok" and rows["patient_a__t1b"]["status"] == "ok"  # redone
+    assert rows["chest_ct"]["status"] in ("done earlier", "error")
+    assert nib.load(out / "patient_a__t1" / "heatmap.nii.gz").shape

@@ -264,7 +264,18 @@ def _finished(folder: Path, key: dict) -> dict | None:
     ok = isinstance(batch, dict) and batch.get("key") == json.loads(json.dumps(key))
     # A run whose DICOM or summary output failed is not finished: a resume tries it again.
     partial = any(str(w).startswith(PARTIAL_OUTPUT_WARNINGS) for w in rep.get("warnings", []) if ok)
-    return rep if ok and not partial else None
+    # Nor is one whose files went missing or empty since (deleted, truncated by a copy): report.json alone
+    # does not make a result.
+    files = rep.get("files") if isinstance(rep.get("files"), dict) else {}
+    lost = ok and any(_empty(folder / str(name)) for name in files.values())
+    return rep if ok and not partial and not lost else None
+
+
+def _empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return True
 
 
 def _failed(item: BatchItem, folder: Path, message: str, key: dict | None) -> Row:
