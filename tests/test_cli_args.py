@@ -31,3 +31,11 @@ def test_an_output_folder_that_is_a_file_is_one_line_not_a_traceback(tmp_path, c
 
 def test_a_tilde_in_an_output_path_is_the_home_folder():
     assert user_path("~/results") == Path.home() / "results"
+
+
+def test_analyze_refuses_an_output_path_that_is_a_file_before_any_work(tmp_path, capsys):
+    target = tmp_path / "results"
+    target.write_text("")
+    assert main(["analyze", str(tmp_path / "no-scan-needed.nii.gz"), "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err  # said before the (missing) scan or the model is even looked at

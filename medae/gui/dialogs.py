@@ -43,6 +43,16 @@ def gray_pixmap(img: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(QImage(img.data, w, h, w, QImage.Format.Format_Grayscale8).copy())
 
 
+def form_with_ok_cancel(dialog: QDialog, form: QFormLayout) -> None:
+    """Lays out a dialog as its form above OK and Cancel, which accept and reject it."""
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    lay = QVBoxLayout(dialog)
+    lay.addLayout(form)
+    lay.addWidget(buttons)
+
+
 class SeriesPicker(QDialog):
     """Choose one series of a folder: modality, description, size, slice count and a thumbnail."""
 
@@ -163,12 +173,7 @@ class PreferencesDialog(QDialog):
         form.addRow(self.smooth)
         form.addRow("Model folder", model_row)
         form.addRow("Device", self.device)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        lay.addWidget(buttons)
+        form_with_ok_cancel(self, form)
 
     def _browse_model(self) -> None:
         from PySide6.QtWidgets import QFileDialog

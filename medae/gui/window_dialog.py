@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QDoubleSpinBox, QFormLayout, QLabel, QWidget
 
+from medae.gui.dialogs import form_with_ok_cancel
 from medae.viewer.session import ViewerSession
 from medae.viewer.windowing import Window
 
@@ -52,12 +53,7 @@ class WindowDialog(QDialog):
         form.addRow("Width", self.width_box)
         form.addRow("Shown black to white", self.range_label)
         form.addRow("Scan's values", QLabel(f"{lo:.{digits}f} to {hi:.{digits}f}{units}"))
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        lay.addWidget(buttons)
+        form_with_ok_cancel(self, form)
         self._units, self._digits = units, digits
         self.level_box.valueChanged.connect(self._apply)
         self.width_box.valueChanged.connect(self._apply)
