@@ -154,14 +154,19 @@ def test_scan_that_cuts_off_part_of_the_brain_is_not_flagged_at_the_cut(model, t
     assert res.percentile < 95 and res.findings == [], (res.score, [f.describe() for f in res.findings])
 
 
+def lesion_slab_case(template, seed: int, code: str):
+    """A 1 mm head with a lesion: its volume, a copy of its voxels to damage, the lesion's world centre
+    and the slice index (third axis) through it."""
+    vol, wm = regrid(healthy(template, seed), code, (1.0, 1.0, 1.0), 0.0)
+    lesioned, target = insert_lesion(vol, wm, seed=seed)
+    k = int(np.round(np.linalg.inv(vol.affine) @ [*target, 1])[2])
+    return vol, lesioned.array.copy(), target, k
+
+
 def test_padding_outside_the_field_of_view_is_not_anatomy(model, template):
     # Resampled scans fill what the field of view left out with the type's minimum; a slab so filled is
     # analysed like the same slab cropped: the lesion found, the padding neither aligned to nor flagged.
-    scan = healthy(template, 880701)
-    vol, wm = regrid(scan, "RAS", (1.0, 1.0, 1.0), 0.0)
-    lesioned, target = insert_lesion(vol, wm, seed=880701)
-    k = int(np.round(np.linalg.inv(vol.affine) @ [*target, 1])[2])
-    arr = lesioned.array.copy()
+    vol, arr, target, k = lesion_slab_case(template, 880701, "RAS")
     arr[:, :, : k - 30] = -32768
     arr[:, :, k + 30 :] = -32768
     res = analyze(Volume(arr, vol.affine, "MR", meta=dict(vol.meta)), model)
@@ -174,11 +179,7 @@ def test_padding_outside_the_field_of_view_is_not_anatomy(model, template):
 def test_dropped_slices_are_named_and_not_findings(model, template):
     # Zero-filled slices through the head (a failed conversion or transfer) are missing data: without
     # care they were a "bilateral" finding of 100 mL at the 100th percentile, ahead of the real lesion.
-    scan = healthy(template, 880801)
-    vol, wm = regrid(scan, "LPS", (1.0, 1.0, 1.0), 0.0)
-    lesioned, target = insert_lesion(vol, wm, seed=880801)
-    k = int(np.round(np.linalg.inv(vol.affine) @ [*target, 1])[2])
-    arr = lesioned.array.copy()
+    vol, arr, target, k = lesion_slab_case(template, 880801, "LPS")
     slab = slice(k + 25, k + 28) if k + 28 < arr.shape[2] - 40 else slice(k - 28, k - 25)
     arr[:, :, slab] = 0
     res = analyze(Volume(arr, vol.affine, "MR", meta=dict(vol.meta)), model)

@@ -12,7 +12,8 @@ from medae.gui.settings import Preferences, save_preferences, settings
 class WindowStateMixin:
     """What ``MainWindow`` does with its geometry, docks and preferences.
 
-    Expects ``session``, ``view_area``, ``docks``, ``prefs`` and ``_dock_widths``, set up by the window.
+    Expects ``session``, ``view_area``, ``docks``, ``prefs``, ``_dock_widths`` and ``_hidden_docks``, set up by
+    the window.
     """
 
     def apply_preferences(self, prefs: Preferences, changed_from: Preferences | None = None) -> None:
