@@ -424,3 +424,35 @@ def test_a_result_whose_files_went_missing_is_made_again(studies, tiny_model, tm
     assert rows["patient_a__t1"]["status"] == "ok" and rows["patient_a__t1b"]["status"] == "ok"  # redone
     assert rows["chest_ct"]["status"] in ("done earlier", "error")
     assert nib.load(out / "patient_a__t1" / "heatmap.nii.gz").shape
+
+
+def test_a_terminated_run_says_so_keeps_its_table_and_resumes(studies, tiny_model, tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    import medae.batch
+
+    real = medae.batch.run_batch
+    before = signal.getsignal(signal.SIGTERM)
+
+    def killed_after_first(items, model, out, options, **kw):
+        on_row = kw["on_row"]
+
+        def then_kill(row):
+            on_row(row)
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` or a scheduler's stop would
+
+        return real(items, model, out, options, **{**kw, "on_row": then_kill})
+
+    monkeypatch.setattr(medae.batch, "run_batch", killed_after_first)
+    out = tmp_path / "out"
+    assert main(["batch", str(studies), "--out", str(out), "--model", str(tiny_model), "--no-png"]) == 143
+    err = capsys.readouterr().err
+    assert "Stopped after 1 of 6 series" in err and "again to resume" in err
+    assert "termination signal" in err
+    statuses = [r["status"] for r in _rows(out).values()]
+    assert statuses.count("not run") == 5
+    assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back
+    monkeypatch.setattr(medae.batch, "run_batch", real)
+    assert main(["batch", str(studies), "--out", str(out), "--model", str(tiny_model), "--no-png"]) == 2
+    assert "not run" not in {r["status"] for r in _rows(out).values()}

@@ -159,6 +159,24 @@ def test_scout_among_axial_slices_is_left_out(tmp_path):
     np.testing.assert_array_equal(load(tmp_path).array, vol)
 
 
+def test_a_single_image_beside_one_stack_is_no_choice_but_is_named(tmp_path):
+    vol = phantom((6, 6, 5), seed=4)
+    paths = write_series(tmp_path / "same", vol, axial_affine(), modality="MR")
+    uid = str(pydicom.dcmread(paths[0]).SeriesInstanceUID)
+    # A parallel reference slice of another matrix size in the same series, and a one-image series beside it.
+    write_series(tmp_path / "same", phantom((12, 12, 1)), axial_affine((0.5, 0.5, 1)), series_uid=uid, prefix="r")
+    write_series(tmp_path / "other", phantom((8, 8, 1)), axial_affine(), modality="MR", description="screen save")
+    assert len(scan(tmp_path)) == 3  # all listed
+    loaded = load(tmp_path)
+    np.testing.assert_array_equal(loaded.array, vol)
+    note = next(w for w in loaded.warnings if "single-image" in w)
+    assert "2 single-image series or part(s)" in note and "screen save" in note and "--series" in note
+    # Two stacks are a choice the user makes, single images or not.
+    write_series(tmp_path / "two", phantom((6, 6, 3), seed=5), axial_affine(), modality="MR")
+    with pytest.raises(SeriesSelectionError, match="4 series"):
+        load(tmp_path)
+
+
 def test_localizer_only_series_is_not_listed(tmp_path):
     write_series(tmp_path, phantom((6, 6, 1)), axial_affine(), image_type=["ORIGINAL", "PRIMARY", "LOCALIZER"])
     # DICOM was there but no scan: the error says why, for the folder and for one file.

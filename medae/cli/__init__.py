@@ -7,8 +7,11 @@ inside the command's ``run``, so ``medae --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 
 from medae._version import __version__
 from medae.errors import MedaeError
@@ -48,10 +51,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with _terminate_as_interrupt():
+            return int(args.func(args) or 0)
     except MedaeError as exc:
         print(f"medae: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("medae: stopped by a termination signal", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("medae: interrupted", file=sys.stderr)
         return 130
@@ -60,3 +67,27 @@ def main(argv: list[str] | None = None) -> int:
         # folder should be, no permission): one line that names it, not a traceback.
         print(f"medae: error: {exc}. Check the path, its permissions and the free space.", file=sys.stderr)
         return 2
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a job scheduler, a shutdown) raised where the program is, as Ctrl+C is.
+
+    Python's default for SIGTERM ends the process on the spot: no ``finally`` runs, so a batch would leave
+    neither its table nor a word on the terminal. As an interrupt, every command stops the way Ctrl+C stops it.
+    """
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    if threading.current_thread() is not threading.main_thread():  # signals can only be caught there
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -74,8 +74,16 @@ def run(args: argparse.Namespace) -> int:
             what += " [done earlier]" if row.status == "done earlier" else ""
         print(f"[{done[0]}/{len(items)}] {row.folder}: {what}", flush=True)
 
-    with ProgressBar("batch") as bar:
-        rows = run_batch(items, model, args.out, options, write_extras=extras, progress=bar, on_row=show)
+    try:
+        with ProgressBar("batch") as bar:
+            rows = run_batch(items, model, args.out, options, write_extras=extras, progress=bar, on_row=show)
+    except KeyboardInterrupt:
+        print(
+            f"Stopped after {done[0]} of {len(items)} series; {args.out / 'results.csv'} lists them. Run the same "
+            "command again to resume: finished series are kept.",
+            file=sys.stderr,
+        )
+        raise
     failed = sum(r.status == "error" for r in rows)
     print(
         f"{len(rows) - failed} of {len(rows)} series analysed; {args.out / 'results.csv'}, {args.out / 'report.html'}"

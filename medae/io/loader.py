@@ -185,11 +185,21 @@ def load(
     from medae.io import dicom
 
     infos = [s for s in scan(p, progress=None, cancel=cancel)]
+    left_out = ""
     if series is None:
-        if len(infos) > 1:
+        # One image is no 3D scan (a screen save, a stray reference slice): beside a single stack it is no choice.
+        stacks = [s for s in infos if min(s.shape) > 1] if len(infos) > 1 else infos
+        if len(stacks) != 1:
             listing = "; ".join(f"{s.uid} ({s.modality} {s.description}, {s.n_files} files)" for s in infos)
             raise SeriesSelectionError(f"{p}: holds {len(infos)} series. Choose one with --series UID: {listing}")
-        info = infos[0]
+        info = stacks[0]
+        if len(infos) > 1:
+            others = [s for s in infos if s is not info]
+            left_out = (
+                f"{p} also holds {len(others)} single-image series or part(s), left out as no 3D scan: "
+                + "; ".join(f"{s.uid} ({s.modality} {s.description})" for s in others)
+                + ". Choose one with --series UID to see it."
+            )
     else:
         # The whole UID wins; a shortened one must name a single series (1.2.3.4.100 must never pick 1.2.3.4.1001).
         matches = [s for s in infos if s.uid == series] or [s for s in infos if s.uid.startswith(series)]
@@ -203,8 +213,12 @@ def load(
             )
         info = matches[0]
     if info.kind != "dicom":
-        return _load_file(info.source, volume_index)
-    return dicom.load_series(info, progress=progress, cancel=cancel)
+        volume = _load_file(info.source, volume_index)
+    else:
+        volume = dicom.load_series(info, progress=progress, cancel=cancel)
+    if left_out:
+        volume.warnings.append(left_out)
+    return volume
 
 
 def _existing(path: str | os.PathLike) -> Path:
