@@ -456,3 +456,21 @@ def test_a_terminated_run_says_so_keeps_its_table_and_resumes(studies, tiny_mode
     monkeypatch.setattr(medae.batch, "run_batch", real)
     assert main(["batch", str(studies), "--out", str(out), "--model", str(tiny_model), "--no-png"]) == 2
     assert "not run" not in {r["status"] for r in _rows(out).values()}
+
+
+def test_a_new_scan_of_the_same_name_does_not_take_an_earlier_result_folder(tmp_path, tiny_model):
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    vol = mr_with_lesion()
+    save_nifti(vol, studies / "t1.nii.gz")
+    out = tmp_path / "out"
+    _batch(studies, out, tiny_model, "--no-png")
+    assert set(_rows(out)) == {"t1"}
+    report = (out / "t1" / "report.json").read_bytes()
+    # A second file that sorts first and makes the same name ("t1"), as an uncompressed copy would.
+    save_nifti(Volume(vol.array * 0.5, vol.affine, "MR"), studies / "t1.nii")
+    _batch(studies, out, tiny_model, "--no-png")
+    rows = _rows(out)
+    assert rows["t1"]["status"] == "done earlier" and (out / "t1" / "report.json").read_bytes() == report
+    assert rows["t1_2"]["status"] == "ok"
+    assert json.loads((out / "t1_2" / "report.json").read_text())["batch"]["input"] == "t1.nii"

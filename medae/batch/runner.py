@@ -20,7 +20,7 @@ from typing import Any
 
 from medae.analysis.outputs import OUTPUT_NAMES
 from medae.atomic import remove_leftovers, write_text
-from medae.batch.items import BatchItem
+from medae.batch.items import BatchItem, unique_names
 from medae.batch.lock import run_lock
 from medae.batch.table import Row, write_tables
 from medae.errors import CancelledError, MedaeError, OutputError, PartialOutputError
@@ -99,6 +99,7 @@ def _run_all(items, model, out: Path, options: BatchOptions, write_extras, progr
     remove_leftovers(out, ("results.csv", "report.html"), older_than_s=0)
     for folder in _subfolders(out):
         remove_leftovers(folder, OUTPUT_NAMES, older_than_s=0)
+    _keep_earlier_names(items, out)
     run_info = {
         "model": {"id": model.card.id, "sha256": model.card.sha256},
         "device": model.device_name,
@@ -125,6 +126,47 @@ def _run_all(items, model, out: Path, options: BatchOptions, write_extras, progr
         write_tables(out, rows, run_info)
     report(progress, 1.0, "Done")
     return rows
+
+
+def _keep_earlier_names(items: list[BatchItem], out: Path) -> None:
+    """Gives each series the folder an earlier run in ``out`` wrote it to, the others names free of those.
+
+    Names are unique by a counter in the order of the items, so a new scan of the same name sorted before an
+    older one would take its folder: the older result would be redone under another name, and the new scan's
+    folder would first hold the older scan's files.
+    """
+    earlier: dict[str, str] = {}
+    for folder in _subfolders(out):
+        key = _earlier_key(folder)
+        if isinstance(key, dict) and "input" in key:
+            earlier.setdefault(json.dumps(key["input"], sort_keys=True), folder.name)
+    if not earlier:
+        return
+    kept: dict[int, str] = {}
+    for i, item in enumerate(items):
+        name = earlier.pop(json.dumps(item.identity, sort_keys=True), None) if item.error is None else None
+        if name is not None:
+            kept[i] = name
+    rest = [i for i in range(len(items)) if i not in kept]
+    # Counters as ``unique_names`` gives them, but past every name kept (folders of other series' results).
+    fresh = unique_names([*kept.values(), *(items[i].name for i in rest)])[len(kept) :]
+    for i, name in zip(rest, fresh, strict=True):
+        items[i].name = name
+    for i, name in kept.items():
+        items[i].name = name
+
+
+def _earlier_key(folder: Path) -> dict | None:
+    """The key of the result (or error) an earlier run left in ``folder``."""
+    for name, path in (("report.json", ("batch", "key")), ("error.json", ("key",))):
+        try:
+            value = json.loads((folder / name).read_text())
+        except (OSError, ValueError):
+            continue
+        for step in path:
+            value = value.get(step) if isinstance(value, dict) else None
+        return value if isinstance(value, dict) else None
+    return None
 
 
 def _subfolders(out: Path) -> list[Path]:
