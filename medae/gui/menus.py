@@ -84,6 +84,7 @@ def build(w) -> None:
     )
     _action(w, v, "&Invert grey scale (I)", lambda: w.handle_key("I"))
     _action(w, v, "Show cross&hair (X)", lambda: w.handle_key("X"), checkable=True, name="crosshair")
+    _action(w, v, "&Link zoom across views", lambda on: setattr(s, "link_zoom", on), checkable=True, name="link_zoom")
     _action(
         w, v, "&Measure (M): rulers; with Shift, regions", lambda: w.handle_key("M"), checkable=True, name="measure"
     )
@@ -222,6 +223,7 @@ def _sync_checks(w) -> None:
         w.actions_by_name[f"conv_{c}"].setChecked(s.convention == c)
     w.actions_by_name["compare"].setChecked(s.compare)
     w.actions_by_name["crosshair"].setChecked(s.crosshair)
+    w.actions_by_name["link_zoom"].setChecked(s.link_zoom)
 
 
 def refresh_recent(w) -> None:

@@ -370,7 +370,7 @@ class SliceView(QWidget):
             state.pan[0] + dx / (base * zoom) - dx / (base * state.zoom),
             state.pan[1] + dy / (base * zoom) - dy / (base * state.zoom),
         )
-        s.set_view_state(self.plane, zoom=zoom, pan=pan)
+        s.zoom_view(self.plane, zoom, pan)
 
     def set_crosshair(self, pos: QPointF) -> None:
         """Moves the linked crosshair to the voxel under a widget position."""

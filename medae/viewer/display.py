@@ -162,3 +162,28 @@ class HeatLayer:
         """Heat at a canonical voxel index."""
         i, j, k = self.grid.clamp(index)
         return float(self.values[i, j, k])
+
+
+@dataclass(frozen=True)
+class Readout:
+    """What lies under a point: the value, where it is, and the heat there."""
+
+    value: float
+    units: str
+    index: tuple[int, int, int]
+    world: tuple[float, float, float]
+    heat: float | None
+    heat_units: str
+
+    def text(self) -> str:
+        """One line for the status bar."""
+        unit = f" {self.units}" if self.units else ""
+        val = f"{self.value:.0f}" if self.units == "HU" else f"{self.value:.4g}"
+        parts = [
+            f"value {val}{unit}",
+            "voxel ({}, {}, {})".format(*self.index),
+            "RAS ({:.1f}, {:.1f}, {:.1f}) mm".format(*self.world),
+        ]
+        if self.heat is not None:
+            parts.append(f"heat {self.heat:.2f} {self.heat_units}".rstrip())
+        return "   ".join(parts)

@@ -72,6 +72,26 @@ class PlaneSpec:
         """Size in mm of one pixel across and down."""
         return float(spacing[self.col_axis]), float(spacing[self.row_axis])
 
+    def pan_keeping(
+        self,
+        index,
+        shape: tuple[int, ...],
+        spacing: tuple[float, float, float],
+        pan: tuple[float, float],
+        factor: float,
+    ) -> tuple[float, float]:
+        """The pan that keeps a canonical index where it is on screen when the zoom grows by ``factor``.
+
+        Pan is the image centre's offset from the view centre in mm, so a point ``u`` mm from the image
+        centre lies ``(pan + u) * pixels_per_mm`` from the view centre; keeping that fixed while the pixels
+        per mm scale by ``factor`` gives ``(pan + u) / factor - u``, whatever the view's size.
+        """
+        rows, cols = self.image_shape(shape)
+        col, row = self.to_screen(index, shape)
+        dx, dy = self.pixel_mm(spacing)
+        u, v = (col + 0.5 - cols / 2) * dx, (row + 0.5 - rows / 2) * dy
+        return (pan[0] + u) / factor - u, (pan[1] + v) / factor - v
+
     def screen_directions(self, affine: np.ndarray) -> dict[str, np.ndarray]:
         """World unit vectors pointing to the screen's right and down."""
         rzs = np.asarray(affine, dtype=np.float64)[:3, :3]

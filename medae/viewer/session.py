@@ -14,7 +14,7 @@ from psygnal import Signal
 
 from medae.viewer import compositing
 from medae.viewer.bindings import MOUSE_SCHEMES
-from medae.viewer.display import CanonicalGrid, HeatLayer, ImageLayer
+from medae.viewer.display import CanonicalGrid, HeatLayer, ImageLayer, Readout
 from medae.viewer.planes import CONVENTIONS, PLANES, plane_spec
 from medae.viewer.ruler import Measure
 from medae.viewer.windowing import Window, default_window, percentile_window, preset_window, presets_for
@@ -35,31 +35,6 @@ class ViewState:
 
     zoom: float = 1.0
     pan: tuple[float, float] = (0.0, 0.0)
-
-
-@dataclass(frozen=True)
-class Readout:
-    """What lies under a point: the value, where it is, and the heat there."""
-
-    value: float
-    units: str
-    index: tuple[int, int, int]
-    world: tuple[float, float, float]
-    heat: float | None
-    heat_units: str
-
-    def text(self) -> str:
-        """One line for the status bar."""
-        unit = f" {self.units}" if self.units else ""
-        val = f"{self.value:.0f}" if self.units == "HU" else f"{self.value:.4g}"
-        parts = [
-            f"value {val}{unit}",
-            "voxel ({}, {}, {})".format(*self.index),
-            "RAS ({:.1f}, {:.1f}, {:.1f}) mm".format(*self.world),
-        ]
-        if self.heat is not None:
-            parts.append(f"heat {self.heat:.2f} {self.heat_units}".rstrip())
-        return "   ".join(parts)
 
 
 class ViewerSession:
@@ -91,6 +66,7 @@ class ViewerSession:
         self._compare = False
         self._mouse_scheme = "radiology"
         self._crosshair = True
+        self._link_zoom = True
         self._views = {p: ViewState() for p in PLANES}
         self._gray_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._blend_cache: tuple[compositing.OverlayStyle, np.ndarray] | None = None
@@ -334,6 +310,8 @@ class ViewerSession:
     layout = property(lambda self: self._layout, lambda self, v: self._set("_layout", v, LAYOUTS))
     single_plane = property(lambda self: self._single_plane, lambda self, v: self._set("_single_plane", v, PLANES))
     crosshair = property(lambda self: self._crosshair, lambda self, v: self._set("_crosshair", bool(v)))
+    #: Zooming one view zooms the others by as much, about the crosshair (as in the linked views of other readers).
+    link_zoom = property(lambda self: self._link_zoom, lambda self, v: self._set("_link_zoom", bool(v)))
     mouse_scheme = property(
         lambda self: self._mouse_scheme, lambda self, v: self._set("_mouse_scheme", v, tuple(MOUSE_SCHEMES))
     )
@@ -362,6 +340,21 @@ class ViewerSession:
         if new != old:
             self._views[plane] = new
             self.view_changed.emit(plane)
+
+    def zoom_view(self, plane: str, zoom: float, pan: tuple[float, float]) -> None:
+        """Zooms a plane; with ``link_zoom`` the other planes zoom by the same factor, the crosshair kept put."""
+        before = self._views[plane].zoom
+        self.set_view_state(plane, zoom=zoom, pan=pan)
+        factor = self._views[plane].zoom / before
+        if not self._link_zoom or factor == 1.0 or self.image is None:
+            return
+        grid = self.image.grid
+        for other in (p for p in PLANES if p != plane):
+            state = self._views[other]
+            factor_here = float(np.clip(state.zoom * factor, 0.1, 40.0)) / state.zoom
+            spec = plane_spec(other, self.convention)
+            pan_here = spec.pan_keeping(self.cursor, grid.shape, grid.spacing, state.pan, factor_here)
+            self.set_view_state(other, zoom=state.zoom * factor_here, pan=pan_here)
 
     def reset_view(self) -> None:
         """Space: fit every view (no zoom, no pan). The slice read and the window stay (0 restores the window)."""

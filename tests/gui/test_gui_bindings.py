@@ -57,9 +57,28 @@ def test_middle_drag_pans_right_drag_zooms(opened, qtbot):
     view = opened.view_area.view("coronal")
     drag(qtbot, view, Qt.MouseButton.MiddleButton, centre(view), centre(view) + QPoint(30, 0))
     assert opened.session.view_state("coronal").pan[0] > 0
+    opened.actions_by_name["link_zoom"].trigger()  # unlinked: the other planes keep theirs
+    assert not opened.session.link_zoom
     drag(qtbot, view, Qt.MouseButton.RightButton, centre(view), centre(view) + QPoint(0, -60))
     assert opened.session.view_state("coronal").zoom > 1.2
-    assert opened.session.view_state("axial").zoom == 1.0  # other planes keep theirs
+    assert opened.session.view_state("axial").zoom == 1.0
+
+
+def test_zoom_is_linked_across_views_about_the_crosshair(opened, qtbot):
+    s = opened.session
+    assert s.link_zoom and opened.actions_by_name["link_zoom"].isChecked()
+    s.set_cursor((4, 6, 3))  # off the centre, so keeping it put takes a pan
+    others = {p: opened.view_area.view(p) for p in ("axial", "sagittal")}
+    seen = {p: v.voxel_to_widget(s.cursor) for p, v in others.items()}
+    view = opened.view_area.view("coronal")
+    drag(qtbot, view, Qt.MouseButton.RightButton, centre(view), centre(view) + QPoint(0, -60))
+    factor = s.view_state("coronal").zoom
+    assert factor > 1.2
+    for plane, other in others.items():
+        assert s.view_state(plane).zoom == pytest.approx(factor)
+        assert s.view_state(plane).pan != (0.0, 0.0)
+        at = other.voxel_to_widget(s.cursor)  # the crosshair stays where the reader saw it
+        assert (at.x(), at.y()) == pytest.approx((seen[plane].x(), seen[plane].y()), abs=1e-6)
 
 
 def test_click_moves_the_linked_crosshair(opened, qtbot):
