@@ -4,6 +4,7 @@ These use held-out healthy variations (seeds far from the training seeds 1000-10
 at a known world position, in RAS, LPS and oblique grids with anisotropic voxels.
 """
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -311,6 +312,9 @@ def test_scan_of_another_sequence_is_refused_and_t1_is_not(model, template):
     t2 = _other_sequence(scan, wm=0.25, gm=0.45, csf=1.0)
     with pytest.raises(ModelMismatchError, match="contrast is inverted"):
         analyze(t2, model)
+    # From a file, the refusal is led by it, as every other refusal is (a batch's table names many scans).
+    with pytest.raises(ModelMismatchError, match=r"^/studies/t2\.nii\.gz: the scan's tissue contrast is inverted"):
+        analyze(dataclasses.replace(t2, source="/studies/t2.nii.gz"), model)
     forced = analyze(t2, model, force=True)
     assert forced.extra["contrast_similarity"] < 0
     assert any("Forced past a contrast mismatch" in w for w in forced.warnings)
@@ -336,6 +340,41 @@ def test_a_head_whose_header_shrinks_its_voxels_is_refused_with_its_size(model, 
     affine[:3, :3] *= 0.1
     with pytest.raises(ModelMismatchError, match="mm across, far smaller than the brain.*voxel sizes in its header"):
         analyze(Volume(scan.volume.array, affine, "MR"), model)
+
+
+def test_a_crop_and_a_file_in_other_units_are_named_as_such(model, template):
+    scan = healthy(template, 880402)
+    i, j, k = (n // 2 for n in scan.volume.shape)
+    crop = Volume(scan.volume.array[i - 8 : i + 8, j - 8 : j + 8, k - 8 : k + 8].copy(), scan.volume.affine, "MR")
+    with pytest.raises(ModelMismatchError, match=r"usual size but it has only 16 x 16 x 16.*crop.*Open the whole scan"):
+        analyze(crop, model)
+    affine = scan.volume.affine.copy()
+    affine[:3, :] *= 0.001  # a header that says microns where the numbers are mm, converted on load
+    micron = Volume(scan.volume.array, affine, "MR", meta={"space_unit": "micron"})
+    with pytest.raises(ModelMismatchError, match=r"0\.1\d* x .*distances in microns.*units field.*spatial units"):
+        analyze(micron, model)
+
+
+def test_a_slab_too_thin_to_align_is_refused_even_when_forced_and_a_thin_one_aligns(model, template):
+    vol = healthy(template, 880402).volume
+    k = vol.shape[2] // 2
+    for n in (1, 3):
+        slab = Volume(vol.array[:, :, k : k + n].copy(), vol.affine @ _shift(k), "MR")
+        with pytest.raises(ModelMismatchError, match=f"only {n} slices? along one axis.*open the whole scan") as err:
+            analyze(slab, model, force=True)
+        assert "--force" not in str(err.value)
+    # Five slices cannot make a meaningful result, but forced they are analysed, not an aligner's internal error.
+    slab = Volume(vol.array[:, :, k : k + 5].copy(), vol.affine @ _shift(k), "MR")
+    with pytest.raises(ModelMismatchError, match="only 5 slices.*--force"):
+        analyze(slab, model)
+    forced = analyze(slab, model, force=True, reconstruction=False)
+    assert forced.heatmap.shape == slab.shape and forced.forced
+
+
+def _shift(k: int) -> np.ndarray:
+    out = np.eye(4)
+    out[2, 3] = k
+    return out
 
 
 @pytest.mark.parametrize("axis", ["front-back", "top-bottom"])

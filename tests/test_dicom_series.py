@@ -468,3 +468,15 @@ def test_a_slice_of_another_matrix_size_is_named_not_called_missing(tmp_path):
     main = max(infos, key=lambda s: s.shape[2])
     with pytest.raises(GeometryError, match="missing slice.*mixes image sizes.*other part"):
         load(tmp_path, series=main.uid)
+
+
+def test_imager_pixel_spacing_stands_in_for_pixel_spacing_with_a_warning(tmp_path):
+    def detector_only(ds, index):
+        ds.ImagerPixelSpacing = ds.PixelSpacing
+        del ds.PixelSpacing
+
+    write_series(tmp_path, phantom((6, 5, 4)), axial_affine((0.7, 0.7, 2.0)), modality="MR", edit=detector_only)
+    (info,) = scan(tmp_path)
+    assert info.spacing == pytest.approx((0.7, 0.7, 2.0))
+    notes = [w for w in load(tmp_path).warnings if "ImagerPixelSpacing" in w]
+    assert len(notes) == 1 and "0.7 x 0.7 mm" in notes[0] and "magnification" in notes[0]

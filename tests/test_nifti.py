@@ -1,5 +1,6 @@
 import gzip
 import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -340,5 +341,34 @@ def test_complex_data_is_flagged_when_listed_and_refused_when_loaded(tmp_path):
     path = tmp_path / "phase.nii.gz"
     nib.save(nib.Nifti1Image(np.ones((6, 7, 8), np.complex64), np.eye(4)), path)
     assert any("complex or structured voxel data" in w for w in nifti_info(path).warnings)
-    with pytest.raises(InputError, match="complex or structured"):
+    with pytest.raises(InputError, match="complex numbers.*Save their magnitude"):
         load_nifti(path)
+    rgb = np.zeros((6, 7, 8), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    nib.save(nib.Nifti1Image(rgb, np.eye(4)), tmp_path / "render.nii.gz")
+    with pytest.raises(InputError, match=r"colours \(RGB\), not the grey values.*Open the scan itself"):
+        load_nifti(tmp_path / "render.nii.gz")
+
+
+def test_a_file_shorter_than_its_header_says_is_one_line_that_names_both_causes(tmp_path):
+    path = tmp_path / "cut.nii"
+    nib.save(nib.Nifti1Image(np.ones((6, 7, 8), np.float32), np.eye(4)), path)
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(InputError, match="fewer voxels than its header's dimensions say.*cut short") as err:
+        load_nifti(path)
+    assert "\n" not in str(err.value) and "could the file be damaged" not in str(err.value)
+
+
+def test_the_outputs_of_an_earlier_analysis_in_the_folder_are_not_listed_as_scans(tmp_path):
+    import json
+
+    scan_vol = Volume(np.arange(6 * 7 * 8, dtype=np.float32).reshape(6, 7, 8), np.eye(4), "MR")
+    save_nifti(scan_vol, tmp_path / "t1.nii.gz")
+    out = tmp_path / "t1_results"
+    out.mkdir()
+    for name in ("heatmap.nii.gz", "findings.nii.gz", "not_ours.nii.gz"):
+        save_nifti(scan_vol, out / name)
+    files = {"heatmap": "heatmap.nii.gz", "findings": "findings.nii.gz", "report": "report.json"}
+    (out / "report.json").write_text(json.dumps({"score": 1.0, "files": files}))
+    assert sorted(Path(s.source).name for s in scan(tmp_path)) == ["not_ours.nii.gz", "t1.nii.gz"]
+    (out / "not_ours.nii.gz").unlink()
+    np.testing.assert_array_equal(load(tmp_path).array, scan_vol.array)  # one scan: no --series to ask

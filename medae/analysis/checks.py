@@ -13,6 +13,7 @@ import numpy as np
 
 from medae.errors import InputError, ModelMismatchError
 from medae.model.card import ModelCard
+from medae.model.registration import MIN_VOXELS_TO_ALIGN
 from medae.volume import Volume
 
 #: How every warning of a check the user forced past begins (``AnalysisResult.forced`` looks for it).
@@ -29,12 +30,16 @@ def _norm(part: str) -> str:
     return "".join(ch for ch in part.upper() if ch.isalnum() or ch == "_")
 
 
-def _where(volume: Volume) -> str:
+def scan_location(volume: Volume) -> str:
     """Where the scan is: a DICOM series' own folder (not the folder of studies opened above it), or its file."""
     files = volume.meta.get("source_files") or []
     if files:
         return os.path.commonpath([os.path.dirname(str(f)) for f in files])
     return str(volume.source or "scan")
+
+
+def _dicom(volume: Volume) -> bool:
+    return volume.meta.get("format") == "dicom"
 
 
 def other_modality(volume: Volume, card: ModelCard) -> bool:
@@ -80,26 +85,29 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
         )
     if spacing.min() < 0.2:
         warnings.append(f"Unusually small voxels ({spacing.min():.2f} mm): check the scan's geometry.")
-    size = _size_problem(volume, card)
+    size, advice = _size_problem(volume, card)
     if size and not force:
-        raise ModelMismatchError(
-            f"{_where(volume)}: {size}. Correct the voxel sizes in the file's header (or convert the scan "
-            "again from the original), or pass --force to analyse anyway."
-        )
+        raise ModelMismatchError(f"{scan_location(volume)}: {size}. {advice}, or pass --force to analyse anyway.")
     if size:
         warnings.append(f"{FORCED} a size mismatch: {size}. Interpret the result with great caution.")
     if _is_blank(volume.array):
         value = np.asarray(volume.array).flat[0]
         raise InputError(
-            f"{_where(volume)}: every voxel has the same value ({value:g}), so there is no image to "
+            f"{scan_location(volume)}: every voxel has the same value ({value:g}), so there is no image to "
             "analyse. The file is probably an empty or failed export: load the original series again."
         )
     if min(volume.shape) < 8:
         n = min(volume.shape)
-        problems.append(
-            f"the scan has only {n} slice{'s' if n != 1 else ''} along one axis; it is not a 3D volume (if it is "
-            "one file of a DICOM series, open the folder that holds the whole series)"
+        what = (
+            "one file of a DICOM series, open the folder that holds the whole series"
+            if _dicom(volume)
+            else "a slab or a single slice, open the whole scan"
         )
+        slices = f"{n} slice{'s' if n != 1 else ''}"
+        thin = f"the scan has only {slices} along one axis; it is not a 3D volume (if it is {what})"
+        if n < MIN_VOXELS_TO_ALIGN:  # nothing to force: the alignment to the reference cannot even start
+            raise ModelMismatchError(f"{scan_location(volume)}: {thin}. It cannot be aligned to the model's reference.")
+        problems.append(thin)
     levels = _few_levels(volume.array)
     if levels:
         problems.append(
@@ -116,30 +124,52 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
         )
         if not force:
             raise ModelMismatchError(
-                f"{_where(volume)}: {text}. The result would not be meaningful; {advice}, or pass --force to "
+                f"{scan_location(volume)}: {text}. The result would not be meaningful; {advice}, or pass --force to "
                 "analyse anyway."
             )
         warnings.append(f"{FORCED} a model mismatch: {text}. Interpret the result with great caution.")
     return warnings
 
 
-def _size_problem(volume: Volume, card: ModelCard) -> str | None:
-    """A scan far smaller or larger than the body part the model knows: its header's voxel sizes are wrong.
+def _size_problem(volume: Volume, card: ModelCard) -> tuple[str | None, str]:
+    """A scan far smaller or larger than the body part the model knows, and what to do about it.
 
     Even a slab of a head spans most of the head in-plane, so only a scan whose longest side is under a
-    third of the model's field, or whose shortest is over five times it, is called wrong.
+    third of the model's field, or whose shortest is over five times it, is called wrong. Its cause is
+    named where the header tells it: distances given in other units, or usual voxels but too few of them
+    (a crop); else the voxel sizes themselves.
+
+    Returns:
+        (the problem, or None; the advice, a sentence without its full stop).
     """
     across = np.asarray(volume.shape[:3], dtype=np.float64) * np.asarray(volume.spacing, dtype=np.float64)
     model = np.asarray(card.shape, dtype=np.float64) * float(card.space.get("spacing", 1.0))
     if across.max() >= model.min() / 3 and across.min() <= 5 * model.max():
-        return None
+        return None, ""
     small = across.max() < model.min() / 3
-    size = " x ".join(f"{v:.0f}" for v in across)
+    size = " x ".join(f"{v:.3g}" for v in across)
     voxels = " x ".join(f"{v:.3g}" for v in volume.spacing)
-    return (
+    problem = (
         f"the scan is {size} mm across, far {'smaller' if small else 'larger'} than the "
-        f"{card.body_part.lower()} the model knows (its field is {' x '.join(f'{v:.0f}' for v in model)} mm): the "
-        f"voxel sizes in its header ({voxels} mm) are probably wrong"
+        f"{card.body_part.lower()} the model knows (its field is {' x '.join(f'{v:.0f}' for v in model)} mm)"
+    )
+    unit = volume.meta.get("space_unit")
+    if unit:
+        return (
+            f"{problem}: its header gives distances in {unit}s (the NIfTI xyzt_units field), which makes its "
+            f"voxels {voxels} mm; that units field is probably wrong",
+            "Set the file's spatial units to mm (or convert the scan again from the original)",
+        )
+    if small and 0.3 <= min(volume.spacing) and max(volume.spacing) <= 10:
+        shape = " x ".join(str(n) for n in volume.shape[:3])
+        return (
+            f"{problem}: its voxels ({voxels} mm) are of a usual size but it has only {shape} of them, so it "
+            f"looks like a crop or a patch of a scan, not a whole {card.body_part.lower()}",
+            "Open the whole scan",
+        )
+    return (
+        f"{problem}: the voxel sizes in its header ({voxels} mm) are probably wrong",
+        "Correct the voxel sizes in the file's header (or convert the scan again from the original)",
     )
 
 

@@ -17,11 +17,12 @@ from medae.analysis.checks import (
     check_input,
     contrast_similarity,
     other_modality,
+    scan_location,
 )
 from medae.analysis.findings import extract_findings
 from medae.analysis.orientation import check_orientation, find_flip
 from medae.analysis.result import AnalysisResult
-from medae.errors import ModelMismatchError
+from medae.errors import InputError, ModelMismatchError
 from medae.model.preprocess import from_model_space, to_model_space
 from medae.model.residual import (
     DEFAULT_POSTPROCESS,
@@ -68,37 +69,11 @@ def analyze(
     warnings = list(volume.warnings) + check_input(volume, card, force=force)
     report(progress, 0.0, "Preparing")
 
-    mi = to_model_space(
-        volume, card, model.reference, model.reference_mask, progress=sub_progress(progress, 0.0, 0.45), cancel=cancel
-    )
-    warnings += mi.warnings
-    if mi.alignment.method in ("affine", "similarity"):
-        try:
-            warnings += check_alignment(mi.alignment.ref_to_input, mi.alignment.metric, card, force=force)
-        except ModelMismatchError as exc:
-            raise ModelMismatchError(_with_geometry(str(exc), volume)) from exc
-    similarity = bias = None
-    # Forced past another modality, the orientation and sequence checks would only name causes that are
-    # not the scan's (a CT called "inverted, like T2"): the warning already given stands. (Another body
-    # part tag alone keeps them: the scan may still be the model's kind, and they are about it.)
-    other_kind = force and other_modality(volume, card)
-    if model.reference is not None:
-        similarity = contrast_similarity(mi.image, mi.mask, model.reference)
-        if not other_kind:
-            flip = find_flip(
-                volume,
-                card,
-                model.reference,
-                model.reference_mask,
-                similarity,
-                progress=sub_progress(progress, 0.45, 0.45),
-                cancel=cancel,
-            )
-            warnings += check_orientation(flip, force=force)
-            if flip is None:
-                warnings += check_contrast(similarity, card, force=force)
-                bias = bias_factor(mi.image, mi.mask, model.reference)
-                warnings += check_bias(bias)
+    try:
+        mi, checked, similarity, bias = _prepare(volume, model, force, progress, cancel)
+    except (ModelMismatchError, InputError) as exc:
+        raise _naming_the_scan(exc, volume) from exc
+    warnings += checked
     timings["preprocess"] = time.perf_counter() - t
     check_cancel(cancel)
 
@@ -239,6 +214,57 @@ def _widespread(findings: list) -> list[str]:
         "or a degraded scan (heavy noise, motion ghosts, a strong intensity bias) or one unlike the training data. "
         "Check the image quality before reading the heatmap."
     ]
+
+
+def _prepare(volume: Volume, model, force: bool, progress, cancel):
+    """The scan in model space and the checks of what the model sees: (model input, warnings, contrast, bias)."""
+    card = model.card
+    mi = to_model_space(
+        volume,
+        model.card,
+        model.reference,
+        model.reference_mask,
+        progress=sub_progress(progress, 0.0, 0.45),
+        cancel=cancel,
+    )
+    warnings = list(mi.warnings)
+    if mi.alignment.method in ("affine", "similarity"):
+        try:
+            warnings += check_alignment(mi.alignment.ref_to_input, mi.alignment.metric, card, force=force)
+        except ModelMismatchError as exc:
+            raise ModelMismatchError(_with_geometry(str(exc), volume)) from exc
+    similarity = bias = None
+    # Forced past another modality, the orientation and sequence checks would only name causes that are
+    # not the scan's (a CT called "inverted, like T2"): the warning already given stands. (Another body
+    # part tag alone keeps them: the scan may still be the model's kind, and they are about it.)
+    other_kind = force and other_modality(volume, card)
+    if model.reference is not None:
+        similarity = contrast_similarity(mi.image, mi.mask, model.reference)
+        if not other_kind:
+            flip = find_flip(
+                volume,
+                card,
+                model.reference,
+                model.reference_mask,
+                similarity,
+                progress=sub_progress(progress, 0.45, 0.45),
+                cancel=cancel,
+            )
+            warnings += check_orientation(flip, force=force)
+            if flip is None:
+                warnings += check_contrast(similarity, card, force=force)
+                bias = bias_factor(mi.image, mi.mask, model.reference)
+                warnings += check_bias(bias)
+    return mi, warnings, similarity, bias
+
+
+def _naming_the_scan(exc: ModelMismatchError | InputError, volume: Volume) -> ModelMismatchError | InputError:
+    """The refusal led by the scan's file or folder, as every other refusal is (a batch names many scans)."""
+    where = scan_location(volume)
+    text = str(exc)
+    if not (volume.source or volume.meta.get("source_files")) or text.startswith(where):
+        return exc
+    return type(exc)(f"{where}: {text[:1].lower()}{text[1:]}")
 
 
 def _with_geometry(message: str, volume: Volume) -> str:

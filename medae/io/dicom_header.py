@@ -335,6 +335,13 @@ def _classic_frames(h: FileHeader, ds: Any) -> list[Frame]:
     spacing = _vector(ds.get("PixelSpacing"), 2)
     if spacing is None:
         spacing = _vector(ds.get("ImagerPixelSpacing"), 2)
+        if spacing is not None:
+            note = (
+                f"no PixelSpacing: ImagerPixelSpacing ({spacing[0]:g} x {spacing[1]:g} mm, measured at the detector) "
+                "was used, so sizes and distances may be off by the geometric magnification."
+            )
+            if note not in h.warnings:
+                h.warnings.append(note)
     keys = {
         "echo_number": _int(_first(ds.get("EchoNumbers"))),
         "echo_time": _float(ds.get("EchoTime")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from dataclasses import asdict, dataclass, field
@@ -112,9 +113,10 @@ def list_volume_files(folder: str | os.PathLike) -> tuple[list[SeriesInfo], list
 
     infos, broken = [], []
     unlisted: list[tuple[str, str]] = []
+    results: dict[Path, set[str]] = {}
     for name in walk_files(folder, unreadable=unlisted):
         f = Path(name)
-        if not f.is_file() or not is_volume_file(f):
+        if not f.is_file() or not is_volume_file(f) or f.name in _results_beside(f.parent, results):
             continue
         if f.suffix.lower() == ".img" and f.with_suffix(".hdr").is_file():
             continue  # one Analyze image is a .hdr/.img pair: list it once, by its header
@@ -125,6 +127,17 @@ def list_volume_files(folder: str | os.PathLike) -> tuple[list[SeriesInfo], list
     for path, why in unlisted:
         broken.append((Path(path), f"{path}: the folder cannot be read ({why}); nothing in it was analysed."))
     return infos, broken
+
+
+def _results_beside(folder: Path, cache: dict[Path, set[str]]) -> set[str]:
+    """The files an analysis wrote into ``folder`` (its heatmap is no scan to list), from its report.json."""
+    if folder not in cache:
+        try:
+            files = json.loads((folder / "report.json").read_text(encoding="utf-8")).get("files", {})
+            cache[folder] = {str(v) for v in files.values()} if isinstance(files, dict) else set()
+        except (OSError, ValueError, AttributeError):
+            cache[folder] = set()
+    return cache[folder]
 
 
 def _note_skipped(found: list[SeriesInfo], broken: list[tuple[Path, str]]) -> None:

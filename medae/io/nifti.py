@@ -51,6 +51,22 @@ def load_nifti(path: str | os.PathLike, index: int | None = None) -> Volume:
     return volume
 
 
+def _one_line(exc: BaseException) -> str:
+    """The message of nibabel on one line, without its question (answered after it) and the empty "from" of a stream."""
+    text = " ".join(str(exc).split())
+    return text.replace(" from - could the file be damaged?", "").replace(" - could the file be damaged?", "")
+
+
+def _short_advice(exc: BaseException) -> str:
+    """What to do when the data is shorter than the header's shape: a cut copy, or a header that claims more."""
+    if "Expected" in str(exc) and "bytes" in str(exc):
+        return (
+            "The file holds fewer voxels than its header's dimensions say: it was cut short (copy it again) or its "
+            "header's dimensions are wrong (convert the scan again from the original)."
+        )
+    return "The file may be truncated; copy it again."
+
+
 def _nib_load(path: Path, warnings: list[str] | None = None):
     """The nibabel image of a file, read by its content when its name says the other compression.
 
@@ -120,14 +136,18 @@ def _load_nifti(path: Path, index: int | None) -> Volume:
         else:
             data = np.asanyarray(proxy).reshape(tuple(shape[:3]) + (extra,))[..., index or 0]
     except Exception as exc:  # truncated gzip, short file, bad offsets
-        raise InputError(
-            f"{path}: the image data cannot be read ({exc}). The file may be truncated; copy it again."
-        ) from exc
+        raise InputError(f"{path}: the image data cannot be read ({_one_line(exc)}). {_short_advice(exc)}") from exc
     # In memory and in the file's own (Fortran) order: a C-order copy would transpose every voxel.
     data = np.array(data, order="K") if isinstance(data, np.memmap) else np.asarray(data)
     data = finite_values(data, warnings, path)
     if data.dtype.kind == "c" or data.dtype.names:
-        raise InputError(f"{path}: complex or structured voxel data ({data.dtype}) is not a scan medae can read.")
+        raise InputError(
+            f"{path}: the voxels are colours (RGB), not the grey values of a scan; it is probably a rendering or "
+            "an overlay. Open the scan itself."
+            if data.dtype.names
+            else f"{path}: the voxels are complex numbers ({data.dtype}). Save their magnitude as a real-valued "
+            "image and open that."
+        )
     if data.dtype == np.bool_:
         data = data.astype(np.uint8)
     affine, note = _usable_affine(img)

@@ -7,6 +7,7 @@ what resampling the input onto the model grid needs; its inverse brings maps bac
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 
@@ -71,6 +72,10 @@ def to_sitk(array: np.ndarray, affine: np.ndarray):
     return img
 
 
+#: Voxels a scan needs along every axis to be aligned at all (ITK's recursive Gaussian smoothing).
+MIN_VOXELS_TO_ALIGN = 4
+
+
 def downsample(image: np.ndarray, affine: np.ndarray, target_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """Block averaging to about ``target_mm`` voxels: registration needs no more detail.
 
@@ -79,12 +84,11 @@ def downsample(image: np.ndarray, affine: np.ndarray, target_mm: float) -> tuple
     """
     sp = np.linalg.norm(affine[:3, :3], axis=0)
     factors = np.maximum(1, np.floor(target_mm / sp + 1e-6).astype(int))
+    # ITK's smoothing needs four voxels along every axis: a thin slab keeps its slices at coarse levels.
+    factors = np.minimum(factors, np.maximum(1, np.asarray(image.shape[:3]) // MIN_VOXELS_TO_ALIGN))
     if (factors == 1).all():
         return np.asarray(image, dtype=np.float32), affine
     out_shape = tuple(int(n) for n in np.asarray(image.shape) // factors)
-    if min(out_shape) < 1:
-        factors = np.minimum(factors, image.shape)
-        out_shape = tuple(int(n) for n in np.asarray(image.shape) // factors)
     small = np.zeros(out_shape, np.float32)
     for a in range(factors[0]):
         for b in range(factors[1]):
@@ -128,7 +132,10 @@ def _pyramid(image: np.ndarray, affine: np.ndarray, sizes: list[float]) -> dict[
 def _not_aligned(exc: RuntimeError) -> InputError:
     """ITK's failure as an error a person can act on."""
     lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-    detail = (lines[-1] if lines else "registration failed")[:160]
+    # ITK's own words, without the filter's class name and memory address; cut between words.
+    detail = re.sub(r"^.*ITK ERROR: \w+\(0x[0-9a-fA-F]+\): ", "", lines[-1]) if lines else "registration failed"
+    if len(detail) > 160:
+        detail = detail[:160].rsplit(" ", 1)[0] + " ..."
     return InputError(
         f"The scan could not be aligned to the model's reference ({detail}). "
         "Check that it shows the body part the model was trained on and is not empty."
