@@ -314,6 +314,45 @@ def test_highdicom_legacy_converted_enhanced_ct(tmp_path):
     np.testing.assert_allclose(v.affine, axial_affine(), atol=1e-5)
 
 
+def test_highdicom_legacy_converted_enhanced_mr_with_two_echoes_is_split(tmp_path):
+    """Echo numbers and times of a Legacy Converted file live only in its Unassigned Converted Attributes."""
+    import highdicom
+
+    vol = phantom((8, 6, 5), lo=0, hi=800, seed=29)
+    uid = generate_uid()
+    datasets = []
+    for echo, (te, offset) in enumerate(((9.0, 0), (80.0, 300)), start=1):
+
+        def tag_echo(ds, k, echo=echo, te=te):
+            ds.EchoNumbers, ds.EchoTime = echo, te
+
+        paths = write_series(
+            tmp_path / f"e{echo}", vol + offset, axial_affine(), modality="MR", series_uid=uid, edit=tag_echo
+        )
+        datasets += [pydicom.dcmread(p) for p in paths]
+    for n, ds in enumerate(datasets):
+        ds.StudyInstanceUID, ds.FrameOfReferenceUID = datasets[0].StudyInstanceUID, datasets[0].FrameOfReferenceUID
+        ds.SOPInstanceUID = generate_uid()
+        ds.InstanceNumber = n + 1
+        ds.AcquisitionNumber = 1
+        ds.ContentDate, ds.ContentTime = "20240102", "101010"
+        ds.AcquisitionDate, ds.AcquisitionTime = "20240102", "101010"
+    mf = highdicom.legacy.LegacyConvertedEnhancedMRImage(
+        legacy_datasets=datasets,
+        series_instance_uid=generate_uid(),
+        series_number=9,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+    )
+    (tmp_path / "mf").mkdir()
+    mf.save_as(tmp_path / "mf" / "mr.dcm")
+    infos = scan(tmp_path / "mf")
+    assert len(infos) == 2 and sorted(s.shape for s in infos) == [(8, 6, 5)] * 2
+    got = {s.extra.get("part_label", s.description): load(tmp_path / "mf", series=s.uid).array for s in infos}
+    means = sorted(float(a.mean()) for a in got.values())
+    assert means == pytest.approx([vol.mean(), vol.mean() + 300])
+
+
 def _gzip_files(files, keep_name: bool = False) -> None:
     """Replaces each file by its gzip-compressed copy (``NAME.gz``, or the same name)."""
     import gzip

@@ -49,6 +49,7 @@ def frames_from_functional_groups(h: FileHeader, ds: Any) -> list[Frame]:
         diffusion = group("MRDiffusionSequence")
         frame_type = group("MRImageFrameTypeSequence") or group("CTImageFrameTypeSequence")
         cardiac = group("CardiacSynchronizationSequence")
+        legacy = _Legacy(item, shared)
 
         position = dh.vector(pos.get("ImagePositionPatient") if pos else ds.get("ImagePositionPatient"), 3)
         orientation = dh.vector(ori.get("ImageOrientationPatient") if ori else ds.get("ImageOrientationPatient"), 6)
@@ -59,13 +60,21 @@ def frames_from_functional_groups(h: FileHeader, ds: Any) -> list[Frame]:
         image_type = h.image_type
         if frame_type is not None and frame_type.get("FrameType"):
             image_type = tuple(str(v).strip().upper() for v in frame_type.FrameType)
+        # A Legacy Converted file keeps what has no functional group (echo, acquisition) per frame in its
+        # Unassigned Converted Attributes (PS3.3 C.7.6.16.2.25): without them two echoes look like copies.
         keys = {
-            "echo_number": None,
-            "echo_time": dh.as_float(echo.get("EffectiveEchoTime")) if echo else None,
-            "temporal_position": dh.as_int(content.get("TemporalPositionIndex")) if content else None,
-            "acquisition": None,
-            "trigger_time": dh.as_float(cardiac.get("NominalCardiacTriggerDelayTime")) if cardiac else None,
-            "b_value": dh.as_float(diffusion.get("DiffusionBValue")) if diffusion else None,
+            "echo_number": dh.as_int(legacy.get("EchoNumbers")),
+            "echo_time": dh.as_float(echo.get("EffectiveEchoTime")) if echo else dh.as_float(legacy.get("EchoTime")),
+            "temporal_position": dh.as_int(content.get("TemporalPositionIndex"))
+            if content and content.get("TemporalPositionIndex") is not None
+            else dh.as_int(legacy.get("TemporalPositionIdentifier")),
+            "acquisition": dh.as_int(legacy.get("AcquisitionNumber")),
+            "trigger_time": dh.as_float(cardiac.get("NominalCardiacTriggerDelayTime"))
+            if cardiac
+            else dh.as_float(legacy.get("TriggerTime")),
+            "b_value": dh.as_float(diffusion.get("DiffusionBValue"))
+            if diffusion
+            else dh.as_float(legacy.get("DiffusionBValue")),
             "gradient": _gradient(diffusion),
             "image_type": image_type,
             "stack_id": str(content.get("StackID", "")) if content else "",
@@ -92,6 +101,27 @@ def frames_from_functional_groups(h: FileHeader, ds: Any) -> list[Frame]:
             )
         )
     return frames
+
+
+class _Legacy:
+    """A frame's Unassigned Per-Frame Converted Attributes, then the Unassigned Shared ones."""
+
+    def __init__(self, item: Any, shared: Any) -> None:
+        self._sources = []
+        for source, name in (
+            (item, "UnassignedPerFrameConvertedAttributesSequence"),
+            (shared, "UnassignedSharedConvertedAttributesSequence"),
+        ):
+            seq = source.get(name) if source is not None else None
+            if seq:
+                self._sources.append(seq[0])
+
+    def get(self, name: str) -> Any:
+        """The attribute's value, or None when neither holds it."""
+        for source in self._sources:
+            if name in source:
+                return source.get(name)
+        return None
 
 
 def _gradient(diffusion) -> tuple | None:
