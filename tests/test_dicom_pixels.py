@@ -296,19 +296,8 @@ def test_highdicom_legacy_converted_enhanced_ct(tmp_path):
     paths = write_series(tmp_path / "single", vol, axial_affine(), intercept=-1024, stored_dtype=np.uint16)
     datasets = [pydicom.dcmread(p) for p in paths]
     for ds in datasets:
-        ds.AcquisitionNumber = 1
         ds.KVP = 120
-        ds.ContentDate, ds.ContentTime = "20240102", "101010"
-        ds.AcquisitionDate, ds.AcquisitionTime = "20240102", "101010"
-    mf = highdicom.legacy.LegacyConvertedEnhancedCTImage(
-        legacy_datasets=datasets,
-        series_instance_uid=generate_uid(),
-        series_number=9,
-        sop_instance_uid=generate_uid(),
-        instance_number=1,
-    )
-    (tmp_path / "mf").mkdir()
-    mf.save_as(tmp_path / "mf" / "ct.dcm")
+    _legacy_converted(highdicom.legacy.LegacyConvertedEnhancedCTImage, datasets, tmp_path / "mf" / "ct.dcm")
     v = load(tmp_path / "mf")
     np.testing.assert_array_equal(v.array, vol)
     np.testing.assert_allclose(v.affine, axial_affine(), atol=1e-5)
@@ -330,27 +319,33 @@ def test_highdicom_legacy_converted_enhanced_mr_with_two_echoes_is_split(tmp_pat
             tmp_path / f"e{echo}", vol + offset, axial_affine(), modality="MR", series_uid=uid, edit=tag_echo
         )
         datasets += [pydicom.dcmread(p) for p in paths]
-    for n, ds in enumerate(datasets):
+    for n, ds in enumerate(datasets):  # one study and frame of reference, as a scanner writes its echoes
         ds.StudyInstanceUID, ds.FrameOfReferenceUID = datasets[0].StudyInstanceUID, datasets[0].FrameOfReferenceUID
         ds.SOPInstanceUID = generate_uid()
         ds.InstanceNumber = n + 1
+    _legacy_converted(highdicom.legacy.LegacyConvertedEnhancedMRImage, datasets, tmp_path / "mf" / "mr.dcm")
+    infos = scan(tmp_path / "mf")
+    assert len(infos) == 2 and sorted(s.shape for s in infos) == [(8, 6, 5)] * 2
+    got = {s.extra.get("part_label", s.description): load(tmp_path / "mf", series=s.uid).array for s in infos}
+    means = sorted(float(a.mean()) for a in got.values())
+    assert means == pytest.approx([vol.mean(), vol.mean() + 300])
+
+
+def _legacy_converted(sop_class, datasets, path) -> None:
+    """Saves single-frame datasets as one highdicom Legacy Converted Enhanced file at ``path``."""
+    for ds in datasets:
         ds.AcquisitionNumber = 1
         ds.ContentDate, ds.ContentTime = "20240102", "101010"
         ds.AcquisitionDate, ds.AcquisitionTime = "20240102", "101010"
-    mf = highdicom.legacy.LegacyConvertedEnhancedMRImage(
+    mf = sop_class(
         legacy_datasets=datasets,
         series_instance_uid=generate_uid(),
         series_number=9,
         sop_instance_uid=generate_uid(),
         instance_number=1,
     )
-    (tmp_path / "mf").mkdir()
-    mf.save_as(tmp_path / "mf" / "mr.dcm")
-    infos = scan(tmp_path / "mf")
-    assert len(infos) == 2 and sorted(s.shape for s in infos) == [(8, 6, 5)] * 2
-    got = {s.extra.get("part_label", s.description): load(tmp_path / "mf", series=s.uid).array for s in infos}
-    means = sorted(float(a.mean()) for a in got.values())
-    assert means == pytest.approx([vol.mean(), vol.mean() + 300])
+    path.parent.mkdir(parents=True)
+    mf.save_as(path)
 
 
 def _gzip_files(files, keep_name: bool = False) -> None:
