@@ -352,7 +352,12 @@ def test_complex_data_is_flagged_when_listed_and_refused_when_loaded(tmp_path):
 def test_a_file_shorter_than_its_header_says_is_one_line_that_names_both_causes(tmp_path):
     path = tmp_path / "cut.nii"
     nib.save(nib.Nifti1Image(np.ones((6, 7, 8), np.float32), np.eye(4)), path)
-    path.write_bytes(path.read_bytes()[:-100])
+    whole = path.read_bytes()
+    from medae.io.nifti import nifti_info
+
+    assert not nifti_info(path).warnings
+    path.write_bytes(whole[: len(whole) - 6 * 7 * 8])  # a quarter of the voxel data cut off
+    assert any("lacks 25% of the voxel data" in w for w in nifti_info(path).warnings)  # seen when listed too
     with pytest.raises(InputError, match="fewer voxels than its header's dimensions say.*cut short") as err:
         load_nifti(path)
     assert "\n" not in str(err.value) and "could the file be damaged" not in str(err.value)

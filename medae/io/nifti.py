@@ -439,4 +439,24 @@ def nifti_info(path: str | os.PathLike):
     info = SeriesInfo.for_file(path, "nifti", shape, affine, n_volumes)
     if dtype.kind == "c" or dtype.fields:  # listed, so that the folder's content is seen, but not loadable
         info.warnings.append(f"complex or structured voxel data ({dtype}, e.g. RGB): not a scan medae can read.")
+    short = _short_by(img, path)
+    if short:
+        info.warnings.append(
+            f"the file lacks {short:.0%} of the voxel data its header's dimensions need: it was cut short or its "
+            "header is wrong, and it will not load."
+        )
     return info
+
+
+def _short_by(img, path: Path) -> float:
+    """How much of the voxel data an uncompressed single file lacks (0 when complete or not knowable cheaply)."""
+    if not str(path).lower().endswith(".nii") or getattr(img, "files_types", None) != (("image", ".nii"),):
+        return 0.0
+    try:
+        # A single file's voxels start at vox_offset, which some writers leave 0 meaning "right after the header".
+        offset = max(int(img.header["vox_offset"]), int(getattr(img.header, "single_vox_offset", 0)))
+        need = int(np.prod(img.shape)) * np.dtype(img.get_data_dtype()).itemsize
+        have = path.stat().st_size - offset
+    except (OSError, TypeError, ValueError):
+        return 0.0
+    return (need - have) / need if need > 0 and have < need else 0.0
