@@ -211,6 +211,15 @@ def test_a_strong_bias_field_is_named_and_a_healthy_scan_has_none(model, templat
     biased = analyze(vol.with_array(np.round(vol.array * field).astype(np.int16)), model)
     assert any("drifts smoothly" in w and "N4" in w for w in biased.warnings), biased.warnings
     assert biased.extra["intensity_bias"] > 1.7
+    # An array coil's shading: the centre 20 % darker and the brain's edge 20 % brighter, no trend across.
+    assert not any("centre to its edge" in w for w in clean.warnings) and clean.extra["intensity_bias_radial"] < 1.2
+    brain = scan.brain > 0.5
+    centre = np.argwhere(brain).mean(axis=0)
+    r = np.linalg.norm((np.indices(vol.shape).T - centre).T * np.asarray(vol.spacing)[:, None, None, None], axis=0)
+    shade = 0.8 + 0.4 * np.clip(r / r[brain].max(), 0, 1)
+    shaded = analyze(vol.with_array(np.round(vol.array * shade).astype(np.int16)), model)
+    assert any("from the brain's centre to its edge" in w and "N4" in w for w in shaded.warnings), shaded.warnings
+    assert shaded.extra["intensity_bias_radial"] > 1.25 and shaded.extra["intensity_bias"] < 1.7
 
 
 def test_hot_voxels_are_not_findings(model, template):

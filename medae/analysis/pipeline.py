@@ -169,7 +169,8 @@ def analyze(
             "coverage": round(mi.coverage, 4),
             "skull_stripped": mi.skull_stripped,
             "contrast_similarity": None if similarity is None else round(similarity, 4),
-            "intensity_bias": None if bias is None else round(bias, 3),
+            "intensity_bias": None if bias is None else round(bias.factor, 3),
+            "intensity_bias_radial": None if bias is None else round(bias.radial, 3),
         },
         region_rule=rule,
     )
