@@ -483,3 +483,13 @@ def test_a_model_without_calibration_says_so_and_writes_valid_json(model, templa
     assert any("no calibration on healthy scans" in w for w in res.warnings)
     report = json.loads(json.dumps(res.report(), allow_nan=False))  # no NaN in what is written
     assert report["percentile"] is None
+
+
+def test_slices_thick_enough_to_lose_a_small_lesion_are_named(model):
+    from medae.analysis.checks import check_input
+
+    head = np.random.default_rng(0).normal(100, 10, (160, 200, 36)).astype(np.float32)
+    for thickness, warned in ((3.0, False), (5.0, True)):
+        vol = Volume(head, np.diag([1.0, 1.0, thickness, 1.0]), "MR")
+        notes = [w for w in check_input(vol, model.card) if w.startswith("Thick slices")]
+        assert bool(notes) == warned, (thickness, notes)
