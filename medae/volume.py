@@ -6,6 +6,7 @@ millimetres. For DICOM, i runs along a row (columns), j down the columns (rows),
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -59,6 +60,17 @@ class Volume:
     def orientation(self) -> str:
         """Three-letter RAS+ code of the array axes, e.g. "RAS" or "LPS"."""
         return geometry.orientation_code(self.affine)
+
+    @property
+    def location(self) -> str:
+        """Where the scan is, for messages: a DICOM series' own folder (not a folder of studies above it), or its file.
+
+        Empty for a volume made in memory.
+        """
+        files = self.meta.get("source_files") or []
+        if files:
+            return os.path.commonpath([os.path.dirname(str(f)) for f in files])
+        return str(self.source or "")
 
     def with_array(self, array: np.ndarray, **changes: Any) -> Volume:
         """A copy on the same grid with other voxel values (e.g. a heatmap)."""

@@ -474,3 +474,19 @@ def test_a_new_scan_of_the_same_name_does_not_take_an_earlier_result_folder(tmp_
     assert rows["t1"]["status"] == "done earlier" and (out / "t1" / "report.json").read_bytes() == report
     assert rows["t1_2"]["status"] == "ok"
     assert json.loads((out / "t1_2" / "report.json").read_text())["batch"]["input"] == "t1.nii"
+
+
+def test_a_renamed_study_folder_keeps_its_results(tmp_path, tiny_model):
+    studies = tmp_path / "studies"
+    vol = mr_with_lesion()
+    series = np.clip(vol.array, 0, 1000).astype(np.int16)
+    write_series(studies / "a", series, axial_affine((1.0, 1.0, 1.25)), modality="MR", description="T1")
+    out = tmp_path / "out"
+    _batch(studies, out, tiny_model, "--no-png")
+    (name,) = _rows(out)
+    (studies / "a").rename(studies / "c")  # the same files under another name: found by the series itself
+    write_series(studies / "b", series, axial_affine((1.0, 1.0, 1.25)), modality="MR", description="T1")
+    _batch(studies, out, tiny_model, "--no-png")
+    rows = _rows(out)
+    assert rows[name]["status"] == "done earlier" and len(rows) == 2
+    assert [r["status"] for n, r in rows.items() if n != name] == ["ok"]

@@ -39,3 +39,30 @@ def test_analyze_refuses_an_output_path_that_is_a_file_before_any_work(tmp_path,
     assert main(["analyze", str(tmp_path / "no-scan-needed.nii.gz"), "--out", str(target)]) == 2
     err = capsys.readouterr().err
     assert "is a file, not a folder" in err  # said before the (missing) scan or the model is even looked at
+
+
+def test_sigterm_stops_commands_but_is_left_to_the_viewer(monkeypatch):
+    """The viewer's Qt loop runs no Python while idle, so a Python handler would leave `kill` unheard."""
+    import signal
+
+    import medae.cli.analyze
+    import medae.cli.view
+    from medae.cli import Terminated, main
+
+    seen = {}
+
+    def record(name):
+        def run(args):
+            seen[name] = signal.getsignal(signal.SIGTERM)
+            return 0
+
+        return run
+
+    monkeypatch.setattr(medae.cli.view, "run", record("view"))
+    monkeypatch.setattr(medae.cli.analyze, "run", record("analyze"))
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["view"]) == 0 and main(["analyze", "x.nii", "--out", "o"]) == 0
+    assert seen["view"] is before and seen["analyze"] is not before
+    with pytest.raises(Terminated):
+        seen["analyze"](signal.SIGTERM, None)
+    assert signal.getsignal(signal.SIGTERM) is before

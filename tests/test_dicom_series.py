@@ -171,6 +171,7 @@ def test_a_single_image_beside_one_stack_is_no_choice_but_is_named(tmp_path):
     np.testing.assert_array_equal(loaded.array, vol)
     note = next(w for w in loaded.warnings if "single-image" in w)
     assert "2 single-image series or part(s)" in note and "screen save" in note and "--series" in note
+    assert str(tmp_path) not in note and uid not in note  # report.json carries the warnings: no path, no UID
     # Two stacks are a choice the user makes, single images or not.
     write_series(tmp_path / "two", phantom((6, 6, 3), seed=5), axial_affine(), modality="MR")
     with pytest.raises(SeriesSelectionError, match="4 series"):

@@ -377,3 +377,11 @@ def test_the_outputs_of_an_earlier_analysis_in_the_folder_are_not_listed_as_scan
     assert sorted(Path(s.source).name for s in scan(tmp_path)) == ["not_ours.nii.gz", "t1.nii.gz"]
     (out / "not_ours.nii.gz").unlink()
     np.testing.assert_array_equal(load(tmp_path).array, scan_vol.array)  # one scan: no --series to ask
+
+
+def test_a_gzipped_file_under_a_plain_name_is_not_called_short(tmp_path):
+    from medae.io.nifti import nifti_info
+
+    nib.save(nib.Nifti1Image(np.zeros((20, 20, 20), np.float32), np.eye(4)), tmp_path / "scan.nii.gz")
+    (tmp_path / "scan.nii.gz").rename(tmp_path / "scan.nii")  # compressed, but named as if not
+    assert not [w for w in nifti_info(tmp_path / "scan.nii").warnings if "lacks" in w]

@@ -7,8 +7,6 @@ unless the user forces it, in which case the refusal becomes a loud warning.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from medae.errors import InputError, ModelMismatchError
@@ -31,11 +29,8 @@ def _norm(part: str) -> str:
 
 
 def scan_location(volume: Volume) -> str:
-    """Where the scan is: a DICOM series' own folder (not the folder of studies opened above it), or its file."""
-    files = volume.meta.get("source_files") or []
-    if files:
-        return os.path.commonpath([os.path.dirname(str(f)) for f in files])
-    return str(volume.source or "scan")
+    """Where the scan is ("scan" for a volume made in memory)."""
+    return volume.location or "scan"
 
 
 def _dicom(volume: Volume) -> bool:
@@ -106,7 +101,8 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
         )
         slices = f"{n} slice{'s' if n != 1 else ''}"
         thin = f"the scan has only {slices} along one axis; it is not a 3D volume (if it is {what})"
-        if n < MIN_VOXELS_TO_ALIGN:  # nothing to force: the alignment to the reference cannot even start
+        registers = card.space.get("alignment", "register") == "register"
+        if registers and n < MIN_VOXELS_TO_ALIGN:  # nothing to force: the alignment cannot even start
             raise ModelMismatchError(f"{scan_location(volume)}: {thin}. It cannot be aligned to the model's reference.")
         problems.append(thin)
     levels = _few_levels(volume.array)
@@ -148,7 +144,7 @@ def _size_problem(volume: Volume, card: ModelCard) -> tuple[str | None, str]:
     if across.max() >= model.min() / 3 and across.min() <= 5 * model.max():
         return None, ""
     small = across.max() < model.min() / 3
-    size = " x ".join(f"{v:.3g}" for v in across)
+    size = " x ".join(f"{v:.0f}" if v >= 100 else f"{v:.3g}" for v in across)
     voxels = " x ".join(f"{v:.3g}" for v in volume.spacing)
     problem = (
         f"the scan is {size} mm across, far {'smaller' if small else 'larger'} than the "

@@ -17,7 +17,6 @@ from medae.analysis.checks import (
     check_input,
     contrast_similarity,
     other_modality,
-    scan_location,
 )
 from medae.analysis.findings import extract_findings
 from medae.analysis.orientation import check_orientation, find_flip
@@ -72,7 +71,10 @@ def analyze(
     try:
         mi, checked, similarity, bias = _prepare(volume, model, force, progress, cancel)
     except (ModelMismatchError, InputError) as exc:
-        raise _naming_the_scan(exc, volume) from exc
+        named = _naming_the_scan(exc, volume)
+        if named is exc:
+            raise
+        raise named from exc
     warnings += checked
     timings["preprocess"] = time.perf_counter() - t
     check_cancel(cancel)
@@ -261,9 +263,9 @@ def _prepare(volume: Volume, model, force: bool, progress, cancel):
 
 def _naming_the_scan(exc: ModelMismatchError | InputError, volume: Volume) -> ModelMismatchError | InputError:
     """The refusal led by the scan's file or folder, as every other refusal is (a batch names many scans)."""
-    where = scan_location(volume)
+    where = volume.location
     text = str(exc)
-    if not (volume.source or volume.meta.get("source_files")) or text.startswith(where):
+    if not where or text.startswith(where):
         return exc
     return type(exc)(f"{where}: {text[:1].lower()}{text[1:]}")
 

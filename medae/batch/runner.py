@@ -133,20 +133,27 @@ def _keep_earlier_names(items: list[BatchItem], out: Path) -> None:
 
     Names are unique by a counter in the order of the items, so a new scan of the same name sorted before an
     older one would take its folder: the older result would be redone under another name, and the new scan's
-    folder would first hold the older scan's files.
+    folder would first hold the older scan's files. A folder is matched by the series and where it was found;
+    by the series alone (a study folder renamed) only when no present item was found where it says.
     """
-    earlier: dict[str, str] = {}
-    for folder in _subfolders(out):
-        key = _earlier_key(folder)
-        if isinstance(key, dict) and "input" in key:
-            earlier.setdefault(json.dumps(key["input"], sort_keys=True), folder.name)
+    earlier = [e for e in (_earlier(folder) for folder in _subfolders(out)) if e is not None]
     if not earlier:
         return
+    here = {item.where for item in items}
     kept: dict[int, str] = {}
-    for i, item in enumerate(items):
-        name = earlier.pop(json.dumps(item.identity, sort_keys=True), None) if item.error is None else None
-        if name is not None:
-            kept[i] = name
+    for exact in (True, False):
+        for i, item in enumerate(items):
+            if i in kept or item.error is not None:
+                continue
+            identity = json.dumps(item.identity, sort_keys=True)
+            for entry in earlier:
+                ident, where, name = entry
+                if ident == identity and (where == item.where if exact else where not in here):
+                    kept[i] = name
+                    earlier.remove(entry)
+                    break
+    if not kept:
+        return
     rest = [i for i in range(len(items)) if i not in kept]
     # Counters as ``unique_names`` gives them, but past every name kept (folders of other series' results).
     fresh = unique_names([*kept.values(), *(items[i].name for i in rest)])[len(kept) :]
@@ -156,17 +163,27 @@ def _keep_earlier_names(items: list[BatchItem], out: Path) -> None:
         items[i].name = name
 
 
-def _earlier_key(folder: Path) -> dict | None:
-    """The key of the result (or error) an earlier run left in ``folder``."""
-    for name, path in (("report.json", ("batch", "key")), ("error.json", ("key",))):
+def _earlier(folder: Path) -> tuple[str, str, str] | None:
+    """(input identity, where the input was, folder name) of the result or error an earlier run left in ``folder``."""
+    for name, key_path, where_path in (
+        ("report.json", ("batch", "key"), ("batch", "input")),
+        ("error.json", ("key",), ("input",)),
+    ):
         try:
-            value = json.loads((folder / name).read_text())
+            report = json.loads((folder / name).read_text())
         except (OSError, ValueError):
             continue
-        for step in path:
-            value = value.get(step) if isinstance(value, dict) else None
-        return value if isinstance(value, dict) else None
+        key, where = _dig(report, key_path), _dig(report, where_path)
+        if isinstance(key, dict) and "input" in key:
+            return json.dumps(key["input"], sort_keys=True), str(where), folder.name
+        return None
     return None
+
+
+def _dig(value: Any, path: tuple[str, ...]) -> Any:
+    for step in path:
+        value = value.get(step) if isinstance(value, dict) else None
+    return value
 
 
 def _subfolders(out: Path) -> list[Path]:

@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if getattr(args, "opens_viewer", False):  # Qt's idle loop runs no Python: a handler would never run
+            return int(args.func(args) or 0)
         with _terminate_as_interrupt():
             return int(args.func(args) or 0)
     except MedaeError as exc:

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scan", default=None, help="run the demo on this scan instead of the bundled sample")
     p.add_argument("--model", default=None, help="model folder (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, opens_viewer=True)
 
 
 def display_available(env: dict | None = None, platform: str | None = None) -> bool:

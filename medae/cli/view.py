@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("view", help="open the desktop viewer", description=__doc__)
     p.add_argument("path", nargs="?", help="scan file (NIfTI, MGH, NRRD, MetaImage), DICOM folder or DICOMDIR to open")
     p.add_argument("--analyze", action="store_true", help="run the analysis as soon as the scan is open")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, opens_viewer=True)
 
 
 def gui_argv(path: str | None, analyze: bool = False, model: str | None = None, device: str | None = None) -> list[str]:

@@ -208,10 +208,11 @@ def load(
         info = stacks[0]
         if len(infos) > 1:
             others = [s for s in infos if s is not info]
+            # Named by description, not by path or UID: the warnings go into report.json, which keeps no PHI.
             left_out = (
-                f"{p} also holds {len(others)} single-image series or part(s), left out as no 3D scan: "
-                + "; ".join(f"{s.uid} ({s.modality} {s.description})" for s in others)
-                + ". Choose one with --series UID to see it."
+                f"The input also holds {len(others)} single-image series or part(s), left out as no 3D scan: "
+                + "; ".join(f"{s.modality} {s.description}".strip() for s in others)
+                + ". `medae info` lists them; --series UID opens one."
             )
     else:
         # The whole UID wins; a shortened one must name a single series (1.2.3.4.100 must never pick 1.2.3.4.1001).

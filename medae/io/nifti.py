@@ -7,6 +7,7 @@ integer data keeps its dtype.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -453,9 +454,12 @@ def _short_by(img, path: Path) -> float:
     if not str(path).lower().endswith(".nii") or getattr(img, "files_types", None) != (("image", ".nii"),):
         return 0.0
     try:
+        with open(path, "rb") as fh:
+            if fh.read(2) == b"\x1f\x8b":  # gzipped under a plain name (read by content): its size says nothing
+                return 0.0
         # A single file's voxels start at vox_offset, which some writers leave 0 meaning "right after the header".
         offset = max(int(img.header["vox_offset"]), int(getattr(img.header, "single_vox_offset", 0)))
-        need = int(np.prod(img.shape)) * np.dtype(img.get_data_dtype()).itemsize
+        need = math.prod(int(n) for n in img.shape) * np.dtype(img.get_data_dtype()).itemsize
         have = path.stat().st_size - offset
     except (OSError, TypeError, ValueError):
         return 0.0

@@ -296,7 +296,7 @@ def to_model_space(
     try:
         image, used = normalise(values, mask, card.intensity)
     except InputError as exc:
-        raise InputError(f"{volume.source or 'the scan'}: {exc}") from exc
+        raise InputError(f"{volume.location or 'the scan'}: {exc}") from exc
     image[~inside] = 0.0
     filled = None
     if reference is not None and reference_mask is not None and not inside[reference_mask].all():
