@@ -93,10 +93,10 @@ def test_every_series_is_analysed_and_each_bad_one_is_recorded_without_stopping(
     assert json.loads((out / "chest_ct" / "error.json").read_text())["error"] == rows["chest_ct"]["error"]
     page = (out / "report.html").read_text()
     assert all(f'href="{name}/"' in page for name in rows) and "<script" not in page
-    # Most abnormal first, then the errors.
+    # Those with findings first, each group most abnormal first, then the errors.
     order = [name for name in sorted(rows, key=lambda n: page.index(f'href="{n}/"'))]
-    scores = [float(rows[n]["score"]) for n in order[:3]]
-    assert scores == sorted(scores, reverse=True) and set(order[3:]) == set(rows) - ok
+    ranks = [(int(rows[n]["findings"]) == 0, -float(rows[n]["score"])) for n in order[:3]]
+    assert ranks == sorted(ranks) and set(order[3:]) == set(rows) - ok
     assert _digest(studies) == before  # the studies are never written to
     assert "3 of 6 series analysed" in capsys.readouterr().out
 
@@ -490,3 +490,17 @@ def test_a_renamed_study_folder_keeps_its_results(tmp_path, tiny_model):
     rows = _rows(out)
     assert rows[name]["status"] == "done earlier" and len(rows) == 2
     assert [r["status"] for n, r in rows.items() if n != name] == ["ok"]
+
+
+def test_a_scan_with_a_finding_is_listed_before_a_higher_score_without_one():
+    from medae.batch.table import Row, render_html
+
+    def row(folder, score, findings, status="ok"):
+        top = {"top_volume_ml": 1.0, "top_peak": 10.0} if findings else {}
+        return Row(folder, folder, "", "MR", "T1", status, score=score, findings=findings, **top)
+
+    rows = [row("healthy_high", 9.5, 0), row("small_lesion", 7.0, 1), row("healthy_low", 4.0, 0)]
+    rows += [row("broken", None, None, "error"), row("lesion", 12.0, 2)]
+    page = render_html(rows, {})
+    order = sorted((r.folder for r in rows), key=lambda n: page.index(f'href="{n}/"'))
+    assert order == ["lesion", "small_lesion", "healthy_high", "healthy_low", "broken"]

@@ -123,8 +123,11 @@ def _cell(value: Any) -> Any:
 
 
 def _sort_key(row: Row) -> tuple:
+    # A region above the threshold outranks a higher score without one: a small lesion barely moves a
+    # scan's score (some lesion scans score below healthy ones), and the findings are what is read.
     has = row.score is not None and math.isfinite(row.score)
-    return (0 if has else 1 if row.status == "error" else 2, -(row.score or 0.0) if has else 0.0, row.folder)
+    group = 0 if has else 1 if row.status == "error" else 2
+    return (group, 0 if row.findings else 1, -(row.score or 0.0) if has else 0.0, row.folder)
 
 
 def render_html(rows: list[Row], run_info: dict[str, Any]) -> str:
@@ -169,7 +172,8 @@ def render_html(rows: list[Row], run_info: dict[str, Any]) -> str:
         "</style></head><body>\n<h1>medae batch report</h1>\n"
         + head
         + "\n<p>Score: higher is more unlike the healthy scans the model was calibrated on; percentile among those "
-        "healthy scans. Rows: most abnormal first, then errors, then series not run.</p>\n"
+        "healthy scans. Rows: series with findings first, each group most abnormal first, then errors, then "
+        "series not run.</p>\n"
         "<table><tr><th>series (output folder)</th><th>modality</th><th>description</th><th>status</th>"
         "<th>score</th><th>percentile</th><th>findings</th><th>first finding</th><th>warnings / error</th>"
         "<th>summary</th></tr>\n" + "\n".join(lines) + "\n</table></body></html>\n"
