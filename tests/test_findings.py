@@ -65,3 +65,30 @@ def test_widespread_findings_are_named_as_possibly_a_degraded_scan():
     big[:, :, :] = 5.0  # one region of 144 mL
     _labels, large = extract_findings(big, np.eye(4), threshold=1.0, min_region_ml=0.0)
     assert "144 mL" in _widespread(large)[0]
+
+
+def test_findings_where_a_cut_head_would_fold_over_are_named():
+    from medae.analysis.findings import wrap_warnings
+
+    # Axes: i left-right, j back-front (RAS), k bottom-top; 2 mm voxels.
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    head = np.zeros((60, 80, 60), np.float32)
+    head[10:50, 8:72, 0:50] = 100.0  # air on every side but the bottom (the neck leaves the field)
+    labels = np.zeros(head.shape, np.int16)
+    labels[25:30, 9:13, 20:25] = 1  # at the back, 2-10 mm inside the field's back edge
+    assert wrap_warnings(head, affine, labels) == []  # nothing cut: no fold
+    cut = head.copy()
+    cut[10:50, 8:, 0:50] = 100.0  # the face runs out of the field at the front
+    (note,) = wrap_warnings(cut, affine, labels)
+    assert "front edge" in note and "finding 1 lies within 40 mm" in note and "wrap-around" in note
+    far = np.zeros_like(labels)
+    far[25:30, 40:44, 20:25] = 1  # mid-head, 80 mm from the back edge: not where a fold lands
+    assert wrap_warnings(cut, affine, far) == []
+    # Flipped storage (index growing backwards) names the same edge.
+    flipped = np.diag([2.0, -2.0, 2.0, 1.0])
+    (note,) = wrap_warnings(cut[:, ::-1], flipped, labels[:, ::-1])
+    assert "front edge" in note
+    # A scan cut only at the bottom: the neck, no warning.
+    neck = np.zeros_like(labels)
+    neck[25:30, 30:35, 40:48] = 1  # near the top edge, opposite the bottom
+    assert wrap_warnings(head, affine, neck) == []

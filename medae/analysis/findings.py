@@ -109,3 +109,58 @@ def _bilateral(
         if total > 0 and min(float(w[x > 3.0].sum()), float(w[x < -3.0].sum())) >= 0.25 * total:
             return True
     return False
+
+
+#: How far from the opposite edge a fold reaches: the part of a head a field of view cuts off is rarely more.
+WRAP_BAND_MM = 40.0
+_SIDES = {0: ("left", "right"), 1: ("back", "front"), 2: ("bottom", "top")}
+
+
+def wrap_warnings(array: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> list[str]:
+    """A warning when the head is cut by the field of view and findings lie where the cut part would fold.
+
+    A head larger than the field of view along the phase-encoding direction folds the part outside over
+    onto the opposite edge (aliasing, wrap-around), where it reads as tissue no healthy head has. The
+    head's bottom edge is left out: the neck always runs out of a head scan's field of view.
+
+    Args:
+        array: The scan's voxels.
+        affine: Voxel -> RAS+ mm.
+        labels: The findings' label map on the same grid (1 = first ranked).
+    """
+    if labels.ndim != 3 or not labels.any():
+        return []
+    sample = np.asarray(array[::4, ::4, ::4], dtype=np.float32)
+    level = 0.1 * float(np.percentile(sample, 99)) if sample.size else 0.0
+    if level <= 0:
+        return []
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    notes = []
+    for axis in range(3):
+        direction = affine[:3, axis] / spacing[axis]
+        ras = int(np.argmax(np.abs(direction)))
+        if ras == 2:  # superior-inferior: the neck leaves every head scan's field
+            continue
+        band = max(1, int(round(WRAP_BAND_MM / spacing[axis])))
+        for end in (0, labels.shape[axis] - 1):
+            face = np.take(array, end, axis=axis)
+            if np.mean(face > level) < 0.01:  # air at this edge: nothing was cut here
+                continue
+            far = slice(labels.shape[axis] - band, None) if end == 0 else slice(0, band)
+            near = np.take(labels, np.arange(labels.shape[axis])[far], axis=axis)
+            folded = sorted(int(v) for v in np.unique(near) if v > 0)
+            if folded:
+                increasing = direction[ras] > 0  # voxel index grows towards right/front
+                cut = _SIDES[ras][int(increasing) if end else int(not increasing)]
+                notes.append((cut, folded))
+    if not notes:
+        return []
+    cut, folded = notes[0]
+    which = ", ".join(str(k) for k in folded[:5]) + (" and more" if len(folded) > 5 else "")
+    many = len(folded) > 1
+    return [
+        f"The head reaches the {cut} edge of the field of view, so it was probably cut there; a cut part folds "
+        f"over onto the opposite edge (wrap-around) when that is the phase-encoding direction, and finding"
+        f"{'s' if many else ''} {which} lie{'' if many else 's'} within {WRAP_BAND_MM:.0f} mm of that edge. Check "
+        f"the scan there for a fold before reading {'them' if many else 'it'}."
+    ]

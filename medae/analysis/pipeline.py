@@ -18,7 +18,7 @@ from medae.analysis.checks import (
     contrast_similarity,
     other_modality,
 )
-from medae.analysis.findings import extract_findings
+from medae.analysis.findings import extract_findings, wrap_warnings
 from medae.analysis.orientation import check_orientation, find_flip
 from medae.analysis.result import AnalysisResult
 from medae.errors import InputError, ModelMismatchError
@@ -131,7 +131,7 @@ def analyze(
         "reference": named,
     }
     labels, findings = extract_findings(heat, volume.affine, thr, **rule)
-    warnings += _widespread(findings)
+    warnings += _widespread(findings) + wrap_warnings(volume.array, volume.affine, labels)
     timings["postprocess"] = time.perf_counter() - t
     report(progress, 1.0, "Done")
 
