@@ -86,6 +86,21 @@ def test_unevenly_spaced_slices_get_advice_for_that_not_for_missing_files(tmp_pa
     assert "missing" not in str(caught.value) and "duplicate" not in str(caught.value)
 
 
+def test_a_gap_acquired_between_slabs_is_not_called_missing_files(tmp_path):
+    aff = axial_affine((1.0, 1.0, 1.0))
+    # Two slabs 3 mm apart (two slices' worth of gap), numbered without a gap as a scanner numbers them.
+    positions = np.array([aff[:3, 3] + aff[:3, 2] * (k if k < 4 else k + 2) for k in range(8)])
+
+    def numbered(ds, k):
+        ds.InstanceNumber = k + 1
+
+    write_series(tmp_path, phantom((6, 5, 8), seed=2), aff, positions=positions, edit=numbered)
+    with pytest.raises(MedaeError, match="missing slice") as caught:
+        load(tmp_path)
+    assert "No file is missing" in str(caught.value) and "Resample it to even spacing" in str(caught.value)
+    assert "Restore the missing files" not in str(caught.value)
+
+
 def test_a_gap_left_by_a_damaged_file_names_that_file(tmp_path):
     paths = write_series(tmp_path, phantom((6, 5, 6), seed=3), axial_affine())
     damaged = paths[3]  # a middle slice (the list follows the slice order)

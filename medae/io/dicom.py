@@ -81,6 +81,14 @@ def scan_dicom(
     return [_series_info(plan, p) for plan in plans]
 
 
+def _numbered_without_gap(frames: list) -> bool:
+    """True when every frame has an instance number and they run from first to last without a gap."""
+    numbers = [f.keys.get("instance") for f in frames]
+    if len(frames) < 2 or any(n is None for n in numbers) or any(f.index is not None for f in frames):
+        return False
+    return len(set(numbers)) == len(numbers) and max(numbers) - min(numbers) + 1 == len(numbers)
+
+
 def _grid_advice(problems: list[str]) -> str:
     """What to do about the problems that keep a series from being a regular grid, one remedy per cause."""
     steps = []
@@ -134,6 +142,13 @@ def load_series(
         elif unreadable and any("missing slice" in p for p in plan.geometry.problems):
             # A damaged file of the series, not a lost one, is what leaves the gap.
             advice = f"medae {unreadable[0]} Copy those files again from their source, or export the series again."
+        elif any("missing slice" in p for p in plan.geometry.problems) and _numbered_without_gap(plan.frames):
+            # Every instance number is there: the gap was acquired (slabs apart), not lost with files.
+            advice = (
+                "No file is missing (the instance numbers run without a gap): the series was acquired with a gap "
+                "between its slices or slabs. Resample it to even spacing (3D Slicer or SimpleITK) and save it "
+                "as NIfTI."
+            )
         elif any("missing slice" in p for p in plan.geometry.problems) and any(
             "which was split" in w and ("matrix sizes" in w or "pixel spacings" in w) for w in plan.warnings
         ):
