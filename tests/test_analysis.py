@@ -493,3 +493,17 @@ def test_slices_thick_enough_to_lose_a_small_lesion_are_named(model):
         vol = Volume(head, np.diag([1.0, 1.0, thickness, 1.0]), "MR")
         notes = [w for w in check_input(vol, model.card) if w.startswith("Thick slices")]
         assert bool(notes) == warned, (thickness, notes)
+
+
+def test_ghosts_along_the_phase_axis_are_named_and_a_clean_head_has_none(model, template):
+    from medae.analysis.ghosts import GHOST_WARN_ABOVE, ghost_excess
+
+    vol = healthy(template, 880822).volume
+    clean = ghost_excess(vol)
+    assert clean is None or clean[1] < GHOST_WARN_ABOVE / 3
+    # A copy of the head at 15 % of its brightness, shifted by half the field of view front to back.
+    axis = int(np.argmax(np.abs(vol.affine[1, :3])))
+    ghosted = vol.array + 0.15 * np.roll(vol.array.astype(np.float32), vol.shape[axis] // 2, axis=axis)
+    res = analyze(vol.with_array(ghosted.astype(np.float32)), model, reconstruction=False)
+    assert res.extra["ghosting"]["axis"] == "front-back" and res.extra["ghosting"]["excess"] > GHOST_WARN_ABOVE
+    assert any("ghosts of the head" in w and "front-back" in w for w in res.warnings), res.warnings

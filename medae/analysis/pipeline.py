@@ -19,6 +19,7 @@ from medae.analysis.checks import (
     other_modality,
 )
 from medae.analysis.findings import extract_findings, wrap_warnings
+from medae.analysis.ghosts import check_ghosts, ghost_excess
 from medae.analysis.orientation import check_orientation, find_flip
 from medae.analysis.result import AnalysisResult
 from medae.errors import InputError, ModelMismatchError
@@ -66,6 +67,9 @@ def analyze(
     timings: dict[str, float] = {}
     t = time.perf_counter()
     warnings = list(volume.warnings) + check_input(volume, card, force=force)
+    # Air beyond the head is dark in MR; a CT's is at -1000 HU and holds no ghosts to measure.
+    ghosts = ghost_excess(volume) if card.modality.upper() == "MR" else None
+    warnings += check_ghosts(ghosts)
     report(progress, 0.0, "Preparing")
 
     try:
@@ -173,6 +177,7 @@ def analyze(
             "contrast_similarity": None if similarity is None else round(similarity, 4),
             "intensity_bias": None if bias is None else round(bias.factor, 3),
             "intensity_bias_radial": None if bias is None else round(bias.radial, 3),
+            "ghosting": None if ghosts is None else {"axis": ghosts[0], "excess": round(ghosts[1], 4)},
         },
         region_rule=rule,
     )
