@@ -507,3 +507,34 @@ def test_ghosts_along_the_phase_axis_are_named_and_a_clean_head_has_none(model, 
     res = analyze(vol.with_array(ghosted.astype(np.float32)), model, reconstruction=False)
     assert res.extra["ghosting"]["axis"] == "front-back" and res.extra["ghosting"]["excess"] > GHOST_WARN_ABOVE
     assert any("ghosts of the head" in w and "front-back" in w for w in res.warnings), res.warnings
+
+
+def test_the_ghost_measure_keeps_to_the_air_above_the_head_and_ignores_zero_padding(template):
+    from medae.analysis.ghosts import GHOST_WARN_ABOVE, ghost_excess
+
+    vol = healthy(template, 880822).volume
+    si = int(np.argmax(np.abs(vol.affine[2, :3])))
+    up = vol.affine[2, si] > 0
+    arr = np.moveaxis(vol.array.astype(np.float32), si, 0)
+    rng = np.random.default_rng(4)
+    tissue = float(np.median(arr[arr > 0.3 * np.percentile(arr, 99)]))
+    # A long neck below the head (coil fall-off: a quarter of the tissue's brightness), as sagittal scans show.
+    neck = 0.28 * tissue + rng.normal(0, 0.02 * tissue, (70, *arr.shape[1:])).astype(np.float32)
+    arr = np.concatenate([neck, arr] if up else [arr, neck], axis=0)
+    shift = np.eye(4)
+    shift[si, 3] = -70 if up else 0
+    with_neck = Volume(np.moveaxis(arr, 0, si), vol.affine @ shift, "MR")
+    flip = np.eye(4)  # the same voxels stored with the index running towards the feet (PIR-like)
+    flip[si, si], flip[si, 3] = -1, with_neck.shape[si] - 1
+    stored_down = Volume(np.flip(with_neck.array, axis=si).copy(), with_neck.affine @ flip, "MR")
+    for v in (with_neck, stored_down):
+        got = ghost_excess(v)
+        assert got is None or got[1] < GHOST_WARN_ABOVE / 3, got
+    # Zero padding along one axis (a scan resampled into a larger grid) holds no noise and no ghost.
+    lr = int(np.argmax(np.abs(vol.affine[0, :3])))
+    noisy = vol.array.astype(np.float32) + np.abs(rng.normal(0, 0.05 * tissue, vol.shape)).astype(np.float32)
+    pad = [(0, 0)] * 3
+    pad[lr] = (40, 40)
+    padded = Volume(np.pad(noisy, pad), vol.affine, "MR")
+    got = ghost_excess(padded)
+    assert got is None or got[1] < GHOST_WARN_ABOVE / 2, got

@@ -50,7 +50,7 @@ def test_the_side_comes_from_the_reference_frame_when_the_scan_is_aligned():
 
 
 def test_widespread_findings_are_named_as_possibly_a_degraded_scan():
-    from medae.analysis.pipeline import _widespread
+    from medae.analysis.findings import widespread_warnings as _widespread
 
     heat = np.zeros((81, 40, 20), np.float32)
     heat[70:75, 30:35, 5:10] = 5.0
@@ -77,6 +77,10 @@ def test_findings_where_a_cut_head_would_fold_over_are_named():
     labels = np.zeros(head.shape, np.int16)
     labels[25:30, 9:13, 20:25] = 1  # at the back, 2-10 mm inside the field's back edge
     assert wrap_warnings(head, affine, labels) == []  # nothing cut: no fold
+    noisy = head.copy()
+    speckle = np.random.default_rng(1).random(head.shape) < 0.03
+    noisy[speckle & (head == 0)] = 20.0  # air noise peaking at a fifth of the tissue: no tissue at the edge
+    assert wrap_warnings(noisy, affine, labels) == []
     cut = head.copy()
     cut[10:50, 8:, 0:50] = 100.0  # the face runs out of the field at the front
     (note,) = wrap_warnings(cut, affine, labels)
@@ -92,3 +96,45 @@ def test_findings_where_a_cut_head_would_fold_over_are_named():
     neck = np.zeros_like(labels)
     neck[25:30, 30:35, 40:48] = 1  # near the top edge, opposite the bottom
     assert wrap_warnings(head, affine, neck) == []
+
+
+def test_a_redrawn_result_names_only_its_own_findings_in_its_warnings():
+    from medae.analysis.findings import finding_warnings
+    from medae.analysis.result import AnalysisResult
+    from medae.volume import Volume
+
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    head = np.zeros((60, 80, 60), np.float32)
+    head[10:50, 8:, 0:50] = 100.0  # cut at the front
+    heat = np.zeros(head.shape, np.float32)
+    heat[25:30, 9:13, 20:25] = 12.0  # near the back edge: where a fold lands
+    heat[25:30, 40:44, 20:25] = 6.0  # mid-head, fainter
+    vol = Volume(head, affine, "MR")
+    labels, findings = extract_findings(heat, affine, 8.0, 0.01)
+    notes = finding_warnings(findings, labels, vol, True)
+    assert len(notes) == 1 and "finding 1 lies" in notes[0]
+    first = AnalysisResult(
+        vol,
+        vol.with_array(heat),
+        vol.with_array(labels),
+        None,
+        None,
+        findings,
+        5.0,
+        50.0,
+        8.0,
+        "z",
+        "m",
+        "",
+        "cpu",
+        warnings=["a warning about the scan", *notes],
+        wrap_check=True,
+        finding_notes=notes,
+    )
+    lower = first.at_threshold(5.0)  # both regions, ranked again
+    assert len(lower.findings) == 2 and lower.warnings[0] == "a warning about the scan"
+    rank = next(f.label for f in lower.findings if f.peak > 10)
+    (note,) = lower.finding_notes
+    assert f"finding {rank} lies" in note and lower.warnings == ["a warning about the scan", note]
+    higher = lower.at_threshold(20.0)  # no finding: nothing to say about findings, the scan's warning stays
+    assert higher.findings == [] and higher.finding_notes == [] and higher.warnings == ["a warning about the scan"]

@@ -121,7 +121,9 @@ def wrap_warnings(array: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> 
 
     A head larger than the field of view along the phase-encoding direction folds the part outside over
     onto the opposite edge (aliasing, wrap-around), where it reads as tissue no healthy head has. The
-    head's bottom edge is left out: the neck always runs out of a head scan's field of view.
+    top-bottom axis is left out (the neck always runs out of a head scan's field of view), and so is the
+    slice axis of thick-slice scans (slices are selected, not encoded, so they cannot fold). An edge is
+    cut where tissue, not air noise, reaches it.
 
     Args:
         array: The scan's voxels.
@@ -131,7 +133,8 @@ def wrap_warnings(array: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> 
     if labels.ndim != 3 or not labels.any():
         return []
     sample = np.asarray(array[::4, ::4, ::4], dtype=np.float32)
-    level = 0.1 * float(np.percentile(sample, 99)) if sample.size else 0.0
+    # Tissue, well above the noise of the air (whose peaks reach a fifth of the tissue's brightness).
+    level = 0.3 * float(np.percentile(sample, 99)) if sample.size else 0.0
     if level <= 0:
         return []
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
@@ -139,7 +142,7 @@ def wrap_warnings(array: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> 
     for axis in range(3):
         direction = affine[:3, axis] / spacing[axis]
         ras = int(np.argmax(np.abs(direction)))
-        if ras == 2:  # superior-inferior: the neck leaves every head scan's field
+        if ras == 2 or spacing[axis] > 1.5 * spacing.min():  # the neck leaves every field; slices cannot fold
             continue
         band = max(1, int(round(WRAP_BAND_MM / spacing[axis])))
         for end in (0, labels.shape[axis] - 1):
@@ -164,3 +167,33 @@ def wrap_warnings(array: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> 
         f"{'s' if many else ''} {which} lie{'' if many else 's'} within {WRAP_BAND_MM:.0f} mm of that edge. Check "
         f"the scan there for a fold before reading {'them' if many else 'it'}."
     ]
+
+
+#: Above either, the findings are more than lesions usually make: say what else can cause them.
+WIDESPREAD_ML = 100.0
+WIDESPREAD_COUNT = 6
+
+
+def widespread_warnings(findings: list) -> list[str]:
+    """A warning when the findings are many or large.
+
+    Heavy noise, motion ghosts or a strong bias field make the whole scan unlike healthy ones, as
+    extensive disease does, and only a reader can tell which.
+    """
+    total = sum(f.volume_ml for f in findings)
+    if total <= WIDESPREAD_ML and len(findings) < WIDESPREAD_COUNT:
+        return []
+    return [
+        f"The findings are widespread ({len(findings)} region(s), {total:.0f} mL in all): extensive abnormality, "
+        "or a degraded scan (heavy noise, motion ghosts, a strong intensity bias) or one unlike the training data. "
+        "Check the image quality before reading the heatmap."
+    ]
+
+
+def finding_warnings(findings: list, labels: np.ndarray, volume, wrap_check: bool) -> list[str]:
+    """What the reader should know about the findings as drawn: widespread, or where a fold would lie.
+
+    They depend on the threshold, so a result drawn at another one says them again (``at_threshold``).
+    """
+    wrap = wrap_warnings(volume.array, volume.affine, labels) if wrap_check else []
+    return widespread_warnings(findings) + wrap

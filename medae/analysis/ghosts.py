@@ -41,18 +41,19 @@ def ghost_excess(volume: Volume) -> tuple[str, float] | None:
         return None
     tissue = float(np.median(a[head]))
     spacing = np.asarray(volume.spacing, dtype=np.float64) * 2
-    directions = np.abs(volume.affine[:3, :3] / np.linalg.norm(volume.affine[:3, :3], axis=0))
+    directions = volume.affine[:3, :3] / np.linalg.norm(volume.affine[:3, :3], axis=0)
     means: dict[str, float] = {}
     for axis in range(3):
-        anatomical = int(np.argmax(directions[:, axis]))
+        anatomical = int(np.argmax(np.abs(directions[:, axis])))
         inside = np.nonzero(head.any(axis=tuple(b for b in range(3) if b != axis)))[0]
         clear = int(round(_CLEAR_MM / spacing[axis]))
-        start, stop = inside[0] - clear, inside[-1] + clear + 1
-        # Below the head is the neck, not air: along the top-bottom axis only the air above counts.
-        ends = [np.arange(stop, a.shape[axis])]
-        if anatomical != 2:
-            ends.append(np.arange(0, max(0, start)))
-        air = [np.take(a, idx, axis=axis) for idx in ends if idx.size]
+        below = np.arange(0, max(0, inside[0] - clear))
+        beyond = np.arange(min(a.shape[axis], inside[-1] + clear + 1), a.shape[axis])
+        ends = [below, beyond]
+        if anatomical == 2:  # below the head is the neck, not air: only the air above it counts
+            ends = [beyond if directions[2, axis] > 0 else below]
+        # Exact zeros are padding (a scan resampled into a larger grid), not air: they hold no noise.
+        air = [x[x != 0] for x in (np.take(a, idx, axis=axis) for idx in ends if idx.size)]
         count = sum(x.size for x in air)
         if count >= 2000:
             means[_AXES[anatomical]] = sum(float(x.sum()) for x in air) / count

@@ -18,7 +18,7 @@ from medae.analysis.checks import (
     contrast_similarity,
     other_modality,
 )
-from medae.analysis.findings import extract_findings, wrap_warnings
+from medae.analysis.findings import extract_findings, finding_warnings
 from medae.analysis.ghosts import check_ghosts, ghost_excess
 from medae.analysis.orientation import check_orientation, find_flip
 from medae.analysis.result import AnalysisResult
@@ -135,7 +135,10 @@ def analyze(
         "reference": named,
     }
     labels, findings = extract_findings(heat, volume.affine, thr, **rule)
-    warnings += _widespread(findings) + wrap_warnings(volume.array, volume.affine, labels)
+    # Only MR folds a cut head over (wrap-around); what a CT holder or table touches is no fold.
+    wrap_check = card.modality.upper() == "MR"
+    notes = finding_warnings(findings, labels, volume, wrap_check)
+    warnings += notes
     timings["postprocess"] = time.perf_counter() - t
     report(progress, 1.0, "Done")
 
@@ -180,6 +183,8 @@ def analyze(
             "ghosting": None if ghosts is None else {"axis": ghosts[0], "excess": round(ghosts[1], 4)},
         },
         region_rule=rule,
+        wrap_check=wrap_check,
+        finding_notes=notes,
     )
 
 
@@ -201,27 +206,6 @@ def _reconstruction_volumes(volume: Volume, recon: np.ndarray, mi, meta: dict) -
         Volume(recon_units, volume.affine, volume.modality, dict(meta, kind="reconstruction"), source=volume.source),
         Volume(residual, volume.affine, volume.modality, dict(meta, kind="residual"), source=volume.source),
     )
-
-
-#: Above either, the findings are more than lesions usually make: say what else can cause them.
-WIDESPREAD_ML = 100.0
-WIDESPREAD_COUNT = 6
-
-
-def _widespread(findings: list) -> list[str]:
-    """A warning when the findings are many or large.
-
-    Heavy noise, motion ghosts or a strong bias field make the whole scan unlike healthy ones, as
-    extensive disease does, and only a reader can tell which.
-    """
-    total = sum(f.volume_ml for f in findings)
-    if total <= WIDESPREAD_ML and len(findings) < WIDESPREAD_COUNT:
-        return []
-    return [
-        f"The findings are widespread ({len(findings)} region(s), {total:.0f} mL in all): extensive abnormality, "
-        "or a degraded scan (heavy noise, motion ghosts, a strong intensity bias) or one unlike the training data. "
-        "Check the image quality before reading the heatmap."
-    ]
 
 
 def _prepare(volume: Volume, model, force: bool, progress, cancel):

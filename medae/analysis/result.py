@@ -83,6 +83,8 @@ class AnalysisResult:
         extra: Other details for the report (alignment, normalisation).
         region_rule: How findings were drawn from the heatmap (``min_region_ml``, ``to_reference``,
             ``midline_x``), so that ``at_threshold`` draws them again the same way.
+        wrap_check: Whether findings near a cut edge's opposite are named as possible wrap-around (MR).
+        finding_notes: The warnings about the findings as drawn (among ``warnings``; redrawn with them).
     """
 
     volume: Volume
@@ -103,6 +105,8 @@ class AnalysisResult:
     model_space: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
     region_rule: dict[str, Any] = field(default_factory=dict)
+    wrap_check: bool = False
+    finding_notes: list[str] = field(default_factory=list)
 
     @property
     def forced(self) -> bool:
@@ -116,7 +120,7 @@ class AnalysisResult:
 
     def at_threshold(self, threshold: float) -> AnalysisResult:
         """The same analysis with its findings drawn at another threshold; heatmap and score are unchanged."""
-        from medae.analysis.findings import extract_findings
+        from medae.analysis.findings import extract_findings, finding_warnings
 
         rule = self.region_rule
         labels, findings = extract_findings(
@@ -129,11 +133,15 @@ class AnalysisResult:
             reference=rule.get("reference"),
         )
         lab = self.labels
+        # The warnings about the findings themselves are those of the new findings, not of the first ones.
+        notes = finding_warnings(findings, labels, self.volume, self.wrap_check)
         return replace(
             self,
             labels=Volume(labels, lab.affine, lab.modality, dict(lab.meta), source=lab.source),
             findings=findings,
             threshold=float(threshold),
+            warnings=[w for w in self.warnings if w not in self.finding_notes] + notes,
+            finding_notes=notes,
         )
 
     def report(self) -> dict[str, Any]:
