@@ -306,7 +306,20 @@ class ViewerSession:
             setattr(self, name, value)
             self.display_changed.emit()
 
-    convention = property(lambda self: self._convention, lambda self, v: self._set("_convention", v, CONVENTIONS))
+    @property
+    def convention(self) -> str:
+        """Radiological (the patient's left on screen right) or neurological display."""
+        return self._convention
+
+    @convention.setter
+    def convention(self, value: str) -> None:
+        before = self._convention
+        self._set("_convention", value, CONVENTIONS)
+        for plane in PLANES:  # a mirrored view keeps the place looked at: its pan across mirrors too
+            if plane_spec(plane, before).col_flip != plane_spec(plane, value).col_flip:
+                state = self._views[plane]
+                self.set_view_state(plane, pan=(-state.pan[0], state.pan[1]))
+
     layout = property(lambda self: self._layout, lambda self, v: self._set("_layout", v, LAYOUTS))
     single_plane = property(lambda self: self._single_plane, lambda self, v: self._set("_single_plane", v, PLANES))
     crosshair = property(lambda self: self._crosshair, lambda self, v: self._set("_crosshair", bool(v)))

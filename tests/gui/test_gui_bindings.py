@@ -79,6 +79,15 @@ def test_zoom_is_linked_across_views_about_the_crosshair(opened, qtbot):
         assert s.view_state(plane).pan != (0.0, 0.0)
         at = other.voxel_to_widget(s.cursor)  # the crosshair stays where the reader saw it
         assert (at.x(), at.y()) == pytest.approx((seen[plane].x(), seen[plane].y()), abs=1e-6)
+    # The other convention mirrors the views: the crosshair mirrors with them, it does not leave the view.
+    before = {p: opened.view_area.view(p).voxel_to_widget(s.cursor) for p in ("axial", "coronal", "sagittal")}
+    s.convention = "neurological" if s.convention == "radiological" else "radiological"
+    for plane, was in before.items():
+        view = opened.view_area.view(plane)
+        at = view.voxel_to_widget(s.cursor)
+        mirrored = plane != "sagittal"
+        want = view.width() - was.x() if mirrored else was.x()
+        assert (at.x(), at.y()) == pytest.approx((want, was.y()), abs=1.0), plane
 
 
 def test_click_moves_the_linked_crosshair(opened, qtbot):
