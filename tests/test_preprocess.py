@@ -369,3 +369,19 @@ def test_padding_is_told_from_the_scan_own_background():
         padded[:, :, :8] = pad
         assert padding_value(padded) == pad
         assert guess_modality(padded) == guess_modality(scan) == modality
+
+
+def test_only_large_zero_regions_beside_noisy_air_count_as_blanked():
+    from medae.model.blanked import blanked_region
+
+    rng = np.random.default_rng(0)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    scan = np.abs(rng.normal(0, 5, (60, 60, 60))).round().astype(np.int16)  # air noise, rounding to 0 here and there
+    scan[15:45, 15:45, 15:45] = 500  # the head
+    assert blanked_region(scan, affine) is None
+    defaced = scan.copy()
+    defaced[40:, :30, :] = 0  # 20 x 30 x 60 voxels of 8 uL: 288 mL blanked
+    got = blanked_region(defaced, affine)
+    assert got is not None and got[50, 10, 30] and not got[30, 30, 30] and got.sum() >= 20 * 30 * 60
+    masked = np.where(scan >= 500, scan, 0)  # a scanner's zero background: nothing to tell apart
+    assert blanked_region(masked, affine) is None

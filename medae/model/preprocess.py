@@ -13,6 +13,7 @@ import numpy as np
 
 from medae.errors import InputError
 from medae.geometry import apply_affine
+from medae.model.blanked import blanked_region
 from medae.model.brain_only import correlation, kept_on_grid, on_zero_background, stripped_foreground
 from medae.model.card import ModelCard
 from medae.model.despike import despike
@@ -255,6 +256,13 @@ def to_model_space(
                 )
             mode = card.space.get("registration", "affine")
             if kept is None:
+                blanked = blanked_region(data, volume.affine)
+                if blanked is not None:
+                    warnings.append(
+                        f"{blanked.sum() * _voxel_ml(volume):.0f} mL of the scan are exactly zero in one piece where "
+                        "the air elsewhere holds noise, as defacing leaves a removed face: the alignment to the "
+                        "reference leaves them out."
+                    )
                 alignment = register_to_reference(
                     data,
                     volume.affine,
@@ -262,6 +270,7 @@ def to_model_space(
                     card.affine,
                     mode=mode,
                     cancel=cancel,
+                    moving_mask=None if blanked is None else ~blanked,
                     **_brain_stage(card, reference_mask),
                 )
                 alignment = align_part_of_head(volume, data, card, reference, reference_mask, alignment, mode, cancel)
@@ -448,3 +457,7 @@ def _threshold_mask(values: np.ndarray, spec: dict) -> np.ndarray:
         sizes = ndimage.sum_labels(fg, lab, index=np.arange(1, n + 1))
         fg = lab == (int(np.argmax(sizes)) + 1)
     return ndimage.binary_fill_holes(fg)
+
+
+def _voxel_ml(volume: Volume) -> float:
+    return abs(float(np.linalg.det(np.asarray(volume.affine, dtype=np.float64)[:3, :3]))) / 1000.0

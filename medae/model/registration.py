@@ -149,9 +149,14 @@ START_MARGIN = 0.05
 STARTS = ((0, 0, 0), (30, 0, 0), (-30, 0, 0), (0, 30, 0), (0, -30, 0), (0, 0, 30), (0, 0, -30))
 
 
-def _method(sitk, fraction: float, seed: int, iterations: int, learning_rate: float, moving_gradient: bool):
-    """One ITK registration run's set-up: Mattes MI on a seeded random sample, regular-step descent."""
+def _method(sitk, fraction: float, seed: int, iterations: int, learning_rate: float, moving_gradient: bool, mask=None):
+    """One ITK registration run's set-up: Mattes MI on a seeded random sample, regular-step descent.
+
+    ``mask``: the scan's voxels that count (a sitk image); samples mapped elsewhere are left out.
+    """
     reg = sitk.ImageRegistrationMethod()
+    if mask is not None:
+        reg.SetMetricMovingMask(mask)
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     reg.SetMetricSamplingPercentage(min(1.0, fraction), seed)
@@ -169,7 +174,7 @@ def _method(sitk, fraction: float, seed: int, iterations: int, learning_rate: fl
     return reg
 
 
-def _best_start(sitk, init, fixed, moving, seed: int, cancel: threading.Event | None):
+def _best_start(sitk, init, fixed, moving, seed: int, cancel: threading.Event | None, mask=None):
     """A short coarse similarity fit from each of ``STARTS``; the best match wins.
 
     The upright start keeps ties up to ``START_MARGIN``. When a tilted start wins, the head may be turned
@@ -189,7 +194,7 @@ def _best_start(sitk, init, fixed, moving, seed: int, cancel: threading.Event | 
             .ravel()
             .tolist()
         )
-        reg = _method(sitk, 0.1, seed, iterations=25, learning_rate=4.0, moving_gradient=False)
+        reg = _method(sitk, 0.1, seed, iterations=25, learning_rate=4.0, moving_gradient=False, mask=mask)
         reg.SetInitialTransform(tx, inPlace=True)
         try:
             reg.Execute(fixed, moving)
@@ -234,6 +239,7 @@ def register_to_reference(
     sampling: float = 0.05,
     seed: int = 7,
     cancel: threading.Event | None = None,
+    moving_mask: np.ndarray | None = None,
 ) -> Alignment:
     """Aligns ``image`` to ``reference`` by maximising Mattes mutual information.
 
@@ -258,6 +264,8 @@ def register_to_reference(
         sampling: Scales the sampled fraction of every level (0.05 keeps ``SCHEDULE`` as written).
         seed: Sampling seed.
         cancel: Checked between optimiser iterations.
+        moving_mask: The scan's voxels that count (same grid as ``image``); None for all. Voxels that
+            were blanked (a defaced scan's face) would otherwise pull the reference's face towards air.
 
     Raises:
         InputError: the optimiser could not align the scan (e.g. no overlap).
@@ -279,7 +287,8 @@ def register_to_reference(
         levels_used = [*stages, ("brain", SCHEDULE["brain"])] if brain else stages
         sizes = sorted({mm for _, levels in levels_used for mm, _, _ in levels})
         moving_img, fixed_img = _levels(image, affine, reference, ref_affine, sizes)
-        current = _initial(sitk, fixed_img[sizes[-1]], moving_img[sizes[-1]], seed, cancel)
+        masks = _moving_masks(sitk, moving_mask, affine, sizes)
+        current = _initial(sitk, fixed_img[sizes[-1]], moving_img[sizes[-1]], seed, cancel, masks.get(sizes[-1]))
         current, metric, similarity = _fit_stages(
             sitk,
             current,
@@ -290,19 +299,30 @@ def register_to_reference(
             sampling=sampling,
             seed=seed,
             cancel=cancel,
+            masks=masks,
         )
         result = from_sitk_transform(current)
         if similarity is not None and _diverged(result, metric, similarity[1]):
             return Alignment(from_sitk_transform(similarity[0]), similarity[1], "similarity")
         if brain:
             refined = _refine_on_brain(
-                sitk, current, fixed_img, moving_img, reference_mask, brain_margin_mm, ref_affine, seed, cancel
+                sitk, current, fixed_img, moving_img, reference_mask, brain_margin_mm, ref_affine, seed, cancel, masks
             )
             if refined is not None:
                 result = refined
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     return Alignment(result, metric, mode)
+
+
+def _moving_masks(sitk, keep: np.ndarray | None, affine: np.ndarray, sizes) -> dict:
+    """The scan's voxels that count, as SimpleITK masks at each voxel size (mm) of ``sizes`` ({} for all)."""
+    if keep is None:
+        return {}
+    return {
+        mm: sitk.Cast(to_sitk(img >= 0.5, aff), sitk.sitkUInt8)
+        for mm, (img, aff) in _pyramid(keep.astype(np.float32), affine, sizes).items()
+    }
 
 
 def _levels(image, affine, reference, ref_affine, sizes) -> tuple[dict, dict]:
@@ -318,7 +338,7 @@ def _levels(image, affine, reference, ref_affine, sizes) -> tuple[dict, dict]:
     return scan, ref
 
 
-def _initial(sitk, fixed, moving, seed: int, cancel):
+def _initial(sitk, fixed, moving, seed: int, cancel, mask=None):
     """The starting similarity transform: centres of mass matched, then the best of ``STARTS``."""
     try:
         init = sitk.CenteredTransformInitializer(
@@ -326,10 +346,10 @@ def _initial(sitk, fixed, moving, seed: int, cancel):
         )
     except RuntimeError as exc:
         raise _not_aligned(exc) from exc
-    return _best_start(sitk, sitk.Similarity3DTransform(init), fixed, moving, seed, cancel)
+    return _best_start(sitk, sitk.Similarity3DTransform(init), fixed, moving, seed, cancel, mask)
 
 
-def _fit_stages(sitk, current, stages, fixed_img, moving_img, *, iterations, sampling, seed, cancel):
+def _fit_stages(sitk, current, stages, fixed_img, moving_img, *, iterations, sampling, seed, cancel, masks=None):
     """Runs the similarity and (when asked) affine stages from ``current``, coarse to fine.
 
     Returns:
@@ -356,6 +376,7 @@ def _fit_stages(sitk, current, stages, fixed_img, moving_img, *, iterations, sam
                 iterations=round(iters * iterations / 50),
                 learning_rate=2.0 * mm / 4.0,
                 moving_gradient=name == "affine",
+                mask=(masks or {}).get(mm),
             )
             reg.SetInitialTransform(current, inPlace=True)
             if cancel is not None:
@@ -415,7 +436,9 @@ def register_within_input(
     return Alignment(result, metric, mode)
 
 
-def _refine_on_brain(sitk, start, fixed_img, moving_img, reference_mask, margin_mm, ref_affine, seed, cancel):
+def _refine_on_brain(
+    sitk, start, fixed_img, moving_img, reference_mask, margin_mm, ref_affine, seed, cancel, masks=None
+):
     """The affine refined with the match measured in the reference brain and a margin; None if it ran away.
 
     The refinement is kept only if it matches the brain at least as well as its start and its scales stay
@@ -430,7 +453,15 @@ def _refine_on_brain(sitk, start, fixed_img, moving_img, reference_mask, margin_
     for mm, iters, fraction in SCHEDULE["brain"]:
         mask_img, mask_aff = downsample(grown.astype(np.float32), ref_affine, target_mm=mm)
         mask = sitk.Cast(to_sitk(mask_img >= 0.5, mask_aff), sitk.sitkUInt8)
-        reg = _method(sitk, fraction, seed, iterations=iters, learning_rate=mm / 8.0, moving_gradient=True)
+        reg = _method(
+            sitk,
+            fraction,
+            seed,
+            iterations=iters,
+            learning_rate=mm / 8.0,
+            moving_gradient=True,
+            mask=(masks or {}).get(mm),
+        )
         reg.SetMetricFixedMask(mask)
         reg.SetInitialTransform(tx, inPlace=True)
         if cancel is not None:

@@ -1,0 +1,46 @@
+"""Parts of a head scan set to zero after the acquisition: a face removed by defacing, a region blanked out.
+
+Shared research scans are defaced (the face set to 0 so that the person cannot be recognised). Aligned as
+it is, such a scan pulls the reference's face towards air: the brain's pose shifts by a millimetre or two
+and its edge beside the removed face reads as abnormal. The blanked voxels are told apart from the air,
+which holds noise, by being exactly zero in large connected regions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: A blanked region is at least this large; zeros the noise of the air happens to round to are single voxels.
+MIN_BLANKED_ML = 5.0
+
+
+def blanked_region(data: np.ndarray, affine: np.ndarray) -> np.ndarray | None:
+    """The voxels blanked to exactly zero in large regions beside noisy air, or None when there are none.
+
+    A scan whose whole background is zero (masked by the scanner, or resampled into a larger grid) has
+    nothing to tell apart: None as well, and it is aligned as before.
+
+    Args:
+        data: The scan's voxels.
+        affine: Voxel -> RAS+ mm (for the voxel volume).
+    """
+    from scipy import ndimage
+
+    arr = np.asarray(data)
+    if arr.ndim != 3 or arr.size == 0 or arr.dtype.kind not in "iuf":
+        return None
+    voxel_ml = abs(float(np.linalg.det(np.asarray(affine, dtype=np.float64)[:3, :3]))) / 1000.0
+    zero = arr == 0
+    n_zero = int(np.count_nonzero(zero))
+    if voxel_ml <= 0 or n_zero * voxel_ml < MIN_BLANKED_ML:
+        return None
+    level = 0.1 * float(np.percentile(arr[::4, ::4, ::4], 99))
+    if level <= 0 or n_zero > 0.5 * int(np.count_nonzero(arr < level)):
+        return None  # the air is zero almost everywhere: masked or padded, not blanked in part
+    labels, n = ndimage.label(zero)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    large = np.flatnonzero(sizes * voxel_ml >= MIN_BLANKED_ML)
+    large = large[large > 0]
+    if large.size == 0:
+        return None
+    return np.isin(labels, large)
