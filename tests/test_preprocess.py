@@ -381,7 +381,12 @@ def test_only_large_zero_regions_beside_noisy_air_count_as_blanked():
     assert blanked_region(scan, affine) is None
     defaced = scan.copy()
     defaced[40:, :30, :] = 0  # 20 x 30 x 60 voxels of 8 uL: 288 mL blanked
-    got = blanked_region(defaced, affine)
-    assert got is not None and got[50, 10, 30] and not got[30, 30, 30] and got.sum() >= 20 * 30 * 60
+    got, grid = blanked_region(defaced, affine)
+    assert got[50, 10, 30] and not got[30, 30, 30] and got.sum() >= 20 * 30 * 60
+    np.testing.assert_array_equal(grid, affine)  # 2 mm voxels are coarse enough already
+    fine = np.diag([0.75, 0.75, 0.75, 1.0])  # the same voxels called 0.75 mm: looked for on every second
+    got, grid = blanked_region(defaced, fine)
+    np.testing.assert_array_equal(grid, np.diag([1.5, 1.5, 1.5, 1.0]))
+    assert got.shape == (30, 30, 30) and got[25, 5, 15] and not got[15, 15, 15]
     masked = np.where(scan >= 500, scan, 0)  # a scanner's zero background: nothing to tell apart
     assert blanked_region(masked, affine) is None

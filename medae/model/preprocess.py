@@ -258,9 +258,10 @@ def to_model_space(
             if kept is None:
                 blanked = blanked_region(data, volume.affine)
                 if blanked is not None:
+                    ml = blanked[0].sum() * _voxel_ml(blanked[1])
                     warnings.append(
-                        f"{blanked.sum() * _voxel_ml(volume):.0f} mL of the scan are exactly zero in one piece where "
-                        "the air elsewhere holds noise, as defacing leaves a removed face: the alignment to the "
+                        f"{ml:.0f} mL of the scan are exactly zero in one piece where the air elsewhere holds noise "
+                        "(a face removed by defacing, or padding outside the acquired field): the alignment to the "
                         "reference leaves them out."
                     )
                 alignment = register_to_reference(
@@ -270,7 +271,7 @@ def to_model_space(
                     card.affine,
                     mode=mode,
                     cancel=cancel,
-                    moving_mask=None if blanked is None else ~blanked,
+                    moving_mask=None if blanked is None else (~blanked[0], blanked[1]),
                     **_brain_stage(card, reference_mask),
                 )
                 alignment = align_part_of_head(volume, data, card, reference, reference_mask, alignment, mode, cancel)
@@ -459,5 +460,5 @@ def _threshold_mask(values: np.ndarray, spec: dict) -> np.ndarray:
     return ndimage.binary_fill_holes(fg)
 
 
-def _voxel_ml(volume: Volume) -> float:
-    return abs(float(np.linalg.det(np.asarray(volume.affine, dtype=np.float64)[:3, :3]))) / 1000.0
+def _voxel_ml(affine: np.ndarray) -> float:
+    return abs(float(np.linalg.det(np.asarray(affine, dtype=np.float64)[:3, :3]))) / 1000.0

@@ -239,7 +239,7 @@ def register_to_reference(
     sampling: float = 0.05,
     seed: int = 7,
     cancel: threading.Event | None = None,
-    moving_mask: np.ndarray | None = None,
+    moving_mask: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Alignment:
     """Aligns ``image`` to ``reference`` by maximising Mattes mutual information.
 
@@ -264,8 +264,9 @@ def register_to_reference(
         sampling: Scales the sampled fraction of every level (0.05 keeps ``SCHEDULE`` as written).
         seed: Sampling seed.
         cancel: Checked between optimiser iterations.
-        moving_mask: The scan's voxels that count (same grid as ``image``); None for all. Voxels that
-            were blanked (a defaced scan's face) would otherwise pull the reference's face towards air.
+        moving_mask: The scan's voxels that count and the voxel -> RAS+ mm of their grid (any grid over
+            the scan); None for all. Voxels that were blanked (a defaced scan's face) would otherwise pull
+            the reference's face towards air.
 
     Raises:
         InputError: the optimiser could not align the scan (e.g. no overlap).
@@ -287,7 +288,7 @@ def register_to_reference(
         levels_used = [*stages, ("brain", SCHEDULE["brain"])] if brain else stages
         sizes = sorted({mm for _, levels in levels_used for mm, _, _ in levels})
         moving_img, fixed_img = _levels(image, affine, reference, ref_affine, sizes)
-        masks = _moving_masks(sitk, moving_mask, affine, sizes)
+        masks = _moving_masks(sitk, moving_mask, sizes)
         current = _initial(sitk, fixed_img[sizes[-1]], moving_img[sizes[-1]], seed, cancel, masks.get(sizes[-1]))
         current, metric, similarity = _fit_stages(
             sitk,
@@ -315,13 +316,14 @@ def register_to_reference(
     return Alignment(result, metric, mode)
 
 
-def _moving_masks(sitk, keep: np.ndarray | None, affine: np.ndarray, sizes) -> dict:
+def _moving_masks(sitk, keep: tuple[np.ndarray, np.ndarray] | None, sizes) -> dict:
     """The scan's voxels that count, as SimpleITK masks at each voxel size (mm) of ``sizes`` ({} for all)."""
     if keep is None:
         return {}
+    mask, affine = keep
     return {
         mm: sitk.Cast(to_sitk(img >= 0.5, aff), sitk.sitkUInt8)
-        for mm, (img, aff) in _pyramid(keep.astype(np.float32), affine, sizes).items()
+        for mm, (img, aff) in _pyramid(mask.astype(np.float32), affine, sizes).items()
     }
 
 
