@@ -177,6 +177,7 @@ def analyze(
             "normalisation": mi.intensity,
             "coverage": round(mi.coverage, 4),
             "skull_stripped": mi.skull_stripped,
+            "blanked_ml": round(mi.blanked_ml, 1),
             "contrast_similarity": None if similarity is None else round(similarity, 4),
             "intensity_bias": None if bias is None else round(bias.factor, 3),
             "intensity_bias_radial": None if bias is None else round(bias.radial, 3),

@@ -39,6 +39,8 @@ class ModelInput:
             it kept are assessed.
         filled: Where ``image`` holds the reference brain because the scan's field of view ends short
             of it (None when it covers the whole brain): network input, never scored.
+        blanked_ml: How much of the scan, blanked to zero in one piece (a defaced face, padding outside the
+            acquired field), the alignment left out (0 when none).
     """
 
     image: np.ndarray
@@ -50,6 +52,7 @@ class ModelInput:
     warnings: list[str] = field(default_factory=list)
     skull_stripped: bool = False
     filled: np.ndarray | None = None
+    blanked_ml: float = 0.0
 
 
 def model_to_input_matrix(card: ModelCard, volume_affine: np.ndarray, alignment: Alignment) -> np.ndarray:
@@ -244,6 +247,7 @@ def to_model_space(
             )
     method = card.space.get("alignment", "register")
     kept = None
+    blanked_ml = 0.0
     if method == "register" and reference is not None and reference_mask is not None:
         kept = stripped_foreground(data, volume.affine)
     stripped = kept is not None
@@ -256,14 +260,10 @@ def to_model_space(
                 )
             mode = card.space.get("registration", "affine")
             if kept is None:
+                # Left out of the match without a warning: once out, they change nothing the reader sees.
                 blanked = blanked_region(data, volume.affine)
                 if blanked is not None:
-                    ml = blanked[0].sum() * _voxel_ml(blanked[1])
-                    warnings.append(
-                        f"{ml:.0f} mL of the scan are exactly zero in one piece where the air elsewhere holds noise "
-                        "(a face removed by defacing, or padding outside the acquired field): the alignment to the "
-                        "reference leaves them out."
-                    )
+                    blanked_ml = float(blanked[0].sum() * _voxel_ml(blanked[1]))
                 alignment = register_to_reference(
                     data,
                     volume.affine,
@@ -316,7 +316,18 @@ def to_model_space(
         ref_image, _ = normalise(reference, reference_mask, card.intensity)
         image[filled] = ref_image[filled]
     report(progress, 1.0, "In model space")
-    return ModelInput(image, mask, m2i, alignment, coverage, used, warnings, skull_stripped=stripped, filled=filled)
+    return ModelInput(
+        image,
+        mask,
+        m2i,
+        alignment,
+        coverage,
+        used,
+        warnings,
+        skull_stripped=stripped,
+        filled=filled,
+        blanked_ml=blanked_ml,
+    )
 
 
 def padding_value(data: np.ndarray) -> float | None:
