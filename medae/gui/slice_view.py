@@ -92,6 +92,19 @@ class SliceView(QWidget):
         self.setCursor(Qt.CursorShape.CrossCursor if measuring else Qt.CursorShape.ArrowCursor)
         self.update()
 
+    def resizeEvent(self, event) -> None:  # noqa: D102 (Qt override)
+        super().resizeEvent(event)
+        # Pan is kept in mm: zoomed in a large view, the crosshair can lie beyond a smaller one (a layout of
+        # more views, compare mode ended). The view then comes to the crosshair rather than lose it.
+        s = self.session
+        if s.image is None or self.mip or self.width() < 2 or self.height() < 2:
+            return
+        at = self.voxel_to_widget(s.cursor)
+        if not QRectF(self.rect()).adjusted(8, 8, -8, -8).contains(at):  # at the very edge it is as good as lost
+            spec = plane_spec(self.plane, s.convention)
+            u, v = spec.offset_mm(s.cursor, s.image.grid.shape, s.image.grid.spacing)
+            s.set_view_state(self.plane, pan=(-u, -v))
+
     def _on_view_changed(self, plane: str) -> None:
         if plane == self.plane:
             self.update()

@@ -86,11 +86,15 @@ class PlaneSpec:
         centre lies ``(pan + u) * pixels_per_mm`` from the view centre; keeping that fixed while the pixels
         per mm scale by ``factor`` gives ``(pan + u) / factor - u``, whatever the view's size.
         """
+        u, v = self.offset_mm(index, shape, spacing)
+        return (pan[0] + u) / factor - u, (pan[1] + v) / factor - v
+
+    def offset_mm(self, index, shape: tuple[int, ...], spacing: tuple[float, float, float]) -> tuple[float, float]:
+        """How far a canonical index lies from the slice's centre, in mm across and down the screen."""
         rows, cols = self.image_shape(shape)
         col, row = self.to_screen(index, shape)
         dx, dy = self.pixel_mm(spacing)
-        u, v = (col + 0.5 - cols / 2) * dx, (row + 0.5 - rows / 2) * dy
-        return (pan[0] + u) / factor - u, (pan[1] + v) / factor - v
+        return (col + 0.5 - cols / 2) * dx, (row + 0.5 - rows / 2) * dy
 
     def screen_directions(self, affine: np.ndarray) -> dict[str, np.ndarray]:
         """World unit vectors pointing to the screen's right and down."""

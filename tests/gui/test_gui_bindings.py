@@ -555,3 +555,18 @@ def test_panels_hidden_by_f11_are_back_after_a_restart(window, qtbot):
     again.show()
     qtbot.waitExposed(again)
     assert [d.objectName() for d in again.docks if d.isVisible()] == shown
+
+
+def test_a_view_zoomed_while_large_keeps_the_crosshair_when_it_shrinks(opened, qtbot):
+    s = opened.session
+    view = opened.view_area.view("axial")
+    view.resize(900, 600)
+    s.set_cursor(tuple(n // 2 for n in s.image.grid.shape))
+    s.set_view_state("axial", zoom=3.0, pan=(0.0, 0.0))
+    # Panned so that the crosshair sits near the right edge of the large view.
+    at = view.voxel_to_widget(s.cursor)
+    s.set_view_state("axial", pan=((0.9 * view.width() - at.x()) / view.pixels_per_mm(), 0.0))
+    assert view.voxel_to_widget(s.cursor).x() == pytest.approx(0.9 * view.width(), abs=1)
+    view.resize(300, 600)  # as a layout of more views, or the end of compare mode, makes it
+    assert view.rect().contains(view.voxel_to_widget(s.cursor).toPoint())
+    assert s.view_state("axial").zoom == 3.0  # the zoom is kept; only the pan came to the crosshair
