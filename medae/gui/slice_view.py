@@ -371,8 +371,14 @@ class SliceView(QWidget):
         return np.clip(index, 0.0, np.asarray(self.session.image.grid.shape, dtype=np.float64) - 1.0)
 
     def zoom_about(self, pos: QPointF, zoom: float, start=None) -> None:
-        """Zooms so that the image point under ``pos`` stays there (``start``: the view state to zoom from)."""
+        """Zooms so that the image point under ``pos`` stays there (``start``: the view state to zoom from).
+
+        A heat projection zooms about the crosshair instead: it shares its plane's zoom and pan with the
+        slice view, where the crosshair must stay put as zooming any other view keeps it.
+        """
         s = self.session
+        if self.mip:
+            pos = self.voxel_to_widget(s.cursor)
         state = start or s.view_state(self.plane)
         zoom = min(max(float(zoom), 0.1), 40.0)
         base = self.pixels_per_mm() / s.view_state(self.plane).zoom  # screen pixels per mm at zoom 1

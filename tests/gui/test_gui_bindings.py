@@ -570,3 +570,28 @@ def test_a_view_zoomed_while_large_keeps_the_crosshair_when_it_shrinks(opened, q
     view.resize(300, 600)  # as a layout of more views, or the end of compare mode, makes it
     assert view.rect().contains(view.voxel_to_widget(s.cursor).toPoint())
     assert s.view_state("axial").zoom == 3.0  # the zoom is kept; only the pan came to the crosshair
+
+
+def test_zooming_the_heat_projection_keeps_the_crosshair_of_its_slice_view(opened, qtbot):
+    s = opened.session
+    s.layout = "2x2"
+    QApplication.processEvents()
+    mip = next(v for v in opened.view_area.views if v.mip)
+    coronal = opened.view_area.view("coronal")
+    s.set_cursor((10, 12, 8))
+    before = coronal.voxel_to_widget(s.cursor)
+    at = QPoint(mip.width() // 5, mip.height() // 5)
+    wheel = QWheelEvent(
+        QPointF(at),
+        QPointF(mip.mapToGlobal(at)),
+        QPoint(0, 0),
+        QPoint(0, 360),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.ControlModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(mip, wheel)
+    assert s.view_state("coronal").zoom == pytest.approx(1.15**3)
+    after = coronal.voxel_to_widget(s.cursor)
+    assert (after.x(), after.y()) == pytest.approx((before.x(), before.y()), abs=1e-6)
