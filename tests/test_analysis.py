@@ -561,3 +561,22 @@ def test_a_defaced_head_is_aligned_as_the_whole_head_is(model, template):
     shift = np.linalg.norm((moved[0] - moved[1])[:, :3], axis=1)
     assert shift.max() < 1.0, shift.max()  # 1.7 mm when the removed face counted
     assert not res.findings
+
+
+def test_a_scan_after_a_contrast_agent_is_named_and_one_before_is_not(model, tmp_path):
+    from medae.analysis.checks import check_input
+    from medae.io import load
+    from tests.dicom_factory import axial_affine, write_series
+
+    head = np.random.default_rng(0).normal(300, 30, (64, 64, 40)).astype(np.int16)
+
+    def agent(ds, k):
+        ds.ContrastBolusAgent = "Gadobutrol"
+
+    write_series(tmp_path / "tag", head, axial_affine((3.0, 3.0, 3.0)), modality="MR", description="T1", edit=agent)
+    write_series(tmp_path / "post", head, axial_affine((3.0, 3.0, 3.0)), modality="MR", description="AX T1 +C")
+    write_series(tmp_path / "pre", head, axial_affine((3.0, 3.0, 3.0)), modality="MR", description="T1 PRE GAD")
+    notes = {name: check_input(load(tmp_path / name), model.card) for name in ("tag", "post", "pre")}
+    assert any("contrast agent (Gadobutrol)" in w for w in notes["tag"]), notes["tag"]
+    assert any("series description (AX T1 +C)" in w and "choroid plexus" in w for w in notes["post"])
+    assert not any("contrast agent" in w for w in notes["pre"])

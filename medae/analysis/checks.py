@@ -7,6 +7,8 @@ unless the user forces it, in which case the refusal becomes a loud warning.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from medae.errors import InputError, ModelMismatchError
@@ -81,6 +83,7 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
         )
     if spacing.min() < 0.2:
         warnings.append(f"Unusually small voxels ({spacing.min():.2f} mm): check the scan's geometry.")
+    warnings += _contrast_agent(volume, card)
     size, advice = _size_problem(volume, card)
     if size and not force:
         raise ModelMismatchError(f"{scan_location(volume)}: {size}. {advice}, or pass --force to analyse anyway.")
@@ -126,6 +129,32 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
             )
         warnings.append(f"{FORCED} a model mismatch: {text}. Interpret the result with great caution.")
     return warnings
+
+
+#: Words of series descriptions (or file names) that mark an acquisition after a contrast agent ("T1 +C",
+#: "MPRAGE_POST_GAD", BIDS "ce-gadolinium"), but not a post-operative scan.
+_POST_CONTRAST = re.compile(r"(\+\s?c\b|\bc\+|(?<![a-z])(post(?![\W_]?op)|gad|gd|ce|km)(?![a-z]))", re.IGNORECASE)
+#: ... unless they say the opposite ("PRE GAD", "T1 NON CE", "nativ").
+_WITHOUT_CONTRAST = re.compile(r"(?<![a-z])(pre|non|without|w/?o|nativ|native|plain)(?![a-z])", re.IGNORECASE)
+
+
+def _contrast_agent(volume: Volume, card: ModelCard) -> list[str]:
+    """A warning when the scan was acquired after a contrast agent and the model never saw one."""
+    if card.space.get("contrast_agent"):
+        return []
+    agent = str(volume.meta.get("contrast_agent") or "").strip()
+    description = str(volume.meta.get("series_description") or "")
+    if agent:
+        why = f"its header names a contrast agent ({agent})"
+    elif _POST_CONTRAST.search(description) and not _WITHOUT_CONTRAST.search(description):
+        why = f"its series description ({description}) says so"
+    else:
+        return []
+    return [
+        f"The scan looks acquired after a contrast agent ({why}); the model {card.id} knows scans without one, "
+        "so enhancing vessels, dura and choroid plexus can be found as regions. Read the findings with that in "
+        "mind, or analyse the series acquired before the contrast agent."
+    ]
 
 
 def _size_problem(volume: Volume, card: ModelCard) -> tuple[str | None, str]:

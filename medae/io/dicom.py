@@ -245,6 +245,7 @@ def _meta(plan: StackPlan, values: Any) -> dict[str, Any]:
         "series_description": info.get("series_description", ""),
         "series_number": info.get("series_number"),
         "body_part": info.get("body_part", ""),
+        "contrast_agent": info.get("contrast_agent", ""),
         "manufacturer": info.get("manufacturer", ""),
         "manufacturer_model": info.get("manufacturer_model", ""),
         "sop_class_uid": h.sop_class,
