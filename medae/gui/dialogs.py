@@ -154,6 +154,8 @@ class PreferencesDialog(QDialog):
         self.opacity.setValue(prefs.opacity)
         self.smooth = QCheckBox("Smooth pixels when zoomed in")
         self.smooth.setChecked(prefs.smooth)
+        self.link_zoom = QCheckBox("Link zoom across views")
+        self.link_zoom.setChecked(prefs.link_zoom)
         self.model = QLineEdit(prefs.model)
         self.model.setPlaceholderText("shipped default model")
         self.browse = QPushButton("Browse...")
@@ -171,6 +173,7 @@ class PreferencesDialog(QDialog):
         form.addRow("Heatmap colormap", self.colormap)
         form.addRow("Heatmap opacity", self.opacity)
         form.addRow(self.smooth)
+        form.addRow(self.link_zoom)
         form.addRow("Model folder", model_row)
         form.addRow("Device", self.device)
         form_with_ok_cancel(self, form)
@@ -190,6 +193,7 @@ class PreferencesDialog(QDialog):
             colormap=self.colormap.currentText(),
             opacity=float(self.opacity.value()),
             smooth=self.smooth.isChecked(),
+            link_zoom=self.link_zoom.isChecked(),
             model=self.model.text().strip(),
             device=self.device.currentText(),
             layout=self.layout_box.currentText(),

@@ -25,6 +25,7 @@ class Preferences:
         model: Model folder, "" for the shipped default.
         device: "auto", "cpu", "cuda" or "mps".
         layout: "single", "1x3" or "2x2".
+        link_zoom: Zooming one view zooms the others about the crosshair.
     """
 
     mouse_scheme: str = "radiology"
@@ -35,6 +36,7 @@ class Preferences:
     model: str = ""
     device: str = "auto"
     layout: str = "1x3"
+    link_zoom: bool = True
 
 
 def settings() -> QSettings:

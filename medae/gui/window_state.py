@@ -41,6 +41,8 @@ class WindowStateMixin:
             s.set_style(**style)
         if changed("smooth"):
             self.view_area.set_smooth(prefs.smooth)
+        if changed("link_zoom"):
+            s.link_zoom = prefs.link_zoom
         save_preferences(prefs)
 
     def shown_preferences(self) -> Preferences:
@@ -54,6 +56,7 @@ class WindowStateMixin:
             colormap=s.style.colormap,
             opacity=s.style.opacity,
             smooth=self.view_area.smooth,
+            link_zoom=s.link_zoom,
         )
 
     def _restore_geometry(self) -> None:

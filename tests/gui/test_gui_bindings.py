@@ -215,8 +215,16 @@ def test_preferences_and_geometry_persist(window, qtbot):
     from medae.gui.settings import Preferences, load_preferences
 
     window.apply_preferences(
-        Preferences(mouse_scheme="research", convention="neurological", layout="2x2", colormap="viridis", opacity=0.3)
+        Preferences(
+            mouse_scheme="research",
+            convention="neurological",
+            layout="2x2",
+            colormap="viridis",
+            opacity=0.3,
+            link_zoom=False,
+        )
     )
+    assert not window.session.link_zoom and not window.shown_preferences().link_zoom
     window.resize(700, 500)  # inside the offscreen screen, which restoreGeometry respects
     qtbot.waitUntil(lambda: window.height() == 500)
     size = window.size()
@@ -231,6 +239,7 @@ def test_preferences_and_geometry_persist(window, qtbot):
     again = MainWindow()
     qtbot.addWidget(again)
     assert again.session.mouse_scheme == "research" and again.session.layout == "2x2"
+    assert not again.session.link_zoom and not again.actions_by_name["link_zoom"].isChecked()
     assert again.size() == size
 
 
