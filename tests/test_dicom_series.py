@@ -496,3 +496,19 @@ def test_imager_pixel_spacing_stands_in_for_pixel_spacing_with_a_warning(tmp_pat
     assert info.spacing == pytest.approx((0.7, 0.7, 2.0))
     notes = [w for w in load(tmp_path).warnings if "ImagerPixelSpacing" in w]
     assert len(notes) == 1 and "0.7 x 0.7 mm" in notes[0] and "magnification" in notes[0]
+
+
+def test_parts_of_one_series_set_apart_by_image_type_are_named_in_words(tmp_path):
+    uid = generate_uid()
+    vol = phantom((5, 5, 4), seed=9)
+    for n, kind in enumerate((("M", "ND"), ("M", "DIS2D"), ("P", "ND"))):
+        write_series(
+            tmp_path, vol + n, axial_affine(), series_uid=uid, prefix=f"p{n}_", description="SWI", modality="MR",
+            image_type=("ORIGINAL", "PRIMARY", *kind),
+        )  # fmt: skip
+    names = sorted(s.description for s in scan(tmp_path))
+    assert names == [
+        "SWI (magnitude distortion-corrected (2D))",
+        "SWI (magnitude not distortion-corrected)",
+        "SWI (phase not distortion-corrected)",
+    ]

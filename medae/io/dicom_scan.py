@@ -59,7 +59,17 @@ _PART_LABELS = {
     "b_value": "b={:g}",
     "gradient": "direction ({:g}, {:g}, {:g})",
 }
-_IMAGE_TYPE_WORDS = {"M": "magnitude", "P": "phase", "R": "real", "I": "imaginary"}
+_IMAGE_TYPE_WORDS = {
+    "M": "magnitude",
+    "P": "phase",
+    "R": "real",
+    "I": "imaginary",
+    # Siemens' flags for the distortion correction and the intensity normalisation applied, or not.
+    "ND": "not distortion-corrected",
+    "DIS2D": "distortion-corrected (2D)",
+    "DIS3D": "distortion-corrected (3D)",
+    "NORM": "intensity-normalised",
+}
 
 
 @dataclass
