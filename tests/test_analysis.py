@@ -580,3 +580,21 @@ def test_a_scan_after_a_contrast_agent_is_named_and_one_before_is_not(model, tmp
     assert any("contrast agent (Gadobutrol)" in w for w in notes["tag"]), notes["tag"]
     assert any("series description (AX T1 +C)" in w and "choroid plexus" in w for w in notes["post"])
     assert not any("contrast agent" in w for w in notes["pre"])
+    # Placeholders some exports write for none, other words than contrast ones, and BIDS names.
+    from dataclasses import replace
+
+    plain = load(tmp_path / "pre")
+    for agent, description, fmt, warned in (
+        ("NONE", "T1", "dicom", False),
+        ("N/A", "T1", "dicom", False),
+        ("Gadovist", "T1 PRE GAD", "dicom", False),  # the description says before: it wins
+        ("", "T1 ohne KM", "dicom", False),
+        ("", "T1 post-surgery", "dicom", False),
+        ("", "AX T1 POST", "dicom", True),
+        ("", "sub-01_ses-post_T1w.nii.gz", "nifti", False),
+        ("", "sub-gd01_T1w.nii.gz", "nifti", False),
+        ("", "sub-01_ce-gadolinium_T1w.nii.gz", "nifti", True),
+    ):
+        meta = {**plain.meta, "contrast_agent": agent, "series_description": description, "format": fmt}
+        got = any("contrast agent" in w for w in check_input(replace(plain, meta=meta), model.card))
+        assert got == warned, (agent, description)

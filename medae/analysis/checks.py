@@ -131,11 +131,21 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
     return warnings
 
 
-#: Words of series descriptions (or file names) that mark an acquisition after a contrast agent ("T1 +C",
-#: "MPRAGE_POST_GAD", BIDS "ce-gadolinium"), but not a post-operative scan.
-_POST_CONTRAST = re.compile(r"(\+\s?c\b|\bc\+|(?<![a-z])(post(?![\W_]?op)|gad|gd|ce|km)(?![a-z]))", re.IGNORECASE)
-#: ... unless they say the opposite ("PRE GAD", "T1 NON CE", "nativ").
-_WITHOUT_CONTRAST = re.compile(r"(?<![a-z])(pre|non|without|w/?o|nativ|native|plain)(?![a-z])", re.IGNORECASE)
+#: Words of DICOM series descriptions that mark an acquisition after a contrast agent ("T1 +C", "MPRAGE
+#: POST GAD", "T1 KM", "AX T1 POST"); "post" alone only at the end ("post-op", "post fossa" are not).
+_POST_CONTRAST = re.compile(
+    r"(\+\s?c\b|\bc\+|(?<![a-z])(gad|gd|km|mdc|ce|contrast|kontrast)(?![a-z])|(?<![a-z])post\s*$)",
+    re.IGNORECASE,
+)
+#: ... unless they say the opposite ("PRE GAD", "T1 NON CE", "nativ", "ohne KM", "sin gd").
+_WITHOUT_CONTRAST = re.compile(
+    r"(?<![a-z])(pre|non|no|none|without|w/?o|nativ|native|plain|ohne|vor|sin|sans|senza|sem)(?![a-z])",
+    re.IGNORECASE,
+)
+#: A BIDS file name's contrast entity ("sub-01_ce-gadolinium_T1w.nii.gz"); other entities' labels are no words.
+_BIDS_CONTRAST = re.compile(r"(?:^|_)ce-(?!none)[a-z0-9]+", re.IGNORECASE)
+#: What some exports write into ContrastBolusAgent when there was none.
+_NO_AGENT = re.compile(r"^\s*(none|no|n/?a|null|-+|0)?\s*$", re.IGNORECASE)
 
 
 def _contrast_agent(volume: Volume, card: ModelCard) -> list[str]:
@@ -144,10 +154,13 @@ def _contrast_agent(volume: Volume, card: ModelCard) -> list[str]:
         return []
     agent = str(volume.meta.get("contrast_agent") or "").strip()
     description = str(volume.meta.get("series_description") or "")
-    if agent:
+    if _WITHOUT_CONTRAST.search(description):
+        return []  # "T1 PRE GAD": the description is the acquisition's own word
+    dicom = volume.meta.get("format") == "dicom"
+    if not _NO_AGENT.match(agent) and not _WITHOUT_CONTRAST.search(agent):
         why = f"its header names a contrast agent ({agent})"
-    elif _POST_CONTRAST.search(description) and not _WITHOUT_CONTRAST.search(description):
-        why = f"its series description ({description}) says so"
+    elif (_POST_CONTRAST if dicom else _BIDS_CONTRAST).search(description):
+        why = f"its {'series description' if dicom else 'file name'} ({description}) says so"
     else:
         return []
     return [

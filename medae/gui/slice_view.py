@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPen, QWheelEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -97,10 +97,19 @@ class SliceView(QWidget):
         # Pan is kept in mm: zoomed in a large view, the crosshair can lie beyond a smaller one (a layout of
         # more views, compare mode ended). The view then comes to the crosshair rather than lose it.
         s = self.session
-        if s.image is None or self.mip or self.width() < 2 or self.height() < 2:
+        old = event.oldSize()
+        # A view made anew (another layout, compare mode) first shows the plane the reader worked in elsewhere.
+        new = not old.isValid() or old.width() < 2 or old.height() < 2
+        shrank = new or self.width() < old.width() or self.height() < old.height()
+        if s.image is None or self.mip or not shrank or self.width() < 2 or self.height() < 2:
             return
-        at = self.voxel_to_widget(s.cursor)
-        if not QRectF(self.rect()).adjusted(8, 8, -8, -8).contains(at):  # at the very edge it is as good as lost
+
+        def seen(size: QSize) -> bool:  # away from the very edge, where it is as good as lost
+            inner = QRectF(0, 0, size.width(), size.height()).adjusted(8, 8, -8, -8)
+            return inner.contains(self.voxel_to_widget(s.cursor, size))
+
+        # Only a crosshair the reader saw before: one zoomed or panned away on purpose stays away.
+        if (new or seen(old)) and not seen(self.size()):
             spec = plane_spec(self.plane, s.convention)
             u, v = spec.offset_mm(s.cursor, s.image.grid.shape, s.image.grid.spacing)
             s.set_view_state(self.plane, pan=(-u, -v))
@@ -110,17 +119,21 @@ class SliceView(QWidget):
             self.update()
 
     # ----- geometry -------------------------------------------------------------------------
-    def image_rect(self) -> QRectF:
-        """Where the slice is drawn in widget coordinates (true proportions, zoom and pan applied)."""
+    def image_rect(self, size: QSize | None = None) -> QRectF:
+        """Where the slice is drawn in widget coordinates (true proportions, zoom and pan applied).
+
+        ``size``: of the widget to lay it out in (its own by default).
+        """
         s = self.session
+        width, height = (self.width(), self.height()) if size is None else (size.width(), size.height())
         spec = plane_spec(self.plane, s.convention)
         rows, cols = spec.image_shape(s.image.grid.shape)
         dx, dy = spec.pixel_mm(s.image.grid.spacing)
         w_mm, h_mm = cols * dx, rows * dy
         state = s.view_state(self.plane)
-        ppmm = min(self.width() / w_mm, self.height() / h_mm) * state.zoom
-        cx = self.width() / 2 + state.pan[0] * ppmm
-        cy = self.height() / 2 + state.pan[1] * ppmm
+        ppmm = min(width / w_mm, height / h_mm) * state.zoom
+        cx = width / 2 + state.pan[0] * ppmm
+        cy = height / 2 + state.pan[1] * ppmm
         return QRectF(cx - w_mm * ppmm / 2, cy - h_mm * ppmm / 2, w_mm * ppmm, h_mm * ppmm)
 
     def pixels_per_mm(self) -> float:
@@ -140,13 +153,13 @@ class SliceView(QWidget):
         row = (pos.y() - rect.top()) / rect.height() * rows - 0.5
         return spec.to_voxel(s.cursor, col, row, s.image.grid.shape)
 
-    def voxel_to_widget(self, index) -> QPointF:
-        """Widget position of the centre of a canonical voxel."""
+    def voxel_to_widget(self, index, size: QSize | None = None) -> QPointF:
+        """Widget position of the centre of a canonical voxel (``size``: of the widget, its own by default)."""
         s = self.session
         spec = plane_spec(self.plane, s.convention)
         rows, cols = spec.image_shape(s.image.grid.shape)
         col, row = spec.to_screen(index, s.image.grid.shape)
-        rect = self.image_rect()
+        rect = self.image_rect(size)
         return QPointF(rect.left() + (col + 0.5) * rect.width() / cols, rect.top() + (row + 0.5) * rect.height() / rows)
 
     def inside(self, index) -> bool:

@@ -604,3 +604,34 @@ def test_zooming_the_heat_projection_keeps_the_crosshair_of_its_slice_view(opene
     assert s.view_state("coronal").zoom == pytest.approx(1.15**3)
     after = coronal.voxel_to_widget(s.cursor)
     assert (after.x(), after.y()) == pytest.approx((before.x(), before.y()), abs=1e-6)
+
+
+def test_a_crosshair_zoomed_away_on_purpose_stays_away_when_the_view_resizes(opened, qtbot):
+    s = opened.session
+    view = opened.view_area.view("axial")
+    view.resize(500, 500)
+    s.set_cursor(tuple(n // 2 for n in s.image.grid.shape))
+    s.set_view_state("axial", zoom=4.0, pan=(15.0, 0.0))  # the crosshair far off to the right
+    assert view.voxel_to_widget(s.cursor).x() > view.width()
+    for size in ((520, 500), (450, 500)):  # growing, then shrinking
+        view.resize(*size)
+        assert s.view_state("axial").pan == (15.0, 0.0)
+
+
+def test_a_new_layout_shows_the_crosshair_of_a_plane_zoomed_in_the_one_before(opened, qtbot):
+    s = opened.session
+    opened.resize(1800, 700)
+    s.layout = "single"
+    s.single_plane = "axial"
+    QApplication.processEvents()
+    view = opened.view_area.view("axial")
+    s.set_cursor(tuple(n // 2 for n in s.image.grid.shape))
+    s.set_view_state("axial", zoom=3.0, pan=(0.0, 0.0))
+    at = view.voxel_to_widget(s.cursor)  # to the right edge of the wide single view
+    s.set_view_state("axial", pan=((0.96 * view.width() - at.x()) / view.pixels_per_mm(), 0.0))
+    large = view.width()
+    s.layout = "1x3"
+    QApplication.processEvents()
+    small = opened.view_area.view("axial")
+    assert small.width() < large / 2
+    assert small.rect().adjusted(8, 8, -8, -8).contains(small.voxel_to_widget(s.cursor).toPoint())
