@@ -26,6 +26,11 @@ def spacing(affine: np.ndarray) -> tuple[float, float, float]:
     return tuple(float(n) for n in norms)  # type: ignore[return-value]
 
 
+def voxel_ml(affine: np.ndarray) -> float:
+    """The volume of one voxel in mL (the affine in mm)."""
+    return abs(float(np.linalg.det(np.asarray(affine, dtype=np.float64)[:3, :3]))) / 1000.0
+
+
 def axis_directions(affine: np.ndarray) -> np.ndarray:
     """For each array axis, the world axis (0=R,1=A,2=S) it is closest to, with its sign.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from medae import geometry
 from medae.analysis.result import Finding
 from medae.geometry import apply_affine
 
@@ -51,7 +52,7 @@ def extract_findings(
     above = above[box]
     heat = heatmap[box]
     lab, n = ndimage.label(above, structure=np.ones((3, 3, 3), bool))
-    voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
+    voxel_ml = geometry.voxel_ml(affine)
     idx = np.arange(1, n + 1)
     sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
     excess = ndimage.sum_labels(heat - threshold, lab, idx)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from medae import geometry
+
 #: A blanked region is at least this large; zeros the noise of the air happens to round to are single voxels.
 MIN_BLANKED_ML = 5.0
 
@@ -37,17 +39,17 @@ def blanked_region(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np
     spacing = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
     step = tuple(max(1, int(1.5 / s)) if s > 0 else 1 for s in spacing)
     coarse = arr[:: step[0], :: step[1], :: step[2]]
-    voxel_ml = abs(float(np.linalg.det(np.asarray(affine, dtype=np.float64)[:3, :3]))) * float(np.prod(step)) / 1000.0
+    voxel = geometry.voxel_ml(affine) * float(np.prod(step))
     zero = coarse == 0
     n_zero = int(np.count_nonzero(zero))
-    if voxel_ml <= 0 or n_zero * voxel_ml < MIN_BLANKED_ML:
+    if voxel <= 0 or n_zero * voxel < MIN_BLANKED_ML:
         return None
     level = 0.1 * float(np.percentile(coarse[::2, ::2, ::2], 99))
     if level <= 0 or n_zero > 0.5 * int(np.count_nonzero(coarse < level)):
         return None  # the air is zero almost everywhere: masked or padded, not blanked in part
     labels, n = ndimage.label(zero)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    large = np.flatnonzero(sizes * voxel_ml >= MIN_BLANKED_ML)
+    large = np.flatnonzero(sizes * voxel >= MIN_BLANKED_ML)
     large = large[large > 0]
     if large.size == 0:
         return None

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from medae import geometry
+
 # A stripped scan's background is one exact value over much of the grid; a head scan's air is noise.
 _MIN_BACKGROUND_FRACTION = 0.2
 # What is left is a brain (an adult's is 1.0-1.9 L with its CSF); a head with scalp and skull is
@@ -42,7 +44,7 @@ def stripped_foreground(data: np.ndarray, affine: np.ndarray) -> np.ndarray | No
     n_bg = int(np.count_nonzero(background))
     if n_bg < _MIN_BACKGROUND_FRACTION * arr.size:
         return None
-    voxel_ml = abs(float(np.linalg.det(np.asarray(affine, dtype=np.float64)[:3, :3]))) / 1000.0
+    voxel_ml = geometry.voxel_ml(affine)
     kept_ml = (arr.size - n_bg) * voxel_ml
     if kept_ml > _MAX_BRAIN_ML or kept_ml < 100.0:
         return None

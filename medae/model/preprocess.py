@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from medae.errors import InputError
-from medae.geometry import apply_affine
+from medae.geometry import apply_affine, voxel_ml
 from medae.model.blanked import blanked_region
 from medae.model.brain_only import correlation, kept_on_grid, on_zero_background, stripped_foreground
 from medae.model.card import ModelCard
@@ -263,7 +263,7 @@ def to_model_space(
                 # Left out of the match without a warning: once out, they change nothing the reader sees.
                 blanked = blanked_region(data, volume.affine)
                 if blanked is not None:
-                    blanked_ml = float(blanked[0].sum() * _voxel_ml(blanked[1]))
+                    blanked_ml = float(blanked[0].sum() * voxel_ml(blanked[1]))
                 alignment = register_to_reference(
                     data,
                     volume.affine,
@@ -469,7 +469,3 @@ def _threshold_mask(values: np.ndarray, spec: dict) -> np.ndarray:
         sizes = ndimage.sum_labels(fg, lab, index=np.arange(1, n + 1))
         fg = lab == (int(np.argmax(sizes)) + 1)
     return ndimage.binary_fill_holes(fg)
-
-
-def _voxel_ml(affine: np.ndarray) -> float:
-    return abs(float(np.linalg.det(np.asarray(affine, dtype=np.float64)[:3, :3]))) / 1000.0

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medae import geometry
 from medae.errors import MedaeError
 from medae.progress import ProgressFn, check_cancel, report, sub_progress
 from medae.training.lesions import KINDS, RADIUS_RANGE_MM, LesionRecord, make_lesion_scan
@@ -311,7 +312,7 @@ def evaluate(
             "shape": list(volume.shape),
             "spacing_mm": [round(s, 3) for s in volume.spacing],
             "orientation": volume.orientation,
-            "brain_ml": round(float(brain.sum()) * _voxel_ml(volume), 1),
+            "brain_ml": round(float(brain.sum()) * geometry.voxel_ml(volume.affine), 1),
             "n_findings": len(result.findings),
             "time_s": {k: round(v, 2) for k, v in result.timings.items()},
         }
@@ -330,10 +331,6 @@ def evaluate(
         "warnings": _dedupe_counts(warnings),
     }
     return records, run
-
-
-def _voxel_ml(volume) -> float:
-    return abs(float(np.linalg.det(volume.affine[:3, :3]))) / 1000.0
 
 
 def _save_case(folder: Path, name: str, volume, truth: np.ndarray, heatmap) -> None:

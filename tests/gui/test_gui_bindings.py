@@ -45,6 +45,21 @@ def centre(view):
     return QPoint(view.width() // 2, view.height() // 2)
 
 
+def wheel(view, at: QPoint, notches: int, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+    """Turns the mouse wheel over ``view`` at ``at`` by whole notches (120 units each)."""
+    event = QWheelEvent(
+        QPointF(at),
+        QPointF(view.mapToGlobal(at)),
+        QPoint(0, 0),
+        QPoint(0, 120 * notches),
+        Qt.MouseButton.NoButton,
+        modifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(view, event)
+
+
 def test_left_drag_is_window_level(opened, qtbot):
     view = opened.view_area.view("axial")
     before = opened.session.window
@@ -103,17 +118,7 @@ def test_click_moves_the_linked_crosshair(opened, qtbot):
 def test_wheel_scrolls_slices(opened, qtbot):
     view = opened.view_area.view("axial")
     k = opened.session.cursor[2]
-    ev = QWheelEvent(
-        QPointF(centre(view)),
-        QPointF(view.mapToGlobal(centre(view))),
-        QPoint(0, 0),
-        QPoint(0, 240),
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.NoModifier,
-        Qt.ScrollPhase.NoScrollPhase,
-        False,
-    )
-    QApplication.sendEvent(view, ev)
+    wheel(view, centre(view), 2)
     assert opened.session.cursor[2] == k + 2
 
 
@@ -493,18 +498,8 @@ def test_zoom_keeps_the_point_under_the_pointer(opened, qtbot):
     s = opened.session
     at = QPoint(view.width() // 3, view.height() // 3)
     before = view.widget_to_voxel(QPointF(at))
-    wheel = QWheelEvent(
-        QPointF(at),
-        QPointF(view.mapToGlobal(at)),
-        QPoint(0, 0),
-        QPoint(0, 240),
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.ControlModifier,
-        Qt.ScrollPhase.NoScrollPhase,
-        False,
-    )
     k = s.cursor[2]
-    QApplication.sendEvent(view, wheel)
+    wheel(view, at, 2, Qt.KeyboardModifier.ControlModifier)
     assert s.view_state("axial").zoom == pytest.approx(1.15**2) and s.cursor[2] == k  # zoomed, not scrolled
     np.testing.assert_allclose(view.widget_to_voxel(QPointF(at)), before, atol=1e-6)
     start = QPoint(view.width() * 2 // 3, view.height() // 2)
@@ -590,17 +585,7 @@ def test_zooming_the_heat_projection_keeps_the_crosshair_of_its_slice_view(opene
     s.set_cursor((10, 12, 8))
     before = coronal.voxel_to_widget(s.cursor)
     at = QPoint(mip.width() // 5, mip.height() // 5)
-    wheel = QWheelEvent(
-        QPointF(at),
-        QPointF(mip.mapToGlobal(at)),
-        QPoint(0, 0),
-        QPoint(0, 360),
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.ControlModifier,
-        Qt.ScrollPhase.NoScrollPhase,
-        False,
-    )
-    QApplication.sendEvent(mip, wheel)
+    wheel(mip, at, 3, Qt.KeyboardModifier.ControlModifier)
     assert s.view_state("coronal").zoom == pytest.approx(1.15**3)
     after = coronal.voxel_to_widget(s.cursor)
     assert (after.x(), after.y()) == pytest.approx((before.x(), before.y()), abs=1e-6)
