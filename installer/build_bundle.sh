@@ -33,7 +33,7 @@ done
   --specpath build/pyinstaller \
   --collect-all medae --collect-all monai --collect-data nibabel --collect-data pydicom \
   --collect-submodules pydicom --collect-all highdicom --collect-all SimpleITK \
-  --collect-all pylibjpeg --collect-all openjpeg --collect-all rle --collect-all gdcm \
+  --collect-all pylibjpeg --collect-all openjpeg --collect-all rle --collect-all gdcm --collect-all imagecodecs \
   --hidden-import medae.gui.app --add-data "$PWD/resources:resources" \
   "${models[@]}" "${libs[@]}" "$PWD/installer/bundle_entry.py"
 echo "bundle in dist/medae (run dist/medae/medae --help, or dist/medae/medae view)"

@@ -72,6 +72,13 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
     Raises:
         ModelMismatchError: the result could not be meaningful (and ``force`` is False).
     """
+    if volume.meta.get("kind") == "latent reconstruction":
+        # Decoded from a compressed study's latent: the model's own healthy-looking approximation, where
+        # nothing abnormal survives, so an analysis would call any scan healthy.
+        raise InputError(
+            f"{scan_location(volume)}: this is a latent reconstruction (a smooth, healthy-looking approximation "
+            "from a compressed study), not a scan; analyse the original scan, or a lossless or near-lossless copy."
+        )
     warnings: list[str] = []
     problems = kind_problems(volume, card)
     spacing = np.asarray(volume.spacing)

@@ -17,7 +17,19 @@ from medae._version import __version__
 from medae.errors import MedaeError
 
 # Order is the order shown in --help.
-SUBCOMMANDS = ("info", "analyze", "batch", "view", "demo", "train", "evaluate", "sample", "make_healthy")
+SUBCOMMANDS = (
+    "info",
+    "analyze",
+    "batch",
+    "compress",
+    "decompress",
+    "view",
+    "demo",
+    "train",
+    "evaluate",
+    "sample",
+    "make_healthy",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,8 +18,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Prints the series found under ``args.path``."""
+    from medae.codec import container, describe, is_compressed_study
     from medae.io import scan
 
+    if is_compressed_study(args.path):
+        header, _ = container.read(args.path)
+        if args.json:
+            shown = {k: v for k, v in header.items() if k != "phi"}
+            json.dump({"path": str(args.path), "compressed_study": shown}, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            print(f"{args.path}: compressed study, {describe(header, Path(args.path).stat().st_size)}")
+            for w in header.get("warnings", []):
+                print(f"    warning: {w}")
+        return 0
     infos = scan(args.path)
     if args.json:
         json.dump({"path": str(args.path), "series": [s.to_json() for s in infos]}, sys.stdout, indent=2)

@@ -1,4 +1,4 @@
-"""Export menu: heatmap and findings (NIfTI, DICOM), screenshots (PNG, DICOM) and the report.
+"""Export menu: heatmap and findings (NIfTI, DICOM), screenshots (PNG, DICOM), the report, the scan compressed.
 
 Each export runs in a worker thread, so the window never waits for a disk or a DICOM encoder; only
 grabbing the screen happens on the GUI thread (it must, and it takes milliseconds).
@@ -22,7 +22,11 @@ KINDS: tuple[tuple[str, str, str], ...] = (
     ("Screenshot as P&NG (with colour bar)...", "screenshot", ".png"),
     ("Screenshot as DICOM Secondary &Capture...", "screenshot_dicom", ".dcm"),
     ("&Report (summary image, heatmap, findings, report.json) to folder...", "report", ""),
+    ("The scan as a compressed s&tudy (.mae, lossless)...", "study", ".mae"),
 )
+
+#: Kinds that need only a scan on screen, not an analysis.
+SCAN_KINDS = ("screenshot", "screenshot_dicom", "study")
 
 
 def grab_rgb(widget) -> np.ndarray:
@@ -34,7 +38,7 @@ def grab_rgb(widget) -> np.ndarray:
 
 
 #: Endings each kind of file may have; a name without one of them gets the kind's own.
-_ENDINGS = {".nii.gz": (".nii.gz", ".nii"), ".dcm": (".dcm",), ".png": (".png",)}
+_ENDINGS = {".nii.gz": (".nii.gz", ".nii"), ".dcm": (".dcm",), ".png": (".png",), ".mae": (".mae",)}
 
 
 def export_target(kind: str, target: str | Path) -> Path:
@@ -55,7 +59,7 @@ def default_name(volume, kind: str, suffix: str) -> str:
     stem = "medae"
     if volume is not None and volume.source:
         name = Path(volume.source).name
-        for ending in (".nii.gz", ".nii", ".mgz", ".mgh", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm.gz", ".dcm"):
+        for ending in (".nii.gz", ".nii", ".mgz", ".mgh", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm.gz", ".dcm", ".mae"):
             if name.lower().endswith(ending):
                 name = name[: -len(ending)]
                 break
@@ -71,10 +75,17 @@ def export(window, kind: str, target: str | Path):
         window.statusBar().showMessage(f"{target} is a folder: give the export a file name.", 8000)
         return None
     result, volume = s.result, s.volume
+    if kind in SCAN_KINDS and volume is None:
+        window.statusBar().showMessage("Open a scan first.", 5000)
+        return None
+    if kind == "study":
+        return window.run_job(
+            "export",
+            lambda progress, cancel: _study(volume, target, progress, cancel),
+            lambda path: _done(window, path),
+            f"compressing {target.name}",
+        )
     if kind in ("screenshot", "screenshot_dicom"):
-        if volume is None:
-            window.statusBar().showMessage("Open a scan first.", 5000)
-            return None
         rgb = grab_rgb(window.active_widget())
         fn = _screenshot_png if kind == "screenshot" else _screenshot_dicom
         return window.run_job(
@@ -117,6 +128,15 @@ def _screenshot_dicom(rgb, volume, target: Path, window, progress, cancel) -> Pa
     from medae.io.dicom_export import write_secondary_capture
 
     return write_secondary_capture(rgb, volume, target)
+
+
+def _study(volume, target: Path, progress, cancel) -> Path:
+    # Lossless, without patient data: what leaves the viewer is the scan itself, as in its other exports.
+    from medae.codec import compress, write_study
+
+    if volume.source and Path(volume.source).exists() and Path(volume.source).resolve() == target.resolve():
+        raise OutputError(f"{target} is the scan's own file; medae never overwrites a source. Choose another name.")
+    return write_study(target, *compress(volume, "lossless", progress=progress, cancel=cancel))
 
 
 def _heatmap_nifti(result, volume, target: Path, progress, cancel) -> Path:

@@ -16,7 +16,10 @@ from medae.viewer.planes import CONVENTIONS, PLANES
 from medae.viewer.session import LAYOUTS
 
 _CONVENTION_TEXT = {"radiological": "&Radiological convention", "neurological": "N&eurological convention"}
-_SCAN_FILTER = "Scans (*.nii *.nii.gz *.mgz *.mgh *.nrrd *.nhdr *.mha *.mhd *.dcm *.dcm.gz DICOMDIR);;All files (*)"
+_SCAN_FILTER = (
+    "Scans (*.nii *.nii.gz *.mgz *.mgh *.nrrd *.nhdr *.mha *.mhd *.dcm *.dcm.gz DICOMDIR *.mae);;"
+    "Compressed studies (*.mae);;All files (*)"
+)
 
 
 def _action(w, menu, text: str, slot, shortcut=None, checkable=False, name=None) -> QAction:
@@ -207,7 +210,12 @@ def _export(w, kind: str, suffix: str) -> None:
     if kind == "report":
         target = QFileDialog.getExistingDirectory(w, "Folder for heatmap, findings and report", start)
     else:
-        names = {".nii.gz": "NIfTI (*.nii.gz *.nii)", ".dcm": "DICOM (*.dcm)", ".png": "PNG image (*.png)"}
+        names = {
+            ".nii.gz": "NIfTI (*.nii.gz *.nii)",
+            ".dcm": "DICOM (*.dcm)",
+            ".png": "PNG image (*.png)",
+            ".mae": "Compressed study (*.mae)",
+        }
         name = str(Path(start) / exports.default_name(w.session.volume, kind, suffix))
         target, _ = QFileDialog.getSaveFileName(w, "Export", name, names[suffix])
     if target:
@@ -256,5 +264,5 @@ def refresh_enabled(w) -> None:
             w.actions_by_name[name].setEnabled(four_d)
     for name in ("compare", "toggle_heat", "clear", *(f"export_{k}" for _t, k, _s in exports.KINDS)):
         if name in w.actions_by_name:
-            needs_result = name != "export_screenshot"
+            needs_result = name.removeprefix("export_") not in exports.SCAN_KINDS
             w.actions_by_name[name].setEnabled(has or not needs_result)

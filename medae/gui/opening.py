@@ -35,17 +35,40 @@ class OpeningMixin:
 
     def open_path(self, path: str | Path) -> Job:
         """Opens a file or folder: scans it, asks for a series if there are several, loads it."""
+        from medae.codec import is_compressed_study
         from medae.io import scan
 
         path = str(path)
         self._cancel_named("scan", "load", "thumbnails")  # superseded by this request
         self._open_seq += 1
         seq = self._open_seq
+        if is_compressed_study(path):
+            return self._open_compressed(path, seq)
         return self.run_job(
             "scan",
             lambda progress, cancel: scan(path, progress=progress, cancel=cancel),
             lambda infos: self._scanned(path, infos) if seq == self._open_seq else None,
             f"reading {Path(path).name}",
+            on_failed=lambda _exc: self._drop_pending_analysis(seq),
+        )
+
+    def _open_compressed(self, path: str, seq: int) -> Job:
+        # A compressed study is one series: decoded in a worker (a latent one loads the compression model).
+        from medae.codec import read_study
+
+        def done(volume) -> None:
+            if seq == self._open_seq:
+                self._four_d = self._parts = None
+                self.show_volume(volume, path)
+                for w in volume.warnings:
+                    if w.startswith("decoded from a latent"):
+                        self.statusBar().showMessage(f"{Path(path).name}: {w}.", 15000)
+
+        return self.run_job(
+            "load",
+            lambda progress, cancel: read_study(path),
+            done,
+            f"decoding {Path(path).name}",
             on_failed=lambda _exc: self._drop_pending_analysis(seq),
         )
 

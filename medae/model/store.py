@@ -19,6 +19,7 @@ WEIGHTS = "weights.safetensors"
 CARD = "card.json"
 REFERENCE = "reference.nii.gz"
 DEFAULT_MODEL = "brain-t1-dae"
+CODEC_MODEL = "brain-t1-codec"
 
 
 def default_model_dir() -> Path:
@@ -27,6 +28,11 @@ def default_model_dir() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[2] / "models" / DEFAULT_MODEL
+
+
+def default_codec_dir() -> Path:
+    """The shipped model for compressed studies' latents: ``models/brain-t1-codec`` beside the package."""
+    return Path(__file__).resolve().parents[2] / "models" / CODEC_MODEL
 
 
 def sha256_file(path: Path) -> str:

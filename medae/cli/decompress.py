@@ -1,0 +1,44 @@
+"""``medae decompress IN.mae OUT.nii.gz``: the compressed study back as NIfTI on its own grid.
+
+Lossless files give back every voxel bit for bit, near-lossless ones every voxel within the bound the
+file states, latent files the compression model's smooth, healthy-looking approximation (not the scan).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from medae.cli.args import user_path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Adds the ``decompress`` subcommand."""
+    p = sub.add_parser("decompress", help="restore a .mae file as NIfTI", description=__doc__)
+    p.add_argument("input", type=user_path, help="a compressed study (.mae)")
+    p.add_argument("output", type=user_path, help="NIfTI file to write (.nii.gz or .nii)")
+    p.add_argument("--model", help="latent files: the compression model folder (default: models/brain-t1-codec)")
+    p.add_argument("--device", default="auto", help="latent files: auto, cpu, cuda or mps")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Reads, checks and decodes the study, then writes the NIfTI file atomically."""
+    from medae.codec import container, describe, read_study
+    from medae.errors import OutputError
+    from medae.io.nifti import save_nifti
+
+    name = args.output.name.lower()
+    if args.output.is_dir() or not name.endswith((".nii", ".nii.gz")):
+        raise OutputError(f"{args.output}: give a NIfTI file name ending in .nii.gz or .nii.")
+    model = None
+    if args.model:
+        from medae.model import load_model
+
+        model = load_model(args.model, device=args.device)
+    volume = read_study(args.input, model=model, device=args.device)
+    save_nifti(volume, args.output)
+    for w in volume.warnings:
+        print(f"medae: warning: {w}")
+    header, _ = container.read(args.input)
+    print(f"{args.output}: {describe(header)}")
+    return 0

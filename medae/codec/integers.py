@@ -1,0 +1,92 @@
+"""Non-negative integer volumes <-> bytes: JPEG-LS slice by slice, or zstd when values exceed 16 bits.
+
+JPEG-LS (ISO 14495-1, the DICOM transfer syntaxes 1.2.840.10008.1.2.4.80 and .81) codes each slice
+losslessly or near-losslessly with a guaranteed largest error; it needs at most 16 bits per sample.
+Wider values (32-bit integers, quantised floats of a wide range) are byte-shuffled and coded with zstd,
+losslessly. Slices run along the last array axis so that any part of a volume decodes on its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medae.errors import InputError
+
+JPEGLS_MAX = 2**16 - 1
+ZSTD_LEVEL = 9
+
+
+def encode(values: np.ndarray, near: int = 0) -> tuple[dict, bytes]:
+    """Codes a 3D array of non-negative integers.
+
+    Args:
+        values: Integers >= 0, any integer dtype.
+        near: Largest error allowed per voxel (JPEG-LS NEAR); 0 is lossless. Only for values up to 65535:
+            wider values are coded losslessly and must be quantised by the caller.
+
+    Returns:
+        (description for the header, coded bytes).
+    """
+    import imagecodecs
+
+    top = int(values.max()) if values.size else 0
+    if values.size and int(values.min()) < 0:
+        raise ValueError("integer coding needs values >= 0")
+    if top <= JPEGLS_MAX:
+        stored = np.uint8 if top < 256 else np.uint16
+        parts = []
+        for k in range(values.shape[-1]):
+            plane = np.ascontiguousarray(values[..., k], dtype=stored)
+            parts.append(imagecodecs.jpegls_encode(plane, level=int(near) if near else None))
+        info = {"coding": "jpeg-ls", "near": int(near), "sample": np.dtype(stored).name}
+        info["slices"] = [len(p) for p in parts]
+        return info, b"".join(parts)
+    if near:
+        raise ValueError("near-lossless coding of values beyond 16 bits must be quantised first")
+    stored = np.uint32 if top < 2**32 else np.uint64
+    flat = np.ascontiguousarray(values, dtype=stored).reshape(-1)
+    return {"coding": "zstd-shuffle", "sample": np.dtype(stored).name}, imagecodecs.zstd_encode(
+        shuffle(flat), ZSTD_LEVEL
+    )
+
+
+def decode(info: dict, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`encode`: the non-negative integers (as the stored sample type).
+
+    Raises:
+        InputError: The coded data do not match their description (a damaged file).
+    """
+    import imagecodecs
+
+    sample = np.dtype(info["sample"])
+    if info["coding"] == "jpeg-ls":
+        sizes = [int(n) for n in info["slices"]]
+        if len(sizes) != shape[-1] or sum(sizes) != len(data):
+            raise InputError("the compressed slices do not add up to the volume's size; the file is damaged.")
+        out = np.empty(shape, dtype=sample)
+        start = 0
+        for k, n in enumerate(sizes):
+            plane = imagecodecs.jpegls_decode(data[start : start + n])
+            if plane.shape != shape[:-1]:
+                raise InputError(f"slice {k} decodes to {plane.shape}, not {shape[:-1]}; the file is damaged.")
+            out[..., k] = plane
+            start += n
+        return out
+    if info["coding"] == "zstd-shuffle":
+        raw = imagecodecs.zstd_decode(data)
+        count = int(np.prod(shape))
+        if len(raw) != count * sample.itemsize:
+            raise InputError("the compressed values do not fill the volume; the file is damaged.")
+        return unshuffle(raw, sample).reshape(shape)
+    raise InputError(f"unknown value coding {info['coding']!r}: the file was written by a newer medae.")
+
+
+def shuffle(flat: np.ndarray) -> bytes:
+    """Byte planes one after another (all first bytes, then all second bytes, ...): compresses better."""
+    return np.ascontiguousarray(flat.view(np.uint8).reshape(-1, flat.itemsize).T).tobytes()
+
+
+def unshuffle(raw: bytes, dtype: np.dtype) -> np.ndarray:
+    """Inverse of :func:`shuffle`."""
+    planes = np.frombuffer(raw, dtype=np.uint8).reshape(dtype.itemsize, -1)
+    return np.ascontiguousarray(planes.T).view(dtype).reshape(-1)

@@ -1,0 +1,238 @@
+"""Compressing a study into one ``.mae`` file and restoring it: the modes, their guarantees, the checks.
+
+- ``lossless``: every voxel, the dtype and the affine come back bit for bit (checked by a sha256 of the
+  values stored in the file, and by decoding before the file is written).
+- ``near-lossless``: every voxel comes back within ``max_error`` of the original, in the scan's units
+  (JPEG-LS's bound for integers, quantisation for floats); checked the same way before writing.
+- ``latent``: only the compression model's latent: a few kilobytes that decode to a smooth,
+  healthy-looking version of the region the model covers. Not the scan; never for diagnosis.
+
+Every mode keeps the shape, the affine, the modality and the non-identifying description; patient data
+only when asked (``keep_phi``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from medae import __version__
+from medae.codec import container, values
+from medae.errors import InputError
+from medae.progress import ProgressFn, check_cancel, report
+from medae.volume import Volume
+
+MODES = ("lossless", "near-lossless", "latent")
+LATENT_NOTE = (
+    "decoded from a latent: a smooth, healthy-looking approximation of the region the compression model "
+    "covers; not the scan, never for diagnosis (lesions are not kept)"
+)
+
+
+def compress(
+    volume: Volume,
+    mode: str = "lossless",
+    max_error: float | None = None,
+    model=None,
+    keep_phi: bool = False,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[dict, dict[str, bytes]]:
+    """The header and sections of ``volume`` compressed in ``mode``.
+
+    Args:
+        volume: The scan.
+        mode: One of :data:`MODES`.
+        max_error: Near-lossless bound in the scan's units (default: :func:`values.default_max_error`).
+        model: A loaded compression model (``latent`` mode only).
+        keep_phi: Store the patient-identifying fields too.
+        force: ``latent`` mode on a scan of another modality than the model's.
+        progress: Progress callback.
+        cancel: Cancel event.
+
+    Raises:
+        InputError: A mode or bound that cannot apply to this scan.
+    """
+    if mode not in MODES:
+        raise InputError(f"unknown compression mode {mode!r}; choose one of {', '.join(MODES)}.")
+    array = np.asarray(volume.array)
+    header: dict = {
+        "mode": mode,
+        "shape": list(array.shape),
+        "dtype": array.dtype.str,
+        "affine": np.asarray(volume.affine, dtype=np.float64).tolist(),
+        "modality": volume.modality,
+        "meta": jsonable(volume.meta),
+        "warnings": list(volume.warnings),
+        "written_by": f"medae {__version__}",
+    }
+    if keep_phi and volume.phi:
+        header["phi"] = jsonable(volume.phi)
+    report(progress, 0.0, "Compressing")
+    if mode == "latent":
+        from medae.codec import latent
+
+        if model is None:
+            raise InputError(
+                "latent mode needs a compression model (--model); the shipped one is models/brain-t1-codec."
+            )
+        info, data, notes = latent.encode(volume, model, force=force, progress=progress, cancel=cancel)
+        header["latent"] = info
+        header["warnings"] += notes
+        return header, {"latent": data}
+    bound = 0.0
+    if mode == "near-lossless":
+        bound = values.default_max_error(array) if max_error is None else float(max_error)
+        if not np.isfinite(bound) or bound < 0:
+            raise InputError(f"--max-error must be a finite number >= 0, not {max_error}.")
+        if array.dtype.kind in "biu":
+            bound = float(int(bound))  # integers: the largest whole error within the bound
+    info, data = _encode_checked(array, bound, cancel)
+    header["values"] = info
+    header["max_error"] = bound
+    header["sha256_values"] = _digest(array) if bound == 0 else None
+    report(progress, 1.0, "Compressed")
+    return header, {"values": data}
+
+
+def _encode_checked(array: np.ndarray, bound: float, cancel) -> tuple[dict, bytes]:
+    """Codes the values, decodes them again and checks the promise (exact, or within ``bound``)."""
+    check_cancel(cancel)
+    info, data = values.encode(array, bound)
+    check_cancel(cancel)
+    back = values.decode(info, data, array.shape)
+    if bound == 0:
+        ok = back.dtype == array.dtype and _digest(back) == _digest(array)
+    else:
+        ok = _largest_error(back, array) <= bound
+        if not ok and array.dtype.kind == "f":
+            # The float type's own rounding can add a hair to the bound: a finer step keeps it.
+            info, data = values.encode(array, bound * 0.5)
+            ok = _largest_error(values.decode(info, data, array.shape), array) <= bound
+    if not ok:
+        raise InputError(
+            "the compressed values did not decode to the scan within the promised bound; nothing was written. "
+            "Use --mode lossless, and report this scan's type to medae's developers."
+        )
+    return info, data
+
+
+def decompress(header: dict, sections: dict[str, bytes], model=None, source: str | None = None) -> Volume:
+    """The study back as a ``Volume`` (its shape, affine, dtype, modality and description)."""
+    shape = tuple(int(s) for s in header["shape"])
+    affine = np.asarray(header["affine"], dtype=np.float64)
+    warnings = list(header.get("warnings", []))
+    meta = dict(header.get("meta") or {})
+    if header["mode"] == "latent":
+        from medae.codec import latent
+
+        if model is None:
+            raise InputError(
+                f"this study holds only a latent of model {header['latent'].get('model')!r}; "
+                "decoding it needs that model (--model)."
+            )
+        decoded = latent.decode(header["latent"], sections["latent"], shape, model)
+        dtype = np.dtype(header["dtype"])
+        if dtype.kind in "biu":
+            limits = np.iinfo(dtype) if dtype.kind != "b" else np.iinfo(np.uint8)
+            decoded = np.clip(np.rint(decoded), limits.min, limits.max)
+        array = decoded.astype(dtype)
+        warnings.append(LATENT_NOTE)
+        meta["kind"] = "latent reconstruction"
+    elif header["mode"] in ("lossless", "near-lossless"):
+        array = values.decode(header["values"], sections["values"], shape)
+        expected = header.get("sha256_values")
+        if expected and _digest(array) != expected:
+            raise InputError(
+                f"{source or 'the study'}: the decoded voxels do not match the stored checksum; the file is damaged."
+            )
+    else:
+        raise InputError(f"unknown compression mode {header['mode']!r}: the file was written by a newer medae.")
+    return Volume(
+        array,
+        affine,
+        header.get("modality") or "OT",
+        meta,
+        phi=dict(header.get("phi") or {}),
+        source=source,
+        warnings=warnings,
+    )
+
+
+def write_study(path: str | os.PathLike, header: dict, sections: dict[str, bytes]) -> Path:
+    """Writes the compressed study atomically."""
+    return container.write(path, header, sections)
+
+
+def read_study(path: str | os.PathLike, model=None, device: str = "auto") -> Volume:
+    """Reads and decodes a ``.mae`` file.
+
+    Args:
+        path: The file.
+        model: The compression model for a latent file (default: the shipped one, loaded when needed).
+        device: Where that model runs.
+    """
+    header, sections = container.read(path)
+    if header.get("mode") == "latent" and model is None:
+        from medae.model import load_model
+        from medae.model.store import default_codec_dir
+
+        model = load_model(default_codec_dir(), device=device)
+    return decompress(header, sections, model=model, source=str(path))
+
+
+def is_compressed_study(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file that starts like a ``.mae`` (whatever its name)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(container.SIGNATURE)) == container.SIGNATURE
+    except OSError:
+        return False
+
+
+def describe(header: dict, size: int | None = None) -> str:
+    """One line: mode, grid and size of a compressed study."""
+    shape = "x".join(str(s) for s in header["shape"])
+    raw = int(np.prod(header["shape"])) * np.dtype(header["dtype"]).itemsize
+    text = f"{header['mode']}, {shape} {np.dtype(header['dtype']).name}"
+    if header["mode"] == "near-lossless":
+        text += f", every voxel within {header['max_error']:g}"
+    if header["mode"] == "latent":
+        text += f", latent of model {header['latent']['model']}"
+    if size:
+        text += f"; {size / 1e6:.2f} MB from {raw / 1e6:.2f} MB ({raw / size:.1f}:1)"
+    return text
+
+
+def jsonable(value):
+    """``value`` as plain JSON types (numpy scalars and arrays unpacked, non-finite floats as None)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)
+
+
+def _digest(array: np.ndarray) -> str:
+    """sha256 of the values in C order, in the array's own dtype."""
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def _largest_error(decoded: np.ndarray, original: np.ndarray) -> float:
+    """Largest absolute difference, in float64."""
+    if decoded.size == 0:
+        return 0.0
+    return float(np.max(np.abs(decoded.astype(np.float64) - original.astype(np.float64))))

@@ -1,0 +1,121 @@
+"""Voxel values <-> coded bytes: exactly (lossless) or each within a stated error (near-lossless).
+
+Integers (and floats holding only whole numbers) are offset to start at zero and coded by
+:mod:`medae.codec.integers`; near-lossless integers use JPEG-LS's own bound when they fit 16 bits and are
+quantised otherwise. Other floats are coded as their bytes (lossless) or quantised to steps of twice the
+error (near-lossless). Decoding restores the original dtype, byte order included.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medae.codec import integers
+from medae.errors import InputError
+
+# Whole-number floats beyond this cannot all be told apart as float64 integers.
+_EXACT_INTEGERS = 2**53
+
+
+def default_max_error(array: np.ndarray) -> float:
+    """0.25% of the 1st-99th percentile range: below the noise of clinical MR and CT (at least 1 for integers)."""
+    sample = np.asarray(array).reshape(-1)[:: max(1, array.size // 1_000_000)]
+    finite = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample
+    if finite.size == 0:
+        return 1.0
+    lo, hi = np.percentile(finite.astype(np.float64), [1.0, 99.0])
+    error = 0.0025 * float(hi - lo)
+    if array.dtype.kind in "biu":
+        return float(max(1, int(error)))
+    return error if error > 0 else 1e-3
+
+
+def encode(array: np.ndarray, max_error: float = 0.0) -> tuple[dict, bytes]:
+    """Codes ``array`` (3D); ``max_error`` 0 is lossless.
+
+    Raises:
+        InputError: Near-lossless coding of NaN or infinite values.
+    """
+    a = np.asarray(array)
+    info: dict = {"dtype": a.dtype.str}
+    if a.dtype.kind == "b":
+        a = a.astype(np.uint8)
+    if a.dtype.kind in "iu" or (max_error == 0 and _whole_numbers(a)):
+        codes, lo = _offset(a)
+        info.update(kind="integer", offset=lo, step=1)
+        near = int(max_error) if a.dtype.kind in "iu" else 0
+        if near and a.dtype.itemsize == 8:
+            near = 0  # a step past the end of a 64-bit type cannot be told from a wrap: kept exact
+        if near and int(codes.max()) > integers.JPEGLS_MAX:
+            step = 2 * near + 1
+            codes = (codes + near) // step
+            info["step"] = step
+            near = 0
+        coded, data = integers.encode(codes, near=near)
+        info["values"] = coded
+        return info, data
+    if max_error == 0:
+        flat = np.ascontiguousarray(a).reshape(-1)
+        import imagecodecs
+
+        info.update(kind="raw", order="C")
+        return info, imagecodecs.zstd_encode(integers.shuffle(flat), integers.ZSTD_LEVEL)
+    if not np.isfinite(a).all():
+        raise InputError(
+            "the scan holds NaN or infinite values, which near-lossless coding cannot bound; "
+            "use --mode lossless, which keeps them."
+        )
+    step = 2.0 * float(max_error)
+    lo = float(a.min())
+    codes = np.rint((a.astype(np.float64) - lo) / step).astype(np.int64)
+    coded, data = integers.encode(codes)
+    info.update(kind="quantised", offset=lo, step=step, values=coded)
+    return info, data
+
+
+def decode(info: dict, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`encode`, in the original dtype."""
+    dtype = np.dtype(info["dtype"])
+    kind = info.get("kind")
+    if kind == "raw":
+        import imagecodecs
+
+        raw = imagecodecs.zstd_decode(data)
+        if len(raw) != int(np.prod(shape)) * dtype.itemsize:
+            raise InputError("the compressed values do not fill the volume; the file is damaged.")
+        return integers.unshuffle(raw, dtype).reshape(shape)
+    if kind not in ("integer", "quantised"):
+        raise InputError(f"unknown value coding {kind!r}: the file was written by a newer medae.")
+    codes = integers.decode(info["values"], data, shape)
+    if kind == "integer" and int(info["step"]) == 1:
+        # Modulo 2**64, as the offset was taken: exact for every integer type, 64-bit ones included.
+        values = codes.astype(np.uint64) + np.uint64(int(info["offset"]) % 2**64)
+        return values.astype(dtype) if dtype.kind == "u" else values.view(np.int64).astype(dtype)
+    if kind == "integer":
+        values = codes.astype(np.int64) * int(info["step"]) + int(info["offset"])
+    else:
+        values = codes.astype(np.float64) * float(info["step"]) + float(info["offset"])
+    if dtype.kind in "iu":
+        limits = np.iinfo(dtype)
+        values = np.clip(values, limits.min, limits.max)  # a step past the type's end is never nearer
+    elif dtype.kind == "b":
+        return values.astype(bool)
+    return values.astype(dtype)
+
+
+def _offset(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """Values minus their minimum, as uint64 (modulo 2**64, so no type overflows), and that minimum."""
+    lo = int(a.min()) if a.size else 0
+    wide = a.astype(np.uint64) if a.dtype.kind == "u" else a.astype(np.int64).view(np.uint64)
+    return wide - np.uint64(lo % 2**64), lo
+
+
+def _whole_numbers(a: np.ndarray) -> bool:
+    """A float array that integer coding keeps bit for bit: finite whole numbers, no negative zero."""
+    if a.dtype.kind != "f" or a.size == 0:
+        return False
+    if not np.isfinite(a).all() or np.abs(a).max() >= _EXACT_INTEGERS:
+        return False
+    if not np.array_equal(a, np.trunc(a)):
+        return False
+    return not bool(np.any(np.signbit(a) & (a == 0)))

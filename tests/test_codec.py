@@ -1,0 +1,156 @@
+"""The compressed study (.mae): exact and bounded round trips for every voxel type, and damaged files refused."""
+
+import numpy as np
+import pytest
+
+from medae.codec import compress, container, decompress, describe
+from medae.errors import InputError
+from medae.volume import Volume
+
+AFFINE = np.array([[0.0, -0.9, 0.1, 12.5], [1.1, 0.0, 0.0, -80.25], [0.0, 0.05, 3.0, 7.0], [0, 0, 0, 1]])
+
+
+def _volume(array, **kw) -> Volume:
+    return Volume(array, AFFINE, "MR", {"series_description": "test", "kind": "scan"}, **kw)
+
+
+def _round_trip(volume, mode="lossless", max_error=None) -> tuple[Volume, dict, int]:
+    header, sections = compress(volume, mode, max_error)
+    blob = container.pack(header, sections)
+    back = decompress(*container.unpack(blob))
+    return back, header, len(blob)
+
+
+def _smooth(shape, seed=0, scale=1000.0) -> np.ndarray:
+    """A smooth field with noise, as scans are (compressible, but not trivially)."""
+    rng = np.random.default_rng(seed)
+    grid = np.meshgrid(*[np.linspace(0, 3, n) for n in shape], indexing="ij")
+    field = np.sin(grid[0]) * np.cos(grid[1]) + grid[2] / 3
+    return field * scale + rng.normal(0, scale / 50, shape)
+
+
+ARRAYS = {
+    "int16 CT": lambda: np.clip(_smooth((20, 18, 7)) * 2 - 1024, -2048, 3071).astype(np.int16),
+    "uint8": lambda: np.clip(_smooth((9, 8, 5), scale=120), 0, 255).astype(np.uint8),
+    "uint16 full range": lambda: np.array([0, 65535, 1, 40000] * 30, dtype=np.uint16).reshape(4, 6, 5),
+    "int32 wide": lambda: (_smooth((10, 9, 4), scale=1e7)).astype(np.int32),
+    "big-endian int16": lambda: _smooth((7, 6, 5)).astype(">i2"),
+    "int64 extremes": lambda: np.array([np.iinfo(np.int64).min, np.iinfo(np.int64).max, 0, -1] * 6).reshape(2, 3, 4),
+    "uint64 extremes": lambda: np.array([0, 2**64 - 1, 5, 2**63] * 6, dtype=np.uint64).reshape(2, 3, 4),
+    "bool": lambda: _smooth((6, 5, 4), seed=3) > 1000,
+    "float32 whole numbers": lambda: np.round(_smooth((8, 7, 6))).astype(np.float32),
+    "float32 with NaN and -0": lambda: (
+        np.where(
+            _smooth((8, 7, 6)) > 1500,
+            np.nan,
+            _smooth((8, 7, 6)) / 7.3 * np.array([1, -1])[None, None, [0, 1, 0, 1, 0, 1]],
+        ).astype(np.float32)
+        * np.where(np.arange(6) == 2, -0.0, 1.0)
+    ),
+    "float64": lambda: _smooth((6, 6, 6)) / 3.1,
+    "one slice": lambda: _smooth((12, 11, 1)).astype(np.int16),
+}
+
+
+@pytest.mark.parametrize("name", list(ARRAYS))
+def test_lossless_gives_back_every_bit_the_dtype_and_the_affine(name):
+    array = ARRAYS[name]()
+    back, header, _ = _round_trip(_volume(array))
+    assert back.array.dtype == array.dtype
+    assert back.array.shape == array.shape
+    assert back.array.tobytes() == np.ascontiguousarray(array).tobytes()
+    assert np.array_equal(back.affine, AFFINE)  # exactly: JSON keeps float64 digits
+    assert back.modality == "MR" and back.meta["series_description"] == "test"
+    assert header["sha256_values"]
+
+
+@pytest.mark.parametrize(
+    ("name", "bound"), [("int16 CT", 3), ("int32 wide", 5000), ("uint16 full range", 2), ("float64", 0.01)]
+)
+def test_near_lossless_keeps_every_voxel_within_the_bound_and_is_smaller(name, bound):
+    array = ARRAYS[name]()
+    back, header, size = _round_trip(_volume(array), "near-lossless", bound)
+    _, _, lossless = _round_trip(_volume(array))
+    error = np.abs(back.array.astype(np.float64) - array.astype(np.float64))
+    assert error.max() <= bound
+    assert error.max() > 0  # it did use the room it was given
+    assert size < lossless
+    assert back.array.dtype == array.dtype
+    assert f"within {bound:g}" in describe(header)
+
+
+def test_near_lossless_on_integers_rounds_a_fractional_bound_down():
+    array = ARRAYS["int16 CT"]()
+    back, header, _ = _round_trip(_volume(array), "near-lossless", 2.7)
+    assert header["max_error"] == 2
+    assert np.abs(back.array.astype(int) - array.astype(int)).max() <= 2
+
+
+def test_near_lossless_default_bound_is_small_against_the_range():
+    array = ARRAYS["int16 CT"]()
+    back, header, _ = _round_trip(_volume(array), "near-lossless")
+    lo, hi = np.percentile(array, [1, 99])
+    assert 1 <= header["max_error"] <= 0.005 * (hi - lo)
+    assert np.abs(back.array.astype(int) - array.astype(int)).max() <= header["max_error"]
+
+
+def test_near_lossless_refuses_nan_and_says_what_to_use():
+    with pytest.raises(InputError, match="NaN or infinite.*--mode lossless"):
+        compress(_volume(ARRAYS["float32 with NaN and -0"]()), "near-lossless", 0.5)
+
+
+def test_a_bound_beyond_reason_is_refused():
+    with pytest.raises(InputError, match="finite number >= 0"):
+        compress(_volume(ARRAYS["float64"]()), "near-lossless", -1.0)
+    with pytest.raises(InputError, match="unknown compression mode"):
+        compress(_volume(ARRAYS["float64"]()), "zip")
+
+
+def test_patient_data_is_left_out_unless_asked():
+    phi = {"patient_name": "Doe^Jane", "patient_id": "12345"}
+    header, sections = compress(_volume(ARRAYS["uint8"](), phi=phi))
+    assert "Doe" not in container.pack(header, sections).decode("latin-1")
+    header, sections = compress(_volume(ARRAYS["uint8"](), phi=phi), keep_phi=True)
+    assert decompress(header, sections).phi == phi
+
+
+def _blob() -> bytes:
+    return container.pack(*compress(_volume(ARRAYS["int16 CT"]())))
+
+
+def test_a_cut_file_is_refused_with_advice():
+    blob = _blob()
+    for cut in (4, 14, len(blob) // 3, len(blob) - 1):
+        with pytest.raises(InputError, match="cut short|copy it again"):
+            container.unpack(blob[:cut], "study.mae")
+
+
+def test_an_altered_byte_is_refused_not_decoded():
+    blob = bytearray(_blob())
+    blob[-10] ^= 0x40
+    with pytest.raises(InputError, match="values section is damaged"):
+        container.unpack(bytes(blob), "study.mae")
+
+
+def test_a_text_mode_copy_and_other_files_are_named():
+    blob = _blob()
+    with pytest.raises(InputError, match="copied as text"):
+        container.unpack(blob.replace(b"\r\n", b"\n", 1), "study.mae")
+    with pytest.raises(InputError, match="not a medae compressed study"):
+        container.unpack(b"\x1f\x8b" + b"\0" * 100, "scan.nii.gz")
+    with pytest.raises(InputError, match="unexpected bytes"):
+        container.unpack(blob + b"extra", "study.mae")
+
+
+def test_a_newer_format_asks_for_a_newer_medae():
+    header, sections = compress(_volume(ARRAYS["uint8"]()))
+    blob = container.pack(header, sections).replace(b'"version": 1', b'"version": 9', 1)
+    with pytest.raises(InputError, match="newer medae"):
+        container.unpack(blob, "study.mae")
+
+
+def test_a_tampered_header_is_caught_by_the_values_checksum():
+    header, sections = compress(_volume(ARRAYS["int16 CT"]()))
+    header["values"]["offset"] += 1  # a header edit that every section's own checksum would miss
+    with pytest.raises(InputError, match="checksum"):
+        decompress(*container.unpack(container.pack(header, sections)))

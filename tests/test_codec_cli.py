@@ -1,0 +1,89 @@
+"""`medae compress` / `medae decompress`: the bundled sample and a DICOM series back on their own grid."""
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medae.cli import main
+from medae.io import load
+from tests.dicom_factory import axial_affine, phantom, write_series
+
+SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "samples" / "brain_t1.nii.gz"
+
+
+def test_lossless_round_trip_of_the_sample_is_exact(tmp_path, capsys):
+    assert main(["compress", str(SAMPLE), str(tmp_path / "s.mae")]) == 0
+    out = capsys.readouterr().out
+    assert "lossless" in out and ":1)" in out
+    assert main(["decompress", str(tmp_path / "s.mae"), str(tmp_path / "s.nii.gz")]) == 0
+    original, back = nib.load(SAMPLE), nib.load(tmp_path / "s.nii.gz")
+    assert back.get_data_dtype() == original.get_data_dtype()
+    assert np.array_equal(np.asanyarray(back.dataobj), np.asanyarray(original.dataobj))
+    assert np.allclose(back.affine, original.affine, atol=1e-6)
+    raw = np.asanyarray(original.dataobj).nbytes
+    assert (tmp_path / "s.mae").stat().st_size < raw / 1.8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.mae", "s.nii.gz"]  # no temporary file left
+
+
+def test_lossy_is_near_lossless_with_the_bound_given(tmp_path, capsys):
+    assert main(["compress", str(SAMPLE), str(tmp_path / "s.mae"), "--mode", "lossy", "--max-error", "4"]) == 0
+    assert "within 4" in capsys.readouterr().out
+    assert main(["decompress", str(tmp_path / "s.mae"), str(tmp_path / "s.nii")]) == 0
+    diff = nib.load(tmp_path / "s.nii").get_fdata() - nib.load(SAMPLE).get_fdata()
+    assert 0 < np.abs(diff).max() <= 4
+
+
+def test_a_dicom_series_keeps_its_geometry_and_leaves_patient_data_out(tmp_path):
+    affine = axial_affine((0.8, 0.8, 3.0))
+    write_series(tmp_path / "dcm", phantom((16, 14, 6)), affine, modality="MR", description="T1 axial")
+    assert main(["compress", str(tmp_path / "dcm"), str(tmp_path / "s.mae")]) == 0
+    assert b"Synthetic^Patient" not in (tmp_path / "s.mae").read_bytes()
+    assert main(["decompress", str(tmp_path / "s.mae"), str(tmp_path / "s.nii.gz")]) == 0
+    source, back = load(tmp_path / "dcm"), nib.load(tmp_path / "s.nii.gz")
+    assert np.array_equal(np.asanyarray(back.dataobj), source.array)
+    assert np.allclose(back.affine, source.affine, atol=1e-5)
+    assert main(["compress", str(tmp_path / "dcm"), str(tmp_path / "p.mae"), "--keep-phi"]) == 0
+    assert b"Synthetic^Patient" in (tmp_path / "p.mae").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compress", "{sample}", "{sample}"], "never overwrites a source"),
+        (["compress", "{sample}", "{tmp}/s.mae", "--max-error", "3"], "--max-error applies to --mode near-lossless"),
+        (["compress", "{sample}", "{tmp}"], "is a folder"),
+        (["decompress", "{sample}", "{tmp}/x.nii.gz"], "not a medae compressed study"),
+        (["decompress", "{tmp}/none.mae", "{tmp}/x.nii.gz"], "no such file"),
+        (["decompress", "{tmp}/none.mae", "{tmp}/x.png"], "ending in .nii.gz or .nii"),
+    ],
+)
+def test_mistakes_get_one_line_that_says_what_to_do(tmp_path, capsys, argv, message):
+    argv = [a.format(sample=SAMPLE, tmp=tmp_path) for a in argv]
+    before = SAMPLE.read_bytes()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert SAMPLE.read_bytes() == before
+
+
+def test_info_describes_a_compressed_study(tmp_path, capsys):
+    assert main(["compress", str(SAMPLE), str(tmp_path / "s.mae"), "--mode", "near-lossless", "--max-error", "3"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "s.mae")]) == 0
+    out = capsys.readouterr().out
+    assert "compressed study, near-lossless, 174x229x121 int16, every voxel within 3" in out
+
+
+def test_analyze_reads_a_compressed_study_as_the_scan_it_holds(tmp_path):
+    import json
+
+    assert main(["compress", str(SAMPLE), str(tmp_path / "s.mae")]) == 0
+    assert main(["analyze", str(tmp_path / "s.mae"), "--out", str(tmp_path / "a")]) == 0
+    assert main(["analyze", str(SAMPLE), "--out", str(tmp_path / "b")]) == 0
+    report, direct = (json.loads((tmp_path / d / "report.json").read_text()) for d in "ab")
+    assert report["score"] == direct["score"] and len(report["findings"]) == len(direct["findings"]) >= 1
+    heat = nib.load(tmp_path / "a" / "heatmap.nii.gz")
+    assert heat.shape == nib.load(SAMPLE).shape
+    assert np.allclose(heat.affine, nib.load(SAMPLE).affine, atol=1e-5)
