@@ -77,6 +77,20 @@ def test_near_lossless_keeps_every_voxel_within_the_bound_and_is_smaller(name, b
     assert size < lossless
     assert back.array.dtype == array.dtype
     assert f"within {bound:g}" in describe(header)
+    assert any(f"may differ from the acquired scan by up to {bound:g}" in w for w in back.warnings)
+
+
+@pytest.mark.parametrize("bound", [1, 127, 128, 255, 256, 5000])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.uint16])
+def test_near_lossless_holds_at_the_top_of_the_type_and_for_any_bound(dtype, bound):
+    # Values at the type's ends, where a decoded step past the top would wrap round to the bottom.
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(1)
+    array = rng.integers(max(info.min, info.max - 150), info.max, size=(9, 8, 6), endpoint=True).astype(dtype)
+    array[0, 0, :] = info.max
+    back, header, _ = _round_trip(_volume(array), "near-lossless", bound)
+    assert back.array.dtype == array.dtype
+    assert np.abs(back.array.astype(np.int64) - array.astype(np.int64)).max() <= bound
 
 
 def test_near_lossless_on_integers_rounds_a_fractional_bound_down():

@@ -16,33 +16,35 @@ JPEGLS_MAX = 2**16 - 1
 ZSTD_LEVEL = 9
 
 
-def encode(values: np.ndarray, near: int = 0) -> tuple[dict, bytes]:
-    """Codes a 3D array of non-negative integers.
+def encode(values: np.ndarray, near: int = 0, offset: int = 0) -> tuple[dict, bytes]:
+    """Codes a 3D array of integers that are >= 0 once ``offset`` is taken off.
 
     Args:
-        values: Integers >= 0, any integer dtype.
+        values: Integers, any integer dtype.
         near: Largest error allowed per voxel (JPEG-LS NEAR); 0 is lossless. Only for values up to 65535:
             wider values are coded losslessly and must be quantised by the caller.
+        offset: Subtracted slice by slice, so that no offset copy of a whole volume is made (16-bit
+            values only; wider ones come offset already).
 
     Returns:
         (description for the header, coded bytes).
     """
     import imagecodecs
 
-    top = int(values.max()) if values.size else 0
-    if values.size and int(values.min()) < 0:
+    top = int(values.max()) - offset if values.size else 0
+    if values.size and int(values.min()) - offset < 0:
         raise ValueError("integer coding needs values >= 0")
     if top <= JPEGLS_MAX:
         stored = np.uint8 if top < 256 else np.uint16
         parts = []
         for k in range(values.shape[-1]):
-            plane = np.ascontiguousarray(values[..., k], dtype=stored)
+            plane = np.subtract(values[..., k], offset, dtype=np.int32).astype(stored)
             parts.append(imagecodecs.jpegls_encode(plane, level=int(near) if near else None))
         info = {"coding": "jpeg-ls", "near": int(near), "sample": np.dtype(stored).name}
         info["slices"] = [len(p) for p in parts]
         return info, b"".join(parts)
-    if near:
-        raise ValueError("near-lossless coding of values beyond 16 bits must be quantised first")
+    if near or offset:
+        raise ValueError("values beyond 16 bits must be offset and quantised by the caller")
     stored = np.uint32 if top < 2**32 else np.uint64
     flat = np.ascontiguousarray(values, dtype=stored).reshape(-1)
     return {"coding": "zstd-shuffle", "sample": np.dtype(stored).name}, imagecodecs.zstd_encode(
@@ -50,8 +52,12 @@ def encode(values: np.ndarray, near: int = 0) -> tuple[dict, bytes]:
     )
 
 
-def decode(info: dict, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
-    """Inverse of :func:`encode`: the non-negative integers (as the stored sample type).
+def decode(
+    info: dict, data: bytes, shape: tuple[int, ...], offset: int = 0, dtype: np.dtype | None = None
+) -> np.ndarray:
+    """Inverse of :func:`encode`: the integers, with ``offset`` added back slice by slice into ``dtype``.
+
+    Without ``dtype``, JPEG-LS values come back as their stored sample type (``offset`` must then be 0).
 
     Raises:
         InputError: The coded data do not match their description (a damaged file).
@@ -63,13 +69,22 @@ def decode(info: dict, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
         sizes = [int(n) for n in info["slices"]]
         if len(sizes) != shape[-1] or sum(sizes) != len(data):
             raise InputError("the compressed slices do not add up to the volume's size; the file is damaged.")
-        out = np.empty(shape, dtype=sample)
+        out = np.empty(shape, dtype=dtype or sample)
         start = 0
         for k, n in enumerate(sizes):
-            plane = imagecodecs.jpegls_decode(data[start : start + n])
+            try:
+                plane = imagecodecs.jpegls_decode(data[start : start + n])
+            except Exception as exc:  # noqa: BLE001 - the codec's own error types differ between versions
+                raise InputError(f"slice {k} does not decode ({exc}); the file is damaged.") from exc
             if plane.shape != shape[:-1]:
                 raise InputError(f"slice {k} decodes to {plane.shape}, not {shape[:-1]}; the file is damaged.")
-            out[..., k] = plane
+            if dtype is None:
+                out[..., k] = plane
+            else:
+                # Near-lossless slices may step past the scan's top value (within the bound); its type's end
+                # is never further from the truth, and stops a wrap-around.
+                limits = np.iinfo(out.dtype)
+                out[..., k] = np.clip(np.add(plane, offset, dtype=np.int32), limits.min, limits.max)
             start += n
         return out
     if info["coding"] == "zstd-shuffle":

@@ -19,7 +19,7 @@ _EXACT_INTEGERS = 2**53
 
 def default_max_error(array: np.ndarray) -> float:
     """0.25% of the 1st-99th percentile range: below the noise of clinical MR and CT (at least 1 for integers)."""
-    sample = np.asarray(array).reshape(-1)[:: max(1, array.size // 1_000_000)]
+    sample = np.asarray(array).ravel(order="K")[:: max(1, array.size // 1_000_000)]  # K: no copy of F order
     finite = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample
     if finite.size == 0:
         return 1.0
@@ -40,13 +40,19 @@ def encode(array: np.ndarray, max_error: float = 0.0) -> tuple[dict, bytes]:
     info: dict = {"dtype": a.dtype.str}
     if a.dtype.kind == "b":
         a = a.astype(np.uint8)
+    if a.dtype.kind in "iu" and a.dtype.itemsize <= 2 and int(max_error) <= _near_limit(a):
+        # Most scans: 16 bits or fewer, so JPEG-LS takes them as they are, offset slice by slice.
+        lo = int(a.min()) if a.size else 0
+        coded, data = integers.encode(a, near=int(max_error), offset=lo)
+        info.update(kind="integer", offset=lo, step=1, values=coded)
+        return info, data
     if a.dtype.kind in "iu" or (max_error == 0 and _whole_numbers(a)):
         codes, lo = _offset(a)
         info.update(kind="integer", offset=lo, step=1)
         near = int(max_error) if a.dtype.kind in "iu" else 0
         if near and a.dtype.itemsize == 8:
             near = 0  # a step past the end of a 64-bit type cannot be told from a wrap: kept exact
-        if near and int(codes.max()) > integers.JPEGLS_MAX:
+        if near and (int(codes.max()) > integers.JPEGLS_MAX or near > _near_limit(a)):
             step = 2 * near + 1
             codes = (codes + near) // step
             info["step"] = step
@@ -86,6 +92,11 @@ def decode(info: dict, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
         return integers.unshuffle(raw, dtype).reshape(shape)
     if kind not in ("integer", "quantised"):
         raise InputError(f"unknown value coding {kind!r}: the file was written by a newer medae.")
+    if kind == "integer" and int(info["step"]) == 1 and dtype.kind in "biu" and dtype.itemsize <= 2:
+        # Straight into the scan's own type, slice by slice: no wider copy of the volume.
+        target = np.uint8 if dtype.kind == "b" else dtype.newbyteorder("=")
+        out = integers.decode(info["values"], data, shape, offset=int(info["offset"]), dtype=target)
+        return out.astype(dtype, copy=False)
     codes = integers.decode(info["values"], data, shape)
     if kind == "integer" and int(info["step"]) == 1:
         # Modulo 2**64, as the offset was taken: exact for every integer type, 64-bit ones included.
@@ -101,6 +112,14 @@ def decode(info: dict, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
     elif dtype.kind == "b":
         return values.astype(bool)
     return values.astype(dtype)
+
+
+def _near_limit(a: np.ndarray) -> int:
+    """The largest error JPEG-LS itself can bound for these values: min(255, MAXVAL / 2) of their sample type."""
+    if a.size == 0:
+        return 0
+    top = int(a.max()) - int(a.min())
+    return 127 if top < 256 else 255
 
 
 def _offset(a: np.ndarray) -> tuple[np.ndarray, int]:

@@ -57,12 +57,11 @@ class OpeningMixin:
         from medae.codec import read_study
 
         def done(volume) -> None:
+            # A lossy file's own words (near-lossless bound, latent preview) are among the volume's warnings,
+            # which the banner above the views shows.
             if seq == self._open_seq:
                 self._four_d = self._parts = None
                 self.show_volume(volume, path)
-                for w in volume.warnings:
-                    if w.startswith("decoded from a latent"):
-                        self.statusBar().showMessage(f"{Path(path).name}: {w}.", 15000)
 
         return self.run_job(
             "load",
