@@ -87,3 +87,18 @@ def test_analyze_reads_a_compressed_study_as_the_scan_it_holds(tmp_path):
     heat = nib.load(tmp_path / "a" / "heatmap.nii.gz")
     assert heat.shape == nib.load(SAMPLE).shape
     assert np.allclose(heat.affine, nib.load(SAMPLE).affine, atol=1e-5)
+
+
+def test_batch_analyses_compressed_studies_and_names_a_damaged_one(tmp_path, capsys):
+    import csv
+
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    assert main(["compress", str(SAMPLE), str(studies / "good.mae")]) == 0
+    blob = (studies / "good.mae").read_bytes()
+    (studies / "cut.mae").write_bytes(blob[: len(blob) // 2])
+    assert main(["batch", str(studies), "--out", str(tmp_path / "out"), "--no-png"]) == 2  # one series failed
+    rows = {r["input"]: r for r in csv.DictReader(open(tmp_path / "out" / "results.csv"))}
+    assert rows["good.mae"]["status"] == "ok" and int(rows["good.mae"]["findings"]) >= 1
+    assert rows["good.mae"]["description"] == "SYNTHETIC T1 sample with one synthetic lesion"
+    assert rows["cut.mae"]["status"] != "ok" and "cut short" in rows["cut.mae"]["error"]

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from medae.analysis.outputs import OUTPUT_NAMES
 from medae.errors import CancelledError, InputError
 from medae.io.loader import SeriesInfo, list_volume_files
@@ -94,6 +96,7 @@ def find_items(
         return not (path.name in OUTPUT_NAMES and (path.parent / "report.json").is_file())
 
     files, broken = list_volume_files(root)
+    files += _compressed_studies(root)
     items = [_file_item(root, info) for info in files if kept(info.source)]
     items += [BatchItem(_name(_rel(root, p)), _rel(root, p), None, error=why) for p, why in broken if kept(p)]
     try:
@@ -107,6 +110,31 @@ def find_items(
     items.sort(key=_order)
     _make_unique(items)
     return items
+
+
+def _compressed_studies(root: Path) -> list[SeriesInfo]:
+    """The ``.mae`` files under ``root`` (by their signature), each one series, from its header alone."""
+    from medae import geometry
+    from medae.codec import container, is_compressed_study
+    from medae.io.walk import walk_files
+
+    found = []
+    for name in walk_files(root):
+        path = Path(name)
+        if not path.name.lower().endswith(".mae") or not is_compressed_study(path):
+            continue
+        try:
+            header = container.read_header(path)
+        except InputError:
+            header = None  # read again when analysed, which names what is wrong in the table
+        affine = np.asarray(header["affine"]) if header else np.eye(4)
+        info = SeriesInfo.for_file(path, "mae", tuple(header["shape"]) if header else (0, 0, 0), affine, 1)
+        if header:
+            info.modality = str(header.get("modality") or "")
+            info.description = str((header.get("meta") or {}).get("series_description") or path.name)
+            info.orientation = geometry.orientation_code(affine)
+        found.append(info)
+    return found
 
 
 def _order(item: BatchItem) -> tuple:

@@ -260,6 +260,10 @@ def _analyze(item: BatchItem, model, options: BatchOptions, progress, cancel):
     load_progress = sub_progress(progress, 0.0, 0.3)
     if info.kind == "dicom":
         volume = dicom.load_series(info, progress=load_progress, cancel=cancel)
+    elif info.kind == "mae":
+        from medae.codec import read_study
+
+        volume = read_study(info.source)
     else:
         volume = load(info.source, progress=load_progress, cancel=cancel)
     t_load = time.perf_counter() - t

@@ -32,8 +32,10 @@ def pack(header: dict, sections: dict[str, bytes]) -> bytes:
     return b"".join([SIGNATURE, struct.pack("<Q", len(text)), text, *sections.values()])
 
 
-def unpack(data: bytes, name: str = "file") -> tuple[dict, dict[str, bytes]]:
+def unpack(data: bytes, name: str = "file", sections: bool = True) -> tuple[dict, dict[str, bytes]]:
     """Header and sections of a file's bytes, each section checked against its sha256.
+
+    With ``sections`` False, ``data`` may end after the header and only the header is read.
 
     Raises:
         InputError: Not a compressed study, a newer version, truncated or damaged.
@@ -59,7 +61,9 @@ def unpack(data: bytes, name: str = "file") -> tuple[dict, dict[str, bytes]]:
             f"{name}: written by a newer medae (format version {header['version']}, this one reads up to "
             f"{VERSION}); update medae to open it."
         )
-    sections: dict[str, bytes] = {}
+    if not sections:
+        return header, {}
+    found: dict[str, bytes] = {}
     pos = start + size
     for entry in header.get("sections", []):
         n = int(entry["bytes"])
@@ -71,11 +75,11 @@ def unpack(data: bytes, name: str = "file") -> tuple[dict, dict[str, bytes]]:
                 f"{name}: the {entry['name']} section is damaged (its checksum does not match); "
                 "restore the file from a good copy."
             )
-        sections[entry["name"]] = chunk
+        found[entry["name"]] = chunk
         pos += n
     if pos != len(data):
         raise InputError(f"{name}: {len(data) - pos} unexpected bytes follow the last section; the file is damaged.")
-    return header, sections
+    return header, found
 
 
 def write(path: str | os.PathLike, header: dict, sections: dict[str, bytes]) -> Path:
@@ -86,6 +90,25 @@ def write(path: str | os.PathLike, header: dict, sections: dict[str, bytes]) -> 
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc}). Check that the folder exists and is writable.") from exc
     return path
+
+
+def read_header(path: str | os.PathLike) -> dict:
+    """The header of a ``.mae`` file alone (its sections unread and unchecked): for listings."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            start = fh.read(len(SIGNATURE) + 8)
+            if len(start) < len(SIGNATURE) + 8 or not start.startswith(SIGNATURE):
+                return unpack(start, str(path))[0]  # raises, with the reason
+            (size,) = struct.unpack("<Q", start[len(SIGNATURE) :])
+            if size > _MAX_HEADER:
+                raise InputError(f"{path}: the file's header is damaged; copy it again.")
+            text = fh.read(size)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc}).") from exc
+    if len(text) != size:
+        raise InputError(f"{path}: the file is cut short; copy it again.")
+    return unpack(start + text, str(path), sections=False)[0]
 
 
 def read(path: str | os.PathLike) -> tuple[dict, dict[str, bytes]]:
