@@ -156,11 +156,86 @@ def test_a_text_mode_copy_and_other_files_are_named():
         container.unpack(blob + b"extra", "study.mae")
 
 
+def _edited(blob: bytes, old: bytes, new: bytes) -> bytes:
+    """The file with its header text edited and the header checksum made to match (a deliberate edit)."""
+    import hashlib
+    import struct
+
+    start = len(container.SIGNATURE)
+    (size,) = struct.unpack("<Q", blob[start : start + 8])
+    text = blob[start + 40 : start + 40 + size]
+    assert old in text
+    text = text.replace(old, new, 1)
+    head = container.SIGNATURE + struct.pack("<Q", len(text)) + hashlib.sha256(text).digest()
+    return head + text + blob[start + 40 + size :]
+
+
 def test_a_newer_format_asks_for_a_newer_medae():
-    header, sections = compress(_volume(ARRAYS["uint8"]()))
-    blob = container.pack(header, sections).replace(b'"version": 1', b'"version": 9', 1)
+    blob = container.pack(*compress(_volume(ARRAYS["uint8"]())))
     with pytest.raises(InputError, match="newer medae"):
-        container.unpack(blob, "study.mae")
+        container.unpack(_edited(blob, b'"version": 1', b'"version": 9'), "study.mae")
+
+
+def test_a_damaged_header_is_refused_before_anything_is_decoded():
+    blob = container.pack(*compress(_volume(ARRAYS["float64"]())))
+    flipped = blob.replace(b'"<f8"', b'">f8"', 1)  # one bit: another byte order, every voxel wrong
+    with pytest.raises(InputError, match="header is damaged"):
+        container.unpack(flipped, "study.mae")
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'"shape"', b'"Shape"'),
+        (b'"affine": [', b'"affine": [[1, 0, 0, 0], '),
+        (b'"dtype": "<f8"', b'"dtype": "<U3"'),
+        (b'"mode": "lossless"', b'"mode": "lossless2"'),
+        (b'"kind": "raw"', b'"kind": 7'),
+    ],
+)
+def test_a_header_edited_by_hand_is_refused_in_words(old, new):
+    blob = _edited(container.pack(*compress(_volume(ARRAYS["float64"]()))), old, new)
+    with pytest.raises(InputError, match="damaged|newer medae|unknown"):
+        decompress(*container.unpack(blob, "study.mae"), source="study.mae")
+
+
+def test_a_header_edit_of_grid_or_type_is_caught_by_the_voxels_checksum():
+    array = ARRAYS["float64"]()
+    blob = container.pack(*compress(_volume(array.reshape(6, 6, 6))))
+    for old, new in [(b'"<f8"', b'">f8"')]:
+        with pytest.raises(InputError, match="checksum|do not decode"):
+            decompress(*container.unpack(_edited(blob, old, new)))
+
+
+def test_integer_bounds_beyond_the_range_and_float_bounds_too_fine():
+    array = ARRAYS["int16 CT"]()
+    back, header, _ = _round_trip(_volume(array), "near-lossless", 1e20)
+    span = int(array.max()) - int(array.min())
+    assert header["max_error"] == span
+    assert np.abs(back.array.astype(int) - array.astype(int)).max() <= span
+    back, header, _ = _round_trip(_volume(array), "near-lossless", 300)  # beyond JPEG-LS's own 255
+    assert np.abs(back.array.astype(int) - array.astype(int)).max() <= 300
+    with pytest.raises(InputError, match="too fine.*--mode lossless"):
+        compress(_volume(ARRAYS["float64"]() * 1e6), "near-lossless", 1e-20)
+
+
+def test_without_keep_phi_the_description_holds_no_paths_and_no_original_uids():
+    meta = {
+        "series_uid": "1.2.3.4.5",
+        "study_uid": "1.2.3.4",
+        "frame_of_reference_uid": "1.2.3.9",
+        "sop_class_uid": "1.2.840.10008.5.1.4.1.1.4",
+        "source_files": ["/data/Doe_Jane/IM0001.dcm"],
+        "series_description": "T1 axial",
+    }
+    volume = Volume(ARRAYS["uint8"](), AFFINE, "MR", meta)
+    header, sections = compress(volume)
+    text = container.pack(header, sections).decode("latin-1")
+    assert "Doe_Jane" not in text and '"1.2.3.4.5"' not in text and '"1.2.3.4"' not in text
+    assert header["meta"]["sop_class_uid"] == "1.2.840.10008.5.1.4.1.1.4"  # a class, not a patient's
+    assert header["meta"]["series_description"] == "T1 axial"
+    kept, _ = compress(volume, keep_phi=True)
+    assert kept["meta"] == meta
 
 
 def test_a_tampered_header_is_caught_by_the_values_checksum():

@@ -102,3 +102,33 @@ def test_batch_analyses_compressed_studies_and_names_a_damaged_one(tmp_path, cap
     assert rows["good.mae"]["status"] == "ok" and int(rows["good.mae"]["findings"]) >= 1
     assert rows["good.mae"]["description"] == "SYNTHETIC T1 sample with one synthetic lesion"
     assert rows["cut.mae"]["status"] != "ok" and "cut short" in rows["cut.mae"]["error"]
+
+
+def test_a_compressed_study_can_be_compressed_again_in_another_mode(tmp_path, capsys):
+    assert main(["compress", str(SAMPLE), str(tmp_path / "exact.mae")]) == 0
+    assert main(["compress", str(tmp_path / "exact.mae"), str(tmp_path / "small.mae"), "--mode", "lossy"]) == 0
+    assert (tmp_path / "small.mae").stat().st_size < (tmp_path / "exact.mae").stat().st_size
+    assert main(["decompress", str(tmp_path / "small.mae"), str(tmp_path / "s.nii")]) == 0
+    bound = float(capsys.readouterr().out.split("within ")[-1].split()[0].rstrip(";"))
+    diff = nib.load(tmp_path / "s.nii").get_fdata() - nib.load(SAMPLE).get_fdata()
+    assert np.abs(diff).max() <= bound
+
+
+def test_batch_lists_a_latent_preview_and_a_damaged_header_as_rows_with_reasons(tmp_path):
+    import csv
+
+    from medae.codec import compress, container
+
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    header, sections = compress(load(SAMPLE))
+    (studies / "fine.mae").write_bytes(container.pack(header, sections))
+    latent = dict(header, mode="latent", latent={"model": "brain-t1-codec"})
+    (studies / "preview.mae").write_bytes(container.pack(latent, {}))
+    damaged = container.pack(header, sections).replace(b'"shape"', b'"shapf"', 1)
+    (studies / "damaged.mae").write_bytes(damaged)
+    assert main(["batch", str(studies), "--out", str(tmp_path / "out"), "--no-png"]) == 2
+    rows = {r["input"]: r for r in csv.DictReader(open(tmp_path / "out" / "results.csv"))}
+    assert rows["fine.mae"]["status"] == "ok"
+    assert "only a latent" in rows["preview.mae"]["error"]
+    assert "header is damaged" in rows["damaged.mae"]["error"]

@@ -77,7 +77,8 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
         # nothing abnormal survives, so an analysis would call any scan healthy.
         raise InputError(
             f"{scan_location(volume)}: this is a latent reconstruction (a smooth, healthy-looking approximation "
-            "from a compressed study), not a scan; analyse the original scan, or a lossless or near-lossless copy."
+            "from a compressed study), not a scan: an analysis would find nothing. Analyse the original scan, or "
+            "a lossless or near-lossless copy."
         )
     warnings: list[str] = []
     problems = kind_problems(volume, card)

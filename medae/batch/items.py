@@ -96,7 +96,7 @@ def find_items(
         return not (path.name in OUTPUT_NAMES and (path.parent / "report.json").is_file())
 
     files, broken = list_volume_files(root)
-    files += _compressed_studies(root)
+    files += _compressed_studies(root, broken)
     items = [_file_item(root, info) for info in files if kept(info.source)]
     items += [BatchItem(_name(_rel(root, p)), _rel(root, p), None, error=why) for p, why in broken if kept(p)]
     try:
@@ -112,10 +112,14 @@ def find_items(
     return items
 
 
-def _compressed_studies(root: Path) -> list[SeriesInfo]:
-    """The ``.mae`` files under ``root`` (by their signature), each one series, from its header alone."""
+def _compressed_studies(root: Path, broken: list[tuple[Path, str]]) -> list[SeriesInfo]:
+    """The ``.mae`` files under ``root`` (by their signature), each one series, from its header alone.
+
+    Files that cannot be analysed (a damaged header, a latent preview) are added to ``broken``.
+    """
     from medae import geometry
     from medae.codec import container, is_compressed_study
+    from medae.codec.study import LATENT_REFUSAL, check_header
     from medae.io.walk import walk_files
 
     found = []
@@ -125,14 +129,18 @@ def _compressed_studies(root: Path) -> list[SeriesInfo]:
             continue
         try:
             header = container.read_header(path)
-        except InputError:
-            header = None  # read again when analysed, which names what is wrong in the table
-        affine = np.asarray(header["affine"]) if header else np.eye(4)
-        info = SeriesInfo.for_file(path, "mae", tuple(header["shape"]) if header else (0, 0, 0), affine, 1)
-        if header:
-            info.modality = str(header.get("modality") or "")
-            info.description = str((header.get("meta") or {}).get("series_description") or path.name)
-            info.orientation = geometry.orientation_code(affine)
+            check_header(header, str(path))
+        except InputError as exc:
+            broken.append((path, str(exc)))
+            continue
+        if header["mode"] == "latent":
+            broken.append((path, f"{path}: {LATENT_REFUSAL}"))
+            continue
+        affine = np.asarray(header["affine"], dtype=np.float64)
+        info = SeriesInfo.for_file(path, "mae", tuple(header["shape"]), affine, 1)
+        info.modality = str(header.get("modality") or "")
+        info.description = str((header.get("meta") or {}).get("series_description") or path.name)
+        info.orientation = geometry.orientation_code(affine)
         found.append(info)
     return found
 

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from medae.cli.args import finite_float, user_path
+from medae.cli.args import finite_float, load_input, user_path
 from medae.errors import MedaeError, OutputError, PartialOutputError
 
 
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             t = time.perf_counter()
             with ProgressBar(f"load {series or Path(args.input).name}"[:40]) as bar:
-                volume = _load(args.input, series, args.volume, bar)
+                volume = load_input(args.input, series, args.volume, bar)
             t_load = time.perf_counter() - t
             written = analyze_one(volume, model, out, args, t_load, t_model)
         except Exception as exc:  # noqa: BLE001 - with --all one bad series must not stop the rest
@@ -90,16 +90,6 @@ def run(args: argparse.Namespace) -> int:
             continue
         print(f"{out}: " + ", ".join(p.name for p in written.values()))
     return status
-
-
-def _load(path: str, series: str | None, volume_index: int | None, progress):
-    """The scan: a compressed study (``.mae``, any name) decoded, anything else read by the loader."""
-    from medae.codec import is_compressed_study, read_study
-    from medae.io import load
-
-    if is_compressed_study(path):
-        return read_study(path)
-    return load(path, series=series, volume_index=volume_index, progress=progress)
 
 
 def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: float, t_model: float) -> dict:

@@ -32,3 +32,13 @@ def positive_int(text: str) -> int:
 def user_path(text: str) -> Path:
     """A path with a leading ``~`` expanded, as the shell does not expand it after ``--out=``."""
     return Path(text).expanduser()
+
+
+def load_input(path: str, series: str | None = None, volume_index: int | None = None, progress=None):
+    """The scan a command was given: a compressed study (``.mae``, any name) decoded, else read by the loader."""
+    from medae.codec import is_compressed_study, read_study
+    from medae.io import load
+
+    if is_compressed_study(path):
+        return read_study(path)
+    return load(path, series=series, volume_index=volume_index, progress=progress)

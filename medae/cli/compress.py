@@ -12,7 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
-from medae.cli.args import finite_float, user_path
+from medae.cli.args import finite_float, load_input, user_path
 
 _ALIASES = {"lossy": "near-lossless"}
 
@@ -48,7 +48,6 @@ def run(args: argparse.Namespace) -> int:
     from medae.cli.progressbar import ProgressBar
     from medae.codec import compress, describe, write_study
     from medae.errors import OutputError
-    from medae.io import load
 
     mode = _ALIASES.get(args.mode, args.mode)
     out: Path = args.output
@@ -62,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".mae":
         print(f"medae: note: {out.name} does not end in .mae; medae recognises compressed studies by content anyway.")
     with ProgressBar(f"load {source.name}"[:40]) as bar:
-        volume = load(args.input, series=args.series, volume_index=args.volume, progress=bar)
+        volume = load_input(args.input, args.series, args.volume, bar)  # a .mae too: change its mode
     model = None
     if mode == "latent":
         from medae.model import load_model

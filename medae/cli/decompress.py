@@ -23,22 +23,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Reads, checks and decodes the study, then writes the NIfTI file atomically."""
-    from medae.codec import container, describe, read_study
+    from medae.codec import container, decompress, describe
     from medae.errors import OutputError
     from medae.io.nifti import save_nifti
 
     name = args.output.name.lower()
     if args.output.is_dir() or not name.endswith((".nii", ".nii.gz")):
         raise OutputError(f"{args.output}: give a NIfTI file name ending in .nii.gz or .nii.")
+    header, sections = container.read(args.input)
     model = None
-    if args.model:
+    if header.get("mode") == "latent":
         from medae.model import load_model
+        from medae.model.store import default_codec_dir
 
-        model = load_model(args.model, device=args.device)
-    volume = read_study(args.input, model=model, device=args.device)
+        model = load_model(args.model or default_codec_dir(), device=args.device)
+    volume = decompress(header, sections, model=model, source=str(args.input))
     save_nifti(volume, args.output)
     for w in volume.warnings:
         print(f"medae: warning: {w}")
-    header, _ = container.read(args.input)
     print(f"{args.output}: {describe(header)}")
     return 0

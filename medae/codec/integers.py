@@ -53,9 +53,9 @@ def encode(values: np.ndarray, near: int = 0, offset: int = 0) -> tuple[dict, by
 
 
 def decode(
-    info: dict, data: bytes, shape: tuple[int, ...], offset: int = 0, dtype: np.dtype | None = None
+    info: dict, data: bytes, shape: tuple[int, ...], offset: int = 0, dtype: np.dtype | None = None, step: int = 1
 ) -> np.ndarray:
-    """Inverse of :func:`encode`: the integers, with ``offset`` added back slice by slice into ``dtype``.
+    """Inverse of :func:`encode`: the integers, times ``step`` plus ``offset``, slice by slice into ``dtype``.
 
     Without ``dtype``, JPEG-LS values come back as their stored sample type (``offset`` must then be 0).
 
@@ -84,7 +84,8 @@ def decode(
                 # Near-lossless slices may step past the scan's top value (within the bound); its type's end
                 # is never further from the truth, and stops a wrap-around.
                 limits = np.iinfo(out.dtype)
-                out[..., k] = np.clip(np.add(plane, offset, dtype=np.int32), limits.min, limits.max)
+                wide = np.multiply(plane, step, dtype=np.int64) if step != 1 else plane
+                out[..., k] = np.clip(np.add(wide, offset, dtype=np.int64), limits.min, limits.max)
             start += n
         return out
     if info["coding"] == "zstd-shuffle":

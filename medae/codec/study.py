@@ -27,6 +27,10 @@ from medae.progress import ProgressFn, check_cancel, report
 from medae.volume import Volume
 
 MODES = ("lossless", "near-lossless", "latent")
+LATENT_REFUSAL = (
+    "a compressed study that holds only a latent (a smooth, healthy-looking approximation), not the scan: "
+    "an analysis would find nothing. Analyse the original scan, or a lossless or near-lossless copy."
+)
 LATENT_NOTE = (
     "Decoded from a latent: a smooth, healthy-looking approximation of the region the compression model "
     "covers; not the scan, never for diagnosis (lesions are not kept)"
@@ -67,7 +71,7 @@ def compress(
         "dtype": array.dtype.str,
         "affine": np.asarray(volume.affine, dtype=np.float64).tolist(),
         "modality": volume.modality,
-        "meta": jsonable(volume.meta),
+        "meta": jsonable(volume.meta if keep_phi else deidentified_meta(volume.meta)),
         "warnings": list(volume.warnings),
         "written_by": f"medae {__version__}",
     }
@@ -90,8 +94,7 @@ def compress(
         bound = values.default_max_error(array) if max_error is None else float(max_error)
         if not np.isfinite(bound) or bound < 0:
             raise InputError(f"--max-error must be a finite number >= 0, not {max_error}.")
-        if array.dtype.kind in "biu":
-            bound = float(int(bound))  # integers: the largest whole error within the bound
+        bound = values.usable_bound(array, bound)
     digest = _digest(array) if bound == 0 else None
     info, data = _encode_checked(array, bound, digest, cancel)
     header["values"] = info
@@ -124,7 +127,47 @@ def _encode_checked(array: np.ndarray, bound: float, digest: str | None, cancel)
 
 
 def decompress(header: dict, sections: dict[str, bytes], model=None, source: str | None = None) -> Volume:
-    """The study back as a ``Volume`` (its shape, affine, dtype, modality and description)."""
+    """The study back as a ``Volume`` (its shape, affine, dtype, modality and description).
+
+    Raises:
+        InputError: A header that does not describe a study (damaged, or written by a newer medae).
+    """
+    check_header(header, source)
+    try:
+        return _decompress(header, sections, model, source)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        name = source or "the study"
+        raise InputError(f"{name}: the file's header is damaged ({exc!r}); restore a good copy.") from exc
+
+
+def check_header(header: dict, source: str | None = None) -> None:
+    """Raises ``InputError`` unless ``header`` holds what decoding needs, each of the right kind."""
+    name = source or "the study"
+
+    def bad(what: str) -> InputError:
+        return InputError(f"{name}: the file's header is damaged ({what}); restore a good copy.")
+
+    mode = header.get("mode")
+    if mode not in MODES:
+        raise InputError(f"{name}: unknown compression mode {mode!r}: the file was written by a newer medae.")
+    shape = header.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(n, int) and n > 0 for n in shape)):
+        raise bad("its grid is not three positive sizes")
+    try:
+        dtype = np.dtype(header.get("dtype"))
+        affine = np.asarray(header.get("affine"), dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise bad("its voxel type or affine cannot be read") from exc
+    if dtype.kind not in "biuf" or affine.shape != (4, 4) or not np.isfinite(affine).all():
+        raise bad("its voxel type or affine cannot be read")
+    part = header.get("latent" if mode == "latent" else "values")
+    if not isinstance(part, dict):
+        raise bad(f"it has no {'latent' if mode == 'latent' else 'values'} description")
+    if mode != "latent" and not isinstance(header.get("max_error", 0), int | float):
+        raise bad("its error bound is not a number")
+
+
+def _decompress(header: dict, sections: dict[str, bytes], model, source: str | None) -> Volume:
     shape = tuple(int(s) for s in header["shape"])
     affine = np.asarray(header["affine"], dtype=np.float64)
     warnings = list(header.get("warnings", []))
@@ -147,6 +190,8 @@ def decompress(header: dict, sections: dict[str, bytes], model=None, source: str
         meta["kind"] = "latent reconstruction"
     elif header["mode"] in ("lossless", "near-lossless"):
         array = values.decode(header["values"], sections["values"], shape)
+        if array.dtype != np.dtype(header["dtype"]) or array.shape != shape:
+            raise InputError(f"{source or 'the study'}: the voxels do not decode to the grid and type of the header.")
         bound = float(header.get("max_error") or 0.0)
         if bound > 0:
             # Lossy, however slightly: whoever reads this scan, and every result made from it, must know.
@@ -204,7 +249,8 @@ def is_compressed_study(path: str | os.PathLike) -> bool:
 
 
 def describe(header: dict, size: int | None = None) -> str:
-    """One line: mode, grid and size of a compressed study."""
+    """One line: mode, grid and size of a compressed study (the header checked first)."""
+    check_header(header)
     shape = "x".join(str(s) for s in header["shape"])
     raw = int(np.prod(header["shape"])) * np.dtype(header["dtype"]).itemsize
     text = f"{header['mode']}, {shape} {np.dtype(header['dtype']).name}"
@@ -215,6 +261,32 @@ def describe(header: dict, size: int | None = None) -> str:
     if size:
         text += f"; {size / 1e6:.2f} MB from {raw / 1e6:.2f} MB ({raw / size:.1f}:1)"
     return text
+
+
+#: Description fields that name places on the writer's disk (folder names often hold a patient's name).
+_PATH_FIELDS = ("source_files", "frame_numbers", "thumbnail_file")
+#: UIDs that name a class or an encoding, not a patient's study: kept.
+_PUBLIC_UIDS = ("sop_class_uid", "transfer_syntax_uid")
+
+
+def deidentified_meta(meta: dict) -> dict:
+    """The description without paths, and with study, series and frame-of-reference UIDs pseudonymised.
+
+    The UIDs are replaced as ``report.json`` and the DICOM exports replace them (the same mapping), so a
+    compressed study, its analysis and its DICOM objects still name the same series.
+    """
+    from medae.io.deid import Deidentification
+
+    policy = Deidentification()
+    out = {}
+    for key, value in meta.items():
+        if key in _PATH_FIELDS:
+            continue
+        if isinstance(value, str) and value and (key.endswith("_uid") or key == "series_key"):
+            if key not in _PUBLIC_UIDS:
+                value = policy.uid(value)
+        out[key] = value
+    return out
 
 
 def jsonable(value):
@@ -235,8 +307,8 @@ def jsonable(value):
 
 
 def _digest(array: np.ndarray) -> str:
-    """sha256 of the values in C order, in the array's own dtype (a slab at a time: no copy of the volume)."""
-    h = hashlib.sha256()
+    """sha256 of the type, the grid and the values in C order (a slab at a time: no copy of the volume)."""
+    h = hashlib.sha256(f"{array.dtype.str} {list(array.shape)}\n".encode())
     if array.ndim == 0 or array.size == 0:
         h.update(np.ascontiguousarray(array).tobytes())
         return h.hexdigest()

@@ -30,6 +30,30 @@ def default_max_error(array: np.ndarray) -> float:
     return error if error > 0 else 1e-3
 
 
+def usable_bound(array: np.ndarray, bound: float) -> float:
+    """The bound as coded: for integers a whole number no larger than the values' range.
+
+    Raises:
+        InputError: A float bound so fine against the values' range that the steps would not fit 53 bits.
+    """
+    a = np.asarray(array)
+    if a.size == 0 or bound <= 0:
+        return 0.0
+    if a.dtype.kind in "biu":
+        span = int(a.max()) - int(a.min())
+        return float(min(int(min(bound, 2.0**62)), span))
+    finite = np.isfinite(a)
+    if not finite.any():
+        return float(bound)
+    span = float(np.max(a, where=finite, initial=-np.inf)) - float(np.min(a, where=finite, initial=np.inf))
+    if span / (2.0 * bound) >= _EXACT_INTEGERS:
+        raise InputError(
+            f"--max-error {bound:g} is too fine for values that span {span:g}: no file could be smaller than a "
+            "lossless one. Use --mode lossless, or a larger --max-error."
+        )
+    return float(bound)
+
+
 def encode(array: np.ndarray, max_error: float = 0.0) -> tuple[dict, bytes]:
     """Codes ``array`` (3D); ``max_error`` 0 is lossless.
 
@@ -40,11 +64,21 @@ def encode(array: np.ndarray, max_error: float = 0.0) -> tuple[dict, bytes]:
     info: dict = {"dtype": a.dtype.str}
     if a.dtype.kind == "b":
         a = a.astype(np.uint8)
-    if a.dtype.kind in "iu" and a.dtype.itemsize <= 2 and int(max_error) <= _near_limit(a):
+    if a.dtype.kind in "iu" and a.dtype.itemsize <= 2:
         # Most scans: 16 bits or fewer, so JPEG-LS takes them as they are, offset slice by slice.
         lo = int(a.min()) if a.size else 0
-        coded, data = integers.encode(a, near=int(max_error), offset=lo)
-        info.update(kind="integer", offset=lo, step=1, values=coded)
+        near = int(max_error)
+        if near <= _near_limit(a):
+            coded, data = integers.encode(a, near=near, offset=lo)
+            info.update(kind="integer", offset=lo, step=1, values=coded)
+            return info, data
+        # A bound beyond what JPEG-LS bounds itself: steps of 2 * bound + 1, quantised slice by slice.
+        step = 2 * near + 1
+        codes = np.empty(a.shape, dtype=np.uint16)
+        for k in range(a.shape[-1]):
+            codes[..., k] = (np.subtract(a[..., k], lo, dtype=np.int32) + near) // step
+        coded, data = integers.encode(codes)
+        info.update(kind="integer", offset=lo, step=step, values=coded)
         return info, data
     if a.dtype.kind in "iu" or (max_error == 0 and _whole_numbers(a)):
         codes, lo = _offset(a)
@@ -92,10 +126,12 @@ def decode(info: dict, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
         return integers.unshuffle(raw, dtype).reshape(shape)
     if kind not in ("integer", "quantised"):
         raise InputError(f"unknown value coding {kind!r}: the file was written by a newer medae.")
-    if kind == "integer" and int(info["step"]) == 1 and dtype.kind in "biu" and dtype.itemsize <= 2:
+    if kind == "integer" and dtype.kind in "biu" and dtype.itemsize <= 2:
         # Straight into the scan's own type, slice by slice: no wider copy of the volume.
         target = np.uint8 if dtype.kind == "b" else dtype.newbyteorder("=")
-        out = integers.decode(info["values"], data, shape, offset=int(info["offset"]), dtype=target)
+        out = integers.decode(
+            info["values"], data, shape, offset=int(info["offset"]), dtype=target, step=int(info["step"])
+        )
         return out.astype(dtype, copy=False)
     codes = integers.decode(info["values"], data, shape)
     if kind == "integer" and int(info["step"]) == 1:
@@ -133,7 +169,7 @@ def _whole_numbers(a: np.ndarray) -> bool:
     """A float array that integer coding keeps bit for bit: finite whole numbers, no negative zero."""
     if a.dtype.kind != "f" or a.size == 0:
         return False
-    if not np.isfinite(a).all() or np.abs(a).max() >= _EXACT_INTEGERS:
+    if not np.isfinite(a).all() or float(np.abs(a).max()) >= _EXACT_INTEGERS:
         return False
     if not np.array_equal(a, np.trunc(a)):
         return False
