@@ -132,3 +132,14 @@ def test_batch_lists_a_latent_preview_and_a_damaged_header_as_rows_with_reasons(
     assert rows["fine.mae"]["status"] == "ok"
     assert "only a latent" in rows["preview.mae"]["error"]
     assert "header is damaged" in rows["damaged.mae"]["error"]
+
+
+def test_info_on_a_folder_lists_its_compressed_studies_beside_its_scans(tmp_path, capsys):
+    import shutil
+
+    shutil.copy(SAMPLE.with_name("ct_chest_synthetic.nii.gz"), tmp_path / "ct.nii.gz")
+    assert main(["compress", str(SAMPLE), str(tmp_path / "brain.mae")]) == 0
+    capsys.readouterr()
+    assert main(["info", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "ct.nii.gz" in out and "SYNTHETIC T1 sample" in out and "174x229x121" in out

@@ -96,7 +96,7 @@ def find_items(
         return not (path.name in OUTPUT_NAMES and (path.parent / "report.json").is_file())
 
     files, broken = list_volume_files(root)
-    files += _compressed_studies(root, broken)
+    files += compressed_studies(root, broken)
     items = [_file_item(root, info) for info in files if kept(info.source)]
     items += [BatchItem(_name(_rel(root, p)), _rel(root, p), None, error=why) for p, why in broken if kept(p)]
     try:
@@ -112,7 +112,7 @@ def find_items(
     return items
 
 
-def _compressed_studies(root: Path, broken: list[tuple[Path, str]]) -> list[SeriesInfo]:
+def compressed_studies(root: Path, broken: list[tuple[Path, str]]) -> list[SeriesInfo]:
     """The ``.mae`` files under ``root`` (by their signature), each one series, from its header alone.
 
     Files that cannot be analysed (a damaged header, a latent preview) are added to ``broken``.

@@ -3,7 +3,8 @@
 The latent is the scan as the model sees it (aligned to the reference, normalised, at the model's
 spacing, inside its foreground), squeezed through a bottleneck without skip connections. Decoding gives
 a smooth, healthy-looking version of that region on the scan's own grid, in the scan's units: a preview
-that is a few kilobytes, not the scan. Anything the model never learnt, a lesion included, is not kept.
+that is tens of kilobytes, not the scan. Detail finer than the bottleneck's grid is lost, and what it
+keeps of anything the model never learnt (a lesion) is blurred and not reliable.
 """
 
 from __future__ import annotations
