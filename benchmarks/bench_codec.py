@@ -84,6 +84,8 @@ def _medae(volume, repeats: int, model) -> list[tuple]:
         mse = float(np.mean(err**2)) if err.size else 0.0
         psnr = float("inf") if mse == 0 else 10 * np.log10(rng**2 / mse)
         name = f"medae {mode}" + (f" (within {header['max_error']:g})" if mode == "near-lossless" else "")
+        if mode == "near-lossless" and bound is None:
+            name = name.replace("(within", "(default bound: within")
         if mode == "latent":
             name += " (brain region only)"
         rows.append((name, len(blob), te, td, psnr, float(np.abs(err).max()) if err.size else 0.0))

@@ -243,3 +243,24 @@ def test_a_tampered_header_is_caught_by_the_values_checksum():
     header["values"]["offset"] += 1  # a header edit that every section's own checksum would miss
     with pytest.raises(InputError, match="checksum"):
         decompress(*container.unpack(container.pack(header, sections)))
+
+
+def _flat_phantom() -> np.ndarray:
+    """A noise-free, piecewise-constant volume whose slices repeat (synthetic data, masked exports)."""
+    a = np.full((48, 40, 24), -1000, np.int16)
+    a[8:40, 6:34, :] = 40
+    a[20:30, 12:20, 5:15] = 300
+    return a
+
+
+@pytest.mark.parametrize("bound", [None, 2, 30, 300])
+def test_repetitive_volumes_take_the_coder_that_wins_and_keep_their_bound(bound):
+    array = _flat_phantom()
+    mode = "lossless" if bound is None else "near-lossless"
+    back, header, size = _round_trip(_volume(array), mode, bound)
+    assert header["values"]["values"]["coding"] == "zstd-shuffle"
+    assert size < array.nbytes / 50
+    assert np.abs(back.array.astype(int) - array.astype(int)).max() <= (bound or 0)
+    noisy = ARRAYS["int16 CT"]()
+    _, header, _ = _round_trip(_volume(noisy), mode, bound)
+    assert header["values"]["values"]["coding"] == "jpeg-ls" or bound == 300
