@@ -1,5 +1,7 @@
 """Opening a compressed study (.mae) in the viewer: decoded in a worker, whatever its name; damage said plainly."""
 
+from pathlib import Path
+
 import numpy as np
 
 from medae.codec import compress, write_study
@@ -51,3 +53,22 @@ def test_the_scan_on_screen_exports_as_a_lossless_study_without_an_analysis(wind
     exports.export(window, "study", tmp_path / "archive.mae")  # never over the scan's own file
     wait_idle(qtbot, window)
     assert "never overwrites" in window.last_error.text()
+
+
+def test_a_latent_preview_opens_with_its_label_and_is_not_analysed(window, qtbot, tmp_path):
+    from medae.model import load_model
+    from medae.model.store import default_codec_dir
+
+    sample = Path(__file__).resolve().parents[2] / "resources" / "samples" / "brain_t1.nii.gz"
+    codec = load_model(default_codec_dir(), device="cpu")
+    path = write_study(tmp_path / "preview.mae", *compress(load(sample), "latent", model=codec))
+    window.open_path(path)
+    wait_idle(qtbot, window)
+    assert window.last_error is None
+    v = window.session.volume
+    assert v.shape == (174, 229, 121)
+    assert any("never for diagnosis" in w for w in v.warnings)
+    window.start_analysis()
+    wait_idle(qtbot, window)
+    assert window.session.result is None
+    assert "latent reconstruction" in window.last_error.text()
