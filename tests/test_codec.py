@@ -81,7 +81,7 @@ def test_near_lossless_keeps_every_voxel_within_the_bound_and_is_smaller(name, b
 
 
 @pytest.mark.parametrize("bound", [1, 127, 128, 255, 256, 5000])
-@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.uint16])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.uint16, np.int32, np.uint32])
 def test_near_lossless_holds_at_the_top_of_the_type_and_for_any_bound(dtype, bound):
     # Values at the type's ends, where a decoded step past the top would wrap round to the bottom.
     info = np.iinfo(dtype)

@@ -134,6 +134,10 @@ def decode(info: dict, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
         )
         return out.astype(dtype, copy=False)
     codes = integers.decode(info["values"], data, shape)
+    if kind == "integer" and int(info["step"]) == 1 and dtype.kind in "iu" and dtype.itemsize <= 4:
+        # A near-lossless value may step past the type's end (within the bound): clipped, never wrapped.
+        limits = np.iinfo(dtype)
+        return np.clip(codes.astype(np.int64) + int(info["offset"]), limits.min, limits.max).astype(dtype)
     if kind == "integer" and int(info["step"]) == 1:
         # Modulo 2**64, as the offset was taken: exact for every integer type, 64-bit ones included.
         values = codes.astype(np.uint64) + np.uint64(int(info["offset"]) % 2**64)
