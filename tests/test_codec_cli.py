@@ -143,3 +143,12 @@ def test_info_on_a_folder_lists_its_compressed_studies_beside_its_scans(tmp_path
     assert main(["info", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "ct.nii.gz" in out and "SYNTHETIC T1 sample" in out and "174x229x121" in out
+
+
+def test_analyze_all_on_a_folder_takes_its_compressed_studies_too(tmp_path, capsys):
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    assert main(["compress", str(SAMPLE), str(studies / "brain.mae")]) == 0
+    assert main(["analyze", str(studies), "--all", "--out", str(tmp_path / "out")]) == 0
+    reports = list((tmp_path / "out").rglob("report.json"))
+    assert len(reports) == 1

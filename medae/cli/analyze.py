@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from medae.cli.args import finite_float, load_input, user_path
+from medae.cli.args import finite_float, load_input, user_path, with_compressed_studies
 from medae.errors import MedaeError, OutputError, PartialOutputError
 
 
@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     """Loads the model once, then analyses the chosen series."""
     from medae.batch.items import unique_names
     from medae.cli.progressbar import ProgressBar
+    from medae.codec import is_compressed_study
     from medae.io import scan
     from medae.model import load_model
 
@@ -69,15 +70,17 @@ def run(args: argparse.Namespace) -> int:
     t_model = time.perf_counter() - t0
     targets: list[tuple[str | None, Path]] = [(args.series, args.out)]
     if args.all:
-        infos = scan(args.input)
+        infos = with_compressed_studies(args.input, scan)
         names = unique_names([_safe(s.uid) for s in infos]) if len(infos) > 1 else [""]
         targets = [(s.uid, args.out / name) for s, name in zip(infos, names, strict=True)]
     status = 0
     for series, out in targets:
         try:
             t = time.perf_counter()
+            # A compressed study found in the folder is its own file (its "series" is its path).
+            source = series if series and is_compressed_study(series) else args.input
             with ProgressBar(f"load {series or Path(args.input).name}"[:40]) as bar:
-                volume = load_input(args.input, series, args.volume, bar)
+                volume = load_input(source, series, args.volume, bar)
             t_load = time.perf_counter() - t
             written = analyze_one(volume, model, out, args, t_load, t_model)
         except Exception as exc:  # noqa: BLE001 - with --all one bad series must not stop the rest

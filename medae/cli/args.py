@@ -1,9 +1,10 @@
-"""Argument types shared by the subcommands: values checked where they are typed, not deep in a run."""
+"""What the subcommands share: argument types checked where they are typed, and finding and loading inputs."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 
@@ -42,3 +43,24 @@ def load_input(path: str, series: str | None = None, volume_index: int | None = 
     if is_compressed_study(path):
         return read_study(path)
     return load(path, series=series, volume_index=volume_index, progress=progress)
+
+
+def with_compressed_studies(path: str, scan) -> list:
+    """The series ``scan`` finds under ``path``, and, for a folder, the compressed studies in it."""
+    from medae.batch.items import compressed_studies
+    from medae.errors import InputError
+
+    folder = Path(path)
+    if not folder.is_dir():
+        return scan(path)
+    broken: list = []
+    studies = compressed_studies(folder, broken)
+    try:
+        infos = scan(path)
+    except InputError:
+        if not studies:
+            raise
+        infos = []
+    for _where, why in broken:
+        print(f"medae: warning: {why}", file=sys.stderr)
+    return infos + studies

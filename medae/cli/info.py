@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Prints the series found under ``args.path``."""
+    from medae.cli.args import with_compressed_studies
     from medae.codec import container, describe, is_compressed_study
     from medae.io import scan
 
@@ -32,34 +33,13 @@ def run(args: argparse.Namespace) -> int:
             for w in header.get("warnings", []):
                 print(f"    warning: {w}")
         return 0
-    infos = _with_compressed_studies(args.path, scan)
+    infos = with_compressed_studies(args.path, scan)
     if args.json:
         json.dump({"path": str(args.path), "series": [s.to_json() for s in infos]}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     print(format_table(infos))
     return 0
-
-
-def _with_compressed_studies(path: str, scan) -> list:
-    """The series ``scan`` finds under ``path``, and, for a folder, the compressed studies in it."""
-    from medae.batch.items import compressed_studies
-    from medae.errors import InputError
-
-    folder = Path(path)
-    if not folder.is_dir():
-        return scan(path)
-    broken: list = []
-    studies = compressed_studies(folder, broken)
-    try:
-        infos = scan(path)
-    except InputError:
-        if not studies:
-            raise
-        infos = []
-    for _where, why in broken:
-        print(f"medae: warning: {why}", file=sys.stderr)
-    return infos + studies
 
 
 def format_table(infos) -> str:
