@@ -66,3 +66,15 @@ def test_sigterm_stops_commands_but_is_left_to_the_viewer(monkeypatch):
     with pytest.raises(Terminated):
         seen["analyze"](signal.SIGTERM, None)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_file_whose_name_starts_with_a_dash_is_taken_as_the_file(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    sample = Path(__file__).resolve().parents[1] / "resources" / "samples" / "ct_chest_synthetic.nii.gz"
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(sample, tmp_path / "-v.nii.gz")
+    assert main(["info", "-v.nii.gz"]) == 0
+    assert "256x256x120" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # not a file: still read as an (unknown) option
+        main(["info", "-q.nii.gz"])

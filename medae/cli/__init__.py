@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_dashed_paths(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
@@ -81,6 +81,22 @@ def main(argv: list[str] | None = None) -> int:
         # folder should be, no permission): one line that names it, not a traceback.
         print(f"medae: error: {exc}. Check the path, its permissions and the free space.", file=sys.stderr)
         return 2
+
+
+def _dashed_paths(argv: list[str]) -> list[str]:
+    """Existing files whose names start with a dash (``-v.nii.gz``) as ``./-v.nii.gz``.
+
+    argparse takes any word that starts with a dash for an option, so such a file could only be given as
+    ``./-v.nii.gz``; a word that names an existing file, and no option of medae, is meant as the file.
+    """
+    import os
+
+    out = []
+    for word in argv:
+        if word.startswith("-") and not word.startswith("--") and len(word) > 2 and os.path.exists(word):
+            word = os.path.join(".", word)
+        out.append(word)
+    return out
 
 
 class Terminated(KeyboardInterrupt):
