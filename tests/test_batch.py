@@ -101,6 +101,24 @@ def test_every_series_is_analysed_and_each_bad_one_is_recorded_without_stopping(
     assert "3 of 6 series analysed" in capsys.readouterr().out
 
 
+def test_a_scan_replaced_with_the_same_size_and_time_is_analysed_again(studies, tiny_model, tmp_path):
+    import os
+
+    out = tmp_path / "out"
+    _batch(studies, out, tiny_model, "--no-png")
+    path = studies / "patient_a" / "t1b.nii"  # uncompressed: another scan of the same grid has the same size
+    st = path.stat()
+    vol = mr_with_lesion()
+    save_nifti(Volume((vol.array * 0.5).astype(vol.array.dtype), vol.affine, "MR"), path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # a copy that keeps times
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+    _batch(studies, out, tiny_model, "--no-png")
+    rows = _rows(out)
+    assert rows["patient_a__t1b"]["status"] == "ok"  # the key alone would have kept the old result
+    assert rows["patient_a__t1"]["status"] == "done earlier"
+    assert rows["patient_b__dicom__3_T1_axial"]["status"] == "done earlier"
+
+
 def test_a_second_run_keeps_what_is_done_and_redoes_what_changed(studies, tiny_model, tmp_path, capsys):
     out = tmp_path / "out"
     _batch(studies, out, tiny_model, "--no-png")

@@ -176,6 +176,24 @@ def _file_item(root: Path, info: SeriesInfo) -> BatchItem:
     return BatchItem(_name(where), where, info, identity)
 
 
+def content_digest(item: BatchItem) -> str | None:
+    """sha256 over the bytes of every file the item's scan is read from (None when there are none)."""
+    info = item.info
+    if info is None:
+        return None
+    files = sorted(_files(info)) if info.kind == "dicom" else [Path(info.source), *_companions(Path(info.source))]
+    digest = hashlib.sha256()
+    try:
+        for f in files:
+            digest.update(f"{f.name}\0".encode("utf-8", "surrogateescape"))
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+    except OSError:
+        return None  # gone or unreadable: nothing to match, so the series is analysed (and says why)
+    return digest.hexdigest()
+
+
 def _companions(path: Path) -> list[Path]:
     """Files beside a header that hold part of the scan: the same name with another ending.
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from medae.analysis.outputs import OUTPUT_NAMES
 from medae.atomic import remove_leftovers, write_text
-from medae.batch.items import BatchItem, unique_names
+from medae.batch.items import BatchItem, content_digest, unique_names
 from medae.batch.lock import run_lock
 from medae.batch.table import Row, write_tables
 from medae.errors import CancelledError, MedaeError, OutputError, PartialOutputError
@@ -225,7 +225,7 @@ def _run_item(
         return _failed(item, folder, item.error, key=None)
     key = run_key(item, model, options)
     done = _finished(folder, key)
-    if done is not None:
+    if done is not None and _same_content(item, done):
         return Row.from_report(item, done, status="done earlier")
     t0 = time.perf_counter()
     try:
@@ -234,7 +234,7 @@ def _run_item(
             (folder / stale).unlink(missing_ok=True)
         result = _analyze(item, model, options, progress, cancel)
         extras = _extras(write_extras, result, folder) if options.summary else {}
-        batch = {"key": key, "input": item.where}
+        batch = {"key": key, "input": item.where, "content_sha256": content_digest(item)}
         written = _write(result, folder, options, batch, extras)
     except CancelledError:
         raise
@@ -332,6 +332,17 @@ def _finished(folder: Path, key: dict) -> dict | None:
     files = rep.get("files") if isinstance(rep.get("files"), dict) else {}
     lost = ok and any(_empty(folder / str(name)) for name in files.values())
     return rep if ok and not partial and not lost else None
+
+
+def _same_content(item: BatchItem, report: dict) -> bool:
+    """Whether the input's files still hold what the finished result was made from.
+
+    Sizes and modification times (the key) can stay the same when a file is replaced (a copy that keeps
+    times, a re-export of the same size), so a result is kept only when the files' digest matches too;
+    read only for results that the key would keep.
+    """
+    stored = (report.get("batch") or {}).get("content_sha256")
+    return stored is not None and stored == content_digest(item)
 
 
 def _empty(path: Path) -> bool:
