@@ -264,3 +264,15 @@ def test_repetitive_volumes_take_the_coder_that_wins_and_keep_their_bound(bound)
     noisy = ARRAYS["int16 CT"]()
     _, header, _ = _round_trip(_volume(noisy), mode, bound)
     assert header["values"]["values"]["coding"] == "jpeg-ls" or bound == 300
+
+
+@pytest.mark.parametrize("dtype", ["<f8", "<f4", ">f4", ">f8"])
+def test_scaled_integers_are_coded_as_their_integers_and_come_back_bit_for_bit(dtype):
+    # A header's slope and intercept (NIfTI scl_slope, DICOM Rescale Slope) make 16-bit values floats.
+    stored = ARRAYS["int16 CT"]()
+    array = (stored.astype(np.float64) * np.float32(0.37) + np.float32(-12.5)).astype(dtype)
+    back, header, size = _round_trip(_volume(array))
+    assert header["values"]["kind"] == "scaled"
+    assert back.array.dtype == array.dtype and back.array.tobytes() == array.tobytes()
+    _, _, as_integers = _round_trip(_volume(stored))
+    assert size < 1.5 * as_integers  # about the size of the integers themselves, not of the floats
