@@ -78,3 +78,24 @@ def test_a_file_whose_name_starts_with_a_dash_is_taken_as_the_file(tmp_path, mon
     assert "256x256x120" in capsys.readouterr().out
     with pytest.raises(SystemExit):  # not a file: still read as an (unknown) option
         main(["info", "-q.nii.gz"])
+
+
+def test_option_values_and_numbers_that_name_files_are_left_as_typed(tmp_path, monkeypatch):
+    from medae.cli import _dashed_paths, build_parser
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("-1.5", "-T1", "-v.nii.gz"):
+        (tmp_path / name).write_bytes(b"x")
+    parser = build_parser()
+    argv = ["analyze", "-v.nii.gz", "--out", "o", "--threshold", "-1.5", "--series", "-T1"]
+    assert _dashed_paths(argv, parser) == [
+        "analyze",
+        "./-v.nii.gz",
+        "--out",
+        "o",
+        "--threshold",
+        "-1.5",
+        "--series",
+        "-T1",
+    ]
+    assert _dashed_paths(["info", "-1.5"], parser) == ["info", "-1.5"]  # a number stays a number

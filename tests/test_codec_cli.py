@@ -152,3 +152,16 @@ def test_analyze_all_on_a_folder_takes_its_compressed_studies_too(tmp_path, caps
     assert main(["analyze", str(studies), "--all", "--out", str(tmp_path / "out")]) == 0
     reports = list((tmp_path / "out").rglob("report.json"))
     assert len(reports) == 1
+
+
+def test_analyze_all_on_one_compressed_study_and_a_broken_neighbour_is_named(tmp_path, capsys):
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    assert main(["compress", str(SAMPLE), str(studies / "brain.mae")]) == 0
+    assert main(["analyze", str(studies / "brain.mae"), "--all", "--out", str(tmp_path / "one")]) == 0
+    assert len(list((tmp_path / "one").rglob("report.json"))) == 1
+    (studies / "broken.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
+    capsys.readouterr()
+    assert main(["info", str(studies)]) == 0
+    captured = capsys.readouterr()
+    assert "SYNTHETIC T1 sample" in captured.out and "broken.nii.gz" in captured.err

@@ -117,9 +117,8 @@ def compressed_studies(root: Path, broken: list[tuple[Path, str]]) -> list[Serie
 
     Files that cannot be analysed (a damaged header, a latent preview) are added to ``broken``.
     """
-    from medae import geometry
-    from medae.codec import container, is_compressed_study
-    from medae.codec.study import LATENT_REFUSAL, check_header
+    from medae.codec import is_compressed_study
+    from medae.codec.study import LATENT_REFUSAL
     from medae.io.walk import walk_files
 
     found = []
@@ -128,21 +127,36 @@ def compressed_studies(root: Path, broken: list[tuple[Path, str]]) -> list[Serie
         if not path.name.lower().endswith(".mae") or not is_compressed_study(path):
             continue
         try:
-            header = container.read_header(path)
-            check_header(header, str(path))
+            info = study_info(path)
         except InputError as exc:
             broken.append((path, str(exc)))
             continue
-        if header["mode"] == "latent":
+        if info.extra.get("mode") == "latent":
             broken.append((path, f"{path}: {LATENT_REFUSAL}"))
             continue
-        affine = np.asarray(header["affine"], dtype=np.float64)
-        info = SeriesInfo.for_file(path, "mae", tuple(header["shape"]), affine, 1)
-        info.modality = str(header.get("modality") or "")
-        info.description = str((header.get("meta") or {}).get("series_description") or path.name)
-        info.orientation = geometry.orientation_code(affine)
         found.append(info)
     return found
+
+
+def study_info(path: Path) -> SeriesInfo:
+    """The series entry of one compressed study, from its header alone (its voxels unread).
+
+    Raises:
+        InputError: The header is damaged.
+    """
+    from medae import geometry
+    from medae.codec import container
+    from medae.codec.study import check_header
+
+    header = container.read_header(path)
+    check_header(header, str(path))
+    affine = np.asarray(header["affine"], dtype=np.float64)
+    info = SeriesInfo.for_file(path, "mae", tuple(header["shape"]), affine, 1)
+    info.modality = str(header.get("modality") or "")
+    info.description = str((header.get("meta") or {}).get("series_description") or path.name)
+    info.orientation = geometry.orientation_code(affine)
+    info.extra["mode"] = header["mode"]
+    return info
 
 
 def _order(item: BatchItem) -> tuple:

@@ -232,9 +232,11 @@ def _run_item(
         # A report from another run must not stand beside new outputs if this one is killed midway.
         for stale in ("report.json", "error.json"):
             (folder / stale).unlink(missing_ok=True)
+        # Before the analysis reads the files: a file replaced meanwhile must not pass for what was analysed.
+        content = content_digest(item)
         result = _analyze(item, model, options, progress, cancel)
         extras = _extras(write_extras, result, folder) if options.summary else {}
-        batch = {"key": key, "input": item.where, "content_sha256": content_digest(item)}
+        batch = {"key": key, "input": item.where, "content_sha256": content}
         written = _write(result, folder, options, batch, extras)
     except CancelledError:
         raise

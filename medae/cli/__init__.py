@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(_dashed_paths(sys.argv[1:] if argv is None else list(argv)))
+    args = parser.parse_args(_dashed_paths(sys.argv[1:] if argv is None else list(argv), parser))
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
@@ -83,18 +83,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _dashed_paths(argv: list[str]) -> list[str]:
-    """Existing files whose names start with a dash (``-v.nii.gz``) as ``./-v.nii.gz``.
+def _dashed_paths(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """Existing files whose names start with a dash (``-v.nii.gz``), given where a path goes, as ``./-v.nii.gz``.
 
     argparse takes any word that starts with a dash for an option, so such a file could only be given as
-    ``./-v.nii.gz``; a word that names an existing file, and no option of medae, is meant as the file.
+    ``./-v.nii.gz``. A word is rewritten only when it names an existing file, is not a number, and is not
+    the value of an option (``--threshold -1.5``, ``--series -T1`` stay as typed).
     """
     import os
+    import re
 
+    with_values = {
+        option
+        for sub in parser._subparsers._group_actions[0].choices.values()  # noqa: SLF001 - argparse has no API
+        for action in sub._actions  # noqa: SLF001
+        if action.nargs != 0
+        for option in action.option_strings
+    }
     out = []
-    for word in argv:
-        if word.startswith("-") and not word.startswith("--") and len(word) > 2 and os.path.exists(word):
-            word = os.path.join(".", word)
+    for i, word in enumerate(argv):
+        value_of_option = i > 0 and argv[i - 1] in with_values
+        number = re.fullmatch(r"-\d*\.?\d+(e[-+]?\d+)?", word, re.IGNORECASE)
+        if word.startswith("-") and not word.startswith("--") and not (value_of_option or number):
+            if os.path.isfile(word):
+                word = os.path.join(".", word)
         out.append(word)
     return out
 

@@ -46,20 +46,24 @@ def load_input(path: str, series: str | None = None, volume_index: int | None = 
 
 
 def with_compressed_studies(path: str, scan) -> list:
-    """The series ``scan`` finds under ``path``, and, for a folder, the compressed studies in it."""
-    from medae.batch.items import compressed_studies
+    """The series ``scan`` finds under ``path``: a compressed study itself, or a folder's series and studies."""
+    from medae.batch.items import compressed_studies, study_info
+    from medae.codec import is_compressed_study
     from medae.errors import InputError
 
     folder = Path(path)
+    if is_compressed_study(folder):
+        return [study_info(folder)]
     if not folder.is_dir():
         return scan(path)
     broken: list = []
     studies = compressed_studies(folder, broken)
     try:
         infos = scan(path)
-    except InputError:
+    except InputError as exc:
         if not studies:
             raise
+        print(f"medae: warning: {exc}", file=sys.stderr)  # the folder's other files: said, not dropped
         infos = []
     for _where, why in broken:
         print(f"medae: warning: {why}", file=sys.stderr)

@@ -1,9 +1,11 @@
-"""Non-negative integer volumes <-> bytes: JPEG-LS slice by slice, or zstd when values exceed 16 bits.
+"""Non-negative integer volumes <-> bytes: JPEG-LS slice by slice, zstd for repeating volumes or wide values.
 
 JPEG-LS (ISO 14495-1, the DICOM transfer syntaxes 1.2.840.10008.1.2.4.80 and .81) codes each slice
 losslessly or near-losslessly with a guaranteed largest error; it needs at most 16 bits per sample.
+Noise-free volumes whose slices repeat compress better as a whole with zstd, which finds matches across
+slices ("zstd-slices": byte planes of the volume in C order, near-lossless by quantisation).
 Wider values (32-bit integers, quantised floats of a wide range) are byte-shuffled and coded with zstd,
-losslessly. Slices run along the last array axis so that any part of a volume decodes on its own.
+losslessly ("zstd-shuffle").
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ def encode(values: np.ndarray, near: int = 0, offset: int = 0) -> tuple[dict, by
 
     Args:
         values: Integers, any integer dtype.
-        near: Largest error allowed per voxel (JPEG-LS NEAR); 0 is lossless. Only for values up to 65535:
-            wider values are coded losslessly and must be quantised by the caller.
-        offset: Subtracted slice by slice, so that no offset copy of a whole volume is made (16-bit
-            values only; wider ones come offset already).
+        near: Largest error allowed per voxel; 0 is lossless. Only for values up to 65535: wider values
+            are coded losslessly and must be quantised by the caller.
+        offset: Subtracted slice by slice, so that no offset copy of a whole volume is made (values up to
+            16 bits only; wider ones come offset already).
 
     Returns:
         (description for the header, coded bytes).
@@ -35,20 +37,14 @@ def encode(values: np.ndarray, near: int = 0, offset: int = 0) -> tuple[dict, by
     if values.size and int(values.min()) - offset < 0:
         raise ValueError("integer coding needs values >= 0")
     if top <= JPEGLS_MAX:
-        stored = np.uint8 if top < 256 else np.uint16
+        stored = np.dtype(np.uint8 if top < 256 else np.uint16)
         if _repetitive(values, offset, stored):
-            # Near-lossless too: steps of 2 * near + 1 (every voxel within ``near``), then zstd.
-            step = 2 * int(near) + 1
-            planes = np.empty(values.shape, dtype=stored)
-            for k in range(values.shape[-1]):
-                planes[..., k] = (np.subtract(values[..., k], offset, dtype=np.int32) + int(near)) // step
-            data = imagecodecs.zstd_encode(shuffle(planes.reshape(-1)), ZSTD_LEVEL)
-            return {"coding": "zstd-shuffle", "sample": np.dtype(stored).name, "step": step}, data
+            return _encode_zstd_slices(values, near, offset, stored)
         parts = []
         for k in range(values.shape[-1]):
             plane = np.subtract(values[..., k], offset, dtype=np.int32).astype(stored)
             parts.append(imagecodecs.jpegls_encode(plane, level=int(near) if near else None))
-        info = {"coding": "jpeg-ls", "near": int(near), "sample": np.dtype(stored).name}
+        info = {"coding": "jpeg-ls", "near": int(near), "sample": stored.name}
         info["slices"] = [len(p) for p in parts]
         return info, b"".join(parts)
     if near or offset:
@@ -60,12 +56,11 @@ def encode(values: np.ndarray, near: int = 0, offset: int = 0) -> tuple[dict, by
     )
 
 
-def _repetitive(values: np.ndarray, offset: int, stored: type) -> bool:
-    """Whether zstd beats JPEG-LS by a tenth on a sample of slices: noise-free, repeating volumes.
+def _repetitive(values: np.ndarray, offset: int, stored: np.dtype) -> bool:
+    """Whether zstd beats JPEG-LS by a tenth on about eight slices: noise-free, repeating volumes.
 
     Scans with noise compress best slice by slice with JPEG-LS; synthetic or heavily masked volumes
-    (large constant regions, slices that repeat) compress better as a whole with zstd, which finds
-    matches across slices. Every eighth slice decides.
+    (large constant regions, slices that repeat) compress better as a whole with zstd.
     """
     import imagecodecs
 
@@ -77,12 +72,31 @@ def _repetitive(values: np.ndarray, offset: int, stored: type) -> bool:
     return zstd < 0.9 * jpegls
 
 
+def _encode_zstd_slices(values: np.ndarray, near: int, offset: int, stored: np.dtype) -> tuple[dict, bytes]:
+    """Byte planes of the volume in C order (quantised to steps of 2 * near + 1), then zstd.
+
+    C order puts a voxel beside the same voxel of the next slice, so repeating slices become long runs;
+    the planes are filled slice by slice, without a whole-volume copy of the codes.
+    """
+    import imagecodecs
+
+    step = 2 * int(near) + 1
+    depth = values.shape[-1]
+    planes = np.empty((stored.itemsize, values.size), dtype=np.uint8)
+    for k in range(depth):
+        codes = ((np.subtract(values[..., k], offset, dtype=np.int32) + int(near)) // step).astype(stored)
+        planes[:, k::depth] = codes.reshape(-1).view(np.uint8).reshape(-1, stored.itemsize).T
+    info = {"coding": "zstd-slices", "sample": stored.name, "step": step}
+    return info, imagecodecs.zstd_encode(planes, ZSTD_LEVEL)
+
+
 def decode(
     info: dict, data: bytes, shape: tuple[int, ...], offset: int = 0, dtype: np.dtype | None = None, step: int = 1
 ) -> np.ndarray:
     """Inverse of :func:`encode`: the integers, times ``step`` plus ``offset``, slice by slice into ``dtype``.
 
-    Without ``dtype``, JPEG-LS values come back as their stored sample type (``offset`` must then be 0).
+    Without ``dtype``, the values come back as their stored sample type (times a quantisation step of
+    their own, as int64); ``offset`` and ``step`` then apply only with a ``dtype``.
 
     Raises:
         InputError: The coded data do not match their description (a damaged file).
@@ -90,46 +104,65 @@ def decode(
     import imagecodecs
 
     sample = np.dtype(info["sample"])
-    if info["coding"] == "jpeg-ls":
-        sizes = [int(n) for n in info["slices"]]
-        if len(sizes) != shape[-1] or sum(sizes) != len(data):
-            raise InputError("the compressed slices do not add up to the volume's size; the file is damaged.")
-        out = np.empty(shape, dtype=dtype or sample)
-        start = 0
-        for k, n in enumerate(sizes):
-            try:
-                plane = imagecodecs.jpegls_decode(data[start : start + n])
-            except Exception as exc:  # noqa: BLE001 - the codec's own error types differ between versions
-                raise InputError(f"slice {k} does not decode ({exc}); the file is damaged.") from exc
-            if plane.shape != shape[:-1]:
-                raise InputError(f"slice {k} decodes to {plane.shape}, not {shape[:-1]}; the file is damaged.")
-            if dtype is None:
-                out[..., k] = plane
-            else:
-                # Near-lossless slices may step past the scan's top value (within the bound); its type's end
-                # is never further from the truth, and stops a wrap-around.
-                limits = np.iinfo(out.dtype)
-                wide = np.multiply(plane, step, dtype=np.int64) if step != 1 else plane
-                out[..., k] = np.clip(np.add(wide, offset, dtype=np.int64), limits.min, limits.max)
-            start += n
-        return out
-    if info["coding"] == "zstd-shuffle":
+    coding = info["coding"]
+    if coding == "zstd-shuffle":
         raw = imagecodecs.zstd_decode(data)
-        count = int(np.prod(shape))
-        if len(raw) != count * sample.itemsize:
+        if len(raw) != int(np.prod(shape)) * sample.itemsize:
             raise InputError("the compressed values do not fill the volume; the file is damaged.")
-        codes = unshuffle(raw, sample).reshape(shape)
-        inner = int(info.get("step", 1))
-        step *= inner
-        if dtype is None:
-            return codes if inner == 1 else codes.astype(np.int64) * inner
-        out = np.empty(shape, dtype=dtype)
-        limits = np.iinfo(out.dtype)
-        for k in range(shape[-1]):
-            wide = np.multiply(codes[..., k], step, dtype=np.int64)
-            out[..., k] = np.clip(np.add(wide, offset, dtype=np.int64), limits.min, limits.max)
+        return unshuffle(raw, sample).reshape(shape)
+    if coding == "jpeg-ls":
+        slices = _jpegls_slices(info, data, shape)
+        inner = 1
+    elif coding == "zstd-slices":
+        slices = _zstd_slices(data, shape, sample)
+        inner = int(info["step"])
+    else:
+        raise InputError(f"unknown value coding {coding!r}: the file was written by a newer medae.")
+    if dtype is None:
+        out = np.empty(shape, dtype=sample if inner == 1 else np.int64)
+        for k, plane in enumerate(slices):
+            out[..., k] = plane if inner == 1 else np.multiply(plane, inner, dtype=np.int64)
         return out
-    raise InputError(f"unknown value coding {info['coding']!r}: the file was written by a newer medae.")
+    out = np.empty(shape, dtype=dtype)
+    limits = np.iinfo(out.dtype)
+    for k, plane in enumerate(slices):
+        # Near-lossless values may step past the scan's top value (within the bound); its type's end is
+        # never further from the truth, and stops a wrap-around.
+        wide = np.multiply(plane, step * inner, dtype=np.int64)
+        out[..., k] = np.clip(np.add(wide, offset, dtype=np.int64), limits.min, limits.max)
+    return out
+
+
+def _jpegls_slices(info: dict, data: bytes, shape: tuple[int, ...]):
+    """The decoded JPEG-LS slices, one at a time."""
+    import imagecodecs
+
+    sizes = [int(n) for n in info["slices"]]
+    if len(sizes) != shape[-1] or sum(sizes) != len(data):
+        raise InputError("the compressed slices do not add up to the volume's size; the file is damaged.")
+    start = 0
+    for k, n in enumerate(sizes):
+        try:
+            plane = imagecodecs.jpegls_decode(data[start : start + n])
+        except Exception as exc:  # noqa: BLE001 - the codec's own error types differ between versions
+            raise InputError(f"slice {k} does not decode ({exc}); the file is damaged.") from exc
+        if plane.shape != shape[:-1]:
+            raise InputError(f"slice {k} decodes to {plane.shape}, not {shape[:-1]}; the file is damaged.")
+        yield plane
+        start += n
+
+
+def _zstd_slices(data: bytes, shape: tuple[int, ...], sample: np.dtype):
+    """The slices of a ``zstd-slices`` buffer, one at a time (no whole-volume copy besides the buffer)."""
+    import imagecodecs
+
+    depth = shape[-1]
+    raw = imagecodecs.zstd_decode(data)
+    if len(raw) != int(np.prod(shape)) * sample.itemsize:
+        raise InputError("the compressed values do not fill the volume; the file is damaged.")
+    planes = np.frombuffer(raw, dtype=np.uint8).reshape(sample.itemsize, -1)
+    for k in range(depth):
+        yield np.ascontiguousarray(planes[:, k::depth].T).view(sample).reshape(shape[:-1])
 
 
 def shuffle(flat: np.ndarray) -> bytes:
