@@ -1,7 +1,7 @@
 """``medae compress INPUT OUT.mae``: one file holding a scan losslessly, within a bound, or as a latent.
 
 Modes: lossless (the default; every voxel back bit for bit), near-lossless (every voxel back within
---max-error, in the scan's units; lossy is another name for it) and latent (about 100 kB that the
+--max-error, in the scan's units; lossy is another name for it) and latent (about 60 kB that the
 compression model decodes to a smooth, healthy-looking preview: not the scan, never for diagnosis).
 The file is checked by decoding it before it is written, and is written atomically.
 """

@@ -4,7 +4,7 @@
   values stored in the file, and by decoding before the file is written).
 - ``near-lossless``: every voxel comes back within ``max_error`` of the original, in the scan's units
   (JPEG-LS's bound for integers, quantisation for floats); checked the same way before writing.
-- ``latent``: only the compression model's latent: about 100 kB that decode to a smooth,
+- ``latent``: only the compression model's latent: about 60 kB that decode to a smooth,
   healthy-looking version of the region the model covers. Not the scan; never for diagnosis.
 
 Every mode keeps the shape, the affine, the modality and the non-identifying description; patient data
