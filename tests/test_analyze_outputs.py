@@ -8,7 +8,7 @@ import numpy as np
 from medae.cli import main
 from medae.io.nifti import save_nifti
 from medae.volume import Volume
-from tests.dicom_factory import axial_affine, write_series
+from tests.dicom_factory import axial_affine, phantom, write_series
 from tests.gui.tiny_model import mr_with_lesion
 
 
@@ -109,3 +109,13 @@ def test_a_failed_dicom_export_keeps_the_analysis(tmp_path, tiny_model, capsys, 
     assert (out / "summary.png").is_file() and "earlier run" not in err
     assert any("summary_sc.dcm" in w for w in report["warnings"])
     assert sum("DICOM export failed" in line for line in err.splitlines()) == 1  # said once
+
+
+def test_report_json_of_analyze_names_a_dicom_series_by_its_pseudonym_unless_keep_phi(tmp_path, tiny_model):
+    write_series(tmp_path / "in", phantom((20, 18, 12)), axial_affine((1.0, 1.0, 1.25)), series_uid="1.2.3.9.7")
+    args = ["analyze", str(tmp_path / "in"), "--model", str(tiny_model), "--force"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    text = (tmp_path / "a" / "report.json").read_text()
+    assert "1.2.3.9.7" not in text and json.loads(text)["input"]["series_uid"].startswith("2.25.")
+    assert main([*args, "--out", str(tmp_path / "b"), "--keep-phi"]) == 0
+    assert json.loads((tmp_path / "b" / "report.json").read_text())["input"]["series_uid"] == "1.2.3.9.7"

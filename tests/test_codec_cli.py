@@ -100,7 +100,7 @@ def test_batch_analyses_compressed_studies_and_names_a_damaged_one(tmp_path, cap
     assert main(["batch", str(studies), "--out", str(tmp_path / "out"), "--no-png"]) == 2  # one series failed
     rows = {r["input"]: r for r in csv.DictReader(open(tmp_path / "out" / "results.csv"))}
     assert rows["good.mae"]["status"] == "ok" and int(rows["good.mae"]["findings"]) >= 1
-    assert rows["good.mae"]["description"] == "SYNTHETIC T1 sample with one synthetic lesion"
+    assert rows["good.mae"]["description"] == "good.mae"  # its description is free text, left out
     assert rows["cut.mae"]["status"] != "ok" and "cut short" in rows["cut.mae"]["error"]
 
 
@@ -142,7 +142,7 @@ def test_info_on_a_folder_lists_its_compressed_studies_beside_its_scans(tmp_path
     capsys.readouterr()
     assert main(["info", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "ct.nii.gz" in out and "SYNTHETIC T1 sample" in out and "174x229x121" in out
+    assert "ct.nii.gz" in out and "brain.mae" in out and "174x229x121" in out
 
 
 def test_analyze_all_on_a_folder_takes_its_compressed_studies_too(tmp_path, capsys):
@@ -164,4 +164,40 @@ def test_analyze_all_on_one_compressed_study_and_a_broken_neighbour_is_named(tmp
     capsys.readouterr()
     assert main(["info", str(studies)]) == 0
     captured = capsys.readouterr()
-    assert "SYNTHETIC T1 sample" in captured.out and "broken.nii.gz" in captured.err
+    assert "brain.mae" in captured.out and "broken.nii.gz" in captured.err
+
+
+def test_the_output_may_not_be_one_of_the_slices_of_a_dicom_input(tmp_path, capsys):
+    write_series(tmp_path / "dcm", phantom((16, 14, 6)), axial_affine(), modality="MR")
+    slice_file = sorted((tmp_path / "dcm").iterdir())[0]
+    before = slice_file.read_bytes()
+    assert main(["compress", str(tmp_path / "dcm"), str(slice_file)]) == 2
+    assert "never overwrites a source" in capsys.readouterr().err
+    assert slice_file.read_bytes() == before
+
+
+def test_64_bit_integers_come_back_and_a_file_name_stays_out_of_the_file(tmp_path):
+    import nibabel as nib
+
+    array = (np.arange(6 * 5 * 4, dtype=np.int64) * 10**12).reshape(6, 5, 4)
+    named = tmp_path / "Smith_John_19800101.nii.gz"
+    nib.save(nib.Nifti1Image(array, np.eye(4), dtype=np.int64), named)
+    assert main(["compress", str(named), str(tmp_path / "s.mae")]) == 0
+    assert b"Smith" not in (tmp_path / "s.mae").read_bytes()
+    assert main(["decompress", str(tmp_path / "s.mae"), str(tmp_path / "s.nii.gz")]) == 0
+    back = nib.load(tmp_path / "s.nii.gz")
+    assert back.get_data_dtype() == np.int64 and np.array_equal(np.asanyarray(back.dataobj), array)
+    assert b"Smith" not in (tmp_path / "s.nii.gz").read_bytes()
+
+
+def test_bounds_add_up_when_a_near_lossless_study_is_compressed_again(tmp_path, capsys):
+    a, b = str(tmp_path / "a.mae"), str(tmp_path / "b.mae")
+    assert main(["compress", str(SAMPLE), a, "--mode", "lossy", "--max-error", "3"]) == 0
+    assert main(["compress", a, b, "--mode", "lossy", "--max-error", "3"]) == 0
+    assert main(["compress", b, str(tmp_path / "c.mae")]) == 0  # lossless from here on
+    capsys.readouterr()
+    assert main(["decompress", str(tmp_path / "c.mae"), str(tmp_path / "c.nii")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Decoded from a near-lossless") == 1 and "by up to 6" in out
+    diff = nib.load(tmp_path / "c.nii").get_fdata() - nib.load(SAMPLE).get_fdata()
+    assert np.abs(diff).max() <= 6

@@ -60,18 +60,28 @@ def write_outputs(
         report.update(extra_report)
     written.update(extra_files or {})  # files the caller wrote beside these (the summary image)
     report["files"] = {k: Path(p).name for k, p in written.items()}
-    if not keep_phi:
-        report["input"]["source"] = Path(str(report["input"]["source"])).name if report["input"]["source"] else None
-        if report["input"].get("series_uid"):
-            from medae.io.deid import Deidentification
-
-            # The pseudonymous UID the DICOM exports refer to the series by (the same mapping).
-            report["input"]["series_uid"] = Deidentification().uid(report["input"]["series_uid"])
+    deidentify_report(report, keep_phi)
     written["report"] = out / "report.json"
     write_text(written["report"], json.dumps(report, indent=2) + "\n")
     if failed:
         raise PartialOutputError(f"{failed} The heatmap, findings and report.json were written to {out}.", written)
     return written
+
+
+def deidentify_report(report: dict, keep_phi: bool) -> dict:
+    """``report`` (changed in place) without the source's folders and with its series UID pseudonymised.
+
+    Every writer of report.json goes through here, so that none of them leaves the real UID in.
+    """
+    if keep_phi:
+        return report
+    report["input"]["source"] = Path(str(report["input"]["source"])).name if report["input"]["source"] else None
+    if report["input"].get("series_uid"):
+        from medae.io.deid import Deidentification
+
+        # The pseudonymous UID the DICOM exports refer to the series by (the same mapping).
+        report["input"]["series_uid"] = Deidentification().uid(report["input"]["series_uid"])
+    return report
 
 
 def _write_dicom(result: AnalysisResult, out: Path, keep_phi: bool) -> dict[str, Path]:

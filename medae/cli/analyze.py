@@ -144,12 +144,12 @@ def write_outputs_report_only(result, out: Path, written: dict, keep_phi: bool) 
     """Rewrites report.json with the final timings and file list."""
     import json
 
+    from medae.analysis.outputs import deidentify_report
     from medae.atomic import write_text
 
     report = result.report()
     report["files"] = {k: Path(p).name for k, p in written.items()}
-    if not keep_phi and report["input"]["source"]:
-        report["input"]["source"] = Path(str(report["input"]["source"])).name
+    deidentify_report(report, keep_phi)
     write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
 
 

@@ -62,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"medae: note: {out.name} does not end in .mae; medae recognises compressed studies by content anyway.")
     with ProgressBar(f"load {source.name}"[:40]) as bar:
         volume = load_input(args.input, args.series, args.volume, bar)  # a .mae too: change its mode
+    for read in volume.meta.get("source_files") or []:  # a DICOM folder: the output must not be one of its slices
+        if out.exists() and Path(read).exists() and os.path.samefile(read, out):
+            raise OutputError(f"{out} is one of the files of the input; medae never overwrites a source file.")
     model = None
     if mode == "latent":
         from medae.model import load_model

@@ -72,7 +72,8 @@ def compress(
         "affine": np.asarray(volume.affine, dtype=np.float64).tolist(),
         "modality": volume.modality,
         "meta": jsonable(volume.meta if keep_phi else deidentified_meta(volume.meta)),
-        "warnings": list(volume.warnings),
+        # The decoder's own notes are written again from the header when this file is decoded.
+        "warnings": [w for w in volume.warnings if not w.startswith(_DECODER_NOTES)],
         "written_by": f"medae {__version__}",
     }
     if keep_phi and volume.phi:
@@ -99,6 +100,8 @@ def compress(
     info, data = _encode_checked(array, bound, digest, cancel)
     header["values"] = info
     header["max_error"] = bound
+    # A scan decoded from a near-lossless file and compressed again: the errors of both codings add up.
+    header["max_error_from_acquired"] = bound + float(volume.meta.get("max_error_from_acquired") or 0.0)
     header["sha256_values"] = digest
     report(progress, 1.0, "Compressed")
     return header, {"values": data}
@@ -186,15 +189,15 @@ def _decompress(header: dict, sections: dict[str, bytes], model, source: str | N
             limits = np.iinfo(dtype) if dtype.kind != "b" else np.iinfo(np.uint8)
             decoded = np.clip(np.rint(decoded), limits.min, limits.max)
         array = decoded.astype(dtype)
-        warnings.append(LATENT_NOTE)
         meta["kind"] = "latent reconstruction"
     elif header["mode"] in ("lossless", "near-lossless"):
         array = values.decode(header["values"], sections["values"], shape)
         if array.dtype != np.dtype(header["dtype"]) or array.shape != shape:
             raise InputError(f"{source or 'the study'}: the voxels do not decode to the grid and type of the header.")
-        bound = float(header.get("max_error") or 0.0)
+        bound = float(header.get("max_error_from_acquired", header.get("max_error")) or 0.0)
         if bound > 0:
             # Lossy, however slightly: whoever reads this scan, and every result made from it, must know.
+            meta["max_error_from_acquired"] = bound
             warnings.append(
                 f"Decoded from a near-lossless compressed study: each voxel may differ from the acquired scan "
                 f"by up to {bound:g}"
@@ -206,6 +209,8 @@ def _decompress(header: dict, sections: dict[str, bytes], model, source: str | N
             )
     else:
         raise InputError(f"unknown compression mode {header['mode']!r}: the file was written by a newer medae.")
+    if meta.get("kind") == "latent reconstruction":  # also a latent preview compressed again, losslessly
+        warnings.append(LATENT_NOTE)
     return Volume(
         array,
         affine,
@@ -263,14 +268,17 @@ def describe(header: dict, size: int | None = None) -> str:
     return text
 
 
-#: Description fields that name places on the writer's disk (folder names often hold a patient's name).
-_PATH_FIELDS = ("source_files", "frame_numbers", "thumbnail_file")
+#: Description fields that name places on the writer's disk (folder names often hold a patient's name),
+#: and free text that the basic de-identification profile removes (a NIfTI's description is often the
+#: file's name, and file names often hold a patient's name).
+_PATH_FIELDS = ("source_files", "frame_numbers", "thumbnail_file", "series_description", "study_description")
+_DECODER_NOTES = ("Decoded from a latent", "Decoded from a near-lossless")
 #: UIDs that name a class or an encoding, not a patient's study: kept.
 _PUBLIC_UIDS = ("sop_class_uid", "transfer_syntax_uid")
 
 
 def deidentified_meta(meta: dict) -> dict:
-    """The description without paths, and with study, series and frame-of-reference UIDs pseudonymised.
+    """The description without paths or free text, and with study, series and frame-of-reference UIDs pseudonymised.
 
     The UIDs are replaced as ``report.json`` and the DICOM exports replace them (the same mapping), so a
     compressed study, its analysis and its DICOM objects still name the same series.

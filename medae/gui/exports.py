@@ -134,7 +134,8 @@ def _study(volume, target: Path, progress, cancel) -> Path:
     # Lossless, without patient data: what leaves the viewer is the scan itself, as in its other exports.
     from medae.codec import compress, write_study
 
-    if volume.source and Path(volume.source).exists() and Path(volume.source).resolve() == target.resolve():
+    sources = [volume.source, *(volume.meta.get("source_files") or [])] if volume.source else []
+    if target.exists() and any(Path(p).exists() and Path(p).samefile(target) for p in sources):
         raise OutputError(f"{target} is the scan's own file; medae never overwrites a source. Choose another name.")
     return write_study(target, *compress(volume, "lossless", progress=progress, cancel=cancel))
 

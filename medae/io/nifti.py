@@ -385,7 +385,8 @@ def save_nifti(volume: Volume, path: str | os.PathLike, dtype: np.dtype | None =
         affine[:3, :] /= _UNITS_MM[unit]
     else:
         unit = "mm"
-    img = nib.Nifti1Image(arr, affine)
+    # 64-bit integers are legal NIfTI but nibabel asks for them explicitly (many tools cannot read them).
+    img = nib.Nifti1Image(arr, affine, dtype=arr.dtype if arr.dtype.kind in "iu" and arr.itemsize == 8 else None)
     img.header.set_data_dtype(arr.dtype)
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
