@@ -201,3 +201,9 @@ def test_bounds_add_up_when_a_near_lossless_study_is_compressed_again(tmp_path, 
     assert out.count("Decoded from a near-lossless") == 1 and "by up to 6" in out
     diff = nib.load(tmp_path / "c.nii").get_fdata() - nib.load(SAMPLE).get_fdata()
     assert np.abs(diff).max() <= 6
+
+
+def test_series_or_volume_options_for_a_compressed_study_are_refused_not_ignored(tmp_path, capsys):
+    assert main(["compress", str(SAMPLE), str(tmp_path / "s.mae")]) == 0
+    assert main(["compress", str(tmp_path / "s.mae"), str(tmp_path / "t.mae"), "--volume", "1"]) == 2
+    assert "--series and --volume do not apply" in capsys.readouterr().err
