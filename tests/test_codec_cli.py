@@ -207,3 +207,47 @@ def test_series_or_volume_options_for_a_compressed_study_are_refused_not_ignored
     assert main(["compress", str(SAMPLE), str(tmp_path / "s.mae")]) == 0
     assert main(["compress", str(tmp_path / "s.mae"), str(tmp_path / "t.mae"), "--volume", "1"]) == 2
     assert "--series and --volume do not apply" in capsys.readouterr().err
+
+
+def test_a_header_s_data_file_and_the_input_itself_are_never_written_over(tmp_path, capsys):
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(phantom((6, 7, 8)).astype(np.int16))
+    sitk.WriteImage(image, str(tmp_path / "scan.mhd"))  # scan.mhd + scan.raw
+    raw = tmp_path / "scan.raw"
+    before = raw.read_bytes()
+    assert main(["compress", str(tmp_path / "scan.mhd"), str(raw)]) == 2
+    assert "never overwrites a source" in capsys.readouterr().err and raw.read_bytes() == before
+    study = tmp_path / "study.nii.gz"  # a .mae may carry any name
+    assert main(["compress", str(tmp_path / "scan.mhd"), str(study)]) == 0
+    kept = study.read_bytes()
+    assert main(["decompress", str(study), str(study)]) == 2
+    assert study.read_bytes() == kept
+
+
+def test_dicom_descriptions_stay_and_a_bids_name_keeps_all_but_the_person(tmp_path):
+    from medae.analysis.checks import _contrast_agent
+    from medae.codec import read_study
+    from medae.model.card import ModelCard
+
+    write_series(tmp_path / "dcm", phantom((16, 14, 6)), axial_affine(), modality="MR", description="AX T1 POST GAD")
+    assert main(["compress", str(tmp_path / "dcm"), str(tmp_path / "d.mae")]) == 0
+    assert read_study(tmp_path / "d.mae").meta["series_description"] == "AX T1 POST GAD"
+    bids = tmp_path / "sub-0042_ses-2_ce-gadolinium_T1w.nii.gz"
+    source = nib.load(SAMPLE)
+    nib.save(nib.Nifti1Image(np.asanyarray(source.dataobj), source.affine), bids)  # no description: its name
+    assert main(["compress", str(bids), str(tmp_path / "b.mae")]) == 0
+    assert b"0042" not in (tmp_path / "b.mae").read_bytes()
+    back = read_study(tmp_path / "b.mae")
+    assert back.meta["series_description"] == "ce-gadolinium_T1w.nii.gz"
+    card = ModelCard.read(Path(__file__).resolve().parents[1] / "models" / "brain-t1-dae" / "card.json")
+    assert _contrast_agent(back, card)  # the analysis still hears of the contrast agent
+
+
+def test_info_of_a_study_compressed_again_states_the_bound_against_the_acquired_scan(tmp_path, capsys):
+    a, b = str(tmp_path / "a.mae"), str(tmp_path / "b.mae")
+    assert main(["compress", str(SAMPLE), a, "--mode", "lossy", "--max-error", "3"]) == 0
+    assert main(["compress", a, b]) == 0
+    assert "within 3 of the acquired scan" in capsys.readouterr().out
+    assert main(["info", b]) == 0
+    assert "lossless" in (out := capsys.readouterr().out) and "within 3 of the acquired scan" in out

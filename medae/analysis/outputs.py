@@ -75,12 +75,14 @@ def deidentify_report(report: dict, keep_phi: bool) -> dict:
     """
     if keep_phi:
         return report
-    report["input"]["source"] = Path(str(report["input"]["source"])).name if report["input"]["source"] else None
-    if report["input"].get("series_uid"):
+    given = report.get("input") or {}
+    if given.get("source"):
+        given["source"] = Path(str(given["source"])).name
+    if given.get("series_uid"):
         from medae.io.deid import Deidentification
 
         # The pseudonymous UID the DICOM exports refer to the series by (the same mapping).
-        report["input"]["series_uid"] = Deidentification().uid(report["input"]["series_uid"])
+        given["series_uid"] = Deidentification().uid(given["series_uid"])
     return report
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from medae.analysis.outputs import OUTPUT_NAMES
 from medae.errors import CancelledError, InputError
-from medae.io.loader import SeriesInfo, list_volume_files
+from medae.io.loader import SeriesInfo, companion_files, list_volume_files
 from medae.progress import ProgressFn
 
 _VOLUME_SUFFIXES = (".nii.gz", ".nii", ".mgz", ".mgh", ".nrrd", ".nhdr", ".mha", ".mhd", ".hdr", ".img")
@@ -173,7 +173,7 @@ def _file_item(root: Path, info: SeriesInfo) -> BatchItem:
     stat = path.stat()
     where = _rel(root, path)
     identity = {"series": where, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    companions = _companions(path)
+    companions = companion_files(path)
     if companions:  # a header whose voxels or orientation live in other files: they are the scan too
         digest = hashlib.sha256()
         for f in companions:
@@ -195,7 +195,7 @@ def content_digest(item: BatchItem) -> str | None:
     info = item.info
     if info is None:
         return None
-    files = sorted(_files(info)) if info.kind == "dicom" else [Path(info.source), *_companions(Path(info.source))]
+    files = sorted(_files(info)) if info.kind == "dicom" else [Path(info.source), *companion_files(Path(info.source))]
     digest = hashlib.sha256()
     try:
         for f in files:
@@ -206,22 +206,6 @@ def content_digest(item: BatchItem) -> str | None:
     except OSError:
         return None  # gone or unreadable: nothing to match, so the series is analysed (and says why)
     return digest.hexdigest()
-
-
-def _companions(path: Path) -> list[Path]:
-    """Files beside a header that hold part of the scan: the same name with another ending.
-
-    Analyze .img and SPM .mat beside an .hdr, the .raw or .zraw of a MetaImage .mhd, the data file of a
-    detached NRRD .nhdr (when it shares the name, as writers make it).
-    """
-    name = path.name.lower()
-    if not name.endswith((".hdr", ".mhd", ".nhdr")):
-        return []
-    stem = path.name[: path.name.rfind(".")]
-    try:
-        return sorted(p for p in path.parent.iterdir() if p != path and p.is_file() and p.name.startswith(stem + "."))
-    except OSError:
-        return []
 
 
 def _files(info: SeriesInfo) -> list[Path]:

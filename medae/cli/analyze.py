@@ -78,9 +78,12 @@ def run(args: argparse.Namespace) -> int:
         try:
             t = time.perf_counter()
             # A compressed study found in the folder is its own file (its "series" is its path).
-            source = series if series and is_compressed_study(series) else args.input
+            study = bool(series) and is_compressed_study(series)
             with ProgressBar(f"load {series or Path(args.input).name}"[:40]) as bar:
-                volume = load_input(source, series, args.volume, bar)
+                if study:  # --volume is for the folder's 4D files
+                    volume = load_input(series, series, None, bar)
+                else:
+                    volume = load_input(args.input, series, args.volume, bar)
             t_load = time.perf_counter() - t
             written = analyze_one(volume, model, out, args, t_load, t_model)
         except Exception as exc:  # noqa: BLE001 - with --all one bad series must not stop the rest

@@ -45,8 +45,7 @@ def load_input(path: str, series: str | None = None, volume_index: int | None = 
 
         if volume_index is not None or (series and series != str(path)):
             raise InputError(
-                f"{path}: a compressed study holds one 3D series; --series and --volume do not apply. "
-                "Leave them out."
+                f"{path}: a compressed study holds one 3D series; --series and --volume do not apply. Leave them out."
             )
         return read_study(path)
     return load(path, series=series, volume_index=volume_index, progress=progress)

@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     """Loads the scan, compresses it and writes the file."""
     from medae.cli.progressbar import ProgressBar
     from medae.codec import compress, describe, write_study
+    from medae.codec.study import is_source_of
     from medae.errors import OutputError
 
     mode = _ALIASES.get(args.mode, args.mode)
@@ -62,9 +63,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"medae: note: {out.name} does not end in .mae; medae recognises compressed studies by content anyway.")
     with ProgressBar(f"load {source.name}"[:40]) as bar:
         volume = load_input(args.input, args.series, args.volume, bar)  # a .mae too: change its mode
-    for read in volume.meta.get("source_files") or []:  # a DICOM folder: the output must not be one of its slices
-        if out.exists() and Path(read).exists() and os.path.samefile(read, out):
-            raise OutputError(f"{out} is one of the files of the input; medae never overwrites a source file.")
+    if is_source_of(out, volume):  # a slice of a DICOM input, the .raw beside a .mhd, ...
+        raise OutputError(f"{out} is one of the files of the input; medae never overwrites a source file.")
     model = None
     if mode == "latent":
         from medae.model import load_model

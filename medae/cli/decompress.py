@@ -30,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     name = args.output.name.lower()
     if args.output.is_dir() or not name.endswith((".nii", ".nii.gz")):
         raise OutputError(f"{args.output}: give a NIfTI file name ending in .nii.gz or .nii.")
+    if args.output.exists() and args.output.resolve() == args.input.resolve():
+        raise OutputError(f"{args.output} is the input itself; medae never overwrites a source file.")
     header, sections = container.read(args.input)
     model = None
     if header.get("mode") == "latent":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def compress(
         "dtype": array.dtype.str,
         "affine": np.asarray(volume.affine, dtype=np.float64).tolist(),
         "modality": volume.modality,
-        "meta": jsonable(volume.meta if keep_phi else deidentified_meta(volume.meta)),
+        "meta": jsonable(_without_bound(volume.meta if keep_phi else deidentified_meta(volume.meta))),
         # The decoder's own notes are written again from the header when this file is decoded.
         "warnings": [w for w in volume.warnings if not w.startswith(_DECODER_NOTES)],
         "written_by": f"medae {__version__}",
@@ -79,6 +80,7 @@ def compress(
     if keep_phi and volume.phi:
         header["phi"] = jsonable(volume.phi)
     report(progress, 0.0, "Compressing")
+    prior = float(volume.meta.get("max_error_from_acquired") or 0.0)
     if mode == "latent":
         from medae.codec import latent
 
@@ -101,7 +103,7 @@ def compress(
     header["values"] = info
     header["max_error"] = bound
     # A scan decoded from a near-lossless file and compressed again: the errors of both codings add up.
-    header["max_error_from_acquired"] = bound + float(volume.meta.get("max_error_from_acquired") or 0.0)
+    header["max_error_from_acquired"] = bound + prior
     header["sha256_values"] = digest
     report(progress, 1.0, "Compressed")
     return header, {"values": data}
@@ -222,6 +224,22 @@ def _decompress(header: dict, sections: dict[str, bytes], model, source: str | N
     )
 
 
+def is_source_of(target: str | os.PathLike, volume: Volume) -> bool:
+    """Whether ``target`` is one of the files ``volume`` was read from (so writing it would destroy the scan).
+
+    The file or folder given, a header's data files beside it (.raw of a .mhd, .img of an .hdr, ...) and
+    every DICOM file of the series; links count as the file they point to.
+    """
+    from medae.io.loader import companion_files
+
+    target = Path(target)
+    if not target.exists() or not volume.source:
+        return False
+    source = Path(volume.source)
+    paths = [source, *companion_files(source), *(Path(p) for p in volume.meta.get("source_files") or [])]
+    return any(p.exists() and os.path.samefile(p, target) for p in paths)
+
+
 def write_study(path: str | os.PathLike, header: dict, sections: dict[str, bytes]) -> Path:
     """Writes the compressed study atomically."""
     return container.write(path, header, sections)
@@ -261,6 +279,9 @@ def describe(header: dict, size: int | None = None) -> str:
     text = f"{header['mode']}, {shape} {np.dtype(header['dtype']).name}"
     if header["mode"] == "near-lossless":
         text += f", every voxel within {header['max_error']:g}"
+    acquired = float(header.get("max_error_from_acquired") or 0.0)
+    if header["mode"] != "latent" and acquired > float(header.get("max_error") or 0.0):
+        text += f" of a scan decoded from a near-lossless study: within {acquired:g} of the acquired scan"
     if header["mode"] == "latent":
         text += f", latent of model {header['latent']['model']}"
     if size:
@@ -268,10 +289,14 @@ def describe(header: dict, size: int | None = None) -> str:
     return text
 
 
-#: Description fields that name places on the writer's disk (folder names often hold a patient's name),
-#: and free text that the basic de-identification profile removes (a NIfTI's description is often the
-#: file's name, and file names often hold a patient's name).
-_PATH_FIELDS = ("source_files", "frame_numbers", "thumbnail_file", "series_description", "study_description")
+#: Description fields that name places on the writer's disk (folder names often hold a patient's name).
+_PATH_FIELDS = ("source_files", "frame_numbers", "thumbnail_file")
+#: Free text of files other than DICOM: a NIfTI's description field, or its file name, which often holds
+#: a patient's name. DICOM series and study descriptions are protocol names ("AX T1 POST GAD"), kept as
+#: report.json keeps them: the analysis reads them (the contrast-agent check).
+_FREE_TEXT = ("series_description", "study_description")
+#: BIDS entities of a file name that name the person or the visit.
+_BIDS_PERSONAL = re.compile(r"^(sub|ses)-", re.IGNORECASE)
 _DECODER_NOTES = ("Decoded from a latent", "Decoded from a near-lossless")
 #: UIDs that name a class or an encoding, not a patient's study: kept.
 _PUBLIC_UIDS = ("sop_class_uid", "transfer_syntax_uid")
@@ -280,21 +305,42 @@ _PUBLIC_UIDS = ("sop_class_uid", "transfer_syntax_uid")
 def deidentified_meta(meta: dict) -> dict:
     """The description without paths or free text, and with study, series and frame-of-reference UIDs pseudonymised.
 
+    A BIDS file name keeps its entities but the subject and session, so that what they say of the scan
+    (``ce-`` for a contrast agent) still reaches the analysis.
+
     The UIDs are replaced as ``report.json`` and the DICOM exports replace them (the same mapping), so a
     compressed study, its analysis and its DICOM objects still name the same series.
     """
     from medae.io.deid import Deidentification
 
     policy = Deidentification()
+    dicom = meta.get("format") == "dicom"
     out = {}
     for key, value in meta.items():
         if key in _PATH_FIELDS:
             continue
+        if key in _FREE_TEXT and not dicom:
+            value = _bids_without_person(str(value or ""))
+            if not value:
+                continue
         if isinstance(value, str) and value and (key.endswith("_uid") or key == "series_key"):
             if key not in _PUBLIC_UIDS:
                 value = policy.uid(value)
         out[key] = value
     return out
+
+
+def _bids_without_person(name: str) -> str:
+    """A BIDS file name without its subject and session ("ce-gadolinium_T1w.nii.gz"); "" for other names."""
+    parts = name.split("_")
+    if not any(_BIDS_PERSONAL.match(p) for p in parts):
+        return ""
+    return "_".join(p for p in parts if not _BIDS_PERSONAL.match(p))
+
+
+def _without_bound(meta: dict) -> dict:
+    """``meta`` without the bound a decoder wrote there: the header's own ``max_error_from_acquired`` holds it."""
+    return {k: v for k, v in meta.items() if k != "max_error_from_acquired"}
 
 
 def jsonable(value):

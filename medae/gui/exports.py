@@ -133,9 +133,9 @@ def _screenshot_dicom(rgb, volume, target: Path, window, progress, cancel) -> Pa
 def _study(volume, target: Path, progress, cancel) -> Path:
     # Lossless, without patient data: what leaves the viewer is the scan itself, as in its other exports.
     from medae.codec import compress, write_study
+    from medae.codec.study import is_source_of
 
-    sources = [volume.source, *(volume.meta.get("source_files") or [])] if volume.source else []
-    if target.exists() and any(Path(p).exists() and Path(p).samefile(target) for p in sources):
+    if is_source_of(target, volume):
         raise OutputError(f"{target} is the scan's own file; medae never overwrites a source. Choose another name.")
     return write_study(target, *compress(volume, "lossless", progress=progress, cancel=cancel))
 

@@ -240,3 +240,19 @@ def _existing(path: str | os.PathLike) -> Path:
     if not p.exists():
         raise InputError(f"{p}: no such file or folder. Check the path.")
     return p
+
+
+def companion_files(path: Path) -> list[Path]:
+    """Files beside a header that hold part of the scan: the same name with another ending.
+
+    Analyze .img and SPM .mat beside an .hdr, the .raw or .zraw of a MetaImage .mhd, the data file of a
+    detached NRRD .nhdr (when it shares the name, as writers make it).
+    """
+    name = path.name.lower()
+    if not name.endswith((".hdr", ".mhd", ".nhdr")):
+        return []
+    stem = path.name[: path.name.rfind(".")]
+    try:
+        return sorted(p for p in path.parent.iterdir() if p != path and p.is_file() and p.name.startswith(stem + "."))
+    except OSError:
+        return []
