@@ -38,10 +38,14 @@ def encode(values: np.ndarray, near: int = 0, offset: int = 0) -> tuple[dict, by
         raise ValueError("integer coding needs values >= 0")
     if top <= JPEGLS_MAX:
         stored = np.dtype(np.uint8 if top < 256 else np.uint16)
-        if _repetitive(values, offset, stored):
+        repetitive, sampled = _repetitive(values, offset, stored)
+        if repetitive:
             return _encode_zstd_slices(values, near, offset, stored)
         parts = []
         for k in range(values.shape[-1]):
+            if not near and k in sampled:  # coded already, to decide
+                parts.append(sampled[k])
+                continue
             plane = np.subtract(values[..., k], offset, dtype=np.int32).astype(stored)
             parts.append(imagecodecs.jpegls_encode(plane, level=int(near) if near else None))
         info = {"coding": "jpeg-ls", "near": int(near), "sample": stored.name}
@@ -56,20 +60,24 @@ def encode(values: np.ndarray, near: int = 0, offset: int = 0) -> tuple[dict, by
     )
 
 
-def _repetitive(values: np.ndarray, offset: int, stored: np.dtype) -> bool:
+def _repetitive(values: np.ndarray, offset: int, stored: np.dtype) -> tuple[bool, dict[int, bytes]]:
     """Whether zstd beats JPEG-LS by a tenth on about eight slices: noise-free, repeating volumes.
 
     Scans with noise compress best slice by slice with JPEG-LS; synthetic or heavily masked volumes
     (large constant regions, slices that repeat) compress better as a whole with zstd.
+
+    Returns:
+        (the verdict, the sampled slices coded losslessly with JPEG-LS, by index, for the encoder to keep).
     """
     import imagecodecs
 
-    jpegls = zstd = 0
+    sampled: dict[int, bytes] = {}
+    zstd = 0
     for k in range(0, values.shape[-1], max(1, values.shape[-1] // 8)):
         plane = np.subtract(values[..., k], offset, dtype=np.int32).astype(stored)
-        jpegls += len(imagecodecs.jpegls_encode(plane))
+        sampled[k] = imagecodecs.jpegls_encode(plane)
         zstd += len(imagecodecs.zstd_encode(shuffle(plane.reshape(-1)), ZSTD_LEVEL))
-    return zstd < 0.9 * jpegls
+    return zstd < 0.9 * sum(len(b) for b in sampled.values()), sampled
 
 
 def _encode_zstd_slices(values: np.ndarray, near: int, offset: int, stored: np.dtype) -> tuple[dict, bytes]:

@@ -72,13 +72,13 @@ def compress(
         "dtype": array.dtype.str,
         "affine": np.asarray(volume.affine, dtype=np.float64).tolist(),
         "modality": volume.modality,
-        "meta": jsonable(_without_bound(volume.meta if keep_phi else deidentified_meta(volume.meta))),
+        "meta": _jsonable(_without_bound(volume.meta if keep_phi else deidentified_meta(volume.meta))),
         # The decoder's own notes are written again from the header when this file is decoded.
         "warnings": [w for w in volume.warnings if not w.startswith(_DECODER_NOTES)],
         "written_by": f"medae {__version__}",
     }
     if keep_phi and volume.phi:
-        header["phi"] = jsonable(volume.phi)
+        header["phi"] = _jsonable(volume.phi)
     report(progress, 0.0, "Compressing")
     prior = float(volume.meta.get("max_error_from_acquired") or 0.0)
     if mode == "latent":
@@ -343,16 +343,16 @@ def _without_bound(meta: dict) -> dict:
     return {k: v for k, v in meta.items() if k != "max_error_from_acquired"}
 
 
-def jsonable(value):
+def _jsonable(value):
     """``value`` as plain JSON types (numpy scalars and arrays unpacked, non-finite floats as None)."""
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
+        return [_jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
+        return _jsonable(value.tolist())
     if isinstance(value, np.generic):
-        return jsonable(value.item())
+        return _jsonable(value.item())
     if isinstance(value, float):
         return value if np.isfinite(value) else None
     if value is None or isinstance(value, bool | int | str):
