@@ -202,33 +202,71 @@ def test_missing_codec_names_syntax_and_package(tmp_path, monkeypatch):
     assert "JPEG 2000" in msg and JPEG2000Lossless in msg and "pylibjpeg-openjpeg" in msg
 
 
-def test_12_bit_jpeg_extended_without_its_decoder_says_which_to_install(tmp_path):
-    import gdcm
+def _to_jpeg_extended_12(paths, quality=90):
+    """Re-codes each single-frame file's pixels as 12-bit lossy JPEG (Process 4), as old archives hold them."""
+    import imagecodecs
+    from pydicom.encaps import encapsulate
 
-    def twelve_bit(ds, k):
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        stored = ds.pixel_array.astype(np.int32) & 0xFFF  # two's complement bits of signed values
+        stream = imagecodecs.jpeg8_encode(stored.astype(np.uint16), level=quality, bitspersample=12)
+        ds.PixelData = encapsulate([stream])
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.51"
         ds.BitsStored, ds.HighBit = 12, 11
+        ds.save_as(path, enforce_file_format=True)
 
-    vol = phantom((32, 32, 2), lo=0, hi=4000, seed=25).astype(np.uint16)
-    for path in write_series(tmp_path, vol, axial_affine(), modality="MR", stored_dtype=np.uint16, edit=twelve_bit):
-        reader = gdcm.ImageReader()
-        reader.SetFileName(str(path))
-        assert reader.Read()
-        change = gdcm.ImageChangeTransferSyntax()
-        change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGExtendedProcess2_4))
-        change.SetInput(reader.GetImage())
-        assert change.Change()
-        writer = gdcm.ImageWriter()
-        writer.SetFileName(str(path))
-        writer.SetFile(reader.GetFile())
-        writer.SetImage(change.GetOutput())
-        assert writer.Write()
+
+def test_12_bit_jpeg_extended_decodes_close_to_the_original(tmp_path):
+    vol = phantom((32, 32, 3), lo=0, hi=4000, seed=25).astype(np.uint16)
+    vol[:8, :8, :] = 3  # dark air: an undershooting decoder would wrap these to about 4095
+    _to_jpeg_extended_12(write_series(tmp_path, vol, axial_affine(), modality="MR", stored_dtype=np.uint16))
     assert pydicom.dcmread(next(tmp_path.iterdir())).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.51"
+    v = load(tmp_path)
+    assert v.shape == (32, 32, 3)
+    err = np.abs(v.array.astype(np.int32) - vol.astype(np.int32))
+    assert err.mean() < 40 and err[:8, :8].max() < 40  # lossy, but near; no wrap-around near 0
+
+
+def test_12_bit_jpeg_extended_signed_ct_keeps_negative_hu(tmp_path):
+    vol = np.full((24, 24, 2), -1000, np.int16)  # air
+    vol[6:18, 6:18] = 40  # soft tissue
+    vol[10:14, 10:14] = 1500  # bone
+    _to_jpeg_extended_12(write_series(tmp_path, vol, axial_affine(), stored_dtype=np.int16))
+    v = load(tmp_path)
+    assert v.array.min() < -900 and np.abs(v.array[10:14, 10:14].astype(int) - 1500).max() < 60
+    assert np.abs(v.array[0:4, 0:4].astype(int) + 1000).max() < 20
+
+
+def test_12_bit_jpeg_extended_without_a_12_bit_decoder_says_what_to_install(tmp_path, monkeypatch):
+    vol = phantom((16, 16, 2), lo=0, hi=4000, seed=26).astype(np.uint16)
+    _to_jpeg_extended_12(write_series(tmp_path, vol, axial_affine(), modality="MR", stored_dtype=np.uint16))
     from pydicom.pixels import get_decoder
 
+    from medae.io import dicom_jpeg_extended
+
+    monkeypatch.setattr(dicom_jpeg_extended, "available", lambda: False)
     if "pylibjpeg" in get_decoder("1.2.840.10008.1.2.4.51").available_plugins:
-        assert load(tmp_path).shape == (32, 32, 2)  # a machine with the decoder reads it
+        assert load(tmp_path).shape == (16, 16, 2)  # a machine with pylibjpeg-libjpeg reads it
         return
-    with pytest.raises(MissingCodecError, match="12-bit samples.*pip install pylibjpeg-libjpeg"):
+    with pytest.raises(MissingCodecError, match="12-bit samples.*pip install -U imagecodecs"):
+        load(tmp_path)
+
+
+def test_damaged_12_bit_jpeg_extended_is_an_input_error(tmp_path):
+    from medae.errors import InputError
+
+    vol = phantom((16, 16, 2), lo=0, hi=4000, seed=27).astype(np.uint16)
+    paths = write_series(tmp_path, vol, axial_affine(), modality="MR", stored_dtype=np.uint16)
+    _to_jpeg_extended_12(paths)
+    ds = pydicom.dcmread(paths[0])
+    from pydicom.encaps import encapsulate, generate_frames
+
+    stream = next(generate_frames(ds.PixelData, number_of_frames=1))
+    ds.PixelData = encapsulate([stream[: len(stream) // 3]])
+    ds.save_as(paths[0], enforce_file_format=True)
+    with pytest.raises(InputError, match="cannot be decoded"):
         load(tmp_path)
 
 
@@ -395,3 +433,24 @@ def test_damaged_gzip_dicom_is_reported_and_other_gzip_files_ignored(tmp_path):
     (info,) = scan(tmp_path)
     assert info.n_files == 3
     assert any(victim.name in w for w in info.warnings), info.warnings
+
+
+def test_12_bit_jpeg_extended_multi_frame_keeps_frame_order(tmp_path):
+    import imagecodecs
+    from pydicom.encaps import encapsulate
+
+    vol = phantom((20, 20, 5), lo=0, hi=4000, seed=28).astype(np.uint16)
+    path = tmp_path / "enhanced.dcm"
+    write_enhanced(path, [(vol, axial_affine())], stored_dtype=np.uint16)
+    ds = pydicom.dcmread(path)
+    frames = ds.pixel_array
+    ds.PixelData = encapsulate([imagecodecs.jpeg8_encode(f, level=95, bitspersample=12) for f in frames])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.51"
+    ds.BitsStored, ds.HighBit = 12, 11
+    ds.save_as(path, enforce_file_format=True)
+    reference = tmp_path / "plain"
+    reference.mkdir()
+    write_enhanced(reference / "enhanced.dcm", [(vol, axial_affine())], stored_dtype=np.uint16)
+    err = np.abs(load(path).array.astype(np.int32) - load(reference).array.astype(np.int32))
+    assert err.mean() < 30  # frames decoded into their own slices (a shuffled order would be far off)

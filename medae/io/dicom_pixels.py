@@ -21,6 +21,7 @@ from typing import BinaryIO
 import numpy as np
 
 from medae.errors import InputError, MedaeError, MissingCodecError
+from medae.io import dicom_jpeg_extended as jpeg_extended
 from medae.io.dicom_header import FileHeader, Frame
 from medae.io.dicom_source import open_dicom
 from medae.progress import ProgressFn, check_cancel, report
@@ -84,13 +85,9 @@ def read_frames(
     return out
 
 
-#: JPEG Extended (Process 2 and 4): 8- or 12-bit lossy JPEG.
-JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
-
-
 def check_decoder(h: FileHeader) -> None:
     """Raises ``MissingCodecError`` when no installed plugin decodes the file's transfer syntax."""
-    if h.transfer_syntax in _NATIVE:
+    if h.transfer_syntax in _NATIVE or jpeg_extended.handles(h.transfer_syntax, h.bits_stored):
         return
     from pydicom.pixels import get_decoder
     from pydicom.uid import UID
@@ -105,13 +102,13 @@ def check_decoder(h: FileHeader) -> None:
             "decoder supports it. Convert the series to an uncompressed or standard compressed transfer "
             "syntax (e.g. with dcmtk's dcmdjpeg or gdcmconv) and load it again."
         ) from exc
-    if uid == JPEG_EXTENDED and h.bits_stored > 8 and "pylibjpeg" not in decoder.available_plugins:
-        # Pillow and GDCM (as pydicom drives them) read only 8-bit JPEG Extended; older CT archives hold 12-bit.
+    if uid == jpeg_extended.JPEG_EXTENDED and h.bits_stored > 8 and "pylibjpeg" not in decoder.available_plugins:
+        # Pillow and GDCM (as pydicom drives them) read only 8-bit JPEG Extended; imagecodecs was not usable.
         raise MissingCodecError(
             f"{h.path}: pixel data in {name} with {h.bits_stored}-bit samples: the installed decoders read only "
-            "8-bit samples of this syntax. Install pylibjpeg-libjpeg (`pip install pylibjpeg-libjpeg`; it is "
-            "GPL-licensed, so medae does not bundle it), or convert the series to an uncompressed transfer syntax "
-            "(e.g. with dcmtk's dcmdjpeg or gdcmconv) and load it again."
+            "8-bit samples of this syntax. Install imagecodecs 2024 or later (`pip install -U imagecodecs`, which "
+            "brings libjpeg-turbo 3), or convert the series to an uncompressed transfer syntax (e.g. with dcmtk's "
+            "dcmdjpeg or gdcmconv) and load it again."
         )
     if not decoder.is_available:
         needs = "; ".join(decoder.missing_dependencies) or "a pixel data plugin for it"
@@ -207,10 +204,11 @@ def _decode_file(path: str, items: list[tuple[int, Frame]], out: np.ndarray, can
     order = sorted(items, key=lambda kf: kf[1].index or 0)
     indices = [fr.index or 0 for _k, fr in order]
     failure: BaseException | None = None
-    for plugin in decoding_plugins(h.transfer_syntax):
+    own = jpeg_extended.handles(h.transfer_syntax, h.bits_stored)
+    for plugin in [OWN_JPEG_EXTENDED] if own else decoding_plugins(h.transfer_syntax):
         try:
             decoded = 0
-            for (k, fr), arr in zip(order, _frames(path, indices, h.n_frames, plugin), strict=False):
+            for (k, fr), arr in zip(order, _frames(path, indices, h, plugin), strict=False):
                 decoded += 1
                 if arr.shape != out.shape[1:]:
                     raise InputError(
@@ -253,10 +251,18 @@ def decoding_plugins(transfer_syntax: str) -> list[str]:
     return chosen or [""]
 
 
-def _frames(path: str, indices: list[int], n_frames: int, plugin: str) -> Iterator[np.ndarray]:
+#: The plugin name under which ``_frames`` decodes 12-bit JPEG Extended itself.
+OWN_JPEG_EXTENDED = "imagecodecs"
+
+
+def _frames(path: str, indices: list[int], h: FileHeader, plugin: str) -> Iterator[np.ndarray]:
     from pydicom.pixels import iter_pixels
 
+    n_frames = h.n_frames
     src = _source(path)
+    if plugin == OWN_JPEG_EXTENDED:
+        yield from jpeg_extended.frames(src, indices, n_frames, h.bits_stored, h.pixel_representation == 1)
+        return
     try:
         stream = iter_pixels(src, indices=indices if n_frames > 1 else None, raw=True, decoding_plugin=plugin)
         with warnings.catch_warnings():
