@@ -95,3 +95,13 @@ class Volume:
 def value_sample(array: np.ndarray) -> np.ndarray:
     """Every 4th voxel along each axis of a large array (all of a small one): enough for value percentiles."""
     return array[::4, ::4, ::4] if array.size > 1_000_000 else array
+
+
+#: Meta keys that say how a grid is written back (the file's distance unit, its NIfTI space code), so that
+#: results on a scan's grid are written as the scan was.
+GRID_META_KEYS = ("space_unit", "nifti_space_code")
+
+
+def grid_meta(meta: dict) -> dict:
+    """The entries of ``meta`` that results on the same grid carry over (see ``GRID_META_KEYS``)."""
+    return {key: meta[key] for key in GRID_META_KEYS if meta.get(key)}

@@ -598,3 +598,11 @@ def test_a_scan_after_a_contrast_agent_is_named_and_one_before_is_not(model, tmp
         meta = {**plain.meta, "contrast_agent": agent, "series_description": description, "format": fmt}
         got = any("contrast agent" in w for w in check_input(replace(plain, meta=meta), model.card))
         assert got == warned, (agent, description)
+
+
+def test_results_carry_the_scans_units_and_nifti_space(model, template):
+    scan = healthy(template, 880403)
+    meta = {"nifti_space_code": 4, "space_unit": "mm"}
+    result = analyze(Volume(scan.volume.array, scan.volume.affine, "MR", meta=meta), model)
+    for vol in (result.heatmap, result.labels, result.reconstruction, result.residual):
+        assert vol.meta["nifti_space_code"] == 4 and vol.meta["space_unit"] == "mm", vol.meta.get("kind")

@@ -26,6 +26,20 @@ def test_a_series_that_cannot_be_loaded_does_not_stop_the_others(tmp_path, tiny_
     assert "error: 1.2.3.9.1" in err and "missing slice" in err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1.2.3.9.2"]
     assert (tmp_path / "out" / "1.2.3.9.2" / "report.json").is_file()
+    assert err.count("error: ") == 1
+
+
+def test_a_file_that_fails_under_all_is_named_once(tmp_path, tiny_model, capsys):
+    import nibabel as nib
+
+    (tmp_path / "in").mkdir()
+    four_d = tmp_path / "in" / "fmri.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 8, 2), np.int16), np.eye(4)), four_d)
+    save_nifti(mr_with_lesion(), tmp_path / "in" / "t1.nii.gz")
+    assert _analyze_all(tmp_path / "in", tmp_path / "out", tiny_model) == 2
+    err = capsys.readouterr().err
+    assert f"error: {four_d}: a 4D file with 2 volumes" in err and err.count(str(four_d)) == 1
+    assert len(list((tmp_path / "out").rglob("report.json"))) == 1
 
 
 def test_scans_whose_paths_end_alike_get_a_folder_each(tmp_path, tiny_model):

@@ -138,3 +138,41 @@ def test_a_redrawn_result_names_only_its_own_findings_in_its_warnings():
     assert f"finding {rank} lies" in note and lower.warnings == ["a warning about the scan", note]
     higher = lower.at_threshold(20.0)  # no finding: nothing to say about findings, the scan's warning stays
     assert higher.findings == [] and higher.finding_notes == [] and higher.warnings == ["a warning about the scan"]
+
+
+def test_findings_at_a_face_that_cuts_the_head_are_named():
+    from medae.analysis.findings import cut_edge_warnings
+
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])  # RAS, 2 mm slices: k = 0 is the bottom face
+    head = np.zeros((40, 40, 30), np.float32)
+    head[5:35, 5:35, 0:25] = 100.0  # a head whose lower part the field of view cuts off; air above it
+    labels = np.zeros(head.shape, np.int16)
+    labels[18:22, 18:22, 3:6] = 2  # 6-12 mm above the cut
+    labels[18:22, 18:22, 14:17] = 1  # well inside
+    (note,) = cut_edge_warnings(head, affine, labels)
+    assert note.startswith("Finding 2 lies within 12 mm of the bottom edge")
+    assert cut_edge_warnings(head, affine, np.where(labels == 1, 1, 0)) == []
+    closed = np.zeros_like(head)
+    closed[5:35, 5:35, 3:25] = 100.0  # the whole head inside the field: air at every face
+    assert cut_edge_warnings(closed, affine, labels) == []
+    flipped = affine.copy()
+    flipped[2, 2], flipped[2, 3] = -2.0, 58.0  # k = 0 is now the top face
+    assert "top edge" in cut_edge_warnings(head, flipped, labels)[0]
+
+
+def test_findings_where_a_cut_part_of_the_head_would_fold_are_named():
+    from medae.analysis.findings import wrap_warnings
+
+    affine = np.diag([1.0, 1.0, 1.0, 1.0])  # RAS: i = 0 is the left face
+    head = np.zeros((120, 60, 40), np.float32)
+    head[0:100, 10:50, 5:35] = 100.0  # cut at the left face, air at the right one
+    labels = np.zeros(head.shape, np.int16)
+    labels[100:104, 28:32, 18:22] = 1  # within 40 mm of the right face, where the left part folds to
+    (note,) = wrap_warnings(head, affine, labels)
+    assert note.startswith("The head reaches the left edge") and "finding 1 lies within 40 mm" in note
+    labels[:] = 0
+    labels[30:34, 28:32, 18:22] = 1  # far from it
+    assert wrap_warnings(head, affine, labels) == []
+    thick = np.diag([3.0, 1.0, 1.0, 1.0])  # the cut axis is now a thick slice axis: slices cannot fold
+    labels[100:104] = 1
+    assert wrap_warnings(head, thick, labels) == []

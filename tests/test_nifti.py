@@ -227,7 +227,10 @@ def test_nii_gz_written_in_parallel_reads_back_everywhere(tmp_path, order):
     rng = np.random.default_rng(4)
     # Large enough for several compressed chunks, with an oblique affine.
     arr = np.array(rng.normal(size=(48, 40, 1200)).astype(np.float32), order=order)
-    aff = np.array([[0.0, -0.9, 0.1, 20.0], [1.1, 0.0, 0.0, -30.0], [0.0, 0.05, 1.3, 5.0], [0, 0, 0, 1]])
+    c, s = np.cos(0.3), np.sin(0.3)
+    rotation = np.array([[0.0, -1.0, 0.0], [c, 0.0, -s], [s, 0.0, c]])  # oblique, axes at right angles (ITK asks)
+    aff = np.eye(4)
+    aff[:3, :3], aff[:3, 3] = rotation @ np.diag([1.1, 0.9, 1.3]), (20.0, -30.0, 5.0)
     path = save_nifti(Volume(arr, aff, "MR", {"kind": "heatmap"}), tmp_path / "map.nii.gz")
     img = nib.load(path)
     assert np.array_equal(np.asarray(img.dataobj), arr)
@@ -385,3 +388,41 @@ def test_a_gzipped_file_under_a_plain_name_is_not_called_short(tmp_path):
     nib.save(nib.Nifti1Image(np.zeros((20, 20, 20), np.float32), np.eye(4)), tmp_path / "scan.nii.gz")
     (tmp_path / "scan.nii.gz").rename(tmp_path / "scan.nii")  # compressed, but named as if not
     assert not [w for w in nifti_info(tmp_path / "scan.nii").warnings if "lacks" in w]
+
+
+def test_a_sheared_grid_is_written_without_a_qform_that_would_move_it(tmp_path):
+    tilt = np.deg2rad(25)
+    aff = np.array([[-1.0, 0, 0, 90], [0, -1.0, 2 * np.tan(tilt), 120], [0, 0, 2.0, -60], [0, 0, 0, 1]])
+    path = save_nifti(Volume(np.zeros((8, 9, 10), np.int16), aff), tmp_path / "tilted.nii.gz")
+    header = nib.load(path).header
+    assert int(header["qform_code"]) == 0 and int(header["sform_code"]) == 1
+    np.testing.assert_allclose(header.get_sform(), aff, atol=1e-5)
+    back = load_nifti(path)
+    np.testing.assert_allclose(back.affine, aff, atol=1e-5)
+    assert not any("apart" in w for w in back.warnings)  # no disagreement of two transforms to report
+
+
+def test_an_oblique_grid_keeps_both_transforms_equal(tmp_path):
+    c, s = np.cos(0.4), np.sin(0.4)
+    aff = np.array([[c, -s, 0, 10], [s, c, 0, -20], [0, 0, 1.5, 30], [0, 0, 0, 1]]) @ np.diag([0.9, 0.9, 1, 1])
+    header = nib.load(save_nifti(Volume(np.zeros((4, 5, 6), np.float32), aff), tmp_path / "oblique.nii")).header
+    assert int(header["qform_code"]) == int(header["sform_code"]) == 1
+    np.testing.assert_allclose(header.get_qform(), aff, atol=1e-5)
+    np.testing.assert_allclose(header.get_sform(), aff, atol=1e-5)
+
+
+@pytest.mark.parametrize("code", [2, 4])
+def test_a_result_keeps_the_space_its_scan_is_in(tmp_path, code):
+    img = nib.Nifti1Image(np.ones((4, 5, 6), np.int16), None)
+    img.set_sform(np.diag([2.0, 2.0, 2.0, 1.0]), code=code)  # aligned to another scan, or in MNI space
+    img.set_qform(None, code=0)
+    nib.save(img, tmp_path / "mni.nii")
+    scan = load_nifti(tmp_path / "mni.nii")
+    assert scan.meta["nifti_space_code"] == code
+    written = save_nifti(
+        Volume(np.zeros(scan.shape, np.float32), scan.affine, meta=dict(scan.meta)), tmp_path / "h.nii"
+    )
+    header = nib.load(written).header
+    assert int(header["sform_code"]) == int(header["qform_code"]) == code
+    plain = load_nifti(save_nifti(Volume(np.zeros((2, 2, 2), np.int16), np.eye(4)), tmp_path / "p.nii"))
+    assert "nifti_space_code" not in plain.meta  # scanner space is the default and needs no note

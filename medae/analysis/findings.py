@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import NamedTuple
+
 import numpy as np
 
 from medae import geometry
@@ -131,43 +134,93 @@ def wrap_warnings(array: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> 
         affine: Voxel -> RAS+ mm.
         labels: The findings' label map on the same grid (1 = first ranked).
     """
-    if labels.ndim != 3 or not labels.any():
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    for face in _cut_faces(array, affine, labels):
+        if face.ras == 2 or spacing[face.axis] > 1.5 * spacing.min():  # the neck leaves every field; slices cannot fold
+            continue
+        n = labels.shape[face.axis]
+        band = min(n, max(1, int(round(WRAP_BAND_MM / spacing[face.axis]))))
+        folded = _labels_within(labels, face.axis, range(n - band, n) if face.end == 0 else range(band))
+        if folded:
+            many = len(folded) > 1
+            return [
+                f"The head reaches the {face.name} edge of the field of view, so it was probably cut there; a cut "
+                f"part folds over onto the opposite edge (wrap-around) when that is the phase-encoding direction, "
+                f"and finding{'s' if many else ''} {_listed(folded)} lie{'' if many else 's'} within "
+                f"{WRAP_BAND_MM:.0f} mm of that edge. Check the scan there for a fold before reading "
+                f"{'them' if many else 'it'}."
+            ]
+    return []
+
+
+#: Findings this close to a face of the field of view that cuts through tissue get a note.
+CUT_BAND_MM = 12.0
+
+
+def cut_edge_warnings(array: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> list[str]:
+    """A warning when findings lie at a face of the field of view that cuts through the head.
+
+    The network learnt whole heads: where a field of view ends inside the brain (a slab, a scan of the top
+    of the head), the tissue next to the cut is restored less well than elsewhere and can stand out as
+    abnormal. The neck, cut by every head scan, holds no findings (it is outside the brain mask).
+    """
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    near: set[int] = set()
+    edges: list[str] = []
+    for face in _cut_faces(array, affine, labels):
+        n = labels.shape[face.axis]
+        band = max(1, int(round(CUT_BAND_MM / spacing[face.axis])))
+        if band >= n:
+            continue
+        found = _labels_within(labels, face.axis, range(band) if face.end == 0 else range(n - band, n))
+        if found:
+            near.update(found)
+            edges.append(face.name)
+    if not near:
         return []
+    many = len(near) > 1
+    them = "them" if many else "it"
+    return [
+        f"Finding{'s' if many else ''} {_listed(sorted(near))} lie{'' if many else 's'} within {CUT_BAND_MM:.0f} mm "
+        f"of the {' and '.join(dict.fromkeys(edges))} edge of the field of view, which cuts through the head there; "
+        f"tissue next to a cut is restored less well than elsewhere, so compare {them} with the scan before "
+        f"reading {them} as abnormal."
+    ]
+
+
+class _Face(NamedTuple):
+    axis: int
+    end: int
+    ras: int  # the world axis (0 right, 1 front, 2 top) the voxel axis runs closest to
+    name: str  # which edge of the patient it is: "left", "front", "bottom", ...
+
+
+def _cut_faces(array: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> Iterator[_Face]:
+    """The faces of the grid that tissue reaches (the field of view cuts the body there), when there are findings."""
+    if labels.ndim != 3 or not labels.any():
+        return
     sample = np.asarray(array[::4, ::4, ::4], dtype=np.float32)
     # Tissue, well above the noise of the air (whose peaks reach a fifth of the tissue's brightness).
     level = 0.3 * float(np.percentile(sample, 99)) if sample.size else 0.0
     if level <= 0:
-        return []
+        return
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
-    notes = []
     for axis in range(3):
         direction = affine[:3, axis] / spacing[axis]
         ras = int(np.argmax(np.abs(direction)))
-        if ras == 2 or spacing[axis] > 1.5 * spacing.min():  # the neck leaves every field; slices cannot fold
-            continue
-        band = max(1, int(round(WRAP_BAND_MM / spacing[axis])))
+        increasing = direction[ras] > 0  # voxel index grows towards right/front/top
         for end in (0, labels.shape[axis] - 1):
-            face = np.take(array, end, axis=axis)
-            if np.mean(face > level) < 0.01:  # air at this edge: nothing was cut here
-                continue
-            far = slice(labels.shape[axis] - band, None) if end == 0 else slice(0, band)
-            near = np.take(labels, np.arange(labels.shape[axis])[far], axis=axis)
-            folded = sorted(int(v) for v in np.unique(near) if v > 0)
-            if folded:
-                increasing = direction[ras] > 0  # voxel index grows towards right/front
-                cut = _SIDES[ras][int(increasing) if end else int(not increasing)]
-                notes.append((cut, folded))
-    if not notes:
-        return []
-    cut, folded = notes[0]
-    which = ", ".join(str(k) for k in folded[:5]) + (" and more" if len(folded) > 5 else "")
-    many = len(folded) > 1
-    return [
-        f"The head reaches the {cut} edge of the field of view, so it was probably cut there; a cut part folds "
-        f"over onto the opposite edge (wrap-around) when that is the phase-encoding direction, and finding"
-        f"{'s' if many else ''} {which} lie{'' if many else 's'} within {WRAP_BAND_MM:.0f} mm of that edge. Check "
-        f"the scan there for a fold before reading {'them' if many else 'it'}."
-    ]
+            if np.mean(np.take(array, end, axis=axis) > level) >= 0.01:  # else air at this edge: nothing cut
+                yield _Face(axis, end, ras, _SIDES[ras][int(increasing) if end else int(not increasing)])
+
+
+def _labels_within(labels: np.ndarray, axis: int, rows: range) -> list[int]:
+    """The finding labels present in ``rows`` along ``axis``, ascending."""
+    return sorted(int(v) for v in np.unique(np.take(labels, np.asarray(rows), axis=axis)) if v > 0)
+
+
+def _listed(labels: list[int]) -> str:
+    return ", ".join(str(k) for k in labels[:5]) + (" and more" if len(labels) > 5 else "")
 
 
 #: Above either, the findings are more than lesions usually make: say what else can cause them.
@@ -192,9 +245,9 @@ def widespread_warnings(findings: list) -> list[str]:
 
 
 def finding_warnings(findings: list, labels: np.ndarray, volume, wrap_check: bool) -> list[str]:
-    """What the reader should know about the findings as drawn: widespread, or where a fold would lie.
+    """What the reader should know about the findings as drawn: widespread, where a fold would lie, at a cut.
 
     They depend on the threshold, so a result drawn at another one says them again (``at_threshold``).
     """
     wrap = wrap_warnings(volume.array, volume.affine, labels) if wrap_check else []
-    return widespread_warnings(findings) + wrap
+    return widespread_warnings(findings) + wrap + cut_edge_warnings(volume.array, volume.affine, labels)

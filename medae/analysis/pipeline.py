@@ -33,7 +33,7 @@ from medae.model.residual import (
     score_percentile,
 )
 from medae.progress import ProgressFn, check_cancel, report, sub_progress
-from medae.volume import Volume
+from medae.volume import Volume, grid_meta
 
 
 def analyze(
@@ -142,9 +142,8 @@ def analyze(
     timings["postprocess"] = time.perf_counter() - t
     report(progress, 1.0, "Done")
 
-    meta = {"derived_from": volume.meta.get("series_uid"), "model": card.id}
-    if volume.meta.get("space_unit"):
-        meta["space_unit"] = volume.meta["space_unit"]  # written back in the input file's units
+    # Written back in the input file's units and NIfTI space.
+    meta = {"derived_from": volume.meta.get("series_uid"), "model": card.id, **grid_meta(volume.meta)}
     return AnalysisResult(
         volume=volume,
         heatmap=Volume(
@@ -172,6 +171,8 @@ def analyze(
             "alignment": {
                 "method": mi.alignment.method,
                 "similarity": None if mi.alignment.metric is None else round(-mi.alignment.metric, 4),
+                # Mutual information is not a correlation: it has no upper bound of 1.
+                "similarity_measure": "Mattes mutual information (nats; higher is closer)",
                 "reference_to_input": np.round(mi.alignment.ref_to_input, 5).tolist(),
             },
             "normalisation": mi.intensity,
@@ -200,9 +201,7 @@ def _reconstruction_volumes(volume: Volume, recon: np.ndarray, mi, meta: dict) -
     original = np.array(volume.array, dtype=np.float32)
     np.copyto(recon_units, original, where=~assessed)
     residual = np.subtract(original, recon_units, out=original)
-    meta = dict(meta, derived_from=volume.meta.get("series_uid"))
-    if volume.meta.get("space_unit"):
-        meta["space_unit"] = volume.meta["space_unit"]
+    meta = dict(meta, derived_from=volume.meta.get("series_uid"), **grid_meta(volume.meta))
     return (
         Volume(recon_units, volume.affine, volume.modality, dict(meta, kind="reconstruction"), source=volume.source),
         Volume(residual, volume.affine, volume.modality, dict(meta, kind="residual"), source=volume.source),

@@ -91,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
 
             if not args.all or not isinstance(exc, MedaeError):
                 raise
-            print(f"medae: error: {series}: {exc}", file=sys.stderr)
+            said = str(exc)
+            # File errors already start with the file's path, which is also a file's "series".
+            print(f"medae: error: {said if said.startswith(str(series)) else f'{series}: {said}'}", file=sys.stderr)
             status = 2
             continue
         print(f"{out}: " + ", ".join(p.name for p in written.values()))

@@ -154,6 +154,7 @@ def _load_nifti(path: Path, index: int | None) -> Volume:
     affine, note = _usable_affine(img)
     if note:
         warnings.append(note)
+    space = _space_code(img.header, affine)  # before the unit change: the header holds its own units
     affine, unit = _in_millimetres(img, affine, warnings)
     zero = _zero_voxel_sizes(img)
     if zero:
@@ -170,6 +171,8 @@ def _load_nifti(path: Path, index: int | None) -> Volume:
     meta = {"format": _format_name(path).lower(), "series_description": descrip or path.name}
     if unit:
         meta["space_unit"] = unit  # outputs are written back in the file's own units
+    if space > 1:
+        meta["nifti_space_code"] = space  # aligned, Talairach or MNI: outputs say the same space
     if extra > 1:
         meta["volume_index"] = index
         meta["volumes"] = extra
@@ -237,6 +240,27 @@ def _in_millimetres(img, affine: np.ndarray, warnings: list[str]) -> tuple[np.nd
         f"mm). The NIfTI outputs keep the file's {unit}s and affine, so that they lie over it in every viewer."
     )
     return out, unit
+
+
+def _space_code(header, affine: np.ndarray) -> int:
+    """The NIfTI xform code (1 scanner, 2 aligned, 3 Talairach, 4 MNI) of the transform ``affine`` came from."""
+    if not (hasattr(header, "get_sform") and hasattr(header, "get_qform")):
+        return 0
+    for get in (header.get_sform, header.get_qform):
+        xform, code = get(coded=True)
+        if code and xform is not None and np.allclose(xform, affine, atol=1e-4):
+            return int(code)
+    return 0
+
+
+def is_orthogonal(affine: np.ndarray, tol: float = 1e-4) -> bool:
+    """Whether the voxel axes of ``affine`` are at right angles (a qform can then hold it exactly)."""
+    cols = np.asarray(affine, dtype=np.float64)[:3, :3]
+    norms = np.linalg.norm(cols, axis=0)
+    if np.any(norms == 0):
+        return False
+    unit = cols / norms
+    return bool(np.abs(unit.T @ unit - np.eye(3)).max() <= tol)
 
 
 def _valid(affine) -> bool:
@@ -360,7 +384,9 @@ def guess_modality(data: np.ndarray) -> str:
 
 
 def save_nifti(volume: Volume, path: str | os.PathLike, dtype: np.dtype | None = None) -> Path:
-    """Writes ``volume`` (array and affine) atomically as NIfTI-1; both qform and sform are set.
+    """Writes ``volume`` (array and affine) atomically as NIfTI-1 with its sform, and qform where it can hold it.
+
+    Both carry the input's xform code (aligned, MNI, ...; scanner when unknown). A sheared grid gets no qform.
 
     ``.nii.gz`` is compressed on several cores (one standard gzip member; see ``gzip_parallel``).
 
@@ -388,8 +414,15 @@ def save_nifti(volume: Volume, path: str | os.PathLike, dtype: np.dtype | None =
     # 64-bit integers are legal NIfTI but nibabel asks for them explicitly (many tools cannot read them).
     img = nib.Nifti1Image(arr, affine, dtype=arr.dtype if arr.dtype.kind in "iu" and arr.itemsize == 8 else None)
     img.header.set_data_dtype(arr.dtype)
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
+    code = int(volume.meta.get("nifti_space_code") or 1)
+    code = code if 1 <= code <= 4 else 1
+    img.set_sform(affine, code=code)
+    if is_orthogonal(affine):
+        img.set_qform(affine, code=code)
+    else:
+        # A qform is a rotation: of a sheared grid (gantry tilt) it would keep only the nearest rotation, tens of
+        # millimetres off at the edges, and tools that prefer the qform would place the result there.
+        img.set_qform(None, code=0)
     img.header.set_xyzt_units(unit)
     # The description field is 80 bytes of ASCII; it carries the series description (never PHI).
     descrip = str(volume.meta.get("series_description") or volume.meta.get("kind") or "written by medae")
