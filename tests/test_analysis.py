@@ -606,3 +606,13 @@ def test_results_carry_the_scans_units_and_nifti_space(model, template):
     result = analyze(Volume(scan.volume.array, scan.volume.affine, "MR", meta=meta), model)
     for vol in (result.heatmap, result.labels, result.reconstruction, result.residual):
         assert vol.meta["nifti_space_code"] == 4 and vol.meta["space_unit"] == "mm", vol.meta.get("kind")
+
+
+def test_a_scan_in_tiny_units_is_analysed_like_the_same_scan_and_one_beyond_float32_is_refused(model, template):
+    scan = healthy(template, 880404).volume
+    plain = analyze(scan, model, reconstruction=False)
+    tiny = analyze(Volume(scan.array.astype(np.float64) * 1e-25, scan.affine, "MR"), model, reconstruction=False)
+    assert tiny.score == pytest.approx(plain.score, abs=0.2)  # units do not matter, nor "no contrast" at 1e-22
+    huge = Volume(scan.array.astype(np.float64) * 1e300, scan.affine, "MR")  # used to spin in the aligner for ever
+    with pytest.raises(InputError, match=r"values reach 1.*e\+30\d.*scaling is probably broken"):
+        analyze(huge, model, reconstruction=False)

@@ -103,6 +103,14 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
             f"{scan_location(volume)}: every voxel has the same value ({value:g}), so there is no image to "
             "analyse. The file is probably an empty or failed export: load the original series again."
         )
+    largest = _largest_magnitude(volume.array)
+    if largest > MAX_MAGNITUDE:
+        raise InputError(
+            f"{scan_location(volume)}: voxel values reach {largest:.3g}, beyond what the analysis computes with "
+            f"(32-bit floats hold up to 3.4e+38, and no scanner writes values near {MAX_MAGNITUDE:.0e}): the file's "
+            "scaling is probably broken (a scl_slope or RescaleSlope far too large, or a failed conversion). "
+            "Export the scan again, or fix the scaling in its header."
+        )
     if min(volume.shape) < 8:
         n = min(volume.shape)
         what = (
@@ -238,6 +246,18 @@ def _few_levels(array: np.ndarray) -> int:
         if n > MAX_LABEL_LEVELS:
             return 0
     return n if n > 1 else 0
+
+
+#: Values beyond this cannot pass the 32-bit float stages (alignment, resampling) without overflowing.
+MAX_MAGNITUDE = 1e30
+
+
+def _largest_magnitude(array: np.ndarray) -> float:
+    """The largest absolute value of a float scan (integers always fit); NaN were replaced on loading."""
+    a = np.asarray(array)
+    if a.dtype.kind != "f" or a.size == 0:
+        return 0.0
+    return float(max(abs(np.nanmax(a)), abs(np.nanmin(a))))
 
 
 def _is_blank(array: np.ndarray) -> bool:

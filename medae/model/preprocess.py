@@ -187,7 +187,8 @@ def normalise(values: np.ndarray, mask: np.ndarray, spec: dict) -> tuple[np.ndar
         lo, hi = (float(v) for v in np.percentile(inside, [spec.get("low", 1.0), spec.get("high", 99.0)]))
     else:
         raise InputError(f"Unknown intensity normalisation {method!r} in the model card.")
-    if hi - lo < 1e-6:
+    # Relative: a scan stored in tiny units (1e-20 a step, a float export's scaling) still has contrast.
+    if not hi - lo > 1e-6 * max(abs(lo), abs(hi), 1e-30):
         raise InputError(
             f"The scan has no contrast where the model looks: most of it has one intensity ({lo:.4g}), as in a "
             "saturated (clipped) or blank acquisition. Check that it is the right series and that its "
