@@ -124,7 +124,8 @@ def write_series(
     stored_dtype = np.dtype(stored_dtype)
     ni, nj, nk = volume.shape
     iop, (row_sp, col_sp), origin, step = lps_geometry(affine)
-    study_uid = study_uid or generate_uid()
+    # Parts of one series written by several calls (same series UID) belong to one study unless told otherwise.
+    study_uid = study_uid or (generate_uid(entropy_srcs=[series_uid, "study"]) if series_uid else generate_uid())
     series_uid = series_uid or generate_uid()
     # Names depend on the series and prefix, so that two series written into one folder never collide.
     rng = np.random.default_rng([seed, int(series_uid.replace(".", "")[-15:]), len(prefix), *prefix.encode()])

@@ -149,17 +149,19 @@ def test_duplicate_positions_refuse_to_stack(tmp_path):
     vol = phantom((4, 4, 5))
     aff = axial_affine()
     paths = write_series(tmp_path, vol, aff, shuffle_names=False)
-    write_series(tmp_path, vol[:, :, :1], aff, series_uid=_uid_of(paths[0]), prefix="dup", shuffle_names=False)
+    series, study = _uids_of(paths[0])
+    write_series(tmp_path, vol[:, :, :1], aff, series_uid=series, study_uid=study, prefix="dup", shuffle_names=False)
     info = scan(tmp_path)[0]
     assert any("duplicate" in w for w in info.warnings)
     with pytest.raises(GeometryError, match="duplicate"):
         load(tmp_path)
 
 
-def _uid_of(path):
+def _uids_of(path):
     import pydicom
 
-    return str(pydicom.dcmread(path, stop_before_pixels=True).SeriesInstanceUID)
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    return str(ds.SeriesInstanceUID), str(ds.StudyInstanceUID)
 
 
 def test_stack_geometry_tolerances_and_messages():

@@ -454,3 +454,43 @@ def test_12_bit_jpeg_extended_multi_frame_keeps_frame_order(tmp_path):
     write_enhanced(reference / "enhanced.dcm", [(vol, axial_affine())], stored_dtype=np.uint16)
     err = np.abs(load(path).array.astype(np.int32) - load(reference).array.astype(np.int32))
     assert err.mean() < 30  # frames decoded into their own slices (a shuffled order would be far off)
+
+
+def test_a_series_mixing_signed_and_unsigned_files_is_one_volume_read_file_by_file(tmp_path):
+    vol = phantom((8, 8, 6), lo=0, hi=30000)
+    vol[:, :, 3:] -= 15000  # the signed files hold negative values too
+
+    def unsigned_half(ds, k):
+        if k < 3:
+            ds.PixelRepresentation = 0  # same bytes: their values are all positive
+
+    write_series(tmp_path, vol, axial_affine(), modality="MR", edit=unsigned_half)
+    (series,) = scan(tmp_path)
+    v = load(tmp_path)
+    assert v.shape == (8, 8, 6)
+    np.testing.assert_array_equal(v.array, vol)
+    assert any("signed and unsigned" in w for w in v.warnings)
+
+
+def test_each_file_clears_the_bits_it_does_not_store(tmp_path):
+    vol = phantom((8, 8, 4), lo=0, hi=4000, seed=30).astype(np.uint16)
+    vol[:, :, 2:] += 4000  # above 12 bits: these files store 16
+
+    def bits(ds, k):
+        ds.BitsStored, ds.HighBit = (12, 11) if k < 2 else (16, 15)
+
+    write_series(tmp_path, vol, axial_affine(), modality="MR", stored_dtype=np.uint16, edit=bits)
+    np.testing.assert_array_equal(load(tmp_path).array, vol)
+
+
+def test_padding_declared_by_some_files_of_a_series_applies_to_all(tmp_path):
+    vol = phantom((8, 8, 4), lo=-1000, hi=1500, seed=31)
+    vol[:2] = -3024  # stored as -2000 (intercept -1024): padding in every slice
+
+    def padding_in_one(ds, k):
+        if k == 1:  # neither the first nor the last slice declares it
+            ds.PixelPaddingValue = -2000
+
+    write_series(tmp_path, vol, axial_affine(), intercept=-1024, edit=padding_in_one)
+    v = load(tmp_path)
+    assert (v.array[:2] == -1024).all() and v.meta["padding_voxels"] == 2 * 8 * 4

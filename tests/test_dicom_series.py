@@ -202,7 +202,7 @@ def test_localizer_only_series_is_not_listed(tmp_path):
         scan_dicom(next(tmp_path.iterdir()))
 
 
-@pytest.mark.parametrize("what", ["echo", "orientation", "matrix", "temporal"])
+@pytest.mark.parametrize("what", ["echo", "orientation", "matrix", "temporal", "patient"])
 def test_mixed_series_uid_is_split(tmp_path, what):
     uid = generate_uid()
     vol = phantom((6, 5, 4), seed=5)
@@ -230,6 +230,10 @@ def _set(ds, what, n):
         ds.EchoTime = 10.0 * n
     elif what == "temporal":
         ds.TemporalPositionIdentifier = n
+    elif what == "patient":  # an anonymiser that gave two patients' scans one series UID: never one volume
+        ds.PatientID = f"ANON{n}"
+        ds.StudyInstanceUID = f"1.2.3.{n}"
+        ds.FrameOfReferenceUID = f"1.2.3.{n}.1"
 
 
 def test_parts_of_a_split_series_are_numbered_in_numeric_order_and_named(tmp_path):

@@ -262,9 +262,9 @@ def _split(frames: list[Frame]) -> tuple[list[list[Frame]], int]:
         fixed = (
             h.rows,
             h.cols,
-            h.bits_allocated,
-            h.pixel_representation,
+            h.bits_allocated,  # (signed and unsigned files of one series are read each as stored: dicom_values)
             h.samples,
+            *_owner(h),
             tuple(np.round(fr.pixel_spacing, 3)) if fr.pixel_spacing else None,
             *(_rounded(fr.keys.get(k)) for k in _ALWAYS_SPLIT),
         )
@@ -290,6 +290,11 @@ def _split(frames: list[Frame]) -> tuple[list[list[Frame]], int]:
     for _key, _ori, members in clusters:
         parts.extend(_split_repeated(members))
     return parts, dropped
+
+
+def _owner(h) -> tuple[str, str, str]:
+    """Whose and where: a series UID that an anonymiser or a faulty export reused must not merge two scans."""
+    return (str(h.info.get("patient_id") or ""), str(h.info.get("study_uid") or ""), h.frame_of_reference)
 
 
 def _split_repeated(frames: list[Frame]) -> list[list[Frame]]:
@@ -338,6 +343,10 @@ def _what_differs(frames: list[Frame]) -> str:
         found.append("matrix sizes")
     if len({tuple(np.round(f.pixel_spacing or (0, 0), 3)) for f in frames}) > 1:
         found.append("pixel spacings")
+    if len({_owner(f.header) for f in frames}) > 1:
+        found.append("patients, studies or frames of reference: its UID was given to more than one series")
+    if len({(f.header.bits_allocated, f.header.samples) for f in frames}) > 1:
+        found.append("pixel storage (bits allocated or samples per pixel)")
     found.extend(label for key, label in labels.items() if len({_rounded(f.keys.get(key)) for f in frames}) > 1)
     return ", ".join(found) or "repeated positions"
 

@@ -48,9 +48,19 @@ def to_values(raw: np.ndarray, frames: list[Frame], modality: str) -> Values:
     h0 = frames[0].header
     warnings: list[str] = []
     meta: dict[str, Any] = {"stored_dtype": str(raw.dtype), "bits_stored": h0.bits_stored}
-    if raw.dtype.kind in "iu":
+    stored = raw.dtype
+    mixed = raw.dtype.kind in "iu" and _mixed_storage(frames)
+    if mixed:
+        raw = _each_file_as_stored(raw, frames)
+        warnings.append(
+            "The series' files store their pixels differently (signed and unsigned, or other bits stored); each "
+            "file was read with its own settings."
+        )
+        meta["bits_stored"] = max(f.header.bits_stored for f in frames)
+    elif raw.dtype.kind in "iu":
         _clear_unused_bits(raw, h0.bits_stored)
-    pad = _padding_range(h0.padding, raw.dtype)
+    pads = _frame_padding(frames, stored)
+    pad = pads[0] if all(p == pads[0] for p in pads) else None
     slopes = np.array([f.slope for f in frames], dtype=np.float64)
     inters = np.array([f.intercept for f in frames], dtype=np.float64)
     lut = h0.modality_lut
@@ -73,7 +83,7 @@ def to_values(raw: np.ndarray, frames: list[Frame], modality: str) -> Values:
             stored_lo[:] = -(2 ** (b - 1)) if raw.dtype.kind == "i" else 0
             stored_hi[:] = 2 ** (b - 1) - 1 if raw.dtype.kind == "i" else 2**b - 1
     n_pad = 0
-    need_stats = pad is not None or bool(mono1.any()) or raw.dtype.kind == "f"
+    need_stats = any(p is not None for p in pads) or bool(mono1.any()) or raw.dtype.kind == "f" or mixed
     target = None
     if not need_stats:
         # The range the stored bits allow settles it unless it asks for a wider dtype than the
@@ -82,7 +92,7 @@ def to_values(raw: np.ndarray, frames: list[Frame], modality: str) -> Values:
         if target is not None and target.kind in "iu" and target.itemsize > raw.dtype.itemsize:
             target = None
     if target is None:
-        stored_lo, stored_hi, n_pad = _stats(raw, pad)
+        stored_lo, stored_hi, n_pad = _stats(raw, pads)
     lo, hi = _out_range(stored_lo, stored_hi, slopes, inters, lut)
     if not np.isfinite(lo):
         lo = hi = 0.0
@@ -96,7 +106,7 @@ def to_values(raw: np.ndarray, frames: list[Frame], modality: str) -> Values:
         target = _target(raw.dtype, identity, integral, lut, lo, hi)
     if target is None:  # integers too wide even for int64: keep them as float64
         target = np.dtype(np.float64)
-    out = _apply(raw, target, slopes, inters, lut, pad, mono1, flip, air)
+    out = _apply(raw, target, slopes, inters, lut, pads, mono1, flip, air)
     inverted = None
     if flip is not None:
         inverted = flip
@@ -107,14 +117,60 @@ def to_values(raw: np.ndarray, frames: list[Frame], modality: str) -> Values:
         meta["monochrome1_inverted"] = True
     if n_pad:
         what = "-1024 HU (air)" if modality == "CT" else f"{air:g}, the minimum of the real data"
+        shown = pad or next(p for p in pads if p is not None)
+        value = f"{shown[0]:g}{'' if shown[0] == shown[1] else f' to {shown[1]:g}'}"
         warnings.append(
             f"{n_pad} voxels of pixel padding (outside the scanned field, PixelPaddingValue "
-            f"{pad[0]:g}{'' if pad[0] == pad[1] else f' to {pad[1]:g}'}) were set to {what}."
+            f"{value if pad else f'{value} and others'}) were set to {what}."
         )
-        meta["padding_value"] = pad[0]  # as the pixels read it (signed or not), not as the tag was stored
+        meta["padding_value"] = shown[0]  # as the pixels read it (signed or not), not as the tag was stored
         meta["padding_voxels"] = int(n_pad)
     meta["output_dtype"] = str(out.dtype)
     return Values(out, warnings, meta, inverted)
+
+
+def _mixed_storage(frames: list[Frame]) -> bool:
+    """Whether the files of one series store their integers differently (signedness or bits stored)."""
+    h0 = frames[0].header
+    return any(
+        f.header.pixel_representation != h0.pixel_representation or f.header.bits_stored != h0.bits_stored
+        for f in frames
+    )
+
+
+def _each_file_as_stored(raw: np.ndarray, frames: list[Frame]) -> np.ndarray:
+    """Stored values of each frame read with its own file's signedness and bits stored.
+
+    The pixel pass read every file's bits into one buffer typed as the first file's; a series that mixes
+    signed and unsigned files gets a signed buffer twice as wide (int64 at most), so every value fits.
+    """
+    size = raw.dtype.itemsize
+    signs = {f.header.pixel_representation == 1 for f in frames}
+    dtype = np.dtype(f"i{min(8, 2 * size)}") if len(signs) > 1 else raw.dtype
+    out = raw if dtype == raw.dtype else np.empty(raw.shape, dtype=dtype)
+    for k, fr in enumerate(frames):
+        own = raw[k].view(f"{'i' if fr.header.pixel_representation == 1 else 'u'}{size}")
+        values = own if out is raw else own.copy()
+        _clear_unused_bits(values, fr.header.bits_stored)
+        if out is not raw:
+            out[k] = values
+    return out
+
+
+def _frame_padding(frames: list[Frame], stored: np.dtype) -> list[tuple[float, float] | None]:
+    """Each frame's padding range as its own file's stored values read it.
+
+    Files of one series that leave PixelPaddingValue out get the series' value when the others agree on
+    one (a scanner pads all its slices alike; the tag is what some exports drop).
+    """
+    declared = {f.header.padding for f in frames if f.header.padding is not None}
+    common = next(iter(declared)) if len(declared) == 1 else None
+    pads = []
+    for fr in frames:
+        signed = fr.header.pixel_representation == 1
+        own = np.dtype(f"{'i' if signed else 'u'}{stored.itemsize}") if stored.kind in "iu" else stored
+        pads.append(_padding_range(fr.header.padding or common, own))
+    return pads
 
 
 def _clear_unused_bits(raw: np.ndarray, bits_stored: int) -> None:
@@ -151,14 +207,14 @@ def _pad_mask(s: np.ndarray, pad: tuple[float, float] | None) -> np.ndarray | No
     return (s >= pad[0]) & (s <= pad[1])
 
 
-def _stats(raw: np.ndarray, pad: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray, int]:
+def _stats(raw: np.ndarray, pads: list[tuple[float, float] | None]) -> tuple[np.ndarray, np.ndarray, int]:
     """Per-slice min and max of the real (non-padding) stored values, and the padding count."""
     k = raw.shape[0]
     lo, hi = np.full(k, np.nan), np.full(k, np.nan)
     n_pad = 0
     for i in range(k):
         s = raw[i]
-        m = _pad_mask(s, pad)
+        m = _pad_mask(s, pads[i])
         if m is not None:
             count = int(np.count_nonzero(m))
             n_pad += count
@@ -230,7 +286,7 @@ def _apply(
     slopes: np.ndarray,
     inters: np.ndarray,
     lut: tuple[int, np.ndarray] | None,
-    pad: tuple[float, float] | None,
+    pads: list[tuple[float, float] | None],
     mono1: np.ndarray,
     flip: float | None,
     air: float | None,
@@ -241,7 +297,7 @@ def _apply(
     out = raw.view(target) if in_place else np.empty(raw.shape, dtype=target)
     integer = target.kind in "iu"
     for k in range(raw.shape[0]):
-        mask = _pad_mask(raw[k], pad)
+        mask = _pad_mask(raw[k], pads[k])
         if mask is not None and not mask.any():
             mask = None
         o = out[k]
