@@ -522,3 +522,26 @@ def test_a_scan_with_a_finding_is_listed_before_a_higher_score_without_one():
     page = render_html(rows, {})
     order = sorted((r.folder for r in rows), key=lambda n: page.index(f'href="{n}/"'))
     assert order == ["lesion", "small_lesion", "healthy_high", "healthy_low", "broken"]
+
+
+def test_names_not_valid_utf8_are_listed_and_analysed(tiny_model, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    studies = tmp_path / "in"
+    studies.mkdir()
+    name = os.fsdecode(b"M\xfcller_T1.nii.gz")  # a Latin-1 name from an old CD: surrogates in Python
+    save_nifti(mr_with_lesion(), studies / name)
+    write_series(
+        studies / os.fsdecode(b"Sch\xe4del"), mr_with_lesion().array.astype(np.int16), axial_affine(), modality="MR"
+    )
+    out = tmp_path / "out"
+    assert _batch(studies, out, tiny_model, "--no-png") == 0
+    rows = list(csv.DictReader((out / "results.csv").open(encoding="utf-8", errors="surrogateescape")))
+    assert [r["status"] for r in rows] == ["ok", "ok"] and name in {r["input"] for r in rows}
+    # A console that takes only valid UTF-8 (a desktop terminal) still gets the listing, the name as its bytes.
+    env = dict(os.environ, PYTHONIOENCODING="utf-8:strict")
+    run = subprocess.run([sys.executable, "-m", "medae", "info", str(studies)], capture_output=True, env=env)
+    assert run.returncode == 0, run.stderr.decode(errors="replace")
+    assert b"M\xfcller_T1.nii.gz" in run.stdout and b"Traceback" not in run.stderr

@@ -178,7 +178,7 @@ def _file_item(root: Path, info: SeriesInfo) -> BatchItem:
         digest = hashlib.sha256()
         for f in companions:
             st = f.stat()
-            digest.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            digest.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
         identity["companions_sha256"] = digest.hexdigest()
     n = int(info.extra.get("n_volumes", 1))
     if n > 1:
@@ -222,7 +222,7 @@ def _dicom_item(root: Path, info: SeriesInfo) -> BatchItem:
     digest = hashlib.sha256()
     for f in sorted(files):
         st = f.stat()
-        digest.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        digest.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     # The series by a one-way digest of its UID: report.json carries the identity, and a UID is patient data.
     series = hashlib.sha256(info.uid.encode("utf-8")).hexdigest()[:32]
     identity = {"series": series, "files": len(files), "files_sha256": digest.hexdigest()}

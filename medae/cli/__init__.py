@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
+    _lenient_console()
     parser = build_parser()
     args = parser.parse_args(_dashed_paths(sys.argv[1:] if argv is None else list(argv), parser))
     if not getattr(args, "func", None):
@@ -81,6 +82,33 @@ def main(argv: list[str] | None = None) -> int:
         # folder should be, no permission): one line that names it, not a traceback.
         print(f"medae: error: {exc}. Check the path, its permissions and the free space.", file=sys.stderr)
         return 2
+
+
+def _lenient_console() -> None:
+    """Console output that never fails on a file name.
+
+    A name not valid in the file system's encoding (a Latin-1 name from an old CD, which Python holds as
+    surrogates) prints as its own bytes, and a character the console cannot show prints escaped, instead
+    of a UnicodeEncodeError ending the command.
+    """
+    import codecs
+
+    def lenient(exc: UnicodeError):
+        try:
+            return codecs.lookup_error("surrogateescape")(exc)
+        except UnicodeError:
+            return codecs.backslashreplace_errors(exc)
+
+    try:
+        codecs.lookup_error("medae-lenient")
+    except LookupError:
+        codecs.register_error("medae-lenient", lenient)
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="medae-lenient")
+            except (ValueError, OSError):  # a stream already closed or detached: leave it
+                pass
 
 
 def _dashed_paths(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
