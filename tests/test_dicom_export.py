@@ -601,3 +601,24 @@ def test_a_japanese_source_with_code_extensions_exports_in_utf8(sources, tmp_pat
     out = write_parametric_map(heatmap_for(source), source, tmp_path / "map.dcm", units_description="z", keep_phi=True)
     ds = pydicom.dcmread(out)
     assert ds.SpecificCharacterSet == "ISO_IR 192" and str(ds.PatientName) == name
+
+
+@pytest.mark.parametrize("term", ["ISO_IR100", "ISO-8859-1", "ISO_IR 999"])
+def test_a_misspelt_character_set_exports_in_utf8(sources, tmp_path, term):
+    import warnings
+
+    from medae.io import load
+
+    folder = tmp_path / "latin"
+    folder.mkdir()
+    for n, f in enumerate(sources["lps"].meta["source_files"]):
+        ds = pydicom.dcmread(f)
+        ds.SpecificCharacterSet = term  # not a defined term: pydicom reads it leniently, the builders refuse it
+        ds.PatientName = "Muller^Hans"
+        ds.save_as(folder / f"im{n:03d}.dcm", enforce_file_format=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        source = load(folder)
+        out = write_parametric_map(heatmap_for(source), source, tmp_path / "map.dcm", units_description="z")
+    ds = pydicom.dcmread(out)
+    assert ds.get("SpecificCharacterSet", "ISO_IR 6") in ("ISO_IR 192", "ISO_IR 6")

@@ -427,8 +427,12 @@ def _charset(texts: Sequence[str], headers: Sequence = ()) -> dict[str, str]:
     the source: a source with code extensions (Japanese "ISO 2022 IR 87" after an empty first value, as
     the standard writes it) is refused by the object builders as it is.
     """
+    from highdicom import SpecificCharacterSetValues
+
     source = headers[0].get("SpecificCharacterSet") if headers else None
-    plain = source is None or (isinstance(source, str) and not source.startswith("ISO 2022"))
+    # A misspelt term ("ISO_IR100", "ISO-8859-1") that pydicom reads leniently is refused by the builders.
+    defined = {v.value for v in SpecificCharacterSetValues}
+    plain = source is None or (isinstance(source, str) and not source.startswith("ISO 2022") and source in defined)
     if plain and all(str(t).isascii() for t in texts):
         return {}
     return {"specific_character_set": "ISO_IR 192"}
