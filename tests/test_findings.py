@@ -176,3 +176,18 @@ def test_findings_where_a_cut_part_of_the_head_would_fold_are_named():
     thick = np.diag([3.0, 1.0, 1.0, 1.0])  # the cut axis is now a thick slice axis: slices cannot fold
     labels[100:104] = 1
     assert wrap_warnings(head, thick, labels) == []
+
+
+def test_a_reversed_axis_in_a_file_without_orientation_names_the_missing_header():
+    import pytest
+
+    from medae.analysis.orientation import FlipMatch, check_orientation
+    from medae.errors import ModelMismatchError
+
+    match = FlipMatch("front-back (anterior-posterior)", 0.75, 0.34)
+    with pytest.raises(ModelMismatchError, match=r"axis reversed.*stores no valid orientation, so a default one"):
+        check_orientation(match, assumed=True)
+    with pytest.raises(ModelMismatchError) as err:
+        check_orientation(match)
+    assert "default one was assumed" not in str(err.value)
+    assert check_orientation(None, assumed=True) == []

@@ -65,6 +65,9 @@ def test_degenerate_sform_falls_back_to_the_qform_then_to_the_voxel_sizes(tmp_pa
     v = load_nifti(_with_raw_geometry(tmp_path, "q.nii", sform=broken, qform=good))
     np.testing.assert_allclose(v.affine, good, atol=1e-5)
     assert any("qform was used" in w for w in v.warnings)
+    (info,) = scan(tmp_path / "q.nii")  # the listing shows the geometry loading uses, and says why
+    np.testing.assert_allclose(info.spacing, (1.1, 1.1, 1.5), atol=1e-5)
+    assert any("qform was used" in w for w in info.warnings)
     v = load_nifti(_with_raw_geometry(tmp_path, "z.nii", sform=broken, zooms=(0.9, 0.9, 3.0)))
     np.testing.assert_allclose(v.affine, np.diag([0.9, 0.9, 3.0, 1.0]), atol=1e-6)
     assert any("voxel sizes (0.9, 0.9, 3 mm)" in w and "left and right may be swapped" in w for w in v.warnings)

@@ -96,8 +96,13 @@ def find_flip(
     return best
 
 
-def check_orientation(match: FlipMatch | None, force: bool = False) -> list[str]:
+def check_orientation(match: FlipMatch | None, force: bool = False, assumed: bool = False) -> list[str]:
     """Refuses (or, forced, warns about) a scan whose header looks flipped.
+
+    Args:
+        match: The reversed reading that matches far better, if any (``find_flip``).
+        force: Warn instead of refusing.
+        assumed: The file stores no valid orientation, so the loader assumed one: that is the likely cause.
 
     Raises:
         ModelMismatchError: a reversed reading matches far better and ``force`` is False.
@@ -109,6 +114,8 @@ def check_orientation(match: FlipMatch | None, force: bool = False) -> list[str]
         f"its {match.name} axis reversed (correlation {match.similarity:.2f}, against {match.stored_similarity:.2f} "
         "as stored), so the heatmap would mark healthy anatomy"
     )
+    if assumed:
+        text += " (the file stores no valid orientation, so a default one was assumed on loading)"
     if not force:
         # A head is nearly symmetric: whether left and right are reversed too (a half turn, e.g. a prone
         # patient entered as supine) cannot be seen in the image, and reversing only the named axis would

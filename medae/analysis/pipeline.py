@@ -5,6 +5,7 @@ The CLI, the batch runner and the viewer all call ``analyze``.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -242,7 +243,8 @@ def _prepare(volume: Volume, model, force: bool, progress, cancel):
                 progress=sub_progress(progress, 0.45, 0.45),
                 cancel=cancel,
             )
-            warnings += check_orientation(flip, force=force)
+            assumed = any(re.search(r"\bno (valid )?orientation\b", w) for w in volume.warnings)
+            warnings += check_orientation(flip, force=force, assumed=assumed)
             if flip is None:
                 warnings += check_contrast(similarity, card, force=force)
                 bias = bias_factor(mi.image, mi.mask, model.reference)

@@ -466,12 +466,15 @@ def nifti_info(path: str | os.PathLike):
         with nibabel_notes():  # repairs are said when the scan is loaded
             img = _nib_load(path)
             shape = tuple(int(s) for s in (tuple(img.shape) + (1, 1, 1))[:3])
-            affine = _in_millimetres(img, np.asarray(img.affine, dtype=np.float64), [])[0]
+            chosen, note = _usable_affine(img)  # the geometry loading will use, and its warning
+            affine = _in_millimetres(img, chosen, [])[0]
         n_volumes = int(np.prod(img.shape[3:])) if len(img.shape) > 3 else 1
         dtype = np.dtype(img.get_data_dtype())
     except Exception as exc:
         raise InputError(f"{path}: not a readable {_format_name(path)} file ({exc}).") from exc
     info = SeriesInfo.for_file(path, "nifti", shape, affine, n_volumes)
+    if note:
+        info.warnings.append(note)
     if dtype.kind == "c" or dtype.fields:  # listed, so that the folder's content is seen, but not loadable
         info.warnings.append(f"complex or structured voxel data ({dtype}, e.g. RGB): not a scan medae can read.")
     short = _short_by(img, path)
