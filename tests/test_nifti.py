@@ -108,6 +108,13 @@ def test_a_zero_voxel_size_under_a_qform_is_a_warning(tmp_path, suffix):
     path.write_bytes(gzip.compress(bytes(raw)) if suffix == ".nii.gz" else bytes(raw))
     v = load_nifti(path)
     assert any("voxel size (pixdim) is 0 along k" in w for w in v.warnings), v.warnings
+    struct.pack_into("<f", raw, 80, -1.0)  # pixdim[1]: a negative size, which tools read in different ways
+    struct.pack_into("<f", raw, 88, 2.0)
+    negative = tmp_path / f"negative{suffix}"
+    negative.write_bytes(gzip.compress(bytes(raw)) if suffix == ".nii.gz" else bytes(raw))
+    v = load_nifti(negative)
+    assert v.spacing == pytest.approx((1.0, 1.0, 2.0))
+    assert len(v.warnings) == 1 and "voxel size (pixdim) is negative along i" in v.warnings[0], v.warnings
     ok = load_nifti(_with_raw_geometry(tmp_path, "q.nii", qform=np.diag([1.0, 1.0, 2.0, 1.0])))
     assert not ok.warnings
 
@@ -429,3 +436,14 @@ def test_a_result_keeps_the_space_its_scan_is_in(tmp_path, code):
     assert int(header["sform_code"]) == int(header["qform_code"]) == code
     plain = load_nifti(save_nifti(Volume(np.zeros((2, 2, 2), np.int16), np.eye(4)), tmp_path / "p.nii"))
     assert "nifti_space_code" not in plain.meta  # scanner space is the default and needs no note
+
+
+def test_a_header_asking_for_more_memory_than_exists_says_so(tmp_path):
+    header = nib.Nifti1Header()
+    header.set_data_shape((30000, 30000, 30000))
+    header.set_data_dtype(np.int16)
+    path = tmp_path / "huge.nii.gz"
+    with gzip.open(path, "wb") as fh:  # a header and a few voxels: the dimensions are wrong
+        fh.write(header.binaryblock + b"\0" * 4 + b"\0" * 1000)
+    with pytest.raises(InputError, match=r"30000 x 30000 x 30000\) ask for 50,291.4 GiB.*header is wrong"):
+        load_nifti(path)

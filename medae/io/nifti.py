@@ -136,6 +136,13 @@ def _load_nifti(path: Path, index: int | None) -> Volume:
             data = np.asanyarray(proxy[..., index or 0])
         else:
             data = np.asanyarray(proxy).reshape(tuple(shape[:3]) + (extra,))[..., index or 0]
+    except MemoryError as exc:
+        need = np.prod(shape[:3], dtype=np.float64) * np.dtype(img.get_data_dtype()).itemsize
+        raise InputError(
+            f"{path}: its header's dimensions ({' x '.join(str(int(n)) for n in shape[:3])}) ask for "
+            f"{need / 2**30:,.1f} GiB for one volume, more memory than this machine has. If the scan is not that "
+            "large, its header is wrong: convert the scan again from the original."
+        ) from exc
     except Exception as exc:  # truncated gzip, short file, bad offsets
         raise InputError(f"{path}: the image data cannot be read ({_one_line(exc)}). {_short_advice(exc)}") from exc
     # In memory and in the file's own (Fortran) order: a C-order copy would transpose every voxel.
@@ -156,11 +163,19 @@ def _load_nifti(path: Path, index: int | None) -> Volume:
         warnings.append(note)
     space = _space_code(img.header, affine)  # before the unit change: the header holds its own units
     affine, unit = _in_millimetres(img, affine, warnings)
-    zero = _zero_voxel_sizes(img)
+    sizes = _stored_voxel_sizes(img)
+    zero = [axis for axis, size in enumerate(sizes) if size == 0]
     if zero:
         warnings.append(
             f"The file's voxel size (pixdim) is 0 along {', '.join('ijk'[a] for a in zero)}; 1 mm was assumed "
             "there, as nibabel does, so distances and volumes may be wrong. Fix the voxel sizes in the header."
+        )
+    negative = [axis for axis, size in enumerate(sizes) if size < 0]
+    if negative:
+        warnings.append(
+            f"The file's voxel size (pixdim) is negative along {', '.join('ijk'[a] for a in negative)}; its size "
+            "was used, as nibabel does (in NIfTI only the qform's sign flag flips an axis), but some tools read a "
+            "negative size as a left-right flip or as 1 mm: check the scan's orientation, and fix the header."
         )
     header = img.header
     descrip = ""
@@ -302,11 +317,12 @@ def _usable_affine(img) -> tuple[np.ndarray, str | None]:
     )
 
 
-def _zero_voxel_sizes(img) -> list[int]:
-    """Axes (i=0, j=1, k=2) whose stored voxel size is 0 where the grid is built from the voxel sizes.
+def _stored_voxel_sizes(img) -> list[float]:
+    """The voxel sizes (i, j, k) as stored, where the grid is built from them; empty otherwise.
 
-    The qform and the plain voxel-size grid scale by pixdim, and nibabel takes 1 for a 0 while it reads the
-    header (so the header as loaded no longer shows it); an sform carries its own scaling.
+    The qform and the plain voxel-size grid scale by pixdim, and nibabel takes 1 for a 0 and the size of a
+    negative one while it reads the header (so the header as loaded no longer shows them); an sform carries
+    its own scaling.
     """
     header = img.header
     if not hasattr(header, "get_sform") or header.get_sform(coded=True)[1]:
@@ -320,7 +336,7 @@ def _zero_voxel_sizes(img) -> list[int]:
         sizes = np.asarray(raw["pixdim"][1:4], dtype=np.float64)
     except Exception:  # the image itself was read; only this extra check is given up
         return []
-    return [axis for axis, size in enumerate(sizes) if size == 0]
+    return [float(size) for size in sizes]
 
 
 def _disagreement_note(img, chosen: np.ndarray) -> str | None:
