@@ -447,3 +447,12 @@ def test_a_header_asking_for_more_memory_than_exists_says_so(tmp_path):
         fh.write(header.binaryblock + b"\0" * 4 + b"\0" * 1000)
     with pytest.raises(InputError, match=r"30000 x 30000 x 30000\) ask for 50,291.4 GiB.*header is wrong"):
         load_nifti(path)
+
+
+def test_a_header_without_its_voxel_file_says_which_file_is_missing(tmp_path):
+    nib.save(nib.Nifti1Pair(np.ones((8, 8, 8), np.int16), np.eye(4)), tmp_path / "t1.hdr")
+    (tmp_path / "t1.img").unlink()
+    (info,) = scan(tmp_path / "t1.hdr")
+    assert any("voxel data file t1.img that this header needs is missing" in w for w in info.warnings)
+    with pytest.raises(InputError, match="t1.img that this header needs is missing beside it: copy it"):
+        load_nifti(tmp_path / "t1.hdr")

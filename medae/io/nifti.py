@@ -143,6 +143,8 @@ def _load_nifti(path: Path, index: int | None) -> Volume:
             f"{need / 2**30:,.1f} GiB for one volume, more memory than this machine has. If the scan is not that "
             "large, its header is wrong: convert the scan again from the original."
         ) from exc
+    except FileNotFoundError as exc:  # a header whose voxels live in another file (.hdr/.img): that one is gone
+        raise InputError(f"{path}: {_missing_data_file(img)}") from exc
     except Exception as exc:  # truncated gzip, short file, bad offsets
         raise InputError(f"{path}: the image data cannot be read ({_one_line(exc)}). {_short_advice(exc)}") from exc
     # In memory and in the file's own (Fortran) order: a C-order copy would transpose every voxel.
@@ -493,6 +495,9 @@ def nifti_info(path: str | os.PathLike):
         info.warnings.append(note)
     if dtype.kind == "c" or dtype.fields:  # listed, so that the folder's content is seen, but not loadable
         info.warnings.append(f"complex or structured voxel data ({dtype}, e.g. RGB): not a scan medae can read.")
+    missing = _missing_data_file(img)
+    if missing:
+        info.warnings.append(missing[0].lower() + missing[1:])
     short = _short_by(img, path)
     if short:
         info.warnings.append(
@@ -500,6 +505,19 @@ def nifti_info(path: str | os.PathLike):
             "header is wrong, and it will not load."
         )
     return info
+
+
+def _missing_data_file(img) -> str:
+    """What to do when the voxel file beside a header (the .img of a .hdr) does not exist; empty otherwise."""
+    image = getattr(img, "file_map", {}).get("image")
+    header = getattr(img, "file_map", {}).get("header")
+    name = getattr(image, "filename", None)
+    if not name or name == getattr(header, "filename", None) or os.path.exists(name):
+        return ""
+    return (
+        f"The voxel data file {Path(name).name} that this header needs is missing beside it: copy it into "
+        f"{Path(name).parent} with the header, and load it again."
+    )
 
 
 def _short_by(img, path: Path) -> float:
