@@ -516,3 +516,15 @@ def test_parts_of_one_series_set_apart_by_image_type_are_named_in_words(tmp_path
         "SWI (magnitude not distortion-corrected)",
         "SWI (phase not distortion-corrected)",
     ]
+
+
+def test_a_multi_frame_file_with_fewer_frame_groups_than_frames_is_named_inconsistent(tmp_path):
+    from tests.dicom_factory import write_enhanced
+
+    path = tmp_path / "enh.dcm"
+    write_enhanced(path, [(phantom((8, 8, 5)), axial_affine())])
+    ds = pydicom.dcmread(path)
+    del ds.PerFrameFunctionalGroupsSequence[-1]  # NumberOfFrames still says 5
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(MedaeError, match="places only 4 of its 5 frames.*export the series again"):
+        scan_dicom(path)

@@ -418,7 +418,14 @@ def _rejection(h: FileHeader) -> str | None:
             "a Siemens mosaic (each file tiles one volume's slices into one image); convert the series with "
             "dcm2niix and open the NIfTI"
         )
-    if not h.frames or any(f.position is None or f.orientation is None for f in h.frames):
+    placed = sum(f.position is not None and f.orientation is not None for f in h.frames)
+    if h.enhanced and 0 < placed < len(h.frames):
+        return (
+            f"a multi-frame file whose per-frame geometry places only {placed} of its {len(h.frames)} frames "
+            "(NumberOfFrames and the per-frame functional groups disagree): the file is inconsistent; export the "
+            "series again"
+        )
+    if not h.frames or placed < len(h.frames):
         return f"{_NO_GEOMETRY}: not a cross-sectional scan"
     try:
         for f in h.frames:
