@@ -118,7 +118,19 @@ def _geometry(reader) -> tuple[tuple[int, ...], np.ndarray, int]:
         raise InputError(f"{dim}-dimensional image: medae reads 3D volumes.")
     shape = size + (1,) * (3 - dim)
     affine = _affine(reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection(), dim)
-    return shape, _checked(affine), 1
+    return shape, _checked(affine), _list_length(reader)
+
+
+#: NRRD kinds of a per-voxel axis that lists volumes of one grid (diffusion directions, time points), as
+#: 3D Slicer writes DWI and multi-volume files; colours and tensors are not volumes.
+_LIST_KINDS = {"list", "vector"}
+
+
+def _list_length(reader) -> int:
+    """The number of volumes a voxel's list axis holds (an NRRD DWI or multi-volume file), else 1."""
+    components = reader.GetNumberOfComponents()
+    kind = (_meta(reader, "NRRD_kinds[pixel]") or "").strip().lower()
+    return components if components > 1 and kind in _LIST_KINDS else 1
 
 
 def _checked(affine: np.ndarray) -> np.ndarray:
@@ -145,7 +157,8 @@ def load_itk_image(path: str | os.PathLike, index: int | None = None) -> Volume:
     path = Path(path)
     reader, _, affine, volumes = _open(path)
     components = reader.GetNumberOfComponents()
-    if components > 1:
+    listed = components > 1 and volumes == components  # volumes along a list axis, one per component
+    if components > 1 and not listed:
         raise InputError(
             f"{path}: {components} values per voxel (a colour, vector or tensor image). medae reads scalar scans; "
             "export the scan itself as a greyscale volume."
@@ -162,7 +175,9 @@ def load_itk_image(path: str | os.PathLike, index: int | None = None) -> Volume:
         raise InputError(
             f"{path}: the image data cannot be read ({_reason(exc)}). The file may be truncated; copy it again."
         ) from exc
-    if data.ndim == 4:
+    if listed:
+        data = data[..., index or 0]  # ITK puts the components last: (K, J, I, C)
+    elif data.ndim == 4:
         data = data[index or 0]
     data = data.reshape(data.shape[-3:] if data.ndim >= 3 else (1,) + data.shape).T
     if data.dtype.kind == "c":
