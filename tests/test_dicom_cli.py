@@ -53,3 +53,22 @@ def test_info_on_a_folder_without_scans_fails_cleanly(tmp_path, capsys):
     (tmp_path / "readme.txt").write_text("nothing here")
     assert main(["info", str(tmp_path)]) == 2
     assert "no scan found" in capsys.readouterr().err
+
+
+def test_library_warnings_do_not_reach_the_console(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    write_series(
+        tmp_path,
+        phantom((8, 8, 4)),
+        axial_affine(),
+        edit=lambda ds, k: setattr(ds, "SpecificCharacterSet", "ISO_IR 999"),
+    )
+    env = dict(os.environ, PYTHONWARNINGS="default")
+    run = subprocess.run(
+        [sys.executable, "-m", "medae", "info", str(tmp_path)], capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 0 and "synthetic" in run.stdout
+    assert "UserWarning" not in run.stderr, run.stderr

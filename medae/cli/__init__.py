@@ -12,6 +12,7 @@ import importlib
 import signal
 import sys
 import threading
+import warnings
 
 from medae._version import __version__
 from medae.errors import MedaeError
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     _lenient_console()
+    # The libraries' own warnings (an unknown character set, a repaired header) are not the reader's to act
+    # on, and medae words what matters in its own warnings; on a console they read as faults.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(pydicom|highdicom|nibabel)(\.|$)")
     parser = build_parser()
     args = parser.parse_args(_dashed_paths(sys.argv[1:] if argv is None else list(argv), parser))
     if not getattr(args, "func", None):
