@@ -133,3 +133,12 @@ def test_report_json_of_analyze_names_a_dicom_series_by_its_pseudonym_unless_kee
     assert "1.2.3.9.7" not in text and json.loads(text)["input"]["series_uid"].startswith("2.25.")
     assert main([*args, "--out", str(tmp_path / "b"), "--keep-phi"]) == 0
     assert json.loads((tmp_path / "b" / "report.json").read_text())["input"]["series_uid"] == "1.2.3.9.7"
+
+
+def test_results_are_never_written_over_the_scan(tmp_path, tiny_model, capsys):
+    scan = save_nifti(mr_with_lesion(), tmp_path / "reconstruction.nii.gz")  # a name the results use
+    before = scan.read_bytes()
+    base = ["analyze", str(scan), "--model", str(tiny_model), "--device", "cpu"]
+    assert main([*base, "--out", str(tmp_path)]) == 2
+    assert "never overwrites a source" in capsys.readouterr().err and scan.read_bytes() == before
+    assert main([*base, "--out", str(tmp_path / "out")]) == 0 and scan.read_bytes() == before

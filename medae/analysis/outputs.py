@@ -37,6 +37,7 @@ def write_outputs(
         Name -> path of everything written (and of ``extra_files``).
     """
     out = Path(out_dir)
+    check_not_source(result.volume, out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -122,6 +123,28 @@ OUTPUT_NAMES = (
     "summary_sc.dcm",
     "report.json",
 )
+
+
+def check_not_source(volume, out_dir: str | Path) -> None:
+    """Refuses an output folder where a result's file name is one of the scan's own files.
+
+    A scan named like an output (``heatmap.nii.gz``) in the folder its results go to would be replaced,
+    or removed as an earlier run's file.
+
+    Raises:
+        OutputError: naming the file.
+    """
+    from medae.io.loader import is_source_of
+
+    out = Path(out_dir)
+    if volume is None or not out.is_dir():
+        return
+    for name in OUTPUT_NAMES:
+        if is_source_of(out / name, volume):
+            raise OutputError(
+                f"{out / name} is the scan's own file, and the results would be written over it; medae never "
+                "overwrites a source. Choose another output folder."
+            )
 
 
 def remove_stale_outputs(out_dir: str | Path, written: dict[str, Path]) -> list[str]:

@@ -103,10 +103,11 @@ def run(args: argparse.Namespace) -> int:
 def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: float, t_model: float) -> dict:
     """Analyses one volume and writes its outputs."""
     from medae.analysis import analyze, write_outputs
-    from medae.analysis.outputs import remove_stale_outputs
+    from medae.analysis.outputs import check_not_source, remove_stale_outputs
     from medae.cli.progressbar import ProgressBar
     from medae.viewer.figure import write_result_summary
 
+    check_not_source(volume, out)  # before the work, not after it
     with ProgressBar("analyze") as bar:
         result = analyze(
             volume, model, threshold=args.threshold, force=args.force, reconstruction=args.reconstruction, progress=bar

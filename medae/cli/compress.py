@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
     """Loads the scan, compresses it and writes the file."""
     from medae.cli.progressbar import ProgressBar
     from medae.codec import compress, describe, write_study
-    from medae.codec.study import is_source_of
     from medae.errors import OutputError
+    from medae.io.loader import is_source_of
 
     mode = _ALIASES.get(args.mode, args.mode)
     out: Path = args.output

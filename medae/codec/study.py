@@ -224,22 +224,6 @@ def _decompress(header: dict, sections: dict[str, bytes], model, source: str | N
     )
 
 
-def is_source_of(target: str | os.PathLike, volume: Volume) -> bool:
-    """Whether ``target`` is one of the files ``volume`` was read from (so writing it would destroy the scan).
-
-    The file or folder given, a header's data files beside it (.raw of a .mhd, .img of an .hdr, ...) and
-    every DICOM file of the series; links count as the file they point to.
-    """
-    from medae.io.loader import companion_files
-
-    target = Path(target)
-    if not target.exists() or not volume.source:
-        return False
-    source = Path(volume.source)
-    paths = [source, *companion_files(source), *(Path(p) for p in volume.meta.get("source_files") or [])]
-    return any(p.exists() and os.path.samefile(p, target) for p in paths)
-
-
 def write_study(path: str | os.PathLike, header: dict, sections: dict[str, bytes]) -> Path:
     """Writes the compressed study atomically."""
     return container.write(path, header, sections)

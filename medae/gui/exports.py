@@ -78,6 +78,15 @@ def export(window, kind: str, target: str | Path):
     if kind in SCAN_KINDS and volume is None:
         window.statusBar().showMessage("Open a scan first.", 5000)
         return None
+    if volume is not None and _overwrites_source(kind, target, volume):
+        window.report_error(
+            OutputError(
+                f"{target} is the scan's own file (or, for a report, holds one under a result's name), and the "
+                "export would write over it; medae never overwrites a source. Choose another name or folder."
+            ),
+            f"exporting {target.name}",
+        )
+        return None
     if kind == "study":
         return window.run_job(
             "export",
@@ -130,13 +139,24 @@ def _screenshot_dicom(rgb, volume, target: Path, window, progress, cancel) -> Pa
     return write_secondary_capture(rgb, volume, target)
 
 
+def _overwrites_source(kind: str, target: Path, volume) -> bool:
+    """Whether the export would write over one of the scan's own files (a report writes several)."""
+    from medae.analysis.outputs import check_not_source
+    from medae.io.loader import is_source_of
+
+    if kind != "report":
+        return is_source_of(target, volume)
+    try:
+        check_not_source(volume, target)
+    except OutputError:
+        return True
+    return False
+
+
 def _study(volume, target: Path, progress, cancel) -> Path:
     # Lossless, without patient data: what leaves the viewer is the scan itself, as in its other exports.
     from medae.codec import compress, write_study
-    from medae.codec.study import is_source_of
 
-    if is_source_of(target, volume):
-        raise OutputError(f"{target} is the scan's own file; medae never overwrites a source. Choose another name.")
     return write_study(target, *compress(volume, "lossless", progress=progress, cancel=cancel))
 
 

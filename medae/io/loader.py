@@ -256,3 +256,17 @@ def companion_files(path: Path) -> list[Path]:
         return sorted(p for p in path.parent.iterdir() if p != path and p.is_file() and p.name.startswith(stem + "."))
     except OSError:
         return []
+
+
+def is_source_of(target: str | os.PathLike, volume: Volume) -> bool:
+    """Whether ``target`` is one of the files ``volume`` was read from (so writing it would destroy the scan).
+
+    The file or folder given, a header's data files beside it (.raw of a .mhd, .img of an .hdr, ...) and
+    every DICOM file of the series; links count as the file they point to.
+    """
+    target = Path(target)
+    if not target.exists() or not volume.source:
+        return False
+    source = Path(volume.source)
+    paths = [source, *companion_files(source), *(Path(p) for p in volume.meta.get("source_files") or [])]
+    return any(p.exists() and os.path.samefile(p, target) for p in paths)

@@ -344,3 +344,27 @@ def test_the_reader_stays_put_when_the_threshold_moves_and_the_row_under_the_cro
     label = s.result.labels.array[s.image.grid.to_source(here)]
     rank = next(n for n, f in enumerate(s.findings) if f.label == label)
     assert table.selectionModel().selectedRows()[0].row() == rank
+
+
+def test_no_export_writes_over_the_scan_it_was_made_from(window, qtbot, tiny_model, tmp_path):
+    from medae.gui import exports
+    from medae.io.nifti import save_nifti
+    from tests.gui.tiny_model import mr_with_lesion
+
+    window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
+    source = save_nifti(mr_with_lesion(), tmp_path / "heatmap.nii.gz")  # a scan named like a result
+    before = source.read_bytes()
+    window.open_path(source)
+    wait_idle(qtbot, window)
+    window.start_analysis()
+    wait_idle(qtbot, window, timeout=120_000)
+    assert window.session.result is not None
+    for kind, target in (("heatmap_nifti", source), ("findings_nifti", source), ("report", tmp_path)):
+        window.last_error = None
+        assert exports.export(window, kind, target) is None
+        wait_idle(qtbot, window)
+        assert "never overwrites a source" in window.last_error.text(), kind
+    assert source.read_bytes() == before
+    assert exports.export(window, "report", tmp_path / "results") is not None  # another folder is fine
+    wait_idle(qtbot, window)
+    assert (tmp_path / "results" / "heatmap.nii.gz").is_file() and source.read_bytes() == before
