@@ -191,3 +191,20 @@ def test_a_reversed_axis_in_a_file_without_orientation_names_the_missing_header(
         check_orientation(match)
     assert "default one was assumed" not in str(err.value)
     assert check_orientation(None, assumed=True) == []
+
+
+def test_measuring_regions_stops_when_cancelled():
+    import threading
+
+    import pytest
+
+    from medae.errors import CancelledError
+
+    heat = np.zeros((30, 30, 30), np.float32)
+    heat[5:10, 5:10, 5:10] = 20.0
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(CancelledError):
+        extract_findings(heat, np.eye(4), 8.0, 0.0, cancel=cancel)
+    labels, findings = extract_findings(heat, np.eye(4), 8.0, 0.0, cancel=threading.Event())
+    assert len(findings) == 1 and labels.max() == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -10,6 +11,7 @@ import numpy as np
 from medae import geometry
 from medae.analysis.result import Finding
 from medae.geometry import apply_affine
+from medae.progress import check_cancel
 
 
 def extract_findings(
@@ -21,6 +23,7 @@ def extract_findings(
     midline_x: float = 0.0,
     max_findings: int = 50,
     reference: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[np.ndarray, list[Finding]]:
     """Labels and describes the regions above ``threshold``.
 
@@ -38,6 +41,7 @@ def extract_findings(
         max_findings: At most this many are kept.
         reference: The name of the frame ``to_reference`` leads to when it is a template's (e.g.
             "mni152-2009a"): each finding then carries its centroid in those coordinates.
+        cancel: Set to stop with ``CancelledError`` (checked between the steps; each is one array pass).
 
     Returns:
         The int16 label map (0 = background, 1 = first ranked) and the findings in rank order.
@@ -54,7 +58,9 @@ def extract_findings(
     offset = np.array([b.start for b in box], dtype=np.float64)
     above = above[box]
     heat = heatmap[box]
+    check_cancel(cancel)
     lab, n = ndimage.label(above, structure=np.ones((3, 3, 3), bool))
+    check_cancel(cancel)
     voxel_ml = geometry.voxel_ml(affine)
     idx = np.arange(1, n + 1)
     sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
@@ -62,10 +68,13 @@ def extract_findings(
     keep = [i for i in np.argsort(-excess) if sizes[i] * voxel_ml >= min_region_ml][:max_findings]
     if not keep:
         return labels, []
+    check_cancel(cancel)
     peaks = ndimage.maximum(heat, lab, idx)
     peak_pos = [np.asarray(p, float) + offset for p in ndimage.maximum_position(heat, lab, idx)]
+    check_cancel(cancel)
     means = ndimage.mean(heat, lab, idx)
     weights = np.where(above, heat - threshold, 0)
+    check_cancel(cancel)
     cents = [np.asarray(c, float) + offset for c in ndimage.center_of_mass(weights, lab, idx)]
     findings = []
     remap = np.zeros(n + 1, dtype=np.int16)
@@ -73,6 +82,7 @@ def extract_findings(
     to_ref = affine if to_reference is None else to_reference @ affine
     boxes = ndimage.find_objects(lab)
     for rank, i in enumerate(keep, start=1):
+        check_cancel(cancel)
         remap[i + 1] = rank
         cvox = np.asarray(cents[i], dtype=np.float64)
         cw = apply_affine(affine, cvox)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -118,9 +119,14 @@ class AnalysisResult:
 
         return any(str(w).startswith(FORCED) for w in self.warnings)
 
-    def at_threshold(self, threshold: float) -> AnalysisResult:
-        """The same analysis with its findings drawn at another threshold; heatmap and score are unchanged."""
+    def at_threshold(self, threshold: float, cancel: threading.Event | None = None) -> AnalysisResult:
+        """The same analysis with its findings drawn at another threshold; heatmap and score are unchanged.
+
+        Raises:
+            CancelledError: ``cancel`` was set (a large scan's regions take seconds to measure).
+        """
         from medae.analysis.findings import extract_findings, finding_warnings
+        from medae.progress import check_cancel
 
         rule = self.region_rule
         labels, findings = extract_findings(
@@ -131,7 +137,9 @@ class AnalysisResult:
             to_reference=rule.get("to_reference"),
             midline_x=float(rule.get("midline_x", 0.0)),
             reference=rule.get("reference"),
+            cancel=cancel,
         )
+        check_cancel(cancel)
         lab = self.labels
         # The warnings about the findings themselves are those of the new findings, not of the first ones.
         notes = finding_warnings(findings, labels, self.volume, self.wrap_check)

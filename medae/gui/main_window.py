@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,11 @@ from medae.gui.window_state import WindowStateMixin
 from medae.gui.workers import Job
 from medae.viewer.bindings import KeyAction, key_action, slice_step
 from medae.viewer.session import ViewerSession
+
+log = logging.getLogger(__name__)
+
+#: How long closing waits for workers to reach their cancel check before it ends the process itself.
+CLOSE_WAIT_S = 30.0
 
 _KEY_NAMES = {
     Qt.Key.Key_Up: "Up",
@@ -146,8 +154,15 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         self.cancel_all_jobs()
         if self.jobs:
             self.hide()  # gone from the screen at once; a worker may need a moment to reach its next check
+        deadline = time.monotonic() + CLOSE_WAIT_S
         for job in list(self.jobs):
-            job.wait(10_000)
+            if not job.wait(max(1, int(1000 * (deadline - time.monotonic())))):
+                # A worker inside one long library call has not reached its cancel check: Qt would abort the
+                # whole process when the window took its thread down. Every file is written atomically, so
+                # ending here leaves no half-written result (the next run clears a temporary file's leftovers).
+                log.warning("closing while %s is still running; ending the process", job.name)
+                logging.shutdown()
+                os._exit(0)
         super().closeEvent(event)
 
     def report_error(self, exc: BaseException, doing: str = "") -> None:
@@ -204,13 +219,15 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
             return None
         running = [j for j in self.jobs if j.name == "analyze"]
         if running:
-            if getattr(running[0], "volume", None) is volume:
+            stopping = running[0].cancel_event.is_set()
+            if getattr(running[0], "volume", None) is volume and not stopping:
                 self.statusBar().showMessage("This scan is being analysed already.", 5000)
             elif not self._analysis_queued:
-                # The previous scan's analysis is stopping; this one starts as soon as it has.
+                # The previous analysis is stopping (cancelled, or of the previous scan); this one starts as
+                # soon as it has, if this scan is still the one on screen then.
                 self._analysis_queued = True
-                self.statusBar().showMessage("Analysis will start once the previous scan's has stopped.", 5000)
-                running[0].finished.connect(lambda: self._start_queued(force))
+                self.statusBar().showMessage("Analysis will start once the previous one has stopped.", 5000)
+                running[0].finished.connect(lambda: self._start_queued(force, volume))
             return None
         key = (self.prefs.model, self.prefs.device)
         cached = self.model if key == self._model_key else None
@@ -257,10 +274,11 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         job.finished.connect(lambda: self.overlay_panel.set_analysing(any(j.name == "analyze" for j in self.jobs)))
         return job
 
-    def _start_queued(self, force: bool) -> None:
+    def _start_queued(self, force: bool, volume) -> None:
         self._analysis_queued = False
         self._model_lock = threading.Lock()
-        if self.session.volume is not None and self.session.result is None:
+        # Only for the scan it was asked for: another one opened meanwhile was not asked to be analysed.
+        if self.session.volume is volume and self.session.result is None:
             self.start_analysis(force=force)
 
     def _model_for(self, progress, key: tuple) -> Any:
@@ -337,7 +355,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         result, threshold = self.session.result, self.session.style.threshold
 
         def work(progress, cancel):
-            return result.at_threshold(threshold)
+            return result.at_threshold(threshold, cancel)
 
         def done(new) -> None:
             if self.session.result is result:

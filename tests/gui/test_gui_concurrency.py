@@ -105,3 +105,58 @@ def test_analyze_asked_for_while_a_scan_is_opening_analyses_that_scan(window, qt
     assert window.last_error is None, window.last_error and window.last_error.text()
     assert window.session.volume.source.endswith("b.nii.gz")
     assert window.session.result.volume is window.session.volume and len(calls) == 2
+
+
+def _first_analysis_stops_slowly(monkeypatch, seconds: float = 0.5) -> list:
+    """As ``_first_analysis_runs_until_cancelled``, but the first call takes a moment to stop once cancelled."""
+    import time
+
+    calls = []
+    real_analyze = medae.analysis.analyze
+
+    def analyze(volume, model, force=False, progress=None, cancel=None):
+        calls.append(volume)
+        if len(calls) == 1 and cancel.wait(30):
+            from medae.errors import CancelledError
+
+            time.sleep(seconds)  # a worker inside a long step reaches its next check later
+            raise CancelledError()
+        return real_analyze(volume, model, force=force, progress=progress, cancel=cancel)
+
+    monkeypatch.setattr(medae.analysis, "analyze", analyze)
+    return calls
+
+
+def test_analyze_right_after_cancel_runs_once_the_cancelled_one_stops(window, qtbot, tmp_path, monkeypatch, tiny_model):
+    a, _b = _two_scans(tmp_path)
+    calls = _first_analysis_stops_slowly(monkeypatch)
+    window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
+    window.open_path(a)
+    wait_idle(qtbot, window)
+    window.start_analysis()
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=60_000)
+    window.cancel_jobs()
+    window.start_analysis()  # at once: the cancelled job is still stopping
+    qtbot.waitUntil(lambda: window.session.result is not None and not window.busy, timeout=120_000)
+    assert len(calls) == 2 and window.session.result.volume is window.session.volume
+
+
+def test_an_analysis_queued_for_one_scan_does_not_run_on_the_next_one(window, qtbot, tmp_path, monkeypatch, tiny_model):
+    a, b = _two_scans(tmp_path)
+    c = tmp_path / "c.nii.gz"
+    save_nifti(mr_with_lesion(), c)
+    calls = _first_analysis_stops_slowly(monkeypatch, seconds=3.0)
+    window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
+    window.open_path(a)
+    wait_idle(qtbot, window)
+    window.start_analysis()
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=60_000)
+    window.open_path(b)  # stops a's analysis, which takes a while
+    qtbot.waitUntil(lambda: window.session.volume is not None and window.session.volume.source.endswith("b.nii.gz"))
+    assert any(j.name == "analyze" for j in window.jobs)
+    window.start_analysis()  # queued for b
+    window.open_path(c)  # the reader moves on before it ran: c was never asked to be analysed
+    qtbot.waitUntil(lambda: window.session.volume.source.endswith("c.nii.gz"), timeout=30_000)
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    wait_idle(qtbot, window)
+    assert window.session.result is None and len(calls) == 1
