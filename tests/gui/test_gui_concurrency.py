@@ -1,6 +1,7 @@
 """Requests that overlap: the scan asked for last is the one shown, and analysis follows the scan on screen."""
 
 import threading
+import time
 
 import medae.analysis
 import medae.io
@@ -19,8 +20,11 @@ def _two_scans(tmp_path) -> tuple:
     return a, b
 
 
-def _first_analysis_runs_until_cancelled(monkeypatch) -> list:
-    """Replaces ``analyze`` so that its first call runs until cancelled; returns the volumes it was called with."""
+def _first_analysis_runs_until_cancelled(monkeypatch, stopping_s: float = 0.0) -> list:
+    """Replaces ``analyze`` so that its first call runs until cancelled; returns the volumes it was called with.
+
+    ``stopping_s``: how long the first call takes to stop once cancelled (a worker inside a long step).
+    """
     calls = []
     real_analyze = medae.analysis.analyze
 
@@ -29,6 +33,7 @@ def _first_analysis_runs_until_cancelled(monkeypatch) -> list:
         if len(calls) == 1 and cancel.wait(30):
             from medae.errors import CancelledError
 
+            time.sleep(stopping_s)
             raise CancelledError()
         return real_analyze(volume, model, force=force, progress=progress, cancel=cancel)
 
@@ -107,29 +112,9 @@ def test_analyze_asked_for_while_a_scan_is_opening_analyses_that_scan(window, qt
     assert window.session.result.volume is window.session.volume and len(calls) == 2
 
 
-def _first_analysis_stops_slowly(monkeypatch, seconds: float = 0.5) -> list:
-    """As ``_first_analysis_runs_until_cancelled``, but the first call takes a moment to stop once cancelled."""
-    import time
-
-    calls = []
-    real_analyze = medae.analysis.analyze
-
-    def analyze(volume, model, force=False, progress=None, cancel=None):
-        calls.append(volume)
-        if len(calls) == 1 and cancel.wait(30):
-            from medae.errors import CancelledError
-
-            time.sleep(seconds)  # a worker inside a long step reaches its next check later
-            raise CancelledError()
-        return real_analyze(volume, model, force=force, progress=progress, cancel=cancel)
-
-    monkeypatch.setattr(medae.analysis, "analyze", analyze)
-    return calls
-
-
 def test_analyze_right_after_cancel_runs_once_the_cancelled_one_stops(window, qtbot, tmp_path, monkeypatch, tiny_model):
     a, _b = _two_scans(tmp_path)
-    calls = _first_analysis_stops_slowly(monkeypatch)
+    calls = _first_analysis_runs_until_cancelled(monkeypatch, stopping_s=0.5)
     window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
     window.open_path(a)
     wait_idle(qtbot, window)
@@ -145,7 +130,7 @@ def test_an_analysis_queued_for_one_scan_does_not_run_on_the_next_one(window, qt
     a, b = _two_scans(tmp_path)
     c = tmp_path / "c.nii.gz"
     save_nifti(mr_with_lesion(), c)
-    calls = _first_analysis_stops_slowly(monkeypatch, seconds=3.0)
+    calls = _first_analysis_runs_until_cancelled(monkeypatch, stopping_s=3.0)
     window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
     window.open_path(a)
     wait_idle(qtbot, window)
