@@ -79,6 +79,12 @@ def remove_leftovers(folder: str | os.PathLike, names: Iterable[str], older_than
 
 
 def _cannot_write(target: Path, exc: OSError) -> str:
+    # A writer that wraps the system's error in its own (pydicom puts the tag and a traceback in the text)
+    # keeps the real one as its cause: that one has the errno and the words for the reader.
+    cause: BaseException | None = exc
+    while cause is not None and not (isinstance(cause, OSError) and cause.errno is not None):
+        cause = cause.__cause__ or cause.__context__
+    exc = cause if isinstance(cause, OSError) else exc
     # The advice follows the cause: a missing folder, no permission and a full disk each need their own.
     if exc.errno in (errno.ENOTDIR, errno.EEXIST):
         advice = f"Part of the folder {target.parent} is a file, not a folder: choose another output folder."
@@ -90,7 +96,8 @@ def _cannot_write(target: Path, exc: OSError) -> str:
         advice = "The disk is full: free disk space, or choose an output folder on another disk."
     else:
         advice = "Free disk space, or choose an output folder you may write to."
-    return f"{target}: cannot write ({exc.strerror or exc}). {advice}"
+    why = exc.strerror or " ".join(str(exc).split("Traceback")[0].split()) or type(exc).__name__
+    return f"{target}: cannot write ({why}). {advice}"
 
 
 def write_bytes(target: str | os.PathLike, data: bytes) -> None:

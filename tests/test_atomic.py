@@ -50,3 +50,20 @@ def test_analyze_ends_with_one_line_when_its_report_cannot_be_written(tmp_path, 
     err = capsys.readouterr().err
     assert status == 2 and "Traceback" not in err
     assert "report.json: cannot write (No space left on device)" in err.strip().splitlines()[-1]
+
+
+def test_a_writer_that_wraps_the_system_error_still_gets_the_disk_full_advice(tmp_path):
+    from medae.atomic import atomic_path
+
+    def wrapped_write(path):
+        # As pydicom does: the system's error becomes the cause of one whose text holds a traceback.
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as exc:
+            raise OSError("With tag (7FE0,0010) got exception: No space\nTraceback (most recent call last):") from exc
+
+    with pytest.raises(OutputError) as err, atomic_path(tmp_path / "map.dcm") as tmp:
+        wrapped_write(tmp)
+    text = str(err.value)
+    assert "No space left on device" in text and "disk is full" in text and "Traceback" not in text
+    assert list(tmp_path.iterdir()) == []

@@ -6,6 +6,7 @@ grabbing the screen happens on the GUI thread (it must, and it takes millisecond
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -207,16 +208,30 @@ def _findings_dicom(result, volume, target: Path, progress, cancel) -> Path:
 
 def _report(result, volume, target: Path, progress, cancel) -> Path:
     from medae.analysis import write_outputs
-    from medae.analysis.outputs import remove_stale_outputs
+    from medae.analysis.outputs import OUTPUT_NAMES, remove_stale_outputs
     from medae.viewer.figure import write_result_summary
 
+    made = not target.exists()
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{target}: cannot create the folder ({exc}). Choose another one.") from exc
     # The summary image is the part a person reads: three planes through the first finding, the colour
     # bar, the ranked findings and the warnings, at the threshold on screen.
-    summary = write_result_summary(result, target)
-    written = write_outputs(result, target, extra_files=summary)
+    summary: dict = {}
+    try:
+        summary = write_result_summary(result, target)
+        written = write_outputs(result, target, extra_files=summary)
+    except BaseException:
+        # A report is its files together: maps and a summary without their report.json (a full disk) are not
+        # left behind in a folder this export made.
+        with contextlib.suppress(OSError):
+            for path in summary.values():
+                Path(path).unlink(missing_ok=True)
+            if made:
+                for name in OUTPUT_NAMES:
+                    (target / name).unlink(missing_ok=True)
+                target.rmdir()  # only when empty
+        raise
     remove_stale_outputs(target, written)  # an earlier export's files that this result does not have
     return target

@@ -368,3 +368,32 @@ def test_no_export_writes_over_the_scan_it_was_made_from(window, qtbot, tiny_mod
     assert exports.export(window, "report", tmp_path / "results") is not None  # another folder is fine
     wait_idle(qtbot, window)
     assert (tmp_path / "results" / "heatmap.nii.gz").is_file() and source.read_bytes() == before
+
+
+def test_a_report_that_cannot_be_finished_leaves_no_part_of_it(window, qtbot, tiny_model, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import medae.atomic
+    from medae.gui import exports
+    from medae.io.nifti import save_nifti
+    from tests.gui.tiny_model import mr_with_lesion
+
+    window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
+    window.open_path(save_nifti(mr_with_lesion(), tmp_path / "t1.nii.gz"))
+    wait_idle(qtbot, window)
+    window.start_analysis()
+    wait_idle(qtbot, window, timeout=120_000)
+    real = os.replace
+
+    def replace(src, dst):
+        if os.path.basename(dst) == "report.json":  # the disk fills up before the last file
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(src, dst)
+
+    monkeypatch.setattr(medae.atomic.os, "replace", replace)
+    exports.export(window, "report", tmp_path / "report")
+    wait_idle(qtbot, window)
+    text = window.last_error.text()
+    assert "disk is full" in text and "Traceback" not in text
+    assert not (tmp_path / "report").exists()
