@@ -114,12 +114,14 @@ def export(window, kind: str, target: str | Path):
         "findings_dicom": _findings_dicom,
         "report": _report,
     }[kind]
-    return window.run_job(
-        "export",
-        lambda progress, cancel: fn(result, volume, target, progress, cancel),
-        lambda path: _done(window, path),
-        f"exporting {target.name}",
-    )
+    # The findings as on screen: a threshold just moved may not have been redrawn yet (that takes a moment).
+    threshold = s.style.threshold
+
+    def work(progress, cancel):
+        drawn = result if abs(result.threshold - threshold) <= 1e-9 else result.at_threshold(threshold, cancel)
+        return fn(drawn, volume, target, progress, cancel)
+
+    return window.run_job("export", work, lambda path: _done(window, path), f"exporting {target.name}")
 
 
 def _done(window, path) -> None:

@@ -290,6 +290,12 @@ def test_findings_follow_the_threshold_set_in_the_viewer(window, qtbot, tiny_mod
     assert window.findings_panel.table.rowCount() == len(s.findings)
     assert (s.result.labels.array > 0).sum() >= (result.labels.array > 0).sum()
 
+    # Exported at once after a move, before the findings are redrawn: the file has the threshold on screen.
+    window.overlay_panel.threshold.setValue(top + 1.0)
+    exports.export(window, "findings_nifti", tmp_path / "at_once.nii.gz")
+    wait_idle(qtbot, window)
+    assert int(np.asarray(nib.load(tmp_path / "at_once.nii.gz").dataobj).max()) == 0
+
 
 def test_compare_mode_and_the_view_menu_stay_in_step(window, qtbot, tiny_model, tmp_path):
     path = tmp_path / "t1.nii.gz"
