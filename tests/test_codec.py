@@ -151,6 +151,8 @@ def test_a_text_mode_copy_and_other_files_are_named():
     blob = _blob()
     with pytest.raises(InputError, match="copied as text"):
         container.unpack(blob.replace(b"\r\n", b"\n", 1), "study.mae")
+    with pytest.raises(InputError, match="first bytes were altered"):
+        container.unpack(blob[:1] + b"m" + blob[2:], "study.mae")  # one damaged byte of the signature
     with pytest.raises(InputError, match="not a medae compressed study"):
         container.unpack(b"\x1f\x8b" + b"\0" * 100, "scan.nii.gz")
     with pytest.raises(InputError, match="unexpected bytes"):

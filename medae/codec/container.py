@@ -44,8 +44,14 @@ def unpack(data: bytes, name: str = "file", sections: bool = True) -> tuple[dict
         InputError: Not a compressed study, a newer version, truncated or damaged.
     """
     if not data.startswith(SIGNATURE):
-        if data[1:4] == b"MAE":
-            raise InputError(f"{name}: the file's first bytes were altered (copied as text?); copy it again as binary.")
+        near = (
+            len(data) >= len(SIGNATURE)
+            and sum(a != b for a, b in zip(data[: len(SIGNATURE)], SIGNATURE, strict=False)) <= 2
+        )
+        if data[1:4] == b"MAE" or near:  # a text-mode copy rewrites the line ends; a flipped bit, one byte
+            raise InputError(
+                f"{name}: the file's first bytes were altered (copied as text, or damaged); copy it again as binary."
+            )
         raise InputError(f"{name}: not a medae compressed study (.mae); give a file written by `medae compress`.")
     if len(data) < _PREFIX:
         raise InputError(f"{name}: the file is cut short; copy it again.")

@@ -247,12 +247,18 @@ def read_study(path: str | os.PathLike, model=None, device: str = "auto") -> Vol
 
 
 def is_compressed_study(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a file that starts like a ``.mae`` (whatever its name)."""
+    """Whether ``path`` is a file that starts like a ``.mae`` (whatever its name), or a file named ``.mae``.
+
+    A ``.mae`` whose first bytes were damaged is still one: its reader says what is wrong with it, where
+    the other readers would only say that they found no scan.
+    """
     try:
         with open(path, "rb") as fh:
-            return fh.read(len(container.SIGNATURE)) == container.SIGNATURE
+            if fh.read(len(container.SIGNATURE)) == container.SIGNATURE:
+                return True
     except OSError:
         return False
+    return str(path).lower().endswith(".mae")
 
 
 def describe(header: dict, size: int | None = None) -> str:

@@ -47,7 +47,7 @@ class OpeningMixin:
         return self.run_job(
             "scan",
             lambda progress, cancel: scan(path, progress=progress, cancel=cancel),
-            lambda infos: self._scanned(path, infos) if seq == self._open_seq else None,
+            lambda infos: self._scanned(path, infos, seq) if seq == self._open_seq else None,
             f"reading {Path(path).name}",
             on_failed=lambda _exc: self._drop_pending_analysis(seq),
         )
@@ -86,13 +86,14 @@ class OpeningMixin:
             return []
         return sorted(parts, key=lambda p: int(p.uid.rsplit(".", 1)[-1]))
 
-    def _scanned(self, path: str, infos: list) -> None:
+    def _scanned(self, path: str, infos: list, seq: int) -> None:
         self._scanned_infos = list(infos)
         if len(infos) == 1:
             self.choose_volume(path, infos[0])
             return
         picker = SeriesPicker(infos, self)
         picker.accepted.connect(lambda: self.choose_volume(path, picker.selected()))
+        picker.rejected.connect(lambda: self._drop_pending_analysis(seq))
         self.series_picker = picker
         picker.open()
 

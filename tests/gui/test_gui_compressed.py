@@ -72,3 +72,14 @@ def test_a_latent_preview_opens_with_its_label_and_is_not_analysed(window, qtbot
     wait_idle(qtbot, window)
     assert window.session.result is None
     assert "latent reconstruction" in window.last_error.text()
+
+
+def test_a_compressed_study_with_damaged_first_bytes_is_named_as_one(window, qtbot, ct_file, tmp_path):
+    path = write_study(tmp_path / "study.mae", *compress(load(ct_file), "lossless"))
+    data = bytearray(path.read_bytes())
+    data[1] ^= 0x20  # "MAE" -> "mAE": the file no longer starts like a study, but its name says it is one
+    path.write_bytes(bytes(data))
+    window.open_path(path)
+    wait_idle(qtbot, window)
+    assert window.session.volume is None
+    assert "first bytes were altered" in window.last_error.text()

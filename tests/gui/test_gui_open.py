@@ -293,3 +293,17 @@ def test_brackets_pressed_fast_add_up(window, qtbot, tmp_path):
         window.handle_key("]")
     wait_idle(qtbot, window)
     assert window.session.volume.meta["volume_index"] == 3
+
+
+def test_analyze_asked_for_while_reading_a_folder_is_dropped_when_its_picker_is_closed(window, qtbot, tmp_path):
+    ct = phantom((12, 10, 6), seed=1)
+    mr = np.abs(phantom((10, 10, 5), seed=2)).astype(np.int16)
+    write_series(tmp_path / "study" / "a", ct, axial_affine(), modality="CT", series_number=1)
+    write_series(tmp_path / "study" / "b", mr, axial_affine(), modality="MR", series_number=2)
+    window.open_path(tmp_path / "study")
+    window.start_analysis()  # while the folder is read: meant for the series about to be chosen
+    assert window._analyze_after_open is not None
+    qtbot.waitUntil(lambda: window.series_picker is not None, timeout=30_000)
+    window.series_picker.reject()  # no series chosen after all
+    assert window._analyze_after_open is None
+    assert "not analysed" in window.statusBar().currentMessage()
