@@ -191,3 +191,23 @@ def test_keep_view_keeps_cursor_and_window_only_on_the_same_grid():
     s.open(Volume(np.full((8, 8, 8), 20, np.int16), np.diag([2.0, 1.0, 1.0, 1.0]), "MR"), keep_view=True)
     assert s.cursor == (4, 4, 4) and s.window != Window(5.0, 2.0)  # another grid: a fresh view
     assert s.measure.rulers == []
+
+
+def test_layers_made_beforehand_are_the_ones_shown():
+    from medae.viewer.display import ImageLayer
+    from medae.viewer.session import prepare_result
+    from medae.volume import Volume
+
+    vol = ct_volume()
+    result = result_for(vol)
+    layer = ImageLayer(vol)
+    s = ViewerSession()
+    s.open(vol, layer=layer)
+    assert s.image is layer
+    layers = prepare_result(result)
+    s.set_result(result, layers)
+    assert s.heat is layers.heat and s.extra_layers == layers.extra
+    assert s.style.threshold == result.threshold
+    other = ImageLayer(vol)
+    s.open(Volume(vol.array.copy(), vol.affine, vol.modality), layer=other)  # a layer of another volume
+    assert s.image is not other and s.image.volume is not vol

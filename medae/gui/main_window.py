@@ -243,13 +243,17 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
             from medae.analysis import analyze
 
             result = analyze(volume, model, force=force, progress=sub_progress(progress, 0.05, 1.0), cancel=cancel)
-            return model, result
+            check_cancel(cancel)
+            from medae.viewer.session import prepare_result
+
+            report(progress, 1.0, "Preparing the display")
+            return model, result, prepare_result(result)  # coded here, not on the window's thread
 
         def done(out) -> None:
             self.model, self._model_key = out[0], key
             self.device_label.setText(f"Device: {out[0].device_name}")
             if self.session.volume is volume:
-                self.session.set_result(out[1])
+                self.session.set_result(out[1], out[2])
                 self.right_tabs.setCurrentWidget(self.findings_panel)
 
         def failed(_exc) -> None:

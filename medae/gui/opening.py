@@ -56,16 +56,16 @@ class OpeningMixin:
         # A compressed study is one series: decoded in a worker (a latent one loads the compression model).
         from medae.codec import read_study
 
-        def done(volume) -> None:
+        def done(loaded) -> None:
             # A lossy file's own words (near-lossless bound, latent preview) are among the volume's warnings,
             # which the banner above the views shows.
             if seq == self._open_seq:
                 self._four_d = self._parts = None
-                self.show_volume(volume, path)
+                self.show_volume(*loaded, path=path)
 
         return self.run_job(
             "load",
-            lambda progress, cancel: read_study(path),
+            lambda progress, cancel: _with_layer(read_study(path)),
             done,
             f"decoding {Path(path).name}",
             on_failed=lambda _exc: self._drop_pending_analysis(seq),
@@ -179,15 +179,15 @@ class OpeningMixin:
         from medae.io import load
 
         def work(progress, cancel):
-            return load(path, series=info.uid, volume_index=volume_index, progress=progress, cancel=cancel)
+            return _with_layer(load(path, series=info.uid, volume_index=volume_index, progress=progress, cancel=cancel))
 
-        def done(volume) -> None:
+        def done(loaded) -> None:
             if seq == self._open_seq:
                 self._step_target = None
                 self._four_d = (path, info) if volume_index is not None else None
                 parts = self._split_parts(info)
                 self._parts = (path, parts, parts.index(info)) if parts else None
-                self.show_volume(volume, path, keep_view=keep_view)
+                self.show_volume(*loaded, path=path, keep_view=keep_view)
 
         seq = self._open_seq
         what = info.description if volume_index is None else f"{info.description}, volume {volume_index + 1}"
@@ -199,13 +199,27 @@ class OpeningMixin:
 
         return self.run_job("load", work, done, f"loading {what}", on_failed=failed)
 
-    def show_volume(self, volume, path: str | None = None, keep_view: bool = False) -> None:
-        """Puts a loaded volume on screen; an analysis still running on the previous scan stops."""
+    def show_volume(self, volume, layer=None, path: str | None = None, keep_view: bool = False) -> None:
+        """Puts a loaded volume on screen; an analysis still running on the previous scan stops.
+
+        Args:
+            volume: The scan.
+            layer: Its ``ImageLayer``, made in the loading worker (None: made here).
+            path: What was opened, for the recent files.
+            keep_view: Keep cursor, window and zoom (another volume of the file on screen).
+        """
         self._cancel_named("analyze", "findings")
-        self.session.open(volume, keep_view=keep_view)
+        self.session.open(volume, keep_view=keep_view, layer=layer)
         if path:
             add_recent(path)
             menus.refresh_recent(self)
         pending, self._analyze_after_open = self._analyze_after_open, None
         if pending is not None and pending[0] == self._open_seq:
             self._analyze_on_screen(force=pending[1])
+
+
+def _with_layer(volume) -> tuple:
+    """The volume and its display layer, coded in the loading worker rather than on the window's thread."""
+    from medae.viewer.display import ImageLayer
+
+    return volume, ImageLayer(volume)

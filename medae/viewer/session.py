@@ -74,18 +74,20 @@ class ViewerSession:
         self.measure = Measure()
 
     # ----- the scan -------------------------------------------------------------------------
-    def open(self, volume: Volume, keep_view: bool = False) -> None:
+    def open(self, volume: Volume, keep_view: bool = False, layer: ImageLayer | None = None) -> None:
         """Shows a new scan; drops any analysis of the previous one.
 
         Args:
             volume: The scan.
             keep_view: Keep cursor, window, zoom and pan when the scan lies on the same grid as the one
                 shown (another volume of the same 4D file), so stepping through volumes compares like with like.
+            layer: ``ImageLayer(volume)`` made beforehand (in a worker: coding a large scan takes a second).
         """
-        grid = CanonicalGrid(volume.shape, volume.affine)
+        layer = layer if layer is not None and layer.volume is volume else ImageLayer(volume)
+        grid = layer.grid
         old = self.image.grid if self.image is not None else None
         same = keep_view and old is not None and old.shape == grid.shape and np.allclose(old.affine, grid.affine)
-        self.image = ImageLayer(volume, grid)
+        self.image = layer
         self.result, self.heat, self.extra_layers = None, None, {}
         self._gray_cache.clear()
         if not same:
@@ -124,25 +126,25 @@ class ViewerSession:
         return out
 
     # ----- the analysis ---------------------------------------------------------------------
-    def set_result(self, result: Any) -> None:
-        """Shows an analysis of the scan on screen (``medae.analysis.AnalysisResult``)."""
+    def set_result(self, result: Any, layers: ResultLayers | None = None) -> None:
+        """Shows an analysis of the scan on screen (``medae.analysis.AnalysisResult``).
+
+        Args:
+            result: The analysis.
+            layers: ``prepare_result(result)`` made beforehand (in a worker: a large scan's layers take seconds).
+        """
         if self.image is None:
             raise ValueError("open a scan before showing an analysis")
         if tuple(result.heatmap.shape) != self.image.volume.shape:
             raise ValueError("the analysis is not on the grid of the scan on screen")
-        grid = self.image.grid
+        if layers is None or layers.result is not result:
+            layers = prepare_result(result, self.image.grid)
         self.result = result
-        self.heat = HeatLayer(result.heatmap, grid)
-        self.extra_layers = {}
-        for name in ("reconstruction", "residual"):
-            vol = getattr(result, name, None)
-            if vol is not None:
-                self.extra_layers[name] = ImageLayer(vol, grid)
-        if "residual" in self.extra_layers:
-            res = np.abs(self.extra_layers["residual"].values)
-            span = float(np.percentile(res[:: max(1, res.shape[0] // 64)], 99.5)) or 1.0
-            self._layer_windows["residual"] = Window(0.0, 2 * span)
-        self._style = default_style(result, self._style.colormap, self._style.opacity)
+        self.heat = layers.heat
+        self.extra_layers = dict(layers.extra)
+        if layers.residual_window is not None:
+            self._layer_windows["residual"] = layers.residual_window
+        self._style = replace(layers.style, colormap=self._style.colormap, opacity=self._style.opacity)
         self._heat_visible = True
         self._blend_cache = None
         self._mip_cache = None
@@ -467,6 +469,40 @@ class ViewerSession:
             heat=heat,
             heat_units=units,
         )
+
+
+@dataclass(frozen=True)
+class ResultLayers:
+    """What an analysis needs on screen, made from the result alone (``prepare_result``)."""
+
+    result: Any
+    heat: HeatLayer
+    extra: dict[str, ImageLayer]
+    residual_window: Window | None
+    style: compositing.OverlayStyle
+
+
+def prepare_result(result: Any, grid: CanonicalGrid | None = None) -> ResultLayers:
+    """The layers and overlay style of an analysis, coded for display.
+
+    Pure numpy and no Qt, so a worker makes them and the window only swaps them in: on a thin-slice CT,
+    coding the reconstruction and residual and quantising the heat take seconds.
+    """
+    grid = grid or CanonicalGrid(result.heatmap.shape, result.volume.affine)
+    style = default_style(result)
+    heat = HeatLayer(result.heatmap, grid)
+    heat.levels(style.vmin, style.vmax)  # the first frame's levels, made here rather than on the first draw
+    extra = {}
+    for name in ("reconstruction", "residual"):
+        vol = getattr(result, name, None)
+        if vol is not None:
+            extra[name] = ImageLayer(vol, grid)
+    window = None
+    if "residual" in extra:
+        res = np.abs(extra["residual"].values)
+        span = float(np.percentile(res[:: max(1, res.shape[0] // 64)], 99.5)) or 1.0
+        window = Window(0.0, 2 * span)
+    return ResultLayers(result, heat, extra, window, style)
 
 
 def default_style(result: Any, colormap: str = "hot", opacity: float = 0.6) -> compositing.OverlayStyle:
