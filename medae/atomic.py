@@ -15,6 +15,17 @@ from pathlib import Path
 
 from medae.errors import OutputError
 
+#: Temporary files being written now (any thread), so that a process that must end at once can remove them.
+_IN_FLIGHT: set[Path] = set()
+
+
+def remove_in_flight() -> None:
+    """Removes the temporary files of writes still in progress (before a process ends without finishing them)."""
+    for path in list(_IN_FLIGHT):
+        with contextlib.suppress(OSError):
+            path.unlink()
+        _IN_FLIGHT.discard(path)
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
@@ -35,6 +46,7 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     except OSError as exc:
         raise OutputError(_cannot_write(target, exc)) from exc
     tmp_path = Path(tmp)
+    _IN_FLIGHT.add(tmp_path)
     try:
         # mkstemp creates 0600; a result file should get the permissions any new file gets.
         os.chmod(tmp_path, 0o666 & ~_umask())
@@ -47,6 +59,8 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         if isinstance(exc, OSError):  # a full disk or a read-only folder is the user's to fix, not a crash
             raise OutputError(_cannot_write(target, exc)) from exc
         raise
+    finally:
+        _IN_FLIGHT.discard(tmp_path)
 
 
 def remove_leftovers(folder: str | os.PathLike, names: Iterable[str], older_than_s: float = 60.0) -> list[Path]:

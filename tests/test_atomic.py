@@ -67,3 +67,15 @@ def test_a_writer_that_wraps_the_system_error_still_gets_the_disk_full_advice(tm
     text = str(err.value)
     assert "No space left on device" in text and "disk is full" in text and "Traceback" not in text
     assert list(tmp_path.iterdir()) == []
+
+
+def test_writes_in_progress_can_be_cleared_by_a_process_that_must_end_now(tmp_path):
+    from medae.atomic import atomic_path, remove_in_flight
+
+    with atomic_path(tmp_path / "heatmap.nii.gz") as tmp:
+        tmp.write_bytes(b"half")
+        remove_in_flight()  # the window closing with this write stuck in a worker
+        assert not tmp.exists()
+        tmp.write_bytes(b"whole")  # (the writer itself goes on here; in the real case the process ends)
+    assert (tmp_path / "heatmap.nii.gz").read_bytes() == b"whole"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["heatmap.nii.gz"]

@@ -142,17 +142,17 @@ def test_training_lists_a_broken_scan_so_that_it_is_reported_as_skipped(tmp_path
     assert find_scans(tmp_path) == sorted([(str(tmp_path / "a.nrrd"), None), (str(tmp_path / "b.nii.gz"), None)])
 
 
-@pytest.mark.parametrize("kind", ["list", "RGB-color"])
+@pytest.mark.parametrize("kind", ["list", "RGB-color", "vector"])
 def test_a_diffusion_nrrd_lists_its_volumes_and_colours_stay_refused(tmp_path, kind):
     # As 3D Slicer writes DWI: the per-voxel list axis first in the file, then the three domain axes.
     data = np.arange(3 * 2 * 3 * 4, dtype="<i2").reshape(2, 3, 4, 3)  # (k, j, i, volume), the last fastest
     header = (
         f"NRRD0004\ntype: short\ndimension: 4\nspace: left-posterior-superior\nsizes: 3 4 3 2\n"
         f"space directions: none (2,0,0) (0,2,0) (0,0,3)\nkinds: {kind} domain domain domain\nendian: little\n"
-        "encoding: raw\nspace origin: (0,0,0)\nmodality:=DWMRI\n\n"
+        f"encoding: raw\nspace origin: (0,0,0)\n{'' if kind == 'vector' else 'modality:=DWMRI'}\n\n"
     ).encode()
     (tmp_path / "dwi.nrrd").write_bytes(header + data.tobytes())
-    if kind != "list":
+    if kind != "list":  # a vector without diffusion keys: a displacement field or a gradient, not volumes
         with pytest.raises(InputError, match="3 values per voxel"):
             load(tmp_path / "dwi.nrrd")
         return

@@ -410,6 +410,10 @@ def test_a_sheared_grid_is_written_without_a_qform_that_would_move_it(tmp_path):
     back = load_nifti(path)
     np.testing.assert_allclose(back.affine, aff, atol=1e-5)
     assert not any("apart" in w for w in back.warnings)  # no disagreement of two transforms to report
+    nearly = np.diag([0.9, 0.9, 1.0, 1.0])
+    nearly[0, 1] = 2e-4  # rounding in ImageOrientationPatient: the nearest rotation is off by far under 0.1 mm
+    header = nib.load(save_nifti(Volume(np.zeros((8, 9, 10), np.int16), nearly), tmp_path / "round.nii")).header
+    assert int(header["qform_code"]) == int(header["sform_code"]) == 1  # ITK-based tools still read it
 
 
 def test_an_oblique_grid_keeps_both_transforms_equal(tmp_path):
@@ -456,3 +460,18 @@ def test_a_header_without_its_voxel_file_says_which_file_is_missing(tmp_path):
     assert any("voxel data file t1.img that this header needs is missing" in w for w in info.warnings)
     with pytest.raises(InputError, match="t1.img that this header needs is missing beside it: copy it"):
         load_nifti(tmp_path / "t1.hdr")
+
+
+def test_a_header_in_metres_with_fine_voxels_keeps_its_orientation(tmp_path):
+    aff = np.diag([-0.0009, 0.0009, 0.0009, 1.0])  # 0.9 mm voxels in metres: a determinant of 7e-10
+    aff[:3, 3] = (0.09, -0.12, -0.07)
+    img = nib.Nifti1Image(np.ones((6, 7, 8), np.int16), aff)
+    img.set_sform(aff, code=4)
+    img.header.set_xyzt_units("meter")
+    nib.save(img, tmp_path / "m.nii.gz")
+    v = load_nifti(tmp_path / "m.nii.gz")
+    np.testing.assert_allclose(v.affine[:3, :3], np.diag([-0.9, 0.9, 0.9]), atol=1e-6)
+    assert v.orientation == "LAS" and v.meta["nifti_space_code"] == 4
+    assert not any("orientation" in w for w in v.warnings), v.warnings
+    (info,) = scan(tmp_path / "m.nii.gz")
+    assert info.orientation == "LAS" and not info.warnings

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: How long closing waits for workers to reach their cancel check before it ends the process itself.
 CLOSE_WAIT_S = 30.0
+#: The exit status when closing had to end the process with a worker still running (not a clean exit).
+EXIT_WORKER_STUCK = 3
 
 _KEY_NAMES = {
     Qt.Key.Key_Up: "Up",
@@ -68,7 +72,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         self._model_key: tuple | None = None
         self.last_error = None
         self.batch_summary: QWidget | None = None
-        self._analysis_queued = False
+        self._analysis_queued: tuple[Any, bool] | None = None  # (scan, force) to analyse once the running one stops
         self._init_opening()
         self._hidden_docks: list = []  # panels F11 hid, to bring back
         self._dock_widths: dict = {}  # the panels' widths before a small window squeezed them
@@ -158,11 +162,17 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         for job in list(self.jobs):
             if not job.wait(max(1, int(1000 * (deadline - time.monotonic())))):
                 # A worker inside one long library call has not reached its cancel check: Qt would abort the
-                # whole process when the window took its thread down. Every file is written atomically, so
-                # ending here leaves no half-written result (the next run clears a temporary file's leftovers).
+                # whole process when the window took its thread down. Every file is written atomically and
+                # the temporary files of writes in progress are removed, so no half-written file is left.
+                from medae.atomic import remove_in_flight
+
                 log.warning("closing while %s is still running; ending the process", job.name)
+                remove_in_flight()
                 logging.shutdown()
-                os._exit(0)
+                for stream in (sys.stdout, sys.stderr):
+                    with contextlib.suppress(Exception):
+                        stream.flush()
+                os._exit(EXIT_WORKER_STUCK)
         super().closeEvent(event)
 
     def report_error(self, exc: BaseException, doing: str = "") -> None:
@@ -222,12 +232,13 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
             stopping = running[0].cancel_event.is_set()
             if getattr(running[0], "volume", None) is volume and not stopping:
                 self.statusBar().showMessage("This scan is being analysed already.", 5000)
-            elif not self._analysis_queued:
-                # The previous analysis is stopping (cancelled, or of the previous scan); this one starts as
-                # soon as it has, if this scan is still the one on screen then.
-                self._analysis_queued = True
-                self.statusBar().showMessage("Analysis will start once the previous one has stopped.", 5000)
-                running[0].finished.connect(lambda: self._start_queued(force, volume))
+                return None
+            # The previous analysis is stopping (cancelled, or of the previous scan); this one starts as soon
+            # as it has, if this scan is still the one on screen then. A later request replaces an earlier one.
+            if self._analysis_queued is None:
+                running[0].finished.connect(self._start_queued)
+            self._analysis_queued = (volume, force)
+            self.statusBar().showMessage("Analysis will start once the previous one has stopped.", 5000)
             return None
         key = (self.prefs.model, self.prefs.device)
         cached = self.model if key == self._model_key else None
@@ -278,12 +289,17 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         job.finished.connect(lambda: self.overlay_panel.set_analysing(any(j.name == "analyze" for j in self.jobs)))
         return job
 
-    def _start_queued(self, force: bool, volume) -> None:
-        self._analysis_queued = False
+    def _start_queued(self) -> None:
+        queued, self._analysis_queued = self._analysis_queued, None
         self._model_lock = threading.Lock()
         # Only for the scan it was asked for: another one opened meanwhile was not asked to be analysed.
+        if queued is None:
+            return
+        volume, force = queued
         if self.session.volume is volume and self.session.result is None:
             self.start_analysis(force=force)
+        else:
+            self.statusBar().showMessage("The scan the waiting analysis was for is no longer on screen.", 5000)
 
     def _model_for(self, progress, key: tuple) -> Any:
         """The model of ``key`` (folder, device), loaded once and kept; called in workers.

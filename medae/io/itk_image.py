@@ -121,16 +121,18 @@ def _geometry(reader) -> tuple[tuple[int, ...], np.ndarray, int]:
     return shape, _checked(affine), _list_length(reader)
 
 
-#: NRRD kinds of a per-voxel axis that lists volumes of one grid (diffusion directions, time points), as
-#: 3D Slicer writes DWI and multi-volume files; colours and tensors are not volumes.
-_LIST_KINDS = {"list", "vector"}
-
-
 def _list_length(reader) -> int:
-    """The number of volumes a voxel's list axis holds (an NRRD DWI or multi-volume file), else 1."""
+    """The number of volumes a voxel's list axis holds (an NRRD DWI or multi-volume file), else 1.
+
+    3D Slicer writes diffusion and multi-volume files with a ``list`` axis (older DWI files: ``vector``
+    with the DWMRI keys). Any other ``vector`` is a displacement field, a gradient or a colour, not volumes.
+    """
     components = reader.GetNumberOfComponents()
     kind = (_meta(reader, "NRRD_kinds[pixel]") or "").strip().lower()
-    return components if components > 1 and kind in _LIST_KINDS else 1
+    keys = reader.GetMetaDataKeys() if components > 1 else ()
+    diffusion = any(k.startswith(("DWMRI_", "MultiVolume.")) for k in keys) or _meta(reader, "modality") == "DWMRI"
+    listed = kind == "list" or (kind == "vector" and diffusion)
+    return components if components > 1 and listed else 1
 
 
 def _checked(affine: np.ndarray) -> np.ndarray:

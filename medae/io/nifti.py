@@ -144,7 +144,8 @@ def _load_nifti(path: Path, index: int | None) -> Volume:
             "large, its header is wrong: convert the scan again from the original."
         ) from exc
     except FileNotFoundError as exc:  # a header whose voxels live in another file (.hdr/.img): that one is gone
-        raise InputError(f"{path}: {_missing_data_file(img)}") from exc
+        missing = _missing_data_file(img) or "the file disappeared while it was read. Check the path and open it again."
+        raise InputError(f"{path}: {missing}") from exc
     except Exception as exc:  # truncated gzip, short file, bad offsets
         raise InputError(f"{path}: the image data cannot be read ({_one_line(exc)}). {_short_advice(exc)}") from exc
     # In memory and in the file's own (Fortran) order: a C-order copy would transpose every voxel.
@@ -270,19 +271,26 @@ def _space_code(header, affine: np.ndarray) -> int:
     return 0
 
 
-def is_orthogonal(affine: np.ndarray, tol: float = 1e-4) -> bool:
-    """Whether the voxel axes of ``affine`` are at right angles (a qform can then hold it exactly)."""
-    cols = np.asarray(affine, dtype=np.float64)[:3, :3]
-    norms = np.linalg.norm(cols, axis=0)
-    if np.any(norms == 0):
-        return False
-    unit = cols / norms
-    return bool(np.abs(unit.T @ unit - np.eye(3)).max() <= tol)
+#: A qform (a rotation) is written when it places every corner of the grid this close to the sform.
+QFORM_TOLERANCE_MM = 0.1
+
+
+def _qform_error_mm(img, shape: tuple[int, ...]) -> float:
+    """How far the image's qform places the grid's corners from its sform (file units)."""
+    n = np.asarray(tuple(shape[:3]) + (1,) * (3 - len(shape[:3])), dtype=np.float64) - 1
+    corners = np.array([[i, j, k, 1.0] for i in (0, n[0]) for j in (0, n[1]) for k in (0, n[2])])
+    diff = (np.asarray(img.get_sform()) - np.asarray(img.get_qform())) @ corners.T
+    return float(np.linalg.norm(diff[:3], axis=0).max())
 
 
 def _valid(affine) -> bool:
     a = np.asarray(affine, dtype=np.float64)
-    return a.shape == (4, 4) and bool(np.all(np.isfinite(a))) and abs(np.linalg.det(a[:3, :3])) > 1e-9
+    if a.shape != (4, 4) or not np.all(np.isfinite(a)):
+        return False
+    # Relative to the voxel sizes: a header in metres has 0.0009 m voxels, whose determinant is tiny but
+    # whose axes are as independent as any scan's; a zero or repeated axis gives 0 either way.
+    norms = np.linalg.norm(a[:3, :3], axis=0)
+    return bool(np.all(norms > 0)) and abs(np.linalg.det(a[:3, :3])) > 1e-6 * float(np.prod(norms))
 
 
 def _usable_affine(img) -> tuple[np.ndarray, str | None]:
@@ -435,11 +443,11 @@ def save_nifti(volume: Volume, path: str | os.PathLike, dtype: np.dtype | None =
     code = int(volume.meta.get("nifti_space_code") or 1)
     code = code if 1 <= code <= 4 else 1
     img.set_sform(affine, code=code)
-    if is_orthogonal(affine):
-        img.set_qform(affine, code=code)
-    else:
-        # A qform is a rotation: of a sheared grid (gantry tilt) it would keep only the nearest rotation, tens of
-        # millimetres off at the edges, and tools that prefer the qform would place the result there.
+    img.set_qform(affine, code=code)
+    if _qform_error_mm(img, arr.shape) * _UNITS_MM.get(unit, 1.0) > QFORM_TOLERANCE_MM:
+        # A qform is a rotation: of a sheared grid (gantry tilt) it keeps only the nearest rotation, millimetres
+        # to centimetres off at the edges, and tools that prefer the qform would place the result there. ITK's
+        # readers then refuse the file, as they refuse the sheared scan itself; a wrong place would be worse.
         img.set_qform(None, code=0)
     img.header.set_xyzt_units(unit)
     # The description field is 80 bytes of ASCII; it carries the series description (never PHI).

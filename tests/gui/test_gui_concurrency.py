@@ -145,3 +145,24 @@ def test_an_analysis_queued_for_one_scan_does_not_run_on_the_next_one(window, qt
     qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     wait_idle(qtbot, window)
     assert window.session.result is None and len(calls) == 1
+
+
+def test_a_later_analyze_replaces_the_queued_one(window, qtbot, tmp_path, monkeypatch, tiny_model):
+    a, b = _two_scans(tmp_path)
+    c = tmp_path / "c.nii.gz"
+    save_nifti(mr_with_lesion(), c)
+    calls = _first_analysis_runs_until_cancelled(monkeypatch, stopping_s=3.0)
+    window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
+    window.open_path(a)
+    wait_idle(qtbot, window)
+    window.start_analysis()
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=60_000)
+    window.open_path(b)
+    qtbot.waitUntil(lambda: window.session.volume is not None and window.session.volume.source.endswith("b.nii.gz"))
+    window.start_analysis()  # queued for b
+    window.open_path(c)
+    qtbot.waitUntil(lambda: window.session.volume.source.endswith("c.nii.gz"), timeout=30_000)
+    assert any(j.name == "analyze" for j in window.jobs)  # a's analysis is still stopping
+    window.start_analysis()  # now for c: it replaces the request for b
+    qtbot.waitUntil(lambda: window.session.result is not None and not window.busy, timeout=120_000)
+    assert calls[-1] is window.session.volume and window.session.volume.source.endswith("c.nii.gz")
