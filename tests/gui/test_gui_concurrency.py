@@ -126,7 +126,8 @@ def test_analyze_right_after_cancel_runs_once_the_cancelled_one_stops(window, qt
     assert len(calls) == 2 and window.session.result.volume is window.session.volume
 
 
-def test_an_analysis_queued_for_one_scan_does_not_run_on_the_next_one(window, qtbot, tmp_path, monkeypatch, tiny_model):
+def _queued_for_b_then_c_opened(window, qtbot, tmp_path, monkeypatch, tiny_model) -> list:
+    """a is analysed; b is opened (a's analysis takes 3 s to stop) and Analyze pressed; then c is opened."""
     a, b = _two_scans(tmp_path)
     c = tmp_path / "c.nii.gz"
     save_nifti(mr_with_lesion(), c)
@@ -138,31 +139,22 @@ def test_an_analysis_queued_for_one_scan_does_not_run_on_the_next_one(window, qt
     qtbot.waitUntil(lambda: len(calls) == 1, timeout=60_000)
     window.open_path(b)  # stops a's analysis, which takes a while
     qtbot.waitUntil(lambda: window.session.volume is not None and window.session.volume.source.endswith("b.nii.gz"))
-    assert any(j.name == "analyze" for j in window.jobs)
     window.start_analysis()  # queued for b
-    window.open_path(c)  # the reader moves on before it ran: c was never asked to be analysed
+    window.open_path(c)  # the reader moves on before it ran
     qtbot.waitUntil(lambda: window.session.volume.source.endswith("c.nii.gz"), timeout=30_000)
+    assert any(j.name == "analyze" for j in window.jobs)  # a's analysis is still stopping
+    return calls
+
+
+def test_an_analysis_queued_for_one_scan_does_not_run_on_the_next_one(window, qtbot, tmp_path, monkeypatch, tiny_model):
+    calls = _queued_for_b_then_c_opened(window, qtbot, tmp_path, monkeypatch, tiny_model)
     qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     wait_idle(qtbot, window)
-    assert window.session.result is None and len(calls) == 1
+    assert window.session.result is None and len(calls) == 1  # c was never asked to be analysed
 
 
 def test_a_later_analyze_replaces_the_queued_one(window, qtbot, tmp_path, monkeypatch, tiny_model):
-    a, b = _two_scans(tmp_path)
-    c = tmp_path / "c.nii.gz"
-    save_nifti(mr_with_lesion(), c)
-    calls = _first_analysis_runs_until_cancelled(monkeypatch, stopping_s=3.0)
-    window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
-    window.open_path(a)
-    wait_idle(qtbot, window)
-    window.start_analysis()
-    qtbot.waitUntil(lambda: len(calls) == 1, timeout=60_000)
-    window.open_path(b)
-    qtbot.waitUntil(lambda: window.session.volume is not None and window.session.volume.source.endswith("b.nii.gz"))
-    window.start_analysis()  # queued for b
-    window.open_path(c)
-    qtbot.waitUntil(lambda: window.session.volume.source.endswith("c.nii.gz"), timeout=30_000)
-    assert any(j.name == "analyze" for j in window.jobs)  # a's analysis is still stopping
+    calls = _queued_for_b_then_c_opened(window, qtbot, tmp_path, monkeypatch, tiny_model)
     window.start_analysis()  # now for c: it replaces the request for b
     qtbot.waitUntil(lambda: window.session.result is not None and not window.busy, timeout=120_000)
     assert calls[-1] is window.session.volume and window.session.volume.source.endswith("c.nii.gz")
