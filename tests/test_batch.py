@@ -545,3 +545,49 @@ def test_names_not_valid_utf8_are_listed_and_analysed(tiny_model, tmp_path):
     run = subprocess.run([sys.executable, "-m", "medae", "info", str(studies)], capture_output=True, env=env)
     assert run.returncode == 0, run.stderr.decode(errors="replace")
     assert b"M\xfcller_T1.nii.gz" in run.stdout and b"Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("damage", ["[]", "null", '{"warnings": null}'])
+def test_a_damaged_earlier_report_is_analysed_again_not_the_end_of_the_run(tiny_model, tmp_path, damage):
+    studies = tmp_path / "in"
+    (studies / "a").mkdir(parents=True)
+    save_nifti(mr_with_lesion(), studies / "a" / "t1.nii.gz")
+    out = tmp_path / "out"
+    assert _batch(studies, out, tiny_model, "--no-png") == 0
+    report = out / "a__t1" / "report.json"
+    if damage.startswith("{"):
+        data = json.loads(report.read_text())
+        data["warnings"] = None
+        report.write_text(json.dumps(data))
+    else:
+        report.write_text(damage)
+    assert _batch(studies, out, tiny_model, "--no-png") == 0
+    assert _rows(out)["a__t1"]["status"] == "ok"
+
+
+def test_errors_name_a_series_by_its_pseudonymous_uid_unless_asked(tiny_model, tmp_path):
+    studies = tmp_path / "in"
+    uid = "1.2.826.0.1.3680043.8.498.123456789012345678"
+    write_series(
+        studies / "s", mr_with_lesion().array.astype(np.int16), axial_affine(), modality="MR", series_uid=uid, skip=[10]
+    )
+    out = tmp_path / "out"
+    assert _batch(studies, out, tiny_model, "--no-png") == 2  # a missing slice: an error that names the series
+    texts = [(out / "results.csv").read_text(), (out / "report.html").read_text()]
+    texts += [p.read_text() for p in out.rglob("error.json")]
+    assert all(uid not in t for t in texts) and "missing slice" in texts[0]
+    assert _batch(studies, tmp_path / "phi", tiny_model, "--no-png", "--keep-phi") == 2
+    assert uid in (tmp_path / "phi" / "results.csv").read_text()
+
+
+def test_broken_links_are_rows_and_an_output_folder_in_a_study_keeps_its_scan(tiny_model, tmp_path):
+    studies = tmp_path / "in"
+    (studies / "a").mkdir(parents=True)
+    save_nifti(mr_with_lesion(), studies / "a" / "t1.nii.gz")
+    (studies / "a" / "gone.nii.gz").symlink_to(studies / "a" / "nowhere.nii.gz")
+    (studies / "a" / "loop.nii.gz").symlink_to(studies / "a" / "loop.nii.gz")
+    assert _batch(studies, studies / "a", tiny_model, "--no-png") == 2  # results written into a study's folder
+    rows = _rows(studies / "a")
+    assert rows["a__t1"]["status"] == "ok"  # its scan is still a study, not taken for output
+    assert {rows[k]["status"] for k in ("a__gone", "a__loop")} == {"error"}
+    assert "link to a file that does not exist" in rows["a__loop"]["error"]

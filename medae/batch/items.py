@@ -90,8 +90,10 @@ def find_items(
 
     def kept(path: str | os.PathLike) -> bool:
         path = Path(path)
-        if skip is not None and path.resolve().is_relative_to(skip):
-            return False
+        # realpath, unlike resolve, does not fail on a link that loops; the output folder may lie inside a
+        # study's folder, whose own scans are still studies: only medae's file names there are its results.
+        if skip is not None and Path(os.path.realpath(path)).is_relative_to(skip):
+            return path.name not in OUTPUT_NAMES
         # Results of earlier runs written among the studies: medae's own files beside its report.
         return not (path.name in OUTPUT_NAMES and (path.parent / "report.json").is_file())
 
@@ -232,7 +234,8 @@ def _dicom_item(root: Path, info: SeriesInfo) -> BatchItem:
 
 def _rel(root: Path, path: Path) -> str:
     # As walked (through linked folders), not resolved: a linked study keeps its place under the root.
-    for base, target in ((root.absolute(), Path(path).absolute()), (root.resolve(), Path(path).resolve())):
+    real = Path(os.path.realpath(path))  # realpath, unlike resolve, does not fail on a link that loops
+    for base, target in ((root.absolute(), Path(path).absolute()), (Path(os.path.realpath(root)), real)):
         try:
             return target.relative_to(base).as_posix() or "."
         except ValueError:

@@ -22,7 +22,7 @@ from medae.analysis.outputs import OUTPUT_NAMES
 from medae.atomic import remove_leftovers, write_text
 from medae.batch.items import BatchItem, content_digest, unique_names
 from medae.batch.lock import run_lock
-from medae.batch.table import Row, write_tables
+from medae.batch.table import Row, without_uids, write_tables
 from medae.errors import CancelledError, MedaeError, OutputError, PartialOutputError
 from medae.progress import ProgressFn, check_cancel, report, sub_progress
 
@@ -222,11 +222,15 @@ def _run_item(
 ) -> Row:
     folder = out / item.name
     if item.error is not None:
-        return _failed(item, folder, item.error, key=None)
+        return _failed(item, folder, item.error, None, options)
     key = run_key(item, model, options)
-    done = _finished(folder, key)
-    if done is not None and _same_content(item, done):
-        return Row.from_report(item, done, status="done earlier")
+    try:
+        done = _finished(folder, key)
+        if done is not None and _same_content(item, done):
+            return Row.from_report(item, done, status="done earlier")
+    except Exception:  # noqa: BLE001 - an earlier report edited or damaged by hand: the series is done again
+        log.warning("the earlier result in %s cannot be read; the series is analysed again", folder)
+    t0 = time.perf_counter()
     t0 = time.perf_counter()
     try:
         # A report from another run must not stand beside new outputs if this one is killed midway.
@@ -241,12 +245,14 @@ def _run_item(
     except CancelledError:
         raise
     except MedaeError as exc:
-        return _failed(item, folder, str(exc), key)
+        return _failed(item, folder, str(exc), key, options)
     except MemoryError:
-        return _failed(item, folder, "the computer ran out of memory; close other programs and run again.", key)
+        return _failed(
+            item, folder, "the computer ran out of memory; close other programs and run again.", key, options
+        )
     except Exception as exc:  # noqa: BLE001 - one broken series must not end the run; the log keeps the trace
         log.error("unexpected error in %s:\n%s", item.name, traceback.format_exc())
-        return _failed(item, folder, f"unexpected error ({type(exc).__name__}: {exc}); see batch.log", key)
+        return _failed(item, folder, f"unexpected error ({type(exc).__name__}: {exc}); see batch.log", key, options)
     rep = json.loads(Path(written["report"]).read_text())
     row = Row.from_report(item, rep, status="ok")
     row.seconds = round(time.perf_counter() - t0, 2)
@@ -325,10 +331,15 @@ def _finished(folder: Path, key: dict) -> dict | None:
         rep = json.loads((folder / "report.json").read_text())
     except (OSError, ValueError):
         return None
-    batch = rep.get("batch") if isinstance(rep, dict) else None
+    if not isinstance(rep, dict):
+        return None
+    batch = rep.get("batch")
     ok = isinstance(batch, dict) and batch.get("key") == json.loads(json.dumps(key))
+    warnings = rep.get("warnings", [])
+    if not ok or not isinstance(warnings, list):
+        return None
     # A run whose DICOM or summary output failed is not finished: a resume tries it again.
-    partial = any(str(w).startswith(PARTIAL_OUTPUT_WARNINGS) for w in rep.get("warnings", []) if ok)
+    partial = any(str(w).startswith(PARTIAL_OUTPUT_WARNINGS) for w in warnings)
     # Nor is one whose files went missing or empty since (deleted, truncated by a copy): report.json alone
     # does not make a result.
     files = rep.get("files") if isinstance(rep.get("files"), dict) else {}
@@ -354,13 +365,14 @@ def _empty(path: Path) -> bool:
         return True
 
 
-def _failed(item: BatchItem, folder: Path, message: str, key: dict | None) -> Row:
+def _failed(item: BatchItem, folder: Path, message: str, key: dict | None, options: BatchOptions) -> Row:
     from medae.analysis.outputs import remove_stale_outputs
 
+    said = message if options.keep_phi else without_uids(message)  # a series' real UID is patient data
     try:
         if folder.is_dir():  # results of an earlier run of this series must not stand beside its error
             remove_stale_outputs(folder, {})
-        write_text(folder / "error.json", json.dumps({"input": item.where, "error": message, "key": key}, indent=2))
+        write_text(folder / "error.json", json.dumps({"input": item.where, "error": said, "key": key}, indent=2))
     except (OSError, MedaeError) as exc:  # the table still records it
         log.error("cannot write %s: %s", folder / "error.json", exc)
     return Row.failed(item, message)

@@ -116,14 +116,20 @@ def list_volume_files(folder: str | os.PathLike) -> tuple[list[SeriesInfo], list
     results: dict[Path, set[str]] = {}
     for name in walk_files(folder, unreadable=unlisted):
         f = Path(name)
-        if not f.is_file() or not is_volume_file(f) or f.name in _results_beside(f.parent, results):
+        if not is_volume_file(f) or f.name in _results_beside(f.parent, results):
             continue
-        if f.suffix.lower() == ".img" and f.with_suffix(".hdr").is_file():
-            continue  # one Analyze image is a .hdr/.img pair: list it once, by its header
         try:
+            if not f.is_file():
+                if f.is_symlink():  # named like a scan, so it was meant to be one: say why it is not
+                    broken.append((f, f"{f}: a link to a file that does not exist (or to itself); fix or remove it."))
+                continue
+            if f.suffix.lower() == ".img" and f.with_suffix(".hdr").is_file():
+                continue  # one Analyze image is a .hdr/.img pair: list it once, by its header
             infos.append(_file_info(f))
         except InputError as exc:
             broken.append((f, str(exc)))
+        except OSError as exc:  # no permission to look at it (a private folder behind a link): this file only
+            broken.append((f, f"{f}: cannot be read ({exc.strerror or exc}); check its permissions."))
     for path, why in unlisted:
         broken.append((Path(path), f"{path}: the folder cannot be read ({why}); nothing in it was analysed."))
     return infos, broken
