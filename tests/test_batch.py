@@ -591,3 +591,47 @@ def test_broken_links_are_rows_and_an_output_folder_in_a_study_keeps_its_scan(ti
     assert rows["a__t1"]["status"] == "ok"  # its scan is still a study, not taken for output
     assert {rows[k]["status"] for k in ("a__gone", "a__loop")} == {"error"}
     assert "link to a file that does not exist" in rows["a__loop"]["error"]
+
+
+def test_a_damaged_dicom_file_is_its_own_row_and_not_named_in_another_patients_series(tiny_model, tmp_path):
+    studies = tmp_path / "in"
+    arr = mr_with_lesion().array.astype(np.int16)
+    write_series(studies / "Smith" / "t1", arr, axial_affine(), modality="MR")
+    other = write_series(studies / "Jones", arr[:, :, :1], axial_affine(), modality="MR")[0]
+    other.write_bytes(other.read_bytes()[:-500])  # cut short: the pixel data is incomplete
+    out = tmp_path / "out"
+    assert _batch(studies, out, tiny_model, "--no-png") == 2
+    rows = _rows(out)
+    (smith,) = [r for k, r in rows.items() if k.startswith("Smith")]
+    (jones,) = [r for k, r in rows.items() if k.startswith("Jones")]
+    assert smith["status"] == "ok" and other.name not in smith["warnings"]
+    assert jones["status"] == "error" and "cannot be read" in jones["error"]
+
+
+def test_a_slice_still_being_copied_is_named_not_dropped_silently(tiny_model, tmp_path):
+    studies = tmp_path / "in"
+    paths = write_series(studies / "s", mr_with_lesion().array.astype(np.int16), axial_affine(), modality="MR")
+    last = paths[-1]
+    import pydicom
+
+    ds = pydicom.dcmread(last)
+    del ds.PixelData  # the header arrived, the pixels not yet
+    ds.save_as(last, enforce_file_format=True)
+    out = tmp_path / "out"
+    assert _batch(studies, out, tiny_model, "--no-png") == 0
+    (row,) = _rows(out).values()
+    assert (
+        "left out 1 file(s) of this series that hold no pixel data" in row["warnings"] and last.name in row["warnings"]
+    )
+
+
+def test_uids_in_report_warnings_are_pseudonymised_once():
+    from medae.analysis.outputs import deidentify_report
+    from medae.io.deid import Deidentification, without_uids
+
+    uid = "1.2.826.0.1.3680043.8.498.99604935208586372500745180387823115460"
+    report = {"input": {"series_uid": uid}, "warnings": [f"part 1 of series {uid}, which was split", "spacing 1.1.2"]}
+    deidentify_report(report, keep_phi=False)
+    pseudonym = Deidentification().uid(uid)
+    assert report["warnings"] == [f"part 1 of series {pseudonym}, which was split", "spacing 1.1.2"]
+    assert report["input"]["series_uid"] == pseudonym and without_uids("no uid here 3.5 mm") == "no uid here 3.5 mm"

@@ -79,11 +79,13 @@ def deidentify_report(report: dict, keep_phi: bool) -> dict:
     given = report.get("input") or {}
     if given.get("source"):
         given["source"] = Path(str(given["source"])).name
-    if given.get("series_uid"):
-        from medae.io.deid import Deidentification
+    from medae.io.deid import Deidentification, without_uids
 
+    if given.get("series_uid"):
         # The pseudonymous UID the DICOM exports refer to the series by (the same mapping).
         given["series_uid"] = Deidentification().uid(given["series_uid"])
+    if isinstance(report.get("warnings"), list):  # "part 2 of series <UID>, which was split ..."
+        report["warnings"] = [without_uids(str(w)) for w in report["warnings"]]
     return report
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from medae.analysis.outputs import OUTPUT_NAMES
 from medae.errors import CancelledError, InputError
-from medae.io.loader import SeriesInfo, companion_files, list_volume_files
+from medae.io.loader import SeriesInfo, companion_files, is_volume_file, list_volume_files
 from medae.progress import ProgressFn
 
 _VOLUME_SUFFIXES = (".nii.gz", ".nii", ".mgz", ".mgh", ".nrrd", ".nhdr", ".mha", ".mhd", ".hdr", ".img")
@@ -101,13 +101,23 @@ def find_items(
     files += compressed_studies(root, broken)
     items = [_file_item(root, info) for info in files if kept(info.source)]
     items += [BatchItem(_name(_rel(root, p)), _rel(root, p), None, error=why) for p, why in broken if kept(p)]
+    damaged: list[tuple[str, str]] = []
     try:
-        series = dicom.scan_dicom(root, progress=progress, cancel=cancel)
+        series = dicom.scan_dicom(root, progress=progress, cancel=cancel, unreadable=damaged)
     except CancelledError:
         raise
     except InputError as exc:  # every DICOM file there unreadable: one row says so, the volumes still run
         series = []
         items.append(BatchItem("dicom", ".", None, error=str(exc)))
+        damaged = []
+    # Every DICOM file that could not be read is a row of its own: it may be the only file of its patient.
+    # (A damaged file with a volume's or a study's name has its row from those listings already.)
+    listed = {os.path.realpath(p) for p, _why in broken} | {os.path.realpath(i.source) for i in files}
+    items += [
+        BatchItem(_name(_rel(root, Path(p))), _rel(root, Path(p)), None, error=f"{p}: cannot be read ({why}).")
+        for p, why in damaged
+        if kept(p) and os.path.realpath(p) not in listed and not is_volume_file(p)
+    ]
     items += [_dicom_item(root, info) for info in series if all(kept(f) for f in _files(info))]
     items.sort(key=_order)
     _make_unique(items)

@@ -22,7 +22,7 @@ from medae.analysis.outputs import OUTPUT_NAMES
 from medae.atomic import remove_leftovers, write_text
 from medae.batch.items import BatchItem, content_digest, unique_names
 from medae.batch.lock import run_lock
-from medae.batch.table import Row, without_uids, write_tables
+from medae.batch.table import Row, write_tables
 from medae.errors import CancelledError, MedaeError, OutputError, PartialOutputError
 from medae.progress import ProgressFn, check_cancel, report, sub_progress
 
@@ -367,6 +367,7 @@ def _empty(path: Path) -> bool:
 
 def _failed(item: BatchItem, folder: Path, message: str, key: dict | None, options: BatchOptions) -> Row:
     from medae.analysis.outputs import remove_stale_outputs
+    from medae.io.deid import without_uids
 
     said = message if options.keep_phi else without_uids(message)  # a series' real UID is patient data
     try:
@@ -375,4 +376,4 @@ def _failed(item: BatchItem, folder: Path, message: str, key: dict | None, optio
         write_text(folder / "error.json", json.dumps({"input": item.where, "error": said, "key": key}, indent=2))
     except (OSError, MedaeError) as exc:  # the table still records it
         log.error("cannot write %s: %s", folder / "error.json", exc)
-    return Row.failed(item, message)
+    return Row.failed(item, said)

@@ -95,33 +95,15 @@ def _pseudonymous(uid: str) -> str:
     return Deidentification().uid(uid)
 
 
-#: A DICOM UID in running text (an error naming its series): digits in four or more dotted groups.
-_UID_IN_TEXT = re.compile(r"(?<![\d.])\d+(?:\.\d+){3,}(?![\d.])")
-
-
-def without_uids(text: str) -> str:
-    """``text`` with every DICOM UID in it replaced by its pseudonym (the mapping of the DICOM exports)."""
-    return _UID_IN_TEXT.sub(lambda m: _pseudonymous(m.group(0)) if len(m.group(0)) >= 16 else m.group(0), text)
-
-
 def write_tables(out: Path, rows: list[Row], run_info: dict[str, Any]) -> None:
     """Writes ``results.csv`` and ``report.html`` into ``out`` (atomically)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    # Without --keep-phi, series UIDs are the pseudonymous ones the DICOM exports write (same mapping), in
-    # their column and wherever a message names one.
+    # Without --keep-phi, series UIDs are the pseudonymous ones the DICOM exports write (same mapping); the
+    # messages have theirs already (report.json's warnings, and errors as the runner records them).
     keep_phi = bool((run_info.get("options") or {}).get("keep_phi"))
-    if not keep_phi:
-        rows = [
-            replace(
-                r,
-                series_uid=_pseudonymous(r.series_uid),
-                error=without_uids(r.error),
-                warnings=without_uids(r.warnings),
-            )
-            for r in rows
-        ]
+    rows = rows if keep_phi else [replace(r, series_uid=_pseudonymous(r.series_uid)) for r in rows]
     for row in rows:
         values = asdict(row)
         writer.writerow({k: _cell(values[k]) for k in CSV_COLUMNS})

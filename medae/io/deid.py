@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -131,6 +132,20 @@ class Deidentification:
         parts = [patient_id, issuer] if patient_id.strip() else ["no-id", *fallback]
         code = _keyed_hex(self.pseudonym_key, "patient", *parts)[:16].upper()
         return f"ANON^{code}", f"ANON-{code}"
+
+
+#: A DICOM UID in running text (a warning or an error naming a series): four or more dotted groups of digits.
+_UID_IN_TEXT = re.compile(r"(?<![\d.])\d+(?:\.\d+){3,}(?![\d.])")
+
+
+def without_uids(text: str) -> str:
+    """``text`` with every DICOM UID in it (16 characters or more) replaced by its pseudonym.
+
+    The same mapping as the DICOM exports and report.json's ``series_uid``, so a series keeps one name.
+    Apply it once: a pseudonym is a UID too.
+    """
+    policy = Deidentification()
+    return _UID_IN_TEXT.sub(lambda m: policy.uid(m.group(0)) if len(m.group(0)) >= 16 else m.group(0), text)
 
 
 def keyed_uid(key: bytes, *parts: str) -> str:

@@ -53,6 +53,7 @@ def scan_dicom(
     path: str | os.PathLike,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    unreadable: list[tuple[str, str]] | None = None,
 ) -> list[SeriesInfo]:
     """Lists the DICOM image series under ``path`` from their headers only.
 
@@ -60,6 +61,8 @@ def scan_dicom(
         path: A DICOM file, a folder (searched recursively) or a DICOMDIR.
         progress: Progress callback (fraction, message).
         cancel: Set to stop with ``CancelledError`` (checked between files).
+        unreadable: When given, receives (path, why) of each DICOM file that could not be read, so that a
+            caller that reports every input (a batch) can name them.
 
     Returns:
         One ``SeriesInfo`` per (split) series; [] when there is no DICOM image there.
@@ -73,6 +76,8 @@ def scan_dicom(
     if not p.exists():
         raise InputError(f"{p}: no such file or folder. Check the path.")
     found = discover(p, progress=sub_progress(progress, 0.0, 0.95), cancel=cancel)
+    if unreadable is not None:
+        unreadable.extend(found.unreadable)
     plans = group_stacks(found)
     report(progress, 1.0, f"Found {len(plans)} DICOM series")
     if not plans:

@@ -112,6 +112,8 @@ class Discovery:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     #: Files of an image series left out for lacking patient geometry, by SeriesInstanceUID.
     no_geometry: dict[str, list[str]] = field(default_factory=dict)
+    #: Files of an image series left out for holding no pixel data (cut short while copied), by SeriesInstanceUID.
+    no_pixels: dict[str, list[str]] = field(default_factory=dict)
     #: Second copies of images already read (same SOP Instance UID), by SeriesInstanceUID: (copy, first).
     copies: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     localizers: dict[str, int] = field(default_factory=dict)
@@ -155,6 +157,8 @@ def discover(path: Path, progress: ProgressFn | None = None, cancel: threading.E
             screenshot = h.sop_class == _SECONDARY_CAPTURE[0] or h.sop_class.startswith(_SECONDARY_CAPTURE[1])
             if reason.startswith(_NO_GEOMETRY) and h.series_uid and not screenshot:
                 found.no_geometry.setdefault(h.series_uid, []).append(os.path.basename(f))
+            elif reason == _NO_PIXELS and h.series_uid and h.rows > 0:
+                found.no_pixels.setdefault(h.series_uid, []).append(os.path.basename(f))
             continue
         instance = h.info.get("sop_instance_uid", "")
         if instance and instance in first_copy:  # the same image exported twice (a copied study folder)
@@ -194,13 +198,16 @@ def group_stacks(found: Discovery) -> list[StackPlan]:
                 f"left out {len(copies)} second cop{'y' if len(copies) == 1 else 'ies'} of images already read "
                 f"(the same SOP Instance UID), e.g. {copy} (a copy of {first})."
             )
-        if found.no_geometry.get(uid):
-            names = found.no_geometry[uid]
-            more = f" and {len(names) - 1} more" if len(names) > 1 else ""
-            notes.append(
-                f"left out {len(names)} file(s) of this series that lack ImagePositionPatient or "
-                f"ImageOrientationPatient ({names[0]}{more}): where they belong the series has a gap."
-            )
+        for left_out, why in (
+            (found.no_geometry.get(uid), "lack ImagePositionPatient or ImageOrientationPatient"),
+            (found.no_pixels.get(uid), "hold no pixel data (cut short, as a file still being copied is)"),
+        ):
+            if left_out:
+                more = f" and {len(left_out) - 1} more" if len(left_out) > 1 else ""
+                notes.append(
+                    f"left out {len(left_out)} file(s) of this series that {why} ({left_out[0]}{more}): where they "
+                    "belong the series has a gap."
+                )
         parts.sort(key=_part_sort_key)
         differs = _what_differs(frames) if len(parts) > 1 else ""
         for n, part in enumerate(parts, 1):
@@ -392,6 +399,7 @@ def _rounded(value: object) -> object:
 
 
 _NO_GEOMETRY = "no patient geometry (ImagePositionPatient/ImageOrientationPatient)"
+_NO_PIXELS = "no pixel data"
 
 
 def _rejection(h: FileHeader) -> str | None:
@@ -406,7 +414,7 @@ def _rejection(h: FileHeader) -> str | None:
     if h.modality in _NOT_SCAN_MODALITIES:
         return f"a {h.modality} object, not an image series"
     if h.pixel_tag == 0:
-        return "no pixel data"
+        return _NO_PIXELS
     if h.rows <= 0 or h.cols <= 0 or h.bits_allocated not in (1, 8, 16, 32, 64):
         return "invalid image size or bit depth (Rows, Columns, BitsAllocated)"
     if h.samples != 1:
@@ -500,12 +508,16 @@ def _case_insensitive(root: Path, parts: list[str], listings: dict[str, dict[str
 
 
 def _attach_unreadable(plans: list[StackPlan], unreadable: list[tuple[str, str]]) -> None:
-    """Adds a warning naming unreadable files to the series in the same folder (or to all)."""
+    """Adds a warning naming unreadable files to the series in the same folder."""
     if not unreadable or not plans:
         return
     for plan in plans:
+        # Only files beside the series: a damaged file elsewhere may be another patient's, whose name must
+        # not appear in this series' outputs (a batch gives such files rows of their own).
         dirs = {os.path.dirname(p) for p in plan.files}
-        mine = [(p, why) for p, why in unreadable if os.path.dirname(p) in dirs] or unreadable
+        mine = [(p, why) for p, why in unreadable if os.path.dirname(p) in dirs]
+        if not mine:
+            continue
         listed = "; ".join(f"{os.path.basename(p)} ({why})" for p, why in mine[:5])
         more = f"; and {len(mine) - 5} more" if len(mine) > 5 else ""
         plan.warnings.append(f"skipped {len(mine)} unreadable file(s) nearby: {listed}{more}.")

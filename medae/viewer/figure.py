@@ -32,8 +32,11 @@ def _fit(pixels: np.ndarray, mm: tuple[float, float], box: int) -> tuple[np.ndar
     return compositing.to_rgb(pixels[ri][:, ci]), 1.0 / scale
 
 
-def render_summary(session: ViewerSession, title: str = "") -> np.ndarray:
-    """The summary image of what ``session`` shows, as (H, W, 3) uint8."""
+def render_summary(session: ViewerSession, title: str = "", deidentify: bool = False) -> np.ndarray:
+    """The summary image of what ``session`` shows, as (H, W, 3) uint8.
+
+    With ``deidentify``, UIDs in the warnings (a split series names its own) are drawn as their pseudonyms.
+    """
     from PIL import Image, ImageDraw, ImageFont
 
     if session.image is None:
@@ -41,6 +44,10 @@ def render_summary(session: ViewerSession, title: str = "") -> np.ndarray:
     font = ImageFont.load_default(size=13)
     small = ImageFont.load_default(size=11)
     warnings = session.warnings
+    if deidentify:
+        from medae.io.deid import without_uids
+
+        warnings = [without_uids(w) for w in warnings]
     findings = session.findings[:6]
     has_heat = session.heat is not None and session.heat_visible
     top = 30 + 18 * len(warnings)
@@ -144,7 +151,7 @@ def write_result_summary(result, out: str | Path, dicom: bool = False, keep_phi:
         f"medae {result.model_id}: score {result.score:.2f} (p{result.percentile:.0f}), "
         f"{len(result.findings)} finding(s)"
     )
-    rgb = render_summary(session, title=title)
+    rgb = render_summary(session, title=title, deidentify=not keep_phi)
     out = Path(out)
     written = {"summary": out / "summary.png"}
     write_png(written["summary"], rgb)
