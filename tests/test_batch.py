@@ -358,6 +358,10 @@ def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs(tmp_p
     (out / LOCK_NAME).write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))
     with run_lock(out):
         assert json.loads((out / LOCK_NAME).read_text())["pid"] == os.getpid()
+    # ... also when this process has its number (a container restarted after its run was killed: PID 1 again).
+    (out / LOCK_NAME).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": 1}))
+    with run_lock(out):
+        assert json.loads((out / LOCK_NAME).read_text())["started"] != 1
 
 
 def test_progress_says_which_series_of_how_many(studies, tiny_model, tmp_path):
@@ -635,3 +639,19 @@ def test_uids_in_report_warnings_are_pseudonymised_once():
     pseudonym = Deidentification().uid(uid)
     assert report["warnings"] == [f"part 1 of series {pseudonym}, which was split", "spacing 1.1.2"]
     assert report["input"]["series_uid"] == pseudonym and without_uids("no uid here 3.5 mm") == "no uid here 3.5 mm"
+
+
+def test_folder_names_never_take_the_runs_own_files_nor_exceed_the_file_systems_limit(tiny_model, tmp_path):
+    from medae.batch.items import _name, unique_names
+
+    assert unique_names(["results.csv", "Report.html", "a"]) == ["results.csv_2", "Report.html_2", "a"]
+    long = "脳" * 90 + "/" + "画像" * 30 + ".nii.gz"  # 150 characters of CJK: 450 bytes in UTF-8
+    assert len(_name(long).encode("utf-8")) <= 200
+    studies = tmp_path / "in"
+    studies.mkdir()
+    save_nifti(mr_with_lesion(), studies / "results.csv.nii.gz")  # a scan named like the run's table
+    (studies / ("脳" * 80)).mkdir()
+    save_nifti(mr_with_lesion(), studies / ("脳" * 80) / ("画像" * 30 + ".nii.gz"))
+    out = tmp_path / "out"
+    assert _batch(studies, out, tiny_model, "--no-png") == 0
+    assert {r["status"] for r in _rows(out).values()} == {"ok"} and (out / "report.html").is_file()

@@ -261,7 +261,12 @@ def _name(where: str) -> str:
             break
     # Letters of any script stay (Möller and Müller must not both become M_ller).
     name = re.sub(r"[^\w.-]+", "_", where.replace("/", "__")).strip("._")
-    return name[-100:] or "scan"
+    # At most 100 characters and 200 bytes: a name of 100 CJK characters is 300 bytes in UTF-8, over the
+    # 255 bytes a file system allows in one name.
+    name = name[-100:]
+    while len(name.encode("utf-8", "surrogateescape")) > 200:
+        name = name[1:]
+    return name or "scan"
 
 
 def _make_unique(items: list[BatchItem]) -> None:
@@ -269,9 +274,13 @@ def _make_unique(items: list[BatchItem]) -> None:
         it.name = name
 
 
+#: Names of the run's own files in the output folder, which no series' folder may take.
+RESERVED_NAMES = ("results.csv", "report.html", "batch.log", ".medae-batch.lock")
+
+
 def unique_names(names: list[str]) -> list[str]:
     """The names with a counter added where two would share a folder (on case-insensitive file systems too)."""
-    taken: set[str] = set()
+    taken: set[str] = {name.lower() for name in RESERVED_NAMES}
     out = []
     for name in names:
         candidate, n = name, 1

@@ -27,7 +27,7 @@ def run_lock(out: Path) -> Iterator[None]:
         OutputError: another run is writing to the folder (or its lock cannot be made).
     """
     path = Path(out) / LOCK_NAME
-    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": _start_time(os.getpid())}
     for _attempt in range(2):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -71,8 +71,13 @@ def _alive(holder: dict) -> bool:
     pid = holder.get("pid")
     if not isinstance(pid, int) or pid <= 0:
         return False
+    # A process number is used again: a container restarted after its run was killed gives the new run the
+    # same number (1, often). When the lock says when its process started, that must match too.
+    started = holder.get("started")
+    if started is not None and _start_time(pid) not in (None, started):
+        return False
     if pid == os.getpid():
-        return True
+        return started is None or started == _start_time(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -80,3 +85,13 @@ def _alive(holder: dict) -> bool:
     except PermissionError:
         return True  # someone else's process
     return True
+
+
+def _start_time(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux); None where that cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        # Field 22 counts from the end of the command name, which may itself hold spaces and brackets.
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None

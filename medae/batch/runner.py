@@ -77,7 +77,7 @@ def run_batch(
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(out / "batch.log", encoding="utf-8")
+        handler = _RunLog(out / "batch.log", encoding="utf-8")
     except OSError as exc:
         raise OutputError(
             f"{out}: cannot create the output folder or its log ({exc.strerror or exc}). Choose a folder you may "
@@ -93,12 +93,23 @@ def run_batch(
         handler.close()
 
 
+class _RunLog(logging.FileHandler):
+    """batch.log, which helps to read a run but is not a result.
+
+    A full disk must not print a traceback to the console for every line the log cannot take; the tables
+    and the console say what happened to each series.
+    """
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: D102 (logging override)
+        pass
+
+
 def _run_all(items, model, out: Path, options: BatchOptions, write_extras, progress, cancel, on_row) -> list[Row]:
     # Half-written files of a run that was killed, in every series' folder (those done earlier too): with
     # the folder's lock held no other process can be writing them, so none is too fresh to go.
     remove_leftovers(out, ("results.csv", "report.html"), older_than_s=0)
     for folder in _subfolders(out):
-        remove_leftovers(folder, OUTPUT_NAMES, older_than_s=0)
+        remove_leftovers(folder, (*OUTPUT_NAMES, "error.json"), older_than_s=0)
     _keep_earlier_names(items, out)
     run_info = {
         "model": {"id": model.card.id, "sha256": model.card.sha256},

@@ -259,7 +259,8 @@ def companion_files(path: Path) -> list[Path]:
         return []
     stem = path.name[: path.name.rfind(".")]
     try:
-        return sorted(p for p in path.parent.iterdir() if p != path and p.is_file() and p.name.startswith(stem + "."))
+        # The name first: a folder of thousands of headers must not cost a stat of every file for each one.
+        return sorted(p for p in path.parent.iterdir() if p.name.startswith(stem + ".") and p != path and p.is_file())
     except OSError:
         return []
 
