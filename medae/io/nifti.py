@@ -114,6 +114,8 @@ def _load_nifti(path: Path, index: int | None) -> Volume:
     except FileNotFoundError as exc:
         raise InputError(f"{path}: no such file. Check the path.") from exc
     except Exception as exc:  # nibabel raises many types for bad headers
+        if path.exists() and not os.access(path, os.R_OK):  # nibabel words a refused read as any other
+            raise InputError(f"{path}: no permission to read the file. Check its access rights.") from exc
         kind = _format_name(path)
         version = "FreeSurfer MGH/MGZ" if kind == "MGH" else "NIfTI-1/2"
         detail = str(exc)
@@ -497,6 +499,8 @@ def nifti_info(path: str | os.PathLike):
         n_volumes = int(np.prod(img.shape[3:])) if len(img.shape) > 3 else 1
         dtype = np.dtype(img.get_data_dtype())
     except Exception as exc:
+        if path.exists() and not os.access(path, os.R_OK):  # nibabel words a refused read as any other
+            raise InputError(f"{path}: no permission to read the file. Check its access rights.") from exc
         raise InputError(f"{path}: not a readable {_format_name(path)} file ({exc}).") from exc
     info = SeriesInfo.for_file(path, "nifti", shape, affine, n_volumes)
     if note:
