@@ -639,6 +639,10 @@ def test_uids_in_report_warnings_are_pseudonymised_once():
     pseudonym = Deidentification().uid(uid)
     assert report["warnings"] == [f"part 1 of series {pseudonym}, which was split", "spacing 1.1.2"]
     assert report["input"]["series_uid"] == pseudonym and without_uids("no uid here 3.5 mm") == "no uid here 3.5 mm"
+    uuid_uid = "2.25.123456789012345678901234567890"  # a UUID-derived UID: three groups only
+    text = without_uids(f"series {uid}. Files MR.{uid}.dcm and {uuid_uid} on 2024.01.02")
+    assert uid not in text and uuid_uid not in text and text.endswith(" on 2024.01.02")
+    assert f"series {pseudonym}. Files MR.{pseudonym}.dcm" in text
 
 
 def test_folder_names_never_take_the_runs_own_files_nor_exceed_the_file_systems_limit(tiny_model, tmp_path):
@@ -655,3 +659,28 @@ def test_folder_names_never_take_the_runs_own_files_nor_exceed_the_file_systems_
     out = tmp_path / "out"
     assert _batch(studies, out, tiny_model, "--no-png") == 0
     assert {r["status"] for r in _rows(out).values()} == {"ok"} and (out / "report.html").is_file()
+
+
+def test_a_split_series_keeps_one_pseudonym_in_the_table_and_its_report(tiny_model, tmp_path):
+    studies = tmp_path / "in"
+    uid = "1.2.826.0.1.3680043.8.498.555666777888999000111"
+    arr = mr_with_lesion().array.astype(np.int16)
+
+    def echo(n):
+        def edit(ds, k):
+            ds.EchoNumbers, ds.EchoTime = n, 10.0 * n
+
+        return edit
+
+    write_series(studies / "s", arr, axial_affine(), modality="MR", series_uid=uid, edit=echo(1))
+    write_series(studies / "s", arr, axial_affine(), modality="MR", series_uid=uid, prefix="b", edit=echo(2))
+    out = tmp_path / "out"
+    assert _batch(studies, out, tiny_model, "--no-png") == 0
+    from medae.io.deid import Deidentification
+
+    pseudonym = Deidentification().uid(uid)
+    rows = list(_rows(out).values())
+    assert sorted(r["series_uid"] for r in rows) == [pseudonym + ".1", pseudonym + ".2"]
+    for report in out.rglob("report.json"):
+        data = json.loads(report.read_text())
+        assert data["input"]["series_uid"] == pseudonym and uid not in report.read_text()

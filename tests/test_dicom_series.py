@@ -528,3 +528,16 @@ def test_a_multi_frame_file_with_fewer_frame_groups_than_frames_is_named_inconsi
     ds.save_as(path, enforce_file_format=True)
     with pytest.raises(MedaeError, match="places only 4 of its 5 frames.*export the series again"):
         scan_dicom(path)
+
+
+def test_a_damaged_file_in_a_neighbouring_folder_is_counted_without_its_name(tmp_path):
+    # A viewer's export splits a series over capped folders; the last slice, alone in the next, is damaged.
+    vol = phantom((8, 8, 6), seed=40)
+    paths = write_series(tmp_path / "DICOM" / "00001", vol, axial_affine(), modality="MR", shuffle_names=False)
+    (tmp_path / "DICOM" / "00002").mkdir()
+    damaged = tmp_path / "DICOM" / "00002" / "Jones_0001.dcm"
+    damaged.write_bytes(paths[-1].read_bytes()[:-40])
+    paths[-1].unlink()
+    (info,) = scan(tmp_path)
+    text = " ".join(info.warnings)
+    assert "1 DICOM file(s) in a neighbouring folder could not be read" in text and "Jones" not in text

@@ -23,17 +23,22 @@ LOCK_NAME = ".medae-batch.lock"
 def run_lock(out: Path) -> Iterator[None]:
     """Holds the output folder's lock for the duration of a run.
 
+    The lock file names its process, and the process holds an advisory lock (flock) on it while it runs:
+    the system drops that lock when the process ends however it ends, in any container, so a lock file
+    whose flock can be taken was left by a run that is gone.
+
     Raises:
         OutputError: another run is writing to the folder (or its lock cannot be made).
     """
     path = Path(out) / LOCK_NAME
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": _start_time(os.getpid())}
-    for _attempt in range(2):
+    for _attempt in range(3):
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
         except FileExistsError:
             holder = _holder(path)
-            if holder is not None and _alive(holder):
+            if _held(path, holder):
+                holder = holder or {}
                 raise OutputError(
                     f"{out}: another medae run (process {holder.get('pid')} on {holder.get('host')}) is writing to "
                     f"this folder. Wait for it to finish or choose another output folder; if no run is going on, "
@@ -44,8 +49,8 @@ def run_lock(out: Path) -> Iterator[None]:
             continue
         except OSError as exc:
             raise OutputError(f"{out}: cannot write in the output folder ({exc.strerror or exc}).") from exc
-        with os.fdopen(fd, "w") as fh:
-            json.dump(me, fh)
+        _flock(fd, exclusive=True)
+        os.write(fd, json.dumps(me).encode("utf-8"))
         break
     else:
         raise OutputError(f"{out}: the folder's run lock {path} could not be taken; delete it and try again.")
@@ -55,6 +60,43 @@ def run_lock(out: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):
             if _holder(path) == me:
                 path.unlink()
+        os.close(fd)  # and with it the flock
+
+
+def _flock(fd: int, exclusive: bool) -> bool:
+    """Takes an advisory lock on ``fd`` without waiting; False when another process holds one.
+
+    True where the system has no flock (then the lock file's process number is all there is to go by).
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True  # a file system without flock: fall back to the process number
+    return True
+
+
+def _held(path: Path, holder: dict | None) -> bool:
+    """Whether a live run holds the lock file ``path`` (written by ``holder``)."""
+    if holder is not None and holder.get("host") != socket.gethostname():
+        return True  # another machine's run on a shared folder: it cannot be checked from here
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        free = _flock(fd, exclusive=False)
+    finally:
+        os.close(fd)
+    if not free:
+        return True
+    # A lock from a version that took no flock says only its process number (and maybe its start time).
+    return holder is not None and "started" not in holder and _alive(holder)
 
 
 def _holder(path: Path) -> dict | None:

@@ -212,6 +212,10 @@ def _named(progress: ProgressFn | None, start: float, stop: float, step: str) ->
     return lambda fraction, message="": sub(fraction, f"{step}: {message}" if message else step)
 
 
+#: Raised when what a finished result's files hold changes, so that a resume makes them again.
+OUTPUTS_VERSION = 2
+
+
 def run_key(item: BatchItem, model, options: BatchOptions) -> dict[str, Any]:
     """What a finished result must have been made from to be kept when a run is resumed.
 
@@ -219,7 +223,11 @@ def run_key(item: BatchItem, model, options: BatchOptions) -> dict[str, Any]:
     weights), and the options.
     """
     card = hashlib.sha256(model.card.to_json().encode("utf-8")).hexdigest()
-    return {"input": item.identity, "model_sha256": model.card.sha256, "card_sha256": card, "options": asdict(options)}
+    key = {"input": item.identity, "model_sha256": model.card.sha256, "card_sha256": card, "options": asdict(options)}
+    # How outputs are written matters too: a result whose messages kept a UID, before they were pseudonymised,
+    # must not be kept by a run that promises them without.
+    key["outputs"] = OUTPUTS_VERSION
+    return key
 
 
 def _run_item(
@@ -253,7 +261,7 @@ def _run_item(
         extras = _extras(write_extras, result, folder) if options.summary else {}
         batch = {"key": key, "input": item.where, "content_sha256": content}
         written = _write(result, folder, options, batch, extras)
-    except CancelledError:
+    except (CancelledError, BrokenPipeError):  # the run stops; a closed console is no fault of this series
         raise
     except MedaeError as exc:
         return _failed(item, folder, str(exc), key, options)

@@ -11,7 +11,7 @@ import io
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +46,18 @@ class Row:
     error: str = ""
     seconds: float | None = None
     summary: str = ""
+    #: The SeriesInstanceUID the part ``series_uid`` belongs to (a split series' parts are ``<uid>.N``), so
+    #: that its pseudonym is the one report.json and the DICOM exports give the series. Not a column.
+    series_of_part: str = field(default="", repr=False, metadata={"column": False})
 
     @classmethod
     def _base(cls, item: BatchItem, status: str) -> Row:
-        uid = item.info.uid if item.info is not None and item.info.kind == "dicom" else ""
-        return cls(item.name, item.where, uid, item.modality, item.description, status)
+        dicom = item.info is not None and item.info.kind == "dicom"
+        uid = item.info.uid if dicom else ""
+        whole = str((item.info.extra or {}).get("series_uid") or "") if dicom else ""
+        row = cls(item.name, item.where, uid, item.modality, item.description, status)
+        row.series_of_part = whole
+        return row
 
     @classmethod
     def pending(cls, item: BatchItem) -> Row:
@@ -84,15 +91,19 @@ class Row:
 
 
 #: Columns of results.csv, in order.
-CSV_COLUMNS = [f.name for f in fields(Row)]
+CSV_COLUMNS = [f.name for f in fields(Row) if f.metadata.get("column", True)]
 
 
-def _pseudonymous(uid: str) -> str:
+def _pseudonymous(uid: str, series: str = "") -> str:
+    """The pseudonym of a series UID; of a part ``<series>.N`` of a split series, the series' pseudonym + ``.N``."""
     if not uid:
         return uid
     from medae.io.deid import Deidentification
 
-    return Deidentification().uid(uid)
+    policy = Deidentification()
+    if series and uid != series and uid.startswith(series + "."):
+        return policy.uid(series) + uid[len(series) :]
+    return policy.uid(uid)
 
 
 def write_tables(out: Path, rows: list[Row], run_info: dict[str, Any]) -> None:
@@ -103,7 +114,7 @@ def write_tables(out: Path, rows: list[Row], run_info: dict[str, Any]) -> None:
     # Without --keep-phi, series UIDs are the pseudonymous ones the DICOM exports write (same mapping); the
     # messages have theirs already (report.json's warnings, and errors as the runner records them).
     keep_phi = bool((run_info.get("options") or {}).get("keep_phi"))
-    rows = rows if keep_phi else [replace(r, series_uid=_pseudonymous(r.series_uid)) for r in rows]
+    rows = rows if keep_phi else [replace(r, series_uid=_pseudonymous(r.series_uid, r.series_of_part)) for r in rows]
     for row in rows:
         values = asdict(row)
         writer.writerow({k: _cell(values[k]) for k in CSV_COLUMNS})

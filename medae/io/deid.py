@@ -134,15 +134,16 @@ class Deidentification:
         return f"ANON^{code}", f"ANON-{code}"
 
 
-#: A DICOM UID in running text (a warning or an error naming a series): four or more dotted groups of digits.
-_UID_IN_TEXT = re.compile(r"(?<![\d.])\d+(?:\.\d+){3,}(?![\d.])")
+#: A DICOM UID in running text (a warning or an error naming a series or a file named by its UID): three or
+#: more dotted groups of digits, also at a sentence's end ("series <UID>.") or in a file name ("MR.<UID>.dcm").
+_UID_IN_TEXT = re.compile(r"(?<!\d)\d+(?:\.\d+){2,}")
 
 
 def without_uids(text: str) -> str:
     """``text`` with every DICOM UID in it (16 characters or more) replaced by its pseudonym.
 
     The same mapping as the DICOM exports and report.json's ``series_uid``, so a series keeps one name.
-    Apply it once: a pseudonym is a UID too.
+    Apply it once, to the text as written from the source: a pseudonym is a UID too.
     """
     policy = Deidentification()
     return _UID_IN_TEXT.sub(lambda m: policy.uid(m.group(0)) if len(m.group(0)) >= 16 else m.group(0), text)

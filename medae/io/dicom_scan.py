@@ -507,17 +507,31 @@ def _case_insensitive(root: Path, parts: list[str], listings: dict[str, dict[str
     return current if os.path.isfile(current) else None
 
 
+def _parent(path: str) -> str:
+    return os.path.dirname(os.path.dirname(path))
+
+
 def _attach_unreadable(plans: list[StackPlan], unreadable: list[tuple[str, str]]) -> None:
-    """Adds a warning naming unreadable files to the series in the same folder."""
+    """Adds warnings about unreadable files to the series in the same folder, or in a neighbouring one.
+
+    Files beside the series are named. Files in a sibling folder (a viewer's export caps each folder at a
+    few hundred files: DICOM/00001, DICOM/00002) are counted without their names: the folder beside a
+    patient's may be another patient's, whose file names must not appear in this series' outputs (a
+    batch gives such files rows of their own).
+    """
     if not unreadable or not plans:
         return
     for plan in plans:
-        # Only files beside the series: a damaged file elsewhere may be another patient's, whose name must
-        # not appear in this series' outputs (a batch gives such files rows of their own).
         dirs = {os.path.dirname(p) for p in plan.files}
+        parents = {os.path.dirname(d) for d in dirs} - dirs
         mine = [(p, why) for p, why in unreadable if os.path.dirname(p) in dirs]
-        if not mine:
-            continue
-        listed = "; ".join(f"{os.path.basename(p)} ({why})" for p, why in mine[:5])
-        more = f"; and {len(mine) - 5} more" if len(mine) > 5 else ""
-        plan.warnings.append(f"skipped {len(mine)} unreadable file(s) nearby: {listed}{more}.")
+        near = [p for p, _why in unreadable if os.path.dirname(p) not in dirs and _parent(p) in parents]
+        if mine:
+            listed = "; ".join(f"{os.path.basename(p)} ({why})" for p, why in mine[:5])
+            more = f"; and {len(mine) - 5} more" if len(mine) > 5 else ""
+            plan.warnings.append(f"skipped {len(mine)} unreadable file(s) nearby: {listed}{more}.")
+        if near:
+            plan.warnings.append(
+                f"{len(near)} DICOM file(s) in a neighbouring folder could not be read; if this series continues "
+                "there, it lacks them: open that folder alone to see which and why."
+            )
