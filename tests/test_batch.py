@@ -603,13 +603,15 @@ def test_a_damaged_dicom_file_is_its_own_row_and_not_named_in_another_patients_s
     write_series(studies / "Smith" / "t1", arr, axial_affine(), modality="MR")
     other = write_series(studies / "Jones", arr[:, :, :1], axial_affine(), modality="MR")[0]
     other.write_bytes(other.read_bytes()[:-500])  # cut short: the pixel data is incomplete
+    extra = studies / "Smith" / "t1" / "extra.dcm"  # a damaged file beside Smith's series: named there, no row
+    extra.write_bytes(other.read_bytes())
     out = tmp_path / "out"
     assert _batch(studies, out, tiny_model, "--no-png") == 2
     rows = _rows(out)
     (smith,) = [r for k, r in rows.items() if k.startswith("Smith")]
     (jones,) = [r for k, r in rows.items() if k.startswith("Jones")]
-    assert smith["status"] == "ok" and other.name not in smith["warnings"]
-    assert jones["status"] == "error" and "cannot be read" in jones["error"]
+    assert smith["status"] == "ok" and other.name not in smith["warnings"] and "extra.dcm" in smith["warnings"]
+    assert jones["status"] == "error" and "cannot be read" in jones["error"] and len(rows) == 2
 
 
 def test_a_slice_still_being_copied_is_named_not_dropped_silently(tiny_model, tmp_path):

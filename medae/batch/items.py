@@ -110,13 +110,15 @@ def find_items(
         series = []
         items.append(BatchItem("dicom", ".", None, error=str(exc)))
         damaged = []
-    # Every DICOM file that could not be read is a row of its own: it may be the only file of its patient.
-    # (A damaged file with a volume's or a study's name has its row from those listings already.)
+    # A DICOM file that could not be read is a row of its own (it may be the only file of its patient),
+    # unless it lies beside a series, whose warnings name it. (A damaged file with a volume's or a study's
+    # name has its row from those listings already.)
     listed = {os.path.realpath(p) for p, _why in broken} | {os.path.realpath(i.source) for i in files}
+    beside = {os.path.dirname(str(f)) for info in series for f in _files(info)}
     items += [
         BatchItem(_name(_rel(root, Path(p))), _rel(root, Path(p)), None, error=f"{p}: cannot be read ({why}).")
         for p, why in damaged
-        if kept(p) and os.path.realpath(p) not in listed and not is_volume_file(p)
+        if kept(p) and os.path.realpath(p) not in listed and not is_volume_file(p) and os.path.dirname(p) not in beside
     ]
     items += [_dicom_item(root, info) for info in series if all(kept(f) for f in _files(info))]
     items.sort(key=_order)
