@@ -636,8 +636,12 @@ def test_uids_in_report_warnings_are_pseudonymised_once():
     from medae.io.deid import Deidentification, without_uids
 
     uid = "1.2.826.0.1.3680043.8.498.99604935208586372500745180387823115460"
-    report = {"input": {"series_uid": uid}, "warnings": [f"part 1 of series {uid}, which was split", "spacing 1.1.2"]}
+    report = {
+        "input": {"series_uid": uid, "series_description": "Doe^Jane T1"},  # typed at the console
+        "warnings": [f"part 1 of series {uid}, which was split", "spacing 1.1.2"],
+    }
     deidentify_report(report, keep_phi=False)
+    assert "series_description" not in report["input"]
     pseudonym = Deidentification().uid(uid)
     assert report["warnings"] == [f"part 1 of series {pseudonym}, which was split", "spacing 1.1.2"]
     assert report["input"]["series_uid"] == pseudonym and without_uids("no uid here 3.5 mm") == "no uid here 3.5 mm"

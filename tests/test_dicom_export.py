@@ -1,5 +1,6 @@
 """DICOM results: validity (dciodvfy), read-back with highdicom, geometry, de-identification, atomicity."""
 
+import copy
 import shutil
 import subprocess
 import threading
@@ -622,3 +623,51 @@ def test_a_misspelt_character_set_exports_in_utf8(sources, tmp_path, term):
         out = write_parametric_map(heatmap_for(source), source, tmp_path / "map.dcm", units_description="z")
     ds = pydicom.dcmread(out)
     assert ds.get("SpecificCharacterSet", "ISO_IR 6") in ("ISO_IR 192", "ISO_IR 6")
+
+
+def test_orientations_differing_by_rounding_and_over_long_kept_values_still_export(sources, tmp_path):
+    import shutil
+    import subprocess
+    import warnings
+
+    from medae.io import load
+
+    folder = tmp_path / "jitter"
+    folder.mkdir()
+    for n, f in enumerate(sources["lps"].meta["source_files"]):
+        ds = pydicom.dcmread(f)
+        iop = [float(v) for v in ds.ImageOrientationPatient]
+        iop[1] += 3e-6 * (n % 2)  # the scanner's rounding: one series for the loader, not equal for the builders
+        ds.ImageOrientationPatient = [f"{v:.7f}" for v in iop]
+        ds.StudyDescription = "x" * 200  # longer than LO allows; kept with --keep-phi, so it must be cut
+        ds.AccessionNumber = "A" * 30
+        ds.save_as(folder / f"im{n:03d}.dcm", enforce_file_format=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        source = load(folder)
+        out = write_parametric_map(
+            heatmap_for(source), source, tmp_path / "map.dcm", units_description="z", keep_phi=True
+        )
+    ds = pydicom.dcmread(out)
+    assert len(ds.StudyDescription) <= 64 and len(ds.AccessionNumber) <= 16
+    if shutil.which("dciodvfy"):
+        check = subprocess.run(["dciodvfy", str(out)], capture_output=True, text=True)
+        assert not [ln for ln in (check.stdout + check.stderr).splitlines() if ln.startswith("Error")]
+
+
+def test_an_enhanced_source_with_its_orientation_in_every_frame_exports(tmp_path):
+    from medae.io import load
+    from tests.dicom_factory import axial_affine, phantom, write_enhanced
+
+    path = tmp_path / "enh.dcm"
+    write_enhanced(path, [(phantom((16, 16, 6)), axial_affine())], shuffle_frames=False)
+    ds = pydicom.dcmread(path)
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    if "PlaneOrientationSequence" in shared:  # move it into every frame's group, as some scanners write it
+        for group in ds.PerFrameFunctionalGroupsSequence:
+            group.PlaneOrientationSequence = copy.deepcopy(shared.PlaneOrientationSequence)
+        del shared.PlaneOrientationSequence
+        ds.save_as(path, enforce_file_format=True)
+    source = load(path)
+    out = write_parametric_map(heatmap_for(source), source, tmp_path / "map.dcm", units_description="z")
+    assert int(pydicom.dcmread(out).NumberOfFrames) == 6

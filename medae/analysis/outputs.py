@@ -70,7 +70,7 @@ def write_outputs(
 
 
 def deidentify_report(report: dict, keep_phi: bool) -> dict:
-    """``report`` (changed in place) without the source's folders and with its series UID pseudonymised.
+    """``report`` (changed in place) without the source's folders and description, its UIDs pseudonymised.
 
     Every writer of report.json goes through here, so that none of them leaves the real UID in.
     """
@@ -79,6 +79,8 @@ def deidentify_report(report: dict, keep_phi: bool) -> dict:
     given = report.get("input") or {}
     if given.get("source"):
         given["source"] = Path(str(given["source"])).name
+    # The basic profile removes Series Description: typed at the console, it can hold a patient's name.
+    given.pop("series_description", None)
     from medae.io.deid import Deidentification, without_uids
 
     if given.get("series_uid"):

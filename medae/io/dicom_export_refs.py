@@ -76,7 +76,8 @@ def resolve_sources(source: Volume, policy: Deidentification, target: Path) -> S
         positions = None
     headers = originals if policy.keep_phi else [reference_header(ds, policy) for ds in originals]
     laterality = originals[0].get("Laterality") or None
-    return SourceRefs(headers=_complete(headers), plane_positions=positions, synthesized=False, laterality=laterality)
+    headers = _one_orientation(_complete(headers))
+    return SourceRefs(headers=headers, plane_positions=positions, synthesized=False, laterality=laterality)
 
 
 def study_header(source: Volume | None, policy: Deidentification, target: Path) -> SourceRefs:
@@ -114,7 +115,8 @@ def _complete(headers: list[Dataset]) -> list[Dataset]:
     lacking that, from its first image's SOP Instance UID), the same for every header, so the results
     still share one frame with each other. Headers that lack nothing are returned as they are.
     """
-    if not any(k not in ds for ds in headers for k in (*_TYPE2, "FrameOfReferenceUID")):
+    too_long = any(_over_long(ds) for ds in headers[:1])
+    if not too_long and not any(k not in ds for ds in headers for k in (*_TYPE2, "FrameOfReferenceUID")):
         return headers
     first = headers[0]
     seed = str(first.get("SeriesInstanceUID", "") or first.get("SOPInstanceUID", "") or id(headers))
@@ -127,8 +129,85 @@ def _complete(headers: list[Dataset]) -> list[Dataset]:
                 setattr(ds, keyword, "")
         if "FrameOfReferenceUID" not in ds:
             ds.FrameOfReferenceUID = frame
+        _fit_lengths(ds)
         out.append(ds)
     return out
+
+
+#: The longest value of text VRs (PS3.5 6.2) the derived objects copy: longer ones make invalid objects.
+_MAX_LENGTH = {"SH": 16, "LO": 64, "ST": 1024, "LT": 10240}
+
+
+def _over_long(ds: Dataset) -> bool:
+    return any(
+        elem.VR in _MAX_LENGTH and any(len(str(v)) > _MAX_LENGTH[elem.VR] for v in _values(elem.value))
+        for elem in ds
+        if elem.VR != "SQ"
+    )
+
+
+def _values(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
+
+
+def _fit_lengths(ds: Dataset) -> None:
+    """Cuts top-level text values to their VR's length (a source may break it; what we write must not)."""
+    for elem in ds:
+        limit = _MAX_LENGTH.get(elem.VR)
+        if limit is None or elem.value is None:
+            continue
+        values = _values(elem.value)
+        if any(len(str(v)) > limit for v in values):
+            cut = [str(v)[:limit] for v in values]
+            elem.value = cut if len(cut) > 1 else cut[0]
+
+
+def _one_orientation(headers: list[Dataset]) -> list[Dataset]:
+    """The headers with one orientation for all their images, as the object builders ask.
+
+    The loader takes slices whose orientations differ by rounding (a few millionths) as one series, and
+    an enhanced file may repeat one orientation in every frame's group; the builders compare the values
+    exactly and look for it in the shared groups only. Copies are changed, never the caller's headers.
+    """
+    out = []
+    if len(headers) > 1 and any(
+        ds.get("ImageOrientationPatient") != headers[0].get("ImageOrientationPatient") for ds in headers
+    ):
+        first = headers[0].get("ImageOrientationPatient")
+        for ds in headers:
+            ds = copy.deepcopy(ds)
+            if first is not None and "ImageOrientationPatient" in ds:
+                ds.ImageOrientationPatient = first
+            out.append(ds)
+        headers = out
+    return [_shared_plane_orientation(ds) for ds in headers]
+
+
+def _shared_plane_orientation(ds: Dataset) -> Dataset:
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if not per_frame:
+        return ds
+    shared_seq = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared_seq[0] if shared_seq else None
+    if shared is not None and "PlaneOrientationSequence" in shared:
+        return ds
+    found = [
+        g.PlaneOrientationSequence[0].ImageOrientationPatient for g in per_frame if "PlaneOrientationSequence" in g
+    ]
+    if len(found) != len(per_frame):
+        return ds
+    values = np.array([[float(v) for v in iop] for iop in found])
+    if np.abs(values - values[0]).max() > 1e-3:  # truly different orientations: a stack the builders refuse
+        return ds
+    ds = copy.deepcopy(ds)
+    if shared is None:
+        ds.SharedFunctionalGroupsSequence = [Dataset()]
+    item = Dataset()
+    item.ImageOrientationPatient = found[0]
+    ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence = [item]
+    for group in ds.PerFrameFunctionalGroupsSequence:
+        del group.PlaneOrientationSequence
+    return ds
 
 
 def check_same_grid(result: Volume, source: Volume, what: str, target: Path) -> None:
