@@ -364,6 +364,22 @@ def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs(tmp_p
         assert json.loads((out / LOCK_NAME).read_text())["started"] != 1
 
 
+def test_without_flock_a_live_run_is_known_by_its_process_and_start_time(tmp_path, monkeypatch):
+    import json
+    import os
+    import socket
+
+    from medae.batch import lock
+
+    monkeypatch.setattr(lock, "_flock", lambda fd, exclusive: None)  # a file system without flock
+    path = tmp_path / lock.LOCK_NAME
+    parent = {"pid": os.getppid(), "host": socket.gethostname(), "started": lock._start_time(os.getppid())}
+    path.write_text(json.dumps(parent))
+    assert lock._held(path, parent)  # a live process, the one that wrote the lock
+    gone = dict(parent, started=(parent["started"] or 0) + 1)
+    assert not lock._held(path, gone)  # its number now belongs to another process
+
+
 def test_progress_says_which_series_of_how_many(studies, tiny_model, tmp_path):
     from medae.batch import find_items, run_batch
     from medae.model import load_model

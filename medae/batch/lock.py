@@ -63,21 +63,22 @@ def run_lock(out: Path) -> Iterator[None]:
         os.close(fd)  # and with it the flock
 
 
-def _flock(fd: int, exclusive: bool) -> bool:
+def _flock(fd: int, exclusive: bool) -> bool | None:
     """Takes an advisory lock on ``fd`` without waiting; False when another process holds one.
 
-    True where the system has no flock (then the lock file's process number is all there is to go by).
+    None where the system or file system has no flock: then the lock file's process number and start
+    time are all there is to go by.
     """
     try:
         import fcntl
     except ImportError:
-        return True
+        return None
     try:
         fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     except OSError:
-        return True  # a file system without flock: fall back to the process number
+        return None
     return True
 
 
@@ -93,9 +94,11 @@ def _held(path: Path, holder: dict | None) -> bool:
         free = _flock(fd, exclusive=False)
     finally:
         os.close(fd)
-    if not free:
+    if free is False:
         return True
-    # A lock from a version that took no flock says only its process number (and maybe its start time).
+    if free is None:  # no flock to ask: the process number and start time decide
+        return holder is not None and _alive(holder)
+    # A lock from a version that took no flock says only its process number.
     return holder is not None and "started" not in holder and _alive(holder)
 
 
