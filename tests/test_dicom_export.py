@@ -671,3 +671,27 @@ def test_an_enhanced_source_with_its_orientation_in_every_frame_exports(tmp_path
     source = load(path)
     out = write_parametric_map(heatmap_for(source), source, tmp_path / "map.dcm", units_description="z")
     assert int(pydicom.dcmread(out).NumberOfFrames) == 6
+
+
+def test_an_export_of_one_stack_of_a_two_stack_file_refers_to_that_stacks_frames(tmp_path):
+    from medae.io import load, scan
+    from tests.dicom_factory import axial_affine, phantom, write_enhanced
+
+    path = tmp_path / "echoes.dcm"
+    info = write_enhanced(
+        path,
+        [(phantom((16, 16, 6), seed=1), axial_affine()), (phantom((16, 16, 6), seed=2), axial_affine())],
+        echo_times=[10.0, 80.0],
+    )
+    second = [n + 1 for n, (stack, _k) in enumerate(info["order"]) if stack == 1]  # frame numbers of echo 2
+    part = sorted(s.uid for s in scan(path))[1]
+    source = load(path, series=part)
+    assert sorted(source.meta["frame_numbers"]) == sorted(second)
+    out = write_parametric_map(heatmap_for(source), source, tmp_path / "map.dcm", units_description="z")
+    refs = [
+        int(item.ReferencedFrameNumber)
+        for group in pydicom.dcmread(out).PerFrameFunctionalGroupsSequence
+        for derivation in group.DerivationImageSequence
+        for item in derivation.SourceImageSequence
+    ]
+    assert refs and set(refs) <= set(second)  # the builders alone picked the first echo's frames

@@ -370,6 +370,8 @@ def _finish_and_save(
 ) -> Path:
     if refs.synthesized:
         _drop_source_references(ds)
+    elif refs.frame_numbers and refs.plane_positions:
+        _refer_to_own_frames(ds, refs)
     finish(ds, policy)
     check_cancel(cancel)
     report(progress, 0.8, "Writing")
@@ -380,6 +382,24 @@ def _finish_and_save(
         raise OutputError(f"{target}: cannot write ({exc}). Check that the folder exists and is writable.") from exc
     report(progress, 1.0, "Written")
     return target
+
+
+def _refer_to_own_frames(ds: Any, refs: SourceRefs) -> None:
+    """Points each frame's source reference at the source frame of its slice.
+
+    The builders find a frame's source by its position alone; in a multi-frame file holding several
+    stacks at the same positions (two echoes), that is the first stack's frame, not the analysed one's.
+    """
+    known = [np.array([float(v) for v in p[0].ImagePositionPatient]) for p in refs.plane_positions]
+    for group in ds.get("PerFrameFunctionalGroupsSequence", []):
+        seq = group.get("PlanePositionSequence")
+        if not seq or "DerivationImageSequence" not in group:
+            continue
+        here = np.array([float(v) for v in seq[0].ImagePositionPatient])
+        k = int(np.argmin([np.linalg.norm(here - p) for p in known]))
+        for derivation in group.DerivationImageSequence:
+            for item in derivation.get("SourceImageSequence", []):
+                item.ReferencedFrameNumber = refs.frame_numbers[k]
 
 
 def _drop_source_references(ds: Any) -> None:

@@ -44,12 +44,14 @@ class SourceRefs:
         plane_positions: Explicit frame positions (k order) where the frames are not one per header.
         synthesized: True when the headers were made up from a non-DICOM volume.
         laterality: The source series' Laterality, for the General Series module.
+        frame_numbers: For a multi-frame source, the source frame (1-based) of each slice (k order).
     """
 
     headers: list[Dataset]
     plane_positions: list | None
     synthesized: bool
     laterality: str | None = None
+    frame_numbers: list[int] | None = None
 
 
 def resolve_sources(source: Volume, policy: Deidentification, target: Path) -> SourceRefs:
@@ -70,14 +72,14 @@ def resolve_sources(source: Volume, policy: Deidentification, target: Path) -> S
                 "file; DICOM results can refer to one enhanced multi-frame file or to single-frame images. "
                 "Export NIfTI instead."
             )
-        positions = _multiframe_positions(originals[0], source, target)
+        positions, numbers = _multiframe_positions(originals[0], source, target)
     else:
         _check_single_frames(originals, source, target)
-        positions = None
+        positions, numbers = None, None
     headers = originals if policy.keep_phi else [reference_header(ds, policy) for ds in originals]
     laterality = originals[0].get("Laterality") or None
     headers = _one_orientation(_complete(headers))
-    return SourceRefs(headers=headers, plane_positions=positions, synthesized=False, laterality=laterality)
+    return SourceRefs(headers, positions, synthesized=False, laterality=laterality, frame_numbers=numbers)
 
 
 def study_header(source: Volume | None, policy: Deidentification, target: Path) -> SourceRefs:
@@ -277,7 +279,8 @@ def _check_single_frames(headers: list[Dataset], source: Volume, target: Path) -
             )
 
 
-def _multiframe_positions(ds: Dataset, source: Volume, target: Path) -> list:
+def _multiframe_positions(ds: Dataset, source: Volume, target: Path) -> tuple[list, list[int]]:
+    """The plane position of each slice (k order) and the source frame it came from."""
     import highdicom as hd
 
     nk = source.shape[2]
@@ -305,7 +308,7 @@ def _multiframe_positions(ds: Dataset, source: Volume, target: Path) -> list:
                 "export results on the grid the series was loaded on."
             )
         positions.append(hd.PlanePositionSequence("PATIENT", ipp))
-    return positions
+    return positions, numbers
 
 
 def synthesize_headers(volume: Volume, policy: Deidentification) -> list[Dataset]:
