@@ -130,7 +130,7 @@ WRAP_BAND_MM = 40.0
 _SIDES = {0: ("left", "right"), 1: ("back", "front"), 2: ("bottom", "top")}
 
 
-def wrap_warnings(array: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> list[str]:
+def wrap_warnings(array: np.ndarray, affine: np.ndarray, labels: np.ndarray, faces: list | None = None) -> list[str]:
     """A warning when the head is cut by the field of view and findings lie where the cut part would fold.
 
     A head larger than the field of view along the phase-encoding direction folds the part outside over
@@ -143,9 +143,10 @@ def wrap_warnings(array: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> 
         array: The scan's voxels.
         affine: Voxel -> RAS+ mm.
         labels: The findings' label map on the same grid (1 = first ranked).
+        faces: ``cut_faces(array, affine, labels)`` when the caller has them already.
     """
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
-    for face in _cut_faces(array, affine, labels):
+    for face in cut_faces(array, affine, labels) if faces is None else faces:
         if face.ras == 2 or spacing[face.axis] > 1.5 * spacing.min():  # the neck leaves every field; slices cannot fold
             continue
         n = labels.shape[face.axis]
@@ -167,7 +168,9 @@ def wrap_warnings(array: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> 
 CUT_BAND_MM = 12.0
 
 
-def cut_edge_warnings(array: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> list[str]:
+def cut_edge_warnings(
+    array: np.ndarray, affine: np.ndarray, labels: np.ndarray, faces: list | None = None
+) -> list[str]:
     """A warning when findings lie at a face of the field of view that cuts through the head.
 
     The network learnt whole heads: where a field of view ends inside the brain (a slab, a scan of the top
@@ -177,7 +180,7 @@ def cut_edge_warnings(array: np.ndarray, affine: np.ndarray, labels: np.ndarray)
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     near: set[int] = set()
     edges: list[str] = []
-    for face in _cut_faces(array, affine, labels):
+    for face in cut_faces(array, affine, labels) if faces is None else faces:
         n = labels.shape[face.axis]
         band = max(1, int(round(CUT_BAND_MM / spacing[face.axis])))
         if band >= n:
@@ -205,7 +208,7 @@ class _Face(NamedTuple):
     name: str  # which edge of the patient it is: "left", "front", "bottom", ...
 
 
-def _cut_faces(array: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> Iterator[_Face]:
+def cut_faces(array: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> Iterator[_Face]:
     """The faces of the grid that tissue reaches (the field of view cuts the body there), when there are findings."""
     if labels.ndim != 3 or not labels.any():
         return
@@ -259,5 +262,6 @@ def finding_warnings(findings: list, labels: np.ndarray, volume, wrap_check: boo
 
     They depend on the threshold, so a result drawn at another one says them again (``at_threshold``).
     """
-    wrap = wrap_warnings(volume.array, volume.affine, labels) if wrap_check else []
-    return widespread_warnings(findings) + wrap + cut_edge_warnings(volume.array, volume.affine, labels)
+    faces = list(cut_faces(volume.array, volume.affine, labels))  # once for both notes: a pass over the scan
+    wrap = wrap_warnings(volume.array, volume.affine, labels, faces) if wrap_check else []
+    return widespread_warnings(findings) + wrap + cut_edge_warnings(volume.array, volume.affine, labels, faces)

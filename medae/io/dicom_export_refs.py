@@ -117,8 +117,7 @@ def _complete(headers: list[Dataset]) -> list[Dataset]:
     lacking that, from its first image's SOP Instance UID), the same for every header, so the results
     still share one frame with each other. Headers that lack nothing are returned as they are.
     """
-    too_long = any(_over_long(ds) for ds in headers[:1])
-    if not too_long and not any(k not in ds for ds in headers for k in (*_TYPE2, "FrameOfReferenceUID")):
+    if not _over_long(headers[0]) and not any(k not in ds for ds in headers for k in (*_TYPE2, "FrameOfReferenceUID")):
         return headers
     first = headers[0]
     seed = str(first.get("SeriesInstanceUID", "") or first.get("SOPInstanceUID", "") or id(headers))
@@ -149,7 +148,9 @@ def _over_long(ds: Dataset) -> bool:
 
 
 def _values(value) -> list:
-    return list(value) if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
+    from pydicom.multival import MultiValue
+
+    return list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
 
 
 def _fit_lengths(ds: Dataset) -> None:

@@ -112,14 +112,24 @@ def test_analyze_asked_for_while_a_scan_is_opening_analyses_that_scan(window, qt
     assert window.session.result.volume is window.session.volume and len(calls) == 2
 
 
-def test_analyze_right_after_cancel_runs_once_the_cancelled_one_stops(window, qtbot, tmp_path, monkeypatch, tiny_model):
-    a, _b = _two_scans(tmp_path)
-    calls = _first_analysis_runs_until_cancelled(monkeypatch, stopping_s=0.5)
+def _analysing_a(window, qtbot, tmp_path, monkeypatch, tiny_model, stopping_s: float) -> tuple:
+    """Scan a on screen, its analysis running; once cancelled it takes ``stopping_s`` to stop.
+
+    Returns:
+        The volumes the analysis was called with, and scan b.
+    """
+    a, b = _two_scans(tmp_path)
+    calls = _first_analysis_runs_until_cancelled(monkeypatch, stopping_s=stopping_s)
     window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
     window.open_path(a)
     wait_idle(qtbot, window)
     window.start_analysis()
     qtbot.waitUntil(lambda: len(calls) == 1, timeout=60_000)
+    return calls, b
+
+
+def test_analyze_right_after_cancel_runs_once_the_cancelled_one_stops(window, qtbot, tmp_path, monkeypatch, tiny_model):
+    calls, _b = _analysing_a(window, qtbot, tmp_path, monkeypatch, tiny_model, stopping_s=0.5)
     window.cancel_jobs()
     window.start_analysis()  # at once: the cancelled job is still stopping
     qtbot.waitUntil(lambda: window.session.result is not None and not window.busy, timeout=120_000)
@@ -128,15 +138,9 @@ def test_analyze_right_after_cancel_runs_once_the_cancelled_one_stops(window, qt
 
 def _queued_for_b_then_c_opened(window, qtbot, tmp_path, monkeypatch, tiny_model) -> list:
     """a is analysed; b is opened (a's analysis takes 3 s to stop) and Analyze pressed; then c is opened."""
-    a, b = _two_scans(tmp_path)
+    calls, b = _analysing_a(window, qtbot, tmp_path, monkeypatch, tiny_model, stopping_s=3.0)
     c = tmp_path / "c.nii.gz"
     save_nifti(mr_with_lesion(), c)
-    calls = _first_analysis_runs_until_cancelled(monkeypatch, stopping_s=3.0)
-    window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
-    window.open_path(a)
-    wait_idle(qtbot, window)
-    window.start_analysis()
-    qtbot.waitUntil(lambda: len(calls) == 1, timeout=60_000)
     window.open_path(b)  # stops a's analysis, which takes a while
     qtbot.waitUntil(lambda: window.session.volume is not None and window.session.volume.source.endswith("b.nii.gz"))
     window.start_analysis()  # queued for b
