@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -211,3 +213,17 @@ def test_layers_made_beforehand_are_the_ones_shown():
     other = ImageLayer(vol)
     s.open(Volume(vol.array.copy(), vol.affine, vol.modality), layer=other)  # a layer of another volume
     assert s.image is not other and s.image.volume is not vol
+
+
+def test_the_readers_threshold_stands_when_the_same_model_analyses_the_scan_again():
+    s = opened()
+    s.set_result(result_for(s.volume))
+    s.set_style(threshold=4.5)
+    s.set_result(result_for(s.volume))  # e.g. analysed again on another device, or while the threshold moved
+    assert s.style.threshold == pytest.approx(4.5)
+    s.set_result(replace(result_for(s.volume), model_id="another-model"))  # its threshold means something else
+    assert s.style.threshold == pytest.approx(3.0)
+    s.set_style(threshold=4.0)
+    s.open(s.volume)  # the scan opened again: the model's default
+    s.set_result(replace(result_for(s.volume), model_id="another-model"))
+    assert s.style.threshold == pytest.approx(3.0)

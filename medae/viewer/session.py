@@ -59,6 +59,8 @@ class ViewerSession:
         self._layer_windows: dict[str, Window] = {}
         self._invert = False
         self._style = compositing.OverlayStyle()
+        # The threshold the reader chose for this scan, with the model and units it is meant in.
+        self._chosen_threshold: tuple[str, str, str, float] | None = None
         self._heat_visible = True
         self._convention = "radiological"
         self._layout = "1x3"
@@ -89,6 +91,7 @@ class ViewerSession:
         same = keep_view and old is not None and old.shape == grid.shape and np.allclose(old.affine, grid.affine)
         self.image = layer
         self.result, self.heat, self.extra_layers = None, None, {}
+        self._chosen_threshold = None
         self._gray_cache.clear()
         if not same:
             self._cursor = tuple(s // 2 for s in self.image.grid.shape)  # type: ignore[assignment]
@@ -144,7 +147,13 @@ class ViewerSession:
         self.extra_layers = dict(layers.extra)
         if layers.residual_window is not None:
             self._layer_windows["residual"] = layers.residual_window
-        self._style = replace(layers.style, colormap=self._style.colormap, opacity=self._style.opacity)
+        style = replace(layers.style, colormap=self._style.colormap, opacity=self._style.opacity)
+        chosen = self._chosen_threshold
+        if chosen is not None and chosen[:3] == _threshold_meaning(result):
+            # The same scan analysed again by the same model (another device, or while the reader moved the
+            # threshold): the threshold means the same, so the reader's choice stands over the model's default.
+            style = replace(style, threshold=float(np.clip(chosen[3], style.vmin, style.vmax)))
+        self._style = style
         self._heat_visible = True
         self._blend_cache = None
         self._mip_cache = None
@@ -282,6 +291,8 @@ class ViewerSession:
             changes["opacity"] = float(np.clip(changes["opacity"], 0.0, 1.0))
         if "threshold" in changes:
             changes["threshold"] = float(np.clip(changes["threshold"], self._style.vmin, self._style.vmax))
+            if self.result is not None and abs(changes["threshold"] - self._style.threshold) > 1e-12:
+                self._chosen_threshold = (*_threshold_meaning(self.result), changes["threshold"])
         if "fade" in changes:
             changes["fade"] = max(0.0, float(changes["fade"]))
         new = replace(self._style, **changes)
@@ -503,6 +514,11 @@ def prepare_result(result: Any, grid: CanonicalGrid | None = None) -> ResultLaye
         span = float(np.percentile(res[:: max(1, res.shape[0] // 64)], 99.5)) or 1.0
         window = Window(0.0, 2 * span)
     return ResultLayers(result, heat, extra, window, style)
+
+
+def _threshold_meaning(result: Any) -> tuple[str, str, str]:
+    """What a threshold on this analysis is measured against: the model (id and weights) and the units."""
+    return (str(result.model_id), str(getattr(result, "model_sha256", "")), str(getattr(result, "units", "")))
 
 
 def default_style(result: Any, colormap: str = "hot", opacity: float = 0.6) -> compositing.OverlayStyle:

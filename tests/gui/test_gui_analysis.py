@@ -403,3 +403,20 @@ def test_a_report_that_cannot_be_finished_leaves_no_part_of_it(window, qtbot, ti
     text = window.last_error.text()
     assert "disk is full" in text and "Traceback" not in text
     assert not (tmp_path / "report").exists()
+
+
+def test_a_threshold_set_while_the_scan_is_analysed_again_stands(window, qtbot, tiny_model, tmp_path):
+    path = tmp_path / "t1.nii.gz"
+    save_nifti(mr_with_lesion(), path)
+    result = analysed(window, qtbot, tiny_model, path)
+    s = window.session
+    top = max(f.peak for f in result.findings)
+    window.start_analysis()  # again (as after choosing another device), and the reader moves the threshold meanwhile
+    window.overlay_panel.threshold.setValue(top + 1.0)  # above every peak (held at the top of the scale)
+    chosen = s.style.threshold
+    assert chosen > result.threshold
+    wait_idle(qtbot, window, timeout=120_000)
+    qtbot.waitUntil(lambda: s.result is not result and not s.findings and not window.busy, timeout=30_000)
+    assert s.style.threshold == pytest.approx(chosen)
+    assert window.overlay_panel.threshold.value() == pytest.approx(chosen, abs=0.01)
+    assert window.findings_panel.table.rowCount() == 0
