@@ -213,6 +213,22 @@ def test_a_file_instead_of_a_folder_is_a_clear_error(tmp_path, capsys):
     assert "medae analyze" in capsys.readouterr().err
 
 
+def test_a_dicomdir_is_read_as_the_media_it_indexes(tiny_model, tmp_path):
+    import pydicom
+    from pydicom.fileset import FileSet
+
+    arr = mr_with_lesion().array.astype(np.int16)
+    fs = FileSet()
+    for p in write_series(tmp_path / "src", arr, axial_affine(), modality="MR"):
+        fs.add(pydicom.dcmread(p))
+    media = tmp_path / "cd"
+    fs.write(media)
+    out = tmp_path / "out"
+    assert _batch(media / "DICOMDIR", out, tiny_model, "--no-png") == 0
+    (row,) = _rows(out).values()
+    assert row["status"] == "ok" and (out / row["folder"] / "heatmap.nii.gz").is_file()
+
+
 def test_what_a_result_was_made_with_decides_whether_it_is_kept(studies, tiny_model, tmp_path):
     import shutil
 

@@ -65,7 +65,7 @@ def find_items(
     """Every series under ``folder``, in a stable order (by path, then series number).
 
     Args:
-        folder: The folder of studies.
+        folder: The folder of studies (or a DICOMDIR: the folder that holds it).
         exclude: A folder whose files are never items: the run's own output folder when it lies inside
             ``folder``, whose heatmaps (and DICOM objects) would otherwise be analysed as scans next time.
         progress: Progress callback (fraction, message).
@@ -77,6 +77,9 @@ def find_items(
     from medae.io import dicom
 
     root = Path(folder).expanduser()
+    if root.is_file() and root.name.upper() == "DICOMDIR":
+        # A CD or USB stick's index: its files lie in the folder that holds it, which is searched in depth.
+        root = root.parent
     if not root.is_dir():
         raise InputError(
             f"{root}: not a folder. `medae batch` takes a folder of studies; for one scan use `medae analyze`."

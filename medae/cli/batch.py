@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Adds the ``batch`` subcommand."""
     p = sub.add_parser("batch", help="analyse every series in a folder of studies", description=__doc__)
     p.add_argument(
-        "input", help="folder of studies (DICOM series and NIfTI/MGH/NRRD/MetaImage files, searched in depth)"
+        "input",
+        help="folder of studies (DICOM series and NIfTI/MGH/NRRD/MetaImage files, searched in depth), or a DICOMDIR",
     )
     p.add_argument("--out", required=True, type=user_path, help="output folder (a sub-folder per series)")
     p.add_argument("--model", help="model folder (default: the shipped model)")
