@@ -109,6 +109,16 @@ def test_broken_files_are_clear_errors(tmp_path):
         load(tmp_path / "pair.nhdr")
 
 
+@pytest.mark.parametrize("header", ["half.mhd", "half.nhdr"])
+def test_a_data_file_cut_short_is_named_with_its_sizes(tmp_path, header):
+    # Written uncompressed, then the detached data file cut in half (as a copy still running leaves it).
+    sitk.WriteImage(sitk.GetImageFromArray(np.ones((6, 5, 4), np.int16)), str(tmp_path / header), False)
+    data = next(p for p in tmp_path.iterdir() if p.name != header)
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    with pytest.raises(InputError, match=f"its data file {data.name} holds 120 bytes where the header describes 240"):
+        load(tmp_path / header)
+
+
 def test_folder_lists_them_beside_nifti_and_previews_them(tmp_path):
     img = _oblique_image()
     sitk.WriteImage(img, str(tmp_path / "a.nrrd"))

@@ -68,8 +68,28 @@ def _raise_if_data_file_missing(path: Path, exc: Exception) -> None:
         ) from exc
 
 
-def _missing_data_file(path: Path) -> Path | None:
-    """The detached data file a MetaImage (.mhd) or NRRD (.nhdr) header names, when it does not exist."""
+def _raise_if_data_file_short(path: Path, reader, exc: Exception) -> None:
+    # A data file still being copied, or cut short: ITK's own reason is a stale system error
+    # ("No such file or directory"), so the sizes are compared here to name the cause.
+    found = _data_file(path)
+    if found is None or not found[0].is_file() or not found[1]:
+        return
+    import SimpleITK as sitk
+
+    bits = re.search(r"(\d+)-bit", sitk.GetPixelIDValueAsString(reader.GetPixelID()))
+    if bits is None:
+        return
+    need = int(np.prod(reader.GetSize(), dtype=np.int64)) * reader.GetNumberOfComponents() * int(bits.group(1)) // 8
+    have = found[0].stat().st_size
+    if have < need:
+        raise InputError(
+            f"{path}: its data file {found[0].name} holds {have} bytes where the header describes {need}: it is "
+            "cut short or still being copied. Copy it again (wait until the copy has finished)."
+        ) from exc
+
+
+def _data_file(path: Path) -> tuple[Path, bool] | None:
+    """The detached data file a MetaImage (.mhd) or NRRD (.nhdr) header names, and whether it is stored raw."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(65536).decode("latin-1")
@@ -80,8 +100,16 @@ def _missing_data_file(path: Path) -> Path | None:
     # LOCAL: the data follow the header; LIST and %-patterns name several files, not checked here.
     if not name or name.upper().startswith(("LOCAL", "LIST")) or "%" in name:
         return None
-    target = path.parent / name
-    return None if target.exists() else target
+    packed = re.search(
+        r"^\s*(?:CompressedData\s*=\s*true|encoding\s*:\s*(?!raw\b)\S+)", head, re.IGNORECASE | re.MULTILINE
+    )
+    return path.parent / name, packed is None
+
+
+def _missing_data_file(path: Path) -> Path | None:
+    """The detached data file a MetaImage (.mhd) or NRRD (.nhdr) header names, when it does not exist."""
+    found = _data_file(path)
+    return None if found is None or found[0].exists() else found[0]
 
 
 def _reason(exc: Exception) -> str:
@@ -174,6 +202,7 @@ def load_itk_image(path: str | os.PathLike, index: int | None = None) -> Volume:
         data = sitk.GetArrayFromImage(image)
     except RuntimeError as exc:
         _raise_if_data_file_missing(path, exc)
+        _raise_if_data_file_short(path, reader, exc)
         raise InputError(
             f"{path}: the image data cannot be read ({_reason(exc)}). The file may be truncated; copy it again."
         ) from exc
