@@ -229,6 +229,19 @@ def test_a_dicomdir_is_read_as_the_media_it_indexes(tiny_model, tmp_path):
     assert row["status"] == "ok" and (out / row["folder"] / "heatmap.nii.gz").is_file()
 
 
+def test_a_dicom_series_report_names_its_own_folder_not_the_archive(tiny_model, tmp_path):
+    studies = tmp_path / "archive"
+    arr = mr_with_lesion().array.astype(np.int16)
+    write_series(studies / "patient_a" / "t1", arr, axial_affine(), modality="MR")
+    write_series(studies / "patient_b" / "t1", arr, axial_affine(), modality="MR")
+    out = tmp_path / "out"
+    assert _batch(studies, out, tiny_model, "--no-png", "--keep-phi") == 0
+    sources = sorted(
+        json.loads((out / r["folder"] / "report.json").read_text())["input"]["source"] for r in _rows(out).values()
+    )
+    assert sources == [str(studies / "patient_a" / "t1"), str(studies / "patient_b" / "t1")]
+
+
 def test_what_a_result_was_made_with_decides_whether_it_is_kept(studies, tiny_model, tmp_path):
     import shutil
 

@@ -184,9 +184,21 @@ def load_series(
         modality=modality,
         meta=meta,
         phi=phi,
-        source=info.source,
+        source=_series_location(plan.files) or info.source,
         warnings=[*plan.warnings, *values.warnings],
     )
+
+
+def _series_location(files: list[str]) -> str:
+    """Where a series lies: its one file, or the folder that holds all its files (not the archive searched)."""
+    if not files:
+        return ""
+    if len(set(files)) == 1:
+        return str(files[0])
+    try:
+        return os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
+    except ValueError:  # files on different drives (Windows)
+        return ""
 
 
 def _series_info(plan: StackPlan, source: Path) -> DicomSeriesInfo:
