@@ -469,7 +469,23 @@ def test_a_series_mixing_signed_and_unsigned_files_is_one_volume_read_file_by_fi
     v = load(tmp_path)
     assert v.shape == (8, 8, 6)
     np.testing.assert_array_equal(v.array, vol)
+    assert v.array.dtype == np.int16  # the values fit the stored width: not held twice as wide
     assert any("signed and unsigned" in w for w in v.warnings)
+
+
+def test_a_mixed_series_beyond_the_stored_width_is_held_wider(tmp_path):
+    vol = phantom((8, 8, 4), lo=0, hi=1000, seed=32).astype(np.int32)
+    vol[:, :, :2] += 60000  # unsigned files above int16's range; the signed files hold negative values
+    vol[:, :, 2:] -= 500
+
+    def unsigned_half(ds, k):
+        if k < 2:
+            ds.PixelRepresentation = 0
+
+    write_series(tmp_path, vol, axial_affine(), modality="MR", edit=unsigned_half)
+    v = load(tmp_path)
+    assert v.array.dtype == np.int32
+    np.testing.assert_array_equal(v.array, vol)
 
 
 def test_each_file_clears_the_bits_it_does_not_store(tmp_path):
