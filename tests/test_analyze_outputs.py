@@ -135,6 +135,26 @@ def test_report_json_of_analyze_names_a_dicom_series_by_its_pseudonym_unless_kee
     assert json.loads((tmp_path / "b" / "report.json").read_text())["input"]["series_uid"] == "1.2.3.9.7"
 
 
+def test_a_site_key_makes_every_pseudonym_and_they_still_agree(tmp_path, tiny_model, monkeypatch):
+    import pydicom
+
+    from medae.io.deid import Deidentification
+
+    write_series(tmp_path / "in", phantom((20, 18, 12)), axial_affine((1.0, 1.0, 1.25)), series_uid="1.2.3.9.7")
+    args = ["analyze", str(tmp_path / "in"), "--model", str(tiny_model), "--force", "--dicom"]
+    assert main([*args, "--out", str(tmp_path / "plain")]) == 0
+    monkeypatch.setenv("MEDAE_PSEUDONYM_KEY", "the site's secret")
+    assert main([*args, "--out", str(tmp_path / "keyed")]) == 0
+    keyed = Deidentification(pseudonym_key=b"the site's secret")
+    plain = json.loads((tmp_path / "plain" / "report.json").read_text())["input"]["series_uid"]
+    uid = json.loads((tmp_path / "keyed" / "report.json").read_text())["input"]["series_uid"]
+    assert uid == keyed.uid("1.2.3.9.7") != plain
+    pmap = pydicom.dcmread(tmp_path / "keyed" / "heatmap_pmap.dcm")
+    assert pmap.ReferencedSeriesSequence[0].SeriesInstanceUID == uid
+    assert pmap.PatientID == keyed.pseudonym(str(pydicom.dcmread(next((tmp_path / "in").iterdir())).PatientID))[1]
+    assert pmap.PatientID != pydicom.dcmread(tmp_path / "plain" / "heatmap_pmap.dcm").PatientID
+
+
 def test_results_are_never_written_over_the_scan(tmp_path, tiny_model, capsys):
     scan = save_nifti(mr_with_lesion(), tmp_path / "reconstruction.nii.gz")  # a name the results use
     before = scan.read_bytes()

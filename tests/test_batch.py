@@ -142,6 +142,20 @@ def test_a_second_run_keeps_what_is_done_and_redoes_what_changed(studies, tiny_m
     assert {r["status"] for r in _rows(out).values()} == {"ok", "error"}
 
 
+def test_results_pseudonymised_under_another_site_key_are_made_again(studies, tiny_model, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    _batch(studies, out, tiny_model, "--no-png")
+    monkeypatch.setenv("MEDAE_PSEUDONYM_KEY", "a new secret")
+    _batch(studies, out, tiny_model, "--no-png")
+    assert {r["status"] for r in _rows(out).values()} == {"ok", "error"}
+    _batch(studies, out, tiny_model, "--no-png")
+    assert {r["status"] for r in _rows(out).values()} == {"done earlier", "error"}
+    _batch(studies, out, tiny_model, "--no-png", "--keep-phi")  # no pseudonyms: the key plays no part
+    monkeypatch.setenv("MEDAE_PSEUDONYM_KEY", "another secret")
+    _batch(studies, out, tiny_model, "--no-png", "--keep-phi")
+    assert {r["status"] for r in _rows(out).values()} == {"done earlier", "error"}
+
+
 def test_a_series_whose_dicom_export_failed_keeps_its_score_and_is_tried_again(
     studies, tiny_model, tmp_path, monkeypatch
 ):

@@ -227,6 +227,10 @@ def run_key(item: BatchItem, model, options: BatchOptions) -> dict[str, Any]:
     # How outputs are written matters too: a result whose messages kept a UID, before they were pseudonymised,
     # must not be kept by a run that promises them without.
     key["outputs"] = OUTPUTS_VERSION
+    from medae.io.deid import site_key_id
+
+    if not options.keep_phi and site_key_id():  # pseudonyms made under another site key must be made again
+        key["pseudonym_key"] = site_key_id()
     return key
 
 

@@ -24,22 +24,27 @@ Without ``keep_phi`` the Basic Application Level Confidentiality Profile is appl
 - Patient Identity Removed = YES, De-identification Method and its code sequence (DCM 113100, plus
   113110 with retained UIDs) are set.
 
-Without a ``pseudonym_key`` the pseudonym can be recomputed by anyone who knows the patient's ID
-(IDs are short, so it can be guessed); sites that share exports should pass a secret key.
+Without a key the pseudonyms and replacement UIDs can be recomputed by anyone who knows the patient's
+ID or the source's UIDs (IDs are short, so they can be guessed). A site that shares its outputs sets a
+secret in the environment variable ``MEDAE_PSEUDONYM_KEY`` (every writer takes it: DICOM exports,
+report.json, batch tables, compressed studies) or passes ``pseudonym_key`` to a writer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+#: Environment variable holding the site's secret for pseudonyms and replacement UIDs.
+KEY_VARIABLE = "MEDAE_PSEUDONYM_KEY"
 BASIC_PROFILE = ("113100", "DCM", "Basic Application Confidentiality Profile")
 RETAIN_UIDS_OPTION = ("113110", "DCM", "Retain UIDs Option")
 # PS3.15 Annex E "D" action: a dummy value consistent with the VR where a value is required.
@@ -99,17 +104,20 @@ class Deidentification:
         keep_phi: Write the source's patient and study identification and UIDs unchanged.
         retain_uids: Without ``keep_phi``: keep the source's study, series, instance and frame of
             reference UIDs (Retain UIDs Option) instead of replacing them.
-        pseudonym_key: Secret mixed into pseudonyms and replacement UIDs; empty means none.
+        pseudonym_key: Secret mixed into pseudonyms and replacement UIDs; by default the site's
+            (``site_key``), empty when none is set.
     """
 
     keep_phi: bool = False
     retain_uids: bool = False
-    pseudonym_key: bytes = b""
+    pseudonym_key: bytes = field(default_factory=lambda: site_key())
 
     @classmethod
     def create(cls, keep_phi: bool, retain_uids: bool, pseudonym_key: str | bytes | None) -> Deidentification:
-        """Builds a policy from the writers' keyword arguments."""
-        key = pseudonym_key.encode("utf-8") if isinstance(pseudonym_key, str) else (pseudonym_key or b"")
+        """Builds a policy from the writers' keyword arguments (no ``pseudonym_key``: the site's)."""
+        if pseudonym_key is None:
+            return cls(keep_phi=bool(keep_phi), retain_uids=bool(retain_uids))
+        key = pseudonym_key.encode("utf-8") if isinstance(pseudonym_key, str) else pseudonym_key
         return cls(keep_phi=bool(keep_phi), retain_uids=bool(retain_uids), pseudonym_key=key)
 
     def uid(self, original: str) -> str:
@@ -137,6 +145,17 @@ class Deidentification:
 #: A DICOM UID in running text (a warning or an error naming a series or a file named by its UID): three or
 #: more dotted groups of digits, also at a sentence's end ("series <UID>.") or in a file name ("MR.<UID>.dcm").
 _UID_IN_TEXT = re.compile(r"(?<!\d)\d+(?:\.\d+){2,}")
+
+
+def site_key() -> bytes:
+    """The site's secret for pseudonyms (``MEDAE_PSEUDONYM_KEY``), empty when none is set."""
+    return os.environ.get(KEY_VARIABLE, "").encode("utf-8", "surrogateescape")
+
+
+def site_key_id() -> str:
+    """Which key pseudonyms are made with, without revealing it: "" when none, else a short keyed digest."""
+    key = site_key()
+    return _keyed_hex(key, "key-id")[:12] if key else ""
 
 
 def without_uids(text: str) -> str:
