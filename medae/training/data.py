@@ -214,6 +214,20 @@ class AugmentedScans:
                 image[0] = random_contrast(image[0], mask[0] > 0, rng, float(a.get("contrast_sd", 0.3)))
         target = image * mask
         noisy = target.copy()
+        fp = self.cfg.get("patches") or {}
+        if self.noise and rng.random() < float(fp.get("prob", 0.0)):
+            from medae.training.patches import foreign_patches
+
+            noisy[0] = foreign_patches(
+                noisy[0],
+                mask[0],
+                self.images,
+                self.masks,
+                rng,
+                count=tuple(fp.get("count", (1, 3))),
+                radius_vox=tuple(fp.get("radius_vox", (1.5, 6.0))),
+                alpha=tuple(fp.get("alpha", (0.3, 1.0))),
+            )
         nz = self.cfg.get("noise", {})
         if self.noise and nz.get("kind") == "coarse" and rng.random() < nz.get("prob", 1.0):
             factor = nz["factor"]

@@ -159,7 +159,9 @@ def train_member(
             total = total + ssim(pred * mask, target * mask)
         return total
 
-    val_set = AugmentedScans(v_images, v_masks, {**cfg, "augment": {}}, length=len(v_images), seed=seed + 99)
+    # Validation inputs carry the coarse noise alone, so that its loss compares across recipes.
+    val_cfg = {**cfg, "augment": {}, "patches": {}}
+    val_set = AugmentedScans(v_images, v_masks, val_cfg, length=len(v_images), seed=seed + 99)
 
     def validate() -> float:
         net.eval()
