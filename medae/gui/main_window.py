@@ -34,6 +34,7 @@ from medae.gui.panels import FindingsPanel, OverlayPanel
 from medae.gui.settings import Preferences, load_preferences, settings
 from medae.gui.study_panel import StudyPanel, TagBrowser
 from medae.gui.view_area import ViewArea
+from medae.gui.viewer_keys import ViewerKeys
 from medae.gui.welcome import Welcome
 from medae.gui.window_state import WindowStateMixin
 from medae.gui.workers import Job
@@ -147,6 +148,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         self._show_progress(False)
         self.view_area.hovered.connect(self._on_hover)
         self.findings_panel.chosen.connect(lambda _r: self.stack.setCurrentWidget(self.view_area))
+        ViewerKeys(self.handle_key, self).watch(self.findings_panel.table, self.study_panel.tree)
 
     def closeEvent(self, event) -> None:  # noqa: D102 (Qt override)
         if self._hidden_docks:

@@ -620,3 +620,34 @@ def test_a_new_layout_shows_the_crosshair_of_a_plane_zoomed_in_the_one_before(op
     small = opened.view_area.view("axial")
     assert small.width() < large / 2
     assert small.rect().adjusted(8, 8, -8, -8).contains(small.voxel_to_widget(s.cursor).toPoint())
+
+
+def _two_findings(volume):
+    from tests.viewer_fixtures import result_for
+
+    a, b = result_for(volume, blob_at=(10, 12, 8)), result_for(volume, blob_at=(34, 28, 16))
+    labels = a.labels.array + 2 * b.labels.array
+    heat = np.maximum(a.heatmap.array, b.heatmap.array)
+    second = dataclasses.replace(b.findings[0], label=2)
+    return dataclasses.replace(
+        a, heatmap=volume.with_array(heat), labels=volume.with_array(labels), findings=[a.findings[0], second]
+    )
+
+
+def test_the_viewer_keys_still_work_after_a_finding_is_clicked(opened, qtbot):
+    s = opened.session
+    s.set_result(_two_findings(s.volume))
+    table = opened.findings_panel.table
+    rect = table.visualItemRect(table.item(0, 0))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    table.setFocus()  # the click gives the table the focus, as on screen
+    assert table.currentRow() == 0
+    qtbot.keyClick(table, Qt.Key.Key_N)  # the table would take it as a search of its rows
+    assert table.currentRow() == 1
+    qtbot.keyClick(table, Qt.Key.Key_H)
+    assert not s.heat_visible
+    before = s.window
+    qtbot.keyClick(table, Qt.Key.Key_2)  # window preset 2, not finding #2
+    assert s.window != before and table.currentRow() == 1
+    qtbot.keyClick(table, Qt.Key.Key_Up)  # the list's own navigation stays its own
+    assert table.currentRow() == 0
