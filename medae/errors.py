@@ -36,7 +36,17 @@ class ModelError(MedaeError):
 
 
 class ModelMismatchError(MedaeError):
-    """The scan cannot be meaningfully analysed with this model (e.g. chest CT given to a brain MRI model)."""
+    """The scan cannot be meaningfully analysed with this model (e.g. chest CT given to a brain MRI model).
+
+    Args:
+        message: What is wrong and what to do.
+        forceable: Whether ``force`` (``--force``, Analyze anyway) runs the analysis all the same; False when
+            it cannot run at all (too few slices to align).
+    """
+
+    def __init__(self, message: str = "", forceable: bool = True) -> None:
+        super().__init__(message)
+        self.forceable = forceable
 
 
 class OutputError(MedaeError):

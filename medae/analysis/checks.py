@@ -122,7 +122,9 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
         thin = f"the scan has only {slices} along one axis; it is not a 3D volume (if it is {what})"
         registers = card.space.get("alignment", "register") == "register"
         if registers and n < MIN_VOXELS_TO_ALIGN:  # nothing to force: the alignment cannot even start
-            raise ModelMismatchError(f"{scan_location(volume)}: {thin}. It cannot be aligned to the model's reference.")
+            raise ModelMismatchError(
+                f"{scan_location(volume)}: {thin}. It cannot be aligned to the model's reference.", forceable=False
+            )
         problems.append(thin)
     levels = _few_levels(volume.array)
     if levels:

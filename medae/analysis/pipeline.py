@@ -225,7 +225,7 @@ def _prepare(volume: Volume, model, force: bool, progress, cancel):
         try:
             warnings += check_alignment(mi.alignment.ref_to_input, mi.alignment.metric, card, force=force)
         except ModelMismatchError as exc:
-            raise ModelMismatchError(_with_geometry(str(exc), volume)) from exc
+            raise ModelMismatchError(_with_geometry(str(exc), volume), exc.forceable) from exc
     similarity = bias = None
     # Forced past another modality, the orientation and sequence checks would only name causes that are
     # not the scan's (a CT called "inverted, like T2"): the warning already given stands. (Another body

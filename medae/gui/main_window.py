@@ -184,7 +184,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         if isinstance(exc, CancelledError):
             self.statusBar().showMessage(f"Cancelled {doing}.", 5000)
             return
-        if isinstance(exc, ModelMismatchError):
+        if isinstance(exc, ModelMismatchError) and exc.forceable:
             text = viewer_wording(str(exc))
             exc = ModelMismatchError(f"{text} To look at the heatmap all the same, use Analyze anyway.")
             self.last_error = show_error(self, exc, doing)

@@ -420,3 +420,20 @@ def test_a_threshold_set_while_the_scan_is_analysed_again_stands(window, qtbot, 
     assert s.style.threshold == pytest.approx(chosen)
     assert window.overlay_panel.threshold.value() == pytest.approx(chosen, abs=0.01)
     assert window.findings_panel.table.rowCount() == 0
+
+
+def test_a_refusal_that_forcing_cannot_overcome_offers_no_analyze_anyway(window, qtbot, tmp_path):
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "models" / "brain-t1-dae"
+    arr = np.random.default_rng(0).normal(100, 10, (60, 70, 2)).astype(np.float32)  # two slices: nothing to align
+    path = tmp_path / "slab.nii.gz"
+    save_nifti(Volume(arr, np.diag([2.0, 2.0, 2.0, 1.0]), "MR"), path)
+    window.prefs.model, window.prefs.device = str(shipped), "cpu"
+    window.open_path(path)
+    wait_idle(qtbot, window)
+    window.start_analysis(force=True)
+    wait_idle(qtbot, window, timeout=120_000)
+    box = window.last_error
+    assert box is not None and "cannot be aligned" in box.text()
+    assert "Analyze anyway" not in box.text() and all(b.text() != "Analyze anyway" for b in box.buttons())
