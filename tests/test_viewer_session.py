@@ -227,3 +227,21 @@ def test_the_readers_threshold_stands_when_the_same_model_analyses_the_scan_agai
     s.open(s.volume)  # the scan opened again: the model's default
     s.set_result(replace(result_for(s.volume), model_id="another-model"))
     assert s.style.threshold == pytest.approx(3.0)
+
+
+def test_slices_are_numbered_as_the_file_stores_them():
+    s = opened()  # stored in LPS order: the views count right-to-left and front-to-back the other way
+    i, j, k = 5, 7, 3
+    s.set_cursor(s.image.grid.to_canonical((i, j, k)))
+    shape = s.volume.shape
+    assert s.slice_label("sagittal") == f"slice i={i} (of {shape[0]})"
+    assert s.slice_label("coronal") == f"slice j={j} (of {shape[1]})"
+    assert s.slice_label("axial") == f"slice k={k} (of {shape[2]})"
+    assert s.readout(s.cursor).index == (i, j, k)  # the status bar's read-out says the same
+    # A sagittal acquisition (file axes: anterior, superior, left): each view names the file's own axis.
+    perm = np.array([[0, 0, -1.0, 20], [1.0, 0, 0, -10], [0, 1.0, 0, 5], [0, 0, 0, 1]])
+    s.open(ct_volume(shape=(30, 26, 12), affine=perm))
+    s.set_cursor(s.image.grid.to_canonical((i, j, k)))
+    assert s.slice_label("sagittal") == f"slice k={k} (of 12)"
+    assert s.slice_label("coronal") == f"slice i={i} (of 30)"
+    assert s.slice_label("axial") == f"slice j={j} (of 26)"

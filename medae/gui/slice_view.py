@@ -284,7 +284,6 @@ class SliceView(QWidget):
         font.setBold(False)
         p.setFont(font)
         p.setPen(TEXT_COLOR)
-        n = s.cursor[spec.normal]
         title = self.title or self.plane.title()
         if self.mip:
             # Before an analysis (or with the heat hidden) the view is the plain slice: say so.
@@ -293,7 +292,7 @@ class SliceView(QWidget):
             else:
                 first = f"{title} ({'heat projection' if s.heat_visible else 'heat hidden: H'})"
         else:
-            first = f"{title}  {n + 1}/{s.slice_count(self.plane)}"
+            first = f"{title}  {s.slice_label(self.plane)}"
             meta = s.volume.meta
             if "volume_index" in meta:  # stepping through a 4D file: which volume is on screen
                 first += f"  vol {meta['volume_index'] + 1}/{meta['volumes']}"

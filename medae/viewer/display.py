@@ -90,6 +90,10 @@ class CanonicalGrid:
         v = self._to_source @ np.array([*np.asarray(index, dtype=np.int64)[:3], 1])
         return int(v[0]), int(v[1]), int(v[2])
 
+    def source_axis(self, axis: int) -> int:
+        """The volume's own axis (0, 1, 2 for i, j, k) that a canonical axis runs along."""
+        return int(np.flatnonzero(self._to_source[:3, axis])[0])
+
     def to_canonical(self, index) -> tuple[int, int, int]:
         """The volume's own (i, j, k) -> canonical voxel index."""
         v = self._to_canonical @ np.array([*np.asarray(index, dtype=np.int64)[:3], 1])

@@ -69,10 +69,7 @@ def render_summary(session: ViewerSession, title: str = "", deidentify: bool = F
         x0 = 10 + p * (PANEL + 10) + (PANEL - img.shape[1]) // 2
         y0 = top + 20 + (PANEL - img.shape[0]) // 2
         canvas[y0 : y0 + img.shape[0], x0 : x0 + img.shape[1]] = img
-        n = session.cursor[spec.normal]
-        texts.append(
-            ((10 + p * (PANEL + 10), top + 2), f"{plane.title()} {n + 1}/{session.slice_count(plane)}", font, FG)
-        )
+        texts.append(((10 + p * (PANEL + 10), top + 2), f"{plane.title()} {session.slice_label(plane)}", font, FG))
         labels = orientation_labels(spec, affine)
         cx, cy = x0 + img.shape[1] // 2, y0 + img.shape[0] // 2
         texts += [

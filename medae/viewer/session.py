@@ -228,6 +228,19 @@ class ViewerSession:
         """Slices in a plane."""
         return self.image.grid.shape[plane_spec(plane).normal] if self.image else 0
 
+    def slice_label(self, plane: str) -> str:
+        """Which slice a plane shows, in the file's own voxel numbering (as the read-out and other viewers).
+
+        The views show the scan turned to RAS; counting their slices would give a file stored in another
+        order (LPS, sagittal acquisitions) numbers that match neither the voxel read-out nor other tools.
+        """
+        if self.image is None:
+            return ""
+        grid = self.image.grid
+        axis = grid.source_axis(plane_spec(plane).normal)
+        index = grid.to_source(self._cursor)[axis]
+        return f"slice {'ijk'[axis]}={index} (of {grid.source_shape[axis]})"
+
     # ----- window ---------------------------------------------------------------------------
     @property
     def window(self) -> Window:
