@@ -2,6 +2,7 @@
 and a folder used again holds only the new run's files."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -67,6 +68,30 @@ def test_a_folder_used_again_holds_only_the_new_runs_outputs(tmp_path, tiny_mode
     assert "removed findings_seg.dcm of an earlier run" in capsys.readouterr().err
     (out / "notes.txt").write_text("mine")  # files that are not medae's are never touched
     assert main(base) == 0 and (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_run_stopped_while_writing_never_leaves_one_scans_maps_beside_anothers_report(
+    tmp_path, tiny_model, monkeypatch
+):
+    from medae.analysis import outputs
+
+    first, second = tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"
+    save_nifti(mr_with_lesion(), first)
+    vol = mr_with_lesion()
+    save_nifti(Volume(vol.array[::-1].copy(), vol.affine, "MR"), second)
+    out = tmp_path / "out"
+    base = ["--out", str(out), "--model", str(tiny_model), "--device", "cpu"]
+    assert main(["analyze", str(first), *base]) == 0
+    real = outputs.save_nifti
+
+    def stopped(volume, path, **kw):  # Ctrl-C once the new heatmap is written, before the findings
+        if Path(path).name == "findings.nii.gz":
+            raise KeyboardInterrupt
+        return real(volume, path, **kw)
+
+    monkeypatch.setattr(outputs, "save_nifti", stopped)
+    assert main(["analyze", str(second), *base]) == 130
+    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {"heatmap.nii.gz"}
 
 
 def _anonymised_series(tmp_path):

@@ -42,6 +42,9 @@ def write_outputs(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{out}: cannot create the output folder ({exc}).") from exc
+    # An earlier run's results go before any new file is written: a run stopped halfway (Ctrl-C, a kill, a
+    # full disk) then leaves part of one result, never one scan's heatmap beside another's findings and report.
+    remove_stale_outputs(out, extra_files or {})
     written: dict[str, Path] = {}
     written["heatmap"] = save_nifti(result.heatmap, out / "heatmap.nii.gz", dtype=np.float32)
     written["findings"] = save_nifti(result.labels, out / "findings.nii.gz", dtype=np.int16)
@@ -116,7 +119,8 @@ def _write_dicom(result: AnalysisResult, out: Path, keep_phi: bool) -> dict[str,
     return written
 
 
-#: Every file name a run of the analysis may write into its folder (the command line adds the summary image).
+#: Every file name a run of the analysis may write into its folder (the command line adds the summary image,
+#: ``medae demo`` its overlay).
 OUTPUT_NAMES = (
     "heatmap.nii.gz",
     "findings.nii.gz",
@@ -125,6 +129,7 @@ OUTPUT_NAMES = (
     "findings_seg.dcm",
     "summary.png",
     "summary_sc.dcm",
+    "overlay.png",
     "report.json",
 )
 

@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: float, t_model: float) -> dict:
     """Analyses one volume and writes its outputs."""
     from medae.analysis import analyze, write_outputs
-    from medae.analysis.outputs import check_not_source, remove_stale_outputs
+    from medae.analysis.outputs import OUTPUT_NAMES, check_not_source, remove_stale_outputs
     from medae.cli.progressbar import ProgressBar
     from medae.viewer.figure import write_result_summary
 
@@ -114,6 +114,7 @@ def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: floa
         )
     result.timings = {"load": t_load, "model_load": t_model, **result.timings}
     t = time.perf_counter()
+    earlier = [name for name in OUTPUT_NAMES if (out / name).is_file()]  # replaced or removed by the writing
     failed = None  # an optional export that failed: told after the analysis's own outputs are in place
     try:
         written = write_outputs(
@@ -132,8 +133,11 @@ def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: floa
     result.timings["write"] = time.perf_counter() - t
     # The report is rewritten last so that it carries the write time too.
     write_outputs_report_only(result, out, written, args.keep_phi)
-    for name in remove_stale_outputs(out, written):
-        print(f"removed {name} of an earlier run in {out}", file=sys.stderr)
+    remove_stale_outputs(out, written)
+    names = {Path(p).name for p in written.values()}
+    for name in earlier:
+        if name not in names:
+            print(f"removed {name} of an earlier run in {out}", file=sys.stderr)
     for w in result.warnings:
         if not (failed and failed.startswith(w)):  # the failure is the last line, said once
             print(f"warning: {w}", file=sys.stderr)
