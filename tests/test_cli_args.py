@@ -46,6 +46,7 @@ def test_sigterm_stops_commands_but_is_left_to_the_viewer(monkeypatch):
     import signal
 
     import medae.cli.analyze
+    import medae.cli.demo
     import medae.cli.view
     from medae.cli import Terminated, main
 
@@ -60,9 +61,10 @@ def test_sigterm_stops_commands_but_is_left_to_the_viewer(monkeypatch):
 
     monkeypatch.setattr(medae.cli.view, "run", record("view"))
     monkeypatch.setattr(medae.cli.analyze, "run", record("analyze"))
+    monkeypatch.setattr(medae.cli.demo, "run", record("demo"))  # its viewer is a child process
     before = signal.getsignal(signal.SIGTERM)
-    assert main(["view"]) == 0 and main(["analyze", "x.nii", "--out", "o"]) == 0
-    assert seen["view"] is before and seen["analyze"] is not before
+    assert main(["view"]) == 0 and main(["analyze", "x.nii", "--out", "o"]) == 0 and main(["demo"]) == 0
+    assert seen["view"] is before and seen["analyze"] is not before and seen["demo"] is not before
     with pytest.raises(Terminated):
         seen["analyze"](signal.SIGTERM, None)
     assert signal.getsignal(signal.SIGTERM) is before

@@ -9,6 +9,7 @@ rendered without Qt) to ``--out``. So the same command works on a desktop and on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -28,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scan", default=None, help="run the demo on this scan instead of the bundled sample")
     p.add_argument("--model", default=None, help="model folder (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
-    p.set_defaults(func=run, opens_viewer=True)
+    # The viewer runs in a child process, so this one handles Ctrl+C and SIGTERM like every other command.
+    p.set_defaults(func=run)
 
 
 def display_available(env: dict | None = None, platform: str | None = None) -> bool:
@@ -54,7 +56,14 @@ def run(args: argparse.Namespace) -> int:
 
         # A child process, because Qt aborts (uncatchably) when it cannot reach the display.
         argv = gui_argv(str(path), analyze=True, model=args.model, device=args.device)
-        code = subprocess.call([sys.executable, "-m", "medae.gui", *argv])
+        viewer = subprocess.Popen([sys.executable, "-m", "medae.gui", *argv])
+        try:
+            code = viewer.wait()
+        except KeyboardInterrupt:  # Ctrl+C reaches the viewer too; a SIGTERM only this process: pass it on
+            viewer.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                viewer.wait(timeout=10)
+            raise
         if code == 0:
             return 0
         print(f"medae demo: the viewer could not start (exit status {code}), running headless instead.")
