@@ -101,3 +101,22 @@ def test_option_values_and_numbers_that_name_files_are_left_as_typed(tmp_path, m
         "-T1",
     ]
     assert _dashed_paths(["info", "-1.5"], parser) == ["info", "-1.5"]  # a number stays a number
+
+
+def test_ctrl_c_while_the_command_line_starts_is_one_line(monkeypatch, capsys):
+    import medae.cli
+
+    def interrupted():
+        raise KeyboardInterrupt  # as Ctrl+C lands while the subcommands are imported
+
+    monkeypatch.setattr(medae.cli, "build_parser", interrupted)
+    assert medae.cli.main(["info", "x"]) == 130
+    assert capsys.readouterr().err == "medae: interrupted\n"
+
+
+def test_importing_the_package_loads_no_numpy():
+    import subprocess
+    import sys
+
+    code = "import sys, medae, medae.cli; print('numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

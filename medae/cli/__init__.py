@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # while the parser and the subcommands are still being imported
+        print("medae: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     _lenient_console()
     # The libraries' own warnings (an unknown character set, a repaired header) are not the reader's to act
     # on, and medae words what matters in its own warnings; on a console they read as faults.
