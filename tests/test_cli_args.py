@@ -120,3 +120,17 @@ def test_importing_the_package_loads_no_numpy():
 
     code = "import sys, medae, medae.cli; print('numpy' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["make-healthy", "--out", "x", "--seed", "-1"], "a seed is a whole number of at least 0"),
+        (["evaluate", "--out", "x", "--seed", "-5"], "a seed is a whole number of at least 0"),
+        (["analyze", "scan.nii.gz", "--out", ""], "an empty path"),  # `--out "$UNSET"`: not the current folder
+    ],
+)
+def test_arguments_that_cannot_be_meant_are_refused_before_anything_runs(argv, said, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2 and said in capsys.readouterr().err

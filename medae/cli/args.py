@@ -30,8 +30,24 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed_int(text: str) -> int:
+    """A random seed: a whole number of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; a seed is a whole number of at least 0")
+    return value
+
+
 def user_path(text: str) -> Path:
-    """A path with a leading ``~`` expanded, as the shell does not expand it after ``--out=``."""
+    """A path with a leading ``~`` expanded, as the shell does not expand it after ``--out=``.
+
+    An empty one (``--out "$UNSET"``) is refused: it would mean the current folder without anyone saying so.
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a folder or file name")
     return Path(text).expanduser()
 
 

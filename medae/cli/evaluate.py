@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from medae.cli.args import user_path
+from medae.cli.args import seed_int, user_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-lesion", type=int, default=24, help="lesion test scans (default 24)")
     p.add_argument(
         "--seed",
-        type=int,
+        type=seed_int,
         default=500000,
         help="seed of the first test scan (default 500000; must not overlap the training seeds)",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from medae.cli.args import positive_int, user_path
+from medae.cli.args import positive_int, seed_int, user_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, type=user_path, help="output folder (resumable)")
     p.add_argument("--n", type=positive_int, default=40, help="number of scans (default 40)")
-    p.add_argument("--seed", type=int, default=1000, help="seed of the first scan (default 1000)")
+    p.add_argument("--seed", type=seed_int, default=1000, help="seed of the first scan (default 1000)")
     p.add_argument(
         "--variation",
         type=float,
