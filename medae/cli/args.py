@@ -21,23 +21,21 @@ def finite_float(text: str) -> float:
 
 def positive_int(text: str) -> int:
     """An integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
-    return value
+    return _whole_number(text, 1, "is not at least 1")
 
 
 def seed_int(text: str) -> int:
     """A random seed: a whole number of at least 0."""
+    return _whole_number(text, 0, "is negative; a seed is a whole number of at least 0")
+
+
+def _whole_number(text: str, least: int, below: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative; a seed is a whole number of at least 0")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{value} {below}")
     return value
 
 
