@@ -4,8 +4,9 @@ Coarse noise teaches the network to restore healthy anatomy under smooth, brain-
 local anomalies can still pass through its skip connections unchanged. Blending a soft-edged blob of tissue
 taken from another place of another healthy scan into the input (Tan et al., "Detecting outliers with
 foreign patch interpolation", MELBA 2022), while the target stays the clean scan, teaches it to replace
-tissue that does not belong where it is. The patches are healthy tissue out of place, not lesions of any
-kind the evaluation draws, so the network is not taught the test's anomalies.
+tissue that does not belong where it is. This is close to one lesion kind of ``medae evaluate`` (foreign
+texture from elsewhere in the head), so a gain there says little: a candidate trained with patches is
+judged on the other kinds and on held-out scans.
 """
 
 from __future__ import annotations
