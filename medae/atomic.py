@@ -37,11 +37,11 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
             that pick a format from the name (``.nii.gz``) still do the right thing.
     """
     target = Path(target)
-    if suffix is None:
-        suffix = "".join(target.suffixes) or ".tmp"
+    prefix, default_suffix = _temp_affixes(target)
+    suffix = default_suffix if suffix is None else suffix
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
         os.close(fd)
     except OSError as exc:
         raise OutputError(_cannot_write(target, exc)) from exc
@@ -78,18 +78,35 @@ def remove_leftovers(folder: str | os.PathLike, names: Iterable[str], older_than
     removed = []
     now = time.time()
     for name in names:
-        target = Path(name)
-        prefix, suffix = f".{target.stem}.", "".join(target.suffixes) or ".tmp"
+        prefix, suffix = _temp_affixes(Path(folder) / name)
         for path in entries:
             n = path.name
-            # mkstemp's random part is 8 characters.
-            if not (n.startswith(prefix) and n.endswith(suffix) and len(n) == len(prefix) + 8 + len(suffix)):
+            if not (n.startswith(prefix) and n.endswith(suffix) and len(n) == len(prefix) + _RANDOM + len(suffix)):
                 continue
             with contextlib.suppress(OSError):
                 if now - path.stat().st_mtime > older_than_s:
                     path.unlink()
                     removed.append(path)
     return removed
+
+
+#: The longest file name most file systems take, in bytes.
+NAME_MAX = 255
+_RANDOM = 8  # the length of mkstemp's random part
+
+
+def _temp_affixes(target: Path) -> tuple[str, str]:
+    """Prefix and suffix of ``target``'s temporary file: ``.<stem>.XXXXXXXX<suffixes>``.
+
+    The stem is cut where the whole name would exceed ``NAME_MAX`` bytes, so that every name the file
+    system takes can be written (the temporary name is 10 bytes longer than the final one).
+    """
+    suffix = "".join(target.suffixes) or ".tmp"
+    stem = target.stem.encode("utf-8", "surrogateescape")
+    room = NAME_MAX - len(suffix.encode("utf-8", "surrogateescape")) - _RANDOM - 2
+    if len(stem) > room:
+        stem = stem[: max(room, 1)]
+    return f".{stem.decode('utf-8', 'ignore')}.", suffix
 
 
 def _cannot_write(target: Path, exc: OSError) -> str:
@@ -106,6 +123,8 @@ def _cannot_write(target: Path, exc: OSError) -> str:
         advice = f"The folder {target.parent} does not exist and cannot be made there: choose another output folder."
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         advice = "You may not write there: choose an output folder you may write to."
+    elif exc.errno == errno.ENAMETOOLONG:
+        advice = f"The name is longer than the file system takes (at most {NAME_MAX} bytes): choose a shorter one."
     elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
         advice = "The disk is full: free disk space, or choose an output folder on another disk."
     else:

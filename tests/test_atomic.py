@@ -79,3 +79,25 @@ def test_writes_in_progress_can_be_cleared_by_a_process_that_must_end_now(tmp_pa
         tmp.write_bytes(b"whole")  # (the writer itself goes on here; in the real case the process ends)
     assert (tmp_path / "heatmap.nii.gz").read_bytes() == b"whole"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["heatmap.nii.gz"]
+
+
+def test_every_name_the_file_system_takes_can_be_written_and_longer_ones_are_named(tmp_path, monkeypatch):
+    from medae.atomic import remove_leftovers, write_bytes
+
+    longest = "r" * (255 - len(".nii.gz")) + ".nii.gz"  # 255 bytes: the temporary name used to be 265
+    seen = []
+    real = os.replace
+
+    def replace(src, dst):
+        seen.append(os.path.basename(src))
+        return real(src, dst)
+
+    monkeypatch.setattr(medae.atomic.os, "replace", replace)
+    write_bytes(tmp_path / longest, b"x")
+    assert (tmp_path / longest).read_bytes() == b"x" and os.listdir(tmp_path) == [longest]
+    with pytest.raises(OutputError, match="longer than the file system takes"):
+        write_bytes(tmp_path / ("r" + longest), b"x")
+    # What a kill during that write would have left is recognised and removed by a later run.
+    (tmp_path / seen[0]).write_bytes(b"half")
+    os.utime(tmp_path / seen[0], (0, 0))
+    assert remove_leftovers(tmp_path, [longest]) == [tmp_path / seen[0]]
