@@ -475,3 +475,22 @@ def test_a_header_in_metres_with_fine_voxels_keeps_its_orientation(tmp_path):
     assert not any("orientation" in w for w in v.warnings), v.warnings
     (info,) = scan(tmp_path / "m.nii.gz")
     assert info.orientation == "LAS" and not info.warnings
+
+
+def test_series_must_name_a_series_of_the_input(tmp_path):
+    from medae.errors import SeriesSelectionError
+    from medae.io import load
+
+    inside, outside = tmp_path / "in", tmp_path / "elsewhere"
+    inside.mkdir()
+    outside.mkdir()
+    vol = Volume(np.arange(6 * 5 * 4, dtype=np.int16).reshape(6, 5, 4), np.eye(4), "MR")
+    save_nifti(vol, inside / "a.nii.gz")
+    save_nifti(vol, inside / "b.nii.gz")
+    save_nifti(vol, outside / "c.nii.gz")
+    assert load(inside, series=str(inside / "b.nii.gz")).shape == (6, 5, 4)  # a file of the folder: its series
+    with pytest.raises(SeriesSelectionError, match="not a series of"):
+        load(inside, series=str(outside / "c.nii.gz"))  # a file elsewhere is not analysed in its place
+    assert load(inside / "a.nii.gz", series=str(inside / "a.nii.gz")).shape == (6, 5, 4)
+    with pytest.raises(SeriesSelectionError, match="does not name"):
+        load(inside / "a.nii.gz", series="1.2.3.4")  # a file holds one series: a wrong choice is not ignored

@@ -198,8 +198,18 @@ def load(
     """
     p = _existing(path)
     if p.is_file() and is_volume_file(p):
+        if series is not None and not _names_file(series, p):
+            raise SeriesSelectionError(
+                f"{p}: a file that holds one series, which --series {series!r} does not name. Leave --series out."
+            )
         return _load_file(p, volume_index)
     if series is not None and is_volume_file(series) and Path(series).is_file():
+        # A volume file of the folder is its own series (``SeriesInfo.uid`` is its path); one elsewhere is not.
+        if not (p.is_dir() and Path(os.path.realpath(series)).is_relative_to(os.path.realpath(p))):
+            raise SeriesSelectionError(
+                f"{series}: not a series of {p}. Give the file itself as the input, or run `medae info {p}` to list "
+                "the series it holds."
+            )
         return _load_file(series, volume_index)
     from medae.io import dicom
 
@@ -263,6 +273,14 @@ def companion_files(path: Path) -> list[Path]:
         return sorted(p for p in path.parent.iterdir() if p.name.startswith(stem + ".") and p != path and p.is_file())
     except OSError:
         return []
+
+
+def _names_file(series: str, path: Path) -> bool:
+    """Whether ``--series`` names the one file given (by its path, as ``SeriesInfo.uid`` does, or its name)."""
+    if series == path.name:
+        return True
+    candidate = Path(series)
+    return candidate.exists() and os.path.samefile(candidate, path)
 
 
 def is_source_of(target: str | os.PathLike, volume: Volume) -> bool:
