@@ -128,6 +128,8 @@ def test_importing_the_package_loads_no_numpy():
         (["make-healthy", "--out", "x", "--seed", "-1"], "a seed is a whole number of at least 0"),
         (["evaluate", "--out", "x", "--seed", "-5"], "a seed is a whole number of at least 0"),
         (["analyze", "scan.nii.gz", "--out", ""], "an empty path"),  # `--out "$UNSET"`: not the current folder
+        (["analyze", "scan.nii.gz", "--out", "o", "--threshold", "-5"], "not a threshold"),  # the whole field
+        (["batch", "in", "--out", "o", "--threshold", "1e39"], "not a threshold"),  # beyond float32
     ],
 )
 def test_arguments_that_cannot_be_meant_are_refused_before_anything_runs(argv, said, capsys):

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from medae.cli.args import finite_float, load_input, user_path, with_compressed_studies
+from medae.cli.args import load_input, threshold_value, user_path, with_compressed_studies
 from medae.errors import MedaeError, OutputError, PartialOutputError
 
 
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model folder (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     p.add_argument(
-        "--threshold", type=finite_float, help="findings threshold in calibrated units (default: the model's)"
+        "--threshold", type=threshold_value, help="findings threshold in calibrated units (default: the model's)"
     )
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--series", help="series UID to analyse when the input holds several (see medae info)")

@@ -19,6 +19,17 @@ def finite_float(text: str) -> float:
     return value
 
 
+def threshold_value(text: str) -> float:
+    """A findings threshold: above 0 (heat is measured upwards from healthy) and within what float32 holds."""
+    value = finite_float(text)
+    if not 0 < value <= 1e30:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a threshold: give a number above 0 in the model's calibrated units (its default, "
+            "shown in report.json, is about 9 z for the brain model; lower finds more)"
+        )
+    return value
+
+
 def positive_int(text: str) -> int:
     """An integer of at least 1."""
     return _whole_number(text, 1, "is not at least 1")

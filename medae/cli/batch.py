@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from medae.cli.args import finite_float, user_path
+from medae.cli.args import threshold_value, user_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model folder (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     p.add_argument(
-        "--threshold", type=finite_float, help="findings threshold in calibrated units (default: the model's)"
+        "--threshold", type=threshold_value, help="findings threshold in calibrated units (default: the model's)"
     )
     p.add_argument(
         "--dicom", action="store_true", help="also write DICOM Parametric Map, Segmentation, Secondary Capture"
