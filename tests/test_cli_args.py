@@ -136,3 +136,22 @@ def test_arguments_that_cannot_be_meant_are_refused_before_anything_runs(argv, s
     with pytest.raises(SystemExit) as stop:
         main(argv)
     assert stop.value.code == 2 and said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["batch", "studies"],
+        ["make-healthy"],
+        ["demo", "--headless"],
+        ["sample", "--model", "m"],
+        ["evaluate"],
+        ["train", "--data", "d"],
+    ],
+)
+def test_an_output_folder_that_is_a_file_is_named_by_every_command(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("mine")
+    assert main([*argv, "--out", "afile"]) == 2
+    assert "afile is a file, not a folder: give --out a folder" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "mine"

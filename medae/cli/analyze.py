@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from medae.cli.args import load_input, threshold_value, user_path, with_compressed_studies
+from medae.cli.args import check_output_folder, load_input, threshold_value, user_path, with_compressed_studies
 from medae.errors import MedaeError, OutputError, PartialOutputError
 
 
@@ -38,24 +38,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _check_output_folder(out: Path) -> None:
-    """Raises ``OutputError`` when ``out`` is a file, or a folder that cannot be made or written to."""
-    import os
-
-    from medae.errors import OutputError
-
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out} is a file, not a folder: give --out a folder (it is made when missing).")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"{out}: the output folder cannot be made ({exc.strerror or exc}); choose a folder you may write to."
-        ) from exc
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise OutputError(f"{out}: no permission to write in the output folder; choose a folder you may write to.")
-
-
 def run(args: argparse.Namespace) -> int:
     """Loads the model once, then analyses the chosen series."""
     from medae.batch.items import unique_names
@@ -64,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from medae.io import scan
     from medae.model import load_model
 
-    _check_output_folder(args.out)  # before the work: a folder that cannot take the results is said at once
+    check_output_folder(args.out)  # before the work: a folder that cannot take the results is said at once
     t0 = time.perf_counter()
     model = load_model(args.model, device=args.device)
     t_model = time.perf_counter() - t0

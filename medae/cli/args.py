@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -58,6 +59,22 @@ def user_path(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path; give a folder or file name")
     return Path(text).expanduser()
+
+
+def check_output_folder(out: Path) -> None:
+    """Raises ``OutputError`` when ``out`` is a file, or a folder that cannot be made or written to."""
+    from medae.errors import OutputError
+
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} is a file, not a folder: give --out a folder (it is made when missing).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"{out}: the output folder cannot be made ({exc.strerror or exc}); choose a folder you may write to."
+        ) from exc
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OutputError(f"{out}: no permission to write in the output folder; choose a folder you may write to.")
 
 
 def load_input(path: str, series: str | None = None, volume_index: int | None = None, progress=None):

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medae.cli.args import user_path
+from medae.cli.args import check_output_folder, user_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"medae demo: the viewer could not start (exit status {code}), running headless instead.")
     elif not args.headless:
         print("medae demo: no display found (DISPLAY and WAYLAND_DISPLAY are unset), running headless.")
+    check_output_folder(Path(args.out))
     run_headless(path, Path(args.out), model=args.model, device=args.device)
     return 0
 

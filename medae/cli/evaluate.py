@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from medae.cli.args import seed_int, user_path
+from medae.cli.args import check_output_folder, seed_int, user_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs the benchmark and writes the outputs."""
+    check_output_folder(args.out)  # a file, or a folder that cannot be made, is said before any work
     from medae.analysis import analyze
     from medae.cli.progressbar import ProgressBar
     from medae.model import load_model

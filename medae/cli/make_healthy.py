@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from medae.cli.args import positive_int, seed_int, user_path
+from medae.cli.args import check_output_folder, positive_int, seed_int, user_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Writes the scans."""
+    check_output_folder(args.out)  # a file, or a folder that cannot be made, is said before any work
     from medae.cli.progressbar import ProgressBar
     from medae.training.dataset_writer import write_healthy_set
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from medae.cli.args import user_path
+from medae.cli.args import check_output_folder, user_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Trains and writes the model folder."""
+    check_output_folder(args.out)  # a file, or a folder that cannot be made, is said before any work
     from medae.cli.progressbar import ProgressBar
     from medae.errors import MedaeError
     from medae.training.config import load_config
