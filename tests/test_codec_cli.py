@@ -27,6 +27,25 @@ def test_lossless_round_trip_of_the_sample_is_exact(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.mae", "s.nii.gz"]  # no temporary file left
 
 
+def test_what_a_killed_run_left_is_cleared_by_the_next(tmp_path):
+    import os
+
+    small = tmp_path / "small.nii.gz"
+    vol = load(SAMPLE)
+    from medae.io.nifti import save_nifti
+    from medae.volume import Volume
+
+    save_nifti(Volume(np.asarray(vol.array)[:40, :40, :30].copy(), vol.affine, "MR"), small)
+    # Temporary files as a SIGKILL during each write leaves them (an hour old).
+    stale = [tmp_path / ".c.abcdefgh.mae", tmp_path / ".d.nii.ijklmnop.nii.gz"]
+    for path in stale:
+        path.write_bytes(b"half")
+        os.utime(path, (0, os.path.getmtime(path) - 3600))
+    assert main(["compress", str(small), str(tmp_path / "c.mae")]) == 0
+    assert main(["decompress", str(tmp_path / "c.mae"), str(tmp_path / "d.nii.gz")]) == 0
+    assert not any(p.exists() for p in stale)
+
+
 def test_lossy_is_near_lossless_with_the_bound_given(tmp_path, capsys):
     assert main(["compress", str(SAMPLE), str(tmp_path / "s.mae"), "--mode", "lossy", "--max-error", "4"]) == 0
     assert "within 4" in capsys.readouterr().out

@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
         header, sections = compress(
             volume, mode, args.max_error, model=model, keep_phi=args.keep_phi, force=args.force, progress=bar
         )
+    from medae.atomic import remove_leftovers
+
+    remove_leftovers(out.parent, [out.name])  # what a killed run of the same command left
     write_study(out, header, sections)
     for w in header.get("warnings", []):
         print(f"medae: warning: {w}")

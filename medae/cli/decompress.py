@@ -7,6 +7,7 @@ file states, latent files the compression model's smooth, healthy-looking approx
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from medae.cli.args import user_path
 
@@ -40,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
 
         model = load_model(args.model or default_codec_dir(), device=args.device)
     volume = decompress(header, sections, model=model, source=str(args.input))
+    from medae.atomic import remove_leftovers
+
+    remove_leftovers(Path(args.output).parent, [Path(args.output).name])  # what a killed run of the same command left
     save_nifti(volume, args.output)
     for w in volume.warnings:
         print(f"medae: warning: {w}")
