@@ -106,7 +106,12 @@ def _temp_affixes(target: Path) -> tuple[str, str]:
     room = NAME_MAX - len(suffix.encode("utf-8", "surrogateescape")) - _RANDOM - 2
     if len(stem) > room:
         stem = stem[: max(room, 1)]
-    return f".{stem.decode('utf-8', 'ignore')}.", suffix
+        # Back to a character boundary: a cut character's bytes would not decode to the same name again.
+        while stem and stem[-1] & 0xC0 == 0x80:
+            stem = stem[:-1]
+        if stem and stem[-1] >= 0xC0:
+            stem = stem[:-1]
+    return f".{stem.decode('utf-8', 'surrogateescape')}.", suffix
 
 
 def _cannot_write(target: Path, exc: OSError) -> str:

@@ -160,6 +160,16 @@ def test_report_json_of_analyze_names_a_dicom_series_by_its_pseudonym_unless_kee
     assert json.loads((tmp_path / "b" / "report.json").read_text())["input"]["series_uid"] == "1.2.3.9.7"
 
 
+def test_a_source_folder_named_by_its_uid_is_named_by_the_pseudonym(tmp_path, tiny_model):
+    folder = tmp_path / "1.2.840.99999.7.7.7.7.7"  # archives often name a series' folder by its UID
+    write_series(folder, phantom((20, 18, 12)), axial_affine((1.0, 1.0, 1.25)), series_uid="1.2.840.99999.7.7.7.7.7")
+    args = ["analyze", str(folder), "--model", str(tiny_model), "--force", "--out", str(tmp_path / "a")]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert "1.2.840.99999" not in json.dumps(report)
+    assert report["input"]["source"] == report["input"]["series_uid"]  # the same pseudonym
+
+
 def test_a_site_key_makes_every_pseudonym_and_they_still_agree(tmp_path, tiny_model, monkeypatch):
     import pydicom
 

@@ -155,3 +155,8 @@ def test_an_output_folder_that_is_a_file_is_named_by_every_command(argv, tmp_pat
     assert main([*argv, "--out", "afile"]) == 2
     assert "afile is a file, not a folder: give --out a folder" in capsys.readouterr().err
     assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_a_command_refused_for_its_input_leaves_no_empty_output_folder(tmp_path, capsys):
+    assert main(["batch", str(tmp_path / "no-such-studies"), "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()

@@ -499,6 +499,19 @@ def test_each_file_clears_the_bits_it_does_not_store(tmp_path):
     np.testing.assert_array_equal(load(tmp_path).array, vol)
 
 
+def test_a_series_differing_only_in_bits_stored_keeps_its_unsigned_width(tmp_path):
+    vol = phantom((8, 8, 4), lo=0, hi=4000, seed=33).astype(np.uint16)
+    vol[:, :, 2:] += 50000  # 16 bits stored, beyond int16
+
+    def bits(ds, k):
+        ds.BitsStored, ds.HighBit = (12, 11) if k < 2 else (16, 15)
+
+    write_series(tmp_path, vol, axial_affine(), modality="MR", stored_dtype=np.uint16, edit=bits)
+    v = load(tmp_path)
+    assert v.array.dtype == np.uint16  # not int32: no sign was mixed in
+    np.testing.assert_array_equal(v.array, vol)
+
+
 def test_padding_declared_by_some_files_of_a_series_applies_to_all(tmp_path):
     vol = phantom((8, 8, 4), lo=-1000, hi=1500, seed=31)
     vol[:2] = -3024  # stored as -2000 (intercept -1024): padding in every slice

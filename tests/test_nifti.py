@@ -494,3 +494,8 @@ def test_series_must_name_a_series_of_the_input(tmp_path):
     assert load(inside / "a.nii.gz", series=str(inside / "a.nii.gz")).shape == (6, 5, 4)
     with pytest.raises(SeriesSelectionError, match="does not name"):
         load(inside / "a.nii.gz", series="1.2.3.4")  # a file holds one series: a wrong choice is not ignored
+    # Behind a linked folder (a DataLad or git-annex dataset), every series the scan lists loads.
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "linked").symlink_to(outside, target_is_directory=True)
+    for info in scan(tmp_path / "study"):
+        assert load(tmp_path / "study", series=info.uid).shape == (6, 5, 4)

@@ -53,3 +53,19 @@ def test_the_training_target_stays_clean_and_only_the_input_gets_patches():
         np.testing.assert_array_equal(b["input"], b["target"])
         differs += int((a["input"] != a["target"]).any())
     assert differs >= 6  # the same donor location can match by chance, but rarely
+
+
+def test_a_recipe_without_patches_keeps_its_items():
+    # Item i is a function of (seed, i) alone: the patch setting, when off, draws nothing from its stream,
+    # so a recipe trained before the setting existed gets the very same items (and resumes exactly).
+    from medae.training.data import coarse_noise
+
+    images, masks = _scans()
+    cfg = {"augment": {}, "noise": {"kind": "coarse", "factor": 8, "std": 0.2, "prob": 1.0}, "patches": {"prob": 0}}
+    item = AugmentedScans(images, masks, cfg, length=4, seed=2)[3]
+    rng = np.random.default_rng([2, 3])
+    k = int(rng.integers(len(images)))
+    assert rng.random() < 1.0  # the coarse noise's own draw
+    target = images[k] * masks[k]
+    expected = target + coarse_noise(target.shape, 8, 0.2, rng) * masks[k]
+    np.testing.assert_array_equal(item["input"][0], expected.astype(np.float32))

@@ -25,6 +25,9 @@ def write_outputs(
 ) -> dict[str, Path]:
     """Writes the result into ``out_dir``; every file atomically.
 
+    An earlier run's outputs there (``OUTPUT_NAMES``, other than ``extra_files``) are removed first, so that
+    a run stopped halfway never leaves them beside the new ones; other files are never touched.
+
     Files: ``heatmap.nii.gz`` (float32, input shape and affine), ``findings.nii.gz`` (int16 labels),
     ``report.json``; with ``reconstruction``, ``reconstruction.nii.gz``; with ``dicom`` (DICOM input or
     not), ``heatmap_pmap.dcm`` (Parametric Map) and, when there are findings, ``findings_seg.dcm``
@@ -77,15 +80,16 @@ def deidentify_report(report: dict, keep_phi: bool) -> dict:
 
     Every writer of report.json goes through here, so that none of them leaves the real UID in.
     """
+    from medae.io.deid import Deidentification, without_uids
+
     if keep_phi:
         return report
     given = report.get("input") or {}
     if given.get("source"):
-        given["source"] = Path(str(given["source"])).name
+        # Files and folders of an archive are often named by their UIDs: those become the pseudonyms too.
+        given["source"] = without_uids(Path(str(given["source"])).name)
     # The basic profile removes Series Description: typed at the console, it can hold a patient's name.
     given.pop("series_description", None)
-    from medae.io.deid import Deidentification, without_uids
-
     if given.get("series_uid"):
         # The pseudonymous UID the DICOM exports refer to the series by (the same mapping).
         given["series_uid"] = Deidentification().uid(given["series_uid"])
@@ -119,8 +123,7 @@ def _write_dicom(result: AnalysisResult, out: Path, keep_phi: bool) -> dict[str,
     return written
 
 
-#: Every file name a run of the analysis may write into its folder (the command line adds the summary image,
-#: ``medae demo`` its overlay).
+#: Every file name a run of the analysis may write into its folder (the command line adds the summary image).
 OUTPUT_NAMES = (
     "heatmap.nii.gz",
     "findings.nii.gz",
@@ -129,7 +132,6 @@ OUTPUT_NAMES = (
     "findings_seg.dcm",
     "summary.png",
     "summary_sc.dcm",
-    "overlay.png",
     "report.json",
 )
 

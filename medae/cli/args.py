@@ -61,12 +61,20 @@ def user_path(text: str) -> Path:
     return Path(text).expanduser()
 
 
-def check_output_folder(out: Path) -> None:
-    """Raises ``OutputError`` when ``out`` is a file, or a folder that cannot be made or written to."""
+def check_output_folder(out: Path, make: bool = True) -> None:
+    """Raises ``OutputError`` when ``out`` is a file, or a folder that cannot be made or written to.
+
+    Args:
+        out: The output folder.
+        make: Make it now (and check that it takes files); without, only a file in its place is refused, so
+            that a command refused later for its other arguments leaves no empty folder behind.
+    """
     from medae.errors import OutputError
 
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} is a file, not a folder: give --out a folder (it is made when missing).")
+    if not make:
+        return
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

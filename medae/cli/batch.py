@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Lists the series, loads the model once, analyses each; exit status 2 when any series failed."""
-    check_output_folder(args.out)  # a file, or a folder that cannot be made, is said before any work
+    check_output_folder(args.out, make=False)  # a file in its place is said before any work
     from medae.batch import BatchOptions, find_items, run_batch
     from medae.cli.progressbar import ProgressBar
     from medae.model import load_model

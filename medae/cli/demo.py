@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"medae demo: the viewer could not start (exit status {code}), running headless instead.")
     elif not args.headless:
         print("medae demo: no display found (DISPLAY and WAYLAND_DISPLAY are unset), running headless.")
-    check_output_folder(Path(args.out))
+    check_output_folder(Path(args.out), make=False)
     run_headless(path, Path(args.out), model=args.model, device=args.device)
     return 0
 
@@ -92,6 +92,7 @@ def run_headless(path: Path, out: Path, model: str | None = None, device: str = 
     with _progress("analysing") as bar:
         result = analyze(volume, loaded, progress=bar)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "overlay.png").unlink(missing_ok=True)  # an earlier demo's picture must not stand beside new maps
     written = write_outputs(result, out)
     session = ViewerSession()
     session.open(volume)

@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs the benchmark and writes the outputs."""
-    check_output_folder(args.out)  # a file, or a folder that cannot be made, is said before any work
+    check_output_folder(args.out, make=False)  # a file in its place is said before any work
     from medae.analysis import analyze
     from medae.cli.progressbar import ProgressBar
     from medae.model import load_model

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Writes the scans."""
-    check_output_folder(args.out)  # a file, or a folder that cannot be made, is said before any work
+    check_output_folder(args.out, make=False)  # a file in its place is said before any work
     from medae.cli.progressbar import ProgressBar
     from medae.training.dataset_writer import write_healthy_set
 

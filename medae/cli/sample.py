@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Writes ``sample_000.nii.gz`` ... on the model grid."""
-    check_output_folder(args.out)  # a file, or a folder that cannot be made, is said before any work
+    check_output_folder(args.out, make=False)  # a file in its place is said before any work
     from medae.io.nifti import save_nifti
     from medae.model import load_model
     from medae.model.sampling import sample_volumes

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Trains and writes the model folder."""
-    check_output_folder(args.out)  # a file, or a folder that cannot be made, is said before any work
+    check_output_folder(args.out, make=False)  # a file in its place is said before any work
     from medae.cli.progressbar import ProgressBar
     from medae.errors import MedaeError
     from medae.training.config import load_config

@@ -148,7 +148,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         self._show_progress(False)
         self.view_area.hovered.connect(self._on_hover)
         self.findings_panel.chosen.connect(lambda _r: self.stack.setCurrentWidget(self.view_area))
-        ViewerKeys(self.handle_key, self).watch(self.findings_panel.table, self.study_panel.tree)
+        ViewerKeys(self.handle_key, self).watch(self.findings_panel.table, self.study_panel.tree, self.tag_browser.tree)
 
     def closeEvent(self, event) -> None:  # noqa: D102 (Qt override)
         if self._hidden_docks:

@@ -194,7 +194,7 @@ def _series_location(files: list[str]) -> str:
     if not files:
         return ""
     if len(set(files)) == 1:
-        return str(files[0])
+        return os.path.abspath(files[0])
     try:
         return os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
     except ValueError:  # files on different drives (Windows)

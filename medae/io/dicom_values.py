@@ -103,8 +103,9 @@ def to_values(raw: np.ndarray, frames: list[Frame], modality: str) -> Values:
         air = float(CT_AIR) if modality == "CT" else lo
         lo, hi = min(lo, air), max(hi, air)
     if target is None:
-        # A mixed series was widened to hold both signs; its values' true range may fit the stored width again.
-        target = _target(np.dtype(f"i{stored.itemsize}") if mixed else raw.dtype, identity, integral, lut, lo, hi)
+        # A series mixing signs was widened to hold both; its values' true range may fit the stored width again.
+        start = np.dtype(f"i{stored.itemsize}") if raw.dtype != stored else raw.dtype
+        target = _target(start, identity, integral, lut, lo, hi)
     if target is None:  # integers too wide even for int64: keep them as float64
         target = np.dtype(np.float64)
     out = _apply(raw, target, slopes, inters, lut, pads, mono1, flip, air)

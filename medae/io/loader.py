@@ -193,7 +193,8 @@ def load(
         cancel: Set to stop early with ``CancelledError``.
 
     Raises:
-        SeriesSelectionError: several series and ``series`` not given (the message lists them).
+        SeriesSelectionError: several series and ``series`` not given (the message lists them); ``series``
+            naming no series of ``path`` (a file elsewhere, another series than a single file's own).
         InputError: anything else wrong with the input.
     """
     p = _existing(path)
@@ -205,7 +206,9 @@ def load(
         return _load_file(p, volume_index)
     if series is not None and is_volume_file(series) and Path(series).is_file():
         # A volume file of the folder is its own series (``SeriesInfo.uid`` is its path); one elsewhere is not.
-        if not (p.is_dir() and Path(os.path.realpath(series)).is_relative_to(os.path.realpath(p))):
+        # As walked (a linked folder's files keep their path through the link), or as resolved.
+        inside = p.is_dir() and any(Path(f(series)).is_relative_to(f(p)) for f in (os.path.abspath, os.path.realpath))
+        if not inside:
             raise SeriesSelectionError(
                 f"{series}: not a series of {p}. Give the file itself as the input, or run `medae info {p}` to list "
                 "the series it holds."

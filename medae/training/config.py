@@ -55,8 +55,8 @@ BRAIN_T1_DAE: dict[str, Any] = {
     # may be a list: one of its scales is drawn per training item.
     "noise": {"kind": "coarse", "factor": 8, "std": 0.2, "prob": 1.0},
     # Foreign patches (``training/patches.py``): with probability ``prob`` an item's input also gets
-    # ``count`` soft blobs of tissue from elsewhere in another training scan (semi-axes ``radius_vox``,
-    # blend ``alpha``); the target stays clean. Off in the shipped recipe; see the model's README.
+    # ``count`` soft blobs of tissue from elsewhere in a training scan, usually another (semi-axes
+    # ``radius_vox``, blend ``alpha``); the target stays clean. Off in the shipped recipe; see the model's README.
     "patches": {"prob": 0.0, "count": [1, 3], "radius_vox": [1.5, 6.0], "alpha": [0.3, 1.0]},
     "loss": "l1",  # or "mse", "ssim", "l1+ssim"
     # 2500 steps on 72 training scans (about 26 minutes on 2 CPU cores with skip connections). Without

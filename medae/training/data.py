@@ -215,7 +215,9 @@ class AugmentedScans:
         target = image * mask
         noisy = target.copy()
         fp = self.cfg.get("patches") or {}
-        if self.noise and rng.random() < float(fp.get("prob", 0.0)):
+        chance = float(fp.get("prob", 0.0))
+        # Drawn only when patches are on, so that a recipe without them keeps its items (and exact resumes).
+        if self.noise and chance > 0 and rng.random() < chance:
             from medae.training.patches import foreign_patches
 
             noisy[0] = foreign_patches(

@@ -1,12 +1,12 @@
 """Foreign patches: local corruptions the network learns to undo (foreign patch interpolation).
 
 Coarse noise teaches the network to restore healthy anatomy under smooth, brain-wide perturbations; small
-local anomalies can still pass through its skip connections unchanged. Blending a soft-edged blob of tissue
-taken from another place of another healthy scan into the input (Tan et al., "Detecting outliers with
-foreign patch interpolation", MELBA 2022), while the target stays the clean scan, teaches it to replace
-tissue that does not belong where it is. This is close to one lesion kind of ``medae evaluate`` (foreign
-texture from elsewhere in the head), so a gain there says little: a candidate trained with patches is
-judged on the other kinds and on held-out scans.
+local anomalies can still pass through its skip connections unchanged. Blending a soft-edged blob of
+tissue from another place of a training scan (drawn at random: usually another one) into the input (Tan
+et al., "Detecting outliers with foreign patch interpolation", MELBA 2022), while the target stays the
+clean scan, teaches it to replace tissue that does not belong where it is. This is close to one lesion
+kind of ``medae evaluate`` (foreign texture from elsewhere in the head), so a gain there says little: a
+candidate trained with patches is judged on the other kinds and on held-out scans.
 """
 
 from __future__ import annotations
