@@ -44,10 +44,26 @@ def settings() -> QSettings:
     return QSettings(ORGANIZATION, APPLICATION)
 
 
+def _choices() -> dict[str, tuple]:
+    """The values each named preference may take (a file edited by hand, or by a newer version, may hold others)."""
+    from medae.viewer.bindings import MOUSE_SCHEMES
+    from medae.viewer.colormaps import OVERLAY_COLORMAPS
+    from medae.viewer.planes import CONVENTIONS
+    from medae.viewer.session import LAYOUTS
+
+    return {
+        "mouse_scheme": tuple(MOUSE_SCHEMES),
+        "convention": tuple(CONVENTIONS),
+        "colormap": OVERLAY_COLORMAPS,
+        "layout": LAYOUTS,
+    }
+
+
 def load_preferences() -> Preferences:
     """Reads preferences; unknown or broken values fall back to the defaults."""
     store = settings()
     prefs = Preferences()
+    choices = _choices()
     for f in fields(Preferences):
         raw = store.value(f"prefs/{f.name}")
         if raw is None:
@@ -59,6 +75,10 @@ def load_preferences() -> Preferences:
             else:
                 value = type(default)(raw)
         except (TypeError, ValueError):
+            continue
+        if f.name in choices and value not in choices[f.name]:
+            continue
+        if isinstance(value, float) and not 0.0 <= value <= 1.0:  # the opacity (NaN fails this too)
             continue
         setattr(prefs, f.name, value)
     return prefs

@@ -248,6 +248,24 @@ def test_preferences_and_geometry_persist(window, qtbot):
     assert again.size() == size
 
 
+def test_a_broken_saved_preference_falls_back_to_its_default_and_the_viewer_starts(qtbot):
+    from medae.gui.main_window import MainWindow
+    from medae.gui.settings import Preferences, load_preferences, settings
+
+    store = settings()
+    garbage = {"mouse_scheme": "garbage", "convention": "upside-down", "layout": "9x9", "colormap": "nope"}
+    for name, value in {**garbage, "opacity": "nan", "link_zoom": "false"}.items():
+        store.setValue(f"prefs/{name}", value)
+    store.sync()
+    prefs = load_preferences()
+    defaults = Preferences()
+    assert all(getattr(prefs, name) == getattr(defaults, name) for name in [*garbage, "opacity"])
+    assert prefs.link_zoom is False  # a good value beside them is kept
+    window = MainWindow()  # as a start reads them: it must open
+    qtbot.addWidget(window)
+    assert window.session.layout == defaults.layout and window.session.style.colormap == defaults.colormap
+
+
 def test_preferences_dialog_switches_to_research_binding(window, qtbot):
     from medae.gui.dialogs import KeysDialog, PreferencesDialog
 
