@@ -88,7 +88,7 @@ def find_items(
     if skip is not None and root.resolve().is_relative_to(skip):
         raise InputError(
             f"{skip}: the output folder is the studies folder {root}, or holds it, so every scan there would be "
-            "taken for output. Choose an output folder outside the studies folder (or inside it)."
+            "taken for output. Choose an output folder outside the studies folder, or a new folder inside it."
         )
 
     def kept(path: str | os.PathLike) -> bool:

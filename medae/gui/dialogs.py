@@ -252,28 +252,52 @@ class KeysDialog(QDialog):
 class BatchDoneBox(QMessageBox):
     """What a folder run did: counts, the most abnormal series, the errors, and a button to open the report."""
 
-    def __init__(self, rows: Sequence, report: Path, parent: QWidget | None = None) -> None:
+    def __init__(self, rows: Sequence | None, report: Path, parent: QWidget | None = None) -> None:
+        """Builds the box.
+
+        Args:
+            rows: The run's rows; None when it was cancelled (its tables hold what was done until then).
+            report: The run's report.html.
+            parent: Parent widget.
+        """
         super().__init__(parent)
         self.setObjectName("batchDone")
-        self.setWindowTitle("Folder analysed")
         self.report = Path(report)
+        self.open_button = None
+        if rows is None:
+            self.setWindowTitle("Folder run stopped")
+            self.setIcon(QMessageBox.Icon.Information)
+            self.setText(
+                "Stopped before every series was analysed. The series done until then are in the report; run the "
+                "same folders again to go on (finished series are kept)."
+            )
+            self._report_buttons()
+            return
+        if not rows:
+            self.setWindowTitle("No scans found")
+            self.setIcon(QMessageBox.Icon.Warning)
+            self.setText(
+                "No scans were found in that folder (NIfTI, MGH, NRRD, MetaImage or DICOM): choose the folder "
+                "that holds the studies."
+            )
+            self.addButton(QMessageBox.StandardButton.Close)
+            return
+        self.setWindowTitle("Folder analysed")
         failed = [r for r in rows if r.status == "error"]
         scored = sorted((r for r in rows if r.score is not None), key=lambda r: -r.score)
         text = f"{len(rows) - len(failed)} of {len(rows)} series analysed"
         text += f"; {len(failed)} could not be (their reasons are in the report)." if failed else "."
-        if not rows:
-            text = (
-                "No scans were found in that folder (NIfTI, MGH, NRRD, MetaImage or DICOM): choose the folder "
-                "that holds the studies."
-            )
         if scored:
             top = scored[0]
             text += f"\nMost abnormal: {top.folder}, score {top.score:.2f} ({top.findings} finding(s))."
-        self.setIcon(QMessageBox.Icon.Warning if failed or not rows else QMessageBox.Icon.Information)
+        self.setIcon(QMessageBox.Icon.Warning if failed else QMessageBox.Icon.Information)
         self.setText(text)
-        self.setInformativeText(f"Results, results.csv and report.html are in {self.report.parent}.")
         if failed:
             self.setDetailedText("\n".join(f"{r.folder}: {viewer_wording(r.error)}" for r in failed))
+        self._report_buttons()
+
+    def _report_buttons(self) -> None:
+        self.setInformativeText(f"Results, results.csv and report.html are in {self.report.parent}.")
         self.open_button = self.addButton("Open report", QMessageBox.ButtonRole.AcceptRole)
         self.addButton(QMessageBox.StandardButton.Close)
         self.open_button.clicked.connect(self.open_report)

@@ -193,7 +193,10 @@ def _findings_dicom(result, volume, target: Path, progress, cancel) -> Path:
     from medae.io.dicom_export import write_segmentation
 
     if not result.findings:
-        raise OutputError(f"{target}: there are no findings to write; lower the threshold and analyse again.")
+        raise OutputError(
+            f"{target}: there are no findings to write; lower the threshold in the Overlay panel (the findings "
+            "follow it)."
+        )
     descriptions = [
         f"Finding {f.label}: {f.side}, {f.volume_ml:.2f} mL, peak {f.peak:.2f} {result.units}" for f in result.findings
     ]

@@ -337,6 +337,8 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
             from medae.viewer.figure import write_result_summary
 
             items = find_items(in_dir, exclude=out_dir, progress=sub_progress(progress, 0.0, 0.05), cancel=cancel)
+            if not items:  # nothing to analyse: no model to load, no output folder to make
+                return self.model, []
             model = self._model_for(progress, key)
             rows = run_batch(
                 items,
@@ -349,12 +351,21 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
             return model, rows
 
         def done(out) -> None:
-            self.model, self._model_key = out[0], key
-            self.device_label.setText(f"Device: {out[0].device_name}")
+            if out[0] is not None:
+                self.model, self._model_key = out[0], key
+                self.device_label.setText(f"Device: {out[0].device_name}")
             self.batch_summary = dialogs.BatchDoneBox(out[1], out_dir / "report.html", self)
             self.batch_summary.open()
 
-        job = self.run_job("batch", work, done, f"analysing the folder {in_dir.name}")
+        def failed(exc: BaseException) -> None:
+            from medae.errors import CancelledError
+
+            # Cancelled after some series: say where they are and how to go on, not only in the status bar.
+            if isinstance(exc, CancelledError) and (out_dir / "report.html").is_file():
+                self.batch_summary = dialogs.BatchDoneBox(None, out_dir / "report.html", self)
+                self.batch_summary.open()
+
+        job = self.run_job("batch", work, done, f"analysing the folder {in_dir.name}", on_failed=failed)
         job.progress.connect(self._show_device)
         return job
 
@@ -459,6 +470,11 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         if paths:
             event.acceptProposedAction()
             self.open_path(paths[0])
+            if len(paths) > 1:  # one scan is on screen at a time: say which, rather than drop the rest unsaid
+                self.statusBar().showMessage(
+                    f"{len(paths)} files dropped; {Path(paths[0]).name} is opened. Open the others one at a time.",
+                    10000,
+                )
 
     def active_widget(self) -> QWidget:
         """The widget a screenshot shows: the reading area with its colour bar and warnings."""

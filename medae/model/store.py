@@ -62,7 +62,10 @@ def resolve_model_dir(path: str | os.PathLike | None) -> Path:
                 if any(n.endswith((".pt", ".pth", ".ckpt", ".bin")) for n in others)
                 else ""
             )
-            raise ModelError(f"{folder}: the model folder lacks {name}.{hint}")
+            raise ModelError(
+                f"{folder}: the model folder lacks {name}.{hint} Choose a folder holding {CARD} and {WEIGHTS} (--model "
+                "on the command line, Model folder in the viewer's File > Preferences; empty for the shipped model)."
+            )
     return folder
 
 

@@ -111,3 +111,41 @@ def test_a_report_no_browser_can_open_says_where_it_is(window, qtbot, tmp_path, 
     assert "--force" not in box.detailedText() and "File > Preferences" in box.detailedText()
     assert not box.open_report()
     assert str(tmp_path / "report.html") in box.no_browser.text()
+
+
+def test_a_folder_without_scans_is_said_without_a_report_or_an_output_folder(window, qtbot, tiny_model, tmp_path):
+    (tmp_path / "empty").mkdir()
+    window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
+    window.run_batch(tmp_path / "empty", tmp_path / "out")
+    wait_idle(qtbot, window)
+    box = window.batch_summary
+    assert box.isVisible() and box.windowTitle() == "No scans found" and "No scans were found" in box.text()
+    assert box.open_button is None and "report.html" not in box.informativeText()
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_cancelled_folder_run_says_where_its_results_are_and_how_to_go_on(
+    window, qtbot, tiny_model, tmp_path, monkeypatch
+):
+    import medae.batch.runner
+
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    vol = mr_with_lesion()
+    for n in range(3):
+        save_nifti(Volume(vol.array * (1 + n / 10), vol.affine, "MR"), studies / f"t{n}.nii.gz")
+    window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
+    real = medae.batch.runner._analyze
+
+    def analyze_then_cancel(item, model, options, progress, cancel):
+        out = real(item, model, options, progress, cancel)
+        cancel.set()  # Cancel pressed while the first series is written
+        return out
+
+    monkeypatch.setattr(medae.batch.runner, "_analyze", analyze_then_cancel)
+    window.run_batch(studies, tmp_path / "out")
+    wait_idle(qtbot, window, timeout=120_000)
+    box = window.batch_summary
+    assert box is not None and box.isVisible() and box.windowTitle() == "Folder run stopped"
+    assert "run the same folders again" in box.text() and box.open_button is not None
+    assert (tmp_path / "out" / "report.html").is_file()

@@ -110,6 +110,20 @@ def test_drop_opens_the_file(window, qtbot, ct_file):
     assert window.session.volume is not None and window.session.volume.shape == (48, 40, 24)
 
 
+def test_two_files_dropped_open_the_first_and_say_so(window, qtbot, ct_file, tmp_path):
+    other = tmp_path / "other.nii.gz"
+    other.write_bytes(ct_file.read_bytes())
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(ct_file)), QUrl.fromLocalFile(str(other))])
+    event = QDropEvent(
+        QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    window.dropEvent(event)
+    assert "2 files dropped; ct.nii.gz is opened" in window.statusBar().currentMessage()
+    wait_idle(qtbot, window)
+    assert window.session.volume is not None
+
+
 def test_bad_file_gives_a_dialog_that_says_what_to_do(window, qtbot, tmp_path):
     bad = tmp_path / "broken.nii.gz"
     bad.write_bytes(b"this is not a nifti file")
