@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from medae.analysis.background import background_stats, check_background
 from medae.analysis.bias import bias_factor, check_bias
 from medae.analysis.checks import (
     check_alignment,
@@ -69,8 +70,11 @@ def analyze(
     t = time.perf_counter()
     warnings = list(volume.warnings) + check_input(volume, card, force=force)
     # Air beyond the head is dark in MR; a CT's is at -1000 HU and holds no ghosts to measure.
-    ghosts = ghost_excess(volume) if card.modality.upper() == "MR" else None
-    warnings += check_ghosts(ghosts)
+    mr = card.modality.upper() == "MR"
+    ghosts = ghost_excess(volume) if mr else None
+    ghost_warnings = check_ghosts(ghosts)
+    background = background_stats(volume) if mr else None
+    warnings += ghost_warnings + check_background(background, ghosts_said=bool(ghost_warnings))
     report(progress, 0.0, "Preparing")
 
     try:
@@ -184,6 +188,7 @@ def analyze(
             "intensity_bias": None if bias is None else round(bias.factor, 3),
             "intensity_bias_radial": None if bias is None else round(bias.radial, 3),
             "ghosting": None if ghosts is None else {"axis": ghosts[0], "excess": round(ghosts[1], 4)},
+            "background": background,
         },
         region_rule=rule,
         wrap_check=wrap_check,
