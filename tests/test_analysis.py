@@ -594,9 +594,13 @@ def test_a_scan_after_a_contrast_agent_is_named_and_one_before_is_not(model, tmp
         ("", "sub-01_ses-post_T1w.nii.gz", "nifti", False),
         ("", "sub-gd01_T1w.nii.gz", "nifti", False),
         ("", "sub-01_ce-gadolinium_T1w.nii.gz", "nifti", True),
+        ("", "T1_MPRAGE_POST_GAD.nii.gz", "nifti", True),  # the usual clinical export's name
+        ("", "T1+C.nii.gz", "nifti", True),
+        ("", "T1_PRE_GAD.nii.gz", "nifti", False),
     ):
         meta = {**plain.meta, "contrast_agent": agent, "series_description": description, "format": fmt}
-        got = any("contrast agent" in w for w in check_input(replace(plain, meta=meta), model.card))
+        source = str(tmp_path / description) if fmt == "nifti" else plain.source  # a file's name is its own
+        got = any("contrast agent" in w for w in check_input(replace(plain, meta=meta, source=source), model.card))
         assert got == warned, (agent, description)
 
 

@@ -499,3 +499,17 @@ def test_series_must_name_a_series_of_the_input(tmp_path):
     (tmp_path / "study" / "linked").symlink_to(outside, target_is_directory=True)
     for info in scan(tmp_path / "study"):
         assert load(tmp_path / "study", series=info.uid).shape == (6, 5, 4)
+
+
+def test_a_sidecar_beside_the_file_gives_its_acquisition_facts(tmp_path):
+    import json
+
+    vol = Volume(np.arange(6 * 5 * 4, dtype=np.int16).reshape(6, 5, 4), np.eye(4), "MR")
+    save_nifti(vol, tmp_path / "scan.nii.gz")
+    (tmp_path / "scan.json").write_text(
+        json.dumps({"SeriesDescription": "T1 MPRAGE POST GAD", "ContrastBolusAgent": "Gadovist", "EchoTime": 0.003})
+    )
+    meta = load(tmp_path / "scan.nii.gz").meta
+    assert meta["contrast_agent"] == "Gadovist" and meta["sidecar_description"] == "T1 MPRAGE POST GAD"
+    (tmp_path / "scan.json").write_text("[not an object")  # a damaged sidecar is none, never an error
+    assert "contrast_agent" not in load(tmp_path / "scan.nii.gz").meta

@@ -8,6 +8,7 @@ unless the user forces it, in which case the refusal becomes a loud warning.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -171,14 +172,20 @@ def _contrast_agent(volume: Volume, card: ModelCard) -> list[str]:
     if card.space.get("contrast_agent"):
         return []
     agent = str(volume.meta.get("contrast_agent") or "").strip()
-    description = str(volume.meta.get("series_description") or "")
-    if _WITHOUT_CONTRAST.search(description):
-        return []  # "T1 PRE GAD": the description is the acquisition's own word
     dicom = volume.meta.get("format") == "dicom"
+    # The acquisition's own words: a DICOM series description, or a file's sidecar (dcm2niix, BIDS); and
+    # for a file its name ("T1_MPRAGE_POST_GAD.nii.gz", "sub-01_ce-gadolinium_T1w.nii.gz").
+    description = str(volume.meta.get("series_description" if dicom else "sidecar_description") or "")
+    names = [] if dicom else [str(volume.meta.get("series_description") or ""), Path(str(volume.source or "")).name]
+    if _WITHOUT_CONTRAST.search(description) or any(_WITHOUT_CONTRAST.search(n) for n in names if not _bids(n)):
+        return []  # "T1 PRE GAD": the description is the acquisition's own word
+    named = next((n for n in names if _contrast_name(n)), None)
     if not _NO_AGENT.match(agent) and not _WITHOUT_CONTRAST.search(agent):
         why = f"its header names a contrast agent ({agent})"
-    elif (_POST_CONTRAST if dicom else _BIDS_CONTRAST).search(description):
-        why = f"its {'series description' if dicom else 'file name'} ({description}) says so"
+    elif _POST_CONTRAST.search(description.replace("_", " ")):
+        why = f"its {'series description' if dicom else 'sidecar'} ({description}) says so"
+    elif named:
+        why = f"its file name ({named}) says so"
     else:
         return []
     return [
@@ -186,6 +193,23 @@ def _contrast_agent(volume: Volume, card: ModelCard) -> list[str]:
         "so enhancing vessels, dura and choroid plexus can be found as regions. Read the findings with that in "
         "mind, or analyse the series acquired before the contrast agent."
     ]
+
+
+_BIDS_ENTITY = re.compile(r"(?:^|_)[a-z]+-[a-z0-9]+", re.IGNORECASE)
+#: Words of a file name (not BIDS) that mark a contrast agent, whole words only ("sub-gd01" is a label).
+_CONTRAST_TOKENS = {"gad", "gd", "gado", "km", "mdc", "ce", "contrast", "kontrast", "postgad", "postcontrast"}
+
+
+def _bids(name: str) -> bool:
+    return bool(_BIDS_ENTITY.search(name))
+
+
+def _contrast_name(name: str) -> bool:
+    """Whether a file name says contrast agent: BIDS's ``ce-`` entity, or a contrast word of another name."""
+    if _bids(name):
+        return bool(_BIDS_CONTRAST.search(name))
+    tokens = re.split(r"[_\-.\s]+", name.lower())
+    return any(t in _CONTRAST_TOKENS for t in tokens) or bool(re.search(r"\+c(?![a-z])|(?<![a-z])c\+", name.lower()))
 
 
 def _size_problem(volume: Volume, card: ModelCard) -> tuple[str | None, str]:

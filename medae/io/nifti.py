@@ -189,6 +189,9 @@ def _load_nifti(path: Path, index: int | None) -> Volume:
     except Exception:
         pass
     meta = {"format": _format_name(path).lower(), "series_description": descrip or path.name}
+    from medae.io.sidecar import sidecar_facts
+
+    meta.update(sidecar_facts(path))
     if unit:
         meta["space_unit"] = unit  # outputs are written back in the file's own units
     if space > 1:
