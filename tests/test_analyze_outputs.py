@@ -4,6 +4,7 @@ and a folder used again holds only the new run's files."""
 import json
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 
 from medae.cli import main
@@ -197,3 +198,19 @@ def test_results_are_never_written_over_the_scan(tmp_path, tiny_model, capsys):
     assert main([*base, "--out", str(tmp_path)]) == 2
     assert "never overwrites a source" in capsys.readouterr().err and scan.read_bytes() == before
     assert main([*base, "--out", str(tmp_path / "out")]) == 0 and scan.read_bytes() == before
+
+
+def test_maps_of_a_forced_analysis_say_so_in_their_own_header(tmp_path, tiny_model):
+    rng = np.random.default_rng(0)
+    arr = np.full((48, 40, 24), -1000, np.int16)
+    arr[8:40, 6:34, :] = 40 + rng.normal(0, 15, (32, 28, 24)).astype(np.int16)  # a CT, which the MR model refuses
+    arr[30:36, 18:24, 10:14] = 900
+    save_nifti(Volume(arr, np.diag([-0.8, -0.8, 2.5, 1.0]), "CT"), tmp_path / "ct.nii.gz")
+    base = ["analyze", str(tmp_path / "ct.nii.gz"), "--model", str(tiny_model), "--device", "cpu"]
+    assert main([*base, "--out", str(tmp_path / "refused")]) == 2
+    assert main([*base, "--out", str(tmp_path / "forced"), "--force"]) == 0
+    for name in ("heatmap.nii.gz", "findings.nii.gz"):
+        descrip = nib.load(tmp_path / "forced" / name).header["descrip"].item().decode()
+        assert "FORCED" in descrip and "report.json" in descrip
+    report = json.loads((tmp_path / "forced" / "report.json").read_text())
+    assert report["forced"] and "left and right cannot be told" in report["side_basis"]

@@ -395,12 +395,13 @@ def check_contrast(similarity: float | None, card: ModelCard, force: bool = Fals
     if similarity < limits["refuse_below"]:
         text = (
             f"the scan's tissue contrast is inverted against the model's {what}reference (correlation "
-            f"{similarity:.2f}); it looks like another sequence (T2, PD or FLAIR, for example)"
+            f"{similarity:.2f}); it looks like another sequence (T2, PD or FLAIR, for example) or another "
+            "modality (PET, or a CT whose values are not Hounsfield units)"
         )
         if not force:
             raise ModelMismatchError(
                 f"{text}. The model {card.id} was trained on {what}scans only and cannot judge this one; choose a "
-                "model for this sequence (--model), or pass --force to analyse anyway."
+                "model for this kind of scan (--model), or pass --force to analyse anyway."
             )
         return [f"{FORCED} a contrast mismatch: {text}. Interpret the result with great caution."]
     # Measured under the brain-refined alignment; under the whole-head fit alone FLAIR-like scans fall

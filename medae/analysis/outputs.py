@@ -49,8 +49,8 @@ def write_outputs(
     # full disk) then leaves part of one result, never one scan's heatmap beside another's findings and report.
     remove_stale_outputs(out, extra_files or {})
     written: dict[str, Path] = {}
-    written["heatmap"] = save_nifti(result.heatmap, out / "heatmap.nii.gz", dtype=np.float32)
-    written["findings"] = save_nifti(result.labels, out / "findings.nii.gz", dtype=np.int16)
+    written["heatmap"] = save_nifti(_marked(result.heatmap, result), out / "heatmap.nii.gz", dtype=np.float32)
+    written["findings"] = save_nifti(_marked(result.labels, result), out / "findings.nii.gz", dtype=np.int16)
     if reconstruction and result.reconstruction is not None:
         written["reconstruction"] = save_nifti(result.reconstruction, out / "reconstruction.nii.gz", dtype=np.float32)
     failed = None
@@ -73,6 +73,19 @@ def write_outputs(
     if failed:
         raise PartialOutputError(f"{failed} The heatmap, findings and report.json were written to {out}.", written)
     return written
+
+
+def _marked(volume, result: AnalysisResult):
+    """``volume`` whose NIfTI description says that the analysis was forced, when it was.
+
+    A map opened alone in another viewer then still tells that its scan was not one the model can judge.
+    """
+    if not result.forced:
+        return volume
+    from dataclasses import replace
+
+    kind = volume.meta.get("kind", "map")
+    return replace(volume, meta={**volume.meta, "nifti_descrip": f"{kind} FORCED past a model check: see report.json"})
 
 
 def deidentify_report(report: dict, keep_phi: bool) -> dict:

@@ -163,6 +163,9 @@ class AnalysisResult:
             "units": self.units,
             "forced": self.forced,
             "findings": [f.to_json() for f in self.findings],
+            # A head is nearly symmetric: what the side rests on is the file's header, which the image cannot check.
+            "side_basis": "the file's orientation (affine); a header that reverses left and right cannot be told "
+            "from the image",
             "reference_frame": self.region_rule.get("reference"),
             "model": {"id": self.model_id, "sha256": self.model_sha256},
             "device": self.device,

@@ -456,7 +456,12 @@ def save_nifti(volume: Volume, path: str | os.PathLike, dtype: np.dtype | None =
         img.set_qform(None, code=0)
     img.header.set_xyzt_units(unit)
     # The description field is 80 bytes of ASCII; it carries the series description (never PHI).
-    descrip = str(volume.meta.get("series_description") or volume.meta.get("kind") or "written by medae")
+    descrip = str(
+        volume.meta.get("nifti_descrip")
+        or volume.meta.get("series_description")
+        or volume.meta.get("kind")
+        or "written by medae"
+    )
     img.header["descrip"] = descrip.encode("ascii", "replace")[:79]
     try:
         with atomic_path(path) as tmp:
