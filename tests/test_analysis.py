@@ -597,6 +597,7 @@ def test_a_scan_after_a_contrast_agent_is_named_and_one_before_is_not(model, tmp
         ("", "T1_MPRAGE_POST_GAD.nii.gz", "nifti", True),  # the usual clinical export's name
         ("", "T1+C.nii.gz", "nifti", True),
         ("", "T1_PRE_GAD.nii.gz", "nifti", False),
+        ("Gadovist", "scan_no1.nii.gz", "nifti", True),  # a name's "no" is no word about the agent the header names
     ):
         meta = {**plain.meta, "contrast_agent": agent, "series_description": description, "format": fmt}
         source = str(tmp_path / description) if fmt == "nifti" else plain.source  # a file's name is its own

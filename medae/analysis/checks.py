@@ -177,9 +177,10 @@ def _contrast_agent(volume: Volume, card: ModelCard) -> list[str]:
     # for a file its name ("T1_MPRAGE_POST_GAD.nii.gz", "sub-01_ce-gadolinium_T1w.nii.gz").
     description = str(volume.meta.get("series_description" if dicom else "sidecar_description") or "")
     names = [] if dicom else [str(volume.meta.get("series_description") or ""), Path(str(volume.source or "")).name]
-    if _WITHOUT_CONTRAST.search(description) or any(_WITHOUT_CONTRAST.search(n) for n in names if not _bids(n)):
+    if _WITHOUT_CONTRAST.search(description):
         return []  # "T1 PRE GAD": the description is the acquisition's own word
-    named = next((n for n in names if _contrast_name(n)), None)
+    # A name saying both ("T1_PRE_GAD") says before; it never overrules a header's agent.
+    named = next((n for n in names if _contrast_name(n) and (_bids(n) or not _WITHOUT_CONTRAST.search(n))), None)
     if not _NO_AGENT.match(agent) and not _WITHOUT_CONTRAST.search(agent):
         why = f"its header names a contrast agent ({agent})"
     elif _POST_CONTRAST.search(description.replace("_", " ")):
