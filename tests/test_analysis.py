@@ -597,7 +597,16 @@ def test_a_scan_after_a_contrast_agent_is_named_and_one_before_is_not(model, tmp
         ("", "T1_MPRAGE_POST_GAD.nii.gz", "nifti", True),  # the usual clinical export's name
         ("", "T1+C.nii.gz", "nifti", True),
         ("", "T1_PRE_GAD.nii.gz", "nifti", False),
-        ("Gadovist", "scan_no1.nii.gz", "nifti", True),  # a name's "no" is no word about the agent the header names
+        ("Gadovist", "scan_no1.nii.gz", "nifti", True),
+        ("", "T1_MPRAGE_POST-GAD.nii.gz", "nifti", True),  # a hyphen makes no BIDS name
+        ("", "BraTS2021_00000_t1ce.nii.gz", "nifti", True),  # public contrast-enhanced sets' own names
+        ("", "BraTS-GLI-00000-000-t1c.nii.gz", "nifti", True),
+        (
+            "",
+            "T1_MPRAGE_SAG_P2_ISO_0.9_5.nii.gz",
+            "nifti",
+            False,
+        ),  # a dcm2niix name without contrast  # a name's "no" is no word about the agent the header names
     ):
         meta = {**plain.meta, "contrast_agent": agent, "series_description": description, "format": fmt}
         source = str(tmp_path / description) if fmt == "nifti" else plain.source  # a file's name is its own

@@ -7,6 +7,7 @@ import pytest
 
 from medae.analysis.background import background_stats, check_background
 from medae.io import load
+from medae.volume import Volume
 
 SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "samples" / "brain_t1.nii.gz"
 
@@ -49,3 +50,26 @@ def test_a_blanked_background_or_a_stripped_brain_is_not_taken_for_noise(head):
     a = np.asarray(head.array, dtype=np.float32).copy()
     a[a < 0.3 * np.percentile(a, 99)] = 0  # the scanner (or a skull strip) set the air to zero
     assert _warnings(head.with_array(a)) == []
+
+
+def test_padding_a_stripped_background_the_neck_and_blanked_air_are_not_air(head):
+    a = np.asarray(head.array, dtype=np.float32)
+    level = float(np.percentile(a, 99))
+    # Corners a resampling filled with the type's minimum.
+    padded = a.copy()
+    padded[:20, :20, :] = -32768
+    assert _warnings(head.with_array(padded)) == []
+    # A skull-stripped brain on a constant background of -1.
+    stripped = np.where(a > 0.3 * level, a, -1.0).astype(np.float32)
+    assert _warnings(head.with_array(stripped)) == []
+    # Shoulders below the head, dimmed by the coil to a quarter of the tissue: not air.
+    tissue = float(np.median(a[a > 0.3 * level]))
+    neck = np.concatenate([np.full(a.shape[:2] + (60,), 0.25 * tissue, np.float32), a], axis=2)
+    affine = head.affine.copy()
+    affine[:3, 3] -= affine[:3, 2] * 60
+    assert _warnings(Volume(neck, affine, "MR")) == []
+    # A large head with its neck on air the scanner set to zero: the darkest air there is.
+    big = np.concatenate([np.full(a.shape[:2] + (60,), 0.6 * tissue, np.float32), a], axis=2)
+    big[:, :, :60][a[:, :, :60] < 0.3 * level] = 0
+    blank = np.where(big > 0.3 * level, big, 0).astype(np.float32)
+    assert _warnings(Volume(blank, affine, "MR")) == []

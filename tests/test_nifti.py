@@ -513,3 +513,9 @@ def test_a_sidecar_beside_the_file_gives_its_acquisition_facts(tmp_path):
     assert meta["contrast_agent"] == "Gadovist" and meta["sidecar_description"] == "T1 MPRAGE POST GAD"
     (tmp_path / "scan.json").write_text("[not an object")  # a damaged sidecar is none, never an error
     assert "contrast_agent" not in load(tmp_path / "scan.nii.gz").meta
+    (tmp_path / "scan.json").write_text("[" * 100_000 + "]" * 100_000)  # nested too deep to parse
+    assert "contrast_agent" not in load(tmp_path / "scan.nii.gz").meta
+    (tmp_path / "scan.json").write_bytes(b"\xef\xbb\xbf" + json.dumps({"ContrastBolusAgent": "Dotarem"}).encode())
+    assert load(tmp_path / "scan.nii.gz").meta["contrast_agent"] == "Dotarem"  # a byte-order mark is read past
+    (tmp_path / "scan.json").write_text(json.dumps({"ContrastBolusAgent": False}))
+    assert "contrast_agent" not in load(tmp_path / "scan.nii.gz").meta

@@ -12,13 +12,14 @@ import numpy as np
 
 from medae.volume import Volume
 
-#: The air's median against the tissue's: at most 0.068 on the 192 healthy training and calibration scans
-#: (0.020-0.068); noise at 12% of white matter gives 0.16-0.20.
+#: The air's median against the tissue's: at most 0.068 on the 192 generated healthy heads the model was
+#: trained and calibrated on (0.020-0.068; synthetic, so real scanners' margins are not measured); noise at
+#: 12% of white matter gives 0.16-0.20.
 NOISE_WARN_ABOVE = 0.12
-#: The air's 90th percentile: at most 0.125 on the same healthy scans; ghosts of 15-25% of the head's
-#: brightness give 0.22-0.23 (moderate ones, 0.13, are the ghost check's).
-ARTEFACT_WARN_ABOVE = 0.2
-#: Tissue-bright volume of a head with its scalp: 2.5-3.5 L on the same scans (3.46 at most).
+#: The air's 90th percentile: at most 0.125 on the same generated heads; a ghost of the head at 20% of its
+#: brightness gives 0.17 (moderate ones, 0.15, are the ghost check's).
+ARTEFACT_WARN_ABOVE = 0.16
+#: Tissue-bright volume of a head with its scalp: 2.5-3.5 L on the same generated heads (3.46 at most).
 HEAD_ML_AT_MOST = 4000.0
 _CLEAR_MM = 5.0
 _MIN_AIR = 2000
@@ -27,11 +28,18 @@ _MIN_AIR = 2000
 def background_stats(volume: Volume) -> dict | None:
     """The air's median and 90th percentile against the tissue's median, and the tissue-bright volume.
 
+    The air is what lies over 5 mm from tissue-bright voxels, above the head's centre (below it are the
+    neck and the shoulders, dimmed by the coil but no air), without padding (exact zeros, a fill value far
+    below the scan's own) and without a constant background (a skull-stripped scan's, a blanked one's).
+
     Returns:
-        ``{"median", "p90", "bright_ml"}`` (median and p90 None when fewer than 2000 air voxels are left),
-        or None when the scan holds no tissue to compare with.
+        ``{"median", "p90", "bright_ml", "blank_air"}`` (median and p90 None when fewer than 2000 air
+        voxels are left; ``blank_air`` whether the air there was set to one value), or None when the scan
+        holds no tissue to compare with.
     """
     from scipy import ndimage
+
+    from medae.model.preprocess import padding_value
 
     # About 1.5 mm voxels, as the ghost measure: the air's statistics need no more.
     step = tuple(max(2, int(1.5 / s)) if s > 0 else 2 for s in volume.spacing)
@@ -46,14 +54,47 @@ def background_stats(volume: Volume) -> dict | None:
     tissue = float(np.median(a[head]))
     spacing = np.asarray(volume.spacing, dtype=np.float64) * np.asarray(step)
     reach = [2 * max(1, int(round(_CLEAR_MM / s))) + 1 for s in spacing]
-    near = ndimage.maximum_filter(head.view(np.uint8), size=reach) > 0
-    # Exact zeros are padding (a scan resampled into a larger grid) or a background the scanner blanked.
-    air = np.abs(a[~near & (a != 0)])
-    stats = {"bright_ml": round(float(head.sum() * np.prod(spacing)) / 1000.0, 1), "median": None, "p90": None}
+    far = ndimage.maximum_filter(head.view(np.uint8), size=reach) == 0
+    far &= _above_centre(head, volume.affine)
+    pad = padding_value(a)
+    if pad is not None:
+        far &= a != pad
+    values = a[far]
+    stats = {
+        "bright_ml": round(float(head.sum() * np.prod(spacing)) / 1000.0, 1),
+        "median": None,
+        "p90": None,
+        "blank_air": False,
+    }
+    if values.size:
+        common, count = _mode(values)
+        # One value over most of the air is a background set by the scanner or a skull strip, not air's noise.
+        if count > 0.5 * values.size:
+            stats["blank_air"] = count >= _MIN_AIR
+            values = values[values != common]
+    air = np.abs(values)
     if air.size >= _MIN_AIR and tissue > 0:
         stats["median"] = round(float(np.median(air)) / tissue, 4)
         stats["p90"] = round(float(np.percentile(air, 90)) / tissue, 4)
     return stats
+
+
+def _above_centre(head: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Voxels above the head's centre (by the axis that runs most nearly superior)."""
+    directions = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    axis = int(np.argmax(np.abs(directions[2])))
+    centre = float(np.mean(np.nonzero(head.any(axis=tuple(b for b in range(3) if b != axis)))[0]))
+    index = np.arange(head.shape[axis])
+    above = index > centre if directions[2, axis] > 0 else index < centre
+    shape = [1, 1, 1]
+    shape[axis] = head.shape[axis]
+    return np.broadcast_to(above.reshape(shape), head.shape)
+
+
+def _mode(values: np.ndarray) -> tuple[float, int]:
+    uniq, counts = np.unique(values, return_counts=True)
+    k = int(np.argmax(counts))
+    return float(uniq[k]), int(counts[k])
 
 
 def check_background(stats: dict | None, ghosts_said: bool) -> list[str]:
@@ -61,7 +102,7 @@ def check_background(stats: dict | None, ghosts_said: bool) -> list[str]:
     if stats is None:
         return []
     if stats["median"] is None:
-        if stats["bright_ml"] > HEAD_ML_AT_MOST:
+        if stats["bright_ml"] > HEAD_ML_AT_MOST and not stats.get("blank_air"):
             return [
                 f"No dark air is left around the head: {stats['bright_ml'] / 1000:.1f} L of the field is as bright "
                 "as tissue, more than any head. Heavy noise or ghosting fills the image; findings may be artefact. "
@@ -72,13 +113,13 @@ def check_background(stats: dict | None, ghosts_said: bool) -> list[str]:
     if stats["median"] > NOISE_WARN_ABOVE:
         out.append(
             f"The scan is noisy: the air beyond the head is at {stats['median']:.0%} of the tissue's brightness "
-            f"(at most {0.068:.0%} in the healthy scans the model was calibrated on). Noise can be found as "
+            f"(at most {0.068:.0%} in the healthy heads the model was calibrated on). Noise can be found as "
             "regions: read small or scattered findings with caution."
         )
     elif stats["p90"] > ARTEFACT_WARN_ABOVE and not ghosts_said:
         out.append(
             "The air beyond the head holds bright structures (ghosts, wrap-around or streaks; its brightest "
-            f"tenth reaches {stats['p90']:.0%} of the tissue's brightness, at most 13% in healthy scans). They "
+            f"tenth reaches {stats['p90']:.0%} of the tissue's brightness, at most 13% in the healthy heads). They "
             "may cross the head as well and be found as regions: check the image before reading the findings."
         )
     return out

@@ -184,7 +184,8 @@ def _contrast_agent(volume: Volume, card: ModelCard) -> list[str]:
     if not _NO_AGENT.match(agent) and not _WITHOUT_CONTRAST.search(agent):
         why = f"its header names a contrast agent ({agent})"
     elif _POST_CONTRAST.search(description.replace("_", " ")):
-        why = f"its {'series description' if dicom else 'sidecar'} ({description}) says so"
+        # A typed description can hold a name: only the DICOM one, shown in its own field anyway, is quoted.
+        why = f"its series description ({description}) says so" if dicom else "its sidecar's series description says so"
     elif named:
         why = f"its file name ({named}) says so"
     else:
@@ -196,9 +197,27 @@ def _contrast_agent(volume: Volume, card: ModelCard) -> list[str]:
     ]
 
 
-_BIDS_ENTITY = re.compile(r"(?:^|_)[a-z]+-[a-z0-9]+", re.IGNORECASE)
-#: Words of a file name (not BIDS) that mark a contrast agent, whole words only ("sub-gd01" is a label).
-_CONTRAST_TOKENS = {"gad", "gd", "gado", "km", "mdc", "ce", "contrast", "kontrast", "postgad", "postcontrast"}
+#: A BIDS name starts with its subject entity ("sub-01_..."); other hyphens ("POST-GAD") are words.
+_BIDS_ENTITY = re.compile(r"^sub-[a-z0-9]+(_|$)", re.IGNORECASE)
+#: Words of a file name (not BIDS) that mark a contrast agent, whole words only ("sub-gd01" is a label);
+#: with the names of public contrast-enhanced sets (BraTS "t1ce", "t1c"; TCIA "T1Gd").
+_CONTRAST_TOKENS = {
+    "gad",
+    "gd",
+    "gado",
+    "km",
+    "mdc",
+    "ce",
+    "contrast",
+    "kontrast",
+    "postgad",
+    "postcontrast",
+    "t1c",
+    "t1ce",
+    "t1gd",
+    "t1post",
+    "t1wce",
+}
 
 
 def _bids(name: str) -> bool:

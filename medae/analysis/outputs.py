@@ -49,10 +49,12 @@ def write_outputs(
     # full disk) then leaves part of one result, never one scan's heatmap beside another's findings and report.
     remove_stale_outputs(out, extra_files or {})
     written: dict[str, Path] = {}
-    written["heatmap"] = save_nifti(_marked(result.heatmap, result), out / "heatmap.nii.gz", dtype=np.float32)
-    written["findings"] = save_nifti(_marked(result.labels, result), out / "findings.nii.gz", dtype=np.int16)
+    written["heatmap"] = save_nifti(marked(result.heatmap, result), out / "heatmap.nii.gz", dtype=np.float32)
+    written["findings"] = save_nifti(marked(result.labels, result), out / "findings.nii.gz", dtype=np.int16)
     if reconstruction and result.reconstruction is not None:
-        written["reconstruction"] = save_nifti(result.reconstruction, out / "reconstruction.nii.gz", dtype=np.float32)
+        written["reconstruction"] = save_nifti(
+            marked(result.reconstruction, result), out / "reconstruction.nii.gz", dtype=np.float32
+        )
     failed = None
     if dicom:
         try:
@@ -75,7 +77,7 @@ def write_outputs(
     return written
 
 
-def _marked(volume, result: AnalysisResult):
+def marked(volume, result: AnalysisResult):
     """``volume`` whose NIfTI description says that the analysis was forced, when it was.
 
     A map opened alone in another viewer then still tells that its scan was not one the model can judge.

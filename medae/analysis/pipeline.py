@@ -70,7 +70,8 @@ def analyze(
     t = time.perf_counter()
     warnings = list(volume.warnings) + check_input(volume, card, force=force)
     # Air beyond the head is dark in MR; a CT's is at -1000 HU and holds no ghosts to measure.
-    mr = card.modality.upper() == "MR"
+    # A CT or PET forced through an MR model has no MR air to measure.
+    mr = card.modality.upper() == "MR" and not other_modality(volume, card)
     ghosts = ghost_excess(volume) if mr else None
     ghost_warnings = check_ghosts(ghosts)
     background = background_stats(volume) if mr else None

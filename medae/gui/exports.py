@@ -164,15 +164,17 @@ def _study(volume, target: Path, progress, cancel) -> Path:
 
 
 def _heatmap_nifti(result, volume, target: Path, progress, cancel) -> Path:
+    from medae.analysis.outputs import marked
     from medae.io.nifti import save_nifti
 
-    return save_nifti(result.heatmap, target, dtype=np.float32)
+    return save_nifti(marked(result.heatmap, result), target, dtype=np.float32)
 
 
 def _findings_nifti(result, volume, target: Path, progress, cancel) -> Path:
+    from medae.analysis.outputs import marked
     from medae.io.nifti import save_nifti
 
-    return save_nifti(result.labels, target, dtype=np.int32)
+    return save_nifti(marked(result.labels, result), target, dtype=np.int32)
 
 
 def _heatmap_dicom(result, volume, target: Path, progress, cancel) -> Path:

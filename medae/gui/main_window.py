@@ -330,6 +330,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
             return None
         key = (self.prefs.model, self.prefs.device)
         in_dir, out_dir = Path(in_dir), Path(out_dir)
+        started = time.time() - 1.0  # a report older than this run is an earlier run's (file times are coarse)
 
         def work(progress, cancel):
             from medae.batch import find_items, run_batch
@@ -338,7 +339,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
 
             items = find_items(in_dir, exclude=out_dir, progress=sub_progress(progress, 0.0, 0.05), cancel=cancel)
             if not items:  # nothing to analyse: no model to load, no output folder to make
-                return self.model, []
+                return None, []
             model = self._model_for(progress, key)
             rows = run_batch(
                 items,
@@ -361,7 +362,8 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
             from medae.errors import CancelledError
 
             # Cancelled after some series: say where they are and how to go on, not only in the status bar.
-            if isinstance(exc, CancelledError) and (out_dir / "report.html").is_file():
+            report = out_dir / "report.html"
+            if isinstance(exc, CancelledError) and report.is_file() and report.stat().st_mtime >= started:
                 self.batch_summary = dialogs.BatchDoneBox(None, out_dir / "report.html", self)
                 self.batch_summary.open()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -79,6 +80,8 @@ def load_preferences() -> Preferences:
         if f.name in choices and value not in choices[f.name]:
             continue
         if isinstance(value, float) and not 0.0 <= value <= 1.0:  # the opacity (NaN fails this too)
+            continue
+        if f.name == "device" and not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(value)):
             continue
         setattr(prefs, f.name, value)
     return prefs

@@ -31,14 +31,14 @@ def sidecar_facts(path: str | os.PathLike) -> dict[str, str]:
     try:
         if not side.is_file() or side.stat().st_size > _MAX_BYTES:
             return {}
-        data = json.loads(side.read_text(encoding="utf-8", errors="replace"))
-    except (OSError, ValueError):
+        data = json.loads(side.read_text(encoding="utf-8-sig", errors="replace"))
+    except (OSError, ValueError, RecursionError):
         return {}
     if not isinstance(data, dict):
         return {}
     facts = {}
     for key, name in (("ContrastBolusAgent", "contrast_agent"), ("SeriesDescription", "sidecar_description")):
         value = data.get(key)
-        if isinstance(value, str | int | float) and str(value).strip():
-            facts[name] = str(value).strip()[:200]
+        if isinstance(value, str) and value.strip():  # true, false or NaN name no agent
+            facts[name] = value.strip()[:200]
     return facts

@@ -253,7 +253,13 @@ def test_a_broken_saved_preference_falls_back_to_its_default_and_the_viewer_star
     from medae.gui.settings import Preferences, load_preferences, settings
 
     store = settings()
-    garbage = {"mouse_scheme": "garbage", "convention": "upside-down", "layout": "9x9", "colormap": "nope"}
+    garbage = {
+        "mouse_scheme": "garbage",
+        "convention": "upside-down",
+        "layout": "9x9",
+        "colormap": "nope",
+        "device": "tpu",
+    }
     for name, value in {**garbage, "opacity": "nan", "link_zoom": "false"}.items():
         store.setValue(f"prefs/{name}", value)
     store.sync()
