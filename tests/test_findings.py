@@ -208,3 +208,18 @@ def test_measuring_regions_stops_when_cancelled():
         extract_findings(heat, np.eye(4), 8.0, 0.0, cancel=cancel)
     labels, findings = extract_findings(heat, np.eye(4), 8.0, 0.0, cancel=threading.Event())
     assert len(findings) == 1 and labels.max() == 1
+
+
+def test_a_finding_brighter_than_any_tissue_is_named_as_a_likely_artefact():
+    from medae.analysis.findings import bright_warnings
+
+    array = np.full((20, 20, 20), 100.0, np.float32)
+    labels = np.zeros((20, 20, 20), np.int32)
+    labels[2:5, 2:5, 2:5] = 1  # a lesion as bright as tissue can be
+    array[2:5, 2:5, 2:5] = 250.0
+    labels[10:13, 10:13, 10:13] = 2  # a metal clip's bright rim
+    array[11, 11, 11] = 900.0
+    (note,) = bright_warnings(array, labels, too_bright=300.0)
+    assert note.startswith("Finding 2 holds values brighter than any tissue") and "artefact" in note
+    assert bright_warnings(array, labels, too_bright=None) == []  # a model without a tissue scale: not checked
+    assert bright_warnings(array, np.where(labels == 2, 0, labels), too_bright=300.0) == []

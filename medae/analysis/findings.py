@@ -257,11 +257,36 @@ def widespread_warnings(findings: list) -> list[str]:
     ]
 
 
-def finding_warnings(findings: list, labels: np.ndarray, volume, wrap_check: bool) -> list[str]:
-    """What the reader should know about the findings as drawn: widespread, where a fold would lie, at a cut.
+def finding_warnings(
+    findings: list, labels: np.ndarray, volume, wrap_check: bool, too_bright: float | None = None
+) -> list[str]:
+    """What the reader should know about the findings as drawn: widespread, folded, at a cut, too bright.
 
     They depend on the threshold, so a result drawn at another one says them again (``at_threshold``).
     """
     faces = list(cut_faces(volume.array, volume.affine, labels))  # once for both notes: a pass over the scan
     wrap = wrap_warnings(volume.array, volume.affine, labels, faces) if wrap_check else []
-    return widespread_warnings(findings) + wrap + cut_edge_warnings(volume.array, volume.affine, labels, faces)
+    cut = cut_edge_warnings(volume.array, volume.affine, labels, faces)
+    return widespread_warnings(findings) + wrap + cut + bright_warnings(volume.array, labels, too_bright)
+
+
+def bright_warnings(array: np.ndarray, labels: np.ndarray, too_bright: float | None) -> list[str]:
+    """A warning when findings hold values brighter than any tissue of the model's kind of scan.
+
+    ``too_bright`` is the input value above which no tissue lies (three times white matter in a T1 brain:
+    fat, blood products and enhancing vessels stay below about twice). Metal and its pile-up artefacts,
+    or a corrupted region, reach far beyond: they are no tissue for the model to judge.
+    """
+    if too_bright is None or not labels.any():
+        return []
+    hot = labels[np.asarray(array) > too_bright]
+    found = sorted(int(v) for v in np.unique(hot[hot > 0]))
+    if not found:
+        return []
+    many = len(found) > 1
+    return [
+        f"Finding{'s' if many else ''} {_listed(found)} hold{'' if many else 's'} values brighter than any tissue "
+        f"of this kind of scan (over {too_bright:.4g}, three times white matter): likely an artefact (metal and "
+        "its bright rim, or corrupted data) rather than tissue. Check the image before reading "
+        f"{'them' if many else 'it'} as a lesion."
+    ]

@@ -143,7 +143,8 @@ def analyze(
     labels, findings = extract_findings(heat, volume.affine, thr, **rule)
     # Only MR folds a cut head over (wrap-around); what a CT holder or table touches is no fold.
     wrap_check = card.modality.upper() == "MR"
-    notes = finding_warnings(findings, labels, volume, wrap_check)
+    too_bright = _too_bright(mi.intensity, card)
+    notes = finding_warnings(findings, labels, volume, wrap_check, too_bright)
     warnings += notes
     timings["postprocess"] = time.perf_counter() - t
     report(progress, 1.0, "Done")
@@ -193,8 +194,23 @@ def analyze(
         },
         region_rule=rule,
         wrap_check=wrap_check,
+        too_bright=too_bright,
         finding_notes=notes,
     )
+
+
+def _too_bright(intensity: dict, card) -> float | None:
+    """The input value three times white matter above the dark end, in an MR model scaled to white matter.
+
+    Only where the card's scaling maps white matter (a brain percentile of 75 or so) to 1; a CT model's
+    window has no such level.
+    """
+    if card.modality.upper() != "MR" or intensity.get("method") != "percentile":
+        return None
+    if not 60 <= float(card.intensity.get("high", 0)) <= 90:
+        return None
+    lo, hi = float(intensity["low"]), float(intensity["high"])
+    return lo + 3.0 * (hi - lo) if hi > lo else None
 
 
 def _reconstruction_volumes(volume: Volume, recon: np.ndarray, mi, meta: dict) -> tuple[Volume, Volume]:

@@ -85,6 +85,7 @@ class AnalysisResult:
         region_rule: How findings were drawn from the heatmap (``min_region_ml``, ``to_reference``,
             ``midline_x``), so that ``at_threshold`` draws them again the same way.
         wrap_check: Whether findings near a cut edge's opposite are named as possible wrap-around (MR).
+        too_bright: The input value above which no tissue of the model's kind lies (None: not checked).
         finding_notes: The warnings about the findings as drawn (among ``warnings``; redrawn with them).
     """
 
@@ -108,6 +109,7 @@ class AnalysisResult:
     region_rule: dict[str, Any] = field(default_factory=dict)
     wrap_check: bool = False
     finding_notes: list[str] = field(default_factory=list)
+    too_bright: float | None = None
 
     @property
     def forced(self) -> bool:
@@ -142,7 +144,7 @@ class AnalysisResult:
         check_cancel(cancel)
         lab = self.labels
         # The warnings about the findings themselves are those of the new findings, not of the first ones.
-        notes = finding_warnings(findings, labels, self.volume, self.wrap_check)
+        notes = finding_warnings(findings, labels, self.volume, self.wrap_check, self.too_bright)
         return replace(
             self,
             labels=Volume(labels, lab.affine, lab.modality, dict(lab.meta), source=lab.source),
