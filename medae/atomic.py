@@ -96,10 +96,11 @@ _RANDOM = 8  # the length of mkstemp's random part
 
 
 def _temp_affixes(target: Path) -> tuple[str, str]:
-    """Prefix and suffix of ``target``'s temporary file: ``.<stem>.XXXXXXXX<suffixes>``.
+    """Prefix and suffix of ``target``'s temporary file (between them, mkstemp puts eight random characters).
 
-    The stem is cut where the whole name would exceed ``NAME_MAX`` bytes, so that every name the file
-    system takes can be written (the temporary name is 10 bytes longer than the final one).
+    The name is a dot, the stem, a dot, the random part and the target's suffixes. The stem is cut where
+    the whole name would exceed ``NAME_MAX`` bytes, so that every name the file system takes can be
+    written (the temporary name is 10 bytes longer than the final one).
     """
     suffix = "".join(target.suffixes) or ".tmp"
     stem = target.stem.encode("utf-8", "surrogateescape")

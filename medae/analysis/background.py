@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from medae.analysis.ghosts import CoarseHead, coarse_head
 from medae.volume import Volume
 
 #: The air's median against the tissue's: at most 0.068 on the 192 generated healthy heads the model was
@@ -25,12 +26,16 @@ _CLEAR_MM = 5.0
 _MIN_AIR = 2000
 
 
-def background_stats(volume: Volume) -> dict | None:
+def background_stats(volume: Volume, coarse: CoarseHead | None = None) -> dict | None:
     """The air's median and 90th percentile against the tissue's median, and the tissue-bright volume.
 
     The air is what lies over 5 mm from tissue-bright voxels, above the head's centre (below it are the
     neck and the shoulders, dimmed by the coil but no air), without padding (exact zeros, a fill value far
     below the scan's own) and without a constant background (a skull-stripped scan's, a blanked one's).
+
+    Args:
+        volume: The scan.
+        coarse: ``coarse_head(volume)``, when made already (the ghost measure looks at the same grid).
 
     Returns:
         ``{"median", "p90", "bright_ml", "blank_air"}`` (median and p90 None when fewer than 2000 air
@@ -41,18 +46,10 @@ def background_stats(volume: Volume) -> dict | None:
 
     from medae.model.preprocess import padding_value
 
-    # About 1.5 mm voxels, as the ghost measure: the air's statistics need no more.
-    step = tuple(max(2, int(1.5 / s)) if s > 0 else 2 for s in volume.spacing)
-    a = np.asarray(volume.array)[:: step[0], :: step[1], :: step[2]]
-    if a.size == 0 or a.dtype.kind not in "iuf":
+    coarse = coarse if coarse is not None else coarse_head(volume)
+    if coarse is None:
         return None
-    a = a.astype(np.float32, copy=False)
-    level = float(np.percentile(a[::2, ::2, ::2], 99))
-    head = a > 0.3 * level
-    if level <= 0 or not head.any():
-        return None
-    tissue = float(np.median(a[head]))
-    spacing = np.asarray(volume.spacing, dtype=np.float64) * np.asarray(step)
+    a, head, tissue, spacing = coarse.array, coarse.head, coarse.tissue, coarse.spacing
     reach = [2 * max(1, int(round(_CLEAR_MM / s))) + 1 for s in spacing]
     far = ndimage.maximum_filter(head.view(np.uint8), size=reach) == 0
     far &= _above_centre(head, volume.affine)

@@ -8,6 +8,8 @@ brighter beyond the head's ends along the phase axis than along the others, wher
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from medae.volume import Volume
@@ -24,25 +26,57 @@ _AXES = ("left-right", "front-back", "top-bottom")
 _CLEAR_MM = 5.0
 
 
-def ghost_excess(volume: Volume) -> tuple[str, float] | None:
-    """The axis whose air beyond the head is brightest against the others, and by how much of the tissue.
+@dataclass(frozen=True)
+class CoarseHead:
+    """A scan on a grid of about 1.5 mm, with its tissue-bright voxels: what the air measures look at.
+
+    Attributes:
+        array: The scan every few voxels, float32.
+        head: Voxels above 30% of the 99th percentile (tissue, above the ghosts' own brightness).
+        tissue: The median of those voxels.
+        spacing: The coarse grid's voxel size in mm.
+    """
+
+    array: np.ndarray
+    head: np.ndarray
+    tissue: float
+    spacing: np.ndarray
+
+
+def coarse_head(volume: Volume) -> CoarseHead | None:
+    """The scan every few voxels (about 1.5 mm: statistics over the air need no more) and its head.
 
     Returns:
-        (the axis in words, the excess as a share of the tissue's median), or None when fewer than two
-        axes leave air beyond the head (a field of view that fits it tightly shows nothing to compare).
+        None when the scan holds no tissue to compare with (no positive values, or not numbers).
     """
-    # Every second voxel, or more for fine grids (about 1.5 mm): means over the air need no more.
     step = tuple(max(2, int(1.5 / s)) if s > 0 else 2 for s in volume.spacing)
     a = np.asarray(volume.array)[:: step[0], :: step[1], :: step[2]]
     if a.size == 0 or a.dtype.kind not in "iuf":
         return None
     a = a.astype(np.float32, copy=False)
     level = float(np.percentile(a[::2, ::2, ::2], 99))  # a sparser sample: sorting all of a large scan costs
-    head = a > 0.3 * level  # above the ghosts' own brightness, which is a fraction of the tissue's
+    head = a > 0.3 * level
     if level <= 0 or not head.any():
         return None
-    tissue = float(np.median(a[head]))
     spacing = np.asarray(volume.spacing, dtype=np.float64) * np.asarray(step)
+    return CoarseHead(a, head, float(np.median(a[head])), spacing)
+
+
+def ghost_excess(volume: Volume, coarse: CoarseHead | None = None) -> tuple[str, float] | None:
+    """The axis whose air beyond the head is brightest against the others, and by how much of the tissue.
+
+    Args:
+        volume: The scan.
+        coarse: ``coarse_head(volume)``, when made already.
+
+    Returns:
+        (the axis in words, the excess as a share of the tissue's median), or None when fewer than two
+        axes leave air beyond the head (a field of view that fits it tightly shows nothing to compare).
+    """
+    coarse = coarse if coarse is not None else coarse_head(volume)
+    if coarse is None:
+        return None
+    a, head, tissue, spacing = coarse.array, coarse.head, coarse.tissue, coarse.spacing
     directions = volume.affine[:3, :3] / np.linalg.norm(volume.affine[:3, :3], axis=0)
     means: dict[str, float] = {}
     for axis in range(3):

@@ -21,7 +21,7 @@ from medae.analysis.checks import (
     other_modality,
 )
 from medae.analysis.findings import extract_findings, finding_warnings
-from medae.analysis.ghosts import check_ghosts, ghost_excess
+from medae.analysis.ghosts import check_ghosts, coarse_head, ghost_excess
 from medae.analysis.orientation import check_orientation, find_flip
 from medae.analysis.result import AnalysisResult
 from medae.errors import InputError, ModelMismatchError
@@ -72,9 +72,10 @@ def analyze(
     # Air beyond the head is dark in MR; a CT's is at -1000 HU and holds no ghosts to measure.
     # A CT or PET forced through an MR model has no MR air to measure.
     mr = card.modality.upper() == "MR" and not other_modality(volume, card)
-    ghosts = ghost_excess(volume) if mr else None
+    coarse = coarse_head(volume) if mr else None  # one coarse view of the head for both air measures
+    ghosts = ghost_excess(volume, coarse) if coarse is not None else None
     ghost_warnings = check_ghosts(ghosts)
-    background = background_stats(volume) if mr else None
+    background = background_stats(volume, coarse) if coarse is not None else None
     warnings += ghost_warnings + check_background(background, ghosts_said=bool(ghost_warnings))
     report(progress, 0.0, "Preparing")
 
