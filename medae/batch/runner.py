@@ -229,8 +229,9 @@ def run_key(item: BatchItem, model, options: BatchOptions) -> dict[str, Any]:
     key["outputs"] = OUTPUTS_VERSION
     from medae.io.deid import site_key_id
 
-    if not options.keep_phi and site_key_id():  # pseudonyms made under another site key must be made again
-        key["pseudonym_key"] = site_key_id()
+    site = site_key_id()
+    if site and not options.keep_phi:  # pseudonyms made under another site key must be made again
+        key["pseudonym_key"] = site
     return key
 
 
