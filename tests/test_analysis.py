@@ -509,6 +509,20 @@ def test_ghosts_along_the_phase_axis_are_named_and_a_clean_head_has_none(model, 
     assert any("ghosts of the head" in w and "front-back" in w for w in res.warnings), res.warnings
 
 
+def test_a_bias_reading_on_a_ghosted_scan_names_the_ghosts_rather_than_advising_a_bias_correction(model, template):
+    # Ghosts spread intensity across the brain unevenly; N4 would not remove them, so it is not the advice.
+    vol = healthy(template, 880822).volume
+    world = vol.voxel_to_world(np.indices(vol.shape).reshape(3, -1).T).reshape(vol.shape + (3,))
+    field = 1 + 0.4 * np.clip((world[..., 1] + 18) / 90, -1.2, 1.2)
+    axis = int(np.argmax(np.abs(vol.affine[1, :3])))
+    biased = vol.array * field
+    ghosted = biased + 0.15 * np.roll(biased.astype(np.float32), vol.shape[axis] // 2, axis=axis)
+    res = analyze(vol.with_array(ghosted.astype(np.float32)), model, reconstruction=False)
+    assert any("ghosts of the head" in w for w in res.warnings), res.warnings
+    (said,) = [w for w in res.warnings if "drifts smoothly" in w]
+    assert "N4" in said and "would not remove them" in said and "Correct the bias field" not in said
+
+
 def test_the_ghost_measure_keeps_to_the_air_above_the_head_and_ignores_zero_padding(template):
     from medae.analysis.ghosts import GHOST_WARN_ABOVE, ghost_excess
 

@@ -76,8 +76,15 @@ def _spread(field: np.ndarray) -> float:
     return float(np.exp(hi - lo))
 
 
-def check_bias(bias: Bias | None) -> list[str]:
-    """A warning when the bias is beyond what the model was trained on."""
+def check_bias(bias: Bias | None, artefacts_said: bool = False) -> list[str]:
+    """A warning when the bias is beyond what the model was trained on.
+
+    Args:
+        bias: The measured field, or None.
+        artefacts_said: Ghosts or bright structures in the air were already warned of. They add intensity
+            unevenly across the brain too, and a bias correction would not remove them, so the advice
+            names them first.
+    """
     if bias is None:
         return []
     if bias.factor > BIAS_WARN_ABOVE:
@@ -86,6 +93,13 @@ def check_bias(bias: Bias | None) -> list[str]:
         how = f"changes smoothly from the brain's centre to its edge by a factor of {bias.radial:.2f}"
     else:
         return []
+    if artefacts_said:
+        return [
+            f"The scan's intensity {how} against the reference, more than the model was trained on. With the "
+            "ghosts or artefacts warned of above, they are the likely cause, and a bias-field correction (N4) "
+            "would not remove them: regions may be found where they fall. Check the image, and repeat the scan "
+            "if it is degraded."
+        ]
     return [
         f"The scan's intensity {how} against the reference (an uncorrected coil sensitivity, or a bias field), "
         "more than the model was trained on: regions may be found where the scan is darkest or brightest, and "

@@ -76,7 +76,10 @@ def analyze(
     ghosts = ghost_excess(volume, coarse) if coarse is not None else None
     ghost_warnings = check_ghosts(ghosts)
     background = background_stats(volume, coarse) if coarse is not None else None
-    warnings += ghost_warnings + check_background(background, ghosts_said=bool(ghost_warnings))
+    air_warnings = check_background(background, ghosts_said=bool(ghost_warnings))
+    warnings += ghost_warnings + air_warnings
+    # Ghosts and bright structures in the air reach into the brain; noise alone adds no smooth field.
+    artefacts_said = bool(ghost_warnings) or any(not w.startswith("The scan is noisy") for w in air_warnings)
     report(progress, 0.0, "Preparing")
 
     try:
@@ -86,7 +89,7 @@ def analyze(
         if named is exc:
             raise
         raise named from exc
-    warnings += checked
+    warnings += checked + check_bias(bias, artefacts_said=artefacts_said)
     timings["preprocess"] = time.perf_counter() - t
     check_cancel(cancel)
 
@@ -271,7 +274,6 @@ def _prepare(volume: Volume, model, force: bool, progress, cancel):
             if flip is None:
                 warnings += check_contrast(similarity, card, force=force)
                 bias = bias_factor(mi.image, mi.mask, model.reference)
-                warnings += check_bias(bias)
     return mi, warnings, similarity, bias
 
 
