@@ -76,7 +76,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         self._analysis_queued: tuple[Any, bool] | None = None  # (scan, force) to analyse once the running one stops
         self._init_opening()
         self._hidden_docks: list = []  # panels F11 hid, to bring back
-        self._dock_widths: dict = {}  # the panels' widths before a small window squeezed them
+        self._init_window_state()
         self._model_lock = threading.Lock()
         self.setWindowTitle("medae")
         self.setObjectName("mainWindow")
@@ -156,6 +156,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         store = settings()
         store.setValue("window/geometry", self.saveGeometry())
         store.setValue("window/state", self.saveState())
+        self._save_dock_widths(store)
         store.sync()
         self.cancel_all_jobs()
         if self.jobs:

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
-from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 
 from medae.gui.settings import Preferences, save_preferences, settings
+
+#: The most of the window's width the side panels take together; the views keep the rest.
+PANELS_SHARE = 0.4
+
+
+def _stored_widths(raw) -> dict[str, int]:
+    """Panel widths saved as JSON by name; anything else (an old or hand-edited file) is ignored."""
+    try:
+        widths = json.loads(raw) if isinstance(raw, str) else {}
+    except ValueError:
+        return {}
+    if not isinstance(widths, dict):
+        return {}
+    return {k: int(v) for k, v in widths.items() if isinstance(k, str) and isinstance(v, int) and 40 <= v <= 4000}
 
 
 class WindowStateMixin:
     """What ``MainWindow`` does with its geometry, docks and preferences.
 
-    Expects ``session``, ``view_area``, ``docks``, ``prefs``, ``_dock_widths`` and ``_hidden_docks``, set up by
-    the window.
+    Expects ``session``, ``view_area``, ``docks``, ``prefs`` and ``_hidden_docks``, set up by the window, which
+    calls ``_init_window_state`` before building its docks.
     """
+
+    def _init_window_state(self) -> None:
+        self._dock_widths: dict[str, int] = {}  # by panel name: the widths the user gave the panels
+        self._fit_pending = False
 
     def apply_preferences(self, prefs: Preferences, changed_from: Preferences | None = None) -> None:
         """Applies and stores preferences.
@@ -73,35 +92,51 @@ class WindowStateMixin:
             self.resize(width, height)
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
+        # The widths the user gave the panels, not those a small window squeezed them to (the saved state's).
+        self._dock_widths.update(_stored_widths(store.value("window/dock_widths")))
+
+    def _save_dock_widths(self, store) -> None:
+        widths = {d.objectName(): self._dock_widths.get(d.objectName(), d.width()) for d in self.docks}
+        store.setValue("window/dock_widths", json.dumps(widths))
+
+    def showEvent(self, event) -> None:  # noqa: D102 (Qt override)
+        super().showEvent(event)
+        self._schedule_fit()
 
     def resizeEvent(self, event) -> None:  # noqa: D102 (Qt override)
         super().resizeEvent(event)
-        self._fit_docks()
+        self._schedule_fit()
+
+    def _schedule_fit(self) -> None:
+        # After the layout has settled: resizeDocks inside a resize event is overridden by the layout that follows.
+        if not self._fit_pending:
+            self._fit_pending = True
+            QTimer.singleShot(0, self._fit_docks)
+
+    def event(self, event) -> bool:  # noqa: D102 (Qt override)
+        handled = super().event(event)
+        # The main window takes the mouse itself only on the separators between it and its panels: a drag
+        # there sets the widths the panels get back whenever the window has room for them.
+        if event.type() == QEvent.Type.MouseButtonRelease:
+            for dock in self.docks:
+                if dock.isVisible() and not dock.isFloating():
+                    self._dock_widths[dock.objectName()] = dock.width()
+        return handled
 
     def _fit_docks(self) -> None:
         # Qt shrinks the central widget first, so on a small window the scan would be squeezed to slivers
-        # between panels of full width; the panels give way first, down to their own minimum, and get their
-        # widths back when the window is large again.
+        # between panels of full width. The panels give way instead, in proportion, down to their own
+        # minimum, and get the widths the user gave them back when the window is large again.
+        self._fit_pending = False
         docked = [d for d in self.docks if d.isVisible() and not d.isFloating()]
         if not docked:
             return
         width = self.width()
-        # Squeezed below 55% for the views, given back from 60% (a margin, so that a resize does not flip).
-        if self._dock_widths and width - sum(self._dock_widths.get(d, d.width()) for d in docked) >= 0.6 * width:
-            self.resizeDocks(docked, [self._dock_widths.get(d, d.width()) for d in docked], Qt.Orientation.Horizontal)
-            self._dock_widths = {}
-        elif self._dock_widths:
-            # Growing, not yet large enough for the full widths: each panel gets up to a fifth of the window.
-            sizes = [
-                min(self._dock_widths.get(d, d.width()), max(d.minimumSizeHint().width(), int(0.2 * width)))
-                for d in docked
-            ]
-            if any(size > d.width() for size, d in zip(sizes, docked, strict=True)):
-                self.resizeDocks(docked, sizes, Qt.Orientation.Horizontal)
-        elif width - sum(d.width() for d in docked) < 0.55 * width:
-            self._dock_widths = self._dock_widths or {d: d.width() for d in docked}
-            share = int(0.35 * width / len(docked))
-            sizes = [max(share, d.minimumSizeHint().width()) for d in docked]
+        natural = [self._dock_widths.setdefault(d.objectName(), d.width()) for d in docked]
+        room = PANELS_SHARE * width
+        scale = min(1.0, room / max(1, sum(natural)))
+        sizes = [max(d.minimumSizeHint().width(), int(w * scale)) for d, w in zip(docked, natural, strict=True)]
+        if sizes != [d.width() for d in docked]:
             self.resizeDocks(docked, sizes, Qt.Orientation.Horizontal)
 
     def toggle_views_only(self) -> bool:
@@ -112,7 +147,7 @@ class WindowStateMixin:
                 dock.show()
             self._hidden_docks = []
             # Back at their old widths; on a window made smaller meanwhile they give way, once laid out.
-            QTimer.singleShot(0, self._fit_docks)
+            self._schedule_fit()
             return False
         self._hidden_docks = [d for d in self.docks if d.isVisible()]
         for dock in self._hidden_docks:

@@ -344,18 +344,91 @@ def test_closed_panels_come_back_from_the_view_menu(window, qtbot):
     assert dock.isVisible()
 
 
+def _panels(window):
+    return sum(d.width() for d in window.docks if d.isVisible())
+
+
 def test_on_a_small_window_the_panels_give_way_to_the_scan(window, qtbot):
-    window.resize(900, 600)
-    qtbot.waitUntil(lambda: window.width() == 900)
-    qtbot.wait(50)
-    docked = sum(d.width() for d in window.docks if d.isVisible())
-    assert window.width() - docked >= 0.6 * window.width()
-    before = window._dock_widths
-    assert before  # remembered, and given back once the window is large again
+    from medae.gui.window_state import PANELS_SHARE
+
     window.resize(1600, 1000)
     qtbot.waitUntil(lambda: window.width() == 1600)
     qtbot.wait(50)
-    assert [d.width() for d in window.docks] == [before[d] for d in window.docks]
+    natural = [d.width() for d in window.docks]
+    window.resize(900, 600)
+    qtbot.waitUntil(lambda: window.width() == 900 and _panels(window) <= PANELS_SHARE * 900 + 2)
+    # Each gave way in proportion, and each gets its width back once the window is large again.
+    window.resize(1600, 1000)
+    qtbot.waitUntil(lambda: [d.width() for d in window.docks] == natural)
+
+
+def test_a_first_start_on_a_small_screen_leaves_most_of_the_window_to_the_scan(qtbot):
+    from medae.gui.main_window import MainWindow
+    from medae.gui.settings import Preferences
+    from medae.gui.window_state import PANELS_SHARE
+
+    w = MainWindow(Preferences())
+    qtbot.addWidget(w)
+    w.resize(972, 691)  # a 1024 x 768 screen
+    w.show()
+    qtbot.waitExposed(w)
+    qtbot.waitUntil(lambda: _panels(w) <= PANELS_SHARE * w.width() + 2)
+
+
+def test_panels_squeezed_by_a_small_window_are_wide_again_after_a_restart_on_a_large_one(window, qtbot):
+    from medae.gui.main_window import MainWindow
+    from medae.gui.settings import Preferences
+
+    window.resize(1600, 1000)
+    qtbot.waitUntil(lambda: window.width() == 1600)
+    qtbot.wait(50)
+    natural = {d.objectName(): d.width() for d in window.docks}
+    window.resize(800, 600)
+    qtbot.waitUntil(lambda: window.width() == 800)
+    qtbot.wait(50)
+    assert {d.objectName(): d.width() for d in window.docks} != natural
+    window.close()
+    again = MainWindow(Preferences())
+    qtbot.addWidget(again)
+    again.show()
+    qtbot.waitExposed(again)
+    again.resize(1600, 1000)
+    qtbot.waitUntil(lambda: {d.objectName(): d.width() for d in again.docks} == natural)
+
+
+def test_a_panel_width_dragged_by_the_user_is_the_one_it_gets_back(window, qtbot):
+    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    window.resize(1600, 1000)
+    qtbot.waitUntil(lambda: window.width() == 1600)
+    qtbot.wait(50)
+    study = next(d for d in window.docks if d.objectName() == "dock-Study")
+    before = study.width()
+    # The separator lies just right of the left panel; drag it 40 px to the right (the panels still within
+    # their share of the window).
+    edge = QPointF(study.geometry().right() + 2, study.geometry().center().y())
+    left = Qt.MouseButton.LeftButton
+    for kind, x, held in (
+        (QEvent.Type.MouseButtonPress, 0, left),
+        (QEvent.Type.MouseMove, 20, left),
+        (QEvent.Type.MouseMove, 40, left),
+        (QEvent.Type.MouseButtonRelease, 40, Qt.MouseButton.NoButton),
+    ):
+        at = edge + QPointF(x, 0)
+        button = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseMove else left
+        QApplication.sendEvent(
+            window, QMouseEvent(kind, at, window.mapToGlobal(at), button, held, Qt.KeyboardModifier.NoModifier)
+        )
+        qtbot.wait(50)  # the main window moves its separators on a timer
+    qtbot.waitUntil(lambda: study.width() > before + 30)
+    assert _panels(window) <= 0.4 * 1600
+    dragged = study.width()
+    window.resize(800, 600)
+    qtbot.waitUntil(lambda: study.width() < dragged)
+    window.resize(1600, 1000)
+    qtbot.waitUntil(lambda: study.width() == dragged)
 
 
 def test_keys_and_compare_follow_the_plane_worked_in_when_views_are_rebuilt(opened, qtbot):
