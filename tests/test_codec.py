@@ -49,6 +49,9 @@ ARRAYS = {
     ),
     "float64": lambda: _smooth((6, 6, 6)) / 3.1,
     "one slice": lambda: _smooth((12, 11, 1)).astype(np.int16),
+    # Pure noise (the air of a phase map, a corrupted slice) codes larger than it is raw.
+    "uint8 noise": lambda: np.random.default_rng(4).integers(0, 256, (128, 128, 2)).astype(np.uint8),
+    "int16 noise": lambda: np.random.default_rng(5).integers(-32768, 32768, (128, 128, 2)).astype(np.int16),
 }
 
 
@@ -92,6 +95,13 @@ def test_near_lossless_holds_at_the_top_of_the_type_and_for_any_bound(dtype, bou
     back, header, _ = _round_trip(_volume(array), "near-lossless", bound)
     assert back.array.dtype == array.dtype
     assert np.abs(back.array.astype(np.int64) - array.astype(np.int64)).max() <= bound
+
+
+def test_noise_is_coded_near_losslessly_too():
+    # A phase map in radians: uniform noise in the air; the default bound leaves about 200 levels.
+    phase = np.random.default_rng(6).uniform(-np.pi, np.pi, (128, 128, 2)).astype(np.float32)
+    back, header, _ = _round_trip(_volume(phase), "near-lossless")
+    assert np.abs(back.array - phase).max() <= header["max_error"]
 
 
 def test_near_lossless_on_integers_rounds_a_fractional_bound_down():

@@ -47,7 +47,7 @@ def encode(values: np.ndarray, near: int = 0, offset: int = 0) -> tuple[dict, by
                 parts.append(sampled[k])
                 continue
             plane = np.subtract(values[..., k], offset, dtype=np.int32).astype(stored)
-            parts.append(imagecodecs.jpegls_encode(plane, level=int(near) if near else None))
+            parts.append(_jpegls(plane, near))
         info = {"coding": "jpeg-ls", "near": int(near), "sample": stored.name}
         info["slices"] = [len(p) for p in parts]
         return info, b"".join(parts)
@@ -58,6 +58,17 @@ def encode(values: np.ndarray, near: int = 0, offset: int = 0) -> tuple[dict, by
     return {"coding": "zstd-shuffle", "sample": np.dtype(stored).name}, imagecodecs.zstd_encode(
         shuffle(flat), ZSTD_LEVEL
     )
+
+
+def _jpegls(plane: np.ndarray, near: int) -> bytes:
+    """One slice coded with JPEG-LS.
+
+    The encoder's own output buffer is the slice's size, which pure noise (the air of a phase map, a
+    corrupted slice) overflows: JPEG-LS adds a few percent to what it cannot predict.
+    """
+    import imagecodecs
+
+    return imagecodecs.jpegls_encode(plane, level=int(near) if near else None, out=2 * plane.nbytes + 4096)
 
 
 def _repetitive(values: np.ndarray, offset: int, stored: np.dtype) -> tuple[bool, dict[int, bytes]]:
@@ -75,7 +86,7 @@ def _repetitive(values: np.ndarray, offset: int, stored: np.dtype) -> tuple[bool
     zstd = 0
     for k in range(0, values.shape[-1], max(1, values.shape[-1] // 8)):
         plane = np.subtract(values[..., k], offset, dtype=np.int32).astype(stored)
-        sampled[k] = imagecodecs.jpegls_encode(plane)
+        sampled[k] = _jpegls(plane, 0)
         zstd += len(imagecodecs.zstd_encode(shuffle(plane.reshape(-1)), ZSTD_LEVEL))
     return zstd < 0.9 * sum(len(b) for b in sampled.values()), sampled
 
