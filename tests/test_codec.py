@@ -104,6 +104,32 @@ def test_noise_is_coded_near_losslessly_too():
     assert np.abs(back.array - phase).max() <= header["max_error"]
 
 
+@pytest.mark.parametrize(
+    ("name", "make", "bound"),
+    [
+        # A header's scaling steps by 2.5: the default bound (about 0.9) would quantise more finely.
+        ("uint8 scaled by 2.5", lambda: np.clip(_smooth((60, 50, 6), scale=120), 0, 255).astype(np.uint8) * 2.5, None),
+        ("int16 scaled by 0.37", lambda: _smooth((60, 50, 6)).astype(np.int16) * 0.37 + 5.0, 0.1),
+        ("whole-number float32, bound below 1", lambda: np.round(_smooth((60, 50, 6))).astype(np.float32), 0.4),
+        ("float32, bound below its precision", lambda: _smooth((60, 50, 6)).astype(np.float32), 1e-9),
+    ],
+)
+def test_near_lossless_is_never_larger_than_lossless(name, make, bound):
+    array = make()
+    back, header, size = _round_trip(_volume(array), "near-lossless", bound)
+    _, _, lossless = _round_trip(_volume(array))
+    assert size <= lossless, (size, lossless)
+    assert np.abs(back.array.astype(np.float64) - array.astype(np.float64)).max() <= header["max_error"]
+
+
+def test_whole_number_floats_take_a_whole_bound_as_integers_do():
+    array = np.round(_smooth((40, 30, 5))).astype(np.float32)
+    back, header, size = _round_trip(_volume(array), "near-lossless", 3)
+    _, _, lossless = _round_trip(_volume(array))
+    error = np.abs(back.array - array)
+    assert 0 < error.max() <= 3 and size < lossless and back.array.dtype == np.float32
+
+
 def test_near_lossless_on_integers_rounds_a_fractional_bound_down():
     array = ARRAYS["int16 CT"]()
     back, header, _ = _round_trip(_volume(array), "near-lossless", 2.7)

@@ -81,11 +81,14 @@ def encode(array: np.ndarray, max_error: float = 0.0) -> tuple[dict, bytes]:
         coded, data = integers.encode(codes)
         info.update(kind="integer", offset=lo, step=step, values=coded)
         return info, data
-    if a.dtype.kind in "iu" or (max_error == 0 and _whole_numbers(a)):
+    if max_error and a.dtype.kind == "f" and _finer_than_stored(a, max_error):
+        max_error = 0.0  # steps finer than the values' own precision: exact coding is smaller
+    if a.dtype.kind in "iu" or _whole_numbers(a):
+        # Whole-number floats are integers: a bound below 1 keeps them exact, a larger one is a whole step.
         codes, lo = _offset(a)
         info.update(kind="integer", offset=lo, step=1)
-        near = int(max_error) if a.dtype.kind in "iu" else 0
-        if near and a.dtype.itemsize == 8:
+        near = int(max_error)
+        if near and a.dtype.kind in "iu" and a.dtype.itemsize == 8:
             near = 0  # a step past the end of a 64-bit type cannot be told from a wrap: kept exact
         if near and (int(codes.max()) > integers.JPEGLS_MAX or near > _near_limit(a)):
             step = 2 * near + 1
@@ -109,6 +112,9 @@ def encode(array: np.ndarray, max_error: float = 0.0) -> tuple[dict, bytes]:
             "the scan holds NaN or infinite values, which near-lossless coding cannot bound; "
             "use --mode lossless, which keeps them."
         )
+    scaled = _scaled_integers(a)
+    if scaled is not None and scaled[0]["slope"] >= 2.0 * float(max_error):
+        return scaled  # a header's scaling already steps more coarsely than the bound would: kept exact
     step = 2.0 * float(max_error)
     lo = float(a.min())
     codes = np.rint((a.astype(np.float64) - lo) / step).astype(np.int64)
@@ -217,6 +223,15 @@ def _decode_scaled(info: dict, data: bytes, shape: tuple[int, ...], dtype: np.dt
 def _bytes_of(a: np.ndarray) -> np.ndarray:
     """The array's bytes in C order, as a flat uint8 array."""
     return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+
+
+def _finer_than_stored(a: np.ndarray, bound: float) -> bool:
+    """Whether steps of twice ``bound`` are finer than the float type resolves at the values' largest size."""
+    finite = np.isfinite(a)
+    if not finite.any():
+        return False
+    largest = float(np.max(np.abs(a), where=finite, initial=0.0))
+    return 2.0 * bound <= float(np.spacing(a.dtype.type(largest)))
 
 
 def _near_limit(a: np.ndarray) -> int:
