@@ -270,6 +270,16 @@ def test_an_sform_and_qform_that_disagree_are_named(tmp_path):
     assert "130 mm apart" in note and "used the sform" in note
 
 
+def test_a_2d_file_with_both_transforms_reads_as_one_slice(tmp_path):
+    aff = np.diag([0.9, 0.9, 5.0, 1.0])
+    img = nib.Nifti1Image(np.arange(64 * 48, dtype=np.int16).reshape(64, 48), aff)
+    img.set_qform(aff, code=1)
+    img.set_sform(aff, code=1)
+    nib.save(img, tmp_path / "slice.nii.gz")
+    v = load_nifti(tmp_path / "slice.nii.gz")
+    assert v.shape == (64, 48, 1) and np.allclose(v.affine, aff)
+
+
 def test_distances_in_metres_are_read_in_millimetres(tmp_path):
     aff = np.diag([-1.1, 1.1, 1.5, 1.0])
     aff[:3, 3] = (90.0, -120.0, -70.0)

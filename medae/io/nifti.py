@@ -366,7 +366,7 @@ def _disagreement_note(img, chosen: np.ndarray) -> str | None:
     qform, qcode = header.get_qform(coded=True)
     if not (scode and qcode) or sform is None or qform is None or not _valid(qform):
         return None
-    shape = np.asarray(img.shape[:3], dtype=np.float64)
+    shape = np.asarray((tuple(img.shape[:3]) + (1, 1))[:3], dtype=np.float64)  # a 2D file is one slice
     corners = np.array([[i, j, k, 1.0] for i in (0, 1) for j in (0, 1) for k in (0, 1)]) * np.r_[shape - 1, 1.0]
     apart = float(np.linalg.norm((np.asarray(sform) - np.asarray(qform)) @ corners.T, axis=0).max())
     if apart <= 1.0:
