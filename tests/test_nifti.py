@@ -280,6 +280,16 @@ def test_a_2d_file_with_both_transforms_reads_as_one_slice(tmp_path):
     assert v.shape == (64, 48, 1) and np.allclose(v.affine, aff)
 
 
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_a_dimension_beyond_nifti1_is_written_as_nifti2(tmp_path, suffix):
+    aff = np.diag([0.5, 0.7, 2.0, 1.0])
+    arr = np.arange(40000 * 2, dtype=np.int16).reshape(40000, 2, 1)
+    path = save_nifti(Volume(arr, aff, "MR"), tmp_path / f"long{suffix}")
+    img = nib.load(path)
+    assert isinstance(img, nib.Nifti2Image)
+    assert np.array_equal(np.asanyarray(img.dataobj), arr) and np.allclose(img.affine, aff)
+
+
 def test_distances_in_metres_are_read_in_millimetres(tmp_path):
     aff = np.diag([-1.1, 1.1, 1.5, 1.0])
     aff[:3, 3] = (90.0, -120.0, -70.0)

@@ -415,7 +415,9 @@ def guess_modality(data: np.ndarray) -> str:
 
 
 def save_nifti(volume: Volume, path: str | os.PathLike, dtype: np.dtype | None = None) -> Path:
-    """Writes ``volume`` (array and affine) atomically as NIfTI-1 with its sform, and qform where it can hold it.
+    """Writes ``volume`` (array and affine) atomically as NIfTI with its sform, and qform where it can hold it.
+
+    NIfTI-1, or NIfTI-2 for a dimension longer than NIfTI-1 can hold (32767).
 
     Both carry the input's xform code (aligned, MNI, ...; scanner when unknown). A sheared grid gets no qform.
 
@@ -443,7 +445,9 @@ def save_nifti(volume: Volume, path: str | os.PathLike, dtype: np.dtype | None =
     else:
         unit = "mm"
     # 64-bit integers are legal NIfTI but nibabel asks for them explicitly (many tools cannot read them).
-    img = nib.Nifti1Image(arr, affine, dtype=arr.dtype if arr.dtype.kind in "iu" and arr.itemsize == 8 else None)
+    # NIfTI-1 stores each dimension as a 16-bit integer; a longer one needs NIfTI-2, which current tools read.
+    kind = nib.Nifti2Image if max(arr.shape, default=0) > 32767 else nib.Nifti1Image
+    img = kind(arr, affine, dtype=arr.dtype if arr.dtype.kind in "iu" and arr.itemsize == 8 else None)
     img.header.set_data_dtype(arr.dtype)
     code = int(volume.meta.get("nifti_space_code") or 1)
     code = code if 1 <= code <= 4 else 1
@@ -479,7 +483,7 @@ def _write_nifti_gz(header, arr: np.ndarray, target: Path) -> None:
     from medae.io.gzip_parallel import write_gzip
 
     hdr = header.copy()
-    hdr.set_data_offset(352)
+    hdr.set_data_offset(len(hdr.binaryblock) + 4)  # 352 for NIfTI-1, 544 for NIfTI-2
     hdr.set_slope_inter(1.0, 0.0)
     slab = max(1, (8 << 20) // max(1, arr.itemsize * int(np.prod(arr.shape[:-1]))))
 
