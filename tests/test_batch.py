@@ -673,6 +673,26 @@ def test_a_damaged_dicom_file_is_its_own_row_and_not_named_in_another_patients_s
     assert jones["status"] == "error" and "cannot be read" in jones["error"] and len(rows) == 2
 
 
+def test_an_image_series_whose_every_file_is_refused_is_a_row_with_its_reason(tiny_model, tmp_path):
+    import pydicom
+
+    studies = tmp_path / "in"
+    arr = mr_with_lesion().array.astype(np.int16)
+    write_series(studies / "Smith", arr, axial_affine(), modality="MR")
+    for path in write_series(studies / "Jones", arr, axial_affine(), modality="MR"):
+        ds = pydicom.dcmread(path)
+        ds.ImageOrientationPatient = [1, 0, 0, 0.2, 1, 0]  # rows and columns not perpendicular
+        ds.save_as(path, enforce_file_format=True)
+    out = tmp_path / "out"
+    assert _batch(studies, out, tiny_model, "--no-png") == 2
+    rows = _rows(out)
+    (jones,) = [r for k, r in rows.items() if k.startswith("Jones")]
+    assert (
+        jones["status"] == "error" and "not perpendicular" in jones["error"] and "Export the series" in jones["error"]
+    )
+    assert [r["status"] for k, r in rows.items() if k.startswith("Smith")] == ["ok"]
+
+
 def test_a_slice_still_being_copied_is_named_not_dropped_silently(tiny_model, tmp_path):
     studies = tmp_path / "in"
     paths = write_series(studies / "s", mr_with_lesion().array.astype(np.int16), axial_affine(), modality="MR")

@@ -105,14 +105,20 @@ def find_items(
     items = [_file_item(root, info) for info in files if kept(info.source)]
     items += [BatchItem(_name(_rel(root, p)), _rel(root, p), None, error=why) for p, why in broken if kept(p)]
     damaged: list[tuple[str, str]] = []
+    refused: list[tuple[str, str]] = []
     try:
-        series = dicom.scan_dicom(root, progress=progress, cancel=cancel, unreadable=damaged)
+        series = dicom.scan_dicom(root, progress=progress, cancel=cancel, unreadable=damaged, refused=refused)
     except CancelledError:
         raise
     except InputError as exc:  # every DICOM file there unreadable: one row says so, the volumes still run
         series = []
         items.append(BatchItem("dicom", ".", None, error=str(exc)))
-        damaged = []
+        damaged, refused = [], []
+    # An image series none of whose files could be used is a row with its reason, never passed over.
+    for first, why in refused:
+        if kept(first):
+            where = _rel(root, Path(first).parent)
+            items.append(BatchItem(_name(where if where != "." else Path(first).name), where, None, error=why))
     # A DICOM file that could not be read is a row of its own (it may be the only file of its patient),
     # unless it lies beside a series, whose warnings name it. (A damaged file with a volume's or a study's
     # name has its row from those listings already.)

@@ -14,6 +14,7 @@ copy.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ def scan_dicom(
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     unreadable: list[tuple[str, str]] | None = None,
+    refused: list[tuple[str, str]] | None = None,
 ) -> list[SeriesInfo]:
     """Lists the DICOM image series under ``path`` from their headers only.
 
@@ -63,6 +65,8 @@ def scan_dicom(
         cancel: Set to stop with ``CancelledError`` (checked between files).
         unreadable: When given, receives (path, why) of each DICOM file that could not be read, so that a
             caller that reports every input (a batch) can name them.
+        refused: When given, receives (first file, why) of each CT, MR or PET image series none of whose
+            files could be used (invalid geometry, a mosaic...), which is not among the series returned.
 
     Returns:
         One ``SeriesInfo`` per (split) series; [] when there is no DICOM image there.
@@ -80,6 +84,8 @@ def scan_dicom(
         unreadable.extend(found.unreadable)
     plans = group_stacks(found)
     report(progress, 1.0, f"Found {len(plans)} DICOM series")
+    if refused is not None:
+        refused.extend(_refused_series(found, {plan.series_uid for plan in plans}))
     if not plans:
         _explain_nothing(p, found)
         return []
@@ -304,6 +310,19 @@ def _rescan(info: SeriesInfo, cancel: threading.Event | None) -> StackPlan:
     )
 
 
+def _refused_series(found: Any, listed: set[str]) -> list[tuple[str, str]]:
+    """(first file, why) of each image series whose every file was refused, with how many files it holds."""
+    out = []
+    for uid, files in found.refused.items():
+        if uid in listed:
+            continue
+        first, why = files[0]
+        others = f" and the {len(files) - 1} other file(s) of its series" if len(files) > 1 else ""
+        advice = "" if re.search(r"\b(convert|export)\b", why) else ". Export the series again"
+        out.append((first, f"{first}{others}: {why}{advice}."))
+    return out
+
+
 def _explain_nothing(p: Path, found: Any) -> None:
     """Raises a specific error when DICOM files were there but none forms an image series."""
     if p.is_dir():
@@ -311,6 +330,10 @@ def _explain_nothing(p: Path, found: Any) -> None:
 
         if any(is_volume_file(f) for f in p.rglob("*")):
             return  # the loader lists the volume files; nothing to explain
+    refused = _refused_series(found, set())
+    if refused:
+        more = f" ({len(refused) - 1} more image series refused too)" if len(refused) > 1 else ""
+        raise InputError(f"{refused[0][1]}{more}")
     if found.unreadable:
         names = "; ".join(f"{os.path.basename(f)} ({why})" for f, why in found.unreadable[:5])
         more = f"; and {len(found.unreadable) - 5} more" if len(found.unreadable) > 5 else ""

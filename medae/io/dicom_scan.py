@@ -45,6 +45,8 @@ _NOT_SCANS = {
 # Secondary captures (screenshots, scanned documents) never carry slice geometry: one in an image
 # series is not a slice of it, and leaves no gap.
 _SECONDARY_CAPTURE = ("1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.7.")
+#: The modalities medae analyses: an image series of one of them that cannot be read is named, never passed over.
+SCAN_MODALITIES = ("CT", "MR", "PT")
 _NOT_SCAN_MODALITIES = {"RTDOSE", "RTSTRUCT", "RTPLAN", "RTRECORD", "SR", "PR", "KO", "SEG", "REG", "DOC", "ECG"}
 _ALWAYS_SPLIT = ("echo_number", "echo_time", "temporal_position", "stack_id")
 _SPLIT_IF_REPEATED = ("acquisition", "trigger_time", "b_value", "gradient", "image_type")
@@ -114,6 +116,8 @@ class Discovery:
     no_geometry: dict[str, list[str]] = field(default_factory=dict)
     #: Files of an image series left out for holding no pixel data (cut short while copied), by SeriesInstanceUID.
     no_pixels: dict[str, list[str]] = field(default_factory=dict)
+    #: Files of CT, MR or PET image series refused (geometry, colour, mosaic...), by SeriesInstanceUID: (file, why).
+    refused: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     #: Second copies of images already read (same SOP Instance UID), by SeriesInstanceUID: (copy, first).
     copies: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     localizers: dict[str, int] = field(default_factory=dict)
@@ -159,6 +163,8 @@ def discover(path: Path, progress: ProgressFn | None = None, cancel: threading.E
                 found.no_geometry.setdefault(h.series_uid, []).append(os.path.basename(f))
             elif reason == _NO_PIXELS and h.series_uid and h.rows > 0:
                 found.no_pixels.setdefault(h.series_uid, []).append(os.path.basename(f))
+            if h.modality in SCAN_MODALITIES and h.series_uid and not screenshot and _image_refused(reason):
+                found.refused.setdefault(h.series_uid, []).append((f, reason))
             continue
         instance = h.info.get("sop_instance_uid", "")
         if instance and instance in first_copy:  # the same image exported twice (a copied study folder)
@@ -400,6 +406,11 @@ def _rounded(value: object) -> object:
 
 _NO_GEOMETRY = "no patient geometry (ImagePositionPatient/ImageOrientationPatient)"
 _NO_PIXELS = "no pixel data"
+
+
+def _image_refused(reason: str) -> bool:
+    """Whether a rejection is of an image that could not be used, not of an object that is no image at all."""
+    return not (reason.endswith("not an image series") or reason.startswith("not an image storage object"))
 
 
 def _rejection(h: FileHeader) -> str | None:
