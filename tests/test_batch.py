@@ -693,6 +693,21 @@ def test_an_image_series_whose_every_file_is_refused_is_a_row_with_its_reason(ti
     assert [r["status"] for k, r in rows.items() if k.startswith("Smith")] == ["ok"]
 
 
+def test_a_file_cut_short_in_one_patients_series_is_not_a_warning_on_anothers(tiny_model, tmp_path):
+    studies = tmp_path / "in"
+    arr = mr_with_lesion().array.astype(np.int16)
+    write_series(studies / "Smith", arr, axial_affine(), modality="MR")
+    cut = write_series(studies / "Jones", arr, axial_affine(), modality="MR")[5]
+    cut.write_bytes(cut.read_bytes()[:-500])  # its header, naming Jones' series, is whole
+    out = tmp_path / "out"
+    _batch(studies, out, tiny_model, "--no-png")
+    rows = _rows(out)
+    (smith,) = [r for k, r in rows.items() if k.startswith("Smith")]
+    (jones,) = [r for k, r in rows.items() if k.startswith("Jones")]
+    assert smith["status"] == "ok" and "could not be read" not in smith["warnings"], smith["warnings"]
+    assert cut.name in jones["warnings"] + jones["error"]
+
+
 def test_a_slice_still_being_copied_is_named_not_dropped_silently(tiny_model, tmp_path):
     studies = tmp_path / "in"
     paths = write_series(studies / "s", mr_with_lesion().array.astype(np.int16), axial_affine(), modality="MR")

@@ -99,7 +99,15 @@ class NotDicom(Exception):
 
 
 class Unreadable(Exception):
-    """Internal: the file looks like DICOM but cannot be parsed (reported, then skipped)."""
+    """Internal: the file looks like DICOM but cannot be parsed (reported, then skipped).
+
+    Attributes:
+        series_uid: The file's SeriesInstanceUID when its header was read ("" when not).
+    """
+
+    def __init__(self, message: str, series_uid: str = "") -> None:
+        super().__init__(message)
+        self.series_uid = series_uid
 
 
 @dataclass
@@ -241,7 +249,7 @@ def read_header(path: str) -> FileHeader:
     if h.transfer_syntax in NATIVE_SYNTAXES and h.pixel_offset is not None and h.bits_allocated >= 8 and h.samples == 1:
         need = h.pixel_offset + 8 + h.n_frames * h.frame_bytes
         if need > h.file_size:
-            raise Unreadable(f"truncated: {h.file_size} bytes where the pixel data needs {need}")
+            raise Unreadable(f"truncated: {h.file_size} bytes where the pixel data needs {need}", h.series_uid)
     return h
 
 

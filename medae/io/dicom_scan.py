@@ -111,6 +111,8 @@ class Discovery:
 
     headers: list[FileHeader] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    #: The SeriesInstanceUID of unreadable files whose header could be read (a file cut in its pixel data).
+    unreadable_series: dict[str, str] = field(default_factory=dict)
     rejected: list[tuple[str, str]] = field(default_factory=list)
     #: Files of an image series left out for lacking patient geometry, by SeriesInstanceUID.
     no_geometry: dict[str, list[str]] = field(default_factory=dict)
@@ -152,6 +154,8 @@ def discover(path: Path, progress: ProgressFn | None = None, cancel: threading.E
             continue
         except Unreadable as exc:
             found.unreadable.append((f, str(exc)))
+            if exc.series_uid:
+                found.unreadable_series[f] = exc.series_uid
             continue
         if h.sop_class == MEDIA_STORAGE_DIRECTORY:
             continue  # a DICOMDIR inside a folder: its files are found by the walk itself
@@ -220,7 +224,7 @@ def group_stacks(found: Discovery) -> list[StackPlan]:
             plan_uid = uid if len(parts) == 1 else f"{uid}.{n}"
             plan = _plan(plan_uid, uid, part, notes, differs, _part_label(part, parts) if differs else "")
             plans.append(plan)
-    _attach_unreadable(plans, found.unreadable)
+    _attach_unreadable(plans, found.unreadable, found.unreadable_series)
     # Parts of a split series in their own numeric order (part 2 before part 10).
     plans.sort(
         key=lambda p: (
@@ -522,21 +526,31 @@ def _parent(path: str) -> str:
     return os.path.dirname(os.path.dirname(path))
 
 
-def _attach_unreadable(plans: list[StackPlan], unreadable: list[tuple[str, str]]) -> None:
+def _attach_unreadable(
+    plans: list[StackPlan], unreadable: list[tuple[str, str]], series_of: dict[str, str] | None = None
+) -> None:
     """Adds warnings about unreadable files to the series in the same folder, or in a neighbouring one.
 
     Files beside the series are named. Files in a sibling folder (a viewer's export caps each folder at a
     few hundred files: DICOM/00001, DICOM/00002) are counted without their names: the folder beside a
     patient's may be another patient's, whose file names must not appear in this series' outputs (a
-    batch gives such files rows of their own).
+    batch gives such files rows of their own). A file in a sibling folder whose header names another series
+    is none of this series' concern.
     """
+    series_of = series_of or {}
     if not unreadable or not plans:
         return
     for plan in plans:
         dirs = {os.path.dirname(p) for p in plan.files}
         parents = {os.path.dirname(d) for d in dirs} - dirs
         mine = [(p, why) for p, why in unreadable if os.path.dirname(p) in dirs]
-        near = [p for p, _why in unreadable if os.path.dirname(p) not in dirs and _parent(p) in parents]
+        near = [
+            p
+            for p, _why in unreadable
+            if os.path.dirname(p) not in dirs
+            and _parent(p) in parents
+            and series_of.get(p, plan.series_uid) == plan.series_uid
+        ]
         if mine:
             listed = "; ".join(f"{os.path.basename(p)} ({why})" for p, why in mine[:5])
             more = f"; and {len(mine) - 5} more" if len(mine) > 5 else ""
