@@ -320,6 +320,11 @@ def test_dicomdir_is_read_as_a_file_set(tmp_path):
     np.testing.assert_array_equal(v.array, vol)
     # The folder holding the DICOMDIR gives the same series (the directory file itself is skipped).
     assert [s.shape for s in scan(out)] == [(6, 5, 4)]
+    # A DICOMDIR cut short (a damaged copy) reads as one without records: the folder is the way in.
+    (out / "DICOMDIR").write_bytes((out / "DICOMDIR").read_bytes()[:700])
+    with pytest.raises(InputError, match="DICOMDIR that lists no files .*Open the folder"):
+        scan(out / "DICOMDIR")
+    assert [s.shape for s in scan(out)] == [(6, 5, 4)]
 
 
 def test_folder_without_dicom_returns_empty(tmp_path):

@@ -487,6 +487,12 @@ def _dicomdir_files(path: Path) -> tuple[list[str], list[str]]:
         raise InputError(
             f"{path}: a DICOMDIR that cannot be read ({exc}). Open the folder that holds the files instead."
         ) from exc
+    if not any(record.get("ReferencedFileID") for record in records):
+        # pydicom reads a directory cut short without complaint, as one without records.
+        raise InputError(
+            f"{path}: a DICOMDIR that lists no files (cut short or damaged, or the media is empty). Open the "
+            "folder that holds the files instead."
+        )
     listings: dict[str, dict[str, str]] = {}
     present, missing = [], []
     for record in records:
