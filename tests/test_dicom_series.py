@@ -320,6 +320,12 @@ def test_dicomdir_is_read_as_a_file_set(tmp_path):
     np.testing.assert_array_equal(v.array, vol)
     # The folder holding the DICOMDIR gives the same series (the directory file itself is skipped).
     assert [s.shape for s in scan(out)] == [(6, 5, 4)]
+    # A file cut inside its header is named as such, beside the series and alone.
+    cut = paths[0]
+    cut.write_bytes(cut.read_bytes()[:300])
+    with pytest.raises(InputError, match="cut short: the file ends after 300 bytes, inside its header"):
+        scan(cut)
+    assert any(cut.name in w and "cut short" in w for w in scan(src)[0].warnings)
     # A DICOMDIR cut short (a damaged copy) reads as one without records: the folder is the way in.
     (out / "DICOMDIR").write_bytes((out / "DICOMDIR").read_bytes()[:700])
     with pytest.raises(InputError, match="DICOMDIR that lists no files .*Open the folder"):

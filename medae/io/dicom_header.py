@@ -245,6 +245,9 @@ def read_header(path: str) -> FileHeader:
         h = _header_from_dataset(path, ds, pixel_offset, pixel_tag, size)
     except Exception as exc:  # pydicom converts values lazily and raises many types on bad ones
         raise Unreadable(f"invalid header values ({type(exc).__name__}: {exc})") from exc
+    if pixel_tag == 0 and not h.series_uid and not h.rows and h.sop_class != MEDIA_STORAGE_DIRECTORY:
+        # An image object without its series, its size or its pixels: the file ends inside its header.
+        raise Unreadable(f"cut short: the file ends after {size} bytes, inside its header")
     # Greyscale only: colour is refused later anyway, and YBR_FULL_422 stores fewer bytes than it says.
     if h.transfer_syntax in NATIVE_SYNTAXES and h.pixel_offset is not None and h.bits_allocated >= 8 and h.samples == 1:
         need = h.pixel_offset + 8 + h.n_frames * h.frame_bytes
