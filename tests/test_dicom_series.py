@@ -552,3 +552,23 @@ def test_a_damaged_file_in_a_neighbouring_folder_is_counted_without_its_name(tmp
     (info,) = scan(tmp_path)
     text = " ".join(info.warnings)
     assert "1 DICOM file(s) in a neighbouring folder could not be read" in text and "Jones" not in text
+
+
+def test_pixel_data_longer_than_rows_and_columns_need_is_refused_and_padding_is_not(tmp_path):
+    vol = phantom((8, 7, 4), seed=11)
+    paths = write_series(tmp_path / "wrong", vol, axial_affine())
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        ds.Columns = ds.Columns - 1  # one column short of what the pixel data holds: every row would shift
+        ds.save_as(p, enforce_file_format=True)
+    with pytest.raises(
+        InputError,
+        match=r"and 1 more \(its pixel data holds 112 bytes .*need 98: the image size in its header is wrong",
+    ):
+        scan(tmp_path / "wrong")
+    paths = write_series(tmp_path / "padded", vol, axial_affine())
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        ds.PixelData = ds.PixelData + b"\0\0"  # a writer's padding, less than a row
+        ds.save_as(p, enforce_file_format=True)
+    np.testing.assert_array_equal(load(tmp_path / "padded").array, vol)

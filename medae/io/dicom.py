@@ -335,8 +335,15 @@ def _explain_nothing(p: Path, found: Any) -> None:
         more = f" ({len(refused) - 1} more image series refused too)" if len(refused) > 1 else ""
         raise InputError(f"{refused[0][1]}{more}")
     if found.unreadable:
-        names = "; ".join(f"{os.path.basename(f)} ({why})" for f, why in found.unreadable[:5])
-        more = f"; and {len(found.unreadable) - 5} more" if len(found.unreadable) > 5 else ""
+        by_why: dict[str, list[str]] = {}
+        for f, why in found.unreadable:
+            by_why.setdefault(why, []).append(os.path.basename(f))
+        # Files that fail alike (a whole series with one defect) are named together, by the first few.
+        names = "; ".join(
+            ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "") + f" ({why})"
+            for why, files in list(by_why.items())[:5]
+        )
+        more = f"; and {len(by_why) - 5} more kinds of damage" if len(by_why) > 5 else ""
         if not found.rejected and not found.localizers:
             raise InputError(
                 f"{p}: DICOM file(s) that cannot be read: {names}{more}. "

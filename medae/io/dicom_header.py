@@ -241,6 +241,10 @@ def read_header(path: str) -> FileHeader:
             pixel_offset, pixel_tag = _pixel_position(ds, fh)
             if pixel_tag == 0 and str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")) == DEFLATED:
                 pixel_tag = _deflated_pixel_tag(fh, force)
+        element = b""
+        if pixel_offset is not None:
+            fh.seek(pixel_offset)
+            element = fh.read(12)  # the pixel data element's tag, VR and length
     try:
         h = _header_from_dataset(path, ds, pixel_offset, pixel_tag, size)
     except Exception as exc:  # pydicom converts values lazily and raises many types on bad ones
@@ -253,7 +257,35 @@ def read_header(path: str) -> FileHeader:
         need = h.pixel_offset + 8 + h.n_frames * h.frame_bytes
         if need > h.file_size:
             raise Unreadable(f"truncated: {h.file_size} bytes where the pixel data needs {need}", h.series_uid)
+        _check_pixel_length(h, element)
     return h
+
+
+def _check_pixel_length(h: FileHeader, element: bytes) -> None:
+    """Refuses native pixel data longer than its size by whole rows or columns: Rows or Columns is wrong.
+
+    Read with the header's size, every row would be shifted against the last and the image garbled.
+    Less than a row or column over is padding, which some writers leave, and is ignored.
+    """
+    if len(element) < 12:
+        return
+    order = "big" if h.transfer_syntax == "1.2.840.10008.1.2.2" else "little"
+    if h.transfer_syntax == "1.2.840.10008.1.2":
+        length = int.from_bytes(element[4:8], order)
+    elif element[4:6] in (b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN"):
+        length = int.from_bytes(element[8:12], order)
+    else:
+        length = int.from_bytes(element[6:8], order)
+    expected = h.n_frames * h.frame_bytes
+    sample = h.bits_allocated // 8
+    if length == 0xFFFFFFFF or length - expected < min(h.rows, h.cols) * sample:
+        return
+    raise Unreadable(
+        f"its pixel data holds {length} bytes where Rows x Columns x frames ({h.rows} x {h.cols} x {h.n_frames}, "
+        f"{h.bits_allocated} bits) need {expected}: the image size in its header is wrong, and read with it the "
+        "image would be garbled; export the series again",
+        h.series_uid,
+    )
 
 
 def _pixel_position(ds: Any, fh: Any) -> tuple[int | None, int]:
