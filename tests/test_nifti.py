@@ -539,3 +539,18 @@ def test_a_sidecar_beside_the_file_gives_its_acquisition_facts(tmp_path):
     assert load(tmp_path / "scan.nii.gz").meta["contrast_agent"] == "Dotarem"  # a byte-order mark is read past
     (tmp_path / "scan.json").write_text(json.dumps({"ContrastBolusAgent": False}))
     assert "contrast_agent" not in load(tmp_path / "scan.nii.gz").meta
+
+
+def test_another_file_under_a_nifti_name_says_so_and_what_to_do(tmp_path):
+    from medae.gui.errors import user_message
+
+    fake = tmp_path / "notascan.nii.gz"
+    fake.write_text("hello\n")
+    for read in (load, scan):
+        with pytest.raises(InputError, match="neither a NIfTI-1/2 header nor gzip-compressed.*open the original file"):
+            read(fake)
+    try:
+        load(fake)
+    except InputError as exc:
+        _title, text = user_message(exc, f"reading {fake.name}")
+    assert text.startswith(str(fake)) and text.count(fake.name) == 1  # the file named once, in full

@@ -7,6 +7,7 @@ the traceback goes to the log file, and the dialog says so without showing it.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import traceback
@@ -45,7 +46,11 @@ def user_message(exc: BaseException, doing: str = "") -> tuple[str, str]:
     """The (title, text) a dialog shows for an exception, never a traceback."""
     prefix = f"While {doing}: " if doing else ""
     if isinstance(exc, MedaeError):
-        return "medae", prefix + str(exc)
+        text = str(exc)
+        named = text.split(": ", 1)[0]
+        if doing and os.path.basename(named.rstrip("/")) and os.path.basename(named.rstrip("/")) in doing:
+            prefix = ""  # the message starts with the very file: "While reading a.nii: /x/a.nii: ..." says it twice
+        return "medae", prefix + text
     if isinstance(exc, MemoryError):
         return "Out of memory", prefix + "the computer ran out of memory. Close other programs or use a smaller scan."
     if isinstance(exc, OSError):

@@ -107,6 +107,20 @@ def _nib_load(path: Path, warnings: list[str] | None = None):
     return nib.load(str(path))
 
 
+def _unreadable(path: Path, exc: Exception) -> str:
+    """Why nibabel could not read a file named as NIfTI or MGH, in words that say what to do."""
+    kind = _format_name(path)
+    version = "FreeSurfer MGH/MGZ" if kind == "MGH" else "NIfTI-1/2"
+    detail = str(exc)
+    if "Cannot work out file type" in detail or "is not a gzip file" in detail:
+        # Read by content already: neither compression nor header is the format's.
+        return (
+            f"{path}: not a {kind} file: its content is neither a {version} header nor gzip-compressed. It may be "
+            "another kind of file under this name, or a damaged copy; open the original file."
+        )
+    return f"{path}: not a readable {kind} file ({detail}). Check that the file is complete and is {version}."
+
+
 def _load_nifti(path: Path, index: int | None) -> Volume:
     warnings: list[str] = []
     try:
@@ -116,14 +130,7 @@ def _load_nifti(path: Path, index: int | None) -> Volume:
     except Exception as exc:  # nibabel raises many types for bad headers
         if path.exists() and not os.access(path, os.R_OK):  # nibabel words a refused read as any other
             raise InputError(f"{path}: no permission to read the file. Check its access rights.") from exc
-        kind = _format_name(path)
-        version = "FreeSurfer MGH/MGZ" if kind == "MGH" else "NIfTI-1/2"
-        detail = str(exc)
-        if "Cannot work out file type" in detail:  # nibabel's words for a header it does not recognise
-            detail = f"its header is not a {version} header: another kind of file with this name"
-        raise InputError(
-            f"{path}: not a readable {kind} file ({detail}). Check that the file is complete and is {version}."
-        ) from exc
+        raise InputError(_unreadable(path, exc)) from exc
     if not hasattr(img, "affine"):  # CIFTI-2 and other non-spatial images share the .nii suffix
         raise InputError(f"{path}: {type(img).__name__} data has no voxel grid; medae reads 3D volumes.")
     shape = img.shape
@@ -513,7 +520,7 @@ def nifti_info(path: str | os.PathLike):
     except Exception as exc:
         if path.exists() and not os.access(path, os.R_OK):  # nibabel words a refused read as any other
             raise InputError(f"{path}: no permission to read the file. Check its access rights.") from exc
-        raise InputError(f"{path}: not a readable {_format_name(path)} file ({exc}).") from exc
+        raise InputError(_unreadable(path, exc)) from exc
     info = SeriesInfo.for_file(path, "nifti", shape, affine, n_volumes)
     if note:
         info.warnings.append(note)
