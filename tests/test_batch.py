@@ -743,6 +743,12 @@ def test_uids_in_report_warnings_are_pseudonymised_once():
     text = without_uids(f"series {uid}. Files MR.{uid}.dcm and {uuid_uid} on 2024.01.02")
     assert uid not in text and uuid_uid not in text and text.endswith(" on 2024.01.02")
     assert f"series {pseudonym}. Files MR.{pseudonym}.dcm" in text
+    # The standard's own UIDs name no patient and stay readable (a SOP class, a transfer syntax).
+    sr, jpeg = "1.2.840.10008.5.1.4.1.1.88.22", "1.2.840.10008.1.2.4.70"
+    assert (
+        without_uids(f"a structured report (SOP class {sr}) in {jpeg}")
+        == f"a structured report (SOP class {sr}) in {jpeg}"
+    )
 
 
 def test_folder_names_never_take_the_runs_own_files_nor_exceed_the_file_systems_limit(tiny_model, tmp_path):

@@ -158,6 +158,10 @@ def site_key_id() -> str:
     return _keyed_hex(key, "key-id")[:12] if key else ""
 
 
+#: The root of the UIDs the DICOM standard itself defines.
+STANDARD_UID_ROOT = "1.2.840.10008."
+
+
 def without_uids(text: str) -> str:
     """``text`` with every DICOM UID in it (16 characters or more) replaced by its pseudonym.
 
@@ -165,7 +169,12 @@ def without_uids(text: str) -> str:
     Apply it once, to the text as written from the source: a pseudonym is a UID too.
     """
     policy = Deidentification()
-    return _UID_IN_TEXT.sub(lambda m: policy.uid(m.group(0)) if len(m.group(0)) >= 16 else m.group(0), text)
+
+    def pseudonym(uid: str) -> str:
+        # The standard's own UIDs (SOP classes, transfer syntaxes) name no patient and must stay readable.
+        return uid if len(uid) < 16 or uid.startswith(STANDARD_UID_ROOT) else policy.uid(uid)
+
+    return _UID_IN_TEXT.sub(lambda m: pseudonym(m.group(0)), text)
 
 
 def keyed_uid(key: bytes, *parts: str) -> str:
