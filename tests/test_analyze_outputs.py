@@ -31,6 +31,37 @@ def test_a_series_that_cannot_be_loaded_does_not_stop_the_others(tmp_path, tiny_
     assert err.count("error: ") == 1
 
 
+def test_series_folders_under_all_carry_the_pseudonym_unless_asked(tmp_path, tiny_model):
+    arr = np.clip(mr_with_lesion().array, 0, 1000).astype(np.int16)
+    uids = [f"1.2.826.0.1.3680043.8.498.1111222233334444555566667777888{k}" for k in (1, 2)]
+    for k, uid in enumerate(uids):
+        write_series(tmp_path / "in", arr, axial_affine(), series_uid=uid, series_number=k + 1, modality="MR")
+    assert _analyze_all(tmp_path / "in", tmp_path / "out", tiny_model) == 0
+    folders = sorted(p.name for p in (tmp_path / "out").iterdir())
+    reported = sorted(
+        json.loads((tmp_path / "out" / f / "report.json").read_text())["input"]["series_uid"] for f in folders
+    )
+    assert folders == reported and not set(folders) & set(uids)
+    assert (
+        main(
+            [
+                "analyze",
+                str(tmp_path / "in"),
+                "--all",
+                "--keep-phi",
+                "--out",
+                str(tmp_path / "phi"),
+                "--model",
+                str(tiny_model),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "phi").iterdir()) == uids
+
+
 def test_a_file_that_fails_under_all_is_named_once(tmp_path, tiny_model, capsys):
     import nibabel as nib
 

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     targets: list[tuple[str | None, Path]] = [(args.series, args.out)]
     if args.all:
         infos = with_compressed_studies(args.input, scan)
-        names = unique_names([_safe(s.uid) for s in infos]) if len(infos) > 1 else [""]
+        names = unique_names([_safe(_folder_uid(s, args.keep_phi)) for s in infos]) if len(infos) > 1 else [""]
         targets = [(s.uid, args.out / name) for s, name in zip(infos, names, strict=True)]
     status = 0
     for series, out in targets:
@@ -143,6 +143,15 @@ def write_outputs_report_only(result, out: Path, written: dict, keep_phi: bool) 
     report["files"] = {k: Path(p).name for k, p in written.items()}
     deidentify_report(report, keep_phi)
     write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+
+
+def _folder_uid(info, keep_phi: bool) -> str:
+    """What names a series' output folder: a DICOM series by its pseudonym (as its report.json) unless asked."""
+    if info.kind != "dicom" or keep_phi:
+        return info.uid
+    from medae.io.deid import without_uids
+
+    return without_uids(info.uid)
 
 
 def _safe(uid: str) -> str:
