@@ -523,3 +523,18 @@ def test_padding_declared_by_some_files_of_a_series_applies_to_all(tmp_path):
     write_series(tmp_path, vol, axial_affine(), intercept=-1024, edit=padding_in_one)
     v = load(tmp_path)
     assert (v.array[:2] == -1024).all() and v.meta["padding_voxels"] == 2 * 8 * 4
+
+
+def test_a_damaged_rle_frame_is_one_line_that_names_the_file(tmp_path):
+    from pydicom.encaps import encapsulate, generate_frames
+
+    from medae.errors import InputError
+
+    paths = write_series(tmp_path, phantom((24, 24, 3), seed=28), axial_affine(), transfer_syntax=RLELossless)
+    ds = pydicom.dcmread(paths[1])
+    stream = next(generate_frames(ds.PixelData, number_of_frames=1))
+    ds.PixelData = encapsulate([stream[: len(stream) // 2]])  # the decoders list their failures line by line
+    ds.save_as(paths[1], enforce_file_format=True)
+    with pytest.raises(InputError, match="cannot be decoded") as caught:
+        load(tmp_path)
+    assert "\n" not in str(caught.value) and paths[1].name in str(caught.value)

@@ -228,8 +228,9 @@ def _decode_file(path: str, items: list[tuple[int, Frame]], out: np.ndarray, can
             raise InputError(f"{path}: the file disappeared after the folder was scanned. Scan it again.") from exc
         except BaseException as exc:  # decoders raise many types on damaged data; Rust panics are BaseException
             failure = exc
+    why = " ".join(str(failure).split())  # one line: some decoders list each plugin's failure on its own line
     raise InputError(
-        f"{path}: the pixel data cannot be decoded ({type(failure).__name__}: {failure}). The file may be damaged "
+        f"{path}: the pixel data cannot be decoded ({type(failure).__name__}: {why}). The file may be damaged "
         "or truncated; copy it again or remove it from the folder."
     ) from failure
 
