@@ -10,6 +10,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QMessageBox,
@@ -235,7 +237,12 @@ class KeysDialog(QDialog):
         for r, (k, v) in enumerate(rows):
             table.setItem(r, 0, QTableWidgetItem(k))
             table.setItem(r, 1, QTableWidgetItem(v))
-        table.resizeColumnsToContents()
+        # The action column takes the rest of the width and wraps, so no row needs a sideways scroll.
+        table.setWordWrap(True)
+        table.resizeColumnToContents(0)
+        table.horizontalHeader().setStretchLastSection(True)
+        table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         close = QPushButton("Close")
         close.clicked.connect(self.accept)
         bottom = QHBoxLayout()
@@ -245,7 +252,13 @@ class KeysDialog(QDialog):
         lay.addWidget(QLabel(f"Mouse scheme: {mouse.title}"))
         lay.addWidget(table)
         lay.addLayout(bottom)
-        self.resize(460, 560)
+        # Within the screen it opens on (a scaled laptop display has room for about 540 logical pixels).
+        width, height = 520, 560
+        screen = (parent.screen() if parent is not None else None) or QApplication.primaryScreen()
+        if screen is not None:
+            room = screen.availableGeometry()
+            width, height = min(width, int(room.width() * 0.9)), min(height, int(room.height() * 0.85))
+        self.resize(width, height)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
 

@@ -6,7 +6,7 @@ from functools import partial
 from pathlib import Path
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from medae.gui import exports
 from medae.gui.dialogs import KeysDialog, PreferencesDialog
@@ -47,7 +47,9 @@ def build(w) -> None:
     # Rebuilt as it opens: a file deleted or moved since is not offered (the list keeps existing paths).
     w.recent_menu.aboutToShow.connect(lambda: refresh_recent(w))
     f.addSeparator()
-    _action(w, f, "&Preferences...", lambda: _preferences(w), QKeySequence.StandardKey.Preferences, name="prefs")
+    # The platform's binding (Ctrl+, on most desktops) is empty on some Linux ones.
+    prefs_keys = QKeySequence.keyBindings(QKeySequence.StandardKey.Preferences)
+    _action(w, f, "&Preferences...", lambda: _preferences(w), prefs_keys[0] if prefs_keys else "Ctrl+,", name="prefs")
     f.addSeparator()
     _action(w, f, "&Quit", w.close, "Ctrl+Q", name="quit")  # the platform binding is empty on some Linux desktops
     w.welcome.open_file.clicked.connect(lambda: _open_file(w))
@@ -118,6 +120,7 @@ def build(w) -> None:
 
     h = bar.addMenu("&Help")
     _action(w, h, "&Keys and mouse", lambda: _keys_help(w), "F1", name="keys_help")
+    _action(w, h, "&About medae", lambda: _about(w), name="about")
     s.display_changed.connect(lambda: _sync_checks(w))
     s.measure.changed.connect(lambda: w.actions_by_name["measure"].setChecked(s.measure.active))
     refresh_recent(w)
@@ -193,6 +196,24 @@ def _layout(w, layout: str) -> None:
     w.session.compare = False
     w.session.layout = layout
     _sync_checks(w)
+
+
+def _about(w) -> None:
+    """The version, the model folder in use and what its data derive from (its notice)."""
+    from medae._version import __version__
+    from medae.model.store import default_model_dir
+
+    folder = Path(w.prefs.model) if w.prefs.model else default_model_dir()
+    text = (
+        f"medae {__version__}\n\nAnomaly detection for MRI and CT: an autoencoder trained only on healthy scans "
+        "shows where a scan is unlike them. Its findings are suggestions for a reader, not a diagnosis.\n\n"
+        f"Model: {folder}"
+    )
+    try:
+        text += "\n\n" + (folder / "NOTICE.txt").read_text(encoding="utf-8").strip()
+    except OSError:
+        pass  # a model without a notice: nothing to cite
+    QMessageBox.about(w, "About medae", text)
 
 
 def _keys_help(w) -> None:

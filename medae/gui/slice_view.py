@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
@@ -292,23 +293,28 @@ class SliceView(QWidget):
             else:
                 first = f"{title} ({'heat projection' if s.heat_visible else 'heat hidden: H'})"
         else:
-            first = f"{title}  {s.slice_label(self.plane)}"
+            slice_text = s.slice_label(self.plane)
+            first = [f"{title}  {slice_text}", f"{title} {_compact(slice_text)}", _compact(slice_text)]
             meta = s.volume.meta
             if "volume_index" in meta:  # stepping through a 4D file: which volume is on screen
-                first += f"  vol {meta['volume_index'] + 1}/{meta['volumes']}"
-        # A narrow view (small screen, 2x2 or compare layout) shortens its text rather than overlapping it.
+                volume = f"{meta['volume_index'] + 1}/{meta['volumes']}"
+                first = [f"{first[0]}  vol {volume}", f"{first[1]} v{volume}", f"{first[2]} v{volume}"]
+        # A narrow view (small screen, 2x2 or compare layout) says the same in fewer words before it cuts any.
         metrics = p.fontMetrics()
-        _outlined_text(
-            p, QPointF(m, 16), None, metrics.elidedText(first, Qt.TextElideMode.ElideRight, w - 2 * m), TEXT_COLOR
-        )
+        _outlined_text(p, QPointF(m, 16), None, _fitting(metrics, first, w - 2 * m), TEXT_COLOR)
         win = s.layer_window(self.layer)
         unit = f" {s.units}" if s.units else ""
-        readout = f"W {win.width:.4g}  L {win.center:.4g}{unit}  x{s.view_state(self.plane).zoom:.2g}"
-        _outlined_text(
-            p, QPointF(m, h - m), None, metrics.elidedText(readout, Qt.TextElideMode.ElideRight, w - 2 * m), TEXT_COLOR
-        )
+        zoom = s.view_state(self.plane).zoom
+        readout = [
+            f"W {win.width:.4g}  L {win.center:.4g}{unit}  x{zoom:.2g}",
+            f"W{win.width:.4g} L{win.center:.4g} x{zoom:.2g}",
+            f"W{win.width:.4g} L{win.center:.4g}",
+        ]
+        _outlined_text(p, QPointF(m, h - m), None, _fitting(metrics, readout, w - 2 * m), TEXT_COLOR)
         ppmm = self.pixels_per_mm()
-        length_mm, length_px = scale_bar(1.0 / ppmm if ppmm > 0 else 0, min(120.0, w / 4))
+        # The bar keeps to the right half, clear of the bottom orientation letter at the centre.
+        room = min(120.0, w / 4, (w - m - 30) - (w / 2 + 12))
+        length_mm, length_px = scale_bar(1.0 / ppmm if ppmm > 0 else 0, room)
         if length_px >= 10 and w >= 160:
             x1, y1 = w - m - 30, h - m - 16
             x0 = x1 - length_px
@@ -439,6 +445,19 @@ class SliceView(QWidget):
     def leaveEvent(self, event) -> None:  # noqa: D102
         self._hover = None
         self.hovered.emit(None)
+
+
+def _compact(slice_text: str) -> str:
+    """``slice j=78 (of 229)`` as ``j=78/229``."""
+    return re.sub(r"^slice (\w=\d+) \(of (\d+)\)$", r"\1/\2", slice_text)
+
+
+def _fitting(metrics, variants: list[str], width: float) -> str:
+    """The first of ``variants`` (longest first) that fits ``width``; else the last, cut at the right."""
+    for text in variants:
+        if metrics.horizontalAdvance(text) <= width:
+            return text
+    return metrics.elidedText(variants[-1], Qt.TextElideMode.ElideRight, int(width))
 
 
 def _outlined_text(p: QPainter, where: QRectF | QPointF, flags, text: str, color: QColor) -> None:

@@ -748,3 +748,44 @@ def test_the_viewer_keys_still_work_after_a_finding_is_clicked(opened, qtbot):
     assert s.window != before and table.currentRow() == 1
     qtbot.keyClick(table, Qt.Key.Key_Up)  # the list's own navigation stays its own
     assert table.currentRow() == 0
+
+
+def test_a_narrow_view_says_its_slice_in_fewer_words_before_cutting_it(qapp):
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    from medae.gui.slice_view import _compact, _fitting
+
+    assert _compact("slice j=78 (of 229)") == "j=78/229"
+    metrics = QFontMetrics(QFont())
+    variants = ["Coronal  slice j=78 (of 229)", "Coronal j=78/229", "j=78/229"]
+    wide = metrics.horizontalAdvance(variants[0]) + 2
+    assert _fitting(metrics, variants, wide) == variants[0]
+    assert _fitting(metrics, variants, metrics.horizontalAdvance(variants[1]) + 1) == "Coronal j=78/229"
+    assert _fitting(metrics, variants, metrics.horizontalAdvance("j=78/229") + 1) == "j=78/229"  # index and count kept
+
+
+def test_about_names_the_version_the_model_and_its_notice_and_preferences_have_a_key(window, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from medae._version import __version__
+
+    shown = []
+    monkeypatch.setattr(QMessageBox, "about", lambda parent, title, text: shown.append(text))
+    window.actions_by_name["about"].trigger()
+    (text,) = shown
+    assert f"medae {__version__}" in text and "brain-t1-dae" in text and "McConnell Brain Imaging Centre" in text
+    assert not window.actions_by_name["prefs"].shortcut().isEmpty()
+
+
+def test_the_keys_dialog_fits_the_screen_and_needs_no_sideways_scroll(window, qtbot):
+    from PySide6.QtWidgets import QTableWidget
+
+    from medae.gui.dialogs import KeysDialog
+
+    dlg = KeysDialog(window.session.mouse_scheme, window)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    room = window.screen().availableGeometry()
+    assert dlg.height() <= room.height() and dlg.width() <= room.width()
+    table = dlg.findChild(QTableWidget)
+    assert table.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff and table.wordWrap()
