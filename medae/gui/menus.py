@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from pathlib import Path
 
@@ -210,7 +211,8 @@ def _about(w) -> None:
         f"Model: {folder}"
     )
     try:
-        text += "\n\n" + (folder / "NOTICE.txt").read_text(encoding="utf-8").strip()
+        notice = (folder / "NOTICE.txt").read_text(encoding="utf-8").strip()
+        text += "\n\n" + re.sub(r"(?<!\n)\n(?!\n)", " ", notice)  # the file's paragraphs, rewrapped by the box
     except OSError:
         pass  # a model without a notice: nothing to cite
     QMessageBox.about(w, "About medae", text)

@@ -264,6 +264,26 @@ class SliceView(QWidget):
         for n, text in enumerate(lines):
             _outlined_text(p, QPointF(x, y + 16 * n), None, text, RULER_COLOR)
 
+    def title_variants(self) -> list[str]:
+        """The view's title line (plane, slice, volume), longest first, each shorter one saying the same."""
+        s = self.session
+        title = self.title or self.plane.title()
+        if self.mip:
+            # Before an analysis (or with the heat hidden) the view is the plain slice: say so.
+            if s.heat is None:
+                first = [f"{title} (heat projection after Analyze)", f"{title} (projection after Analyze)"]
+            else:
+                shown = "heat projection" if s.heat_visible else "heat hidden: H"
+                first = [f"{title} ({shown})", f"{title} ({shown.replace('heat projection', 'projection')})"]
+        else:
+            slice_text = s.slice_label(self.plane)
+            first = [f"{title}  {slice_text}", f"{title} {_compact(slice_text)}", _compact(slice_text)]
+            meta = s.volume.meta
+            if "volume_index" in meta:  # stepping through a 4D file: which volume is on screen
+                volume = f"{meta['volume_index'] + 1}/{meta['volumes']}"
+                first = [f"{first[0]}  vol {volume}", f"{first[1]} v{volume}", f"{first[2]} v{volume}"]
+        return first
+
     def _paint_labels(self, p: QPainter, rect: QRectF) -> None:
         s = self.session
         spec = plane_spec(self.plane, s.convention)
@@ -285,23 +305,9 @@ class SliceView(QWidget):
         font.setBold(False)
         p.setFont(font)
         p.setPen(TEXT_COLOR)
-        title = self.title or self.plane.title()
-        if self.mip:
-            # Before an analysis (or with the heat hidden) the view is the plain slice: say so.
-            if s.heat is None:
-                first = f"{title} (heat projection after Analyze)"
-            else:
-                first = f"{title} ({'heat projection' if s.heat_visible else 'heat hidden: H'})"
-        else:
-            slice_text = s.slice_label(self.plane)
-            first = [f"{title}  {slice_text}", f"{title} {_compact(slice_text)}", _compact(slice_text)]
-            meta = s.volume.meta
-            if "volume_index" in meta:  # stepping through a 4D file: which volume is on screen
-                volume = f"{meta['volume_index'] + 1}/{meta['volumes']}"
-                first = [f"{first[0]}  vol {volume}", f"{first[1]} v{volume}", f"{first[2]} v{volume}"]
         # A narrow view (small screen, 2x2 or compare layout) says the same in fewer words before it cuts any.
         metrics = p.fontMetrics()
-        _outlined_text(p, QPointF(m, 16), None, _fitting(metrics, first, w - 2 * m), TEXT_COLOR)
+        _outlined_text(p, QPointF(m, 16), None, _fitting(metrics, self.title_variants(), w - 2 * m), TEXT_COLOR)
         win = s.layer_window(self.layer)
         unit = f" {s.units}" if s.units else ""
         zoom = s.view_state(self.plane).zoom

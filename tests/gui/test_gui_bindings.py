@@ -1,6 +1,7 @@
 """Mouse and keys through the real widgets: window/level, pan, zoom, scroll, crosshair, presets, layouts."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -789,3 +790,15 @@ def test_the_keys_dialog_fits_the_screen_and_needs_no_sideways_scroll(window, qt
     assert dlg.height() <= room.height() and dlg.width() <= room.width()
     table = dlg.findChild(QTableWidget)
     assert table.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff and table.wordWrap()
+
+
+def test_every_view_title_shortens_to_words_not_letters(opened, qtbot):
+    opened.actions_by_name["layout_2x2"].trigger()
+    qtbot.waitUntil(lambda: any(v.mip for v in opened.view_area.views))
+    for view in opened.view_area.views:
+        variants = view.title_variants()
+        assert isinstance(variants, list) and all(len(v) >= 7 for v in variants), variants
+        if view.mip:
+            assert "projection" in variants[-1]
+        else:
+            assert re.fullmatch(r"[ijk]=\d+/\d+", variants[-1]), variants
