@@ -14,6 +14,8 @@ import numpy as np
 from medae.codec import integers
 from medae.errors import InputError
 
+# Voxels converted at once where a wider type is needed on the way (a few megabytes).
+_PIECE = 1 << 20
 # Whole-number floats beyond this cannot all be told apart as float64 integers.
 _EXACT_INTEGERS = 2**53
 
@@ -92,7 +94,7 @@ def encode(array: np.ndarray, max_error: float = 0.0) -> tuple[dict, bytes]:
             near = 0  # a step past the end of a 64-bit type cannot be told from a wrap: kept exact
         if near and (int(codes.max()) > integers.JPEGLS_MAX or near > _near_limit(a)):
             step = 2 * near + 1
-            codes = (codes + near) // step
+            codes = (codes.astype(np.uint64) + near) // step  # wide enough that adding the bound cannot wrap
             info["step"] = step
             near = 0
         coded, data = integers.encode(codes, near=near)
@@ -148,8 +150,16 @@ def decode(info: dict, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
     codes = integers.decode(info["values"], data, shape)
     if kind == "integer" and int(info["step"]) == 1 and dtype.kind in "iu" and dtype.itemsize <= 4:
         # A near-lossless value may step past the type's end (within the bound): clipped, never wrapped.
+        # In pieces, so that the 64-bit sums never hold more than a few megabytes at once.
         limits = np.iinfo(dtype)
-        return np.clip(codes.astype(np.int64) + int(info["offset"]), limits.min, limits.max).astype(dtype)
+        out = np.empty(shape, dtype=dtype)
+        flat_codes, flat_out = codes.reshape(-1), out.reshape(-1)
+        for start in range(0, flat_codes.size, _PIECE):
+            part = flat_codes[start : start + _PIECE].astype(np.int64)
+            part += int(info["offset"])
+            np.clip(part, limits.min, limits.max, out=part)
+            flat_out[start : start + _PIECE] = part
+        return out
     if kind == "integer" and int(info["step"]) == 1:
         # Modulo 2**64, as the offset was taken: exact for every integer type, 64-bit ones included.
         values = codes.astype(np.uint64) + np.uint64(int(info["offset"]) % 2**64)
@@ -243,10 +253,19 @@ def _near_limit(a: np.ndarray) -> int:
 
 
 def _offset(a: np.ndarray) -> tuple[np.ndarray, int]:
-    """Values minus their minimum, as uint64 (modulo 2**64, so no type overflows), and that minimum."""
+    """Values minus their minimum, and that minimum.
+
+    Integers stay in an unsigned type of their own width, modulo whose range the difference is exact (it
+    lies between 0 and the type's span): no copy wider than the scan. Whole-number floats become uint64.
+    """
     lo = int(a.min()) if a.size else 0
-    wide = a.astype(np.uint64) if a.dtype.kind == "u" else a.astype(np.int64).view(np.uint64)
-    return wide - np.uint64(lo % 2**64), lo
+    if a.dtype.kind in "iu":
+        native = np.asarray(a, dtype=a.dtype.newbyteorder("="))
+        unsigned = np.dtype(f"u{a.dtype.itemsize}")
+        return native.view(unsigned) - unsigned.type(lo % 2 ** (8 * a.dtype.itemsize)), lo
+    wide = a.astype(np.int64).view(np.uint64)
+    wide -= np.uint64(lo % 2**64)
+    return wide, lo
 
 
 def _whole_numbers(a: np.ndarray) -> bool:
