@@ -434,6 +434,8 @@ def test_progress_says_which_series_of_how_many(studies, tiny_model, tmp_path):
     n = items.index(ok) + 1
     steps = [m for m in messages if m.startswith(f"{n}/{len(items)} {ok.name}: ")]
     assert len(steps) > 2 and messages[-1] == "Done"
+    # A series' own last step is its writing, not the analysis's "Done" while results are still written.
+    assert steps[-1].endswith(": Writing results"), steps[-3:]
 
 
 def test_a_changed_data_file_beside_its_header_is_analysed_again(tmp_path, tiny_model):

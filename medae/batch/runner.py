@@ -255,7 +255,6 @@ def _run_item(
     except Exception:  # noqa: BLE001 - an earlier report edited or damaged by hand: the series is done again
         log.warning("the earlier result in %s cannot be read; the series is analysed again", folder)
     t0 = time.perf_counter()
-    t0 = time.perf_counter()
     try:
         # A report from another run must not stand beside new outputs if this one is killed midway.
         for stale in ("report.json", "error.json"):
@@ -263,6 +262,7 @@ def _run_item(
         # Before the analysis reads the files: a file replaced meanwhile must not pass for what was analysed.
         content = content_digest(item)
         result = _analyze(item, model, options, progress, cancel)
+        report(progress, 0.95, "Writing results")  # the analysis's own "Done" is not the series' end
         extras = _extras(write_extras, result, folder) if options.summary else {}
         batch = {"key": key, "input": item.where, "content_sha256": content}
         written = _write(result, folder, options, batch, extras)
