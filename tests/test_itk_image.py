@@ -173,3 +173,63 @@ def test_a_diffusion_nrrd_lists_its_volumes_and_colours_stay_refused(tmp_path, k
         assert v.shape == (4, 3, 2) and v.meta["volume_index"] == n
         np.testing.assert_array_equal(v.array, data[..., n].T)
     assert scan(tmp_path / "dwi.nrrd")[0].warnings[0].startswith("4D: 3 volumes")
+
+
+def test_damaged_data_itk_only_prints_about_are_refused_and_nothing_reaches_the_console(tmp_path, capfd):
+    arr = (np.random.default_rng(1).random((30, 40, 50)) * 1000).astype(np.int16)
+    sitk.WriteImage(sitk.GetImageFromArray(arr), str(tmp_path / "z.mhd"), True)  # compressed: z.zraw
+    packed = tmp_path / "z.zraw"
+    raw = bytearray(packed.read_bytes())
+    at = len(raw) - len(raw) // 40
+    raw[at : at + 16] = bytes(b ^ 0xFF for b in raw[at : at + 16])  # ITK prints "Uncompress failed", raises nothing
+    packed.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="compressed image data is damaged"):
+        load(tmp_path / "z.mhd")
+    sitk.WriteImage(sitk.GetImageFromArray(arr), str(tmp_path / "a.mha"), False)
+    whole = (tmp_path / "a.mha").read_bytes()
+    (tmp_path / "cut.mha").write_bytes(whole[: len(whole) - 60000])  # its attached data cut short
+    with pytest.raises(InputError, match=r"image data is cut short \(\d+ of 120000 bytes\)"):
+        load(tmp_path / "cut.mha")
+    (tmp_path / "bad.mha").write_bytes(
+        b"ObjectType = Image\nNDims = 3\nElementType = MET_SHORT\nElementDataFile = LOCAL\n"
+    )
+    with pytest.raises(InputError, match="DimSize required") as caught:
+        load(tmp_path / "bad.mha")
+    assert "No such file or directory" not in str(caught.value)
+    assert capfd.readouterr().err == ""  # ITK's own lines stay off the console
+
+
+def test_nrrd_distances_in_metres_are_read_in_millimetres(tmp_path):
+    data = np.arange(24, dtype="<i2").reshape(2, 3, 4)
+    header = (
+        b"NRRD0004\ntype: short\ndimension: 3\nspace: left-posterior-superior\nsizes: 4 3 2\n"
+        b'space directions: (0.002,0,0) (0,0.003,0) (0,0,0.004)\nspace units: "m" "m" "m"\n'
+        b"kinds: domain domain domain\nendian: little\nencoding: raw\nspace origin: (0.01,0.02,0.03)\n\n"
+    )
+    (tmp_path / "m.nrrd").write_bytes(header + data.tobytes())
+    v = load(tmp_path / "m.nrrd")
+    assert v.spacing == pytest.approx((2.0, 3.0, 4.0)) and v.affine[:3, 3] == pytest.approx((-10.0, -20.0, 30.0))
+    assert v.meta["space_unit"] == "meter" and any("in meters" in w for w in v.warnings)
+    assert any("in meters" in w for w in scan(tmp_path / "m.nrrd")[0].warnings)
+
+
+def test_info_says_what_loading_would_warn_of(tmp_path):
+    header = b"NRRD0004\ntype: short\ndimension: 3\nsizes: 4 3 2\nspacings: 2 3 4\nendian: little\nencoding: raw\n\n"
+    (tmp_path / "h.nrrd").write_bytes(header + bytes(48))
+    assert any("no orientation" in w for w in scan(tmp_path / "h.nrrd")[0].warnings)
+    (tmp_path / "lost.mhd").write_bytes(
+        b"ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\nElementType = MET_SHORT\nElementDataFile = lost.raw\n"
+    )
+    assert any("lost.raw, which is not there" in w for w in scan(tmp_path / "lost.mhd")[0].warnings)
+
+
+def test_a_layout_itk_does_not_take_says_how_to_save_it_instead(tmp_path):
+    header = (
+        b"NRRD0004\ntype: short\ndimension: 4\nspace: left-posterior-superior\nsizes: 4 3 2 2\n"
+        b"space directions: (1,0,0) (0,1,0) (0,0,1) none\nkinds: domain domain domain time\nendian: little\n"
+        b"encoding: raw\nspace origin: (0,0,0)\n\n"
+    )
+    (tmp_path / "t.nrrd").write_bytes(header + bytes(96))
+    with pytest.raises(InputError, match=r"does not support this file's layout .*Save the scan again as NIfTI") as e:
+        load(tmp_path / "t.nrrd")
+    assert "0x" not in str(e.value)

@@ -7,8 +7,12 @@ is that matrix with x and y negated.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -38,25 +42,128 @@ def _reader(path: Path):
         raise InputError(f"{path}: no such file. Check the path.")
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
+    said: list[str] = []
     try:
-        reader.ReadImageInformation()
+        with itk_messages(said):
+            reader.ReadImageInformation()
     except RuntimeError as exc:
         _raise_if_data_file_missing(path, exc)
+        why = _cause(exc, said)
+        if "not supported" in why:  # a layout ITK cannot take (a time or list axis last, a 2D grid in 3D space)
+            raise InputError(
+                f"{path}: ITK, which reads {_format_name(path)} files, does not support this file's layout ({why}). "
+                "Save the scan again as NIfTI (3D Slicer: Save, NIfTI), or put a volume axis first in the NRRD "
+                "header (kinds: list domain domain domain)."
+            ) from exc
         raise InputError(
-            f"{path}: not a readable {_format_name(path)} file ({_reason(exc)}). Check that the file, and the "
+            f"{path}: not a readable {_format_name(path)} file ({why}). Check that the file, and the "
             "data file its header names, are complete."
         ) from exc
     return reader
 
 
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def itk_messages(said: list[str]):
+    """Keeps what ITK's readers print to the process's stderr off the console, and appends it to ``said``.
+
+    ITK's MetaImage and NRRD readers print their problems (a short or damaged data file, a header field
+    missing) with the C++ runtime's own stream, so Python cannot catch them; some of them raise nothing
+    at all. Only one thread at a time redirects the process's stderr.
+    """
+    with _STDERR_LOCK, tempfile.TemporaryFile() as kept:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(kept.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            kept.seek(0)
+            said.append(kept.read(65536).decode("utf-8", "replace"))
+
+
+def _cause(exc: Exception | None, said: list[str]) -> str:
+    """The reason a read failed: ITK's printed messages before its exception's stale system error."""
+    printed = [ln.strip() for text in said for ln in text.splitlines() if ln.strip()]
+    printed = [re.sub(r"^(MetaImage|MetaObject|MetaIO): *(\w+: *)?", "", ln) for ln in printed]
+    reason = _reason(exc) if exc is not None else ""
+    # "ITK ERROR: NrrdImageIO(0x55d...): ReadImageInformation: why": the object's address says nothing.
+    reason = re.sub(r"^ITK ERROR: \w+\(0x[0-9a-fA-F]+\): (\w+: )?", "", reason)
+    if printed and (not reason or "No such file or directory" in reason or "Could not create IO" in reason):
+        return "; ".join(dict.fromkeys(printed[:3]))
+    return reason or "; ".join(printed[:3])
+
+
+def _raise_if_damaged(path: Path, said: list[str]) -> None:
+    """Refuses data ITK read with complaints but without an error: a compressed file that does not inflate."""
+    text = " ".join(said)
+    sizes = re.search(r"ideal = (\d+) : actual = (\d+)", text)
+    if sizes:
+        raise InputError(
+            f"{path}: its image data is cut short ({sizes.group(2)} of {sizes.group(1)} bytes). Copy it again (wait "
+            "until the copy has finished)."
+        )
+    if "Uncompress failed" in text or "not read completely" in text:
+        raise InputError(
+            f"{path}: its compressed image data is damaged (it does not inflate whole). Copy it again from its source."
+        )
+
+
 def _open(path: Path):
-    """The reader with its header read, the grid shape, the affine and the number of volumes."""
+    """The reader with its header read, the grid shape, the affine in mm, the number of volumes, the unit."""
     reader = _reader(path)
     try:
         shape, affine, volumes = _geometry(reader)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
-    return reader, shape, affine, volumes
+    unit, scale = _space_unit(path)
+    if scale != 1.0:
+        affine = affine.copy()
+        affine[:3, :] *= scale
+    return reader, shape, affine, volumes, unit
+
+
+#: NRRD ``space units`` medae converts, as NIfTI's units are named (ITK takes every distance as mm).
+_NRRD_UNITS = {"m": ("meter", 1000.0), "um": ("micron", 0.001), "\u00b5m": ("micron", 0.001), "mm": (None, 1.0)}
+
+
+def _space_unit(path: Path) -> tuple[str | None, float]:
+    """The unit an NRRD header gives its distances in (None for mm) and its size in mm.
+
+    Raises:
+        InputError: A unit medae does not know, or one per axis that differ.
+    """
+    if _format_name(path) != "NRRD":
+        return None, 1.0
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(65536).decode("utf-8", "replace").split("\n\n", 1)[0]
+    except OSError:
+        return None, 1.0
+    found = re.search(r"^space units\s*:(.*)$", head, re.MULTILINE | re.IGNORECASE)
+    units = {u.strip().lower() for u in re.findall(r'"([^"]*)"', found.group(1))} if found else set()
+    if not units or units <= {"mm", ""}:
+        return None, 1.0
+    if len(units) == 1 and next(iter(units)) in _NRRD_UNITS:
+        return _NRRD_UNITS[next(iter(units))]
+    raise InputError(
+        f"{path}: its header gives distances in {', '.join(sorted(units))}, which medae does not convert. Save the "
+        "scan again with distances in mm (or m or \u00b5m)."
+    )
+
+
+def _unit_note(unit: str | None, affine: np.ndarray) -> list[str]:
+    if unit is None:
+        return []
+    sizes = " x ".join(f"{v:.3g}" for v in np.linalg.norm(affine[:3, :3], axis=0))
+    return [
+        f"The file gives its distances in {unit}s; they were converted to mm for the analysis (voxels {sizes} mm). "
+        f"The NIfTI outputs keep the file's {unit}s, so that they lie over it in every viewer."
+    ]
 
 
 def _raise_if_data_file_missing(path: Path, exc: Exception) -> None:
@@ -185,7 +292,7 @@ def load_itk_image(path: str | os.PathLike, index: int | None = None) -> Volume:
     from medae.io.nifti import check_volume_index, finite_values, guess_modality
 
     path = Path(path)
-    reader, _, affine, volumes = _open(path)
+    reader, _, affine, volumes, unit = _open(path)
     components = reader.GetNumberOfComponents()
     listed = components > 1 and volumes == components  # volumes along a list axis, one per component
     if components > 1 and not listed:
@@ -194,18 +301,22 @@ def load_itk_image(path: str | os.PathLike, index: int | None = None) -> Volume:
             "export the scan itself as a greyscale volume."
         )
     check_volume_index(path, index, volumes)
+    said: list[str] = []
     try:
         import SimpleITK as sitk
 
-        image = reader.Execute()
+        with itk_messages(said):
+            image = reader.Execute()
         # ITK's array is (K, J, I) in C order: its transpose is (I, J, K) in Fortran order, without a copy.
         data = sitk.GetArrayFromImage(image)
     except RuntimeError as exc:
         _raise_if_data_file_missing(path, exc)
         _raise_if_data_file_short(path, reader, exc)
+        _raise_if_damaged(path, said)
         raise InputError(
-            f"{path}: the image data cannot be read ({_reason(exc)}). The file may be truncated; copy it again."
+            f"{path}: the image data cannot be read ({_cause(exc, said)}). The file may be truncated; copy it again."
         ) from exc
+    _raise_if_damaged(path, said)
     if listed:
         data = data[..., index or 0]  # ITK puts the components last: (K, J, I, C)
     elif data.ndim == 4:
@@ -213,12 +324,14 @@ def load_itk_image(path: str | os.PathLike, index: int | None = None) -> Volume:
     data = data.reshape(data.shape[-3:] if data.ndim >= 3 else (1,) + data.shape).T
     if data.dtype.kind == "c":
         raise InputError(f"{path}: complex voxel data ({data.dtype}) is not a scan medae can read.")
-    warnings: list[str] = []
+    warnings: list[str] = _unit_note(unit, affine)
     data = finite_values(data, warnings, path)
     note = _no_orientation_note(reader, affine)
     if note:
         warnings.append(note)
     meta = {"format": _format_name(path).lower(), "series_description": path.name}
+    if unit:
+        meta["space_unit"] = unit  # outputs are written back in the file's own units
     if volumes > 1:
         meta["volume_index"] = index
         meta["volumes"] = volumes
@@ -254,5 +367,13 @@ def itk_image_info(path: str | os.PathLike):
     from medae.io.loader import SeriesInfo
 
     path = Path(path)
-    _, shape, affine, volumes = _open(path)
-    return SeriesInfo.for_file(path, "itk", shape, affine, volumes)
+    reader, shape, affine, volumes, unit = _open(path)
+    info = SeriesInfo.for_file(path, "itk", shape, affine, volumes)
+    info.warnings.extend(_unit_note(unit, affine))
+    note = _no_orientation_note(reader, affine)
+    if note:
+        info.warnings.append(note)
+    missing = _missing_data_file(path)
+    if missing is not None:
+        info.warnings.append(f"its header names the data file {missing.name}, which is not there: copy it beside.")
+    return info
