@@ -187,9 +187,12 @@ def test_a_reversed_axis_in_a_file_without_orientation_names_the_missing_header(
     match = FlipMatch("front-back (anterior-posterior)", 0.75, 0.34)
     with pytest.raises(ModelMismatchError, match=r"axis reversed.*stores no valid orientation, so a default one"):
         check_orientation(match, assumed=True)
+    with pytest.raises(ModelMismatchError, match=r"NIfTI files whose qform and sform codes are 0, must be converted"):
+        check_orientation(match, assumed=True)
     with pytest.raises(ModelMismatchError) as err:
         check_orientation(match)
-    assert "default one was assumed" not in str(err.value)
+    # A file that stores an orientation is not told it is an Analyze file without one.
+    assert "default one was assumed" not in str(err.value) and "Analyze" not in str(err.value)
     assert check_orientation(None, assumed=True) == []
 
 

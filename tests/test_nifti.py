@@ -131,6 +131,13 @@ def test_freesurfer_mgh_reads_with_its_geometry(tmp_path, suffix):
     np.testing.assert_allclose(v.affine, aff, atol=1e-5)
     assert v.meta["format"] == "mgh" and v.warnings == []
     assert [s.kind for s in scan(tmp_path)] == ["nifti"]
+    # Its goodRASFlag at 0, the file stores no geometry: the default nibabel puts in is said, as for NIfTI.
+    raw = (tmp_path / f"brain{suffix}").read_bytes()
+    raw = gzip.decompress(raw) if suffix == ".mgz" else raw
+    flagless = raw[:28] + (0).to_bytes(2, "big") + raw[30:]
+    (tmp_path / f"brain{suffix}").write_bytes(gzip.compress(flagless) if suffix == ".mgz" else flagless)
+    for found in (load(tmp_path / f"brain{suffix}"), scan(tmp_path / f"brain{suffix}")[0]):
+        assert any("goodRASFlag is 0" in w and "FreeSurfer's default" in w for w in found.warnings), found.warnings
 
 
 def test_analyze_pair_is_listed_once(tmp_path):

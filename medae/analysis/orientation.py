@@ -120,9 +120,15 @@ def check_orientation(match: FlipMatch | None, force: bool = False, assumed: boo
         # A head is nearly symmetric: whether left and right are reversed too (a half turn, e.g. a prone
         # patient entered as supine) cannot be seen in the image, and reversing only the named axis would
         # then mirror the scan and put every finding on the wrong side.
+        convert = (
+            " (a file that stores none, as Analyze .hdr/.img files and NIfTI files whose qform and sform codes are 0, "
+            "must be converted again with its true orientation, e.g. from the original DICOM with dcm2niix)"
+            if assumed
+            else ""
+        )
         raise ModelMismatchError(
             f"{text}. Left and right may be reversed as well, which the image cannot show: fix the orientation "
-            "from the acquisition's records, not by reversing only that axis (Analyze .hdr/.img files store "
-            "none: convert the scan to NIfTI with its true orientation), or pass --force to analyse anyway."
+            f"from the acquisition's records, not by reversing only that axis{convert}, or pass --force to analyse "
+            "anyway."
         )
     return [f"{FORCED} a likely orientation error: {text}. Interpret the result with great caution."]

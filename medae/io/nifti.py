@@ -7,6 +7,7 @@ integer data keeps its dtype.
 
 from __future__ import annotations
 
+import gzip
 import math
 import os
 from pathlib import Path
@@ -318,7 +319,8 @@ def _usable_affine(img) -> tuple[np.ndarray, str | None]:
     chosen = np.asarray(img.affine, dtype=np.float64)
     header = img.header
     if _valid(chosen):
-        return chosen, _no_orientation_note(header, chosen, _spm_mat(img)) or _disagreement_note(img, chosen)
+        note = _no_orientation_note(header, chosen, _spm_mat(img), _mgh_without_geometry(img))
+        return chosen, note or _disagreement_note(img, chosen)
     if hasattr(header, "get_qform"):
         qform, code = header.get_qform(coded=True)
         if code and qform is not None and _valid(qform):
@@ -386,6 +388,25 @@ def _disagreement_note(img, chosen: np.ndarray) -> str | None:
     )
 
 
+def _mgh_without_geometry(img) -> bool:
+    """True for an MGH file whose goodRASFlag says it stores no geometry (nibabel sets the flag on reading)."""
+    if not hasattr(img.header, "get_vox2ras"):
+        return False
+    name = getattr(getattr(img, "file_map", {}).get("image"), "filename", None)
+    if not name:
+        return False
+    try:
+        with open(name, "rb") as raw:
+            head = raw.read(2)
+            raw.seek(0)
+            fh = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
+            block = fh.read(30)
+    except (OSError, EOFError):
+        return False
+    # version, width, height, depth, frames, type, dof (4 bytes each, big-endian), then the flag (2 bytes).
+    return len(block) == 30 and int.from_bytes(block[28:30], "big", signed=True) == 0
+
+
 def _spm_mat(img) -> bool:
     """True when an Analyze image's orientation came from the SPM .mat file beside it."""
     holder = getattr(img, "file_map", {}).get("mat")
@@ -393,9 +414,18 @@ def _spm_mat(img) -> bool:
     return bool(name) and os.path.isfile(name)
 
 
-def _no_orientation_note(header, affine: np.ndarray, has_mat: bool = False) -> str | None:
+def _no_orientation_note(header, affine: np.ndarray, has_mat: bool = False, mgh_default: bool = False) -> str | None:
     """A warning when the file stores no orientation and nibabel's default grid was taken."""
-    if hasattr(header, "get_vox2ras") or has_mat:  # MGH always stores one; SPM keeps it in the .mat
+    if hasattr(header, "get_vox2ras"):
+        if not mgh_default:
+            return None
+        # Without its flag, nibabel (as FreeSurfer) puts in a 1 mm coronal grid whatever the file held.
+        return (
+            "The file stores no orientation (its goodRASFlag is 0): medae assumed FreeSurfer's default, 1 mm voxels "
+            f"with axes pointing {orientation_code(affine)}. Sizes, left and right, and front and back may be "
+            "wrong; convert the scan again from its original DICOM."
+        )
+    if has_mat:  # SPM keeps it in the .mat
         return None
     if hasattr(header, "get_qform"):
         if header.get_sform(coded=True)[1] or header.get_qform(coded=True)[1]:
