@@ -426,6 +426,23 @@ def test_with_keep_phi_patient_data_is_kept(sources, tmp_path):
         assert "PatientIdentityRemoved" not in ds
 
 
+def test_kept_patient_values_that_break_their_vr_are_mended_not_a_failed_export(tmp_path):
+    # Sources a PACS export may hold: a name longer than PN allows, a sex spelt out, a date with dashes.
+    source = make_series(tmp_path / "src", modality="MR")
+    for f in source.meta["source_files"]:
+        ds = pydicom.dcmread(f)
+        ds.PatientName = "A" * 70 + "^" + "B" * 70
+        ds.PatientSex = "MALE"
+        ds.PatientBirthDate = "1959-07-23"
+        ds.save_as(f, enforce_file_format=True)
+    for kind, path in _write_all(source, tmp_path / "out", keep_phi=True).items():
+        assert dciodvfy_errors(path) == [], kind
+        ds = pydicom.dcmread(path)
+        assert (ds.PatientSex, ds.PatientBirthDate) == ("M", "19590723"), kind
+        assert len(str(ds.PatientName).split("^")[0]) == 64, kind
+    assert pydicom.dcmread(source.meta["source_files"][0]).PatientSex == "MALE"  # the source untouched
+
+
 def test_pseudonymous_study_is_consistent_and_stable(sources, tmp_path):
     source = sources["lps"]
     first = {k: pydicom.dcmread(p) for k, p in _write_all(source, tmp_path / "1").items()}

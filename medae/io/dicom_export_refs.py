@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,7 +118,11 @@ def _complete(headers: list[Dataset]) -> list[Dataset]:
     lacking that, from its first image's SOP Instance UID), the same for every header, so the results
     still share one frame with each other. Headers that lack nothing are returned as they are.
     """
-    if not _over_long(headers[0]) and not any(k not in ds for ds in headers for k in (*_TYPE2, "FrameOfReferenceUID")):
+    if (
+        not _over_long(headers[0])
+        and not _malformed(headers[0])
+        and not any(k not in ds for ds in headers for k in (*_TYPE2, "FrameOfReferenceUID"))
+    ):
         return headers
     first = headers[0]
     seed = str(first.get("SeriesInstanceUID", "") or first.get("SOPInstanceUID", "") or id(headers))
@@ -131,6 +136,7 @@ def _complete(headers: list[Dataset]) -> list[Dataset]:
         if "FrameOfReferenceUID" not in ds:
             ds.FrameOfReferenceUID = frame
         _fit_lengths(ds)
+        _mend_values(ds)
         out.append(ds)
     return out
 
@@ -139,12 +145,57 @@ def _complete(headers: list[Dataset]) -> list[Dataset]:
 _MAX_LENGTH = {"SH": 16, "LO": 64, "ST": 1024, "LT": 10240}
 
 
+#: The longest component group of a person's name (PS3.5 6.2: 64 characters each, groups split by "=").
+_PN_GROUP = 64
+
+
 def _over_long(ds: Dataset) -> bool:
     return any(
-        elem.VR in _MAX_LENGTH and any(len(str(v)) > _MAX_LENGTH[elem.VR] for v in _values(elem.value))
+        (elem.VR in _MAX_LENGTH and any(len(str(v)) > _MAX_LENGTH[elem.VR] for v in _values(elem.value)))
+        or (elem.VR == "PN" and any(len(g) > _PN_GROUP for v in _values(elem.value) for g in str(v).split("=")))
         for elem in ds
-        if elem.VR != "SQ"
+        if elem.VR != "SQ" and elem.value is not None
     )
+
+
+_SEX = {"M": "M", "F": "F", "O": "O", "MALE": "M", "FEMALE": "F", "OTHER": "O"}
+
+
+def _malformed(ds: Dataset) -> bool:
+    """Whether a copied patient or study value breaks its VR's form (a sex spelt out, a date with dashes)."""
+    return bool(_mended(ds))
+
+
+def _mend_values(ds: Dataset) -> None:
+    """Puts top-level dates, times and the patient's sex in their VR's form, or empties them.
+
+    Kept patient data (``--keep-phi``) is copied from the source, which may break the standard; the derived
+    objects' builders refuse such values, and an empty Type 2 value is what the standard allows instead.
+    """
+    for elem, fixed in _mended(ds):
+        elem.value = fixed
+
+
+def _mended(ds: Dataset) -> list:
+    """(element, value in its VR's form) for each top-level date, time or sex that is not in that form."""
+    out = []
+    for elem in ds:
+        if elem.VR not in ("DA", "TM") and elem.keyword != "PatientSex":
+            continue
+        text = "" if elem.value is None else str(elem.value).strip()
+        if not text:
+            continue
+        if elem.keyword == "PatientSex":
+            fixed = _SEX.get(text.upper(), "")
+        elif elem.VR == "DA":
+            found = re.fullmatch(r"(\d{4})[-./]?(\d{2})[-./]?(\d{2})", text)
+            fixed = "".join(found.groups()) if found else ""
+        else:
+            found = re.fullmatch(r"(\d{2})(?::?(\d{2})(?::?(\d{2})(\.\d{1,6})?)?)?", text)
+            fixed = "".join(g for g in found.groups() if g) if found else ""
+        if fixed != text:
+            out.append((elem, fixed))
+    return out
 
 
 def _values(value) -> list:
@@ -156,8 +207,14 @@ def _values(value) -> list:
 def _fit_lengths(ds: Dataset) -> None:
     """Cuts top-level text values to their VR's length (a source may break it; what we write must not)."""
     for elem in ds:
-        limit = _MAX_LENGTH.get(elem.VR)
+        limit = _MAX_LENGTH.get(elem.VR, _PN_GROUP if elem.VR == "PN" else None)
         if limit is None or elem.value is None:
+            continue
+        if elem.VR == "PN" and elem.value is not None:
+            names = [str(v) for v in _values(elem.value)]
+            if any(len(g) > _PN_GROUP for v in names for g in v.split("=")):
+                cut = ["=".join(g[:_PN_GROUP] for g in v.split("=")) for v in names]
+                elem.value = cut if len(cut) > 1 else cut[0]
             continue
         values = _values(elem.value)
         if any(len(str(v)) > limit for v in values):
