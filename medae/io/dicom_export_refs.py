@@ -210,7 +210,7 @@ def _fit_lengths(ds: Dataset) -> None:
         limit = _MAX_LENGTH.get(elem.VR, _PN_GROUP if elem.VR == "PN" else None)
         if limit is None or elem.value is None:
             continue
-        if elem.VR == "PN" and elem.value is not None:
+        if elem.VR == "PN":  # the limit holds for each component group (alphabetic, ideographic, phonetic)
             names = [str(v) for v in _values(elem.value)]
             if any(len(g) > _PN_GROUP for v in names for g in v.split("=")):
                 cut = ["=".join(g[:_PN_GROUP] for g in v.split("=")) for v in names]
