@@ -792,3 +792,27 @@ def test_a_split_series_keeps_one_pseudonym_in_the_table_and_its_report(tiny_mod
     for report in out.rglob("report.json"):
         data = json.loads(report.read_text())
         assert data["input"]["series_uid"] == pseudonym and uid not in report.read_text()
+
+
+def test_a_resumed_run_marks_every_series_not_run_before_it_touches_a_folder(
+    studies, tiny_model, tmp_path, monkeypatch
+):
+    # A kill during the first series must not leave the earlier run's table describing replaced results.
+    from medae.batch import runner
+
+    out = tmp_path / "out"
+    _batch(studies, out, tiny_model, "--no-png")
+    seen = []
+    real = runner._run_item
+
+    def first(item, *args, **kwargs):
+        if not seen:
+            seen.append({r["status"] for r in _rows(out).values()})
+            html = (out / "report.html").read_text(encoding="utf-8")
+            seen.append("not run yet" in html and "Run the same command" in html)
+        return real(item, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "_run_item", first)
+    _batch(studies, out, tiny_model, "--no-png", "--threshold", "10")
+    assert seen == [{"not run"}, True]
+    assert "Findings are regions above 10 z" in (out / "report.html").read_text(encoding="utf-8")

@@ -120,6 +120,11 @@ def _run_all(items, model, out: Path, options: BatchOptions, write_extras, progr
     rows: list[Row] = [Row.pending(it) for it in items]
     n = max(1, len(items))
     try:
+        # Before any folder is touched: an earlier run's tables must not describe results this run replaces.
+        write_tables(out, rows, run_info)
+    except OutputError as exc:
+        log.warning("%s", exc)
+    try:
         for i, item in enumerate(items):
             check_cancel(cancel)
             step = f"{i + 1}/{len(items)} {item.name}"

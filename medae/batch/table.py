@@ -155,9 +155,20 @@ def render_html(rows: list[Row], run_info: dict[str, Any]) -> str:
         + ", ".join(f"{n} {e(s)}" for s, n in sorted(counts.items()))
         + f". Updated {e(time.strftime('%Y-%m-%d %H:%M:%S'))}.</p>"
     )
+    thresholds = {r.threshold for r in rows if r.threshold is not None}
+    if len(thresholds) == 1:
+        units = next((r.units for r in rows if r.units), "")
+        head += f"\n<p>Findings are regions above {next(iter(thresholds)):g} {e(units)}.</p>"
+    waiting = counts.get("not run", 0)
+    if waiting:
+        head += (
+            f"\n<p><b>{waiting} series not run yet:</b> the run is still going, or was stopped. Run the same command "
+            "again to finish them; what is done is kept.</p>"
+        )
     lines = []
     for r in sorted(rows, key=_sort_key):
-        link = f'<a href="{e(r.folder)}/">{e(r.folder)}</a>'
+        # A series not run has no folder yet (or one of an earlier run's that may be replaced).
+        link = e(r.folder) if r.status == "not run" else f'<a href="{e(r.folder)}/">{e(r.folder)}</a>'
         image = r.summary
         thumb = (
             f'<a href="{e(r.folder)}/{e(image)}"><img src="{e(r.folder)}/{e(image)}" alt="summary"></a>'
