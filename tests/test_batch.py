@@ -816,3 +816,22 @@ def test_a_resumed_run_marks_every_series_not_run_before_it_touches_a_folder(
     _batch(studies, out, tiny_model, "--no-png", "--threshold", "10")
     assert seen == [{"not run"}, True]
     assert "Findings are regions above 10 z" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_empty_and_fake_dicom_files_are_rows_not_passed_over(tiny_model, tmp_path):
+    studies = tmp_path / "in"
+    arr = mr_with_lesion().array.astype(np.int16)
+    write_series(studies / "Smith", arr, axial_affine(), modality="MR")
+    (studies / "Jones").mkdir()
+    (studies / "Jones" / "IM0001").write_bytes(b"")  # a copy that failed
+    (studies / "Brown").mkdir()
+    (studies / "Brown" / "IM0001.dcm").write_text("<html>Session expired</html>" * 10)  # a web page saved as .dcm
+    (studies / "Smith" / "notes.txt").write_text("")  # an empty file that claims to be no scan stays unlisted
+    out = tmp_path / "out"
+    assert _batch(studies, out, tiny_model, "--no-png") == 2
+    rows = _rows(out)
+    (jones,) = [r for k, r in rows.items() if k.startswith("Jones")]
+    (brown,) = [r for k, r in rows.items() if k.startswith("Brown")]
+    assert "empty (0 bytes)" in jones["error"] and "named as DICOM, but its content is another kind" in brown["error"]
+    (smith,) = [r for k, r in rows.items() if k.startswith("Smith")]
+    assert smith["status"] == "ok" and "notes.txt" not in smith["warnings"]

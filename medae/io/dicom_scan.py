@@ -151,6 +151,9 @@ def discover(path: Path, progress: ProgressFn | None = None, cancel: threading.E
         try:
             h = read_header(f)
         except NotDicom:
+            why = _not_dicom(f)
+            if why:  # named or placed as DICOM: a failed copy, not a stranger in the folder
+                found.unreadable.append((f, why))
             continue
         except Unreadable as exc:
             found.unreadable.append((f, str(exc)))
@@ -410,6 +413,25 @@ def _rounded(value: object) -> object:
 
 _NO_GEOMETRY = "no patient geometry (ImagePositionPatient/ImageOrientationPatient)"
 _NO_PIXELS = "no pixel data"
+
+
+_DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
+
+
+def _not_dicom(path: str) -> str | None:
+    """Why a file that is not DICOM should have been: empty or cut short, or named .dcm; None for others."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    named = path.lower().endswith(_DICOM_SUFFIXES)
+    if size == 0 and (named or "." not in os.path.basename(path)):
+        return "empty (0 bytes): a copy that failed"
+    if not named:
+        return None
+    if size < 132:
+        return f"cut short ({size} bytes, less than a DICOM file's preamble)"
+    return "named as DICOM, but its content is another kind of file"
 
 
 def _image_refused(reason: str) -> bool:
