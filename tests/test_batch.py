@@ -556,7 +556,12 @@ def test_a_new_scan_of_the_same_name_does_not_take_an_earlier_result_folder(tmp_
     rows = _rows(out)
     assert rows["t1"]["status"] == "done earlier" and (out / "t1" / "report.json").read_bytes() == report
     assert rows["t1_2"]["status"] == "ok"
-    assert json.loads((out / "t1_2" / "report.json").read_text())["batch"]["input"] == "t1.nii"
+    # Without --keep-phi the series' own report names its input by a keyed token of the path (folder names
+    # often name the patient); the run's table keeps the path, to find the input by.
+    from medae.io.deid import path_token
+
+    assert json.loads((out / "t1_2" / "report.json").read_text())["batch"]["input"] == path_token("t1.nii")
+    assert rows["t1_2"]["input"] == "t1.nii"
 
 
 def test_a_renamed_study_folder_keeps_its_results(tmp_path, tiny_model):
@@ -835,3 +840,29 @@ def test_empty_and_fake_dicom_files_are_rows_not_passed_over(tiny_model, tmp_pat
     assert "empty (0 bytes)" in jones["error"] and "named as DICOM, but its content is another kind" in brown["error"]
     (smith,) = [r for k, r in rows.items() if k.startswith("Smith")]
     assert smith["status"] == "ok" and "notes.txt" not in smith["warnings"]
+
+
+def test_folder_names_stay_out_of_each_series_outputs_without_keep_phi(tiny_model, tmp_path):
+    import pydicom
+
+    studies = tmp_path / "in"
+    arr = mr_with_lesion().array.astype(np.int16)
+    paths = write_series(studies / "DOE^JOHN_PID77123" / "T1", arr, axial_affine(), modality="MR")
+    (studies / "resent").mkdir()
+    for p in paths:  # the study sent twice: the copies' warning names both folders
+        (studies / "resent" / p.name).write_bytes(p.read_bytes())
+    save_nifti(mr_with_lesion(), studies / "DOE^JOHN_PID77123" / "t1.nii.gz")
+    (studies / "DOE^JOHN_PID77123" / "broken.nii.gz").write_bytes(b"not a scan")
+    for keep, out in ((False, tmp_path / "deid"), (True, tmp_path / "phi")):
+        _batch(studies, out, tiny_model, "--dicom", *(["--keep-phi"] if keep else []))
+        for f in out.rglob("*"):
+            if f.is_file() and f.parent != out and f.suffix in (".json", ".dcm", ".png"):
+                held = b"PID77123" in f.read_bytes()
+                assert held == (keep and f.name in ("report.json", "error.json")), (keep, f)
+        for capture in out.rglob("summary_sc.dcm"):
+            assert pydicom.dcmread(capture).BurnedInAnnotation == "NO"
+        rows = _rows(out)
+        assert any("second cop" in r["warnings"] for r in rows.values())
+    # A run resumed keeps what it made, tokens and all.
+    assert _batch(studies, tmp_path / "deid", tiny_model, "--dicom") == 2
+    assert {r["status"] for r in _rows(tmp_path / "deid").values()} == {"done earlier", "error"}

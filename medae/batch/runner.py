@@ -24,6 +24,7 @@ from medae.batch.items import BatchItem, content_digest, unique_names
 from medae.batch.lock import run_lock
 from medae.batch.table import Row, write_tables
 from medae.errors import CancelledError, MedaeError, OutputError, PartialOutputError
+from medae.io.deid import path_token, private_folders, without_folders
 from medae.progress import ProgressFn, check_cancel, report, sub_progress
 
 log = logging.getLogger("medae.batch")
@@ -54,6 +55,7 @@ def run_batch(
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     on_row: Callable[[Row], None] | None = None,
+    root: str | Path | None = None,
 ) -> list[Row]:
     """Analyses every item and keeps ``results.csv`` and ``report.html`` in ``out_dir`` up to date.
 
@@ -66,6 +68,8 @@ def run_batch(
         progress: Progress callback over the whole run.
         cancel: Set to stop after the current series (the table keeps what was done).
         on_row: Called with each item's row as soon as it is known.
+        root: The folder of studies the items were found in. Without ``keep_phi``, the folders under it are
+            left out of every series' messages (their names are often patients' names and IDs).
 
     Returns:
         One row per item, in the items' order.
@@ -87,7 +91,8 @@ def run_batch(
     log.addHandler(handler)
     try:
         with run_lock(out):
-            return _run_all(items, model, out, options, write_extras, progress, cancel, on_row)
+            folders = private_folders(root) if root is not None and not options.keep_phi else []
+            return _run_all(items, model, out, options, write_extras, progress, cancel, on_row, folders)
     finally:
         log.removeHandler(handler)
         handler.close()
@@ -104,7 +109,9 @@ class _RunLog(logging.FileHandler):
         pass
 
 
-def _run_all(items, model, out: Path, options: BatchOptions, write_extras, progress, cancel, on_row) -> list[Row]:
+def _run_all(
+    items, model, out: Path, options: BatchOptions, write_extras, progress, cancel, on_row, folders
+) -> list[Row]:
     # Half-written files of a run that was killed, in every series' folder (those done earlier too): with
     # the folder's lock held no other process can be writing them, so none is too fresh to go.
     remove_leftovers(out, ("results.csv", "report.html"), older_than_s=0)
@@ -130,7 +137,7 @@ def _run_all(items, model, out: Path, options: BatchOptions, write_extras, progr
             step = f"{i + 1}/{len(items)} {item.name}"
             report(progress, i / n, step)
             rows[i] = _run_item(
-                item, model, out, options, write_extras, _named(progress, i / n, (i + 1) / n, step), cancel
+                item, model, out, options, write_extras, _named(progress, i / n, (i + 1) / n, step), cancel, folders
             )
             try:
                 write_tables(out, rows, run_info)
@@ -155,16 +162,17 @@ def _keep_earlier_names(items: list[BatchItem], out: Path) -> None:
     earlier = [e for e in (_earlier(folder) for folder in _subfolders(out)) if e is not None]
     if not earlier:
         return
-    here = {item.where for item in items}
+    here = {item.where for item in items} | {path_token(item.where) for item in items}
     kept: dict[int, str] = {}
     for exact in (True, False):
         for i, item in enumerate(items):
             if i in kept or item.error is not None:
                 continue
-            identity = json.dumps(item.identity, sort_keys=True)
+            identities = {json.dumps(_identity(item, keep), sort_keys=True) for keep in (True, False)}
             for entry in earlier:
                 ident, where, name = entry
-                if ident == identity and (where == item.where if exact else where not in here):
+                at = where in (item.where, path_token(item.where))  # a de-identified report keeps a token
+                if ident in identities and (at if exact else where not in here):
                     kept[i] = name
                     earlier.remove(entry)
                     break
@@ -221,6 +229,19 @@ def _named(progress: ProgressFn | None, start: float, stop: float, step: str) ->
 OUTPUTS_VERSION = 2
 
 
+def _identity(item: BatchItem, keep_phi: bool) -> dict[str, Any]:
+    """The input's identity as report.json keeps it: a file's path, without ``keep_phi``, as its token."""
+    ident = dict(item.identity)
+    if not keep_phi and ident.get("series") == item.where:
+        ident["series"] = path_token(item.where)
+    return ident
+
+
+def _where(item: BatchItem, keep_phi: bool) -> str:
+    """Where the input was, as the series' own outputs keep it (folder names often name the patient)."""
+    return item.where if keep_phi else path_token(item.where)
+
+
 def run_key(item: BatchItem, model, options: BatchOptions) -> dict[str, Any]:
     """What a finished result must have been made from to be kept when a run is resumed.
 
@@ -228,7 +249,12 @@ def run_key(item: BatchItem, model, options: BatchOptions) -> dict[str, Any]:
     weights), and the options.
     """
     card = hashlib.sha256(model.card.to_json().encode("utf-8")).hexdigest()
-    key = {"input": item.identity, "model_sha256": model.card.sha256, "card_sha256": card, "options": asdict(options)}
+    key = {
+        "input": _identity(item, options.keep_phi),
+        "model_sha256": model.card.sha256,
+        "card_sha256": card,
+        "options": asdict(options),
+    }
     # How outputs are written matters too: a result whose messages kept a UID, before they were pseudonymised,
     # must not be kept by a run that promises them without.
     key["outputs"] = OUTPUTS_VERSION
@@ -248,10 +274,11 @@ def _run_item(
     write_extras: ExtrasFn | None,
     progress: ProgressFn | None,
     cancel: threading.Event | None,
+    folders: list[str],
 ) -> Row:
     folder = out / item.name
     if item.error is not None:
-        return _failed(item, folder, item.error, None, options)
+        return _failed(item, folder, item.error, None, options, folders)
     key = run_key(item, model, options)
     try:
         done = _finished(folder, key)
@@ -267,21 +294,25 @@ def _run_item(
         # Before the analysis reads the files: a file replaced meanwhile must not pass for what was analysed.
         content = content_digest(item)
         result = _analyze(item, model, options, progress, cancel)
+        # The summary image and the DICOM capture draw these too, as text burned into their pixels.
+        result.warnings[:] = [without_folders(w, folders) for w in result.warnings]
         report(progress, 0.95, "Writing results")  # the analysis's own "Done" is not the series' end
         extras = _extras(write_extras, result, folder) if options.summary else {}
-        batch = {"key": key, "input": item.where, "content_sha256": content}
+        batch = {"key": key, "input": _where(item, options.keep_phi), "content_sha256": content}
         written = _write(result, folder, options, batch, extras)
     except (CancelledError, BrokenPipeError):  # the run stops; a closed console is no fault of this series
         raise
     except MedaeError as exc:
-        return _failed(item, folder, str(exc), key, options)
+        return _failed(item, folder, str(exc), key, options, folders)
     except MemoryError:
         return _failed(
-            item, folder, "the computer ran out of memory; close other programs and run again.", key, options
+            item, folder, "the computer ran out of memory; close other programs and run again.", key, options, folders
         )
     except Exception as exc:  # noqa: BLE001 - one broken series must not end the run; the log keeps the trace
         log.error("unexpected error in %s:\n%s", item.name, traceback.format_exc())
-        return _failed(item, folder, f"unexpected error ({type(exc).__name__}: {exc}); see batch.log", key, options)
+        return _failed(
+            item, folder, f"unexpected error ({type(exc).__name__}: {exc}); see batch.log", key, options, folders
+        )
     rep = json.loads(Path(written["report"]).read_text())
     row = Row.from_report(item, rep, status="ok")
     row.seconds = round(time.perf_counter() - t0, 2)
@@ -394,15 +425,19 @@ def _empty(path: Path) -> bool:
         return True
 
 
-def _failed(item: BatchItem, folder: Path, message: str, key: dict | None, options: BatchOptions) -> Row:
+def _failed(
+    item: BatchItem, folder: Path, message: str, key: dict | None, options: BatchOptions, folders: list[str] = ()
+) -> Row:
     from medae.analysis.outputs import remove_stale_outputs
     from medae.io.deid import without_uids
 
-    said = message if options.keep_phi else without_uids(message)  # a series' real UID is patient data
+    # A series' real UID is patient data, and so are the folder names above its files.
+    said = message if options.keep_phi else without_folders(without_uids(message), folders)
     try:
         if folder.is_dir():  # results of an earlier run of this series must not stand beside its error
             remove_stale_outputs(folder, {})
-        write_text(folder / "error.json", json.dumps({"input": item.where, "error": said, "key": key}, indent=2))
+        record = {"input": _where(item, options.keep_phi), "error": said, "key": key}
+        write_text(folder / "error.json", json.dumps(record, indent=2))
     except (OSError, MedaeError) as exc:  # the table still records it
         log.error("cannot write %s: %s", folder / "error.json", exc)
     return Row.failed(item, said)

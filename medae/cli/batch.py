@@ -78,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         with ProgressBar("batch") as bar:
-            rows = run_batch(items, model, args.out, options, write_extras=extras, progress=bar, on_row=show)
+            rows = run_batch(
+                items, model, args.out, options, write_extras=extras, progress=bar, on_row=show, root=args.input
+            )
     except KeyboardInterrupt:
         print(
             f"Stopped after {done[0]} of {len(items)} series; {args.out / 'results.csv'} lists them. Run the same "

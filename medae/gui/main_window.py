@@ -349,6 +349,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
                 write_extras=lambda result, folder: write_result_summary(result, folder),
                 progress=sub_progress(progress, 0.05, 1.0),
                 cancel=cancel,
+                root=in_dir,
             )
             return model, rows
 

@@ -177,6 +177,47 @@ def without_uids(text: str) -> str:
     return _UID_IN_TEXT.sub(lambda m: pseudonym(m.group(0)), text)
 
 
+#: The most folders :func:`private_folders` lists (a whole archive as input); deeper ones are not scrubbed.
+_MAX_FOLDERS = 20000
+
+
+def private_folders(root: str | os.PathLike) -> list[str]:
+    """``root`` (a folder, or a file's folder) and every folder under it, as absolute paths.
+
+    Folder names of an archive are often patients' names and IDs (``DOE^JOHN_1234/MR_HEAD``); messages name
+    files by their paths, so a de-identified output names them without those folders.
+    """
+    start = os.path.abspath(os.fspath(root))
+    if not os.path.isdir(start):
+        start = os.path.dirname(start)
+    found = [start]
+    for here, dirs, _files in os.walk(start):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(os.path.join(here, d) for d in dirs)
+        if len(found) >= _MAX_FOLDERS:
+            break
+    return found
+
+
+def without_folders(text: str, folders: Iterable[str]) -> str:
+    """``text`` with each of ``folders`` (absolute paths, longest first) that it names replaced by "…".
+
+    A file keeps its own name ("…/IM0001.dcm"); a folder is replaced only where its name ends, so that
+    ``/data/p`` does not touch ``/data/p2``.
+    """
+    for folder in sorted({f for f in folders if len(f) > 1}, key=len, reverse=True):
+        if folder in text:
+            text = re.sub(re.escape(folder) + r"(?=[/\\:\s)\],;.]|$)", "\u2026", text)
+    return text
+
+
+def path_token(path: str) -> str:
+    """A keyed digest that stands for an input's path in a de-identified output (the same path, the same token)."""
+    # A name that is not UTF-8 on disk comes as surrogates: its bytes are what is digested.
+    message = ("path\x1f" + path).encode("utf-8", "surrogateescape")
+    return "path-" + hmac.new(site_key(), message, hashlib.sha256).hexdigest()[:24]
+
+
 def keyed_uid(key: bytes, *parts: str) -> str:
     """A deterministic UID under the UUID-derived root 2.25 (PS3.5 B.2) from a keyed hash of ``parts``."""
     digest = bytes.fromhex(_keyed_hex(key, *parts))
