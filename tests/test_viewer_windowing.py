@@ -91,3 +91,18 @@ def test_a_scan_of_few_values_opens_white_on_black_not_black(head):
     flat = np.full((4, 4, 4), 1000.0, np.float32)
     w = percentile_window(flat)
     assert w.low < 1000 < w.high  # one value: mid grey, not black
+
+
+def test_the_default_window_reads_a_fortran_ordered_volume_in_place():
+    # The viewer keeps scans slice-contiguous; a C-order copy of a large one froze the window for a second.
+    import tracemalloc
+
+    from medae.viewer.windowing import percentile_window
+
+    vol = np.asfortranarray(np.random.default_rng(0).integers(0, 2000, (256, 256, 220)).astype(np.int16))
+    tracemalloc.start()
+    window = percentile_window(vol)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 0.5 * vol.nbytes, peak
+    assert 900 < window.center < 1100 and 1800 < window.width < 2000

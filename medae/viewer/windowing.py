@@ -108,7 +108,9 @@ def percentile_window(array: np.ndarray, low: float = 1.0, high: float = 99.0, h
         head: Leave out the air's noise too: only voxels above a tenth of the robust (2-98 %) range count,
             the robust-range rule of common MR tools for telling the head from the air around it.
     """
-    flat = np.asarray(array).ravel()
+    # In the array's own memory order: a Fortran-ordered volume (as the viewer keeps scans) is then read in
+    # place, where a C-order ravel copied it (1.2 s on the window's thread for 512 x 512 x 400).
+    flat = np.asarray(array).ravel(order="K")
     step = max(1, flat.size // 400_000)
     sample = flat[::step].astype(np.float64, copy=False)
     sample = sample[np.isfinite(sample)]
