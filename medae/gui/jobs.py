@@ -32,13 +32,16 @@ class JobsMixin:
         job = Job(name, fn, self)
         job.doing = doing
         job.progress.connect(lambda *_args: self._on_job_progress(job))
-        job.succeeded.connect(lambda result: self._guard(on_done, result, doing))
+        # A job that ends after the window was closed (cancelled by the closing itself) shows nothing: a box
+        # opened then would keep the process alive with no window.
+        job.succeeded.connect(lambda result: self._closing or self._guard(on_done, result, doing))
         if on_failed is not None:
-            job.failed.connect(on_failed)
-        job.failed.connect(lambda exc: self.report_error(exc, doing))
+            job.failed.connect(lambda exc: self._closing or on_failed(exc))
+        job.failed.connect(lambda exc: self._closing or self.report_error(exc, doing))
         job.finished.connect(lambda: self._job_done(job))
         self.jobs.append(job)
-        self.progress_label.setText(f"{doing.capitalize()}...")
+        self.statusBar().clearMessage()  # an earlier job's last words ("Cancelled ...") are not about this one
+        self.progress_label.setText(f"{_sentence(doing)}...")
         self.progress.setValue(0)
         self._show_progress(True)
         return job.start()
@@ -58,9 +61,10 @@ class JobsMixin:
     def _show_job_progress(self, job: Job) -> None:
         self.progress.setValue(int(job.fraction * 1000))
         eta = format_eta(job.seconds_left())
-        message = job.message or f"{job.doing.capitalize()}..."
-        if sum(j.running for j in self.jobs) > 1:  # say which job the bar (and Cancel) is about
-            message = f"{job.doing.capitalize()}: {message}"
+        message = job.message or f"{_sentence(job.doing)}..."
+        # Say which job the bar (and Cancel) is about, unless its own message says it already.
+        if sum(j.running for j in self.jobs) > 1 and job.doing.lower() not in message.lower():
+            message = f"{_sentence(job.doing)}: {message}"
         self.progress_label.setText(" - ".join(t for t in (message, eta) if t))
 
     def _job_done(self, job: Job) -> None:
@@ -96,3 +100,8 @@ class JobsMixin:
         """Asks every running job to stop (closing the window)."""
         for job in self.jobs:
             job.cancel()
+
+
+def _sentence(doing: str) -> str:
+    """``doing`` as the start of a sentence: its first letter raised, file names kept as they are."""
+    return doing[:1].upper() + doing[1:]

@@ -77,6 +77,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         self._init_opening()
         self._hidden_docks: list = []  # panels F11 hid, to bring back
         self._init_window_state()
+        self._closing = False  # set once the window is closed: jobs that end later show nothing
         self._model_lock = threading.Lock()
         self.setWindowTitle("medae")
         self.setObjectName("mainWindow")
@@ -151,6 +152,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         ViewerKeys(self.handle_key, self).watch(self.findings_panel.table, self.study_panel.tree, self.tag_browser.tree)
 
     def closeEvent(self, event) -> None:  # noqa: D102 (Qt override)
+        self._closing = True
         if self._hidden_docks:
             self.toggle_views_only()  # panels hidden by F11 are not a layout to come back to
         store = settings()

@@ -149,3 +149,49 @@ def test_a_cancelled_folder_run_says_where_its_results_are_and_how_to_go_on(
     assert box is not None and box.isVisible() and box.windowTitle() == "Folder run stopped"
     assert "run the same folders again" in box.text() and box.open_button is not None
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_a_job_the_closing_cancelled_opens_no_box_after_the_window_is_gone(window, qtbot, tmp_path, monkeypatch):
+    # A box opened after the window closed kept the process alive with no window, even once dismissed.
+    from PySide6.QtWidgets import QApplication
+
+    import medae.batch
+    from medae.errors import CancelledError
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "report.html").write_text("<html></html>")  # a run's report, as a cancelled run leaves
+
+    def until_cancelled(folder, exclude=None, progress=None, cancel=None):
+        cancel.wait(30)
+        raise CancelledError()
+
+    monkeypatch.setattr(medae.batch, "find_items", until_cancelled)
+    job = window.run_batch(tmp_path, tmp_path / "out")
+    qtbot.waitUntil(lambda: job.running)
+    window.close()
+    qtbot.waitUntil(lambda: not job.running, timeout=5000)
+    qtbot.wait(200)  # the job's queued signals arrive
+    assert window.batch_summary is None and window.last_error is None
+    assert not [w for w in QApplication.topLevelWidgets() if w.isVisible() and w is not window]
+
+
+def test_the_bar_keeps_a_file_names_case_and_does_not_say_a_job_twice(window, qtbot):
+    import threading
+
+    go = threading.Event()
+    first = window.run_job("first", lambda progress, cancel: cancel.wait(30), lambda _r: None, "analysing the scan")
+    assert window.progress_label.text() == "Analysing the scan..."
+
+    def loading(progress, cancel):
+        progress(0.1, "Loading BrainA.nii.gz...")
+        go.wait(10)
+
+    second = window.run_job("second", loading, lambda _r: None, "loading BrainA.nii.gz")
+    qtbot.waitUntil(lambda: second.message.startswith("Loading"))
+    qtbot.waitUntil(lambda: window.progress_label.text().startswith("Loading BrainA.nii.gz..."))
+    assert window.progress_label.text().count("BrainA") == 1
+    go.set()
+    window.cancel_jobs()
+    window.cancel_jobs()
+    wait_idle(qtbot, window)
+    assert not first.running
