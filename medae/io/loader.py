@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from medae.errors import InputError, SeriesSelectionError
-from medae.progress import ProgressFn
+from medae.progress import ProgressFn, check_cancel
 from medae.volume import Volume
 
 
@@ -168,6 +168,14 @@ def _file_info(path: Path) -> SeriesInfo:
     return itk_image.itk_image_info(path) if itk_image.is_itk_image(path) else nifti.nifti_info(path)
 
 
+def _cancellable(read, path, index: int | None, cancel: threading.Event | None) -> Volume:
+    """A single file read in one library call: a cancel set meanwhile is honoured once it returns."""
+    check_cancel(cancel)
+    volume = read(path, index)
+    check_cancel(cancel)
+    return volume
+
+
 def _load_file(path: str | os.PathLike, index: int | None) -> Volume:
     from medae.io import itk_image, nifti
 
@@ -203,7 +211,7 @@ def load(
             raise SeriesSelectionError(
                 f"{p}: a file that holds one series, which --series {series!r} does not name. Leave --series out."
             )
-        return _load_file(p, volume_index)
+        return _cancellable(_load_file, p, volume_index, cancel)
     if series is not None and is_volume_file(series) and Path(series).is_file():
         # A volume file of the folder is its own series (``SeriesInfo.uid`` is its path); one elsewhere is not.
         # As walked (a linked folder's files keep their path through the link), or as resolved.
@@ -213,7 +221,7 @@ def load(
                 f"{series}: not a series of {p}. Give the file itself as the input, or run `medae info {p}` to list "
                 "the series it holds."
             )
-        return _load_file(series, volume_index)
+        return _cancellable(_load_file, series, volume_index, cancel)
     from medae.io import dicom
 
     infos = [s for s in scan(p, progress=None, cancel=cancel)]

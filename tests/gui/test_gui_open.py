@@ -321,3 +321,32 @@ def test_analyze_asked_for_while_reading_a_folder_is_dropped_when_its_picker_is_
     window.series_picker.reject()  # no series chosen after all
     assert window._analyze_after_open is None
     assert "not analysed" in window.statusBar().currentMessage()
+
+
+def test_cancelling_a_slow_load_keeps_the_scan_on_screen(window, qtbot, ct_file, tmp_path, monkeypatch):
+    # A single file is read in one library call that cannot stop midway; its result must not replace the scan.
+    import shutil
+
+    import medae.io.loader
+
+    window.open_path(ct_file)
+    wait_idle(qtbot, window)
+    shown = window.session.volume
+    other = tmp_path / "other.nii.gz"
+    shutil.copy(ct_file, other)
+    reading, release = threading.Event(), threading.Event()
+    real = medae.io.loader._load_file
+
+    def slow(path, index):
+        reading.set()
+        release.wait(10)
+        return real(path, index)
+
+    monkeypatch.setattr(medae.io.loader, "_load_file", slow)
+    window.open_path(other)
+    qtbot.waitUntil(reading.is_set, timeout=10_000)
+    window.cancel_jobs()
+    release.set()
+    wait_idle(qtbot, window)
+    assert window.session.volume is shown and window.last_error is None
+    assert window.statusBar().currentMessage().startswith("Cancelled loading")
