@@ -7,12 +7,14 @@ grabbing the screen happens on the GUI thread (it must, and it takes millisecond
 from __future__ import annotations
 
 import contextlib
+import threading
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtGui import QImage
 
 from medae.errors import OutputError
+from medae.progress import check_cancel
 
 #: (menu text, kind, default suffix)
 KINDS: tuple[tuple[str, str, str], ...] = (
@@ -91,7 +93,7 @@ def export(window, kind: str, target: str | Path):
     if kind == "study":
         return window.run_job(
             "export",
-            lambda progress, cancel: _study(volume, target, progress, cancel),
+            _one_at_a_time(lambda progress, cancel: _study(volume, target, progress, cancel)),
             lambda path: _done(window, path),
             f"compressing {target.name}",
         )
@@ -100,7 +102,7 @@ def export(window, kind: str, target: str | Path):
         fn = _screenshot_png if kind == "screenshot" else _screenshot_dicom
         return window.run_job(
             "export",
-            lambda progress, cancel: fn(rgb, volume, target, window, progress, cancel),
+            _one_at_a_time(lambda progress, cancel: fn(rgb, volume, target, window, progress, cancel)),
             lambda path: _done(window, path),
             f"exporting {target.name}",
         )
@@ -121,7 +123,24 @@ def export(window, kind: str, target: str | Path):
         drawn = result if abs(result.threshold - threshold) <= 1e-9 else result.at_threshold(threshold, cancel)
         return fn(drawn, volume, target, progress, cancel)
 
-    return window.run_job("export", work, lambda path: _done(window, path), f"exporting {target.name}")
+    return window.run_job("export", _one_at_a_time(work), lambda path: _done(window, path), f"exporting {target.name}")
+
+
+#: Exports run one after another: several at once (DICOM writers parse and encode in Python) contend for
+#: the interpreter with the window's thread, which then stutters.
+_EXPORTING = threading.Lock()
+
+
+def _one_at_a_time(work):
+    def run(progress, cancel):
+        while not _EXPORTING.acquire(timeout=0.1):
+            check_cancel(cancel)  # a queued export can be cancelled while it waits
+        try:
+            return work(progress, cancel)
+        finally:
+            _EXPORTING.release()
+
+    return run
 
 
 def _done(window, path) -> None:

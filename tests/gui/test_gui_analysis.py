@@ -437,3 +437,36 @@ def test_a_refusal_that_forcing_cannot_overcome_offers_no_analyze_anyway(window,
     box = window.last_error
     assert box is not None and "cannot be aligned" in box.text()
     assert "Analyze anyway" not in box.text() and all(b.text() != "Analyze anyway" for b in box.buttons())
+
+
+def test_exports_started_together_run_one_after_another_and_all_land(
+    window, qtbot, tiny_model, study, tmp_path, monkeypatch
+):
+    # Several DICOM writers at once contend with the window's thread for the interpreter, which stutters.
+    import threading
+    import time
+
+    from medae.gui import exports
+
+    analysed(window, qtbot, tiny_model, study / "t1.nii.gz")
+    busy, overlaps = [0], []
+    lock = threading.Lock()
+    real = exports._heatmap_nifti
+
+    def watched(*args):
+        with lock:
+            busy[0] += 1
+            overlaps.append(busy[0])
+        time.sleep(0.2)
+        try:
+            return real(*args)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    monkeypatch.setattr(exports, "_heatmap_nifti", watched)
+    for n in range(3):
+        exports.export(window, "heatmap_nifti", tmp_path / f"heat{n}.nii.gz")
+    wait_idle(qtbot, window, timeout=60_000)
+    assert max(overlaps) == 1 and window.last_error is None
+    assert all((tmp_path / f"heat{n}.nii.gz").is_file() for n in range(3))
