@@ -842,7 +842,7 @@ def test_empty_and_fake_dicom_files_are_rows_not_passed_over(tiny_model, tmp_pat
     assert smith["status"] == "ok" and "notes.txt" not in smith["warnings"]
 
 
-def test_folder_names_stay_out_of_each_series_outputs_without_keep_phi(tiny_model, tmp_path):
+def test_folder_names_stay_out_of_each_series_outputs_without_keep_phi(tiny_model, tmp_path, monkeypatch):
     import pydicom
 
     studies = tmp_path / "in"
@@ -866,3 +866,33 @@ def test_folder_names_stay_out_of_each_series_outputs_without_keep_phi(tiny_mode
     # A run resumed keeps what it made, tokens and all.
     assert _batch(studies, tmp_path / "deid", tiny_model, "--dicom") == 2
     assert {r["status"] for r in _rows(tmp_path / "deid").values()} == {"done earlier", "error"}
+    # The same studies given by a relative path, and a patient's folder reached through a link.
+    linked = tmp_path / "linked"
+    (linked / "SMITH^ANN_PID5678").mkdir(parents=True)
+    save_nifti(mr_with_lesion(), linked / "SMITH^ANN_PID5678" / "t1.nii.gz")
+    (linked / "SMITH^ANN_PID5678" / "broken.nii.gz").write_bytes(b"not a scan")
+    (studies / "more").symlink_to(linked, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    assert main(["batch", "in", "--out", "rel", "--model", str(tiny_model), "--device", "cpu", "--no-png"]) == 2
+    for f in (tmp_path / "rel").rglob("*.json"):
+        text = f.read_text(encoding="utf-8")
+        assert "PID77123" not in text and "PID5678" not in text, f
+
+
+def test_a_colour_map_in_an_mr_study_is_no_failed_series(tiny_model, tmp_path):
+    import pydicom
+
+    studies = tmp_path / "in"
+    arr = mr_with_lesion().array.astype(np.int16)
+    write_series(studies / "Smith" / "t1", arr, axial_affine(), modality="MR")
+    for path in write_series(studies / "Smith" / "fa", arr[:8, :8, :3], axial_affine(), modality="MR"):
+        ds = pydicom.dcmread(path)  # a DTI colour FA map: RGB pixels in an MR series
+        rgb = np.repeat(np.zeros((ds.Rows, ds.Columns), np.uint8)[..., None], 3, axis=2)
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+        ds.BitsAllocated = ds.BitsStored = 8
+        ds.HighBit, ds.PixelRepresentation = 7, 0
+        ds.PixelData = rgb.tobytes()
+        ds.save_as(path, enforce_file_format=True)
+    out = tmp_path / "out"
+    assert _batch(studies, out, tiny_model, "--no-png") == 0
+    assert [r["status"] for r in _rows(out).values()] == ["ok"]

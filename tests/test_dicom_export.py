@@ -712,3 +712,15 @@ def test_an_export_of_one_stack_of_a_two_stack_file_refers_to_that_stacks_frames
         for item in derivation.SourceImageSequence
     ]
     assert refs and set(refs) <= set(second)  # the builders alone picked the first echo's frames
+
+
+def test_mending_leaves_several_valued_dates_alone():
+    from pydicom.dataset import Dataset
+
+    from medae.io.dicom_export_refs import _mend_values
+
+    ds = Dataset()
+    ds.DateOfLastCalibration = ["20240101", "20240202"]
+    ds.PatientBirthDate = "1959-07-23"
+    _mend_values(ds)
+    assert list(ds.DateOfLastCalibration) == ["20240101", "20240202"] and ds.PatientBirthDate == "19590723"

@@ -572,3 +572,10 @@ def test_pixel_data_longer_than_rows_and_columns_need_is_refused_and_padding_is_
         ds.PixelData = ds.PixelData + b"\0\0"  # a writer's padding, less than a row
         ds.save_as(p, enforce_file_format=True)
     np.testing.assert_array_equal(load(tmp_path / "padded").array, vol)
+
+
+def test_an_odd_8_bit_row_padded_to_an_even_length_is_read(tmp_path):
+    vol = (phantom((1, 5, 3), seed=12, lo=0, hi=200)).astype(np.uint8)
+    paths = write_series(tmp_path, vol, axial_affine(), modality="MR", stored_dtype=np.uint8)
+    assert len(pydicom.dcmread(paths[0]).PixelData) == 6  # five pixels and the pad byte
+    np.testing.assert_array_equal(load(tmp_path).array, vol)

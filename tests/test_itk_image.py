@@ -233,3 +233,30 @@ def test_a_layout_itk_does_not_take_says_how_to_save_it_instead(tmp_path):
     with pytest.raises(InputError, match=r"does not support this file's layout .*Save the scan again as NIfTI") as e:
         load(tmp_path / "t.nrrd")
     assert "0x" not in str(e.value)
+
+
+def test_a_program_without_a_console_still_reads_them(tmp_path):
+    # A windowed program (pythonw, a desktop launcher) has no stderr to keep ITK's lines off.
+    import subprocess
+    import sys
+
+    sitk.WriteImage(sitk.GetImageFromArray(np.ones((4, 5, 6), np.int16)), str(tmp_path / "x.nrrd"))
+    code = "import sys; sys.stderr = None\nfrom medae.io import load\nprint(load(sys.argv[1]).shape)"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "x.nrrd")],
+        stderr=subprocess.DEVNULL,
+        capture_output=False,
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "(6, 5, 4)"
+    closed = subprocess.run(
+        ["bash", "-c", f'exec 2>&-; "{sys.executable}" -c "{code}" "{tmp_path / "x.nrrd"}"'],
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert closed.returncode == 0 and closed.stdout.strip() == "(6, 5, 4)"

@@ -226,7 +226,7 @@ def _named(progress: ProgressFn | None, start: float, stop: float, step: str) ->
 
 
 #: Raised when what a finished result's files hold changes, so that a resume makes them again.
-OUTPUTS_VERSION = 2
+OUTPUTS_VERSION = 3
 
 
 def _identity(item: BatchItem, keep_phi: bool) -> dict[str, Any]:

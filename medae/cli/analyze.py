@@ -99,8 +99,9 @@ def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: floa
         from medae.io.deid import private_folders, without_folders
 
         # Folder names are often patients' names and IDs; the summary and its DICOM capture draw these too.
-        folders = private_folders(args.input)
-        result.warnings[:] = [without_folders(w, folders) for w in result.warnings]
+        if getattr(args, "private_folders", None) is None:  # listed once for every series of the input
+            args.private_folders = private_folders(args.input)
+        result.warnings[:] = [without_folders(w, args.private_folders) for w in result.warnings]
     t = time.perf_counter()
     earlier = [name for name in OUTPUT_NAMES if (out / name).is_file()]  # replaced or removed by the writing
     failed = None  # an optional export that failed: told after the analysis's own outputs are in place

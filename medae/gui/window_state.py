@@ -13,6 +13,16 @@ from medae.gui.settings import Preferences, save_preferences, settings
 PANELS_SHARE = 0.4
 
 
+def _columns(window) -> dict:
+    """The docked panels beside the views, by side (left, right); panels above or below the views are not."""
+    sides = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea)
+    out: dict = {}
+    for dock in window.docks:
+        if dock.isVisible() and not dock.isFloating() and window.dockWidgetArea(dock) in sides:
+            out.setdefault(window.dockWidgetArea(dock), []).append(dock)
+    return out
+
+
 def _stored_widths(raw) -> dict[str, int]:
     """Panel widths saved as JSON by name; anything else (an old or hand-edited file) is ignored."""
     try:
@@ -34,6 +44,7 @@ class WindowStateMixin:
     def _init_window_state(self) -> None:
         self._dock_widths: dict[str, int] = {}  # by panel name: the widths the user gave the panels
         self._fit_pending = False
+        self._on_separator = False  # the mouse went down on a separator between the views and a panel
 
     def apply_preferences(self, prefs: Preferences, changed_from: Preferences | None = None) -> None:
         """Applies and stores preferences.
@@ -114,12 +125,17 @@ class WindowStateMixin:
             QTimer.singleShot(0, self._fit_docks)
 
     def event(self, event) -> bool:  # noqa: D102 (Qt override)
+        kind = event.type()
+        if kind == QEvent.Type.MouseButtonPress:
+            # The main window takes the mouse itself on the separators between it and its panels, where no
+            # child widget lies; a click on a label or the status bar only passes through to it.
+            self._on_separator = self.childAt(event.position().toPoint()) is None
         handled = super().event(event)
-        # The main window takes the mouse itself only on the separators between it and its panels: a drag
-        # there sets the widths the panels get back whenever the window has room for them.
-        if event.type() == QEvent.Type.MouseButtonRelease:
-            for dock in self.docks:
-                if dock.isVisible() and not dock.isFloating():
+        if kind == QEvent.Type.MouseButtonRelease and self._on_separator:
+            # A drag of a separator sets the widths the panels get back whenever the window has room for them.
+            self._on_separator = False
+            for column in _columns(self).values():
+                for dock in column:
                     self._dock_widths[dock.objectName()] = dock.width()
         return handled
 
@@ -128,16 +144,24 @@ class WindowStateMixin:
         # between panels of full width. The panels give way instead, in proportion, down to their own
         # minimum, and get the widths the user gave them back when the window is large again.
         self._fit_pending = False
-        docked = [d for d in self.docks if d.isVisible() and not d.isFloating()]
-        if not docked:
+        columns = _columns(self)
+        if not columns:
             return
         width = self.width()
-        natural = [self._dock_widths.setdefault(d.objectName(), d.width()) for d in docked]
-        room = PANELS_SHARE * width
-        scale = min(1.0, room / max(1, sum(natural)))
-        sizes = [max(d.minimumSizeHint().width(), int(w * scale)) for d, w in zip(docked, natural, strict=True)]
-        if sizes != [d.width() for d in docked]:
-            self.resizeDocks(docked, sizes, Qt.Orientation.Horizontal)
+        # Panels stacked or tabbed on one side share one column: it is as wide as the widest of them.
+        natural = {
+            side: max(self._dock_widths.setdefault(d.objectName(), d.width()) for d in docks)
+            for side, docks in columns.items()
+        }
+        scale = min(1.0, PANELS_SHARE * width / max(1, sum(natural.values())))
+        docks, sizes = [], []
+        for side, column in columns.items():
+            least = max(d.minimumSizeHint().width() for d in column)
+            for dock in column:
+                docks.append(dock)
+                sizes.append(max(least, int(natural[side] * scale)))
+        if sizes != [d.width() for d in docks]:
+            self.resizeDocks(docks, sizes, Qt.Orientation.Horizontal)
 
     def toggle_views_only(self) -> bool:
         """Hides the panels to give the scan the whole window, or brings back those it hid; True when hidden."""

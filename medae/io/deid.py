@@ -177,37 +177,37 @@ def without_uids(text: str) -> str:
     return _UID_IN_TEXT.sub(lambda m: pseudonym(m.group(0)), text)
 
 
-#: The most folders :func:`private_folders` lists (a whole archive as input); deeper ones are not scrubbed.
-_MAX_FOLDERS = 20000
-
-
 def private_folders(root: str | os.PathLike) -> list[str]:
-    """``root`` (a folder, or a file's folder) and every folder under it, as absolute paths.
+    """``root`` (a folder, or a file's folder) and every folder under it, longest first.
 
-    Folder names of an archive are often patients' names and IDs (``DOE^JOHN_1234/MR_HEAD``); messages name
-    files by their paths, so a de-identified output names them without those folders.
+    Each in every form a message may name it: as given (a relative path stays relative), absolute, and with
+    links resolved. Folder names of an archive are often patients' names and IDs (``DOE^JOHN_1234/MR_HEAD``);
+    messages name files by their paths, so a de-identified output names them without those folders.
     """
-    start = os.path.abspath(os.fspath(root))
+    from medae.io.walk import walk_folders
+
+    start = os.fspath(root)
     if not os.path.isdir(start):
-        start = os.path.dirname(start)
-    found = [start]
-    for here, dirs, _files in os.walk(start):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(os.path.join(here, d) for d in dirs)
-        if len(found) >= _MAX_FOLDERS:
-            break
-    return found
+        start = os.path.dirname(start) or "."
+    found: set[str] = set()
+    for folder in walk_folders(start):
+        found.update((folder.rstrip("/\\") or folder, os.path.abspath(folder), os.path.realpath(folder)))
+    # "." and "/" name no one, and would match every relative or absolute path.
+    return sorted((f for f in found if f not in (".", "..", "/", "")), key=len, reverse=True)
 
 
 def without_folders(text: str, folders: Iterable[str]) -> str:
-    """``text`` with each of ``folders`` (absolute paths, longest first) that it names replaced by "…".
+    """``text`` with each of ``folders`` (longest first, as :func:`private_folders` gives them) replaced by "…".
 
-    A file keeps its own name ("…/IM0001.dcm"); a folder is replaced only where its name ends, so that
-    ``/data/p`` does not touch ``/data/p2``.
+    A file keeps its own name ("…/IM0001.dcm"); a folder is replaced only where a path starts and where its
+    name ends, so that ``data/p`` touches neither ``data/p2`` nor ``mydata/p``.
     """
-    for folder in sorted({f for f in folders if len(f) > 1}, key=len, reverse=True):
+    for folder in folders:
         if folder in text:
-            text = re.sub(re.escape(folder) + r"(?=[/\\:\s)\],;.]|$)", "\u2026", text)
+            # A relative name could be a word of the message ("in"): it counts as a folder only before a
+            # separator or a colon ("in/DOE^JOHN/..", "DOE^JOHN: ..").
+            ends = r"(?=[/\\:\s)\],;.]|$)" if os.path.isabs(folder) else r"(?=[/\\:])"
+            text = re.sub(r"(?<![\w^.~/\\-])" + re.escape(folder) + ends, "\u2026", text)
     return text
 
 

@@ -178,10 +178,14 @@ def _mend_values(ds: Dataset) -> None:
 
 def _mended(ds: Dataset) -> list:
     """(element, value in its VR's form) for each top-level date, time or sex that is not in that form."""
+    from pydicom.multival import MultiValue
+
     out = []
     for elem in ds:
         if elem.VR not in ("DA", "TM") and elem.keyword != "PatientSex":
             continue
+        if isinstance(elem.value, MultiValue | list | tuple):
+            continue  # several values (calibration dates): the derived objects copy none of them
         text = "" if elem.value is None else str(elem.value).strip()
         if not text:
             continue

@@ -278,7 +278,8 @@ def _check_pixel_length(h: FileHeader, element: bytes) -> None:
         length = int.from_bytes(element[6:8], order)
     expected = h.n_frames * h.frame_bytes
     sample = h.bits_allocated // 8
-    if length == 0xFFFFFFFF or length - expected < min(h.rows, h.cols) * sample:
+    # An odd length is padded by one byte to an even one, which a single row or column of 8 bits equals.
+    if length == 0xFFFFFFFF or length - expected <= 1 or length - expected < min(h.rows, h.cols) * sample:
         return
     raise Unreadable(
         f"its pixel data holds {length} bytes where Rows x Columns x frames ({h.rows} x {h.cols} x {h.n_frames}, "

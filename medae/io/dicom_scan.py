@@ -435,8 +435,15 @@ def _not_dicom(path: str) -> str | None:
 
 
 def _image_refused(reason: str) -> bool:
-    """Whether a rejection is of an image that could not be used, not of an object that is no image at all."""
-    return not (reason.endswith("not an image series") or reason.startswith("not an image storage object"))
+    """Whether a rejection is of a scan that could not be used, not of an object that is no scan at all.
+
+    A colour image of an MR or CT series is a derived map (a DTI colour FA map, a fused view), not a scan.
+    """
+    return not (
+        reason.endswith("not an image series")
+        or reason.startswith("not an image storage object")
+        or reason.startswith("a colour image")
+    )
 
 
 def _rejection(h: FileHeader) -> str | None:

@@ -73,17 +73,37 @@ def itk_messages(said: list[str]):
     missing) with the C++ runtime's own stream, so Python cannot catch them; some of them raise nothing
     at all. Only one thread at a time redirects the process's stderr.
     """
-    with _STDERR_LOCK, tempfile.TemporaryFile() as kept:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(kept.fileno(), 2)
+    with _STDERR_LOCK:
         try:
+            kept = tempfile.TemporaryFile()
+            saved = os.dup(2)
+        except OSError:  # no stderr at all (a windowed program) or no temporary file: nothing to keep off
             yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            kept.seek(0)
-            said.append(kept.read(65536).decode("utf-8", "replace"))
+            return
+        with kept:
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            os.dup2(kept.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                kept.seek(0)
+                text = kept.read(65536).decode("utf-8", "replace")
+                ours = [ln for ln in text.splitlines() if _ITK_LINE.search(ln)]
+                said.append("\n".join(ours))
+                # What another thread printed meanwhile is not ITK's: it goes where it was going.
+                theirs = [ln for ln in text.splitlines() if ln.strip() and not _ITK_LINE.search(ln)]
+                if theirs and sys.stderr is not None:
+                    sys.stderr.write("\n".join(theirs) + "\n")
+
+
+#: Lines ITK's MetaImage and NRRD readers print (MetaIO's own prefixes, and the words of its few others).
+_ITK_LINE = re.compile(
+    r"^\s*(MetaImage|MetaObject|MetaIO|MET_|ITK|Uncompress|ideal =|WARNING: In |\w+ required|Error parsing|"
+    r"Cannot (open|parse|read)|NrrdImageIO|nrrd)"
+)
 
 
 def _cause(exc: Exception | None, said: list[str]) -> str:

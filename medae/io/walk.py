@@ -19,12 +19,28 @@ def walk_files(root: str | os.PathLike, unreadable: list[tuple[str, str]] | None
         unreadable: If given, folders that cannot be listed are appended as (path, reason), so a caller can
             name them instead of passing over them in silence.
     """
-    seen: set[str] = set()
 
     def failed(exc: OSError) -> None:
         if unreadable is not None:
             unreadable.append((str(exc.filename), exc.strerror or str(exc)))
 
+    for dirpath, filenames in _walk(root, failed):
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                path = os.path.join(dirpath, name)
+                if not _special(path):
+                    yield path
+
+
+def walk_folders(root: str | os.PathLike) -> Iterator[str]:
+    """``root`` and the folders under it, as :func:`walk_files` walks them (through links, each real one once)."""
+    for dirpath, _files in _walk(root, None):
+        yield dirpath
+
+
+def _walk(root: str | os.PathLike, failed) -> Iterator[tuple[str, list[str]]]:
+    """(folder, its file names) through linked folders, each real folder once, hidden folders left out."""
+    seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=failed):
         real = os.path.realpath(dirpath)
         if real in seen:
@@ -32,11 +48,7 @@ def walk_files(root: str | os.PathLike, unreadable: list[tuple[str, str]] | None
             continue
         seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                path = os.path.join(dirpath, name)
-                if not _special(path):
-                    yield path
+        yield dirpath, filenames
 
 
 def _special(path: str) -> bool:

@@ -349,13 +349,18 @@ def _panels(window):
     return sum(d.width() for d in window.docks if d.isVisible())
 
 
-def test_on_a_small_window_the_panels_give_way_to_the_scan(window, qtbot):
-    from medae.gui.window_state import PANELS_SHARE
-
+def _full_size(window, qtbot) -> list[int]:
+    """The window made large; the panels' widths there."""
     window.resize(1600, 1000)
     qtbot.waitUntil(lambda: window.width() == 1600)
     qtbot.wait(50)
-    natural = [d.width() for d in window.docks]
+    return [d.width() for d in window.docks]
+
+
+def test_on_a_small_window_the_panels_give_way_to_the_scan(window, qtbot):
+    from medae.gui.window_state import PANELS_SHARE
+
+    natural = _full_size(window, qtbot)
     window.resize(900, 600)
     qtbot.waitUntil(lambda: window.width() == 900 and _panels(window) <= PANELS_SHARE * 900 + 2)
     # Each gave way in proportion, and each gets its width back once the window is large again.
@@ -397,10 +402,24 @@ def test_panels_squeezed_by_a_small_window_are_wide_again_after_a_restart_on_a_l
     qtbot.waitUntil(lambda: {d.objectName(): d.width() for d in again.docks} == natural)
 
 
-def test_a_panel_width_dragged_by_the_user_is_the_one_it_gets_back(window, qtbot):
+def _mouse(window, qtbot, start, xs):
+    """A left-button press at ``start``, moves ``xs`` pixels to the right of it, and the release at the last."""
     from PySide6.QtCore import QEvent, QPointF
     from PySide6.QtGui import QMouseEvent
-    from PySide6.QtWidgets import QApplication
+
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    steps = [(QEvent.Type.MouseButtonPress, xs[0], left, left)]
+    steps += [(QEvent.Type.MouseMove, x, none, left) for x in xs[1:]]
+    steps += [(QEvent.Type.MouseButtonRelease, xs[-1], left, none)]
+    for kind, x, button, held in steps:
+        at = start + QPointF(x, 0)
+        event = QMouseEvent(kind, at, window.mapToGlobal(at), button, held, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(window, event)
+        qtbot.wait(50)  # the main window moves its separators on a timer
+
+
+def test_a_panel_width_dragged_by_the_user_is_the_one_it_gets_back(window, qtbot):
+    from PySide6.QtCore import QPointF
 
     window.resize(1600, 1000)
     qtbot.waitUntil(lambda: window.width() == 1600)
@@ -409,20 +428,7 @@ def test_a_panel_width_dragged_by_the_user_is_the_one_it_gets_back(window, qtbot
     before = study.width()
     # The separator lies just right of the left panel; drag it 40 px to the right (the panels still within
     # their share of the window).
-    edge = QPointF(study.geometry().right() + 2, study.geometry().center().y())
-    left = Qt.MouseButton.LeftButton
-    for kind, x, held in (
-        (QEvent.Type.MouseButtonPress, 0, left),
-        (QEvent.Type.MouseMove, 20, left),
-        (QEvent.Type.MouseMove, 40, left),
-        (QEvent.Type.MouseButtonRelease, 40, Qt.MouseButton.NoButton),
-    ):
-        at = edge + QPointF(x, 0)
-        button = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseMove else left
-        QApplication.sendEvent(
-            window, QMouseEvent(kind, at, window.mapToGlobal(at), button, held, Qt.KeyboardModifier.NoModifier)
-        )
-        qtbot.wait(50)  # the main window moves its separators on a timer
+    _mouse(window, qtbot, QPointF(study.geometry().right() + 2, study.geometry().center().y()), [0, 20, 40])
     qtbot.waitUntil(lambda: study.width() > before + 30)
     assert _panels(window) <= 0.4 * 1600
     dragged = study.width()
@@ -802,3 +808,20 @@ def test_every_view_title_shortens_to_words_not_letters(opened, qtbot):
             assert "projection" in variants[-1]
         else:
             assert re.fullmatch(r"[ijk]=\d+/\d+", variants[-1]), variants
+
+
+def test_a_click_that_passes_to_the_window_is_no_panel_drag_and_side_panels_alone_share_the_room(window, qtbot):
+    from PySide6.QtCore import QPointF
+
+    natural = _full_size(window, qtbot)
+    window.resize(800, 600)
+    qtbot.waitUntil(lambda: window.width() == 800 and [d.width() for d in window.docks] != natural)
+    # A click on the status bar reaches the window itself (a label ignores it): no width is taken from it.
+    _mouse(window, qtbot, QPointF(window.statusBar().geometry().center()), [0])
+    window.resize(1600, 1000)
+    qtbot.waitUntil(lambda: [d.width() for d in window.docks] == natural)
+    # A panel moved below the views takes none of the side panels' share.
+    study = next(d for d in window.docks if d.objectName() == "dock-Study")
+    analysis = next(d for d in window.docks if d is not study)
+    window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, study)
+    qtbot.waitUntil(lambda: analysis.width() == natural[window.docks.index(analysis)])
