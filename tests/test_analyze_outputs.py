@@ -199,7 +199,13 @@ def test_a_source_folder_named_by_its_uid_is_named_by_the_pseudonym(tmp_path, ti
     assert main(args) == 0
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     assert "1.2.840.99999" not in json.dumps(report)
-    assert report["input"]["source"] == report["input"]["series_uid"]  # the same pseudonym
+    # A series' folder is named for its patient as often as by its UID: it is left out, and the series'
+    # pseudonymous UID says which series it was.
+    assert "source" not in report["input"] and report["input"]["series_uid"].startswith("2.25.")
+    named = tmp_path / "DOE_JOHN_PID12345"
+    write_series(named, phantom((20, 18, 12)), axial_affine((1.0, 1.0, 1.25)))
+    assert main(["analyze", str(named), "--model", str(tiny_model), "--force", "--out", str(tmp_path / "b")]) == 0
+    assert "PID12345" not in (tmp_path / "b" / "report.json").read_text()
 
 
 def test_a_site_key_makes_every_pseudonym_and_they_still_agree(tmp_path, tiny_model, monkeypatch):

@@ -160,3 +160,15 @@ def test_an_output_folder_that_is_a_file_is_named_by_every_command(argv, tmp_pat
 def test_a_command_refused_for_its_input_leaves_no_empty_output_folder(tmp_path, capsys):
     assert main(["batch", str(tmp_path / "no-such-studies"), "--out", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()
+
+
+def test_the_viewer_without_a_display_is_one_line_that_says_what_to_do(monkeypatch, capsys):
+    import sys
+
+    sample = Path(__file__).resolve().parents[1] / "resources" / "samples" / "brain_t1.nii.gz"
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert main(["view", str(sample)]) == 2  # Qt would abort the process with several lines of its own
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no display" in err and "medae demo --headless" in err

@@ -101,8 +101,14 @@ def deidentify_report(report: dict, keep_phi: bool) -> dict:
         return report
     given = report.get("input") or {}
     if given.get("source"):
-        # Files and folders of an archive are often named by their UIDs: those become the pseudonyms too.
-        given["source"] = without_uids(Path(str(given["source"])).name)
+        source = Path(str(given["source"]))
+        if source.is_dir():
+            # A series' own folder is named for its patient as often as not; the series' pseudonymous UID
+            # below says which series it was.
+            given.pop("source")
+        else:
+            # Files of an archive are often named by their UIDs: those become the pseudonyms too.
+            given["source"] = without_uids(source.name)
     # The basic profile removes Series Description: typed at the console, it can hold a patient's name.
     given.pop("series_description", None)
     if given.get("series_uid"):
