@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -317,3 +318,36 @@ def test_preprocessing_cache_is_not_reused_when_the_mapping_code_changes(ct_data
     assert data.mapping_fingerprint() != before
     data.preprocess_scans(scans, card, None, None, cache=cache)
     assert len(list(cache.iterdir())) == 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "said"),
+    [
+        ({"step": 5}, "unknown training setting(s) step"),
+        ({"steps": "abc"}, "steps = 'abc': expected a whole number"),
+        ({"steps": 5.7}, "steps = 5.7: expected a whole number"),
+        ({"steps": 0}, "steps = 0: it must be at least 1"),
+        ({"batch": 0}, "batch = 0: it must be at least 1"),
+        ({"lr": -1}, "lr must be above 0"),
+        ({"loss": "l2"}, "loss = 'l2': choose one of"),
+        ({"architecture": 5}, "architecture = 5: expected a JSON object"),
+        ({"architecture": {"variant": "vqvae"}}, "architecture variant 'vqvae'"),
+        ({"kl_weight": "a"}, "kl_weight = 'a': expected a number"),
+    ],
+)
+def test_a_setting_the_training_cannot_use_is_refused_before_any_scan_is_prepared(overrides, said):
+    from medae.errors import MedaeError
+    from medae.training.config import load_config
+
+    with pytest.raises(MedaeError, match=re.escape(said)):
+        load_config(overrides=overrides)
+
+
+def test_a_configuration_file_that_is_not_an_object_is_refused(tmp_path):
+    from medae.errors import MedaeError
+    from medae.training.config import load_config
+
+    (tmp_path / "c.json").write_text("[1, 2, 3]")
+    with pytest.raises(MedaeError, match="must be a JSON object"):
+        load_config(tmp_path / "c.json")
+    assert load_config(overrides={"steps": 5, "lr": 1, "architecture": {"variant": "vae"}})["steps"] == 5

@@ -118,6 +118,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if overrides:
         layers.append(overrides)
     for layer in layers:
+        if not isinstance(layer, dict):
+            raise MedaeError(f"the training configuration must be a JSON object of settings, not {layer!r:.60}.")
         if layer.get("preset"):
             if layer["preset"] not in PRESETS:
                 raise MedaeError(f"unknown preset {layer['preset']!r}; choose one of {sorted(PRESETS)}")
@@ -127,8 +129,62 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
                 cfg[key].update(value)
             else:
                 cfg[key] = value
+    check_settings(cfg)
     check_grid(cfg)
     return cfg
+
+
+#: Settings other than the preset's own that the training reads.
+_EXTRA_KEYS = {"kl_weight": 1e-3, "preset": ""}
+_LOSSES = ("l1", "mse", "ssim", "l1+ssim")
+_VARIANTS = ("ae", "dae", "vae")
+#: Settings that must be a whole number of at least this much.
+_COUNTS = {"steps": 1, "batch": 1, "val_every": 1, "checkpoint_every": 1, "ensemble": 1, "seed": 0, "num_workers": 0}
+
+
+def check_settings(cfg: dict[str, Any]) -> None:
+    """Refuses a setting the training does not know, or one of the wrong kind, before any scan is prepared.
+
+    A misspelt key would otherwise be ignored in silence and a wrong value fail deep inside the training,
+    after the scans were prepared (or, for ``steps`` of 0, write untrained weights as a model).
+    """
+    known = {**BRAIN_T1_DAE, **_EXTRA_KEYS}
+    unknown = sorted(set(cfg) - set(known))
+    if unknown:
+        raise MedaeError(
+            f"unknown training setting(s) {', '.join(unknown)}; the settings are {', '.join(sorted(known))}."
+        )
+    for key, default in known.items():
+        value = cfg.get(key, default)
+        if not _same_kind(value, default):
+            raise MedaeError(f"training setting {key} = {value!r:.60}: expected {_kind(default)}.")
+    for key, least in _COUNTS.items():
+        if key in cfg and cfg[key] < least:
+            raise MedaeError(f"training setting {key} = {cfg[key]}: it must be at least {least}.")
+    if not cfg["lr"] > 0 or cfg.get("kl_weight", 0) < 0 or not 0 < cfg["val_fraction"] < 1:
+        raise MedaeError(
+            "training settings lr must be above 0, kl_weight at least 0, and val_fraction between 0 and 1."
+        )
+    if cfg["loss"] not in _LOSSES:
+        raise MedaeError(f"training setting loss = {cfg['loss']!r}: choose one of {', '.join(_LOSSES)}.")
+    variant = cfg["architecture"].get("variant", "dae")
+    if variant not in _VARIANTS:
+        raise MedaeError(f"architecture variant {variant!r}: choose one of {', '.join(_VARIANTS)}.")
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and value == value  # NaN is no setting
+    return isinstance(value, type(default))
+
+
+def _kind(default: Any) -> str:
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "a text in quotes"}
+    return names.get(type(default), "a JSON object" if isinstance(default, dict) else "a JSON list")
 
 
 def check_grid(cfg: dict[str, Any]) -> None:
