@@ -172,3 +172,17 @@ def test_the_viewer_without_a_display_is_one_line_that_says_what_to_do(monkeypat
     assert main(["view", str(sample)]) == 2  # Qt would abort the process with several lines of its own
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no display" in err and "medae demo --headless" in err
+
+
+def test_training_into_a_folder_of_other_files_is_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("mine")
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "notes")]) == 2
+    assert "holds other files (a.txt) and no model" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["a.txt"]
+
+
+def test_a_sampling_temperature_that_is_no_number_is_refused(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["sample", "--model", "m", "--out", "o", "--temperature", "nan"])
+    assert exc.value.code == 2 and "not a finite number" in capsys.readouterr().err

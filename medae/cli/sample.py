@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from medae.cli.args import check_output_folder, positive_int, seed_int, user_path
+from medae.cli.args import check_output_folder, finite_float, positive_int, seed_int, user_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=user_path, help="output folder")
     p.add_argument("--n", type=positive_int, default=4, help="how many volumes (default 4)")
     p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--temperature", type=float, default=1.0, help="scales the prior's spread (default 1)")
+    p.add_argument("--temperature", type=finite_float, default=1.0, help="scales the prior's spread (default 1)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Trains and writes the model folder."""
     check_output_folder(args.out, make=False)  # a file in its place is said before any work
+    _check_model_folder(args.out)
     from medae.cli.progressbar import ProgressBar
     from medae.errors import MedaeError
     from medae.training.config import load_config
@@ -63,3 +65,22 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"model written to {args.out}")
     return 0
+
+
+def _check_model_folder(out) -> None:
+    """Refuses a folder that holds something other than a model, before any work: the run writes into it.
+
+    A model folder (a card, or a training state to resume) is what ``--out`` is for; training there
+    resumes, or replaces the model when its run is done, as the model's README describes.
+    """
+    from medae.errors import MedaeError
+
+    try:
+        entries = [e for e in os.listdir(out) if not e.startswith(".")]
+    except OSError:
+        return  # not there yet (made by the training), or a file, which check_output_folder said
+    if entries and not {"card.json", "train_state"} & set(entries):
+        raise MedaeError(
+            f"{out} holds other files ({', '.join(sorted(entries)[:3])}{', ...' if len(entries) > 3 else ''}) and "
+            "no model: a model folder is written into. Choose a new folder for --out (or a model folder to resume)."
+        )
