@@ -131,3 +131,26 @@ def test_sliding_window_inference_as_the_card_says(tmp_path):
     # Windows see less context than the whole volume, so the result differs from a whole-volume pass.
     whole = m.net(torch.from_numpy(x)[None, None]).detach().numpy()[0, 0]
     assert not np.allclose(y, whole)
+
+
+def test_the_same_tensors_give_the_same_weights_file_in_every_process_readable_by_all(tmp_path):
+    # The library's metadata order changed from one process to the next: one of two files and two sha256.
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from medae.model.store import safetensors_bytes\n"
+        "a = {'w': np.arange(12, dtype=np.float32).reshape(3, 4), 'b': np.ones(3, np.float32)}\n"
+        "sys.stdout.buffer.write(safetensors_bytes(a, {'format': 'medae', 'model': 'm', 'z': '1', 'k': '2'}))\n"
+    )
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout for _ in range(6)}
+    assert len(outputs) == 1
+    old = os.umask(0o022)
+    try:
+        save_model_folder(tmp_path / "m", tiny_card(), {"w": np.zeros(3, np.float32)})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m" / "weights.safetensors").stat().st_mode) == 0o644

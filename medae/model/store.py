@@ -6,12 +6,13 @@ Only safetensors is accepted (no pickle); the weights' sha256 must match the car
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from medae.atomic import atomic_path, write_text
+from medae.atomic import write_bytes, write_text
 from medae.errors import ModelError
 from medae.model.card import ModelCard
 
@@ -90,12 +91,24 @@ def read_tensors(folder: Path, card: ModelCard) -> dict[str, np.ndarray]:
 
 def save_model_folder(folder: Path, card: ModelCard, tensors: dict[str, np.ndarray]) -> Path:
     """Writes weights then card (both atomically); the card records the weights' hash."""
-    from safetensors.numpy import save_file
-
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-    with atomic_path(folder / WEIGHTS) as tmp:
-        save_file(arrays, str(tmp), metadata={"format": "medae", "model": card.id})
+    write_bytes(folder / WEIGHTS, safetensors_bytes(arrays, {"format": "medae", "model": card.id}))
     card.sha256 = sha256_file(folder / WEIGHTS)
     write_text(folder / CARD, card.to_json())
     return folder
+
+
+def safetensors_bytes(arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
+    """A safetensors file's bytes with its JSON header's keys in sorted order.
+
+    The library writes the metadata in an order that changes from one process to the next, so the same
+    tensors gave one of two files, and two sha256 in the card: sorted, equal tensors give equal bytes.
+    """
+    from safetensors.numpy import save
+
+    blob = save(arrays, metadata=metadata)
+    size = int.from_bytes(blob[:8], "little")
+    header = json.dumps(json.loads(blob[8 : 8 + size]), sort_keys=True, separators=(",", ":")).encode("utf-8")
+    header += b" " * (-len(header) % 8)  # the data start on an 8-byte boundary, as the library keeps them
+    return len(header).to_bytes(8, "little") + header + blob[8 + size :]
