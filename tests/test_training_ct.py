@@ -351,3 +351,30 @@ def test_a_configuration_file_that_is_not_an_object_is_refused(tmp_path):
     with pytest.raises(MedaeError, match="must be a JSON object"):
         load_config(tmp_path / "c.json")
     assert load_config(overrides={"steps": 5, "lr": 1, "architecture": {"variant": "vae"}})["steps"] == 5
+
+
+def test_too_few_usable_scans_are_said_before_the_training_not_after_it(tmp_path, monkeypatch):
+    # Broken files are counted as scans when the folder is listed; the calibration found too few usable
+    # validation scans only once every step had been trained, and did so again on every rerun.
+    import medae.training.train
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for s in range(2):
+        save_nifti(synthetic_ct(s), data / f"ct_{s}.nii.gz")
+    for s in range(3):
+        (data / f"broken_{s}.nii.gz").write_bytes(b"not a scan")
+    monkeypatch.setattr(medae.training.train, "train_member", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(MedaeError, match=r"could be used; training needs at least 2 and 3\. Replace or remove"):
+        _run(data, tmp_path / "out")
+
+
+def test_calibration_scans_that_are_training_data_are_said_before_the_training(ct_data, tmp_path, monkeypatch):
+    import medae.training.train
+
+    monkeypatch.setattr(medae.training.train, "train_member", lambda *a, **k: pytest.fail("training started"))
+    from medae.training.config import load_config
+    from medae.training.train import train
+
+    with pytest.raises(MedaeError, match="also training data"):
+        train(ct_data, tmp_path / "out", load_config(overrides=CT_CFG), device="cpu", calibration_data=ct_data)

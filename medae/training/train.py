@@ -148,6 +148,12 @@ def train(
         prep_s += time.time() - t
         return prepared
 
+    extra = find_scans(calibration_data) if calibration_data is not None else []
+    if set(extra) & set(scans):  # said before the training, not after it
+        raise MedaeError(
+            f"{calibration_data}: some calibration scans are also training data; calibrate on scans the model "
+            "never saw."
+        )
     run = TrainingRun(cfg, dev, rank, world, out, this_command, progress, cancel)
     members, records = [], []
     skipped: list[str] = []
@@ -157,6 +163,14 @@ def train(
         val_idx, train_idx = splits[k]
         images, masks, t_skipped = prepare([scans[i] for i in train_idx], lo, lo + 0.1 * span)
         v_images, v_masks, v_skipped = prepare([scans[i] for i in val_idx], lo + 0.1 * span, lo + 0.15 * span)
+        if len(v_images) < 3 or len(images) < 2:
+            # Said now, not after every training step, when the calibration would find too few of them.
+            unusable = "; ".join((t_skipped + v_skipped)[:3])
+            raise MedaeError(
+                f"{data}: of the scans drawn for training and validation, {len(images)} and {len(v_images)} could be "
+                f"used; training needs at least 2 and 3. Replace or remove the scans that cannot be used "
+                f"({unusable}) and run again."
+            )
         member_dir = state_dir if k == 0 else state_dir / f"member{k}"
         net_k, record = train_member(run, k, member_dir, images, masks, v_images, v_masks, lo + 0.15 * span, hi)
         members.append(net_k)
@@ -190,12 +204,6 @@ def train(
     skipped += [m for m in v_skipped if m not in skipped]
     n_extra = 0
     if calibration_data is not None:
-        extra = find_scans(calibration_data)
-        if set(extra) & set(scans):
-            raise MedaeError(
-                f"{calibration_data}: some calibration scans are also training data; calibrate on scans the model "
-                "never saw."
-            )
         c_images, c_masks, c_skipped = prepare(extra, 0.91, 0.92)
         v_images = np.concatenate([v_images, c_images]) if len(v_images) else c_images
         v_masks = np.concatenate([v_masks, c_masks]) if len(v_masks) else c_masks
