@@ -378,3 +378,26 @@ def test_calibration_scans_that_are_training_data_are_said_before_the_training(c
 
     with pytest.raises(MedaeError, match="also training data"):
         train(ct_data, tmp_path / "out", load_config(overrides=CT_CFG), device="cpu", calibration_data=ct_data)
+
+
+def test_a_run_stopped_midway_goes_on_only_with_the_settings_it_was_started_with(ct_data, tmp_path):
+    from medae.training.config import load_config
+    from medae.training.train import train
+
+    cfg = load_config(overrides=CT_CFG)
+    cancel = threading.Event()
+
+    def stop_after_two(fraction, message):
+        if message.startswith("step 2/"):
+            cancel.set()
+
+    with pytest.raises(CancelledError):
+        train(ct_data, tmp_path / "cut", cfg, device="cpu", progress=stop_after_two, cancel=cancel)
+    for changed in ({**cfg, "lr": 0.01}, {**cfg, "loss": "mse"}):
+        with pytest.raises(MedaeError, match=r"stopped at step 2 with other settings \((lr|loss) differ\)"):
+            train(ct_data, tmp_path / "cut", changed, device="cpu")
+    wider = {**cfg, "architecture": {**cfg["architecture"], "channels": [8, 16]}}
+    with pytest.raises(MedaeError, match="another network architecture"):
+        train(ct_data, tmp_path / "cut", wider, device="cpu")
+    longer = train(ct_data, tmp_path / "cut", {**cfg, "steps": 6}, device="cpu")  # training longer is going on
+    assert json.loads((longer / "card.json").read_text())["training"]["steps"] == 6

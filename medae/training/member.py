@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from medae.errors import MedaeError
 from medae.progress import ProgressFn, check_cancel, report, sub_progress
 from medae.training.checkpoint import load_best, load_checkpoint, save_best, save_checkpoint
 from medae.training.data import AugmentedScans
-from medae.training.provenance import record_steps
+from medae.training.provenance import config_differences, record_steps
 
 # Member k of an ensemble draws its split, initialisation and augmentation from seed + k * this; member 0
 # is the single model the same config trains without an ensemble.
@@ -109,8 +110,16 @@ def train_member(
     net = build_network(cfg["architecture"]).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
     steps = int(cfg["steps"])
-    info = load_checkpoint(member_dir, net, opt)
+    try:
+        info = load_checkpoint(member_dir, net, opt)
+    except RuntimeError as exc:  # torch's "size mismatch for ...": the network is not the one trained there
+        raise MedaeError(
+            f"{member_dir}: its checkpoint was trained with another network architecture than the settings give "
+            "now; use the settings it was trained with, or train into a new folder."
+        ) from exc
     start = int(info["step"]) if info else 0
+    if info and start < steps:
+        _check_resumable(info, cfg, member_dir)
     best_val = float(info.get("best_val", np.inf)) if info else np.inf
     history = list(info.get("history", [])) if info else []
     model = net
@@ -269,3 +278,36 @@ def train_member(
         "devices": devices,
         "runs": runs,
     }
+
+
+#: Settings that may change when a run is resumed midway: they shape no training step (how long to train,
+#: how often to check, the calibration after the last step, what the card calls the model).
+_RESUMABLE = (
+    "steps",
+    "num_workers",
+    "amp",
+    "val_every",
+    "checkpoint_every",
+    "calibration",
+    "postprocess",
+    "id",
+    "name",
+    "jobs",
+)
+
+
+def _check_resumable(info: dict, cfg: dict, member_dir) -> None:
+    """Refuses to go on with training steps under settings other than those of the steps already taken.
+
+    Once every step is taken, a run again with other settings only recalibrates (the card records what
+    differed); midway, another learning rate, loss or seed would mix two trainings in one set of weights.
+    """
+    runs = info.get("runs") or []
+    if not runs:
+        return
+    changed = [k for k in config_differences(runs[-1]["config"], cfg) if k.split(".")[0] not in _RESUMABLE]
+    if changed:
+        raise MedaeError(
+            f"{member_dir}: training stopped at step {info['step']} with other settings ({', '.join(changed[:4])} "
+            "differ). Resume with the settings it was started with, or train into a new folder."
+        )
