@@ -401,3 +401,31 @@ def test_a_run_stopped_midway_goes_on_only_with_the_settings_it_was_started_with
         train(ct_data, tmp_path / "cut", wider, device="cpu")
     longer = train(ct_data, tmp_path / "cut", {**cfg, "steps": 6}, device="cpu")  # training longer is going on
     assert json.loads((longer / "card.json").read_text())["training"]["steps"] == 6
+
+
+def test_a_scan_of_another_modality_is_left_out_of_the_training(ct_data, tmp_path):
+    from medae.training.config import load_config
+    from medae.training.data import preprocess_scans
+    from medae.training.train import card_from_config
+
+    mr = tmp_path / "mr.nii.gz"  # values of an MR scan, with no air at -1000: not CT
+    save_nifti(Volume((np.abs(synthetic_ct(9).array) % 900).astype(np.int16), synthetic_ct(9).affine, "MR"), mr)
+    scans = [(str(p), None) for p in sorted(ct_data.glob("*.nii.gz"))[:2]] + [(str(mr), None)]
+    images, _masks, skipped = preprocess_scans(scans, card_from_config(load_config(overrides=CT_CFG)), None, None)
+    assert len(images) == 2 and len(skipped) == 1 and "a MR scan, and the model learns CT" in skipped[0]
+
+
+def test_the_command_says_which_scans_it_left_out(ct_data, tmp_path, capsys):
+    import shutil
+
+    from medae.cli import main
+
+    data = tmp_path / "data"
+    shutil.copytree(ct_data, data)
+    (data / "broken.nii.gz").write_bytes(b"not a scan")
+    (tmp_path / "cfg.json").write_text(json.dumps(CT_CFG))
+    assert (
+        main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--config", str(tmp_path / "cfg.json")]) == 0
+    )
+    err = capsys.readouterr().err
+    assert "left out of the training" in err and "broken.nii.gz" in err

@@ -63,6 +63,12 @@ def run(args: argparse.Namespace) -> int:
             command=command,
             calibration_data=args.calibration_data,
         )
+    try:  # what the training left out is in the card; said here too, where the run was watched
+        left_out = json.loads((Path(args.out) / "card.json").read_text())["training"].get("skipped") or []
+    except (OSError, ValueError, KeyError):
+        left_out = []
+    for line in left_out:
+        print(f"medae: warning: left out of the training: {line}", file=sys.stderr)
     print(f"model written to {args.out}")
     return 0
 

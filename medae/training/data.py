@@ -114,6 +114,10 @@ def preprocess_scans(
         else:
             try:
                 vol = load(path, series=series)
+                if card.modality and vol.modality and vol.modality.upper() != card.modality.upper():
+                    # A CT among MR scans would teach the model that CT is healthy MR (analyze refuses it).
+                    skipped.append(f"{path}: a {vol.modality} scan, and the model learns {card.modality}")
+                    continue
                 mi = to_model_space(vol, card, reference, reference_mask, cancel=cancel)
             except MedaeError as exc:
                 skipped.append(f"{path}: {exc}")
