@@ -116,6 +116,20 @@ def test_ct_pipeline_trains_and_analyses(ct_data, tmp_path):
         analyze(mr_vol, model)
 
 
+def _stopped_at_step_two(data, out, cfg) -> None:
+    """A training run into ``out`` cancelled once its second step is taken."""
+    from medae.training.train import train
+
+    cancel = threading.Event()
+
+    def stop_after_two(fraction, message):
+        if message.startswith("step 2/"):
+            cancel.set()
+
+    with pytest.raises(CancelledError):
+        train(data, out, cfg, device="cpu", progress=stop_after_two, cancel=cancel)
+
+
 def test_resume_after_interruption_matches_uninterrupted(ct_data, tmp_path):
     from safetensors.numpy import load_file
 
@@ -124,14 +138,7 @@ def test_resume_after_interruption_matches_uninterrupted(ct_data, tmp_path):
 
     cfg = load_config(overrides=CT_CFG)
     full = train(ct_data, tmp_path / "full", cfg, device="cpu")
-    cancel = threading.Event()
-
-    def stop_after_two(fraction, message):
-        if message.startswith("step 2/"):
-            cancel.set()
-
-    with pytest.raises(CancelledError):
-        train(ct_data, tmp_path / "cut", cfg, device="cpu", progress=stop_after_two, cancel=cancel)
+    _stopped_at_step_two(ct_data, tmp_path / "cut", cfg)
     state = json.loads((tmp_path / "cut" / "train_state" / "checkpoint.json").read_text())
     assert state["step"] == 2
     resumed = train(ct_data, tmp_path / "cut", cfg, device="cpu", command="second run")
@@ -385,14 +392,7 @@ def test_a_run_stopped_midway_goes_on_only_with_the_settings_it_was_started_with
     from medae.training.train import train
 
     cfg = load_config(overrides=CT_CFG)
-    cancel = threading.Event()
-
-    def stop_after_two(fraction, message):
-        if message.startswith("step 2/"):
-            cancel.set()
-
-    with pytest.raises(CancelledError):
-        train(ct_data, tmp_path / "cut", cfg, device="cpu", progress=stop_after_two, cancel=cancel)
+    _stopped_at_step_two(ct_data, tmp_path / "cut", cfg)
     for changed in ({**cfg, "lr": 0.01}, {**cfg, "loss": "mse"}):
         with pytest.raises(MedaeError, match=r"stopped at step 2 with other settings \((lr|loss) differ\)"):
             train(ct_data, tmp_path / "cut", changed, device="cpu")

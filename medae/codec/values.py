@@ -256,7 +256,8 @@ def _offset(a: np.ndarray) -> tuple[np.ndarray, int]:
     """Values minus their minimum, and that minimum.
 
     Integers stay in an unsigned type of their own width, modulo whose range the difference is exact (it
-    lies between 0 and the type's span): no copy wider than the scan. Whole-number floats become uint64.
+    lies between 0 and the type's span), so lossless coding makes no copy wider than the scan (near-lossless
+    quantisation widens them afterwards). Whole-number floats become uint64.
     """
     lo = int(a.min()) if a.size else 0
     if a.dtype.kind in "iu":
