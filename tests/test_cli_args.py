@@ -186,3 +186,14 @@ def test_a_sampling_temperature_that_is_no_number_is_refused(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["sample", "--model", "m", "--out", "o", "--temperature", "nan"])
     assert exc.value.code == 2 and "not a finite number" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_training_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    import medae.training.train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(medae.training.train, "train", interrupted)
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "m")]) == 130
+    assert "Run the same command again to resume from its last checkpoint" in capsys.readouterr().err

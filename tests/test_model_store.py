@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from medae.errors import ModelError
-from medae.model import load_model
+from medae.model import default_model_dir, load_model
 from medae.model.card import ModelCard
 from medae.model.loaded import state_tensors
 from medae.model.network import AutoEncoder3D, build_network
@@ -154,3 +154,15 @@ def test_the_same_tensors_give_the_same_weights_file_in_every_process_readable_b
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "m" / "weights.safetensors").stat().st_mode) == 0o644
+
+
+def test_a_card_whose_grid_was_edited_is_refused_on_loading(tmp_path):
+    import shutil
+
+    folder = tmp_path / "m"
+    shutil.copytree(default_model_dir(), folder)
+    card = json.loads((folder / "card.json").read_text())
+    card["space"]["shape"] = [80, 112, 96]
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=r"the card's grid \(space.shape \[80, 112, 96\]\) does not match"):
+        load_model(folder, device="cpu")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             raise MedaeError(f'--set {item}: the value must be JSON (e.g. 200, "l1", true)') from exc
     cfg = load_config(args.config, overrides)
     command = "medae " + " ".join(sys.argv[1:]) if sys.argv and "medae" in sys.argv[0] else None
-    with ProgressBar("train", every=30) as bar:
+    with ProgressBar("train", every=30) as bar, _resume_hint(cfg):
         train(
             args.data,
             args.out,
@@ -90,3 +91,17 @@ def _check_model_folder(out) -> None:
             f"{out} holds other files ({', '.join(sorted(entries)[:3])}{', ...' if len(entries) > 3 else ''}) and "
             "no model: a model folder is written into. Choose a new folder for --out (or a model folder to resume)."
         )
+
+
+@contextlib.contextmanager
+def _resume_hint(cfg: dict):
+    """On Ctrl-C, says how to go on: the steps since the last checkpoint are all that is lost."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(
+            "medae: training stopped. Run the same command again to resume from its last checkpoint (written every "
+            f"{cfg['checkpoint_every']} steps).",
+            file=sys.stderr,
+        )
+        raise

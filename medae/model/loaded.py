@@ -142,6 +142,15 @@ def load_model(path: str | os.PathLike | None = None, device: str = "auto") -> L
     ref = tensors.get("reference.image")
     mask = tensors.get("reference.mask")
     calib = {k[len("calibration.") :]: v.astype(np.float32) for k, v in tensors.items() if k.startswith("calibration.")}
+    grid = tuple(int(n) for n in card.shape)
+    maps = {"reference.image": ref, "reference.mask": mask, **{f"calibration.{k}": v for k, v in calib.items()}}
+    for name, arr in maps.items():
+        # The weights are hashed, the card is not: a grid edited in it would fail deep inside an analysis.
+        if arr is not None and arr.ndim == 3 and tuple(arr.shape) != grid:
+            raise ModelError(
+                f"{folder}: the card's grid (space.shape {list(grid)}) does not match the model's maps ({name} is "
+                f"{list(arr.shape)}): card.json was edited or belongs to other weights. Restore the model folder."
+            )
     return LoadedModel(
         card=card,
         folder=folder,
