@@ -162,7 +162,9 @@ def _keep_earlier_names(items: list[BatchItem], out: Path) -> None:
     earlier = [e for e in (_earlier(folder) for folder in _subfolders(out)) if e is not None]
     if not earlier:
         return
-    here = {item.where for item in items} | {path_token(item.where) for item in items}
+    # Where each item is, as a report names it: its path, or (de-identified) its token; each made once.
+    places = [{item.where, path_token(item.where)} for item in items]
+    here = set().union(*places)
     kept: dict[int, str] = {}
     for exact in (True, False):
         for i, item in enumerate(items):
@@ -171,8 +173,7 @@ def _keep_earlier_names(items: list[BatchItem], out: Path) -> None:
             identities = {json.dumps(_identity(item, keep), sort_keys=True) for keep in (True, False)}
             for entry in earlier:
                 ident, where, name = entry
-                at = where in (item.where, path_token(item.where))  # a de-identified report keeps a token
-                if ident in identities and (at if exact else where not in here):
+                if ident in identities and (where in places[i] if exact else where not in here):
                     kept[i] = name
                     earlier.remove(entry)
                     break
