@@ -429,3 +429,33 @@ def test_the_command_says_which_scans_it_left_out(ct_data, tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert "left out of the training" in err and "broken.nii.gz" in err
+
+
+def test_ctrl_c_saves_the_step_reached(ct_data, tmp_path):
+    """The first Ctrl-C lets the current step finish and saves the state; nothing since the last checkpoint is lost."""
+    import signal
+    import time
+
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({**CT_CFG, "steps": 100000, "val_every": 3, "checkpoint_every": 1000, "num_workers": 1}))
+    out = tmp_path / "m"
+    # Its own session, so that the signal reaches every process of the command, the data worker too, as a
+    # terminal's Ctrl-C does.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "medae", "train", "--data", str(ct_data), "--out", str(out), "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    best = out / "train_state" / "best.safetensors"
+    deadline = time.monotonic() + 120
+    while not best.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "stopping after the current step" in err and "Traceback" not in err
+    state = json.loads((out / "train_state" / "checkpoint.json").read_text())
+    assert 3 <= state["step"] < 1000

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             raise MedaeError(f'--set {item}: the value must be JSON (e.g. 200, "l1", true)') from exc
     cfg = load_config(args.config, overrides)
     command = "medae " + " ".join(sys.argv[1:]) if sys.argv and "medae" in sys.argv[0] else None
-    with ProgressBar("train", every=30) as bar, _resume_hint(cfg):
+    with ProgressBar("train", every=30) as bar, _resume_hint(cfg), _stop_after_step() as cancel:
         train(
             args.data,
             args.out,
@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
             progress=bar,
             command=command,
             calibration_data=args.calibration_data,
+            cancel=cancel,
         )
     try:  # what the training left out is in the card; said here too, where the run was watched
         left_out = json.loads((Path(args.out) / "card.json").read_text())["training"].get("skipped") or []
@@ -95,9 +96,17 @@ def _check_model_folder(out) -> None:
 
 @contextlib.contextmanager
 def _resume_hint(cfg: dict):
-    """On Ctrl-C, says how to go on: the steps since the last checkpoint are all that is lost."""
+    """On a stop, says how to go on: the steps since the last checkpoint are all that is lost."""
+    from medae.errors import CancelledError
+
     try:
         yield
+    except CancelledError:  # the first Ctrl-C: the state after the last whole step was written
+        print(
+            "medae: training stopped after saving its state. Run the same command again to go on from there.",
+            file=sys.stderr,
+        )
+        raise KeyboardInterrupt from None
     except KeyboardInterrupt:
         print(
             "medae: training stopped. Run the same command again to resume from its last checkpoint (written every "
@@ -105,3 +114,37 @@ def _resume_hint(cfg: dict):
             file=sys.stderr,
         )
         raise
+
+
+@contextlib.contextmanager
+def _stop_after_step():
+    """Yields an event that the first Ctrl-C or SIGTERM sets; the second stops at once.
+
+    A training step interrupted halfway leaves nothing worth saving, and checkpoints are written every
+    hundred steps; so the first signal lets the step finish and the run save its state then, keeping
+    every step taken. Under ``torchrun`` every process would stop after a step of its own, out of step
+    with the others, so there the signals keep their usual effect.
+    """
+    import signal
+    import threading
+
+    cancel = threading.Event()
+    if threading.current_thread() is not threading.main_thread() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        yield None
+        return
+
+    def stop(signum, frame):
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print(
+            "\nmedae: stopping after the current step and saving the training state (Ctrl-C again to stop at once).",
+            file=sys.stderr,
+        )
+
+    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield cancel
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

@@ -50,10 +50,17 @@ class TrainingRun:
 
 
 def _worker_init(_: int) -> None:
-    """Data workers run numpy/MONAI on one thread each, leaving the other cores to the network."""
+    """Data workers run numpy/MONAI on one thread each, leaving the other cores to the network.
+
+    They ignore Ctrl-C, which the terminal sends to every process of the command: the main process
+    stops the run after the current step, and a worker that ended on it would fail that step.
+    """
+    import signal
+
     import torch
 
     torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _previous_train_s(out: Path) -> float:
