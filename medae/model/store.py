@@ -79,10 +79,13 @@ def read_tensors(folder: Path, card: ModelCard) -> dict[str, np.ndarray]:
     if not card.sha256:
         raise ModelError(f"{folder / CARD}: the card has no sha256 of the weights; the model cannot be verified.")
     if digest != card.sha256:
-        raise ModelError(
-            f"{weights}: the weights do not match the card's sha256 (file changed or corrupt). "
-            "Restore the model folder from the release."
+        # A training run stopped between its two files leaves this pair too; that run can finish it.
+        remedy = (
+            "If its training was stopped, run the same `medae train` command again; otherwise restore the model folder."
+            if (folder / "train_state").is_dir()
+            else "Restore the model folder from the release."
         )
+        raise ModelError(f"{weights}: the weights do not match the card's sha256 (file changed or corrupt). {remedy}")
     try:
         return load_file(str(weights))
     except Exception as exc:
