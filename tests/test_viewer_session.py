@@ -5,6 +5,7 @@ import pytest
 
 from medae.viewer.bindings import KEYS, MOUSE_SCHEMES, RADIOLOGY, RESEARCH, MouseAction, key_action, slice_step
 from medae.viewer.compositing import to_rgb
+from medae.viewer.planes import plane_spec
 from medae.viewer.session import ViewerSession, default_style
 from medae.viewer.windowing import Window
 from tests.viewer_fixtures import ct_volume, result_for
@@ -80,6 +81,16 @@ def test_result_overlay_threshold_and_findings():
     assert s.warnings == ["test warning"]
     s.go_to_finding(0)
     assert s.image.grid.to_source(s.cursor) == (10, 12, 8)
+    assert all(s.view_state(p).pan == (0.0, 0.0) for p in ("axial", "coronal", "sagittal"))
+    # Zoomed in, every view is centred on the finding, not on the middle of the scan where it may not be.
+    for p in ("axial", "coronal", "sagittal"):
+        s.set_view_state(p, zoom=4.0, pan=(0.0, 0.0))
+    s.go_to_finding(0)
+    for p in ("axial", "coronal", "sagittal"):
+        spec = plane_spec(p, s.convention)
+        u, v = spec.offset_mm(s.cursor, s.image.grid.shape, s.image.grid.spacing)
+        assert (abs(u) > 1 or abs(v) > 1) and s.view_state(p).pan == pytest.approx((-u, -v))
+        assert s.view_state(p).zoom == 4.0
     with_heat = to_rgb(s.render("axial"))
     s.set_heat_visible(False)
     without = to_rgb(s.render("axial"))

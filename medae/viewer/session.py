@@ -193,8 +193,18 @@ class ViewerSession:
             return
         f = found[rank % len(found)]
         index = self.image.grid.to_canonical(_finding_voxel(f, self.result, self.image.volume))
-        self._views = {p: replace(v, pan=(0.0, 0.0)) for p, v in self._views.items()}
         self.set_cursor(index)
+        grid = self.image.grid
+
+        def pan(plane: str, view: ViewState) -> tuple[float, float]:
+            # A fitted slice shows the finding wherever it is; a magnified one is centred on it, or the
+            # reader would be shown another place under the crosshair's promise.
+            if view.zoom <= 1.0:
+                return (0.0, 0.0)
+            u, v = plane_spec(plane, self.convention).offset_mm(self._cursor, grid.shape, grid.spacing)
+            return (-u, -v)
+
+        self._views = {p: replace(v, pan=pan(p, v)) for p, v in self._views.items()}
         for p in PLANES:
             self.view_changed.emit(p)
 
