@@ -14,6 +14,8 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
     QDockWidget,
     QLabel,
     QMainWindow,
@@ -31,7 +33,7 @@ from medae.gui.errors import show_error, viewer_wording
 from medae.gui.jobs import JobsMixin
 from medae.gui.opening import OpeningMixin
 from medae.gui.panels import FindingsPanel, OverlayPanel
-from medae.gui.settings import Preferences, load_preferences, settings
+from medae.gui.settings import Preferences, load_preferences, save_preferences, settings
 from medae.gui.study_panel import StudyPanel, TagBrowser
 from medae.gui.view_area import ViewArea
 from medae.gui.viewer_keys import ViewerKeys
@@ -59,6 +61,7 @@ _KEY_NAMES = {
     Qt.Key.Key_Home: "Home",
     Qt.Key.Key_End: "End",
 }
+_LIST_NAVIGATION = {"Up", "Down", "Left", "Right", "PageUp", "PageDown", "Home", "End"}
 
 
 class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
@@ -155,6 +158,9 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         self._closing = True
         if self._hidden_docks:
             self.toggle_views_only()  # panels hidden by F11 are not a layout to come back to
+        # What was chosen on screen (a layout from the View menu, the heat's opacity) is what the next
+        # start shows, as if it had been set in the Preferences.
+        save_preferences(self.shown_preferences())
         store = settings()
         store.setValue("window/geometry", self.saveGeometry())
         store.setValue("window/state", self.saveState())
@@ -421,6 +427,11 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: D102
         name = _KEY_NAMES.get(event.key()) or event.text().upper()
+        if name in _LIST_NAVIGATION and isinstance(QApplication.focusWidget(), QAbstractItemView):
+            # A list at its end passes its arrow on: as a slice step it would move the crosshair off the
+            # finding just chosen in the list.
+            event.accept()
+            return
         if not self.handle_key(name):
             super().keyPressEvent(event)
 

@@ -103,6 +103,15 @@ def test_open_pick_analyze_overlay_threshold_findings_compare_export(window, qtb
     qtbot.waitUntil(table.hasFocus)
     qtbot.keyClick(table, Qt.Key.Key_Tab)
     assert not table.hasFocus()
+    # An arrow at the table's last row (which the table leaves alone) does not move the slice away from
+    # the finding chosen.
+    table.setFocus()
+    qtbot.waitUntil(table.hasFocus)
+    table.setCurrentCell(table.rowCount() - 1, 0)
+    before = s.cursor
+    for key in (Qt.Key.Key_Down, Qt.Key.Key_PageDown, Qt.Key.Key_End):
+        qtbot.keyClick(table, key)
+    assert s.cursor == before
 
     # Compare mode: input | reconstruction | residual side by side, on one linked plane.
     window.actions_by_name["compare"].trigger()

@@ -249,6 +249,19 @@ def test_preferences_and_geometry_persist(window, qtbot):
     assert again.size() == size
 
 
+def test_a_layout_and_convention_chosen_from_the_view_menu_come_back_at_the_next_start(window, qtbot):
+    from medae.gui.main_window import MainWindow
+
+    window.actions_by_name["layout_2x2"].trigger()
+    window.actions_by_name["conv_neurological"].trigger()
+    assert window.session.layout == "2x2"
+    window.close()
+    again = MainWindow()
+    qtbot.addWidget(again)
+    assert again.session.layout == "2x2" and again.session.convention == "neurological"
+    assert again.actions_by_name["layout_2x2"].isChecked()
+
+
 def test_a_broken_saved_preference_falls_back_to_its_default_and_the_viewer_starts(qtbot):
     from medae.gui.main_window import MainWindow
     from medae.gui.settings import Preferences, load_preferences, settings
