@@ -315,3 +315,24 @@ def test_scaled_integers_are_coded_as_their_integers_and_come_back_bit_for_bit(d
     assert back.array.dtype == array.dtype and back.array.tobytes() == array.tobytes()
     _, _, as_integers = _round_trip(_volume(stored))
     assert size < 1.5 * as_integers  # about the size of the integers themselves, not of the floats
+
+
+def test_a_cancel_during_the_check_of_the_coded_values_is_honoured(monkeypatch):
+    """The decode that checks the coding takes seconds on a large scan; a cancel then stops before any file."""
+    import threading
+
+    from medae.codec import values
+    from medae.errors import CancelledError
+
+    cancel = threading.Event()
+    decode = values.decode
+    seen = []
+
+    def decode_then_cancel(*args, **kwargs):
+        cancel.set()  # pressed while the values are decoded again
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(values, "decode", decode_then_cancel)
+    with pytest.raises(CancelledError):
+        compress(_volume(ARRAYS["int16 CT"]()), "lossless", cancel=cancel, progress=lambda f, m: seen.append(m))
+    assert "Checking the compressed values" in seen

@@ -99,7 +99,7 @@ def compress(
             raise InputError(f"--max-error must be a finite number >= 0, not {max_error}.")
         bound = values.usable_bound(array, bound)
     digest = _digest(array) if bound == 0 else None
-    info, data = _encode_checked(array, bound, digest, cancel)
+    info, data = _encode_checked(array, bound, digest, cancel, progress)
     header["values"] = info
     header["max_error"] = bound
     # A scan decoded from a near-lossless file and compressed again: the errors of both codings add up.
@@ -109,12 +109,17 @@ def compress(
     return header, {"values": data}
 
 
-def _encode_checked(array: np.ndarray, bound: float, digest: str | None, cancel) -> tuple[dict, bytes]:
+def _encode_checked(
+    array: np.ndarray, bound: float, digest: str | None, cancel, progress: ProgressFn | None = None
+) -> tuple[dict, bytes]:
     """Codes the values, decodes them again and checks the promise (``digest`` when exact, else ``bound``)."""
     check_cancel(cancel)
     info, data = values.encode(array, bound)
     check_cancel(cancel)
+    report(progress, 0.6, "Checking the compressed values")
     back = values.decode(info, data, array.shape)
+    # Each stage takes seconds on a large scan: a cancel is honoured between them, not after all of them.
+    check_cancel(cancel)
     if digest is not None:
         ok = back.dtype == array.dtype and _digest(back) == digest
     else:
@@ -128,6 +133,7 @@ def _encode_checked(array: np.ndarray, bound: float, digest: str | None, cancel)
             "the compressed values did not decode to the scan within the promised bound; nothing was written. "
             "Use --mode lossless, and report this scan's type to medae's developers."
         )
+    check_cancel(cancel)
     return info, data
 
 

@@ -179,7 +179,9 @@ def _study(volume, target: Path, progress, cancel) -> Path:
     # Lossless, without patient data: what leaves the viewer is the scan itself, as in its other exports.
     from medae.codec import compress, write_study
 
-    return write_study(target, *compress(volume, "lossless", progress=progress, cancel=cancel))
+    header, sections = compress(volume, "lossless", progress=progress, cancel=cancel)
+    check_cancel(cancel)
+    return write_study(target, header, sections)
 
 
 def _heatmap_nifti(result, volume, target: Path, progress, cancel) -> Path:
