@@ -106,3 +106,20 @@ def test_the_default_window_reads_a_fortran_ordered_volume_in_place():
     tracemalloc.stop()
     assert peak < 0.5 * vol.nbytes, peak
     assert 900 < window.center < 1100 and 1800 < window.width < 2000
+
+
+def test_the_window_of_a_large_non_contiguous_scan_reads_a_sample_without_copying_the_scan():
+    """A volume of a 4D file is a strided view; copying it whole stalled the window's thread."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    four_d = rng.normal(500, 100, (200, 200, 160, 2)).astype(np.float32)
+    volume = four_d[..., 1]  # 26 MB of values, not contiguous
+    assert not volume.flags.c_contiguous and not volume.flags.f_contiguous
+    tracemalloc.start()
+    w = percentile_window(volume)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < volume.nbytes / 2
+    lo, hi = np.percentile(volume, [1, 99])
+    assert abs(w.center - (lo + hi) / 2) < 5 and abs(w.width - (hi - lo)) < 10

@@ -71,6 +71,7 @@ class ViewerSession:
         self._link_zoom = True
         self._views = {p: ViewState() for p in PLANES}
         self._gray_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._drag_scale: tuple[ImageLayer | None, float] = (None, 1.0)  # (the scan it was worked out for, scale)
         self._blend_cache: tuple[compositing.OverlayStyle, np.ndarray] | None = None
         self._mip_cache: tuple[tuple, np.ndarray] | None = None
         self.measure = Measure()
@@ -285,7 +286,14 @@ class ViewerSession:
         """Scan units per pixel of window/level drag."""
         if self.units == "HU":
             return 2.0
-        return max(percentile_window(self.image.values, 0.5, 99.5).width / 400.0, 1e-6) if self.image else 1.0
+        if self.image is None:
+            return 1.0
+        # Asked at every mouse move of a drag: worked out once per scan.
+        layer, scale = self._drag_scale
+        if layer is not self.image:
+            scale = max(percentile_window(self.image.values, 0.5, 99.5).width / 400.0, 1e-6)
+            self._drag_scale = (self.image, scale)
+        return scale
 
     @property
     def invert(self) -> bool:
