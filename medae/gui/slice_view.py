@@ -210,8 +210,11 @@ class SliceView(QWidget):
                 p.drawLine(QPointF(0, c.y()), QPointF(c.x() - gap, c.y()))
                 p.drawLine(QPointF(c.x() + gap, c.y()), QPointF(self.width(), c.y()))
             else:
-                p.drawLine(QPointF(c.x(), 0), QPointF(c.x(), c.y() - gap))
-                p.drawLine(QPointF(c.x(), c.y() + gap), QPointF(c.x(), self.height()))
+                # Clear of the title and the window read-out: a line through a thin letter ("i=65") hides it.
+                band = self.fontMetrics().height() + 6
+                top, bottom = min(band, c.y() - gap), max(self.height() - band, c.y() + gap)
+                p.drawLine(QPointF(c.x(), top), QPointF(c.x(), c.y() - gap))
+                p.drawLine(QPointF(c.x(), c.y() + gap), QPointF(c.x(), bottom))
 
     def _paint_ruler(self, p: QPainter) -> None:
         s = self.session

@@ -838,3 +838,25 @@ def test_a_click_that_passes_to_the_window_is_no_panel_drag_and_side_panels_alon
     analysis = next(d for d in window.docks if d is not study)
     window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, study)
     qtbot.waitUntil(lambda: analysis.width() == natural[window.docks.index(analysis)])
+
+
+def test_the_crosshair_keeps_clear_of_the_view_title_and_read_out(opened, qtbot):
+    from medae.gui.slice_view import PLANE_COLORS
+
+    view = opened.view_area.view("axial")
+    s = opened.session
+    x = int(round(view.voxel_to_widget(s.cursor).x()))
+    image = view.grab().toImage()
+    band = view.fontMetrics().height() + 6
+    # The vertical line is drawn in the colour of the plane whose normal is the screen's column axis.
+    colours = {PLANE_COLORS[p].rgb() for p in PLANE_COLORS}
+
+    def on_line(y: int) -> bool:
+        return image.pixelColor(x, y).rgb() in colours
+
+    dpr = image.devicePixelRatio()
+    assert dpr == 1
+    assert on_line(band + 4) and on_line(view.height() - band - 4)
+    # (the outer two pixels are the active view's frame)
+    assert [y for y in range(3, band - 2) if on_line(y)] == []
+    assert [y for y in range(view.height() - band + 2, view.height() - 3) if on_line(y)] == []
