@@ -44,8 +44,6 @@ def background_stats(volume: Volume, coarse: CoarseHead | None = None) -> dict |
     """
     from scipy import ndimage
 
-    from medae.model.preprocess import padding_value
-
     coarse = coarse if coarse is not None else coarse_head(volume)
     if coarse is None:
         return None
@@ -53,7 +51,7 @@ def background_stats(volume: Volume, coarse: CoarseHead | None = None) -> dict |
     reach = [2 * max(1, int(round(_CLEAR_MM / s))) + 1 for s in spacing]
     far = ndimage.maximum_filter(head.view(np.uint8), size=reach) == 0
     far &= _above_centre(head, volume.affine)
-    pad = padding_value(a)
+    pad = coarse.pad
     if pad is not None:
         far &= a != pad
     values = a[far]

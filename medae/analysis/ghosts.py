@@ -35,12 +35,15 @@ class CoarseHead:
         head: Voxels above 30% of the 99th percentile (tissue, above the ghosts' own brightness).
         tissue: The median of those voxels.
         spacing: The coarse grid's voxel size in mm.
+        pad: The value the file fills outside its acquired field with (-32768 after a resampling), when
+            it has one: not air, and far enough below it to outweigh any ghost.
     """
 
     array: np.ndarray
     head: np.ndarray
     tissue: float
     spacing: np.ndarray
+    pad: float | None = None
 
 
 def coarse_head(volume: Volume) -> CoarseHead | None:
@@ -58,8 +61,10 @@ def coarse_head(volume: Volume) -> CoarseHead | None:
     head = a > 0.3 * level
     if level <= 0 or not head.any():
         return None
+    from medae.model.preprocess import padding_value
+
     spacing = np.asarray(volume.spacing, dtype=np.float64) * np.asarray(step)
-    return CoarseHead(a, head, float(np.median(a[head])), spacing)
+    return CoarseHead(a, head, float(np.median(a[head])), spacing, padding_value(a))
 
 
 def ghost_excess(volume: Volume, coarse: CoarseHead | None = None) -> tuple[str, float] | None:
@@ -76,7 +81,7 @@ def ghost_excess(volume: Volume, coarse: CoarseHead | None = None) -> tuple[str,
     coarse = coarse if coarse is not None else coarse_head(volume)
     if coarse is None:
         return None
-    a, head, tissue, spacing = coarse.array, coarse.head, coarse.tissue, coarse.spacing
+    a, head, tissue, spacing, pad = coarse.array, coarse.head, coarse.tissue, coarse.spacing, coarse.pad
     directions = volume.affine[:3, :3] / np.linalg.norm(volume.affine[:3, :3], axis=0)
     means: dict[str, float] = {}
     for axis in range(3):
@@ -88,8 +93,9 @@ def ghost_excess(volume: Volume, coarse: CoarseHead | None = None) -> tuple[str,
         ends = [below, beyond]
         if anatomical == 2:  # below the head is the neck, not air: only the air above it counts
             ends = [beyond if directions[2, axis] > 0 else below]
-        # Exact zeros are padding (a scan resampled into a larger grid), not air: they hold no noise.
-        air = [x[x != 0] for x in (np.take(a, idx, axis=axis) for idx in ends if idx.size)]
+        # Exact zeros, or the file's own fill value, are padding (a scan resampled into a larger grid), not
+        # air: they hold no noise, and a fill of -32768 on one side would read as ghosts on the others.
+        air = [x[(x != 0) & (x != pad)] for x in (np.take(a, idx, axis=axis) for idx in ends if idx.size)]
         count = sum(x.size for x in air)
         if count >= 2000:
             means[_AXES[anatomical]] = sum(float(x.sum()) for x in air) / count
