@@ -354,7 +354,7 @@ def test_default_normalisation_is_not_moved_by_a_bright_lesion():
 
 def test_padding_is_told_from_the_scan_own_background():
     from medae.io.nifti import guess_modality
-    from medae.model.preprocess import padding_value
+    from medae.volume import padding_value
 
     rng = np.random.default_rng(0)
     mr = np.zeros((60, 60, 60), np.int16)
@@ -364,7 +364,8 @@ def test_padding_is_told_from_the_scan_own_background():
     stripped = np.where(mr > 0, (mr - 750) / 250, -4.0).astype(np.float32)  # standardised, background -4
     for own in (mr, ct, stripped):  # zero background, air, a stripped scan's background: the scan's own
         assert padding_value(own) is None
-    for scan, pad, modality in ((mr, -32768, "MR"), (ct, -3024, "CT")):
+    # -1024 under an MR (a tool made for CT filled the corners): no MR value is negative, so it is a fill.
+    for scan, pad, modality in ((mr, -32768, "MR"), (ct, -3024, "CT"), (mr, -1024, "MR")):
         padded = scan.copy()
         padded[:, :, :8] = pad
         assert padding_value(padded) == pad

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medae.volume import Volume
+from medae.volume import Volume, padding_value
 
 #: The air beyond the head along one axis brighter than along another by more than this share of the
 #: tissue's brightness. 31 healthy generated heads (16 of 0.8-1.3 times the training's variation), and
@@ -61,8 +61,6 @@ def coarse_head(volume: Volume) -> CoarseHead | None:
     head = a > 0.3 * level
     if level <= 0 or not head.any():
         return None
-    from medae.model.preprocess import padding_value
-
     spacing = np.asarray(volume.spacing, dtype=np.float64) * np.asarray(step)
     return CoarseHead(a, head, float(np.median(a[head])), spacing, padding_value(a))
 

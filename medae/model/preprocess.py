@@ -20,7 +20,7 @@ from medae.model.despike import despike
 from medae.model.dropouts import dropped_slices, fill_from_neighbours
 from medae.model.registration import Alignment, register_to_reference, register_within_input
 from medae.progress import ProgressFn, check_cancel, report
-from medae.volume import Volume, value_sample
+from medae.volume import Volume, padding_value
 
 
 @dataclass
@@ -329,27 +329,6 @@ def to_model_space(
         filled=filled,
         blanked_ml=blanked_ml,
     )
-
-
-def padding_value(data: np.ndarray) -> float | None:
-    """The value a file fills outside its acquired field of view with, when it lies far below the scan's own.
-
-    Resampled and converted scans fill the corners a rotation or crop left empty with the type's minimum
-    (-32768) or a large negative (-3024 in CT): below any Hounsfield value, or further below the scan's
-    other values than their whole range. Zero background, CT air at -1000 and the background of a
-    standardised skull-stripped scan are the scan's own.
-    """
-    sample = value_sample(data)
-    if sample.size == 0:
-        return None
-    low = sample.min()
-    at = sample == low
-    if not 0.001 <= at.mean() <= 0.9:
-        return None
-    if low <= -1500:
-        return float(low)
-    lo, hi = np.percentile(sample[~at], [0.5, 99.5])
-    return float(low) if hi > lo and low < lo - 2.0 * (hi - lo) else None
 
 
 def _align_brain_only(
