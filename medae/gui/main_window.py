@@ -302,7 +302,6 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
 
     def _start_queued(self) -> None:
         queued, self._analysis_queued = self._analysis_queued, None
-        self._model_lock = threading.Lock()
         # Only for the scan it was asked for: another one opened meanwhile was not asked to be analysed.
         if queued is None:
             return
