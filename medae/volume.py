@@ -97,15 +97,19 @@ def value_sample(array: np.ndarray) -> np.ndarray:
     return array[::4, ::4, ::4] if array.size > 1_000_000 else array
 
 
-def padding_value(data: np.ndarray) -> float | None:
+def padding_value(data: np.ndarray, magnitude: bool = False) -> float | None:
     """The value a file fills outside its acquired field of view with, when it lies far below the scan's own.
 
     Resampled and converted scans fill the corners a rotation or crop left empty with the type's minimum
     (-32768) or a large negative (-3024 in CT): below any Hounsfield value, or further below the scan's
-    other values than their whole range. An MR magnitude image holds no negative values, so one negative
-    value under all of them is a fill too (-1024, written by tools made for CT). Zero background, CT air
-    at -1000 (its edges blend into the tissue) and the background of a standardised skull-stripped scan
-    are the scan's own.
+    other values than their whole range. Zero background, CT air at -1000 and the background of a
+    standardised skull-stripped scan are the scan's own.
+
+    Args:
+        data: The values.
+        magnitude: The scan is known to be a magnitude image (MR), which holds no negative values: then
+            one negative value under all of its values is a fill too, -1024 included (written by tools
+            made for CT). Without that knowledge such a value may be a CT's air, set to one value.
     """
     sample = value_sample(data)
     if sample.size == 0:
@@ -117,7 +121,7 @@ def padding_value(data: np.ndarray) -> float | None:
     if low <= -1500:
         return float(low)
     lo, hi = np.percentile(sample[~at], [0.5, 99.5])
-    if low < 0 <= lo and hi > 0:
+    if magnitude and low < 0 <= lo and hi > 0:
         return float(low)
     return float(low) if hi > lo and low < lo - 2.0 * (hi - lo) else None
 

@@ -259,6 +259,20 @@ def test_ct_scan_is_refused_by_the_brain_model(model):
         analyze(vol, model)
 
 
+def test_an_mr_filled_with_minus_1024_outside_its_field_is_analysed_as_mr_when_forced(model, template):
+    """Judged CT from its values, the refusal says why and how; forced, the fill is padding, not tissue."""
+    vol = healthy(template, 880823).volume
+    arr = vol.array.astype(np.float32)
+    filled = arr.copy()
+    filled[:, :, -12:] = -1024  # the top of the field, beyond the head, filled by a resampling tool
+    guessed = Volume(filled, vol.affine, modality="CT", meta={**vol.meta, "modality_guessed": True})
+    with pytest.raises(ModelMismatchError, match="filled with -1024 outside its field reads alike.*--force"):
+        analyze(guessed, model, reconstruction=False)
+    forced = analyze(guessed, model, reconstruction=False, force=True)
+    zero = analyze(vol.with_array(np.where(filled == -1024, 0, arr)), model, reconstruction=False)
+    assert abs(forced.score - zero.score) < 0.5
+
+
 def test_a_forced_head_ct_warns_of_its_modality_only_and_is_marked_forced(model, template):
     # A head CT in HU: the brain model refuses it; forced, the one warning that applies is the modality's,
     # not an MR sequence's ("inverted, like T2") or an orientation's, and the result says it was forced.

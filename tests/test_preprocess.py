@@ -364,12 +364,17 @@ def test_padding_is_told_from_the_scan_own_background():
     stripped = np.where(mr > 0, (mr - 750) / 250, -4.0).astype(np.float32)  # standardised, background -4
     for own in (mr, ct, stripped):  # zero background, air, a stripped scan's background: the scan's own
         assert padding_value(own) is None
-    # -1024 under an MR (a tool made for CT filled the corners): no MR value is negative, so it is a fill.
-    for scan, pad, modality in ((mr, -32768, "MR"), (ct, -3024, "CT"), (mr, -1024, "MR")):
+    for scan, pad, modality in ((mr, -32768, "MR"), (ct, -3024, "CT")):
         padded = scan.copy()
         padded[:, :, :8] = pad
         assert padding_value(padded) == pad
         assert guess_modality(padded) == guess_modality(scan) == modality
+    # -1024 under an MR (a tool made for CT filled the corners): no magnitude value is negative, so it is a
+    # fill when the scan is known to be MR; unknown, it may be a CT's air set to one value.
+    filled = mr.copy()
+    filled[:, :, :8] = -1024
+    assert padding_value(filled, magnitude=True) == -1024 and padding_value(filled) is None
+    assert padding_value(mr, magnitude=True) is None and padding_value(stripped, magnitude=True) is None
 
 
 def test_only_large_zero_regions_beside_noisy_air_count_as_blanked():

@@ -52,10 +52,15 @@ def kind_problems(volume: Volume, card: ModelCard) -> list[str]:
     modality = (volume.modality or "").upper()
     guessed = bool(volume.meta.get("modality_guessed"))
     if other_modality(volume, card):
-        problems.append(
-            f"the scan is {modality}{' (judged from its values)' if guessed else ''} but the model "
-            f"{card.id} was trained on {card.modality}"
-        )
+        judged = ""
+        if guessed:
+            judged = " (judged from its values)"
+            if modality == "CT" and card.modality.upper() == "MR":
+                judged = (
+                    " (judged from its values: air near -1000 and bone above 300; an MR scan that a tool filled "
+                    "with -1024 outside its field reads alike, and --force analyses it as MR)"
+                )
+        problems.append(f"the scan is {modality}{judged} but the model {card.id} was trained on {card.modality}")
     part = volume.meta.get("body_part")
     if part:
         wanted = BODY_PART_SYNONYMS.get(card.body_part.upper(), {card.body_part.upper()})

@@ -49,6 +49,8 @@ class CoarseHead:
 def coarse_head(volume: Volume) -> CoarseHead | None:
     """The scan every few voxels (about 1.5 mm: statistics over the air need no more) and its head.
 
+    For MR scans only (the air measures are MR's), so a negative fill is padding, as in any magnitude image.
+
     Returns:
         None when the scan holds no tissue to compare with (no positive values, or not numbers).
     """
@@ -62,7 +64,7 @@ def coarse_head(volume: Volume) -> CoarseHead | None:
     if level <= 0 or not head.any():
         return None
     spacing = np.asarray(volume.spacing, dtype=np.float64) * np.asarray(step)
-    return CoarseHead(a, head, float(np.median(a[head])), spacing, padding_value(a))
+    return CoarseHead(a, head, float(np.median(a[head])), spacing, padding_value(a, magnitude=True))
 
 
 def ghost_excess(volume: Volume, coarse: CoarseHead | None = None) -> tuple[str, float] | None:

@@ -18,7 +18,7 @@ from medae.atomic import atomic_path
 from medae.errors import InputError, OutputError
 from medae.geometry import orientation_code
 from medae.io.nibabel_notes import nibabel_notes
-from medae.volume import Volume, padding_value, value_sample
+from medae.volume import Volume, value_sample
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz", ".img", ".hdr")
 # FreeSurfer's volumes: brain MR users get them from every FreeSurfer run, and they carry a full affine.
@@ -444,11 +444,7 @@ def guess_modality(data: np.ndarray) -> str:
     sample = value_sample(data)
     # Values far below air (-1024 HU) are padding outside the field of view (-32768, -3024), written into
     # CT and MR files alike: they say nothing about the modality. Data that is nearly all that low has no
-    # padding to drop. So is one negative value under a magnitude image's (an MR resampled by a tool that
-    # fills with -1024, as for CT).
-    pad = padding_value(sample) if sample.ndim == 3 else None
-    if pad is not None and pad > -1500:
-        sample = sample[sample != pad]
+    # padding to drop.
     real = sample[sample > -1500]
     sample = real if real.size >= 0.1 * sample.size else sample
     lo, hi = np.percentile(sample, [0.5, 99.9]) if sample.size else (0, 0)

@@ -223,7 +223,8 @@ def to_model_space(
     warnings: list[str] = []
     data = np.asarray(volume.array)
     acquired = None
-    pad_value = padding_value(data)
+    # An MR model reads magnitude images: a negative fill under them is padding, even at CT air's -1024.
+    pad_value = padding_value(data, magnitude=card.modality.upper() == "MR")
     if pad_value is not None:
         # Padding would dominate the alignment's intensity histogram and read as tissue-free anatomy: it is
         # background for the alignment and outside the field of view for the analysis.
