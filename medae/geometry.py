@@ -26,6 +26,19 @@ def spacing(affine: np.ndarray) -> tuple[float, float, float]:
     return tuple(float(n) for n in norms)  # type: ignore[return-value]
 
 
+def listed_spacing(affine: np.ndarray) -> tuple[float, float, float]:
+    """Voxel size as a scanner lists it: the pixel size in the slice, and the distance between slice planes.
+
+    On a grid without shear this is ``spacing``. A gantry-tilted series steps each slice sideways as well
+    as along the table; its third column is then longer than the distance between the slices (1.55 mm for
+    1.5 mm slices at 15 degrees), which is what the series was acquired with.
+    """
+    m = np.asarray(affine, dtype=np.float64)[:3, :3]
+    across = np.linalg.norm(np.cross(m[:, 0], m[:, 1]))
+    i, j, k = spacing(affine)
+    return i, j, (abs(float(np.linalg.det(m))) / across if across > 0 else k)
+
+
 def voxel_ml(affine: np.ndarray) -> float:
     """The volume of one voxel in mL (the affine in mm)."""
     return abs(float(np.linalg.det(np.asarray(affine, dtype=np.float64)[:3, :3]))) / 1000.0

@@ -123,6 +123,8 @@ def test_gantry_tilt_gives_exact_sheared_affine(tmp_path):
     paths = write_series(tmp_path, vol, affine)
     info = scan(tmp_path)[0]
     assert any("tilt" in w for w in info.warnings)
+    # Listed as acquired: 2 mm between the slice planes, not the 2.07 mm each slice steps along its tilt.
+    assert info.spacing == pytest.approx((0.5, 0.5, 2.0))
     v = load(tmp_path)
     assert any("15.00 degrees" in w for w in v.warnings)
     np.testing.assert_array_equal(v.array, vol)

@@ -244,7 +244,7 @@ def _series_info(plan: StackPlan, source: Path) -> DicomSeriesInfo:
         modality=h.modality or "OT",
         description=description.strip(),
         shape=(h.cols, h.rows, len(plan.frames)),
-        spacing=geometry.spacing(affine),
+        spacing=geometry.listed_spacing(affine),
         orientation=geometry.orientation_code(affine),
         n_files=len(plan.files),
         warnings=list(plan.warnings),

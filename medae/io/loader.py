@@ -25,7 +25,7 @@ class SeriesInfo:
         modality: DICOM modality code.
         description: Series description or file name.
         shape: Voxel grid (I, J, K) the series would load to.
-        spacing: Voxel size in mm along (I, J, K).
+        spacing: Voxel size in mm along (I, J), and the distance between slice planes (``listed_spacing``).
         orientation: RAS+ code of the array axes, e.g. "LPS".
         n_files: Files that make up the series.
         warnings: Problems the user should know about (missing slices, tilt, ...).
@@ -57,7 +57,7 @@ class SeriesInfo:
             modality="",
             description=path.name,
             shape=tuple(int(s) for s in shape[:3]),  # type: ignore[arg-type]
-            spacing=geometry.spacing(affine),
+            spacing=geometry.listed_spacing(affine),
             orientation=geometry.orientation_code(affine),
             n_files=1,
             warnings=warnings,
