@@ -36,7 +36,7 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         suffix: Suffix for the temporary file; defaults to the target's full suffix so that writers
             that pick a format from the name (``.nii.gz``) still do the right thing.
     """
-    target = Path(target)
+    target = _regular_target(Path(target))
     prefix, default_suffix = _temp_affixes(target)
     suffix = default_suffix if suffix is None else suffix
     try:
@@ -61,6 +61,32 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         raise
     finally:
         _IN_FLIGHT.discard(tmp_path)
+
+
+def _regular_target(target: Path) -> Path:
+    """The file a write to ``target`` replaces: a link's own file, never a device or a pipe.
+
+    The rename would put a new file in place of whatever the name stands for: a link to a scan would
+    become a file beside the scan's folder, and a device (``/dev/null``) or a pipe a plain file, which a
+    process running with the rights to do so would leave in place of the system's own.
+
+    Raises:
+        OutputError: ``target`` is a device, a pipe or a socket.
+    """
+    import stat
+
+    try:
+        if target.is_symlink():
+            target = Path(os.path.realpath(target))
+        mode = target.stat().st_mode
+    except OSError:
+        return target  # nothing there yet, or a name the writing itself will refuse with its own words
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a folder fails at the rename with its own words
+        raise OutputError(
+            f"{target}: not a regular file (a device, pipe or socket); medae writes whole files by replacing "
+            "them. Choose a file name for the output."
+        )
+    return target
 
 
 def remove_leftovers(folder: str | os.PathLike, names: Iterable[str], older_than_s: float = 60.0) -> list[Path]:

@@ -2,6 +2,7 @@
 
 import errno
 import os
+import stat
 
 import pytest
 
@@ -101,3 +102,23 @@ def test_every_name_the_file_system_takes_can_be_written_and_longer_ones_are_nam
     (tmp_path / seen[0]).write_bytes(b"half")
     os.utime(tmp_path / seen[0], (0, 0))
     assert remove_leftovers(tmp_path, [longest]) == [tmp_path / seen[0]]
+
+
+def test_a_link_is_written_through_and_a_pipe_or_device_is_refused_not_replaced(tmp_path):
+    real = tmp_path / "data" / "result.json"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    write_text(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputError, match="not a regular file"):
+        write_text(fifo, "x")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    null = tmp_path / "null.json"
+    null.symlink_to("/dev/null")  # as `medae compress scan /dev/null` run by root would
+    with pytest.raises(OutputError, match="not a regular file"):
+        write_text(null, "x")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
