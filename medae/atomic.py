@@ -42,9 +42,10 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
-        os.close(fd)
     except OSError as exc:
         raise OutputError(_cannot_write(target, exc)) from exc
+    # Held while the file is written: a leftover whose lock can be taken was left by a process that ended.
+    _flock(fd)
     tmp_path = Path(tmp)
     _IN_FLIGHT.add(tmp_path)
     try:
@@ -61,6 +62,41 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         raise
     finally:
         _IN_FLIGHT.discard(tmp_path)
+        os.close(fd)  # and with it the lock
+
+
+def _flock(fd: int, wait: bool = True) -> bool | None:
+    """An exclusive advisory lock on ``fd``; False when another process holds one, None where there is none."""
+    try:
+        import fcntl
+    except ImportError:  # no flock on this system: the age of a leftover decides
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError:  # a file system without flock
+        return None
+    return True
+
+
+def _abandoned(path: Path, older_than_s: float) -> bool:
+    """Whether no process is writing the temporary file ``path`` any more.
+
+    Its writer holds a lock on it while it writes; the system drops that lock when the writer ends, however
+    it ends. Where there are no such locks, only a file untouched for ``older_than_s`` counts as abandoned.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        free = _flock(fd, wait=False)
+        if free is None:
+            return time.time() - os.fstat(fd).st_mtime > older_than_s
+        return free
+    finally:
+        os.close(fd)
 
 
 def _regular_target(target: Path) -> Path:
@@ -92,7 +128,8 @@ def _regular_target(target: Path) -> Path:
 def remove_leftovers(folder: str | os.PathLike, names: Iterable[str], older_than_s: float = 60.0) -> list[Path]:
     """Removes the temporary files ``atomic_path`` left in ``folder`` for ``names`` when a process was killed.
 
-    Only files older than ``older_than_s`` go, so that a write in progress in another process is left alone.
+    A write in progress in another process is left alone: its writer holds a lock on the file. Where the
+    system has no such locks, only files older than ``older_than_s`` go.
 
     Returns:
         The files removed.
@@ -102,7 +139,6 @@ def remove_leftovers(folder: str | os.PathLike, names: Iterable[str], older_than
     except OSError:
         return []
     removed = []
-    now = time.time()
     for name in names:
         prefix, suffix = _temp_affixes(Path(folder) / name)
         for path in entries:
@@ -110,7 +146,7 @@ def remove_leftovers(folder: str | os.PathLike, names: Iterable[str], older_than
             if not (n.startswith(prefix) and n.endswith(suffix) and len(n) == len(prefix) + _RANDOM + len(suffix)):
                 continue
             with contextlib.suppress(OSError):
-                if now - path.stat().st_mtime > older_than_s:
+                if _abandoned(path, older_than_s):
                     path.unlink()
                     removed.append(path)
     return removed

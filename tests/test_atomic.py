@@ -122,3 +122,16 @@ def test_a_link_is_written_through_and_a_pipe_or_device_is_refused_not_replaced(
     with pytest.raises(OutputError, match="not a regular file"):
         write_text(null, "x")
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_a_killed_writers_temporary_file_goes_at_once_and_one_being_written_stays(tmp_path):
+    from medae.atomic import atomic_path, remove_leftovers
+
+    with atomic_path(tmp_path / "heatmap.nii.gz") as writing:
+        writing.write_bytes(b"half")
+        # A leftover of a process killed a moment ago: no lock on it, however young it is.
+        left = tmp_path / f".heatmap.nii.{'k' * 8}.nii.gz"
+        left.write_bytes(b"half")
+        removed = remove_leftovers(tmp_path, ["heatmap.nii.gz"])
+        assert removed == [left] and writing.exists()
+    assert (tmp_path / "heatmap.nii.gz").read_bytes() == b"half"
