@@ -52,14 +52,12 @@ def kind_problems(volume: Volume, card: ModelCard) -> list[str]:
     modality = (volume.modality or "").upper()
     guessed = bool(volume.meta.get("modality_guessed"))
     if other_modality(volume, card):
-        judged = ""
-        if guessed:
-            judged = " (judged from its values)"
-            if modality == "CT" and card.modality.upper() == "MR":
-                judged = (
-                    " (judged from its values: air near -1000 and bone above 300; an MR scan that a tool filled "
-                    "with -1024 outside its field reads alike, and --force analyses it as MR)"
-                )
+        judged = " (judged from its values)" if guessed else ""
+        if guessed and modality == "CT" and card.modality.upper() == "MR" and _filled_magnitude(volume):
+            judged = (
+                " (judged from its values; but all of them but one fill value are positive, as in an MR scan "
+                "that a tool filled with -1024 outside its field, which is analysed as MR when forced)"
+            )
         problems.append(f"the scan is {modality}{judged} but the model {card.id} was trained on {card.modality}")
     part = volume.meta.get("body_part")
     if part:
@@ -67,6 +65,14 @@ def kind_problems(volume: Volume, card: ModelCard) -> list[str]:
         if _norm(str(part)) not in {_norm(p) for p in wanted}:
             problems.append(f"the scan's body part is {part} but the model {card.id} knows {card.body_part}")
     return problems
+
+
+def _filled_magnitude(volume: Volume) -> bool:
+    """Whether the scan is one negative fill value around positive ones: a magnitude (MR) image, filled."""
+    from medae.volume import padding_value
+
+    array = np.asarray(volume.array)
+    return array.ndim == 3 and padding_value(array, magnitude=True) is not None and padding_value(array) is None
 
 
 def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[str]:
