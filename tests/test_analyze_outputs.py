@@ -123,7 +123,66 @@ def test_a_run_stopped_while_writing_never_leaves_one_scans_maps_beside_anothers
 
     monkeypatch.setattr(outputs, "save_nifti", stopped)
     assert main(["analyze", str(second), *base]) == 130
-    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {"heatmap.nii.gz"}
+    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {"heatmap.nii.gz", "report.json"}
+    # The report says the run did not finish and lists what it wrote, so the heatmap is known as a result.
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"].startswith("incomplete") and "score" not in report
+    assert "heatmap.nii.gz" in report["files"].values()
+
+
+def test_a_run_killed_while_writing_into_its_scans_folder_is_run_again_as_it_was(tmp_path, tiny_model, monkeypatch):
+    """Its leftover maps must not count as more scans in the folder (a rerun asked which series to take)."""
+    from medae.analysis import outputs
+
+    folder = tmp_path / "patient"
+    save_nifti(mr_with_lesion(), folder / "t1.nii.gz")
+    base = ["analyze", str(folder), "--out", str(folder), "--model", str(tiny_model), "--device", "cpu"]
+    real = outputs.save_nifti
+
+    def killed(volume, path, **kw):
+        if Path(path).name == "findings.nii.gz":
+            raise KeyboardInterrupt
+        return real(volume, path, **kw)
+
+    monkeypatch.setattr(outputs, "save_nifti", killed)
+    assert main(base) == 130
+    monkeypatch.setattr(outputs, "save_nifti", real)
+    assert main(base) == 0
+    assert "score" in json.loads((folder / "report.json").read_text())
+
+
+def test_files_of_an_outputs_name_that_no_medae_report_lists_are_never_replaced(tmp_path, tiny_model, capsys):
+    """A scan called reconstruction.nii.gz or a picture called summary.png is the user's: the run is refused."""
+    scan = tmp_path / "t1.nii.gz"
+    save_nifti(mr_with_lesion(), scan)
+    out = tmp_path / "out"
+    save_nifti(mr_with_lesion(), out / "reconstruction.nii.gz")
+    (out / "summary.png").write_bytes(b"a picture of mine")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    base = ["analyze", str(scan), "--out", str(out), "--model", str(tiny_model), "--device", "cpu"]
+    assert main([*base, "--png", "--reconstruction"]) == 2
+    assert "reconstruction.nii.gz, summary.png, which medae would write over" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # Files the run does not write are left alone, and a report of someone else's is not replaced.
+    assert main(base) == 0 and {p.name: p.read_bytes() for p in out.iterdir() if p.name in before} == before
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "report.json").write_text('{"my": "notes"}')
+    assert main([base[0], base[1], "--out", str(other), *base[4:]]) == 2
+    assert (other / "report.json").read_text() == '{"my": "notes"}'
+
+
+def test_a_second_analysis_into_a_folder_being_written_is_refused(tmp_path, tiny_model, capsys):
+    from medae.batch.lock import run_lock
+
+    scan = tmp_path / "t1.nii.gz"
+    save_nifti(mr_with_lesion(), scan)
+    out = tmp_path / "out"
+    out.mkdir()
+    with run_lock(out):  # another run writing there
+        code = main(["analyze", str(scan), "--out", str(out), "--model", str(tiny_model), "--device", "cpu"])
+    assert code == 2 and "another medae run" in capsys.readouterr().err
+    assert not (out / "report.json").exists()
 
 
 def _anonymised_series(tmp_path):

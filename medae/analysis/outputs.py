@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ def write_outputs(
     reconstruction: bool = False,
     extra_report: dict | None = None,
     extra_files: dict[str, Path] | None = None,
+    later: tuple[str, ...] = (),
 ) -> dict[str, Path]:
     """Writes the result into ``out_dir``; every file atomically.
 
@@ -34,7 +36,11 @@ def write_outputs(
     (Segmentation), both de-identified unless ``keep_phi``; when the DICOM export fails, everything else is
     still written (the failure among the report's warnings) and ``PartialOutputError`` is raised.
     ``extra_report`` is merged into the report; ``extra_files`` (name -> path) are files the caller wrote
-    into the folder, listed in the report too.
+    into the folder, listed in the report too; ``later`` names files the caller writes there afterwards.
+
+    Raises:
+        OutputError: A file of one of these names is in the folder and no medae report there lists it
+            (it may be a scan of the user's): nothing is written.
 
     Returns:
         Name -> path of everything written (and of ``extra_files``).
@@ -45,9 +51,18 @@ def write_outputs(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{out}: cannot create the output folder ({exc}).") from exc
+    planned = ["heatmap.nii.gz", "findings.nii.gz", *later, *(Path(p).name for p in (extra_files or {}).values())]
+    if reconstruction and result.reconstruction is not None:
+        planned.append("reconstruction.nii.gz")
+    if dicom:
+        planned += ["heatmap_pmap.dcm", "findings_seg.dcm"]
+    # Files of these names that no medae report lists are someone else's: refused before anything changes.
+    # The rest are listed in a report marked incomplete until the real one replaces it, so that a run killed
+    # midway leaves files that are recognised as results (not scans) and are replaced by the next run.
+    claim_outputs(out, planned)
     # An earlier run's results go before any new file is written: a run stopped halfway (Ctrl-C, a kill, a
     # full disk) then leaves part of one result, never one scan's heatmap beside another's findings and report.
-    remove_stale_outputs(out, extra_files or {})
+    remove_stale_outputs(out, {**(extra_files or {}), "report": out / "report.json"})
     written: dict[str, Path] = {}
     written["heatmap"] = save_nifti(marked(result.heatmap, result), out / "heatmap.nii.gz", dtype=np.float32)
     written["findings"] = save_nifti(marked(result.labels, result), out / "findings.nii.gz", dtype=np.int16)
@@ -179,11 +194,80 @@ def check_not_source(volume, out_dir: str | Path) -> None:
             )
 
 
+#: What report.json says while a run is writing the files it lists (replaced by the real report at its end).
+INCOMPLETE = "incomplete: the run writing these results was stopped before it finished; run it again"
+
+
+def medae_files(out_dir: str | Path) -> set[str] | None:
+    """The output names that medae's report.json in ``out_dir`` lists as its own (itself included).
+
+    None when the folder holds no report.json, or one that is not medae's.
+    """
+    try:
+        report = json.loads((Path(out_dir) / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = report.get("files") if isinstance(report, dict) else None
+    if not isinstance(files, dict):
+        return None
+    return {str(v) for v in files.values()} | {"report.json"}
+
+
+def check_outputs(out_dir: str | Path, names: Iterable[str]) -> None:
+    """Refuses, before any work, output names in ``out_dir`` that are files no medae report there lists.
+
+    Raises:
+        OutputError: naming them (see ``claim_outputs``).
+    """
+    _foreign(Path(out_dir), {*names, "report.json"})
+
+
+def _foreign(out: Path, names: set[str]) -> set[str]:
+    """``medae_files(out)``, after refusing any of ``names`` that is a file of someone else's there."""
+    ours = medae_files(out) or set()
+    foreign = sorted(n for n in names if n not in ours and (out / n).exists())
+    if foreign:
+        one = len(foreign) == 1
+        raise OutputError(
+            f"{out} holds {', '.join(foreign)}, which medae would write over, but no medae report there lists "
+            f"{'it' if one else 'them'}: {'it may be a file' if one else 'they may be files'} of yours. Choose "
+            f"another output folder, or move {'it' if one else 'them'} away."
+        )
+    return ours
+
+
+def claim_outputs(out_dir: str | Path, names: Iterable[str], own_folder: bool = False) -> None:
+    """Makes ``names`` medae's to write in ``out_dir``, or refuses them when one is someone else's file.
+
+    A file of an output's name that no medae report there lists (a scan called ``reconstruction.nii.gz``, a
+    picture called ``summary.png``) would be replaced or removed: the run is refused instead. Otherwise
+    report.json is replaced by one marked incomplete that lists the earlier run's files and these, so that
+    whatever a kill leaves is known as medae's.
+
+    Args:
+        out_dir: The output folder.
+        names: The files about to be written there.
+        own_folder: The folder is one medae made for its results (a batch run's series folder): every file
+            of an output's name there is medae's, even one a killed run left without a report.
+
+    Raises:
+        OutputError: naming the files that are not medae's.
+    """
+    out = Path(out_dir)
+    names = {*names, "report.json"}
+    ours = {n for n in OUTPUT_NAMES if (out / n).is_file()} if own_folder else _foreign(out, names)
+    listed = sorted((ours | names) - {"report.json"})
+    write_text(
+        out / "report.json", json.dumps({"status": INCOMPLETE, "files": {n: n for n in listed}}, indent=2) + "\n"
+    )
+
+
 def remove_stale_outputs(out_dir: str | Path, written: dict[str, Path]) -> list[str]:
     """Removes the outputs of an earlier run into the same folder that this run did not write again.
 
     A Segmentation of findings the new run no longer has, or a summary of another scan, must not stand
-    beside the new results. Only medae's own file names are touched.
+    beside the new results. Only files that medae's report in the folder lists are touched (see
+    ``claim_outputs``): a file of the same name that is not medae's is left alone.
 
     Returns:
         The names removed.
@@ -191,10 +275,11 @@ def remove_stale_outputs(out_dir: str | Path, written: dict[str, Path]) -> list[
     out = Path(out_dir)
     remove_leftovers(out, OUTPUT_NAMES)  # half-written files of a run that was killed
     keep = {Path(p).name for p in written.values()}
+    ours = medae_files(out) or set()
     removed = []
     for name in OUTPUT_NAMES:
         path = out / name
-        if name not in keep and path.is_file():
+        if name not in keep and name in ours and path.is_file():
             try:
                 path.unlink()
             except OSError as exc:

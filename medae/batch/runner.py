@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from medae.analysis.outputs import OUTPUT_NAMES
+from medae.analysis.outputs import OUTPUT_NAMES, claim_outputs
 from medae.atomic import remove_leftovers, write_text
 from medae.batch.items import BatchItem, content_digest, unique_names
 from medae.batch.lock import run_lock
@@ -289,9 +289,11 @@ def _run_item(
         log.warning("the earlier result in %s cannot be read; the series is analysed again", folder)
     t0 = time.perf_counter()
     try:
-        # A report from another run must not stand beside new outputs if this one is killed midway.
-        for stale in ("report.json", "error.json"):
-            (folder / stale).unlink(missing_ok=True)
+        # A report from another run must not stand beside new outputs if this one is killed midway: one
+        # marked incomplete takes its place, listing the files (so they are known as results, not scans).
+        folder.mkdir(parents=True, exist_ok=True)
+        claim_outputs(folder, ("summary.png", "summary_sc.dcm"), own_folder=True)
+        (folder / "error.json").unlink(missing_ok=True)
         # Before the analysis reads the files: a file replaced meanwhile must not pass for what was analysed.
         content = content_digest(item)
         result = _analyze(item, model, options, progress, cancel)

@@ -39,14 +39,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Loads the model once, then analyses the chosen series."""
+    """Loads the model once, then analyses the chosen series; one run at a time writes to a folder."""
+    from medae.batch.lock import run_lock
+
+    check_output_folder(args.out)  # before the work: a folder that cannot take the results is said at once
+    # Two runs into one folder would leave one scan's heatmap beside the other's findings and report.
+    with run_lock(args.out):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from medae.batch.items import unique_names
     from medae.cli.progressbar import ProgressBar
     from medae.codec import is_compressed_study
     from medae.io import scan
     from medae.model import load_model
 
-    check_output_folder(args.out)  # before the work: a folder that cannot take the results is said at once
     t0 = time.perf_counter()
     model = load_model(args.model, device=args.device)
     t_model = time.perf_counter() - t0
@@ -85,11 +93,15 @@ def run(args: argparse.Namespace) -> int:
 def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: float, t_model: float) -> dict:
     """Analyses one volume and writes its outputs."""
     from medae.analysis import analyze, write_outputs
-    from medae.analysis.outputs import OUTPUT_NAMES, check_not_source, remove_stale_outputs
+    from medae.analysis.outputs import OUTPUT_NAMES, check_not_source, check_outputs, remove_stale_outputs
     from medae.cli.progressbar import ProgressBar
     from medae.viewer.figure import write_result_summary
 
     check_not_source(volume, out)  # before the work, not after it
+    summary_names = ("summary.png", "summary_sc.dcm") if args.dicom else ("summary.png",) if args.png else ()
+    maps = ("heatmap.nii.gz", "findings.nii.gz", *(("reconstruction.nii.gz",) if args.reconstruction else ()))
+    dicom = ("heatmap_pmap.dcm", "findings_seg.dcm") if args.dicom else ()
+    check_outputs(out, (*maps, *dicom, *summary_names))
     with ProgressBar("analyze") as bar:
         result = analyze(
             volume, model, threshold=args.threshold, force=args.force, reconstruction=args.reconstruction, progress=bar
@@ -107,7 +119,12 @@ def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: floa
     failed = None  # an optional export that failed: told after the analysis's own outputs are in place
     try:
         written = write_outputs(
-            result, out, dicom=args.dicom, keep_phi=args.keep_phi, reconstruction=args.reconstruction
+            result,
+            out,
+            dicom=args.dicom,
+            keep_phi=args.keep_phi,
+            reconstruction=args.reconstruction,
+            later=summary_names,
         )
     except PartialOutputError as exc:
         written, failed = exc.written, str(exc)

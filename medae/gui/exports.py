@@ -236,7 +236,7 @@ def _findings_dicom(result, volume, target: Path, progress, cancel) -> Path:
 
 def _report(result, volume, target: Path, progress, cancel) -> Path:
     from medae.analysis import write_outputs
-    from medae.analysis.outputs import OUTPUT_NAMES, remove_stale_outputs
+    from medae.analysis.outputs import OUTPUT_NAMES, claim_outputs, remove_stale_outputs
     from medae.viewer.figure import write_result_summary
 
     made = not target.exists()
@@ -248,6 +248,7 @@ def _report(result, volume, target: Path, progress, cancel) -> Path:
     # bar, the ranked findings and the warnings, at the threshold on screen.
     summary: dict = {}
     try:
+        claim_outputs(target, ("summary.png",))  # a picture of the user's by that name is not replaced
         summary = write_result_summary(result, target)
         written = write_outputs(result, target, extra_files=summary)
     except BaseException:
