@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from medae.cli import main
-from medae.cli.demo import display_available
+from medae.viewer.screen import display_available
 from medae.cli.view import gui_argv
 from medae.io.nifti import save_nifti
 from medae.viewer.png import read_png
@@ -107,3 +107,16 @@ def test_demo_defaults_find_the_sample_lesion(tmp_path, capsys):
     assert np.linalg.norm(np.subtract(best["centroid_world_mm"], lesion["centre_world_mm"])) < lesion["radius_mm"]
     assert read_png(out / "overlay.png").shape[2] == 3
     assert "model brain-t1-dae" in capsys.readouterr().out
+
+
+def test_medae_gui_without_a_display_says_so_in_one_line_before_qt(monkeypatch, capsys):
+    import sys
+
+    from medae.gui.app import main as gui_main
+
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert gui_main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("medae-gui: error: no display") and err.count("\n") == 1

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from medae.cli.args import check_output_folder, user_path
+from medae.viewer.screen import display_available
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,15 +31,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
     # The viewer runs in a child process, so this one handles Ctrl+C and SIGTERM like every other command.
     p.set_defaults(func=run)
-
-
-def display_available(env: dict | None = None, platform: str | None = None) -> bool:
-    """Whether a window can be shown: always on macOS/Windows; on Linux, with a display or a Qt platform."""
-    env = os.environ if env is None else env
-    platform = sys.platform if platform is None else platform
-    if not platform.startswith("linux"):
-        return True
-    return any(env.get(k) for k in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
 
 
 def run(args: argparse.Namespace) -> int:

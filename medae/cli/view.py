@@ -50,14 +50,10 @@ def launch_viewer(argv: list[str]) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Opens the viewer."""
-    from medae.cli.demo import display_available
+    from medae.viewer.screen import NO_DISPLAY, display_available
 
     if args.path and not Path(args.path).expanduser().exists():
         raise InputError(f"{args.path}: no such file or folder. Check the path.")
     if not display_available():  # Qt would abort with several lines of its own
-        raise MedaeError(
-            "no display to show the viewer on (DISPLAY and WAYLAND_DISPLAY are unset). Run it on a desktop, or "
-            "over ssh with X forwarding (ssh -X); without a screen, `medae analyze` and `medae demo --headless` "
-            "write the same results as files."
-        )
+        raise MedaeError(NO_DISPLAY)
     return launch_viewer(gui_argv(args.path, args.analyze))

@@ -69,6 +69,11 @@ def _analyze_when_loaded(window, job) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Runs the viewer until its window closes; returns the exit status."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    from medae.viewer.screen import NO_DISPLAY, display_available
+
+    if not display_available():  # Qt would abort with several lines of its own (medae-gui from a console)
+        print(f"medae-gui: error: {NO_DISPLAY}", file=sys.stderr)
+        return 2
     app, _window = create_window(args.path, args.analyze, args.model, args.device)
     return int(app.exec())
 
