@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from medae.cli import main
-from medae.viewer.screen import display_available
 from medae.cli.view import gui_argv
 from medae.io.nifti import save_nifti
 from medae.viewer.png import read_png
+from medae.viewer.screen import display_available
 
 
 def test_display_detection():
@@ -120,3 +120,26 @@ def test_medae_gui_without_a_display_says_so_in_one_line_before_qt(monkeypatch, 
     assert gui_main([]) == 2
     err = capsys.readouterr().err
     assert err.startswith("medae-gui: error: no display") and err.count("\n") == 1
+
+
+def test_the_ct_sample_without_a_ct_model_is_opened_not_analysed(tmp_path, monkeypatch, capsys):
+    import subprocess
+
+    monkeypatch.setattr("sys.platform", "linux")
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["demo", "--sample", "ct", "--out", str(tmp_path / "d")]) == 2
+    assert "no CT model ships" in capsys.readouterr().err and not (tmp_path / "d").exists()
+    started = []
+
+    class Viewer:
+        def __init__(self, argv):
+            started.append(argv)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(subprocess, "Popen", Viewer)
+    assert main(["demo", "--sample", "ct"]) == 0
+    assert "--analyze" not in started[0] and started[0][-1].endswith("ct_chest_synthetic.nii.gz")

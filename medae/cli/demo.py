@@ -25,7 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", default="medae-demo", type=user_path, help="output folder of the headless run (default ./medae-demo)"
     )
     p.add_argument("--headless", action="store_true", help="do not open the viewer even if a display is available")
-    p.add_argument("--sample", choices=("brain", "ct"), default="brain", help="which bundled scan (default brain)")
+    p.add_argument(
+        "--sample",
+        choices=("brain", "ct"),
+        default="brain",
+        help="which bundled scan (default brain; no CT model ships, so the CT sample only opens in the viewer)",
+    )
     p.add_argument("--scan", default=None, help="run the demo on this scan instead of the bundled sample")
     p.add_argument("--model", default=None, help="model folder (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
@@ -42,11 +47,22 @@ def run(args: argparse.Namespace) -> int:
         from medae.errors import InputError
 
         raise InputError(f"{path}: no such file or folder. Check the path.")
+    # No CT model ships: the CT sample shows the viewer's CT handling (HU windows, presets), not an analysis.
+    analysable = args.scan or args.sample == "brain" or args.model
+    if not analysable and (args.headless or not display_available()):
+        from medae.errors import InputError
+
+        raise InputError(
+            "no CT model ships with medae, so the CT sample cannot be analysed headless. Open it in the viewer "
+            f"(medae view {path}), or pass --model with a CT model."
+        )
     if not args.headless and display_available():
         from medae.cli.view import gui_argv
 
+        if not analysable:
+            print("medae demo: no CT model ships with medae, so the CT sample opens without an analysis.")
         # A child process, because Qt aborts (uncatchably) when it cannot reach the display.
-        argv = gui_argv(str(path), analyze=True, model=args.model, device=args.device)
+        argv = gui_argv(str(path), analyze=bool(analysable), model=args.model, device=args.device)
         viewer = subprocess.Popen([sys.executable, "-m", "medae.gui", *argv])
         try:
             code = viewer.wait()
