@@ -148,7 +148,8 @@ def test_a_run_killed_while_writing_into_its_scans_folder_is_run_again_as_it_was
     assert main(base) == 130
     monkeypatch.setattr(outputs, "save_nifti", real)
     assert main(base) == 0
-    assert "score" in json.loads((folder / "report.json").read_text())
+    report = json.loads((folder / "report.json").read_text())
+    assert "score" in report and "not for diagnostic use" in report["intended_use"]
 
 
 def test_files_of_an_outputs_name_that_no_medae_report_lists_are_never_replaced(tmp_path, tiny_model, capsys):

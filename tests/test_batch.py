@@ -93,6 +93,7 @@ def test_every_series_is_analysed_and_each_bad_one_is_recorded_without_stopping(
     assert json.loads((out / "chest_ct" / "error.json").read_text())["error"] == rows["chest_ct"]["error"]
     page = (out / "report.html").read_text()
     assert all(f'href="{name}/"' in page for name in rows) and "<script" not in page
+    assert "Research software, not a medical device: not for diagnostic use." in page
     # Those with findings first, each group most abnormal first, then the errors.
     order = [name for name in sorted(rows, key=lambda n: page.index(f'href="{n}/"'))]
     ranks = [(int(rows[n]["findings"]) == 0, -float(rows[n]["score"])) for n in order[:3]]

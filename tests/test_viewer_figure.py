@@ -29,3 +29,34 @@ def test_summary_shows_warnings_heat_and_threshold(tmp_path):
     assert threshold_marker.any()
     r, g, b = (img[..., c].astype(int) for c in range(3))
     assert np.count_nonzero((r > 200) & (b < 80) & (r - g > 60)) > 10  # heat colours drawn
+
+
+def test_a_long_warning_wraps_and_more_findings_than_listed_are_counted(monkeypatch):
+    """Every word of a warning is drawn, every finding is accounted for, and the picture says what it is."""
+    from dataclasses import replace
+
+    from medae.viewer import figure
+
+    s = ViewerSession()
+    s.open(ct_volume())
+    result = result_for(s.volume)
+    many = [replace(result.findings[0], label=k + 1) for k in range(8)]
+    s.set_result(replace(result, findings=many, warnings=["word " * 400]))
+    drawn = []
+    real = figure._wrapped
+    monkeypatch.setattr(figure, "_wrapped", lambda *a: drawn.extend(real(*a)) or real(*a))
+    img = render_summary(s, "title")
+    assert len(drawn) > 5 and sum(line.count("word") for line in drawn) == 400
+    amber_rows = (img == WARN_BG).all(axis=2).any(axis=1)
+    assert amber_rows.sum() >= 18 * (len(drawn) - 1)  # the band holds every line
+
+    texts = []
+    from PIL import ImageDraw
+
+    original = ImageDraw.ImageDraw.text
+    monkeypatch.setattr(
+        ImageDraw.ImageDraw, "text", lambda self, xy, text, **kw: texts.append(text) or original(self, xy, text, **kw)
+    )
+    render_summary(s, "title")
+    assert "... and 2 more (report.json)" in texts
+    assert any(t.startswith("Research software, not a medical device") for t in texts)

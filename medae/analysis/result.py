@@ -10,6 +10,12 @@ import numpy as np
 
 from medae.volume import Volume
 
+#: What every result says it is, wherever it goes (report.json, the summary picture, a batch's report).
+INTENDED_USE = (
+    "Research software, not a medical device: not for diagnostic use. Findings are regions unlike the healthy "
+    "scans the model learnt, not diagnoses."
+)
+
 
 @dataclass
 class Finding:
@@ -158,6 +164,7 @@ class AnalysisResult:
         """The ``report.json`` content."""
         v = self.volume
         return {
+            "intended_use": INTENDED_USE,
             "score": round(self.score, 4),
             # JSON has no NaN: an uncalibrated model's percentile is unknown, written as null.
             "percentile": round(self.percentile, 2) if np.isfinite(self.percentile) else None,

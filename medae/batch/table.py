@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from medae.analysis.result import INTENDED_USE
 from medae.atomic import write_text
 from medae.batch.items import BatchItem
 
@@ -193,6 +194,7 @@ def render_html(rows: list[Row], run_info: dict[str, Any]) -> str:
         "td,th{border:1px solid #ccc;padding:4px;vertical-align:top}th{background:#eee}"
         "tr.error{background:#fde8e8}tr.not-run{color:#888}img{max-width:240px}"
         "</style></head><body>\n<h1>medae batch report</h1>\n"
+        + f"<p><strong>{e(INTENDED_USE)}</strong></p>\n"
         + head
         + "\n<p>Score: higher is more unlike the healthy scans the model was calibrated on; percentile among those "
         "healthy scans. Rows: series with findings first, each group most abnormal first, then errors, then "

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medae.analysis.result import INTENDED_USE
 from medae.viewer import compositing
 from medae.viewer.planes import PLANES, orientation_labels, plane_spec, scale_bar
 from medae.viewer.session import ViewerSession
@@ -49,18 +50,24 @@ def render_summary(session: ViewerSession, title: str = "", deidentify: bool = F
 
         warnings = [without_uids(w) for w in warnings]
     findings = session.findings[:6]
+    more = len(session.findings) - len(findings)
     has_heat = session.heat is not None and session.heat_visible
-    top = 30 + 18 * len(warnings)
     bar_w = 110 if has_heat else 0
     width = 3 * (PANEL + 10) + 10 + bar_w
-    height = top + PANEL + 30 + (18 * (len(findings) + 1) + 10 if session.result is not None else 0)
+    # Every word of a warning is drawn: a long one wraps instead of running off the picture's edge.
+    warning_lines = [line for w in warnings for line in _wrapped(f"WARNING: {w}", small, width - 20)]
+    top = 30 + 18 * len(warning_lines)
+    result_rows = len(findings) + 1 + (1 if more > 0 else 0)
+    height = top + PANEL + 30 + (18 * result_rows + 10 if session.result is not None else 0) + 22
     canvas = np.zeros((height, width, 3), np.uint8)
     canvas[:] = BG
-    if warnings:
+    if warning_lines:
         canvas[28 : top - 2, :] = WARN_BG
     texts: list[tuple[tuple[int, int], str, object, tuple[int, int, int]]] = [((10, 8), title, font, FG)]
-    for n, w in enumerate(warnings):
-        texts.append(((10, 31 + 18 * n), f"WARNING: {w}", small, (255, 230, 160)))
+    for n, line in enumerate(warning_lines):
+        texts.append(((10, 31 + 18 * n), line, small, (255, 230, 160)))
+    # What the picture is, for whoever receives it without the program (a PACS, a printout).
+    texts.append(((10, height - 18), INTENDED_USE, small, (170, 170, 170)))
     affine = session.image.grid.affine
     spacing = session.image.grid.spacing
     for p, plane in enumerate(PLANES):
@@ -109,12 +116,28 @@ def render_summary(session: ViewerSession, title: str = "", deidentify: bool = F
                 "RAS ({:.0f}, {:.0f}, {:.0f}) mm".format(*f.centroid_world)
             )
             texts.append(((20, y + 18 * n), line, small, FG))
+        if more > 0:
+            texts.append(((20, y + 18 * (len(findings) + 1)), f"... and {more} more (report.json)", small, FG))
     image = Image.fromarray(canvas)
     draw = ImageDraw.Draw(image)
     for (x, y), text, f, color in texts:
         if text:
             draw.text((x, y), text, fill=color, font=f)
     return np.asarray(image.convert("RGB"))
+
+
+def _wrapped(text: str, font, width: float) -> list[str]:
+    """``text`` broken at spaces into lines no wider than ``width`` pixels in ``font``."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        candidate = f"{line} {word}" if line else word
+        if line and font.getlength(candidate) > width:
+            lines.append(line)
+            line = f"    {word}"  # a continued warning is indented under its first line
+        else:
+            line = candidate
+    return [*lines, line] if line else lines
 
 
 def save_summary(session: ViewerSession, path: str | Path, title: str = "") -> Path:
