@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--series", help="series UID to analyse when the input holds several (see medae info)")
     sel.add_argument("--all", action="store_true", help="analyse every series, each into its own sub-folder")
-    p.add_argument("--volume", type=int, help="volume index of a 4D file (NIfTI, NRRD, MetaImage)")
+    p.add_argument("--volume", type=int, help="volume of a 4D file (NIfTI, NRRD, MetaImage), counted from 0")
     p.add_argument(
         "--dicom",
         action="store_true",

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="latent mode: the compression model folder (default: models/brain-t1-codec)")
     p.add_argument("--device", default="auto", help="latent mode: auto, cpu, cuda or mps")
     p.add_argument("--series", help="series UID when the input holds several (see medae info)")
-    p.add_argument("--volume", type=int, help="volume index of a 4D file")
+    p.add_argument("--volume", type=int, help="volume of a 4D file, counted from 0")
     p.add_argument("--keep-phi", action="store_true", help="keep patient-identifying data in the file")
     p.add_argument("--force", action="store_true", help="latent mode on a scan of another modality than the model's")
     p.set_defaults(func=run)
