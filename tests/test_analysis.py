@@ -593,6 +593,20 @@ def test_a_defaced_head_is_aligned_as_the_whole_head_is(model, template):
     shift = np.linalg.norm((moved[0] - moved[1])[:, :3], axis=1)
     assert shift.max() < 1.0, shift.max()  # 1.7 mm when the removed face counted
     assert not res.findings
+    assert not any("brain's region is set to zero" in w for w in res.warnings)  # the face is not brain
+
+
+def test_brain_blanked_to_zero_is_not_assessed_and_is_said(model, template):
+    """A part of the brain set to zero holds no data: it was scored as a large abnormality, with no word."""
+    scan = healthy(template, 880822)
+    vol = scan.volume
+    world = vol.voxel_to_world(np.indices(vol.shape).reshape(3, -1).T).reshape(vol.shape + (3,))
+    brain_top = world[..., 2][scan.brain > 0.5].max()
+    blanked = vol.array.copy()
+    blanked[world[..., 2] > brain_top - 25] = 0  # the top 25 mm of the head, brain included
+    res = analyze(vol.with_array(blanked), model, reconstruction=False)
+    assert not res.findings, [f.describe() for f in res.findings]
+    assert any("of the brain's region is set to zero" in w and "not assessed" in w for w in res.warnings)
 
 
 def test_a_scan_after_a_contrast_agent_is_named_and_one_before_is_not(model, tmp_path):

@@ -250,6 +250,7 @@ def to_model_space(
     method = card.space.get("alignment", "register")
     kept = None
     blanked_ml = 0.0
+    blanked = None
     if method == "register" and reference is not None and reference_mask is not None:
         kept = stripped_foreground(data, volume.affine)
     stripped = kept is not None
@@ -291,6 +292,20 @@ def to_model_space(
     inside = inside_grid(m2i, volume.shape, card.shape)
     if acquired is not None:
         inside &= resample(acquired.view(np.uint8), m2i, card.shape, order=1, cval=0.0) > 0.5
+    if blanked is not None:
+        # A region set to zero holds no data (a defaced face, a part cut away): like padding it is outside
+        # the field of view, not dark tissue. Inside the brain it read as a large abnormality.
+        coarse_from_model = np.linalg.inv(blanked[1]) @ np.asarray(volume.affine, dtype=np.float64) @ m2i
+        gone = resample(blanked[0].view(np.uint8), coarse_from_model, card.shape, order=1, cval=0.0) > 0.5
+        inside &= ~gone
+        if reference_mask is not None:
+            lost_ml = float((gone & reference_mask.astype(bool)).sum()) * voxel_ml(card.affine)
+            if lost_ml >= BLANKED_BRAIN_WARN_ML:
+                warnings.append(
+                    f"About {lost_ml:.0f} mL of the brain's region is set to zero in the scan (blanked: no data, "
+                    "as by a masking or defacing tool that reached the brain); it is not assessed. Check how the "
+                    "scan was exported."
+                )
     check_cancel(cancel)
     if card.mask.get("source") == "reference" and reference_mask is not None:
         mask = reference_mask.astype(bool)
@@ -330,6 +345,10 @@ def to_model_space(
         filled=filled,
         blanked_ml=blanked_ml,
     )
+
+
+#: Brain blanked to zero beyond this volume is said; less is within a defacing tool's reach of the face.
+BLANKED_BRAIN_WARN_ML = 5.0
 
 
 def _align_brain_only(
