@@ -676,3 +676,25 @@ def test_a_scan_in_tiny_units_is_analysed_like_the_same_scan_and_one_beyond_floa
     huge = Volume(scan.array.astype(np.float64) * 1e300, scan.affine, "MR")  # used to spin in the aligner for ever
     with pytest.raises(InputError, match=r"values reach 1.*e\+30\d.*scaling is probably broken"):
         analyze(huge, model, reconstruction=False)
+
+
+def test_a_tissue_probability_map_is_refused_by_its_name(model, tmp_path):
+    """Analysed, a partial-volume map read as healthier than 98% of healthy scans; a WM map as widely abnormal."""
+    from medae.io import load
+    from medae.io.nifti import save_nifti
+
+    scan = np.random.default_rng(0).random((40, 40, 30)).astype(np.float32)  # values 0-1, many levels
+    for name in ("sub-01_label-WM_probseg.nii.gz", "T1_brain_pve_2.nii.gz", "c1sub-01_T1w.nii", "aseg.mgz"):
+        path = tmp_path / name
+        if name.endswith(".mgz"):
+            import nibabel as nib
+
+            nib.save(nib.MGHImage(scan, np.diag([2.0, 2.0, 2.0, 1.0])), str(path))
+        else:
+            save_nifti(Volume(scan, np.diag([2.0, 2.0, 2.0, 1.0]), "MR"), path)
+        with pytest.raises(ModelMismatchError, match=r"segmentation or tissue probability map.*--force"):
+            analyze(load(path), model, reconstruction=False)
+    save_nifti(Volume(scan, np.diag([2.0, 2.0, 2.0, 1.0]), "MR"), tmp_path / "sub-01_T1w.nii.gz")
+    from medae.analysis.checks import _derived_map_name
+
+    assert _derived_map_name(load(tmp_path / "sub-01_T1w.nii.gz")) == ""

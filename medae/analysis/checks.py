@@ -144,6 +144,13 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
             f"the file holds only {levels} distinct values: it looks like a mask or label map (a segmentation), "
             "not an image"
         )
+    else:
+        derived = _derived_map_name(volume)
+        if derived:
+            problems.append(
+                f"its file name ({derived}) is that of a segmentation or tissue probability map, not an image: "
+                "analysed, such a map reads as healthy or wildly abnormal, never as what it shows"
+            )
     if problems:
         text = "; ".join(problems)
         # Another modality or body part wants another model; a mask or a lone slice wants the scan itself.
@@ -288,6 +295,24 @@ def _size_problem(volume: Volume, card: ModelCard) -> tuple[str | None, str]:
 # A scan, even one stored in 8 bits, has far more grey levels than this; a mask or a segmentation has
 # a handful (background plus a few labels), and the model would only report how unlike a head it is.
 MAX_LABEL_LEVELS = 8
+
+
+#: File names that the common tools give their maps derived from a scan (values between 0 and 1, or
+#: tissue classes, with few of a scan's features): BIDS derivatives, FSL FAST, SPM segment, FreeSurfer.
+_DERIVED_NAMES = re.compile(
+    r"(_(probseg|dseg|mask|pveseg|mixeltype|seg)(\.|$))|(_pve_\d)|(^(m?w?r?c[1-6])[a-z_-])"
+    r"|(^(aseg|aparc[^/]*|wmparc|ribbon|filled|wm)\.(mgz|mgh|nii))",
+    re.IGNORECASE,
+)
+
+
+def _derived_map_name(volume: Volume) -> str:
+    """The file's name when it says a segmentation or probability map (``..._probseg.nii.gz``), else ""."""
+    source = volume.source or ""
+    if not source or volume.meta.get("format") == "dicom":
+        return ""
+    name = source.replace("\\", "/").rsplit("/", 1)[-1]
+    return name if _DERIVED_NAMES.search(name) else ""
 
 
 def _few_levels(array: np.ndarray) -> int:
