@@ -197,3 +197,26 @@ def test_ctrl_c_during_training_says_how_to_resume(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(medae.training.train, "train", interrupted)
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "m")]) == 130
     assert "Run the same command again to resume from its last checkpoint" in capsys.readouterr().err
+
+
+def test_ctrl_c_while_torch_is_imported_stops_after_the_import_not_inside_it():
+    """Raised inside torch's C++ start-up, the interrupt aborted the process with a core dump."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, signal, sys\n"
+        "class Finder:\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'torch':\n"
+        "            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the import starts\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Finder())\n"
+        "from medae.model.heavy_imports import import_network_libraries\n"
+        "try:\n"
+        "    import_network_libraries()\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted after the import:', hasattr(sys.modules.get('torch'), 'Tensor'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "interrupted after the import: True", out.stdout + out.stderr

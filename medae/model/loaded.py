@@ -119,6 +119,9 @@ def load_model(path: str | os.PathLike | None = None, device: str = "auto") -> L
     Raises:
         ModelError: missing files, hash mismatch, not safetensors, or weights that do not fit the card.
     """
+    from medae.model.heavy_imports import import_network_libraries
+
+    import_network_libraries()
     import torch
 
     from medae.model.network import build_network

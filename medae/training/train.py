@@ -91,6 +91,9 @@ def train(
         calibration_data: More healthy scans (never trained on) that join the validation split for
             calibration; more scans estimate the healthy tails (threshold, percentiles) better.
     """
+    from medae.model.heavy_imports import import_network_libraries
+
+    import_network_libraries()
     import torch
 
     from medae.model.loaded import device_name, select_device, state_tensors
