@@ -406,6 +406,24 @@ def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs(tmp_p
     (out / LOCK_NAME).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": 1}))
     with run_lock(out):
         assert json.loads((out / LOCK_NAME).read_text())["started"] != 1
+    # A lock file made a moment ago, not yet locked and named by the run making it, is that run's.
+    import fcntl
+    import threading
+
+    (out / LOCK_NAME).write_text("")
+
+    def taken():  # the other run finishes taking it
+        fd = os.open(out / LOCK_NAME, os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode())
+        held.append(fd)
+
+    held: list[int] = []
+    threading.Timer(0.3, taken).start()
+    with pytest.raises(OutputError, match="another medae run"):
+        with run_lock(out):
+            pass
+    os.close(held[0])
 
 
 def test_without_flock_a_live_run_is_known_by_its_process_and_start_time(tmp_path, monkeypatch):

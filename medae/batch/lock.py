@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,11 +33,15 @@ def run_lock(out: Path) -> Iterator[None]:
     """
     path = Path(out) / LOCK_NAME
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": _start_time(os.getpid())}
-    for _attempt in range(3):
+    for _attempt in range(30):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
         except FileExistsError:
             holder = _holder(path)
+            if holder is None and _age_s(path) < 2.0:
+                # Made a moment ago and not yet locked and named by the run making it: not a leftover.
+                time.sleep(0.1)
+                continue
             if _held(path, holder):
                 holder = holder or {}
                 raise OutputError(
@@ -100,6 +105,14 @@ def _held(path: Path, holder: dict | None) -> bool:
         return holder is not None and _alive(holder)
     # A lock from a version that took no flock says only its process number.
     return holder is not None and "started" not in holder and _alive(holder)
+
+
+def _age_s(path: Path) -> float:
+    """Seconds since ``path`` was last written (infinite when it cannot be read)."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return float("inf")
 
 
 def _holder(path: Path) -> dict | None:
