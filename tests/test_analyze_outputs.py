@@ -312,3 +312,19 @@ def test_maps_of_a_forced_analysis_say_so_in_their_own_header(tmp_path, tiny_mod
     report = json.loads((tmp_path / "forced" / "report.json").read_text())
     assert report["forced"] and "left and right cannot be told" in report["side_basis"]
     assert not any("noisy" in w or "air" in w for w in report["warnings"])  # a CT's air is not MR's noise
+
+
+def test_a_series_is_chosen_by_the_number_info_lists_it_under(tmp_path, tiny_model, capsys):
+    """A 64-character UID is no thing to type: the # of `medae info` picks the series too."""
+    arr = np.clip(mr_with_lesion().array, 0, 1000).astype(np.int16)
+    kw = dict(modality="MR", study_uid="1.2.3.9")
+    write_series(tmp_path / "in", arr, axial_affine((1.0, 1.0, 1.25)), series_uid="1.2.3.9.1", **kw)
+    write_series(tmp_path / "in", arr[::-1].copy(), axial_affine(), series_uid="1.2.3.9.2", series_number=2, **kw)
+    base = ["analyze", str(tmp_path / "in"), "--model", str(tiny_model), "--device", "cpu", "--keep-phi"]
+    assert main([*base, "--out", str(tmp_path / "none")]) == 2
+    assert "#2 1.2.3.9.2" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "in")]) == 0
+    listed = [line.split() for line in capsys.readouterr().out.splitlines()[2:] if line[:1].isdigit()]
+    number = next(row[0] for row in listed if row[-1] == "1.2.3.9.2")
+    assert main([*base, "--out", str(tmp_path / "two"), "--series", number]) == 0
+    assert json.loads((tmp_path / "two" / "report.json").read_text())["input"]["series_uid"] == "1.2.3.9.2"

@@ -8,7 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-from medae.cli.args import check_output_folder, load_input, threshold_value, user_path, with_compressed_studies
+from medae.cli.args import (
+    check_output_folder,
+    load_input,
+    series_choice,
+    threshold_value,
+    user_path,
+    with_compressed_studies,
+)
 from medae.errors import MedaeError, OutputError, PartialOutputError
 
 
@@ -23,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--threshold", type=threshold_value, help="findings threshold in calibrated units (default: the model's)"
     )
     sel = p.add_mutually_exclusive_group()
-    sel.add_argument("--series", help="series UID to analyse when the input holds several (see medae info)")
+    sel.add_argument(
+        "--series", help="series to analyse when the input holds several: its UID, or its # in `medae info`"
+    )
     sel.add_argument("--all", action="store_true", help="analyse every series, each into its own sub-folder")
     p.add_argument("--volume", type=int, help="volume of a 4D file (NIfTI, NRRD, MetaImage), counted from 0")
     p.add_argument(
@@ -58,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     model = load_model(args.model, device=args.device)
     t_model = time.perf_counter() - t0
-    targets: list[tuple[str | None, Path]] = [(args.series, args.out)]
+    targets: list[tuple[str | None, Path]] = [(series_choice(args.input, args.series), args.out)]
     if args.all:
         infos = with_compressed_studies(args.input, scan)
         names = unique_names([_safe(_folder_uid(s, args.keep_phi)) for s in infos]) if len(infos) > 1 else [""]

@@ -101,6 +101,25 @@ def load_input(path: str, series: str | None = None, volume_index: int | None = 
     return load(path, series=series, volume_index=volume_index, progress=progress)
 
 
+def series_choice(path: str, series: str | None) -> str | None:
+    """``--series`` as the loader takes it: a UID (or a file's path) as given, or the row number ``info`` shows.
+
+    A number that is also a series' UID (some anonymisers write short ones) stays that UID.
+    """
+    if not series or not series.isdigit():
+        return series
+    from medae.io import scan
+
+    try:
+        infos = with_compressed_studies(path, scan)
+    except Exception:  # noqa: BLE001 - the loader says what is wrong with the input, in its own words
+        return series
+    n = int(series)
+    if any(s.uid == series for s in infos) or not 1 <= n <= len(infos):
+        return series
+    return infos[n - 1].uid
+
+
 def with_compressed_studies(path: str, scan) -> list:
     """The series ``scan`` finds under ``path``: a compressed study itself, or a folder's series and studies."""
     from medae.batch.items import compressed_studies, study_info

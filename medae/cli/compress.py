@@ -12,7 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
-from medae.cli.args import finite_float, load_input, user_path
+from medae.cli.args import finite_float, load_input, series_choice, user_path
 
 _ALIASES = {"lossy": "near-lossless"}
 
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", help="latent mode: the compression model folder (default: models/brain-t1-codec)")
     p.add_argument("--device", default="auto", help="latent mode: auto, cpu, cuda or mps")
-    p.add_argument("--series", help="series UID when the input holds several (see medae info)")
+    p.add_argument("--series", help="series when the input holds several: its UID, or its # in `medae info`")
     p.add_argument("--volume", type=int, help="volume of a 4D file, counted from 0")
     p.add_argument("--keep-phi", action="store_true", help="keep patient-identifying data in the file")
     p.add_argument("--force", action="store_true", help="latent mode on a scan of another modality than the model's")
@@ -62,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".mae":
         print(f"medae: note: {out.name} does not end in .mae; medae recognises compressed studies by content anyway.")
     with ProgressBar(f"load {source.name}"[:40]) as bar:
-        volume = load_input(args.input, args.series, args.volume, bar)  # a .mae too: change its mode
+        volume = load_input(
+            args.input, series_choice(args.input, args.series), args.volume, bar
+        )  # a .mae too: change its mode
     if is_source_of(out, volume):  # a slice of a DICOM input, the .raw beside a .mhd, ...
         raise OutputError(f"{out} is one of the files of the input; medae never overwrites a source file.")
     model = None

@@ -56,7 +56,7 @@ def format_table(infos) -> str:
                 "x".join(f"{v:.3g}" for v in s.spacing),
                 s.orientation,
                 str(s.n_files),
-                s.uid if s.kind == "dicom" else "-",
+                s.uid,  # what --series takes (a file's path for a folder of files), beside the # it also takes
             )
         )
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]

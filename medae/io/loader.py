@@ -230,8 +230,13 @@ def load(
         # One image is no 3D scan (a screen save, a stray reference slice): beside a single stack it is no choice.
         stacks = [s for s in infos if min(s.shape) > 1] if len(infos) > 1 else infos
         if len(stacks) != 1:
-            listing = "; ".join(f"{s.uid} ({s.modality} {s.description}, {s.n_files} files)" for s in infos)
-            raise SeriesSelectionError(f"{p}: holds {len(infos)} series. Choose one with --series UID: {listing}")
+            listing = "; ".join(
+                f"#{n} {s.uid} ({s.modality} {s.description}, {s.n_files} files)" for n, s in enumerate(infos, 1)
+            )
+            raise SeriesSelectionError(
+                f"{p}: holds {len(infos)} series. Choose one with --series and its # or UID (as `medae info` lists "
+                f"them): {listing}"
+            )
         info = stacks[0]
         if len(infos) > 1:
             others = [s for s in infos if s is not info]
