@@ -226,3 +226,9 @@ def test_a_finding_brighter_than_any_tissue_is_named_as_a_likely_artefact():
     assert note.startswith("Finding 2 holds values brighter than any tissue") and "artefact" in note
     assert bright_warnings(array, labels, too_bright=None) == []  # a model without a tissue scale: not checked
     assert bright_warnings(array, np.where(labels == 2, 0, labels), too_bright=300.0) == []
+    # Values remapped (squared): the scalp's fat is beyond three times white matter too, and a lesion as bright
+    # as it is tissue, not metal; the clip's rim stays brighter than anything else.
+    array[15:20, :, :] = 400.0
+    array[2:5, 2:5, 2:5] = 380.0
+    (note,) = bright_warnings(array, labels, too_bright=300.0)
+    assert note.startswith("Finding 2 holds")

@@ -279,14 +279,22 @@ def bright_warnings(array: np.ndarray, labels: np.ndarray, too_bright: float | N
     """
     if too_bright is None or not labels.any():
         return []
-    hot = labels[np.asarray(array) > too_bright]
+    from medae.volume import value_sample
+
+    array = np.asarray(array)
+    # Three times white matter assumes values in proportion to the signal; a scan whose values were remapped
+    # (a gamma, a histogram match) has tissue beyond it too (its scalp fat). What no tissue of the scan itself
+    # reaches outside the findings is the level then.
+    rest = value_sample(array)[value_sample(labels) == 0]
+    level = max(too_bright, float(np.percentile(rest, 99.9))) if rest.size else too_bright
+    hot = labels[array > level]
     found = sorted(int(v) for v in np.unique(hot[hot > 0]))
     if not found:
         return []
     many = len(found) > 1
     return [
         f"Finding{'s' if many else ''} {_listed(found)} hold{'' if many else 's'} values brighter than any tissue "
-        f"of this kind of scan (over {too_bright:.4g}, three times white matter): likely an artefact (metal and "
-        "its bright rim, or corrupted data) rather than tissue. Check the image before reading "
-        f"{'them' if many else 'it'} as a lesion."
+        f"of this kind of scan (over {level:.4g}: three times white matter, and brighter than the rest of the "
+        "scan): likely an artefact (metal and its bright rim, or corrupted data) rather than tissue. Check the "
+        f"image before reading {'them' if many else 'it'} as a lesion."
     ]
