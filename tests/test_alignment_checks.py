@@ -40,3 +40,9 @@ def test_a_refused_scaling_names_its_likely_cause(scales, said):
         check_alignment(_scaled(*scales), -0.7, CARD)
     forced = check_alignment(_scaled(*scales), -0.7, CARD, force=True)
     assert any("Forced past a failed alignment" in w or "failed alignment" in w for w in forced)
+
+
+def test_an_odd_scaling_with_a_poor_match_says_the_scan_is_not_a_head_before_blaming_its_header():
+    """An abdomen stretched to a head both matches poorly and needs an odd scaling: converting again won't help."""
+    with pytest.raises(ModelMismatchError, match=r"does not look like an MR scan of the brain: check that it is one"):
+        check_alignment(_scaled(0.66, 1.59, 1.0), -0.19, CARD)

@@ -363,7 +363,7 @@ def check_alignment(ref_to_input: np.ndarray, metric: float | None, card: ModelC
     scales = np.linalg.svd(ref_to_input[:3, :3], compute_uv=False)
     limits = card.space.get("alignment_limits", {"scale": [0.7, 1.45], "metric": -0.3, "metric_warn": -0.5})
     bad = []
-    advice = f"Check that it is a {card.modality} scan of the {card.body_part.lower()}"
+    advice = f"Check that it is {_a(card.modality)} scan of the {card.body_part.lower()}"
     if scales.min() < limits["scale"][0] or scales.max() > limits["scale"][1]:
         what, advice = _scaling_cause(scales, card)
         bad.append(f"the alignment needed a scaling of {scales.min():.2f}-{scales.max():.2f} ({what})")
@@ -375,6 +375,12 @@ def check_alignment(ref_to_input: np.ndarray, metric: float | None, card: ModelC
         )
     if metric is not None and metric > limits["metric"]:
         bad.append(f"the scan matches the {card.body_part.lower()} reference poorly (similarity {-metric:.2f})")
+        # A scan of something else both matches poorly and needs an odd scaling: the header is not the likely
+        # cause then, and converting again would not help.
+        advice = (
+            f"It does not look like {_a(card.modality)} scan of the {card.body_part.lower()}: check that it is one "
+            "(if it is, its header's voxel sizes or axes may be wrong: convert it again from the original DICOM)"
+        )
     elif metric is not None and metric > limits["metric_warn"]:
         warnings.append(
             f"The alignment to the reference is weak (similarity {-metric:.2f}); check the heatmap's position."
@@ -393,6 +399,11 @@ def check_alignment(ref_to_input: np.ndarray, metric: float | None, card: ModelC
 #: A mean alignment scaling below this is a head smaller than any the model was trained or calibrated on
 #: (72 of those healthy heads: 0.92-1.13; the limit that refuses is the card's, 0.7 by default).
 SMALL_HEAD_BELOW = 0.82
+
+
+def _a(code: str) -> str:
+    """``code`` with its article as it is read aloud: "an MR", "a CT"."""
+    return f"{'an' if code[:1].upper() in 'AEFHILMNORSX' else 'a'} {code}"
 
 
 def _scaling_cause(scales: np.ndarray, card: ModelCard) -> tuple[str, str]:
