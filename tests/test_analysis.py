@@ -698,3 +698,18 @@ def test_a_tissue_probability_map_is_refused_by_its_name(model, tmp_path):
     from medae.analysis.checks import _derived_map_name
 
     assert _derived_map_name(load(tmp_path / "sub-01_T1w.nii.gz")) == ""
+
+
+def test_slices_that_lost_part_of_their_signal_are_filled_not_read_as_a_slab_of_abnormal_tissue(model, template):
+    """Two slices at 15% of their signal gave one 105 mL finding across the brain, with only a generic warning."""
+    scan = healthy(template, 880822)
+    vol = scan.volume
+    axis = int(np.argmax(np.abs(vol.affine[2, :3])))  # the axial slices
+    middle = vol.shape[axis] // 2
+    dark = np.moveaxis(vol.array.astype(np.float32).copy(), axis, 0)
+    dark[middle : middle + 2] *= 0.15
+    res = analyze(vol.with_array(np.moveaxis(dark, 0, axis)), model, reconstruction=False)
+    assert not res.findings, [f.describe() for f in res.findings]
+    assert any("far darker or brighter than their neighbours" in w and "not assessed" in w for w in res.warnings)
+    clean = analyze(vol, model, reconstruction=False)
+    assert not any("far darker" in w for w in clean.warnings)

@@ -45,6 +45,69 @@ def dropped_slices(data: np.ndarray) -> tuple[np.ndarray | None, list[str]]:
     return mask, notes
 
 
+#: A slice whose tissue is this much darker (or brighter, by its inverse) than the slices around it lost
+#: its signal in part (a spike, a coil element dropping out, a slice of a corrupted acquisition); no anatomy
+#: changes the brightness of the head's tissue so between neighbouring slices.
+DIMMED_BELOW = 0.6
+#: Slices holding less of the head than this share of its largest cross-section (the top and bottom of the
+#: head, where scalp and fat make up a slice) are not judged.
+_MIN_HEAD_SHARE = 0.5
+
+
+def dimmed_slices(data: np.ndarray) -> tuple[np.ndarray | None, list[str]]:
+    """Finds slices through the head whose tissue is far darker or brighter than the slices around them.
+
+    Returns:
+        A boolean mask of their voxels (None when there are none) and, per array axis that has them, a
+        description as ``dropped_slices`` gives.
+    """
+    if data.ndim != 3 or min(data.shape) < 5 or data.dtype.kind not in "iuf":
+        return None, []
+    sample = np.asarray(data)[::2, ::2, ::2].astype(np.float32, copy=False)
+    finite = sample[np.isfinite(sample)]
+    if finite.size == 0:
+        return None, []
+    level = 0.3 * float(np.percentile(finite, 99))
+    if level <= 0:
+        return None, []
+    mask = None
+    notes = []
+    for axis in range(3):
+        moved = np.moveaxis(np.asarray(data), axis, 0)
+        step = 2 if moved[0].size > 40_000 else 1
+        levels = np.full(len(moved), np.nan)
+        areas = np.zeros(len(moved))
+        for i in range(len(moved)):
+            s = moved[i][::step, ::step]
+            head = s[s > level]
+            areas[i] = head.size
+            if head.size:
+                levels[i] = float(np.median(head))
+        judged = areas >= _MIN_HEAD_SHARE * areas.max() if areas.max() > 0 else np.zeros(len(moved), bool)
+        odd = np.zeros(len(moved), dtype=bool)
+        for i in range(1, len(moved) - 1):
+            near = [j for j in range(i - 3, i + 4) if j != i and 0 <= j < len(moved) and judged[j]]
+            # Inside the head's span (judged slices on both sides): at its edges slices hold less of it from
+            # one to the next.
+            inside = judged[max(0, i - 3) : i].any() and judged[i + 1 : i + 4].any()
+            if not inside or len(near) < 2:
+                continue
+            if areas[i] < DIMMED_BELOW * np.median(areas[near]):
+                odd[i] = True  # so dim that its tissue fell below the head's level
+            elif np.isfinite(levels[i]):
+                ratio = levels[i] / float(np.median(levels[near]))
+                odd[i] = ratio < DIMMED_BELOW or ratio > 1.0 / DIMMED_BELOW
+        if not odd.any():
+            continue
+        index = np.flatnonzero(odd)
+        shape = [1, 1, 1]
+        shape[axis] = data.shape[axis]
+        slab = np.broadcast_to(odd.reshape(shape), data.shape)
+        mask = slab.copy() if mask is None else mask | slab
+        notes.append(f"{index.size} slice(s) along array axis {axis} (index {_ranges(index)}, from 0)")
+    return mask, notes
+
+
 def fill_from_neighbours(data: np.ndarray, dropped: np.ndarray) -> np.ndarray:
     """The scan with each run of dropped slices replaced by a linear blend of the slices on either side."""
     out = np.array(data, dtype=np.float32, copy=True)

@@ -17,7 +17,7 @@ from medae.model.blanked import blanked_region
 from medae.model.brain_only import correlation, kept_on_grid, on_zero_background, stripped_foreground
 from medae.model.card import ModelCard
 from medae.model.despike import despike
-from medae.model.dropouts import dropped_slices, fill_from_neighbours
+from medae.model.dropouts import dimmed_slices, dropped_slices, fill_from_neighbours
 from medae.model.registration import Alignment, register_to_reference, register_within_input
 from medae.progress import ProgressFn, check_cancel, report
 from medae.volume import Volume, padding_value
@@ -240,6 +240,18 @@ def to_model_space(
             f"Slices with no signal inside the scan (dropped or corrupted): {'; '.join(where)}. They were "
             "filled from their neighbours and are not assessed; check the series for missing data."
         )
+    if card.modality.upper() == "MR" and (volume.modality or "MR").upper() in ("MR", "OT", ""):
+        # A slice through the head far darker or brighter than its neighbours lost part of its signal: as
+        # it is, it reads as a slab of abnormal tissue across the brain.
+        dimmed, where = dimmed_slices(data)
+        if dimmed is not None:
+            data = fill_from_neighbours(data, dimmed)
+            acquired = ~dimmed if acquired is None else acquired & ~dimmed
+            warnings.append(
+                f"Slices far darker or brighter than their neighbours (partial signal loss or a corrupted "
+                f"acquisition): {'; '.join(where)}. They were filled from their neighbours and are not assessed; "
+                "check the series for artefacts."
+            )
     if card.intensity.get("despike"):
         data, spikes = despike(data)
         if spikes:
