@@ -73,3 +73,17 @@ def test_padding_a_stripped_background_the_neck_and_blanked_air_are_not_air(head
     big[:, :, :60][a[:, :, :60] < 0.3 * level] = 0
     blank = np.where(big > 0.3 * level, big, 0).astype(np.float32)
     assert _warnings(Volume(blank, affine, "MR")) == []
+
+
+def test_noise_too_heavy_to_leave_dark_air_is_measured_in_the_tissue_and_said(head):
+    """At SNR 5 the noisy air passed for head: no air to measure, a head of plausible size, and nothing said."""
+    rng = np.random.default_rng(0)
+    a = np.asarray(head.array, dtype=np.float32)
+    sigma = 0.2 * float(np.median(a[a > 0.3 * np.percentile(a, 99)]))
+    noisy = np.hypot(a + rng.normal(0, sigma, a.shape), rng.normal(0, sigma, a.shape)).astype(np.float32)
+    stats = background_stats(head.with_array(noisy))
+    (note,) = check_background({**stats, "median": None, "p90": None}, ghosts_said=False)
+    assert note.startswith("The scan is noisy: neighbouring voxels of the tissue differ")
+    clean = background_stats(head)
+    assert clean["tissue_noise"] < 0.08
+    assert check_background({**clean, "median": None, "p90": None}, ghosts_said=False) == []
