@@ -107,7 +107,10 @@ def render_summary(session: ViewerSession, title: str = "", deidentify: bool = F
         y = top + PANEL + 30
         units = getattr(session.result, "units", "")
         if findings:
-            heading = f"Findings, ranked (size and strength above the threshold); heat in {units}:"
+            heading = (
+                "Findings, ranked: extent above the threshold (mL; it follows the threshold, not a lesion's size), "
+                f"peak and mean heat in {units}:"
+            )
             texts.append(((10, y), heading, font, FG))
         else:
             texts.append(((10, y), "No finding above the threshold.", font, FG))
@@ -122,7 +125,8 @@ def render_summary(session: ViewerSession, title: str = "", deidentify: bool = F
     draw = ImageDraw.Draw(image)
     for (x, y), text, f, color in texts:
         if text:
-            draw.text((x, y), text, fill=color, font=f)
+            # A dark rim keeps letters on bright skull or scalp readable (they are drawn over the image).
+            draw.text((x, y), text, fill=color, font=f, stroke_width=2, stroke_fill=(0, 0, 0))
     return np.asarray(image.convert("RGB"))
 
 
