@@ -149,6 +149,13 @@ class FindingsPanel(QWidget):
     chosen = Signal(int)
     # The mean score is in each row's tooltip: the dock is narrow, and the location matters more.
     COLUMNS = ("#", "side", "mL", "peak", "RAS (mm)")
+    HEADER_TIPS = (
+        "Rank: the most suspicious first",
+        "Side of the patient, from the file's orientation",
+        "Extent above the threshold in mL: it grows and shrinks with the threshold; not a lesion's size",
+        "Highest heat in the region (z against healthy scans)",
+        "Centre in the scanner's coordinates (RAS, mm); the tooltip of a row gives the reference template's too",
+    )
 
     def __init__(self, session: ViewerSession, parent=None) -> None:
         super().__init__(parent)
@@ -156,6 +163,8 @@ class FindingsPanel(QWidget):
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setObjectName("findings")
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
+        for col, tip in enumerate(self.HEADER_TIPS):
+            self.table.horizontalHeaderItem(col).setToolTip(tip)
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)

@@ -88,6 +88,7 @@ def test_open_pick_analyze_overlay_threshold_findings_compare_export(window, qtb
     # Findings: ranked list; clicking one moves every view to it.
     table = window.findings_panel.table
     assert table.rowCount() == len(result.findings) >= 1
+    assert "not a lesion's size" in table.horizontalHeaderItem(2).toolTip()  # the mL column is no measurement
     s.set_cursor((0, 0, 0))
     rect = table.visualItemRect(table.item(0, 0))
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
