@@ -2,7 +2,9 @@
 # Sets up medae in ./.venv on a fresh Linux machine.
 #   bash installer/setup.sh          # the application
 #   bash installer/setup.sh --test   # plus what the test suite needs
-# Keeps a torch that is already in the venv (e.g. a CUDA build); otherwise installs the CPU build.
+# Keeps a torch that is already in the venv (e.g. a CUDA build); otherwise installs torch==2.13.0 from the
+# package index (MEDAE_TORCH names another requirement; PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
+# gets the CPU-only build on Linux, where PyPI's wheel carries CUDA).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

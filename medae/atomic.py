@@ -45,7 +45,10 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     except OSError as exc:
         raise OutputError(_cannot_write(target, exc)) from exc
     # Held while the file is written: a leftover whose lock can be taken was left by a process that ended.
-    _flock(fd)
+    # Without flock (Windows) the file is not kept open: an open file there can be neither renamed nor removed.
+    if _flock(fd) is None:
+        os.close(fd)
+        fd = None
     tmp_path = Path(tmp)
     _IN_FLIGHT.add(tmp_path)
     try:
@@ -62,7 +65,8 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         raise
     finally:
         _IN_FLIGHT.discard(tmp_path)
-        os.close(fd)  # and with it the lock
+        if fd is not None:
+            os.close(fd)  # and with it the lock
 
 
 def _flock(fd: int, wait: bool = True) -> bool | None:

@@ -698,6 +698,8 @@ def test_a_tissue_probability_map_is_refused_by_its_name(model, tmp_path):
     from medae.analysis.checks import _derived_map_name
 
     assert _derived_map_name(load(tmp_path / "sub-01_T1w.nii.gz")) == ""
+    save_nifti(Volume(scan, np.diag([2.0, 2.0, 2.0, 1.0]), "MR"), tmp_path / "c1_T1w.nii.gz")  # control 1's scan
+    assert _derived_map_name(load(tmp_path / "c1_T1w.nii.gz")) == ""
 
 
 def test_slices_that_lost_part_of_their_signal_are_filled_not_read_as_a_slab_of_abnormal_tissue(model, template):

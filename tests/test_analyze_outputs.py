@@ -164,8 +164,11 @@ def test_files_of_an_outputs_name_that_no_medae_report_lists_are_never_replaced(
     assert main([*base, "--png", "--reconstruction"]) == 2
     assert "reconstruction.nii.gz, summary.png, which medae would write over" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    # Files the run does not write are left alone, and a report of someone else's is not replaced.
+    # Files the run does not write are left alone (and not said to be removed), and a report of someone
+    # else's is not replaced.
+    capsys.readouterr()
     assert main(base) == 0 and {p.name: p.read_bytes() for p in out.iterdir() if p.name in before} == before
+    assert "removed" not in capsys.readouterr().err
     other = tmp_path / "other"
     other.mkdir()
     (other / "report.json").write_text('{"my": "notes"}')
@@ -328,3 +331,26 @@ def test_a_series_is_chosen_by_the_number_info_lists_it_under(tmp_path, tiny_mod
     number = next(row[0] for row in listed if row[-1] == "1.2.3.9.2")
     assert main([*base, "--out", str(tmp_path / "two"), "--series", number]) == 0
     assert json.loads((tmp_path / "two" / "report.json").read_text())["input"]["series_uid"] == "1.2.3.9.2"
+
+
+def test_a_run_killed_while_its_summary_is_written_is_run_again_as_it_was(tmp_path, tiny_model, monkeypatch):
+    """The picture is written after the maps: until the report is, the incomplete one must list it."""
+    import medae.viewer.figure as figure
+
+    scan = tmp_path / "t1.nii.gz"
+    save_nifti(mr_with_lesion(), scan)
+    out = tmp_path / "out"
+    base = ["analyze", str(scan), "--out", str(out), "--model", str(tiny_model), "--device", "cpu", "--png"]
+    real = figure.write_result_summary
+
+    def killed(result, folder, **kw):
+        real(result, folder, **kw)
+        raise KeyboardInterrupt  # once the picture is on disk, before the report lists it
+
+    monkeypatch.setattr(figure, "write_result_summary", killed)
+    assert main(base) == 130
+    assert "summary.png" in json.loads((out / "report.json").read_text())["files"].values()
+    monkeypatch.setattr(figure, "write_result_summary", real)
+    assert main(base) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert "score" in report and "summary.png" in report["files"].values()

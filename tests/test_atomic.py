@@ -135,3 +135,15 @@ def test_a_killed_writers_temporary_file_goes_at_once_and_one_being_written_stay
         removed = remove_leftovers(tmp_path, ["heatmap.nii.gz"])
         assert removed == [left] and writing.exists()
     assert (tmp_path / "heatmap.nii.gz").read_bytes() == b"half"
+
+
+def test_without_flock_the_temporary_file_is_not_held_open(tmp_path, monkeypatch):
+    """Where there is no flock (Windows), an open file could be neither renamed nor removed."""
+    monkeypatch.setattr(medae.atomic, "_flock", lambda fd, wait=True: None)
+    closed = []
+    real_close = os.close
+    monkeypatch.setattr(medae.atomic.os, "close", lambda fd: closed.append(fd) or real_close(fd))
+    with medae.atomic.atomic_path(tmp_path / "a.json") as tmp:
+        assert closed  # closed before the writer gets the file
+        tmp.write_text("x")
+    assert (tmp_path / "a.json").read_text() == "x" and len(closed) == 1

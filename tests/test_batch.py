@@ -915,3 +915,17 @@ def test_a_colour_map_in_an_mr_study_is_no_failed_series(tiny_model, tmp_path):
     out = tmp_path / "out"
     assert _batch(studies, out, tiny_model, "--no-png") == 0
     assert [r["status"] for r in _rows(out).values()] == ["ok"]
+
+
+def test_a_scan_named_like_an_output_beside_a_medae_report_is_still_a_study(tmp_path):
+    """Only the files the report lists are results; a scan of the user's called reconstruction.nii.gz is a scan."""
+    from medae.batch import find_items
+    from medae.volume import Volume
+
+    folder = tmp_path / "studies" / "p1"
+    vol = Volume(np.random.default_rng(0).random((20, 20, 12)).astype(np.float32), np.eye(4), "MR")
+    for name in ("t1.nii.gz", "heatmap.nii.gz", "reconstruction.nii.gz"):
+        save_nifti(vol, folder / name)
+    (folder / "report.json").write_text(json.dumps({"score": 1.0, "files": {"heatmap": "heatmap.nii.gz"}}))
+    names = sorted(item.where for item in find_items(tmp_path / "studies"))
+    assert names == ["p1/reconstruction.nii.gz", "p1/t1.nii.gz"]

@@ -56,6 +56,14 @@ def test_headless_demo_without_display(tmp_path, monkeypatch, capsys):
     # The overlay is drawn: warm heat colours appear in the picture.
     r, g, b = (png[..., c].astype(int) for c in range(3))
     assert np.count_nonzero((r > 200) & (b < 80) & (r - g > 60)) > 20
+    # The picture is listed as medae's, so the next demo replaces it; a picture of the user's is never replaced.
+    again = ["demo", "--scan", str(tmp_path / "t1.nii.gz"), "--model", str(model), "--device", "cpu"]
+    assert main([*again, "--out", str(out)]) == 0
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "overlay.png").write_bytes(b"my picture")
+    assert main([*again, "--out", str(mine)]) == 2
+    assert (mine / "overlay.png").read_bytes() == b"my picture" and "overlay.png" in capsys.readouterr().err
 
 
 def test_demo_on_a_missing_scan_is_an_error(tmp_path, capsys):

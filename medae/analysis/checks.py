@@ -300,7 +300,7 @@ MAX_LABEL_LEVELS = 8
 #: File names that the common tools give their maps derived from a scan (values between 0 and 1, or
 #: tissue classes, with few of a scan's features): BIDS derivatives, FSL FAST, SPM segment, FreeSurfer.
 _DERIVED_NAMES = re.compile(
-    r"(_(probseg|dseg|mask|pveseg|mixeltype|seg)(\.|$))|(_pve_\d)|(^(m?w?r?c[1-6])[a-z_-])"
+    r"(_(probseg|dseg|mask|pveseg|mixeltype|seg)(\.|$))|(_pve_\d)|(^(m?w?r?c[1-6])[a-z])"
     r"|(^(aseg|aparc[^/]*|wmparc|ribbon|filled|wm)\.(mgz|mgh|nii))",
     re.IGNORECASE,
 )

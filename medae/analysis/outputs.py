@@ -36,7 +36,8 @@ def write_outputs(
     (Segmentation), both de-identified unless ``keep_phi``; when the DICOM export fails, everything else is
     still written (the failure among the report's warnings) and ``PartialOutputError`` is raised.
     ``extra_report`` is merged into the report; ``extra_files`` (name -> path) are files the caller wrote
-    into the folder, listed in the report too; ``later`` names files the caller writes there afterwards.
+    into the folder, listed in the report too; ``later`` names files the caller writes there afterwards,
+    and then the report itself (the incomplete report stands until then).
 
     Raises:
         OutputError: A file of one of these names is in the folder and no medae report there lists it
@@ -79,10 +80,16 @@ def write_outputs(
             # with the failure among the warnings.
             failed = f"The DICOM export failed: {exc}"
             result.warnings.append(failed)
+    written.update(extra_files or {})  # files the caller wrote beside these (the summary image)
+    if later:
+        # The caller writes more files, then the report: until then the incomplete one lists them all, so
+        # that a kill in between leaves nothing that no report lists.
+        if failed:  # the report follows from the caller, with the failure among its warnings
+            raise PartialOutputError(f"{failed} The heatmap, findings and report.json were written to {out}.", written)
+        return written
     report = result.report()
     if extra_report:
         report.update(extra_report)
-    written.update(extra_files or {})  # files the caller wrote beside these (the summary image)
     report["files"] = {k: Path(p).name for k, p in written.items()}
     deidentify_report(report, keep_phi)
     written["report"] = out / "report.json"

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from medae.analysis.outputs import OUTPUT_NAMES
+from medae.analysis.outputs import OUTPUT_NAMES, medae_files
 from medae.errors import CancelledError, InputError
 from medae.io.loader import SeriesInfo, companion_files, is_volume_file, list_volume_files
 from medae.progress import ProgressFn
@@ -97,8 +97,15 @@ def find_items(
         # study's folder, whose own scans are still studies: only medae's file names there are its results.
         if skip is not None and Path(os.path.realpath(path)).is_relative_to(skip):
             return path.name not in OUTPUT_NAMES
-        # Results of earlier runs written among the studies: medae's own files beside its report.
-        return not (path.name in OUTPUT_NAMES and (path.parent / "report.json").is_file())
+        # Results of earlier runs written among the studies: the files medae's report beside them lists (a
+        # scan of the user's called reconstruction.nii.gz is still a scan).
+        if path.name not in OUTPUT_NAMES:
+            return True
+        if path.parent not in listed_by:
+            listed_by[path.parent] = medae_files(path.parent) or set()
+        return path.name not in listed_by[path.parent]
+
+    listed_by: dict[Path, set[str]] = {}
 
     files, broken = list_volume_files(root)
     files += compressed_studies(root, broken)

@@ -136,6 +136,8 @@ def _alive(holder: dict) -> bool:
         return False
     if pid == os.getpid():
         return started is None or started == _start_time(pid)
+    if os.name == "nt":
+        return True  # there os.kill(pid, 0) ends the process: a live run is assumed, as the message says
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

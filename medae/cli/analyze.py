@@ -102,7 +102,13 @@ def _run(args: argparse.Namespace) -> int:
 def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: float, t_model: float) -> dict:
     """Analyses one volume and writes its outputs."""
     from medae.analysis import analyze, write_outputs
-    from medae.analysis.outputs import OUTPUT_NAMES, check_not_source, check_outputs, remove_stale_outputs
+    from medae.analysis.outputs import (
+        OUTPUT_NAMES,
+        check_not_source,
+        check_outputs,
+        medae_files,
+        remove_stale_outputs,
+    )
     from medae.cli.progressbar import ProgressBar
     from medae.viewer.figure import write_result_summary
 
@@ -124,7 +130,10 @@ def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: floa
             args.private_folders = private_folders(args.input)
         result.warnings[:] = [without_folders(w, args.private_folders) for w in result.warnings]
     t = time.perf_counter()
-    earlier = [name for name in OUTPUT_NAMES if (out / name).is_file()]  # replaced or removed by the writing
+    # An earlier run's files, replaced or removed by the writing (files of those names that are not
+    # medae's are left alone, or the run was refused).
+    ours = medae_files(out) or set()
+    earlier = [name for name in OUTPUT_NAMES if name in ours and (out / name).is_file()]
     failed = None  # an optional export that failed: told after the analysis's own outputs are in place
     try:
         written = write_outputs(
@@ -148,6 +157,7 @@ def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: floa
     result.timings["write"] = time.perf_counter() - t
     # The report is rewritten last so that it carries the write time too.
     write_outputs_report_only(result, out, written, args.keep_phi)
+    written["report"] = out / "report.json"
     remove_stale_outputs(out, written)
     names = {Path(p).name for p in written.values()}
     for name in earlier:

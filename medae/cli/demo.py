@@ -88,6 +88,7 @@ def run_headless(path: Path, out: Path, model: str | None = None, device: str = 
         Paths written, by name.
     """
     from medae.analysis import analyze, write_outputs
+    from medae.analysis.outputs import claim_outputs
     from medae.io import load
     from medae.model import load_model
     from medae.viewer.figure import save_summary
@@ -99,8 +100,8 @@ def run_headless(path: Path, out: Path, model: str | None = None, device: str = 
     with _progress("analysing") as bar:
         result = analyze(volume, loaded, progress=bar)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "overlay.png").unlink(missing_ok=True)  # an earlier demo's picture must not stand beside new maps
-    written = write_outputs(result, out)
+    # A picture of the user's called overlay.png (or maps of theirs) is refused, never replaced.
+    claim_outputs(out, ("heatmap.nii.gz", "findings.nii.gz", "overlay.png"))
     session = ViewerSession()
     session.open(volume)
     session.set_result(result)
@@ -108,6 +109,7 @@ def run_headless(path: Path, out: Path, model: str | None = None, device: str = 
         session.go_to_finding(0)
     title = f"medae - {Path(path).name} - score {result.score:.3g} - model {result.model_id} ({result.device})"
     png = save_summary(session, out / "overlay.png", title)
+    written = write_outputs(result, out, extra_files={"overlay": png})
     print(
         f"score {result.score:.3g}; {len(result.findings)} finding(s); threshold {result.threshold:.3g} {result.units}"
     )

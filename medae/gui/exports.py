@@ -248,7 +248,8 @@ def _report(result, volume, target: Path, progress, cancel) -> Path:
     # bar, the ranked findings and the warnings, at the threshold on screen.
     summary: dict = {}
     try:
-        claim_outputs(target, ("summary.png",))  # a picture of the user's by that name is not replaced
+        # Every name first: a file of the user's by one of them refuses the export before anything is written.
+        claim_outputs(target, ("heatmap.nii.gz", "findings.nii.gz", "summary.png"))
         summary = write_result_summary(result, target)
         written = write_outputs(result, target, extra_files=summary)
     except BaseException:

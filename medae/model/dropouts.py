@@ -54,8 +54,13 @@ DIMMED_BELOW = 0.6
 _MIN_HEAD_SHARE = 0.5
 
 
-def dimmed_slices(data: np.ndarray) -> tuple[np.ndarray | None, list[str]]:
+def dimmed_slices(data: np.ndarray, affine: np.ndarray | None = None) -> tuple[np.ndarray | None, list[str]]:
     """Finds slices through the head whose tissue is far darker or brighter than the slices around them.
+
+    Args:
+        data: The scan's voxels (3D).
+        affine: Voxel -> RAS+ mm; with it, sagittal slices within 5 mm of the head's middle are not judged
+            (the fissure between the hemispheres holds fluid, not tissue, in a slice of its own).
 
     Returns:
         A boolean mask of their voxels (None when there are none) and, per array axis that has them, a
@@ -84,13 +89,14 @@ def dimmed_slices(data: np.ndarray) -> tuple[np.ndarray | None, list[str]]:
             if head.size:
                 levels[i] = float(np.median(head))
         judged = areas >= _MIN_HEAD_SHARE * areas.max() if areas.max() > 0 else np.zeros(len(moved), bool)
+        midline = _midline(judged, axis, affine)
         odd = np.zeros(len(moved), dtype=bool)
         for i in range(1, len(moved) - 1):
             near = [j for j in range(i - 3, i + 4) if j != i and 0 <= j < len(moved) and judged[j]]
             # Inside the head's span (judged slices on both sides): at its edges slices hold less of it from
             # one to the next.
             inside = judged[max(0, i - 3) : i].any() and judged[i + 1 : i + 4].any()
-            if not inside or len(near) < 2:
+            if not inside or len(near) < 2 or midline[i]:
                 continue
             if areas[i] < DIMMED_BELOW * np.median(areas[near]):
                 odd[i] = True  # so dim that its tissue fell below the head's level
@@ -106,6 +112,21 @@ def dimmed_slices(data: np.ndarray) -> tuple[np.ndarray | None, list[str]]:
         mask = slab.copy() if mask is None else mask | slab
         notes.append(f"{index.size} slice(s) along array axis {axis} (index {_ranges(index)}, from 0)")
     return mask, notes
+
+
+def _midline(judged: np.ndarray, axis: int, affine: np.ndarray | None) -> np.ndarray:
+    """Slices along ``axis`` within 5 mm of the middle of the head's span, when the axis runs left-right."""
+    out = np.zeros(len(judged), dtype=bool)
+    if affine is None or not judged.any():
+        return out
+    column = np.asarray(affine, dtype=np.float64)[:3, axis]
+    step = float(np.linalg.norm(column))
+    if step <= 0 or abs(column[0]) / step < 0.7:  # not a left-right axis
+        return out
+    span = np.flatnonzero(judged)
+    middle = (span[0] + span[-1]) / 2.0
+    out[np.abs(np.arange(len(judged)) - middle) * step <= 5.0] = True
+    return out
 
 
 def fill_from_neighbours(data: np.ndarray, dropped: np.ndarray) -> np.ndarray:

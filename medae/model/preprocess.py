@@ -240,10 +240,10 @@ def to_model_space(
             f"Slices with no signal inside the scan (dropped or corrupted): {'; '.join(where)}. They were "
             "filled from their neighbours and are not assessed; check the series for missing data."
         )
-    if card.modality.upper() == "MR" and (volume.modality or "MR").upper() in ("MR", "OT", ""):
+    if card.modality.upper() == "MR":  # as the padding: an MR model's input is read as an MR scan
         # A slice through the head far darker or brighter than its neighbours lost part of its signal: as
         # it is, it reads as a slab of abnormal tissue across the brain.
-        dimmed, where = dimmed_slices(data)
+        dimmed, where = dimmed_slices(data, volume.affine)
         if dimmed is not None:
             data = fill_from_neighbours(data, dimmed)
             acquired = ~dimmed if acquired is None else acquired & ~dimmed

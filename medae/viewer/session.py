@@ -91,6 +91,7 @@ class ViewerSession:
         old = self.image.grid if self.image is not None else None
         same = keep_view and old is not None and old.shape == grid.shape and np.allclose(old.affine, grid.affine)
         self.image = layer
+        self._drag_scale = (None, 1.0)  # the previous scan's, whose arrays it would keep alive
         self.result, self.heat, self.extra_layers = None, None, {}
         self._chosen_threshold = None
         self._gray_cache.clear()

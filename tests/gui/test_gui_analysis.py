@@ -164,6 +164,15 @@ def test_open_pick_analyze_overlay_threshold_findings_compare_export(window, qtb
     assert report["score"] == pytest.approx(result.score, abs=1e-3)
     assert report["files"]["summary"] == "summary.png"  # the part of the report a person reads
     assert read_png(out / "report" / "summary.png").shape[2] == 3
+    # A folder that holds a map of the user's by an output's name: the export is refused, nothing written.
+    theirs = out / "theirs"
+    theirs.mkdir()
+    (theirs / "findings.nii.gz").write_bytes(b"a map of mine")
+    exports.export(window, "report", theirs)
+    wait_idle(qtbot, window)
+    assert window.last_error is not None and "findings.nii.gz" in window.last_error.text()
+    assert sorted(p.name for p in theirs.iterdir()) == ["findings.nii.gz"]
+    window.last_error = None
 
 
 def test_warnings_are_on_screen_and_in_screenshots(window, qtbot, tiny_model, tmp_path):
