@@ -81,6 +81,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         self._hidden_docks: list = []  # panels F11 hid, to bring back
         self._init_window_state()
         self._closing = False  # set once the window is closed: jobs that end later show nothing
+        self._drop_note: str | None = None  # said once a dropped scan is on screen
         self._model_lock = threading.Lock()
         self.setWindowTitle("medae")
         self.setObjectName("mainWindow")
@@ -483,14 +484,24 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
 
     def dropEvent(self, event) -> None:  # noqa: D102
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths:
-            event.acceptProposedAction()
-            self.open_path(paths[0])
-            if len(paths) > 1:  # one scan is on screen at a time: say which, rather than drop the rest unsaid
-                self.statusBar().showMessage(
-                    f"{len(paths)} files dropped; {Path(paths[0]).name} is opened. Open the others one at a time.",
-                    10000,
-                )
+        if not paths:
+            return
+        event.acceptProposedAction()
+        from medae.io.loader import is_volume_file
+
+        folders = {str(Path(p).parent) for p in paths}
+        if len(paths) > 1 and len(folders) == 1 and not any(is_volume_file(p) or Path(p).is_dir() for p in paths):
+            # The files of one folder, none a volume file: the slices of a DICOM series, dragged from a file
+            # browser. One of them alone is one slice; their folder is the series (or asks which).
+            folder = folders.pop()
+            self._drop_note = f"{len(paths)} files dropped from one folder: its series are opened."
+            self.open_path(folder)
+            return
+        self.open_path(paths[0])
+        if len(paths) > 1:  # one scan is on screen at a time: say which, rather than drop the rest unsaid
+            self._drop_note = (
+                f"{len(paths)} files dropped; {Path(paths[0]).name} is opened. Open the others one at a time."
+            )
 
     def active_widget(self) -> QWidget:
         """The widget a screenshot shows: the reading area with its colour bar and warnings."""

@@ -213,6 +213,9 @@ class OpeningMixin:
         if path:
             add_recent(path)
             menus.refresh_recent(self)
+        note, self._drop_note = self._drop_note, None
+        if note:  # said once the scan is on screen: the jobs before clear the status bar
+            self.statusBar().showMessage(note, 10000)
         pending, self._analyze_after_open = self._analyze_after_open, None
         if pending is not None and pending[0] == self._open_seq:
             self._analyze_on_screen(force=pending[1])

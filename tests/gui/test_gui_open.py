@@ -119,9 +119,28 @@ def test_two_files_dropped_open_the_first_and_say_so(window, qtbot, ct_file, tmp
         QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
     )
     window.dropEvent(event)
-    assert "2 files dropped; ct.nii.gz is opened" in window.statusBar().currentMessage()
     wait_idle(qtbot, window)
     assert window.session.volume is not None
+    # Said once the scan is on screen, where the jobs before it no longer clear it.
+    assert "2 files dropped; ct.nii.gz is opened" in window.statusBar().currentMessage()
+
+
+def test_the_slices_of_a_dicom_series_dropped_together_open_the_series(window, qtbot, tmp_path):
+    """Dragged from a file browser, a series is its files: the first alone was one slice, said nowhere."""
+    from tests.dicom_factory import axial_affine, phantom, write_series
+
+    vol = phantom((20, 18, 12))
+    paths = write_series(tmp_path / "series", vol, axial_affine((1.0, 1.0, 2.0)), modality="MR")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(
+        QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    window.dropEvent(event)
+    wait_idle(qtbot, window)
+    assert window.last_error is None
+    assert window.session.volume.shape == (20, 18, 12)
+    assert "12 files dropped from one folder" in window.statusBar().currentMessage()
 
 
 def test_bad_file_gives_a_dialog_that_says_what_to_do(window, qtbot, tmp_path):
