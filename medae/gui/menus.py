@@ -261,8 +261,12 @@ def refresh_recent(w) -> None:
     """Rebuilds File > Open recent."""
     w.recent_menu.clear()
     items = recent_files()
-    for p in items:
-        w.recent_menu.addAction(Path(p).name, partial(w.open_path, p)).setToolTip(p)
+    names = [Path(p).name for p in items]
+    for p, name in zip(items, names, strict=True):
+        # Two scans of one name (t1.nii.gz of two patients) are told apart by their folder.
+        text = f"{name}  ({Path(p).parent.name})" if names.count(name) > 1 else name
+        w.recent_menu.addAction(text, partial(w.open_path, p)).setToolTip(p)
+    w.recent_menu.setToolTipsVisible(True)
     w.recent_menu.setEnabled(bool(items))
     w.welcome.refresh()
 

@@ -188,6 +188,12 @@ class ViewArea(QWidget):
             view.show()
         self.views.append(view)
 
+    @property
+    def chosen_layout(self) -> str:
+        """The layout the reader chose: the one a double-click enlarged a view from, while it is enlarged."""
+        enlarged = self._layout_before and self.session.layout == "single"
+        return self._layout_before if enlarged else self.session.layout
+
     def toggle_enlarged(self, plane: str) -> None:
         """Double-click: the view's plane alone in the window, or back to the layout it came from."""
         s = self.session

@@ -82,7 +82,7 @@ class WindowStateMixin:
             self.prefs,
             mouse_scheme=s.mouse_scheme,
             convention=s.convention,
-            layout=s.layout,
+            layout=self.view_area.chosen_layout,  # a view enlarged by a double-click is a moment's look
             colormap=s.style.colormap,
             opacity=s.style.opacity,
             smooth=self.view_area.smooth,

@@ -249,7 +249,7 @@ def test_preferences_and_geometry_persist(window, qtbot):
     assert again.size() == size
 
 
-def test_a_layout_and_convention_chosen_from_the_view_menu_come_back_at_the_next_start(window, qtbot):
+def test_a_layout_and_convention_chosen_from_the_view_menu_come_back_at_the_next_start(window, qtbot, tmp_path):
     from medae.gui.main_window import MainWindow
 
     window.actions_by_name["layout_2x2"].trigger()
@@ -260,6 +260,25 @@ def test_a_layout_and_convention_chosen_from_the_view_menu_come_back_at_the_next
     qtbot.addWidget(again)
     assert again.session.layout == "2x2" and again.session.convention == "neurological"
     assert again.actions_by_name["layout_2x2"].isChecked()
+    # A view enlarged by a double-click when the window closes is not the layout to come back to.
+    again.view_area.toggle_enlarged("axial")
+    assert again.session.layout == "single"
+    again.close()
+    third = MainWindow()
+    qtbot.addWidget(third)
+    assert third.session.layout == "2x2"
+    # ... and the recent files name their folder when two share a name.
+    from medae.gui.settings import add_recent
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "t1.nii.gz").write_bytes(b"x")
+        add_recent(str(tmp_path / folder / "t1.nii.gz"))
+    from medae.gui import menus
+
+    menus.refresh_recent(third)
+    texts = [a.text() for a in third.recent_menu.actions()]
+    assert "t1.nii.gz  (a)" in texts and "t1.nii.gz  (b)" in texts
 
 
 def test_a_broken_saved_preference_falls_back_to_its_default_and_the_viewer_starts(qtbot):
