@@ -60,3 +60,24 @@ def test_a_long_warning_wraps_and_more_findings_than_listed_are_counted(monkeypa
     render_summary(s, "title")
     assert "... and 2 more (report.json)" in texts
     assert any(t.startswith("Research software, not a medical device") for t in texts)
+
+
+def test_the_summary_title_of_an_uncalibrated_result_has_no_percentile(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from PIL import ImageDraw
+
+    from medae.viewer.figure import write_result_summary
+
+    s = ViewerSession()
+    s.open(ct_volume())
+    texts = []
+    original = ImageDraw.ImageDraw.text
+    monkeypatch.setattr(
+        ImageDraw.ImageDraw, "text", lambda self, xy, text, **kw: texts.append(text) or original(self, xy, text, **kw)
+    )
+    write_result_summary(replace(result_for(s.volume), percentile=float("nan")), tmp_path)
+    assert texts[0].startswith("medae") and "nan" not in texts[0]
+    texts.clear()
+    write_result_summary(replace(result_for(s.volume), percentile=97.0), tmp_path / "b")
+    assert "higher than 97% of healthy scans" in texts[0]

@@ -22,7 +22,7 @@ KINDS: tuple[tuple[str, str, str], ...] = (
     ("Findings as NI&fTI label map...", "findings_nifti", ".nii.gz"),
     ("Heatmap as DICOM &Parametric Map...", "heatmap_dicom", ".dcm"),
     ("Findings as DICOM &Segmentation...", "findings_dicom", ".dcm"),
-    ("Screenshot as P&NG (with colour bar)...", "screenshot", ".png"),
+    ("Screenshot as PN&G (with colour bar)...", "screenshot", ".png"),
     ("Screenshot as DICOM Secondary &Capture...", "screenshot_dicom", ".dcm"),
     ("&Report (summary image, heatmap, findings, report.json) to folder...", "report", ""),
     ("The scan as a compressed s&tudy (.mae, lossless)...", "study", ".mae"),

@@ -109,7 +109,7 @@ def build(w) -> None:
 
     a = bar.addMenu("&Analysis")
     _action(w, a, "&Analyze", lambda: w.start_analysis(), "Ctrl+R", name="analyze")
-    _action(w, a, "Analyze &anyway (scan unlike the model's)", lambda: w.start_analysis(force=True), name="force")
+    _action(w, a, "Analyze an&yway (scan unlike the model's)", lambda: w.start_analysis(force=True), name="force")
     _action(w, a, "Analyze a &folder of studies...", lambda: _batch(w), "Ctrl+Shift+R", name="batch")
     _action(w, a, "&Cancel", w.cancel_jobs, "Esc", name="cancel")
     _action(w, a, "Show/hide &heatmap (H)", lambda: w.handle_key("H"), name="toggle_heat")

@@ -171,10 +171,10 @@ def write_result_summary(result, out: str | Path, dicom: bool = False, keep_phi:
     session.set_result(result)
     if result.findings:
         session.go_to_finding(0)
-    title = (
-        f"medae {result.model_id}: score {result.score:.2f} (p{result.percentile:.0f}), "
-        f"{len(result.findings)} finding(s)"
-    )
+    pct = result.percentile
+    # An uncalibrated model's scan has no place among healthy scans: no "(pnan)".
+    where = f" (higher than {pct:.0f}% of healthy scans)" if pct is not None and np.isfinite(pct) else ""
+    title = f"medae {result.model_id}: score {result.score:.2f}{where}, {len(result.findings)} finding(s)"
     rgb = render_summary(session, title=title, deidentify=not keep_phi)
     out = Path(out)
     written = {"summary": out / "summary.png"}

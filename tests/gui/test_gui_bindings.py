@@ -879,3 +879,22 @@ def test_the_crosshair_keeps_clear_of_the_view_title_and_read_out(opened, qtbot)
     # (the outer two pixels are the active view's frame)
     assert [y for y in range(3, band - 2) if on_line(y)] == []
     assert [y for y in range(view.height() - band + 2, view.height() - 3) if on_line(y)] == []
+
+
+def test_every_menu_item_has_its_own_access_key(window):
+    """Two items with one letter in a menu make the key move between them instead of choosing one."""
+    import re
+
+    def keys(menu):
+        letters = []
+        for action in menu.actions():
+            if action.menu() is not None:
+                keys(action.menu())
+            found = re.search(r"&([^&])", action.text())
+            if found and action.isVisible():
+                letters.append(found.group(1).lower())
+        dup = {k for k in letters if letters.count(k) > 1}
+        assert not dup, (menu.title(), dup)
+
+    for action in window.menuBar().actions():
+        keys(action.menu())
