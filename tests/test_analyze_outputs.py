@@ -354,3 +354,19 @@ def test_a_run_killed_while_its_summary_is_written_is_run_again_as_it_was(tmp_pa
     assert main(base) == 0
     report = json.loads((out / "report.json").read_text())
     assert "score" in report and "summary.png" in report["files"].values()
+
+
+def test_a_map_medae_wrote_is_not_analysed_as_a_scan(tmp_path, tiny_model, capsys):
+    """Opened again, a heatmap read as an MR scan and was refused as 'contrast inverted, T2 or FLAIR'."""
+    import shutil
+
+    scan = tmp_path / "t1.nii.gz"
+    save_nifti(mr_with_lesion(), scan)
+    base = ["--model", str(tiny_model), "--device", "cpu"]
+    assert main(["analyze", str(scan), "--out", str(tmp_path / "a"), *base]) == 0
+    for name, said in (("heatmap.nii.gz", "a heatmap"), ("findings.nii.gz", "a findings label map")):
+        copy = tmp_path / f"copy_{name}"  # away from its report, as a user might pass it on
+        shutil.copy(tmp_path / "a" / name, copy)
+        capsys.readouterr()
+        assert main(["analyze", str(copy), "--out", str(tmp_path / "b"), *base, "--force"]) == 2
+        assert f"this is {said} that medae wrote, not a scan" in capsys.readouterr().err

@@ -92,6 +92,12 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
             "from a compressed study), not a scan: an analysis would find nothing. Analyse the original scan, or "
             "a lossless or near-lossless copy."
         )
+    own = _own_output(volume)
+    if own:
+        raise InputError(
+            f"{scan_location(volume)}: this is {own} that medae wrote, not a scan: an analysis of it would mean "
+            "nothing. Open the scan it was made from (its report.json names it)."
+        )
     warnings: list[str] = []
     problems = kind_problems(volume, card)
     spacing = np.asarray(volume.spacing)
@@ -304,6 +310,18 @@ _DERIVED_NAMES = re.compile(
     r"|(^(aseg|aparc[^/]*|wmparc|ribbon|filled|wm)\.(mgz|mgh|nii))",
     re.IGNORECASE,
 )
+
+
+#: The descriptions medae writes into its own maps (a NIfTI's descrip), and what each is in words.
+_OWN_MAPS = {"heatmap": "a heatmap", "findings": "a findings label map", "reconstruction": "a reconstruction"}
+
+
+def _own_output(volume: Volume) -> str:
+    """What the file is when it is one of medae's own maps (by the description medae writes), else ""."""
+    if volume.meta.get("format") == "dicom":
+        return ""
+    text = str(volume.meta.get("series_description") or "").strip().lower()
+    return _OWN_MAPS.get(text.split(" forced")[0].strip(), "")
 
 
 def _derived_map_name(volume: Volume) -> str:
