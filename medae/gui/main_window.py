@@ -142,6 +142,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         self.device_label = QLabel("Device: not loaded")
         self.progress_label = QLabel("")
         self.progress = QProgressBar()
+        self.progress.setAccessibleName("Progress")
         self.progress.setRange(0, 1000)
         self.progress.setMaximumWidth(220)
         self.cancel_button = QPushButton("Cancel")

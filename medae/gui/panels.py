@@ -62,6 +62,16 @@ class OverlayPanel(QWidget):
         self.threshold_label = QLabel("Threshold")
         form.addRow(self.threshold_label, self.threshold)
         form.addRow("", self.threshold_slider)
+        # Controls a screen reader names by what they set, not by their value ("hot", "8.8").
+        self.threshold_label.setBuddy(self.threshold)
+        for widget, name in (
+            (self.threshold, "Threshold"),
+            (self.threshold_slider, "Threshold slider"),
+            (self.colormap, "Colormap"),
+            (self.opacity, "Heat opacity"),
+            (self.fade, "Soft fade below the threshold"),
+        ):
+            widget.setAccessibleName(name)
         form.addRow("Soft fade", self.fade)
         lay = QVBoxLayout(self)
         lay.addWidget(self.summary)
@@ -162,6 +172,7 @@ class FindingsPanel(QWidget):
         self.session = session
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setObjectName("findings")
+        self.table.setAccessibleName("Findings, ranked")
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
         for col, tip in enumerate(self.HEADER_TIPS):
             self.table.horizontalHeaderItem(col).setToolTip(tip)

@@ -60,6 +60,9 @@ class SliceView(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.setObjectName(f"view-{plane}-{layer}{'-mip' if mip else ''}")
+        # What a screen reader announces: the view's plane and layer, not "client".
+        what = {"input": "", "reconstruction": " reconstruction", "residual": " residual"}.get(layer, f" {layer}")
+        self.setAccessibleName(f"{plane.title()}{what} view{' (projection)' if mip else ''}")
         self._press: tuple[str, str, QPointF, object] | None = None
         self._moved = False
         self._pixels: np.ndarray | None = None

@@ -57,6 +57,7 @@ class StudyPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.tree = FactsTree()
+        self.tree.setAccessibleName("Study, series and patient facts")
         self.tree.setObjectName("study")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
@@ -126,6 +127,7 @@ class TagBrowser(QWidget):
         self.note = QLabel("")
         self.note.setWordWrap(True)
         self.tree = QTreeWidget()
+        self.tree.setAccessibleName("DICOM tags")
         self.tree.setObjectName("tags")
         # Keyword and value first: the dock is narrow, and they are what a reader looks for.
         self.tree.setHeaderLabels(["Keyword", "Value", "Tag", "VR"])

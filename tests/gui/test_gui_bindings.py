@@ -898,3 +898,12 @@ def test_every_menu_item_has_its_own_access_key(window):
 
     for action in window.menuBar().actions():
         keys(action.menu())
+
+
+def test_the_main_controls_have_names_a_screen_reader_announces(window):
+    names = {window.view_area.view(p).accessibleName() for p in ("axial", "coronal", "sagittal")}
+    assert names == {"Axial view", "Coronal view", "Sagittal view"}
+    panel = window.overlay_panel
+    assert panel.threshold.accessibleName() == "Threshold" and panel.colormap.accessibleName() == "Colormap"
+    assert window.findings_panel.table.accessibleName() and window.progress.accessibleName() == "Progress"
+    assert window.study_panel.tree.accessibleName() and window.tag_browser.tree.accessibleName() == "DICOM tags"
