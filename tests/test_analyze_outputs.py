@@ -370,3 +370,21 @@ def test_a_map_medae_wrote_is_not_analysed_as_a_scan(tmp_path, tiny_model, capsy
         capsys.readouterr()
         assert main(["analyze", str(copy), "--out", str(tmp_path / "b"), *base, "--force"]) == 2
         assert f"this is {said} that medae wrote, not a scan" in capsys.readouterr().err
+
+
+def test_a_diffusion_series_is_refused_by_its_header_or_its_name(tmp_path, tiny_model, capsys):
+    """b=500 and b=1000 images correlate with a T1 enough to pass its contrast check, and got findings."""
+    arr = np.clip(mr_with_lesion().array, 0, 1000).astype(np.int16)
+
+    def diffusion(ds, _k):
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"]
+        ds.DiffusionBValue = 1000
+
+    write_series(tmp_path / "dwi", arr, axial_affine((1.0, 1.0, 1.25)), modality="MR", description="T1", edit=diffusion)
+    save_nifti(mr_with_lesion(), tmp_path / "sub-01_dwi.nii.gz")
+    base = ["--model", str(tiny_model), "--device", "cpu"]
+    for source, said in ((tmp_path / "dwi", "b = 1000"), (tmp_path / "sub-01_dwi.nii.gz", "named 'sub-01_dwi.nii.gz'")):
+        capsys.readouterr()
+        assert main(["analyze", str(source), "--out", str(tmp_path / "out"), *base]) == 2
+        err = capsys.readouterr().err
+        assert "diffusion" in err and said in err and "--force" in err

@@ -144,6 +144,9 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
                 f"{scan_location(volume)}: {thin}. It cannot be aligned to the model's reference.", forceable=False
             )
         problems.append(thin)
+    diffusion = _diffusion(volume)
+    if diffusion and card.modality.upper() == "MR":
+        problems.append(f"it is {diffusion}, not the kind of scan the model {card.id} learnt")
     levels = _few_levels(volume.array)
     if levels:
         problems.append(
@@ -310,6 +313,28 @@ _DERIVED_NAMES = re.compile(
     r"|(^(aseg|aparc[^/]*|wmparc|ribbon|filled|wm)\.(mgz|mgh|nii))",
     re.IGNORECASE,
 )
+
+
+#: ImageType values of diffusion series and the maps made from them (DICOM and vendors' own).
+_DIFFUSION_TYPES = {"DIFFUSION", "ADC", "TRACEW", "TRACE", "FA", "EADC", "EXP", "DWI"}
+#: Series descriptions and file names of diffusion series ("ep2d_diff", "DWI b1000", "sub-01_dwi.nii.gz").
+_DIFFUSION_WORDS = re.compile(r"(^|[^a-z])(dwi|adc|dti|diff(usion)?|tracew|ep2d_diff)([^a-z]|$)", re.IGNORECASE)
+
+
+def _diffusion(volume: Volume) -> str:
+    """What says the scan is a diffusion series or a map of one, in words ("" when nothing does)."""
+    b = volume.meta.get("b_value")
+    if isinstance(b, (int, float)) and b > 0:
+        return f"a diffusion-weighted series (b = {b:g} s/mm2)"
+    types = sorted(_DIFFUSION_TYPES & {str(t).upper() for t in volume.meta.get("image_type") or ()})
+    if types:
+        return f"a diffusion series or a map of one (ImageType {', '.join(types)})"
+    described = str(volume.meta.get("series_description") or "")
+    name = (volume.source or "").replace("\\", "/").rsplit("/", 1)[-1]
+    for text in (described, name):
+        if text and _DIFFUSION_WORDS.search(text):
+            return f"a diffusion series or a map of one (named {text!r})"
+    return ""
 
 
 #: The descriptions medae writes into its own maps (a NIfTI's descrip), and what each is in words.

@@ -278,7 +278,12 @@ def _meta(plan: StackPlan, values: Any) -> dict[str, Any]:
         "slice_thickness": info.get("slice_thickness"),
         "slice_step_mm": float(plan.geometry.step),
         "gantry_tilt_deg": float(plan.geometry.tilt_deg),
+        "image_type": list(h.image_type),
     }
+    # A diffusion series (or a part of one) says its b-value: what the model must know it is not a T1.
+    b_values = {f.keys.get("b_value") for f in plan.frames} - {None}
+    if b_values:
+        meta["b_value"] = float(max(b_values))
     if first.window is not None:
         center, width = first.window
         if values.inverted_about is not None:
