@@ -79,6 +79,9 @@ def test_every_series_is_analysed_and_each_bad_one_is_recorded_without_stopping(
     ok = {k for k, r in rows.items() if r["status"] == "ok"}
     assert ok == {"patient_a__t1", "patient_a__t1b", "patient_b__dicom__3_T1_axial"}
     assert "trained on MR" in rows["chest_ct"]["error"] and "--force" in rows["chest_ct"]["error"]
+    # Another kind of scan than the model's is refused, expected in an export, not an error of the run.
+    assert rows["chest_ct"]["status"] == "refused" and rows["series4d"]["status"] == "error"
+    assert json.loads((out / "chest_ct" / "error.json").read_text())["refused"] is True
     assert "4D" in rows["series4d"]["error"] and "--volume" in rows["series4d"]["error"]
     assert "broken.nii.gz" in rows["patient_b__broken"]["error"]
     for name in ok:  # each result lies on its own input's grid, with its report and picture
@@ -125,6 +128,7 @@ def test_a_second_run_keeps_what_is_done_and_redoes_what_changed(studies, tiny_m
     _batch(studies, out, tiny_model, "--no-png")
     first = _rows(out)
     kept = (out / "patient_a__t1" / "heatmap.nii.gz").stat().st_mtime_ns
+    refused = (out / "chest_ct" / "error.json").stat().st_mtime_ns
     vol = mr_with_lesion()
     save_nifti(Volume(vol.array * 0.5, vol.affine, "MR"), studies / "patient_a" / "t1b.nii")  # the scan changed
     (out / "patient_b__dicom__3_T1_axial" / "report.json").unlink()  # a run killed before its report
@@ -136,11 +140,14 @@ def test_a_second_run_keeps_what_is_done_and_redoes_what_changed(studies, tiny_m
         and rows["patient_a__t1"]["score"] == first["patient_a__t1"]["score"]
     )
     assert (out / "patient_a__t1" / "heatmap.nii.gz").stat().st_mtime_ns == kept
+    # The refused CT is refused again from its record, not read and aligned again.
+    assert rows["chest_ct"]["status"] == "refused" and rows["chest_ct"]["error"] == first["chest_ct"]["error"]
+    assert (out / "chest_ct" / "error.json").stat().st_mtime_ns == refused
     assert rows["patient_a__t1b"]["status"] == "ok" and rows["patient_b__dicom__3_T1_axial"]["status"] == "ok"
     assert "[done earlier]" in capsys.readouterr().out
     # Another threshold is another result: nothing is kept.
     _batch(studies, out, tiny_model, "--no-png", "--threshold", "0.7")
-    assert {r["status"] for r in _rows(out).values()} == {"ok", "error"}
+    assert {r["status"] for r in _rows(out).values()} == {"ok", "error", "refused"}
 
 
 def test_results_pseudonymised_under_another_site_key_are_made_again(studies, tiny_model, tmp_path, monkeypatch):
@@ -148,13 +155,13 @@ def test_results_pseudonymised_under_another_site_key_are_made_again(studies, ti
     _batch(studies, out, tiny_model, "--no-png")
     monkeypatch.setenv("MEDAE_PSEUDONYM_KEY", "a new secret")
     _batch(studies, out, tiny_model, "--no-png")
-    assert {r["status"] for r in _rows(out).values()} == {"ok", "error"}
+    assert {r["status"] for r in _rows(out).values()} == {"ok", "error", "refused"}
     _batch(studies, out, tiny_model, "--no-png")
-    assert {r["status"] for r in _rows(out).values()} == {"done earlier", "error"}
+    assert {r["status"] for r in _rows(out).values()} == {"done earlier", "error", "refused"}
     _batch(studies, out, tiny_model, "--no-png", "--keep-phi")  # no pseudonyms: the key plays no part
     monkeypatch.setenv("MEDAE_PSEUDONYM_KEY", "another secret")
     _batch(studies, out, tiny_model, "--no-png", "--keep-phi")
-    assert {r["status"] for r in _rows(out).values()} == {"done earlier", "error"}
+    assert {r["status"] for r in _rows(out).values()} == {"done earlier", "error", "refused"}
 
 
 def test_a_series_whose_dicom_export_failed_keeps_its_score_and_is_tried_again(
@@ -524,7 +531,7 @@ def test_a_result_whose_files_went_missing_is_made_again(studies, tiny_model, tm
     _batch(studies, out, tiny_model, "--no-png")
     rows = _rows(out)
     assert rows["patient_a__t1"]["status"] == "ok" and rows["patient_a__t1b"]["status"] == "ok"  # redone
-    assert rows["chest_ct"]["status"] in ("done earlier", "error")
+    assert rows["chest_ct"]["status"] == "refused"
     assert nib.load(out / "patient_a__t1" / "heatmap.nii.gz").shape
 
 

@@ -23,7 +23,7 @@ from medae.atomic import remove_leftovers, write_text
 from medae.batch.items import BatchItem, content_digest, unique_names
 from medae.batch.lock import run_lock
 from medae.batch.table import Row, write_tables
-from medae.errors import CancelledError, MedaeError, OutputError, PartialOutputError
+from medae.errors import CancelledError, MedaeError, ModelMismatchError, OutputError, PartialOutputError
 from medae.io.deid import path_token, private_folders, without_folders
 from medae.progress import ProgressFn, check_cancel, report, sub_progress
 
@@ -285,6 +285,11 @@ def _run_item(
         done = _finished(folder, key)
         if done is not None and _same_content(item, done):
             return Row.from_report(item, done, status="done earlier")
+        # A series the model refused, unchanged since, under the same model and options: refused again
+        # without being read and aligned again (most series of an export are not the model's kind).
+        refused = _refused_earlier(folder, key)
+        if refused is not None and refused.get("content_sha256") == content_digest(item):
+            return Row.refused(item, str(refused.get("error", "")))
     except Exception:  # noqa: BLE001 - an earlier report edited or damaged by hand: the series is done again
         log.warning("the earlier result in %s cannot be read; the series is analysed again", folder)
     t0 = time.perf_counter()
@@ -305,6 +310,8 @@ def _run_item(
         written = _write(result, folder, options, batch, extras)
     except (CancelledError, BrokenPipeError):  # the run stops; a closed console is no fault of this series
         raise
+    except ModelMismatchError as exc:  # another kind of scan (a T2, a diffusion series): expected in an export
+        return _failed(item, folder, str(exc), key, options, folders, refused=content)
     except MedaeError as exc:
         return _failed(item, folder, str(exc), key, options, folders)
     except MemoryError:
@@ -428,9 +435,27 @@ def _empty(path: Path) -> bool:
         return True
 
 
+def _refused_earlier(folder: Path, key: dict) -> dict | None:
+    """The error.json of a refusal by the same model and options in ``folder``, or None."""
+    try:
+        record = json.loads((folder / "error.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not record.get("refused"):
+        return None
+    return record if record.get("key") == json.loads(json.dumps(key)) else None
+
+
 def _failed(
-    item: BatchItem, folder: Path, message: str, key: dict | None, options: BatchOptions, folders: list[str] = ()
+    item: BatchItem,
+    folder: Path,
+    message: str,
+    key: dict | None,
+    options: BatchOptions,
+    folders: list[str] = (),
+    refused: str | None = None,
 ) -> Row:
+    """Records why a series has no result; ``refused`` (the input's digest) when the model refused it."""
     from medae.analysis.outputs import remove_stale_outputs
     from medae.io.deid import without_uids
 
@@ -440,7 +465,9 @@ def _failed(
         if folder.is_dir():  # results of an earlier run of this series must not stand beside its error
             remove_stale_outputs(folder, {})
         record = {"input": _where(item, options.keep_phi), "error": said, "key": key}
+        if refused is not None:
+            record.update(refused=True, content_sha256=refused)
         write_text(folder / "error.json", json.dumps(record, indent=2))
     except (OSError, MedaeError) as exc:  # the table still records it
         log.error("cannot write %s: %s", folder / "error.json", exc)
-    return Row.failed(item, said)
+    return Row.refused(item, said) if refused is not None else Row.failed(item, said)

@@ -24,7 +24,8 @@ from medae.batch.items import BatchItem
 class Row:
     """One series of the run.
 
-    ``status`` is "ok", "done earlier" (kept from a previous run), "error" or "not run" (the run
+    ``status`` is "ok", "done earlier" (kept from a previous run), "error", "refused" (a series of another
+    kind than the model's, which the model cannot judge: expected in an export) or "not run" (the run
     stopped before it). Score columns are empty unless a result exists.
     """
 
@@ -69,6 +70,13 @@ class Row:
     def failed(cls, item: BatchItem, message: str) -> Row:
         """A series that could not be analysed, and why."""
         row = cls._base(item, "error")
+        row.error = message
+        return row
+
+    @classmethod
+    def refused(cls, item: BatchItem, message: str) -> Row:
+        """A series of another kind than the model's (a T2, a diffusion series, a CT), and why."""
+        row = cls._base(item, "refused")
         row.error = message
         return row
 
@@ -139,7 +147,7 @@ def _sort_key(row: Row) -> tuple:
     # A region above the threshold outranks a higher score without one: a small lesion barely moves a
     # scan's score (some lesion scans score below healthy ones), and the findings are what is read.
     has = row.score is not None and math.isfinite(row.score)
-    group = 0 if has else 1 if row.status == "error" else 2
+    group = 0 if has else {"error": 1, "refused": 2}.get(row.status, 3)
     return (group, 0 if row.findings else 1, -(row.score or 0.0) if has else 0.0, row.folder)
 
 
@@ -192,7 +200,7 @@ def render_html(rows: list[Row], run_info: dict[str, Any]) -> str:
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>medae batch report</title><style>'
         "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px;vertical-align:top}th{background:#eee}"
-        "tr.error{background:#fde8e8}tr.not-run{color:#888}img{max-width:240px}"
+        "tr.error{background:#fde8e8}tr.refused,tr.not-run{color:#888}img{max-width:240px}"
         "</style></head><body>\n<h1>medae batch report</h1>\n"
         + f"<p><strong>{e(INTENDED_USE)}</strong></p>\n"
         + head

@@ -89,7 +89,12 @@ def run(args: argparse.Namespace) -> int:
         )
         raise
     failed = sum(r.status == "error" for r in rows)
+    refused = sum(r.status == "refused" for r in rows)
+    # A series of another kind than the model's (a T2 beside the T1) is expected in an export: said, and no
+    # failure of the run; an error (a damaged file) is.
+    not_for = f" ({refused} of another kind than the model's, refused)" if refused else ""
     print(
-        f"{len(rows) - failed} of {len(rows)} series analysed; {args.out / 'results.csv'}, {args.out / 'report.html'}"
+        f"{len(rows) - failed - refused} of {len(rows)} series analysed{not_for}; {args.out / 'results.csv'}, "
+        f"{args.out / 'report.html'}"
     )
     return 2 if failed else 0

@@ -297,8 +297,11 @@ class BatchDoneBox(QMessageBox):
             return
         self.setWindowTitle("Folder analysed")
         failed = [r for r in rows if r.status == "error"]
+        refused = [r for r in rows if r.status == "refused"]
         scored = sorted((r for r in rows if r.score is not None), key=lambda r: -r.score)
-        text = f"{len(rows) - len(failed)} of {len(rows)} series analysed"
+        text = f"{len(rows) - len(failed) - len(refused)} of {len(rows)} series analysed"
+        if refused:
+            text += f"; {len(refused)} of another kind than the model's, refused"
         text += f"; {len(failed)} could not be (their reasons are in the report)." if failed else "."
         if scored:
             top = scored[0]
