@@ -936,3 +936,16 @@ def test_a_scan_named_like_an_output_beside_a_medae_report_is_still_a_study(tmp_
     (folder / "report.json").write_text(json.dumps({"score": 1.0, "files": {"heatmap": "heatmap.nii.gz"}}))
     names = sorted(item.where for item in find_items(tmp_path / "studies"))
     assert names == ["p1/reconstruction.nii.gz", "p1/t1.nii.gz"]
+
+
+def test_a_zipped_study_is_a_row_that_says_to_unpack_it(tmp_path, tiny_model):
+    import zipfile
+
+    studies = tmp_path / "studies"
+    save_nifti(mr_with_lesion(), studies / "p1" / "t1.nii.gz")
+    with zipfile.ZipFile(studies / "p2_export.zip", "w") as z:
+        z.writestr("IMG0001", b"DICM")
+    assert _batch(studies, tmp_path / "out", tiny_model, "--no-png") == 2
+    rows = _rows(tmp_path / "out")
+    (row,) = [r for r in rows.values() if r["status"] == "error"]
+    assert "an archive" in row["error"] and "Unpack it" in row["error"]

@@ -104,6 +104,10 @@ def scan(
     return found
 
 
+#: File names of archives (a study exported zipped).
+_ARCHIVES = (".zip", ".7z", ".rar", ".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tar.xz")
+
+
 def list_volume_files(folder: str | os.PathLike) -> tuple[list[SeriesInfo], list[tuple[Path, str]]]:
     """The single-file volumes in a folder tree, and those that cannot be read (path, why).
 
@@ -116,6 +120,9 @@ def list_volume_files(folder: str | os.PathLike) -> tuple[list[SeriesInfo], list
     results: dict[Path, set[str]] = {}
     for name in walk_files(folder, unreadable=unlisted):
         f = Path(name)
+        if f.name.lower().endswith(_ARCHIVES):  # studies are often handed over zipped: said, not passed over
+            broken.append((f, f"{f}: an archive; medae does not look inside archives. Unpack it and run again."))
+            continue
         if not is_volume_file(f) or f.name in _results_beside(f.parent, results):
             continue
         try:
