@@ -949,3 +949,13 @@ def test_a_zipped_study_is_a_row_that_says_to_unpack_it(tmp_path, tiny_model):
     rows = _rows(tmp_path / "out")
     (row,) = [r for r in rows.values() if r["status"] == "error"]
     assert "an archive" in row["error"] and "Unpack it" in row["error"]
+
+
+def test_long_paths_are_shortened_so_that_one_patients_series_still_begin_alike():
+    from medae.batch.items import _name
+
+    patient = "PAT_Papadopoulou-Theodora-Evangelia_LONGID-" + "1234567890" * 5
+    names = [_name(f"{patient}/STUDY_1/{series}") for series in ("SER_0003_T1_MPRAGE_sagittal_1mm", "SER_7_DWI")]
+    assert all(len(n) <= 100 and n.startswith("PAT_Papadopoulou-Theodora") for n in names)
+    assert names[0].endswith("SER_0003_T1_MPRAGE_sagittal_1mm") and names[1].endswith("STUDY_1__SER_7_DWI")
+    assert len(_name("山田" * 80 + "/x").encode()) <= 200

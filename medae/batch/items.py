@@ -278,13 +278,23 @@ def _name(where: str) -> str:
             where = where[: -len(suffix)]
             break
     # Letters of any script stay (Möller and Müller must not both become M_ller).
-    name = re.sub(r"[^\w.-]+", "_", where.replace("/", "__")).strip("._")
-    # At most 100 characters and 200 bytes: a name of 100 CJK characters is 300 bytes in UTF-8, over the
-    # 255 bytes a file system allows in one name.
-    name = name[-100:]
-    while len(name.encode("utf-8", "surrogateescape")) > 200:
+    parts = [re.sub(r"[^\w.-]+", "_", p).strip("._") for p in where.split("/")]
+    parts = [p for p in parts if p] or ["scan"]
+
+    def fits(name: str) -> bool:
+        # At most 100 characters and 200 bytes: a name of 100 CJK characters is 300 bytes in UTF-8, over the
+        # 255 bytes a file system allows in one name.
+        return len(name) <= 100 and len(name.encode("utf-8", "surrogateescape")) <= 200
+
+    # Too long: the longest part is cut first, each keeping its start, so that one patient's or study's
+    # series still begin alike and sort together (cut from the left, they began mid-name, each differently).
+    while not fits("__".join(parts)) and max(len(p) for p in parts) > 8:
+        longest = max(range(len(parts)), key=lambda i: len(parts[i].encode("utf-8", "surrogateescape")))
+        parts[longest] = parts[longest][: max(8, len(parts[longest]) * 3 // 4)]
+    name = "__".join(parts)
+    while not fits(name):
         name = name[1:]
-    return name or "scan"
+    return name.strip("._") or "scan"
 
 
 def _make_unique(items: list[BatchItem]) -> None:
