@@ -79,15 +79,15 @@ def dimmed_slices(data: np.ndarray, affine: np.ndarray | None = None) -> tuple[n
     notes = []
     for axis in range(3):
         moved = np.moveaxis(np.asarray(data), axis, 0)
-        step = 2 if moved[0].size > 40_000 else 1
-        levels = np.full(len(moved), np.nan)
-        areas = np.zeros(len(moved))
-        for i in range(len(moved)):
-            s = moved[i][::step, ::step]
-            head = s[s > level]
-            areas[i] = head.size
-            if head.size:
-                levels[i] = float(np.median(head))
+        # Every slice, about 20,000 voxels of each: whole-array sums, no loop over slices (a 512 x 512 x 300
+        # scan has over a thousand slices along its three axes).
+        step = max(1, int(np.sqrt(moved[0].size / 20_000)))
+        sub = moved[:, ::step, ::step]
+        head = sub > level
+        areas = head.sum(axis=(1, 2)).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            levels = np.where(head, sub, 0).sum(axis=(1, 2), dtype=np.float64) / areas
+        del sub, head
         judged = areas >= _MIN_HEAD_SHARE * areas.max() if areas.max() > 0 else np.zeros(len(moved), bool)
         midline = _midline(judged, axis, affine)
         odd = np.zeros(len(moved), dtype=bool)
