@@ -579,3 +579,21 @@ def test_an_odd_8_bit_row_padded_to_an_even_length_is_read(tmp_path):
     paths = write_series(tmp_path, vol, axial_affine(), modality="MR", stored_dtype=np.uint8)
     assert len(pydicom.dcmread(paths[0]).PixelData) == 6  # five pixels and the pad byte
     np.testing.assert_array_equal(load(tmp_path).array, vol)
+
+
+def test_a_folder_of_a_localizer_and_a_report_names_both(tmp_path):
+    """Its one message named the report alone, and the localizer images went unmentioned."""
+    from pydicom.dataset import FileMetaDataset
+
+    write_series(tmp_path, phantom((6, 6, 1)), axial_affine(), image_type=["ORIGINAL", "PRIMARY", "LOCALIZER"])
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.22"
+    meta.MediaStorageSOPInstanceUID = "1.2.3.4.5.6.7"
+    meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    sr = pydicom.Dataset()
+    sr.file_meta = meta
+    sr.SOPClassUID, sr.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    sr.Modality, sr.SeriesInstanceUID, sr.StudyInstanceUID = "SR", "1.2.3.4.9", "1.2.3.4.8"
+    sr.save_as(tmp_path / "SR0001.dcm", enforce_file_format=True)
+    with pytest.raises(UnsupportedInputError, match=r"SR0001.dcm.*1 localizer \(scout\) image beside it"):
+        scan_dicom(tmp_path)

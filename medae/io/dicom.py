@@ -358,6 +358,9 @@ def _explain_nothing(p: Path, found: Any) -> None:
         f, why = found.rejected[0]
         others = len(found.rejected) - 1
         more = f" (and {others} other DICOM object(s) that are not scans either)" if p.is_dir() and others else ""
+        if found.localizers:  # counted too: a folder of a localizer and reports holds no scan at all
+            n = sum(found.localizers.values())
+            more += f"; {n} localizer (scout) image{'s' if n != 1 else ''} beside {'them' if others else 'it'}"
         raise UnsupportedInputError(
             f"{f}: {why}{more}. medae analyses CT, MR and PET image series; choose a folder or file that holds one."
         )
