@@ -46,7 +46,7 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         raise OutputError(_cannot_write(target, exc)) from exc
     # Held while the file is written: a leftover whose lock can be taken was left by a process that ended.
     # Without flock (Windows) the file is not kept open: an open file there can be neither renamed nor removed.
-    if _flock(fd) is None:
+    if flock(fd, wait=True) is None:
         os.close(fd)
         fd = None
     tmp_path = Path(tmp)
@@ -69,17 +69,21 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
             os.close(fd)  # and with it the lock
 
 
-def _flock(fd: int, wait: bool = True) -> bool | None:
-    """An exclusive advisory lock on ``fd``; False when another process holds one, None where there is none."""
+def flock(fd: int, exclusive: bool = True, wait: bool = False) -> bool | None:
+    """An advisory lock on ``fd``: True when taken, False when another process holds one.
+
+    None where the system (Windows) or the file system has no flock: callers then go by other signs (a
+    file's age, a lock file's process number).
+    """
     try:
         import fcntl
-    except ImportError:  # no flock on this system: the age of a leftover decides
+    except ImportError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
         return False
-    except OSError:  # a file system without flock
+    except OSError:
         return None
     return True
 
@@ -95,7 +99,7 @@ def _abandoned(path: Path, older_than_s: float) -> bool:
     except OSError:
         return False
     try:
-        free = _flock(fd, wait=False)
+        free = flock(fd)
         if free is None:
             return time.time() - os.fstat(fd).st_mtime > older_than_s
         return free

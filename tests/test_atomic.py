@@ -139,7 +139,7 @@ def test_a_killed_writers_temporary_file_goes_at_once_and_one_being_written_stay
 
 def test_without_flock_the_temporary_file_is_not_held_open(tmp_path, monkeypatch):
     """Where there is no flock (Windows), an open file could be neither renamed nor removed."""
-    monkeypatch.setattr(medae.atomic, "_flock", lambda fd, wait=True: None)
+    monkeypatch.setattr(medae.atomic, "flock", lambda fd, exclusive=True, wait=False: None)
     closed = []
     real_close = os.close
     monkeypatch.setattr(medae.atomic.os, "close", lambda fd: closed.append(fd) or real_close(fd))

@@ -440,7 +440,7 @@ def test_without_flock_a_live_run_is_known_by_its_process_and_start_time(tmp_pat
 
     from medae.batch import lock
 
-    monkeypatch.setattr(lock, "_flock", lambda fd, exclusive: None)  # a file system without flock
+    monkeypatch.setattr(lock, "flock", lambda fd, exclusive=True, wait=False: None)  # a file system without flock
     path = tmp_path / lock.LOCK_NAME
     parent = {"pid": os.getppid(), "host": socket.gethostname(), "started": lock._start_time(os.getppid())}
     path.write_text(json.dumps(parent))

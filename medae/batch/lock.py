@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from medae.atomic import flock
 from medae.errors import OutputError
 
 LOCK_NAME = ".medae-batch.lock"
@@ -54,7 +55,7 @@ def run_lock(out: Path) -> Iterator[None]:
             continue
         except OSError as exc:
             raise OutputError(f"{out}: cannot write in the output folder ({exc.strerror or exc}).") from exc
-        _flock(fd, exclusive=True)
+        flock(fd)
         os.write(fd, json.dumps(me).encode("utf-8"))
         break
     else:
@@ -68,25 +69,6 @@ def run_lock(out: Path) -> Iterator[None]:
         os.close(fd)  # and with it the flock
 
 
-def _flock(fd: int, exclusive: bool) -> bool | None:
-    """Takes an advisory lock on ``fd`` without waiting; False when another process holds one.
-
-    None where the system or file system has no flock: then the lock file's process number and start
-    time are all there is to go by.
-    """
-    try:
-        import fcntl
-    except ImportError:
-        return None
-    try:
-        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    except OSError:
-        return None
-    return True
-
-
 def _held(path: Path, holder: dict | None) -> bool:
     """Whether a live run holds the lock file ``path`` (written by ``holder``)."""
     if holder is not None and holder.get("host") != socket.gethostname():
@@ -96,7 +78,7 @@ def _held(path: Path, holder: dict | None) -> bool:
     except OSError:
         return False
     try:
-        free = _flock(fd, exclusive=False)
+        free = flock(fd, exclusive=False)
     finally:
         os.close(fd)
     if free is False:

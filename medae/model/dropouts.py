@@ -36,12 +36,7 @@ def dropped_slices(data: np.ndarray) -> tuple[np.ndarray | None, list[str]]:
         inner[varying[0] : varying[-1] + 1] = flat[varying[0] : varying[-1] + 1]
         if not inner.any():
             continue
-        index = np.flatnonzero(inner)
-        shape = [1, 1, 1]
-        shape[axis] = data.shape[axis]
-        slab = np.broadcast_to(inner.reshape(shape), data.shape)
-        mask = slab.copy() if mask is None else mask | slab
-        notes.append(f"{index.size} slice(s) along array axis {axis} (index {_ranges(index)}, from 0)")
+        mask = _add_slices(mask, notes, inner, axis, data.shape)
     return mask, notes
 
 
@@ -105,13 +100,18 @@ def dimmed_slices(data: np.ndarray, affine: np.ndarray | None = None) -> tuple[n
                 odd[i] = ratio < DIMMED_BELOW or ratio > 1.0 / DIMMED_BELOW
         if not odd.any():
             continue
-        index = np.flatnonzero(odd)
-        shape = [1, 1, 1]
-        shape[axis] = data.shape[axis]
-        slab = np.broadcast_to(odd.reshape(shape), data.shape)
-        mask = slab.copy() if mask is None else mask | slab
-        notes.append(f"{index.size} slice(s) along array axis {axis} (index {_ranges(index)}, from 0)")
+        mask = _add_slices(mask, notes, odd, axis, data.shape)
     return mask, notes
+
+
+def _add_slices(mask: np.ndarray | None, notes: list[str], flags: np.ndarray, axis: int, shape) -> np.ndarray:
+    """``mask`` with the slices ``flags`` marks along ``axis`` added, and a note naming them."""
+    index = np.flatnonzero(flags)
+    along = [1, 1, 1]
+    along[axis] = shape[axis]
+    slab = np.broadcast_to(flags.reshape(along), shape)
+    notes.append(f"{index.size} slice(s) along array axis {axis} (index {_ranges(index)}, from 0)")
+    return slab.copy() if mask is None else mask | slab
 
 
 def _midline(judged: np.ndarray, axis: int, affine: np.ndarray | None) -> np.ndarray:
