@@ -8,7 +8,6 @@ unless the user forces it, in which case the refusal becomes a loud warning.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 
@@ -203,7 +202,7 @@ def _contrast_agent(volume: Volume, card: ModelCard) -> list[str]:
     # The acquisition's own words: a DICOM series description, or a file's sidecar (dcm2niix, BIDS); and
     # for a file its name ("T1_MPRAGE_POST_GAD.nii.gz", "sub-01_ce-gadolinium_T1w.nii.gz").
     description = str(volume.meta.get("series_description" if dicom else "sidecar_description") or "")
-    names = [] if dicom else [str(volume.meta.get("series_description") or ""), Path(str(volume.source or "")).name]
+    names = [] if dicom else [str(volume.meta.get("series_description") or ""), _file_name(volume)]
     if _WITHOUT_CONTRAST.search(description):
         return []  # "T1 PRE GAD": the description is the acquisition's own word
     # A name saying both ("T1_PRE_GAD") says before; it never overrules a header's agent.
@@ -329,9 +328,7 @@ def _diffusion(volume: Volume) -> str:
     types = sorted(_DIFFUSION_TYPES & {str(t).upper() for t in volume.meta.get("image_type") or ()})
     if types:
         return f"a diffusion series or a map of one (ImageType {', '.join(types)})"
-    described = str(volume.meta.get("series_description") or "")
-    name = (volume.source or "").replace("\\", "/").rsplit("/", 1)[-1]
-    for text in (described, name):
+    for text in (str(volume.meta.get("series_description") or ""), _file_name(volume)):
         if text and _DIFFUSION_WORDS.search(text):
             return f"a diffusion series or a map of one (named {text!r})"
     return ""
@@ -351,11 +348,13 @@ def _own_output(volume: Volume) -> str:
 
 def _derived_map_name(volume: Volume) -> str:
     """The file's name when it says a segmentation or probability map (``..._probseg.nii.gz``), else ""."""
-    source = volume.source or ""
-    if not source or volume.meta.get("format") == "dicom":
-        return ""
-    name = source.replace("\\", "/").rsplit("/", 1)[-1]
-    return name if _DERIVED_NAMES.search(name) else ""
+    name = "" if volume.meta.get("format") == "dicom" else _file_name(volume)
+    return name if name and _DERIVED_NAMES.search(name) else ""
+
+
+def _file_name(volume: Volume) -> str:
+    """The name of the file the scan came from ("" when none), whichever separator its path uses."""
+    return str(volume.source or "").replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _few_levels(array: np.ndarray) -> int:
