@@ -15,7 +15,11 @@ def _write(path):
     item = Dataset()
     item.CodeMeaning = "Chest"
     ds.AnatomicRegionSequence = [item]
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    _save(path, ds, "1.2.840.10008.5.1.4.1.1.2")
+
+
+def _save(path, ds, sop_class):
+    ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = generate_uid()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -53,3 +57,20 @@ def test_dicom_dates_and_times_read_as_such():
 
     assert dicom_date("20240102") == "2024-01-02" and dicom_date("2024") == "2024" and dicom_date("") == ""
     assert dicom_time("134502.123") == "13:45" and dicom_time("0930") == "09:30" and dicom_time("9") == "9"
+
+
+def test_private_tags_are_named_by_their_vendor(tmp_path):
+    ds = Dataset()
+    ds.PatientName = "Doe^Jane"
+    block = ds.private_block(0x0019, "SIEMENS MR HEADER", create=True)
+    block.add_new(0x0C, "IS", "1000")
+    block.add_new(0x77, "LO", "other")
+    ds.add_new(0x00311011, "LO", "orphan")  # no creator element for its block
+    _save(tmp_path / "p.dcm", ds, "1.2.840.10008.5.1.4.1.1.4")
+    rows = {r.tag: r for r in read_tags(tmp_path / "p.dcm")}
+    assert rows["(0019,0010)"].keyword == "Private Creator"
+    assert rows["(0019,100C)"].keyword == "[B_value]" and rows["(0019,100C)"].value == "1000"
+    assert rows["(0019,1077)"].keyword == "Private tag (SIEMENS MR HEADER)"
+    assert rows["(0031,1011)"].keyword == "Private tag"
+    found = [r for r in read_tags(tmp_path / "p.dcm") if r.matches("b_value")]
+    assert [r.tag for r in found] == ["(0019,100C)"]

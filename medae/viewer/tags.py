@@ -16,7 +16,8 @@ class TagRow:
 
     Attributes:
         tag: "(gggg,eeee)".
-        keyword: DICOM keyword ("PatientName"), or "" for private tags.
+        keyword: DICOM keyword ("PatientName"); for a private tag its vendor's name from pydicom's private
+            dictionary ("[B_value]"), else "Private tag (CREATOR)"; "Private Creator" for a block's creator.
         vr: Value representation ("PN", "SQ", ...).
         value: Printable value, shortened.
         depth: Nesting level inside sequences (0 for the top level).
@@ -77,7 +78,7 @@ def _walk(ds, rows: list[TagRow], depth: int, parent: int) -> None:
     for elem in ds:
         tag = f"({elem.tag.group:04X},{elem.tag.element:04X})"
         if elem.VR == "SQ":
-            rows.append(TagRow(tag, elem.keyword or "", "SQ", f"{len(elem.value)} item(s)", depth, parent))
+            rows.append(TagRow(tag, _keyword(elem), "SQ", f"{len(elem.value)} item(s)", depth, parent))
             me = len(rows) - 1
             for n, item in enumerate(elem.value, 1):
                 rows.append(TagRow("", f"Item {n}", "", "", depth + 1, me))
@@ -90,7 +91,25 @@ def _walk(ds, rows: list[TagRow], depth: int, parent: int) -> None:
             value = str(elem.value)
         if len(value) > _MAX_VALUE:
             value = value[: _MAX_VALUE - 1] + "…"
-        rows.append(TagRow(tag, elem.keyword or "", str(elem.VR), value, depth, parent))
+        rows.append(TagRow(tag, _keyword(elem), str(elem.VR), value, depth, parent))
+
+
+def _keyword(elem) -> str:
+    """The standard's keyword, or for a private tag what its vendor calls it.
+
+    Vendor fields (b-values, slice timings) live in private tags; naming them lets the search find them.
+    """
+    if elem.keyword:
+        return elem.keyword
+    if not elem.tag.is_private:
+        return ""
+    if elem.tag.is_private_creator:
+        return "Private Creator"
+    name = elem.name
+    if name.startswith("[") and name.endswith("]"):
+        return name
+    creator = str(elem.private_creator or "").strip()
+    return f"Private tag ({creator})" if creator else "Private tag"
 
 
 def filter_rows(rows: list[TagRow], text: str) -> list[int]:
