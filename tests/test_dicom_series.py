@@ -64,6 +64,18 @@ def test_a_series_copied_into_a_subfolder_is_read_once_and_other_duplicates_name
     assert any(f"copy/{p.name}" in str(caught.value) for p in paths)
 
 
+def test_files_that_reuse_one_sop_instance_uid_at_other_positions_are_slices_not_copies(tmp_path):
+    def one_uid(ds, k):  # a faulty anonymiser: every image of the series given the same UID
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.9.9999.1"
+
+    vol = phantom((6, 5, 4), seed=5)
+    write_series(tmp_path, vol, axial_affine(), edit=one_uid)
+    (info,) = scan(tmp_path)
+    assert info.shape == (6, 5, 4)
+    assert any("reuse the SOP Instance UID" in w for w in info.warnings), info.warnings
+    np.testing.assert_array_equal(load(tmp_path).array, vol)
+
+
 def test_a_gap_left_by_a_file_without_position_names_that_file(tmp_path):
     def no_position(ds, k):
         if k == 2:

@@ -122,6 +122,8 @@ class Discovery:
     refused: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     #: Second copies of images already read (same SOP Instance UID), by SeriesInstanceUID: (copy, first).
     copies: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    #: Files kept although their SOP Instance UID was already read, for holding other slices, by SeriesInstanceUID.
+    reused_uids: dict[str, list[str]] = field(default_factory=dict)
     localizers: dict[str, int] = field(default_factory=dict)
 
 
@@ -143,7 +145,7 @@ def discover(path: Path, progress: ProgressFn | None = None, cancel: threading.E
         files, missing = _dicomdir_files(path)
         found.unreadable.extend((m, "listed in the DICOMDIR but missing") for m in missing)
     total = max(1, len(files))
-    first_copy: dict[str, str] = {}
+    first_copy: dict[tuple[str, str], tuple[FileHeader, str]] = {}
     for n, f in enumerate(files):
         check_cancel(cancel)
         if n % 16 == 0:
@@ -174,17 +176,37 @@ def discover(path: Path, progress: ProgressFn | None = None, cancel: threading.E
                 found.refused.setdefault(h.series_uid, []).append((f, reason))
             continue
         instance = h.info.get("sop_instance_uid", "")
-        if instance and instance in first_copy:  # the same image exported twice (a copied study folder)
-            found.copies.setdefault(h.series_uid, []).append((f, first_copy[instance]))
-            continue
-        if instance:
-            first_copy[instance] = f
+        # The same image exported twice (a copied study folder) has the same UID and the same place. A faulty
+        # anonymiser or export may give every file one UID: those files hold other slices and are kept.
+        # Each file is compared with the first of its UID alone, so that a folder of one reused UID costs no more.
+        first = first_copy.setdefault((instance, h.series_uid), (h, f)) if instance else None
+        if first is not None and first[0] is not h:
+            if _same_place(first[0], h):
+                found.copies.setdefault(h.series_uid, []).append((f, first[1]))
+                continue
+            found.reused_uids.setdefault(h.series_uid, []).append(os.path.basename(f))
         if "LOCALIZER" in h.image_type or all("LOCALIZER" in fr.keys.get("image_type", ()) for fr in h.frames):
             found.localizers[h.series_uid] = found.localizers.get(h.series_uid, 0) + len(h.frames)
             continue
         found.headers.append(h)
     report(progress, 1.0, f"Read {len(files)} headers")
     return found
+
+
+def _same_place(a: FileHeader, b: FileHeader) -> bool:
+    """Whether two files' frames lie in the same places, as a copy of an image does (positions within 0.05 mm).
+
+    The margin lets an export that rewrote the positions with fewer decimals still be a copy; slices of one
+    series lie far further apart.
+    """
+    if len(a.frames) != len(b.frames):
+        return False
+    for fa, fb in zip(a.frames, b.frames, strict=True):
+        if (fa.position is None) != (fb.position is None):
+            return False
+        if fa.position is not None and not np.allclose(fa.position, fb.position, rtol=0.0, atol=0.05):
+            return False
+    return True
 
 
 def group_stacks(found: Discovery) -> list[StackPlan]:
@@ -210,6 +232,14 @@ def group_stacks(found: Discovery) -> list[StackPlan]:
             notes.append(
                 f"left out {len(copies)} second cop{'y' if len(copies) == 1 else 'ies'} of images already read "
                 f"(the same SOP Instance UID), e.g. {copy} (a copy of {first})."
+            )
+        if found.reused_uids.get(uid):
+            reused = found.reused_uids[uid]
+            more = f" and {len(reused) - 1} more" if len(reused) > 1 else ""
+            notes.append(
+                f"{len(reused)} file(s) ({reused[0]}{more}) reuse the SOP Instance UID of another image of the series "
+                "at another position (an anonymiser or export gave several images one UID): each was kept as an image "
+                "of its own."
             )
         for left_out, why in (
             (found.no_geometry.get(uid), "lack ImagePositionPatient or ImageOrientationPatient"),
