@@ -13,7 +13,7 @@ from medae.errors import CancelledError, InputError, MedaeError, SeriesSelection
 from medae.io import load, scan
 from medae.io.dicom import load_series, scan_dicom
 from medae.io.loader import SeriesInfo
-from tests.dicom_factory import axial_affine, phantom, write_series
+from tests.dicom_factory import axial_affine, phantom, write_enhanced, write_series
 
 
 def test_two_series_in_one_folder(tmp_path):
@@ -110,6 +110,21 @@ def test_a_gap_acquired_between_slabs_is_not_called_missing_files(tmp_path):
     with pytest.raises(MedaeError, match="missing slice") as caught:
         load(tmp_path)
     assert "No file is missing" in str(caught.value) and "Resample it to even spacing" in str(caught.value)
+    assert "Restore the missing files" not in str(caught.value)
+
+
+def test_a_gap_inside_one_multi_frame_file_is_not_called_missing_files(tmp_path):
+    aff = axial_affine((1.0, 1.0, 2.0))
+    write_enhanced(tmp_path / "mf.dcm", [(phantom((6, 5, 8), seed=6).astype(np.float64), aff)], modality="CT")
+    ds = pydicom.dcmread(tmp_path / "mf.dcm")
+    for item in ds.PerFrameFunctionalGroupsSequence:  # two slabs, one slice's worth apart
+        if item.FrameContentSequence[0].InStackPositionNumber > 4:
+            position = item.PlanePositionSequence[0]
+            position.ImagePositionPatient = [*position.ImagePositionPatient[:2], position.ImagePositionPatient[2] + 2]
+    ds.save_as(tmp_path / "mf.dcm")
+    with pytest.raises(MedaeError, match="missing slice") as caught:
+        load(tmp_path)
+    assert "No file is missing" in str(caught.value) and "mf.dcm" in str(caught.value)
     assert "Restore the missing files" not in str(caught.value)
 
 

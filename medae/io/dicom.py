@@ -153,6 +153,15 @@ def load_series(
         elif unreadable and any("missing slice" in p for p in plan.geometry.problems):
             # A damaged file of the series, not a lost one, is what leaves the gap.
             advice = f"medae {unreadable[0]} Copy those files again from their source, or export the series again."
+        elif (
+            any("missing slice" in p for p in plan.geometry.problems) and len(plan.files) == 1 and len(plan.frames) > 1
+        ):
+            # The frames of one multi-frame file: no file can be missing, the file holds the gap.
+            advice = (
+                f"No file is missing: the gap lies inside the one multi-frame file {os.path.basename(plan.files[0])}, "
+                "which was acquired or exported with it. Resample the series to even spacing (3D Slicer or "
+                "SimpleITK) and save it as NIfTI, or export the series again."
+            )
         elif any("missing slice" in p for p in plan.geometry.problems) and _numbered_without_gap(plan.frames):
             # Every instance number is there: the gap was acquired (slabs apart), not lost with files.
             advice = (
