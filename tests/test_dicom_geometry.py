@@ -206,3 +206,27 @@ def test_an_oblique_stack_written_with_few_decimals_is_regular(decimals):
     moved = written.copy()
     moved[60:] += 0.3 * normal
     assert any("irregular" in p for p in stack_geometry(moved, iop, (1.0, 1.0), names).problems)
+
+
+def _with_decimal_commas(path, tags):
+    """Rewrites the decimal strings ``tags`` of an explicit-VR little-endian file with commas for their points."""
+    data = bytearray(path.read_bytes())
+    for group, element in tags:
+        at = data.index(group.to_bytes(2, "little") + element.to_bytes(2, "little") + b"DS")
+        length = int.from_bytes(data[at + 6 : at + 8], "little")
+        data[at + 8 : at + 8 + length] = data[at + 8 : at + 8 + length].replace(b".", b",")
+    path.write_bytes(bytes(data))
+
+
+def test_decimal_strings_written_with_a_decimal_comma_are_read_and_named(tmp_path):
+    # Software set to a European locale writes "0,75" where DICOM needs "0.75": before, the pixels were taken
+    # as 1 mm and the rescale ignored (values off by the intercept) without a word.
+    aff = axial_affine((0.75, 0.75, 2.5))
+    vol = phantom((6, 5, 4), seed=8)
+    for path in write_series(tmp_path, vol, aff, slope=0.5, intercept=-1024.5):
+        _with_decimal_commas(path, [(0x0028, 0x0030), (0x0028, 0x1053), (0x0028, 0x1052)])
+    (info,) = scan(tmp_path)
+    assert any("comma for the decimal point" in w and "PixelSpacing 0,75" in w for w in info.warnings), info.warnings
+    v = load(tmp_path)
+    np.testing.assert_allclose(v.affine, aff, atol=1e-6)
+    np.testing.assert_array_equal(v.array, vol)

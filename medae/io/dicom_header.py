@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,19 @@ NATIVE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.
 DEFLATED = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian: the whole data set is zlib-compressed
 _PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
 _PLAUSIBLE_FIRST_GROUPS = {0x0002, 0x0008, 0x0010, 0x0018, 0x0020, 0x0028}
+# A decimal string written with a comma for its point ("0,4688"), as software set to a European locale writes it.
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d*,\d+(?:[eE][+-]?\d+)?\s*")
+# The decimal strings that place the slices and give the values their unit: named when written with a comma.
+_DECIMAL_TAGS = (
+    "PixelSpacing",
+    "ImagerPixelSpacing",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "SliceThickness",
+    "SpacingBetweenSlices",
+    "RescaleSlope",
+    "RescaleIntercept",
+)
 
 
 class NotDicom(Exception):
@@ -366,6 +380,14 @@ def _header_from_dataset(path: str, ds: Any, pixel_offset: int | None, pixel_tag
     if lut is not None:
         h.modality_lut = lut
     h.info = _descriptive(ds)
+    commas = [name for name in _DECIMAL_TAGS if any(_DECIMAL_COMMA.fullmatch(str(v)) for v in _multi(ds.get(name)))]
+    if commas:
+        written = "\\".join(str(v) for v in _multi(ds.get(commas[0])))
+        h.warnings.append(
+            f"{', '.join(commas)} written with a comma for the decimal point ({commas[0]} {written}), which DICOM "
+            "does not allow: read with the comma as the decimal point (the software that wrote the files used its "
+            "locale's number format)."
+        )
     if "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
         h.enhanced = True
         h.frames = dicom_multiframe.frames_from_functional_groups(h, ds)
@@ -500,11 +522,22 @@ def _float(value: Any) -> float | None:
     value = _first(value)
     if value is None or value == "":
         return None
+    f = _number(value)
+    return f if f is not None and np.isfinite(f) else None
+
+
+def _number(value: Any) -> float | None:
+    """A decimal string's value, also when written with a decimal comma; None when it is no number.
+
+    A comma is no character of a DICOM decimal string (PS3.5 6.2), so within one value it can only be the point.
+    """
     try:
-        f = float(value)
+        return float(value)
     except (TypeError, ValueError):
-        return None
-    return f if np.isfinite(f) else None
+        pass
+    if isinstance(value, str) and _DECIMAL_COMMA.fullmatch(value):
+        return float(value.replace(",", "."))
+    return None
 
 
 def _int(value: Any) -> int | None:
@@ -516,10 +549,10 @@ def _vector(value: Any, n: int) -> np.ndarray | None:
     items = _multi(value)
     if len(items) < n:
         return None
-    try:
-        vec = np.array([float(v) for v in items[:n]], dtype=np.float64)
-    except (TypeError, ValueError):
+    numbers = [_number(v) for v in items[:n]]
+    if any(v is None for v in numbers):
         return None
+    vec = np.array(numbers, dtype=np.float64)
     return vec if np.all(np.isfinite(vec)) else None
 
 
