@@ -784,6 +784,27 @@ def test_uids_in_report_warnings_are_pseudonymised_once():
     )
 
 
+def test_a_vendors_transfer_syntax_stays_readable_without_keep_phi(tiny_model, tmp_path):
+    import pydicom
+
+    from medae.io.deid import Deidentification
+
+    private = "1.2.840.113619.5.2"  # GE's implicit little-endian with big-endian pixels: a vendor's own syntax
+    studies = tmp_path / "in"
+    arr = (mr_with_lesion().array[:, :, :8] * 100).astype(np.int16)
+    for p in write_series(studies / "ge", arr, axial_affine(), modality="MR"):
+        ds = pydicom.dcmread(p)
+        ds.file_meta.TransferSyntaxUID = private
+        ds.save_as(p, enforce_file_format=True, implicit_vr=False, little_endian=True)
+    series = str(ds.SeriesInstanceUID)
+    out = tmp_path / "out"
+    assert _batch(studies, out, tiny_model, "--no-png") == 2
+    (row,) = _rows(out).values()
+    # The reader must see which syntax to convert from; the series' own UID stays pseudonymous.
+    assert f"transfer syntax {private}" in row["error"] and Deidentification().uid(private) not in row["error"]
+    assert series not in (out / "results.csv").read_text()
+
+
 def test_folder_names_never_take_the_runs_own_files_nor_exceed_the_file_systems_limit(tiny_model, tmp_path):
     from medae.batch.items import _name, unique_names
 

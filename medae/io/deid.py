@@ -144,7 +144,8 @@ class Deidentification:
 
 #: A DICOM UID in running text (a warning or an error naming a series or a file named by its UID): three or
 #: more dotted groups of digits, also at a sentence's end ("series <UID>.") or in a file name ("MR.<UID>.dcm").
-_UID_IN_TEXT = re.compile(r"(?<!\d)\d+(?:\.\d+){2,}")
+#: The group before it is set where the message calls it a transfer syntax ("transfer syntax <UID>").
+_UID_IN_TEXT = re.compile(r"(transfer syntax (?:UID )?)?(?<!\d)(\d+(?:\.\d+){2,})", re.IGNORECASE)
 
 
 def site_key() -> bytes:
@@ -165,16 +166,23 @@ STANDARD_UID_ROOT = "1.2.840.10008."
 def without_uids(text: str) -> str:
     """``text`` with every DICOM UID in it (16 characters or more) replaced by its pseudonym.
 
+    Kept as they are: the standard's own UIDs, and a UID the text calls a transfer syntax ("transfer syntax <UID>").
+
     The same mapping as the DICOM exports and report.json's ``series_uid``, so a series keeps one name.
     Apply it once, to the text as written from the source: a pseudonym is a UID too.
     """
     policy = Deidentification()
 
-    def pseudonym(uid: str) -> str:
-        # The standard's own UIDs (SOP classes, transfer syntaxes) name no patient and must stay readable.
-        return uid if len(uid) < 16 or uid.startswith(STANDARD_UID_ROOT) else policy.uid(uid)
+    def pseudonym(match: re.Match) -> str:
+        said, uid = match.group(1) or "", match.group(2)
+        # The standard's own UIDs (SOP classes, transfer syntaxes) name no patient and must stay readable, and
+        # so must a vendor's private transfer syntax (GE's 1.2.840.113619.5.2): it names an encoding, which the
+        # reader needs to find a converter for, never a patient.
+        if len(uid) < 16 or uid.startswith(STANDARD_UID_ROOT) or said:
+            return said + uid
+        return policy.uid(uid)
 
-    return _UID_IN_TEXT.sub(lambda m: pseudonym(m.group(0)), text)
+    return _UID_IN_TEXT.sub(pseudonym, text)
 
 
 def private_folders(root: str | os.PathLike) -> list[str]:
