@@ -330,6 +330,31 @@ def test_repeated_acquisitions_split_but_disjoint_ones_stay_one_volume(tmp_path)
     np.testing.assert_array_equal(load(tmp_path / "disjoint").array, vol)
 
 
+def test_a_second_acquisition_shifted_by_a_hair_is_split_or_named_as_such(tmp_path):
+    from medae.errors import GeometryError
+
+    vol = phantom((5, 5, 8), seed=8)
+    shift = np.eye(4)
+    shift[2, 3] = 0.02  # of a 2.5 mm step: 0.05 mm, as a scanner repeating a stack may place it
+    for acquisitions, folder in (((1, 2), "acq"), ((None, None), "no_key")):
+        uid = generate_uid()
+        for n, (number, affine) in enumerate(zip(acquisitions, (axial_affine(), axial_affine() @ shift), strict=True)):
+
+            def edit(ds, k, number=number):
+                if number is not None:
+                    ds.AcquisitionNumber = number
+
+            write_series(tmp_path / folder, vol + n, affine, series_uid=uid, prefix="ab"[n], edit=edit)
+    infos = scan(tmp_path / "acq")
+    assert len(infos) == 2 and {s.shape for s in infos} == {(5, 5, 8)}
+    np.testing.assert_array_equal(load_series(infos[0]).array, vol)
+    # Without a key to split by: the positions repeat, no slices are missing.
+    (info,) = scan(tmp_path / "no_key")
+    with pytest.raises(GeometryError, match="repeat with a tiny offset") as caught:
+        load_series(info)
+    assert "missing" not in str(caught.value)
+
+
 def test_dicomdir_is_read_as_a_file_set(tmp_path):
     from pydicom.fileset import FileSet
 

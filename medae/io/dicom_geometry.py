@@ -4,7 +4,8 @@ Slices are ordered by their position projected on the slice normal (row cosines 
 never by InstanceNumber or file name. The slice step comes from positions, not SliceThickness.
 
 Checks, each naming the files on either side of the problem:
-- duplicate positions, missing slices (a step that is a multiple of the usual one) and irregular
+- duplicate positions (closer than a tenth of the usual step: a second acquisition shifted by a hair
+  repeats them too), missing slices (a step that is a multiple of the usual one) and irregular
   steps, with a 1 % relative tolerance: these are *problems*: the stack is not a regular grid, and
   loading it raises ``GeometryError`` rather than stacking it silently;
 - positions that do not lie on one straight line: also a problem;
@@ -24,6 +25,9 @@ from medae.geometry import LPS_TO_RAS
 
 REL_TOL = 0.01  # 1 % of the slice step
 ABS_TOL_MM = 0.005  # positions are often written with two decimals
+#: Two slices closer than this share of a step repeat a position: no stack steps by a tenth of its own step, while
+#: a second acquisition of the same stack is often shifted by a fraction of a millimetre.
+REPEAT_REL = 0.1
 
 
 @dataclass
@@ -102,19 +106,25 @@ def stack_geometry(
         return StackGeometry(order, _affine(row, col, normal * step, p[0], row_sp, col_sp), step, 0.0, warnings)
 
     steps = np.diff(d)
-    big = steps[steps > ABS_TOL_MM]
-    ref = float(np.median(big)) if big.size else 0.0
+    ref = reference_step(steps)
     # Positions written with few decimals carry a rounding error in each coordinate; along an oblique
     # normal the three add up, so a regular stack can look irregular by more than 1 % of a 1 mm step.
     rounding = _quantum(positions) * float(np.abs(normal).sum())
-    dup_tol = max(ABS_TOL_MM, REL_TOL * ref)
+    dup_tol = max(ABS_TOL_MM, REPEAT_REL * ref)
     tol = max(ABS_TOL_MM, REL_TOL * ref, rounding)
     dups = np.flatnonzero(steps <= dup_tol)
     if dups.size:
+        offset = float(steps[dups].max())
+        # Two acquisitions a hair apart (a repeated stack, shifted by a fraction of a step) repeat every position.
+        nearly = ""
+        if offset > ABS_TOL_MM:
+            nearly = f", {offset:.3g} mm apart: the positions repeat with a tiny offset, as two acquisitions or stacks "
+            nearly += "interleaved do"
         problems.append(
             f"{dups.size} duplicate slice position(s), e.g. {_pair(names, order, dups[0])} "
             f"both at {d[dups[0]]:.3f} mm along the normal"
             + (f" (also {_pairs(names, order, dups[1:4])})" if dups.size > 1 else "")
+            + nearly
         )
     if ref > 0:
         ratio = steps / ref
@@ -173,6 +183,27 @@ def stack_geometry(
         tilt = 0.0
         kvec = normal * step
     return StackGeometry(order, _affine(row, col, kvec, p[0], row_sp, col_sp), step, tilt, warnings, problems)
+
+
+def reference_step(steps: np.ndarray) -> float:
+    """The usual slice step among the steps between sorted positions (0 when all positions coincide).
+
+    The median of the steps, leaving out those under a tenth of the large ones: two acquisitions a hair apart
+    (0.02 mm of a 2.5 mm step) step alternately by the hair and by a whole step, and the median would be the hair.
+    """
+    big = steps[steps > ABS_TOL_MM]
+    if not big.size:
+        return 0.0
+    whole = big[big >= REPEAT_REL * float(np.percentile(big, 90))]
+    return float(np.median(whole))
+
+
+def repeats(positions_along_normal: np.ndarray) -> bool:
+    """Whether positions (mm along the normal) repeat: two of them closer than a tenth of the usual step."""
+    if len(positions_along_normal) < 2:
+        return False
+    steps = np.diff(np.sort(positions_along_normal))
+    return bool(np.any(steps <= max(ABS_TOL_MM, REPEAT_REL * reference_step(steps))))
 
 
 def _quantum(positions: np.ndarray) -> float:

@@ -369,8 +369,7 @@ def _has_repeats(frames: list[Frame]) -> bool:
     if len(frames) < 2:
         return False
     normal = dicom_geometry.normal_of(frames[0].orientation)[2]
-    d = np.sort(np.array([f.position for f in frames]) @ normal)
-    return bool(np.any(np.diff(d) <= dicom_geometry.ABS_TOL_MM))
+    return dicom_geometry.repeats(np.array([f.position for f in frames]) @ normal)
 
 
 def _what_differs(frames: list[Frame]) -> str:
