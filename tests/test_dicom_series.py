@@ -589,8 +589,17 @@ def test_a_multi_frame_file_with_fewer_frame_groups_than_frames_is_named_inconsi
     ds = pydicom.dcmread(path)
     del ds.PerFrameFunctionalGroupsSequence[-1]  # NumberOfFrames still says 5
     ds.save_as(path, enforce_file_format=True)
-    with pytest.raises(MedaeError, match="places only 4 of its 5 frames.*export the series again"):
+    with pytest.raises(MedaeError, match="places only 4 of its 5 frames.*export the series again") as caught:
         scan_dicom(path)
+    assert "NumberOfFrames says 5, its per-frame functional groups describe 4" in str(caught.value)
+    # As many groups as frames, but one frame's group without its position: that frame is named, not the count.
+    write_enhanced(path, [(phantom((8, 8, 5)), axial_affine())], shuffle_frames=False)
+    ds = pydicom.dcmread(path)
+    del ds.PerFrameFunctionalGroupsSequence[2].PlanePositionSequence
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(MedaeError, match="places only 4 of its 5 frames") as caught:
+        scan_dicom(path)
+    assert "frame 3 lacks a position" in str(caught.value) and "disagree" not in str(caught.value)
 
 
 def test_a_damaged_file_in_a_neighbouring_folder_is_counted_without_its_name(tmp_path):

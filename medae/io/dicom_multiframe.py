@@ -24,6 +24,9 @@ def frames_from_functional_groups(h: FileHeader, ds: Any) -> list[Frame]:
     shared_seq = ds.get("SharedFunctionalGroupsSequence")
     shared = shared_seq[0] if shared_seq else None
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    # How many frames the per-frame groups describe: fewer than NumberOfFrames is another fault than one frame
+    # whose item lacks its position.
+    h.info["per_frame_items"] = len(per_frame)
     top_window = dh.first_window(ds)
     top_slope = dh.as_float(ds.get("RescaleSlope"))
     top_intercept = dh.as_float(ds.get("RescaleIntercept"))

@@ -501,10 +501,20 @@ def _rejection(h: FileHeader) -> str | None:
         )
     placed = sum(f.position is not None and f.orientation is not None for f in h.frames)
     if h.enhanced and 0 < placed < len(h.frames):
+        items = h.info.get("per_frame_items", 0)
+        if items != len(h.frames):
+            why = f"NumberOfFrames says {len(h.frames)}, its per-frame functional groups describe {items}"
+        else:
+            unplaced = [f.index + 1 for f in h.frames if f.position is None or f.orientation is None]
+            more = f" and {len(unplaced) - 3} more" if len(unplaced) > 3 else ""
+            which = ", ".join(str(n) for n in unplaced[:3]) + more
+            why = (
+                f"frame{'s' if len(unplaced) > 1 else ''} {which} lack{'' if len(unplaced) > 1 else 's'} a position "
+                "or orientation (PlanePositionSequence, PlaneOrientationSequence) in the functional groups"
+            )
         return (
             f"a multi-frame file whose per-frame geometry places only {placed} of its {len(h.frames)} frames "
-            "(NumberOfFrames and the per-frame functional groups disagree): the file is inconsistent; export the "
-            "series again"
+            f"({why}): the file is inconsistent; export the series again"
         )
     if not h.frames or placed < len(h.frames):
         return f"{_NO_GEOMETRY}: not a cross-sectional scan"
