@@ -414,6 +414,24 @@ def test_damaged_and_truncated_files_are_skipped_and_named(tmp_path):
         scan_dicom(truncated)
 
 
+def test_a_frame_count_beyond_the_pixel_data_is_told_from_a_cut_file(tmp_path):
+    path = tmp_path / "enh.dcm"
+    write_enhanced(path, [(phantom((8, 8, 5)), axial_affine())])
+    ds = pydicom.dcmread(path)
+    ds.NumberOfFrames = 6  # the file holds all of its 5 frames
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(
+        InputError, match="NumberOfFrames says 6 frames but its pixel data, complete, holds 5"
+    ) as caught:
+        scan_dicom(path)
+    assert "truncated" not in str(caught.value)
+    cut = tmp_path / "cut.dcm"
+    write_enhanced(cut, [(phantom((8, 8, 5)), axial_affine())])
+    cut.write_bytes(cut.read_bytes()[:-100])  # copied in part: the pixel data ends before its declared length
+    with pytest.raises(InputError, match="truncated"):
+        scan_dicom(cut)
+
+
 def _uid(path):
     return str(pydicom.dcmread(path, stop_before_pixels=True).SeriesInstanceUID)
 

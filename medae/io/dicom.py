@@ -359,10 +359,10 @@ def _explain_nothing(p: Path, found: Any) -> None:
         )
         more = f"; and {len(by_why) - 5} more kinds of damage" if len(by_why) > 5 else ""
         if not found.rejected and not found.localizers:
-            raise InputError(
-                f"{p}: DICOM file(s) that cannot be read: {names}{more}. "
-                "The files may be truncated or damaged; copy them again."
-            )
+            # A header that contradicts its complete pixel data is not cured by copying the file again.
+            faulty = all("export the series again" in why for why in by_why)
+            advice = "" if faulty else " The files may be truncated or damaged; copy them again."
+            raise InputError(f"{p}: DICOM file(s) that cannot be read: {names}{more}.{advice}")
     if found.rejected:
         f, why = found.rejected[0]
         others = len(found.rejected) - 1

@@ -270,9 +270,43 @@ def read_header(path: str) -> FileHeader:
     if h.transfer_syntax in NATIVE_SYNTAXES and h.pixel_offset is not None and h.bits_allocated >= 8 and h.samples == 1:
         need = h.pixel_offset + 8 + h.n_frames * h.frame_bytes
         if need > h.file_size:
-            raise Unreadable(f"truncated: {h.file_size} bytes where the pixel data needs {need}", h.series_uid)
+            raise Unreadable(_short_pixel_data(h, element, need), h.series_uid)
         _check_pixel_length(h, element)
     return h
+
+
+def _pixel_length(h: FileHeader, element: bytes) -> tuple[int | None, int]:
+    """The length the pixel data element declares (None when unknown) and the size of its own tag and length."""
+    if len(element) < 12:
+        return None, 0
+    order = "big" if h.transfer_syntax == "1.2.840.10008.1.2.2" else "little"
+    if h.transfer_syntax == "1.2.840.10008.1.2":
+        return int.from_bytes(element[4:8], order), 8
+    if element[4:6] in (b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN"):
+        return int.from_bytes(element[8:12], order), 12
+    return int.from_bytes(element[6:8], order), 8
+
+
+def _short_pixel_data(h: FileHeader, element: bytes, need: int) -> str:
+    """Why native pixel data is shorter than the header's size says: a cut file, or a wrong frame count or size.
+
+    A file that holds every byte its pixel data element declares is complete: the header overstates the image.
+    """
+    length, head = _pixel_length(h, element)
+    expected = h.n_frames * h.frame_bytes
+    if length is None or length == 0xFFFFFFFF or h.pixel_offset + head + length > h.file_size:
+        return f"truncated: {h.file_size} bytes where the pixel data needs {need}"
+    if h.n_frames > 1 and h.frame_bytes and length >= h.frame_bytes and length % h.frame_bytes <= 1:
+        return (
+            f"NumberOfFrames says {h.n_frames} frames but its pixel data, complete, holds {length // h.frame_bytes} "
+            f"({length} bytes, {h.frame_bytes} per frame): NumberOfFrames is wrong and the file cannot be read as "
+            "it stands; export the series again"
+        )
+    return (
+        f"its pixel data, complete, holds {length} bytes where Rows x Columns x frames ({h.rows} x {h.cols} x "
+        f"{h.n_frames}, {h.bits_allocated} bits) need {expected}: the image size in its header is wrong; export the "
+        "series again"
+    )
 
 
 def _check_pixel_length(h: FileHeader, element: bytes) -> None:
@@ -281,15 +315,9 @@ def _check_pixel_length(h: FileHeader, element: bytes) -> None:
     Read with the header's size, every row would be shifted against the last and the image garbled.
     Less than a row or column over is padding, which some writers leave, and is ignored.
     """
-    if len(element) < 12:
+    length, _ = _pixel_length(h, element)
+    if length is None:
         return
-    order = "big" if h.transfer_syntax == "1.2.840.10008.1.2.2" else "little"
-    if h.transfer_syntax == "1.2.840.10008.1.2":
-        length = int.from_bytes(element[4:8], order)
-    elif element[4:6] in (b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN"):
-        length = int.from_bytes(element[8:12], order)
-    else:
-        length = int.from_bytes(element[6:8], order)
     expected = h.n_frames * h.frame_bytes
     sample = h.bits_allocated // 8
     # An odd length is padded by one byte to an even one, which a single row or column of 8 bits equals.
