@@ -230,3 +230,16 @@ def test_decimal_strings_written_with_a_decimal_comma_are_read_and_named(tmp_pat
     v = load(tmp_path)
     np.testing.assert_allclose(v.affine, aff, atol=1e-6)
     np.testing.assert_array_equal(v.array, vol)
+
+
+def test_a_rescale_value_that_is_no_number_is_refused_not_taken_as_zero(tmp_path):
+    from medae.errors import InputError
+    from medae.io.dicom import scan_dicom
+
+    paths = write_series(tmp_path, phantom((6, 5, 3), seed=9), axial_affine(), intercept=-1024.0)
+    for path in paths:  # "-1o24": a letter for a digit, as a hand-edited or faulty header holds it
+        data = path.read_bytes()
+        path.write_bytes(data.replace(b"-1024", b"-1o24", 1))
+    # Read as 0, every CT value would be 1024 HU too high without a word.
+    with pytest.raises(InputError, match="RescaleIntercept '-1o24.*' is not a valid number.*export the series again"):
+        scan_dicom(tmp_path)

@@ -261,6 +261,8 @@ def read_header(path: str) -> FileHeader:
             element = fh.read(12)  # the pixel data element's tag, VR and length
     try:
         h = _header_from_dataset(path, ds, pixel_offset, pixel_tag, size)
+    except Unreadable:
+        raise  # already says what is wrong
     except Exception as exc:  # pydicom converts values lazily and raises many types on bad ones
         raise Unreadable(f"invalid header values ({type(exc).__name__}: {exc})") from exc
     if pixel_tag == 0 and not h.series_uid and not h.rows and h.sop_class != MEDIA_STORAGE_DIRECTORY:
@@ -448,8 +450,8 @@ def _classic_frames(h: FileHeader, ds: Any) -> list[Frame]:
         "image_type": h.image_type,
         "instance": _int(ds.get("InstanceNumber")),
     }
-    slope = _float(ds.get("RescaleSlope"))
-    intercept = _float(ds.get("RescaleIntercept"))
+    slope = rescale_value(h, ds, "RescaleSlope")
+    intercept = rescale_value(h, ds, "RescaleIntercept")
     window = first_window(ds)
     common = {
         "orientation": orientation,
@@ -464,6 +466,33 @@ def _classic_frames(h: FileHeader, ds: Any) -> list[Frame]:
     # A classic multi-frame file (NM, US, RT dose ...): frames share one plane description, so
     # only GridFrameOffsetVector-style stacks could be placed; they are not scans we accept.
     return [Frame(header=h, index=i, position=None, **common) for i in range(h.n_frames)]
+
+
+def rescale_value(h: FileHeader, item: Any, name: str) -> float | None:
+    """RescaleSlope or RescaleIntercept (``name``) of ``item``; None when absent or empty.
+
+    Raises:
+        Unreadable: the value is present but no number. Read as 1 or 0, it would shift or scale every value
+            without a word (CT in HU off by the intercept). Where a Modality LUT replaces the rescale, the
+            value plays no part: it is named in a warning instead.
+    """
+    value = _first(item.get(name))
+    if value is None or not str(value).strip():
+        return None
+    number = _float(value)
+    if number is not None:
+        return number
+    said = f"{name} {str(value).strip()!r} is not a valid number"
+    if h.modality_lut is not None:
+        note = f"{said}; it was ignored, as the file's Modality LUT converts its values instead."
+        if note not in h.warnings:
+            h.warnings.append(note)
+        return None
+    raise Unreadable(
+        f"{said}, so its pixel values cannot be converted to their unit (HU for CT); correct the value (e.g. with "
+        "dcmtk's dcmodify) or export the series again",
+        h.series_uid,
+    )
 
 
 def first_window(ds: Any) -> tuple[float, float] | None:

@@ -28,8 +28,8 @@ def frames_from_functional_groups(h: FileHeader, ds: Any) -> list[Frame]:
     # whose item lacks its position.
     h.info["per_frame_items"] = len(per_frame)
     top_window = dh.first_window(ds)
-    top_slope = dh.as_float(ds.get("RescaleSlope"))
-    top_intercept = dh.as_float(ds.get("RescaleIntercept"))
+    top_slope = dh.rescale_value(h, ds, "RescaleSlope")
+    top_intercept = dh.rescale_value(h, ds, "RescaleIntercept")
     frames: list[Frame] = []
     for i in range(h.n_frames):
         item = per_frame[i] if i < len(per_frame) else None
@@ -57,8 +57,8 @@ def frames_from_functional_groups(h: FileHeader, ds: Any) -> list[Frame]:
         position = dh.vector(pos.get("ImagePositionPatient") if pos else ds.get("ImagePositionPatient"), 3)
         orientation = dh.vector(ori.get("ImageOrientationPatient") if ori else ds.get("ImageOrientationPatient"), 6)
         spacing = dh.vector(meas.get("PixelSpacing") if meas else ds.get("PixelSpacing"), 2)
-        slope = dh.as_float(pvt.get("RescaleSlope")) if pvt else top_slope
-        intercept = dh.as_float(pvt.get("RescaleIntercept")) if pvt else top_intercept
+        slope = dh.rescale_value(h, pvt, "RescaleSlope") if pvt else top_slope
+        intercept = dh.rescale_value(h, pvt, "RescaleIntercept") if pvt else top_intercept
         window = dh.first_window(voi) if voi else top_window
         image_type = h.image_type
         if frame_type is not None and frame_type.get("FrameType"):
