@@ -633,6 +633,32 @@ def test_a_damaged_file_in_a_neighbouring_folder_is_counted_without_its_name(tmp
     assert "1 DICOM file(s) in a neighbouring folder could not be read" in text and "Jones" not in text
 
 
+def test_one_folder_of_a_series_spread_over_several_is_named_part_of_it(tmp_path):
+    # A viewer's export caps each folder: the first 6 slices in 00001, the last 4 in 00002.
+    vol = phantom((8, 8, 10), seed=41)
+
+    def edit(ds, k):
+        ds.ImagesInAcquisition = 10
+
+    paths = write_series(tmp_path / "DICOM" / "00001", vol, axial_affine(), modality="MR", edit=edit)
+    (tmp_path / "DICOM" / "00002").mkdir()
+    for p in sorted(paths, key=lambda p: pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[2])[6:]:
+        p.rename(tmp_path / "DICOM" / "00002" / p.name)
+    (part,) = scan(tmp_path / "DICOM" / "00001")
+    assert part.shape == (8, 8, 6)
+    assert any("only 6 of the 10 images" in w and "open the folder above" in w for w in part.warnings), part.warnings
+    (whole,) = scan(tmp_path / "DICOM")
+    assert whole.shape == (8, 8, 10) and not any("ImagesInAcquisition" in w for w in whole.warnings)
+
+    # A series of two acquisitions (CT rotations) counts the images of each.
+    def rotations(ds, k):
+        ds.ImagesInAcquisition, ds.AcquisitionNumber = 5, 1 + k // 5
+
+    write_series(tmp_path / "rotations", vol, axial_affine(), edit=rotations)
+    (both,) = scan(tmp_path / "rotations")
+    assert not any("ImagesInAcquisition" in w for w in both.warnings), both.warnings
+
+
 def test_pixel_data_longer_than_rows_and_columns_need_is_refused_and_padding_is_not(tmp_path):
     vol = phantom((8, 7, 4), seed=11)
     paths = write_series(tmp_path / "wrong", vol, axial_affine())

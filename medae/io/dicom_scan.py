@@ -241,6 +241,14 @@ def group_stacks(found: Discovery) -> list[StackPlan]:
                 "at another position (an anonymiser or export gave several images one UID): each was kept as an image "
                 "of its own."
             )
+        absent = _absent_images(frames, found, uid)
+        if absent:
+            have, said = absent
+            notes.append(
+                f"only {have} of the {said} images its headers count (ImagesInAcquisition) were found: the rest of the "
+                "series may lie in other folders (a viewer's export splits a series over folders of a few hundred "
+                "files); open the folder above them all to load it whole."
+            )
         for left_out, why in (
             (found.no_geometry.get(uid), "lack ImagePositionPatient or ImageOrientationPatient"),
             (found.no_pixels.get(uid), "hold no pixel data (cut short, as a file still being copied is)"),
@@ -268,6 +276,34 @@ def group_stacks(found: Discovery) -> list[StackPlan]:
         )
     )
     return plans
+
+
+def _absent_images(frames: list[Frame], found: Discovery, uid: str) -> tuple[int, int] | None:
+    """(found, counted) when the headers count more images than were found of the series, else None.
+
+    ImagesInAcquisition counts the images of one acquisition: a series of several acquisitions (CT rotations,
+    repetitions) counts each. Images found but left out (localizers, files without geometry or pixels, refused
+    or unreadable ones) were there, and count as found. Multi-frame files are not counted (their frames are).
+    """
+    if any(f.index is not None for f in frames):
+        return None
+    counted: dict[object, int] = {}
+    for f in frames:
+        said = f.header.info.get("images_in_acquisition")
+        if said:
+            key = f.keys.get("acquisition")
+            counted[key] = max(counted.get(key, 0), said)
+    if not counted or len(counted) != len({f.keys.get("acquisition") for f in frames}):
+        return None  # some acquisitions without a count: nothing to compare with
+    left_out = (
+        found.localizers.get(uid, 0)
+        + len(found.no_geometry.get(uid, ()))
+        + len(found.no_pixels.get(uid, ()))
+        + len(found.refused.get(uid, ()))
+        + sum(1 for series in found.unreadable_series.values() if series == uid)
+    )
+    have, said = len(frames) + left_out, sum(counted.values())
+    return (have, said) if have < said else None
 
 
 def _plan(uid: str, series_uid: str, frames: list[Frame], notes: list[str], differs: str, label: str) -> StackPlan:
