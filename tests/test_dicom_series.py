@@ -138,6 +138,25 @@ def test_a_gap_left_by_a_damaged_file_names_that_file(tmp_path):
     assert "Restore the missing files" not in str(caught.value)
 
 
+def test_the_parts_of_a_three_plane_localizer_are_named_by_their_plane(tmp_path):
+    from medae import geometry
+
+    uid, vol = generate_uid(), phantom((8, 8, 3), seed=4)
+    for n, angles in enumerate(((0, 0, 0), (90, 0, 0), (0, 90, 0))):
+        aff = np.eye(4)
+        aff[:3, :3] = geometry.rotation_matrix(angles) @ np.diag((1.0, 1.0, 5.0))
+        # Not flagged LOCALIZER (some scanners write OTHER): listed as a series, its parts must be told apart.
+        write_series(
+            tmp_path, vol, aff, series_uid=uid, prefix=f"p{n}", description="3-plane loc",
+            image_type=("ORIGINAL", "PRIMARY", "OTHER"),
+        )  # fmt: skip
+    assert sorted(s.description for s in scan(tmp_path)) == [
+        "3-plane loc (axial part)",
+        "3-plane loc (coronal part)",
+        "3-plane loc (sagittal part)",
+    ]
+
+
 def test_orientation_rounding_noise_between_slices_keeps_one_series(tmp_path):
     rng = np.random.default_rng(5)
 

@@ -453,6 +453,9 @@ def _part_sort_key(frames: list[Frame]) -> tuple:
 def _part_label(part: list[Frame], parts: list[list[Frame]]) -> str:
     """The values that set ``part`` apart from the other parts of its series, in words."""
     words = []
+    planes = {_plane(p[0].orientation) for p in parts}
+    if len(planes) > 1:  # a 3-plane localizer: its parts differ by their plane alone
+        words.append(f"{_plane(part[0].orientation)} part")
     for key in (*_ALWAYS_SPLIT, *_SPLIT_IF_REPEATED):
         values = {_rounded(p[0].keys.get(key)) for p in parts}
         value = _rounded(part[0].keys.get(key))
@@ -468,6 +471,14 @@ def _part_label(part: list[Frame], parts: list[list[Frame]]) -> str:
         else:
             words.append(_PART_LABELS[key].format(value))
     return ", ".join(words)
+
+
+def _plane(orientation: np.ndarray) -> str:
+    """The anatomical plane of slices ("axial", "oblique coronal"), by the axis their normal is nearest to."""
+    normal = np.abs(dicom_geometry.normal_of(orientation)[2])
+    plane = ("sagittal", "coronal", "axial")[int(np.argmax(normal))]  # LPS: x runs left, y back, z up
+    # More than about 20 degrees off the axis: named oblique, so two tilted stacks of one plane stay apart.
+    return plane if normal.max() > 0.94 else f"oblique {plane}"
 
 
 def _rounded(value: object) -> object:
