@@ -340,6 +340,15 @@ def test_preprocessing_cache_is_not_reused_when_the_mapping_code_changes(ct_data
         ({"architecture": 5}, "architecture = 5: expected a JSON object"),
         ({"architecture": {"variant": "vqvae"}}, "architecture variant 'vqvae'"),
         ({"kl_weight": "a"}, "kl_weight = 'a': expected a number"),
+        # Inside a section: a misspelt key was ignored in silence (this one trained a U-Net all the same), a
+        # wrong value failed at the first training step, after every scan was prepared, or not at all.
+        ({"architecture": {"skp": False}}, "unknown training setting(s) architecture.skp; architecture holds"),
+        ({"augment": {"rotate_deg": "4"}}, "augment.rotate_deg = '4': expected a number"),
+        ({"space": {"spacing": -2}}, "space.spacing = -2: it must be above 0"),
+        ({"space": {"shape": [96, 112]}}, "space.shape = [96, 112]: expected three whole numbers"),
+        ({"augment": {"affine_prob": 5}}, "augment.affine_prob = 5: a probability is between 0 and 1"),
+        ({"noise": {"kind": "gaussian"}}, "noise.kind = 'gaussian': choose one of coarse, none"),
+        ({"noise": {"factor": [4, "8"]}}, "noise.factor = [4, '8']: expected a whole number or a list of them"),
     ],
 )
 def test_a_setting_the_training_cannot_use_is_refused_before_any_scan_is_prepared(overrides, said):
@@ -348,6 +357,18 @@ def test_a_setting_the_training_cannot_use_is_refused_before_any_scan_is_prepare
 
     with pytest.raises(MedaeError, match=re.escape(said)):
         load_config(overrides=overrides)
+
+
+def test_the_settings_of_the_shipped_models_and_documented_overrides_are_accepted():
+    from medae.training.config import load_config
+
+    for name in ("brain-t1-dae", "brain-t1-codec"):
+        card = json.loads((Path(__file__).parents[1] / "models" / name / "card.json").read_text())
+        assert load_config(overrides=card["training"]["config"])["space"] == card["training"]["config"]["space"]
+    # null turns the brain refinement off (the model's README trains so); a CT model thresholds its mask.
+    assert load_config(overrides={"space": {"brain_refine_mm": None}})["space"]["brain_refine_mm"] is None
+    assert load_config(overrides={"noise": {"factor": [4, 8]}, "calibration": {"margin": 1.2}})
+    assert load_config(overrides=CT_CFG)["mask"]["threshold"] == -500.0
 
 
 def test_a_configuration_file_that_is_not_an_object_is_refused(tmp_path):

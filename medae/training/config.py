@@ -170,6 +170,54 @@ def check_settings(cfg: dict[str, Any]) -> None:
     variant = cfg["architecture"].get("variant", "dae")
     if variant not in _VARIANTS:
         raise MedaeError(f"architecture variant {variant!r}: choose one of {', '.join(_VARIANTS)}.")
+    for name, default in BRAIN_T1_DAE.items():
+        if isinstance(default, dict) and name in cfg:
+            _check_section(name, cfg[name], default)
+
+
+#: Settings a section may hold beyond the preset's own: read where the model is used, from the card.
+_SECTION_EXTRAS = {
+    "space": ("alignment_limits", "contrast_agent", "contrast_limits", "sequence", "midline_x"),
+    "intensity": ("pad",),
+    "mask": ("threshold",),
+    "architecture": ("in_channels", "inference"),
+    "calibration": ("margin",),
+}
+#: The values the training tells apart; any other would be taken as the last (no noise) without a word.
+_NOISE_KINDS = ("coarse", "none")
+
+
+def _check_section(name: str, section: dict[str, Any], default: dict[str, Any]) -> None:
+    """Refuses a key a section does not hold, or a value of the wrong kind or out of range.
+
+    A null is left to the code that reads the setting: for some (``space.brain_refine_mm``) it means off.
+    """
+    allowed = set(default) | set(_SECTION_EXTRAS.get(name, ()))
+    unknown = sorted(set(section) - allowed)
+    if unknown:
+        raise MedaeError(
+            f"unknown training setting(s) {', '.join(f'{name}.{k}' for k in unknown)}; {name} holds "
+            f"{', '.join(sorted(allowed))}."
+        )
+    for key, value in section.items():
+        said = f"training setting {name}.{key} = {value!r:.60}"
+        if value is None or default.get(key) is None:
+            continue
+        if (name, key) == ("noise", "factor"):  # one scale, or several drawn per item
+            if not all(_same_kind(f, 8) and f >= 1 for f in (value if isinstance(value, list) else [value])):
+                raise MedaeError(f"{said}: expected a whole number or a list of them, each at least 1.")
+            continue
+        if not _same_kind(value, default[key]):
+            raise MedaeError(f"{said}: expected {_kind(default[key])}.")
+        if key.endswith("prob") and not 0 <= value <= 1:
+            raise MedaeError(f"{said}: a probability is between 0 and 1.")
+    shape = section.get("shape")
+    if name == "space" and shape is not None and (len(shape) != 3 or not all(_same_kind(s, 1) for s in shape)):
+        raise MedaeError(f"training setting space.shape = {shape!r:.60}: expected three whole numbers.")
+    if name == "space" and not section.get("spacing", 1) > 0:
+        raise MedaeError(f"training setting space.spacing = {section['spacing']}: it must be above 0.")
+    if name == "noise" and section.get("kind", "coarse") not in _NOISE_KINDS:
+        raise MedaeError(f"training setting noise.kind = {section['kind']!r}: choose one of {', '.join(_NOISE_KINDS)}.")
 
 
 def _same_kind(value: Any, default: Any) -> bool:
