@@ -424,6 +424,31 @@ def test_a_run_stopped_midway_goes_on_only_with_the_settings_it_was_started_with
     assert json.loads((longer / "card.json").read_text())["training"]["steps"] == 6
 
 
+def test_a_model_folder_goes_on_only_with_the_scans_it_was_trained_on(ct_data, tmp_path, monkeypatch):
+    # The split is drawn from the list of scans: with a scan added, scans the first steps had validated on were
+    # trained on, and a finished model was recalibrated on scans it had trained on, both in silence.
+    import shutil
+
+    import medae.training.train
+    from medae.training.config import load_config
+    from medae.training.train import train
+
+    data = tmp_path / "data"
+    shutil.copytree(ct_data, data)
+    cfg = load_config(overrides=CT_CFG)
+    _stopped_at_step_two(data, tmp_path / "m", cfg)
+    save_nifti(synthetic_ct(5), data / "ct_5.nii.gz")
+    with pytest.raises(MedaeError, match=r"trained up to step 2 on other scans .*ct_1\.nii\.gz.* train into a new"):
+        train(data, tmp_path / "m", cfg, device="cpu")
+    (data / "ct_5.nii.gz").unlink()
+    data = shutil.move(data, tmp_path / "moved")
+    train(data, tmp_path / "m", cfg, device="cpu")  # the same scans again, moved to another folder: it goes on
+    save_nifti(synthetic_ct(5), data / "ct_5.nii.gz")
+    monkeypatch.setattr(medae.training.train, "preprocess_scans", lambda *a, **k: pytest.fail("scans prepared"))
+    with pytest.raises(MedaeError, match="trained up to step 4 on other scans"):
+        train(data, tmp_path / "m", cfg, device="cpu")
+
+
 def test_a_scan_of_another_modality_is_left_out_of_the_training(ct_data, tmp_path):
     from medae.training.config import load_config
     from medae.training.data import preprocess_scans

@@ -28,6 +28,14 @@ def save_checkpoint(folder: Path, net, optimizer, step: int, info: dict) -> None
     write_text(folder / META, json.dumps({"step": step, **info}, indent=1) + "\n")
 
 
+def checkpoint_info(folder: Path) -> dict | None:
+    """The JSON of the training state in ``folder`` (step, scans, runs) without its tensors; None when there is none."""
+    try:
+        return json.loads((folder / META).read_text())
+    except FileNotFoundError:
+        return None
+
+
 def load_checkpoint(folder: Path, net, optimizer) -> dict | None:
     """Restores the state saved by ``save_checkpoint``; None when there is none."""
     import torch

@@ -83,6 +83,7 @@ def train_member(
     v_masks: np.ndarray,
     lo: float,
     hi: float,
+    scans: list | None = None,
 ):
     """Trains (or resumes) ensemble member ``k`` from its checkpoint in ``member_dir``.
 
@@ -96,6 +97,8 @@ def train_member(
         v_masks: Foreground masks of ``v_images``.
         lo: Progress at the start of its steps.
         hi: Progress at their end.
+        scans: The scans drawn for its training, as ``scan_ids`` names them: kept in the checkpoint, so that a
+            run started again on other scans is refused.
 
     Returns:
         The best network on validation (in eval mode) and the record of its training (empty on ranks
@@ -247,6 +250,7 @@ def train_member(
                         "train_s": elapsed,
                         "devices": devices,
                         "runs": record_steps(runs, run.command, cfg, start, step),
+                        "scans": scans,
                     },
                 )
             report(
@@ -263,7 +267,14 @@ def train_member(
             net,
             opt,
             step,
-            {"best_val": best_val, "history": history, "train_s": train_s, "devices": devices, "runs": runs},
+            {
+                "best_val": best_val,
+                "history": history,
+                "train_s": train_s,
+                "devices": devices,
+                "runs": runs,
+                "scans": scans,
+            },
         )
     if distributed:
         import torch.distributed as dist

@@ -33,6 +33,38 @@ def _split(n: int, n_val: int, seed: int) -> tuple[list[int], list[int]]:
     return sorted(int(i) for i in order[:n_val]), sorted(int(i) for i in order[n_val:])
 
 
+def scan_ids(scans: list[tuple[str, str | None]], data) -> list[list]:
+    """Scans as a checkpoint records them: path from the data folder (or the list's) and series.
+
+    Relative, so that the same scans moved to another folder, or named from another working folder, are
+    the same scans.
+    """
+    root = os.path.abspath(data if os.path.isdir(data) else os.path.dirname(os.path.abspath(data)))
+    return [[os.path.relpath(os.path.abspath(path), root), series] for path, series in scans]
+
+
+def _check_same_scans(member_dir: Path, drawn: list[list], data) -> None:
+    """Refuses to go on from a checkpoint whose steps were trained on other scans than those drawn now.
+
+    The split is drawn from the list of scans, so a scan added or removed moves others between training and
+    validation: the steps to come would train on scans validated on so far, and the calibration take scans
+    already trained on. Checkpoints from before this record are not checked.
+    """
+    from medae.training.checkpoint import checkpoint_info
+
+    info = checkpoint_info(member_dir)
+    if not info or info.get("scans") is None or info["scans"] == drawn:
+        return
+    before, now = {tuple(s) for s in info["scans"]}, {tuple(s) for s in drawn}
+    moved = sorted(before ^ now)
+    raise MedaeError(
+        f"{member_dir}: the network there was trained up to step {info['step']} on other scans than {data} gives "
+        f"for training now ({len(moved)} differ, e.g. {moved[0][0]}): a scan added or removed changes which scans "
+        "are trained on and which are kept for validation. Train with the scans it was started with, or train "
+        "into a new folder."
+    )
+
+
 def card_from_config(cfg: dict) -> ModelCard:
     """The model card a config describes (before training fills in calibration and metrics)."""
     space = dict(cfg["space"])
@@ -133,6 +165,10 @@ def train(
             f"Only {len(held_out)} scans of {data} are held out from all {n_members} ensemble members, too few to "
             "calibrate on; pass --calibration-data with healthy scans none of them trains on."
         )
+    member_dirs = [state_dir if k == 0 else state_dir / f"member{k}" for k in range(n_members)]
+    drawn = [scan_ids([scans[i] for i in train_idx], data) for _, train_idx in splits]
+    for member_dir, ids in zip(member_dirs, drawn, strict=True):
+        _check_same_scans(member_dir, ids, data)
     prep_s = time.time() - t0
 
     def prepare(scan_list: list, lo: float, hi: float):
@@ -174,8 +210,9 @@ def train(
                 f"used; training needs at least 2 and 3. Replace or remove the scans that cannot be used "
                 f"({unusable}) and run again."
             )
-        member_dir = state_dir if k == 0 else state_dir / f"member{k}"
-        net_k, record = train_member(run, k, member_dir, images, masks, v_images, v_masks, lo + 0.15 * span, hi)
+        net_k, record = train_member(
+            run, k, member_dirs[k], images, masks, v_images, v_masks, lo + 0.15 * span, hi, scans=drawn[k]
+        )
         members.append(net_k)
         records.append({**record, "n_train": len(images)})
         skipped += [m for m in t_skipped + v_skipped if m not in skipped]
