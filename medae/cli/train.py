@@ -15,7 +15,12 @@ from medae.cli.args import check_output_folder, user_path
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds the ``train`` subcommand."""
     p = sub.add_parser("train", help="train a model on healthy scans", description=__doc__)
-    p.add_argument("--data", required=True, help="folder of healthy scans (any readable format) or a file listing them")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="folder of healthy scans (any readable format, subfolders too) or a text file (.txt, .lst, .list) "
+        "listing them, one a line, relative to the list's folder; lines starting with # are skipped",
+    )
     p.add_argument(
         "--out", required=True, type=user_path, help="model folder to write (resumes if it holds a checkpoint)"
     )

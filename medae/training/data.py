@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from pathlib import Path
 
@@ -14,23 +15,40 @@ from medae.model.preprocess import to_model_space
 from medae.progress import ProgressFn, check_cancel, report
 from medae.training.contrast import random_contrast
 
+#: The names a text file listing scans is known by (any other file is read as a scan).
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+
 
 def find_scans(data: str | Path) -> list[tuple[str, str | None]]:
     """Scans named by a folder (searched recursively) or a text file listing paths, one per line.
 
+    A list's relative paths are taken from its own folder; blank lines and lines starting with ``#`` are
+    skipped, and a scan listed twice is taken once (else it could be drawn for training and validation both).
+
     Returns:
-        (path, series uid or None) pairs, sorted, so runs are reproducible.
+        (path, series uid or None) pairs: a folder's sorted, a list's in its order, so runs are reproducible.
     """
     from medae.io import scan
 
     p = Path(data)
-    if p.is_file() and p.suffix in (".txt", ".lst", ".list"):
-        entries = [line.strip() for line in p.read_text().splitlines() if line.strip() and not line.startswith("#")]
-        return [(str((p.parent / e) if not Path(e).is_absolute() else e), None) for e in entries]
+    if p.is_file() and p.suffix in LIST_SUFFIXES:
+        # utf-8-sig: a list saved by Windows Notepad starts with a byte-order mark, not part of the first path.
+        entries = [line.strip() for line in p.read_text(encoding="utf-8-sig").splitlines()]
+        paths = [os.path.normpath(p.parent / e) for e in entries if e and not e.startswith("#")]
+        return [(path, None) for path in dict.fromkeys(paths)]
     if not p.exists():
         raise InputError(f"{p}: no such folder or list of scans.")
     out = []
-    for info in scan(p):
+    try:
+        infos = scan(p)
+    except InputError as exc:
+        if p.is_file() and _looks_like_text(p):
+            raise InputError(
+                f"{exc} If it lists the scans: a list of scans is read from a text file named "
+                f"{', '.join('*' + s for s in LIST_SUFFIXES)}, one scan a line."
+            ) from exc
+        raise
+    for info in infos:
         single = info.kind != "dicom"
         out.append((info.source if single else str(p), None if single else info.uid))
     if p.is_dir():
@@ -41,6 +59,19 @@ def find_scans(data: str | Path) -> list[tuple[str, str | None]]:
     if not out:
         raise InputError(f"{p}: no scans found to train on.")
     return sorted(out)
+
+
+def _looks_like_text(path: Path) -> bool:
+    """Whether a file's first bytes are text (a list of scans under another name), not an image's."""
+    import codecs
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+        codecs.getincrementaldecoder("utf-8")().decode(head)  # a character cut at the end is no error
+    except (OSError, UnicodeDecodeError):
+        return False
+    return b"\0" not in head
 
 
 def prepare_reference(cfg: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
