@@ -449,6 +449,36 @@ def test_a_model_folder_goes_on_only_with_the_scans_it_was_trained_on(ct_data, t
         train(data, tmp_path / "m", cfg, device="cpu")
 
 
+def test_a_finished_model_trained_on_other_scans_is_not_replaced(ct_data, tmp_path, monkeypatch):
+    # A shipped model folder holds no training state: training into it, on a department's scans, started
+    # from scratch and replaced the shipped model at the end, without a word.
+    import medae.training.train
+    from medae.training.config import load_config
+    from medae.training.train import train
+
+    shipped = tmp_path / "brain-t1-dae"
+    shipped.mkdir()
+    (shipped / "weights.safetensors").write_bytes(b"weights")
+    (shipped / "card.json").write_text(json.dumps({"id": "brain-t1-dae", "training": {"data": "data/healthy"}}))
+    monkeypatch.setattr(medae.training.train, "preprocess_scans", lambda *a, **k: pytest.fail("scans prepared"))
+    cfg = load_config(overrides=CT_CFG)
+    with pytest.raises(MedaeError, match=r"holds a model trained on data/healthy.*would replace it.*new folder"):
+        train(ct_data, shipped, cfg, device="cpu")
+    assert (shipped / "weights.safetensors").read_bytes() == b"weights"
+    # Its own scans again retrain it, as the model's README reproduces the shipped one.
+    (shipped / "card.json").write_text(json.dumps({"id": "brain-t1-dae", "training": {"data": str(ct_data)}}))
+
+    class WentOn(Exception):
+        pass
+
+    def went_on(*a, **k):
+        raise WentOn
+
+    monkeypatch.setattr(medae.training.train, "preprocess_scans", went_on)
+    with pytest.raises(WentOn):
+        train(ct_data, shipped, cfg, device="cpu")
+
+
 def test_a_scan_of_another_modality_is_left_out_of_the_training(ct_data, tmp_path):
     from medae.training.config import load_config
     from medae.training.data import preprocess_scans

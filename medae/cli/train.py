@@ -22,7 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "listing them, one a line, relative to the list's folder; lines starting with # are skipped",
     )
     p.add_argument(
-        "--out", required=True, type=user_path, help="model folder to write (resumes if it holds a checkpoint)"
+        "--out",
+        required=True,
+        type=user_path,
+        help="model folder to write (resumes if it holds a checkpoint; a model trained on other scans is refused, "
+        "never replaced)",
     )
     p.add_argument(
         "--calibration-data",

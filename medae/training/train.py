@@ -65,6 +65,31 @@ def _check_same_scans(member_dir: Path, drawn: list[list], data) -> None:
     )
 
 
+def _check_replaces_own_model(out: Path, data) -> None:
+    """Refuses to train from scratch into a finished model folder whose card names other training scans.
+
+    Without a training state to go on from, the run starts again and replaces the model when done: that is
+    how a model is retrained on its own scans, but a shipped model (which keeps no training state) would be
+    lost to a department's run on its own.
+    """
+    import json
+
+    from medae.model.store import CARD
+
+    if not (out / CARD).is_file() or (out / "train_state").exists():
+        return
+    try:
+        trained_on = json.loads((out / CARD).read_text())["training"]["data"]
+    except (OSError, ValueError, KeyError, TypeError):
+        trained_on = None
+    if trained_on != str(data):
+        raise MedaeError(
+            f"{out} holds a model trained on {trained_on or 'scans its card does not name'}, not on {data}, and no "
+            "training state to go on from: training there would replace it when done. Choose a new folder for "
+            "--out (or remove that model first to retrain it)."
+        )
+
+
 def card_from_config(cfg: dict) -> ModelCard:
     """The model card a config describes (before training fills in calibration and metrics)."""
     space = dict(cfg["space"])
@@ -145,6 +170,7 @@ def train(
     seed = int(cfg["seed"])
     torch.manual_seed(seed + rank)
     state_dir = out / "train_state"
+    _check_replaces_own_model(out, data)
     card = card_from_config(cfg)
 
     t0 = time.time()
