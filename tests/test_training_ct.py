@@ -422,6 +422,11 @@ def test_a_run_stopped_midway_goes_on_only_with_the_settings_it_was_started_with
         train(ct_data, tmp_path / "cut", wider, device="cpu")
     longer = train(ct_data, tmp_path / "cut", {**cfg, "steps": 6}, device="cpu")  # training longer is going on
     assert json.loads((longer / "card.json").read_text())["training"]["steps"] == 6
+    # Once trained, another activation (no weight changes shape) was calibrated and written into the card, which
+    # then described another network than the one its weights were trained in.
+    relu = {**cfg, "steps": 6, "architecture": {**cfg["architecture"], "act": "RELU"}}
+    with pytest.raises(MedaeError, match=r"trained with other architecture settings \(architecture\.act differ"):
+        train(ct_data, tmp_path / "cut", relu, device="cpu")
 
 
 def test_a_model_folder_goes_on_only_with_the_scans_it_was_trained_on(ct_data, tmp_path, monkeypatch):

@@ -128,8 +128,8 @@ def train_member(
             "now; use the settings it was trained with, or train into a new folder."
         ) from exc
     start = int(info["step"]) if info else 0
-    if info and start < steps:
-        _check_resumable(info, cfg, member_dir)
+    if info:
+        _check_resumable(info, cfg, member_dir, finished=start >= steps)
     best_val = float(info.get("best_val", np.inf)) if info else np.inf
     history = list(info.get("history", [])) if info else []
     model = net
@@ -314,16 +314,26 @@ _RESUMABLE = (
 )
 
 
-def _check_resumable(info: dict, cfg: dict, member_dir) -> None:
+def _check_resumable(info: dict, cfg: dict, member_dir, finished: bool = False) -> None:
     """Refuses to go on with training steps under settings other than those of the steps already taken.
 
-    Once every step is taken, a run again with other settings only recalibrates (the card records what
-    differed); midway, another learning rate, loss or seed would mix two trainings in one set of weights.
+    Once every step is taken (``finished``), a run again with other settings only recalibrates (the card
+    records what differed), but not with another network: its card would describe other layers than its
+    weights were trained in. Midway, another learning rate, loss or seed would mix two trainings in one set
+    of weights.
     """
     runs = info.get("runs") or []
     if not runs:
         return
     changed = [k for k in config_differences(runs[-1]["config"], cfg) if k.split(".")[0] not in _RESUMABLE]
+    if finished:
+        network = [k for k in changed if k.split(".")[0] == "architecture"]
+        if network:
+            raise MedaeError(
+                f"{member_dir}: its network was trained with other architecture settings ({', '.join(network[:4])} "
+                "differ). Recalibrate it with the settings it was trained with, or train into a new folder."
+            )
+        return
     if changed:
         raise MedaeError(
             f"{member_dir}: training stopped at step {info['step']} with other settings ({', '.join(changed[:4])} "
