@@ -182,6 +182,24 @@ def test_training_into_a_folder_of_other_files_is_refused_before_any_work(tmp_pa
     assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["a.txt"]
 
 
+def test_settings_of_one_section_in_several_sets_are_all_kept(tmp_path, monkeypatch, capsys):
+    # The second --set of a section replaced the first: this trained on the default grid at 1.5 mm.
+    import medae.training.train
+
+    seen = {}
+    monkeypatch.setattr(medae.training.train, "train", lambda data, out, cfg, **k: seen.update(cfg) or out)
+    space = ["--set", 'space={"shape": [128, 144, 128]}', "--set", 'space={"spacing": 1.5}']
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "m"), *space]) == 0
+    assert seen["space"]["shape"] == [128, 144, 128] and seen["space"]["spacing"] == 1.5
+    # A dotted key, as the card names a setting that differed, is said how to be written.
+    assert (
+        main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "m"), "--set", "architecture.skip=false"]) == 2
+    )
+    assert """--set 'architecture={"skip": false}'""" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "m"), "--set", "steps"]) == 2
+    assert "--set steps: give KEY=JSON" in capsys.readouterr().err
+
+
 def test_a_sampling_temperature_that_is_no_number_is_refused(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["sample", "--model", "m", "--out", "o", "--temperature", "nan"])

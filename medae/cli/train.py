@@ -56,11 +56,23 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {}
     for item in args.set:
-        key, _, value = item.partition("=")
+        key, equals, value = item.partition("=")
+        key = key.strip()
+        if not equals or not key:
+            raise MedaeError(f"--set {item}: give KEY=JSON, e.g. --set steps=200")
         try:
-            overrides[key] = json.loads(value)
+            value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise MedaeError(f'--set {item}: the value must be JSON (e.g. 200, "l1", true)') from exc
+        section, dot, inner = key.partition(".")
+        if dot:  # the card names a setting that differed so; --set takes the section's object
+            raise MedaeError(
+                f"--set {item}: a setting inside a section is given as the section's JSON object, "
+                f"--set '{section}={json.dumps({inner: value})}'"
+            )
+        if isinstance(value, dict) and isinstance(overrides.get(key), dict):
+            value = {**overrides[key], **value}  # several --set of one section: each adds its settings
+        overrides[key] = value
     cfg = load_config(args.config, overrides)
     command = "medae " + " ".join(sys.argv[1:]) if sys.argv and "medae" in sys.argv[0] else None
     with ProgressBar("train", every=30) as bar, _resume_hint(cfg), _stop_after_step() as cancel:
