@@ -28,3 +28,33 @@ def test_a_list_under_another_name_is_said_to_need_one_of_the_list_names(tmp_pat
     with pytest.raises(InputError) as said:
         find_scans(tmp_path / "scan.nii.gz")
     assert "a list of scans" not in str(said.value)
+
+
+def test_an_mr_scan_that_is_no_head_is_left_out_of_a_brain_model_training(tmp_path):
+    # An abdomen among the healthy heads was aligned as well as it could be and trained on as a healthy brain;
+    # the analysis refuses the same scan for matching the brain reference poorly.
+    import numpy as np
+
+    from medae.io.nifti import save_nifti
+    from medae.training.config import load_config
+    from medae.training.data import prepare_reference, preprocess_scans
+    from medae.training.healthy import generate_healthy
+    from medae.training.template import load_template
+    from medae.training.train import card_from_config
+    from medae.volume import Volume
+
+    save_nifti(generate_healthy(load_template(), 1000).volume, tmp_path / "head.nii.gz")
+    i, j, _ = np.indices((256, 200, 40), dtype=np.float32)
+    x, y = (i - 128) * 1.5, (j - 100) * 1.5
+    body = np.where((x / 170) ** 2 + (y / 120) ** 2 < 1, 300.0, 0.0)
+    body[((x - 60) / 60) ** 2 + ((y + 10) / 50) ** 2 < 1] = 500
+    body[((x + 50) / 30) ** 2 + ((y - 30) / 30) ** 2 < 1] = 150
+    body += np.random.default_rng(0).normal(0, 20, body.shape)
+    affine = np.diag([1.5, 1.5, 5.0, 1.0])
+    affine[:3, 3] = [-192, -150, -100]
+    save_nifti(Volume(np.clip(body, 0, None).astype(np.int16), affine, "MR"), tmp_path / "abdomen.nii.gz")
+    cfg = load_config()
+    scans = [(str(tmp_path / "head.nii.gz"), None), (str(tmp_path / "abdomen.nii.gz"), None)]
+    images, _, skipped = preprocess_scans(scans, card_from_config(cfg), *prepare_reference(cfg))
+    assert len(images) == 1 and len(skipped) == 1
+    assert "abdomen.nii.gz: it matches the brain reference poorly (similarity 0.2" in skipped[0]

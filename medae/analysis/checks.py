@@ -12,7 +12,7 @@ import re
 import numpy as np
 
 from medae.errors import InputError, ModelMismatchError
-from medae.model.card import ModelCard
+from medae.model.card import ALIGNMENT_LIMITS, ModelCard
 from medae.model.registration import MIN_VOXELS_TO_ALIGN
 from medae.volume import Volume
 
@@ -403,7 +403,7 @@ def check_alignment(ref_to_input: np.ndarray, metric: float | None, card: ModelC
     """
     warnings: list[str] = []
     scales = np.linalg.svd(ref_to_input[:3, :3], compute_uv=False)
-    limits = card.space.get("alignment_limits", {"scale": [0.7, 1.45], "metric": -0.3, "metric_warn": -0.5})
+    limits = card.space.get("alignment_limits", ALIGNMENT_LIMITS)
     bad = []
     advice = f"Check that it is {_a(card.modality)} scan of the {card.body_part.lower()}"
     if scales.min() < limits["scale"][0] or scales.max() > limits["scale"][1]:

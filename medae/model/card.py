@@ -16,6 +16,10 @@ import numpy as np
 from medae.errors import ModelError
 
 CARD_VERSION = 1
+#: What an alignment to the reference may need before the scan is taken for another body part or a broken
+#: header (a card's ``space.alignment_limits`` replaces it): scales, and the Mattes MI above which it refuses
+#: (``metric``) or warns (``metric_warn``). The analysis refuses such a scan; the training leaves it out.
+ALIGNMENT_LIMITS = {"scale": [0.7, 1.45], "metric": -0.3, "metric_warn": -0.5}
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from medae.errors import InputError, MedaeError
-from medae.model.card import ModelCard
+from medae.model.card import ALIGNMENT_LIMITS, ModelCard
 from medae.model.preprocess import to_model_space
 from medae.progress import ProgressFn, check_cancel, report
 from medae.training.contrast import random_contrast
@@ -150,6 +150,10 @@ def preprocess_scans(
                     skipped.append(f"{path}: a {vol.modality} scan, and the model learns {card.modality}")
                     continue
                 mi = to_model_space(vol, card, reference, reference_mask, cancel=cancel)
+                unlike = _unlike_reference(mi.alignment, card)
+                if unlike:  # another body part, aligned as well as it could be, would be learnt as healthy
+                    skipped.append(f"{path}: {unlike}")
+                    continue
             except MedaeError as exc:
                 skipped.append(f"{path}: {exc}")
                 continue
@@ -165,6 +169,26 @@ def preprocess_scans(
     if not images:
         raise InputError("None of the training scans could be used: " + "; ".join(skipped[:3]))
     return np.stack(images), np.stack(masks), skipped
+
+
+def _unlike_reference(alignment, card: ModelCard) -> str | None:
+    """Why a registered scan is not what the reference shows (the limits the analysis refuses by), or None."""
+    if alignment.method not in ("affine", "similarity"):
+        return None
+    limits = card.space.get("alignment_limits", ALIGNMENT_LIMITS)
+    part = card.body_part.lower()
+    scales = np.linalg.svd(alignment.ref_to_input[:3, :3], compute_uv=False)
+    if alignment.metric is not None and alignment.metric > limits["metric"]:
+        return (
+            f"it matches the {part} reference poorly (similarity {-alignment.metric:.2f}): not a scan of the {part}, "
+            "or its header's voxel sizes or axes are wrong"
+        )
+    if scales.min() < limits["scale"][0] or scales.max() > limits["scale"][1]:
+        return (
+            f"its alignment to the {part} reference needed a scaling of {scales.min():.2f}-{scales.max():.2f}: "
+            f"its header's voxel sizes are probably wrong, or it is not a scan of the {part}"
+        )
+    return None
 
 
 def coarse_noise(shape: tuple[int, ...], factor: int, std: float, rng: np.random.Generator) -> np.ndarray:
