@@ -484,6 +484,22 @@ def test_a_finished_model_trained_on_other_scans_is_not_replaced(ct_data, tmp_pa
         train(ct_data, shipped, cfg, device="cpu")
 
 
+def test_too_few_scans_to_calibrate_on_are_said_before_the_training_and_not_as_a_traceback(ct_data, tmp_path):
+    # Three members hold one scan out together; with one calibration scan that made two, found too few by a
+    # ValueError's traceback once every member was trained.
+    from medae.training.config import load_config
+    from medae.training.train import train
+
+    cfg = load_config(overrides={**CT_CFG, "ensemble": 3, "steps": 1})
+    cal = tmp_path / "cal"
+    save_nifti(synthetic_ct(10), cal / "cal_10.nii.gz")
+    with pytest.raises(MedaeError, match=r"1 scans of .* held out from all 3 ensemble members and 1 calibration"):
+        train(ct_data, tmp_path / "m", cfg, device="cpu", calibration_data=cal)
+    (cal / "broken.nii.gz").write_bytes(b"not a scan")  # three to count, two to calibrate on once prepared
+    with pytest.raises(MedaeError, match=r"2 healthy scans could be used to calibrate on.*broken\.nii\.gz"):
+        train(ct_data, tmp_path / "m", cfg, device="cpu", calibration_data=cal)
+
+
 def test_a_scan_of_another_modality_is_left_out_of_the_training(ct_data, tmp_path):
     from medae.training.config import load_config
     from medae.training.data import preprocess_scans

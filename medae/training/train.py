@@ -186,10 +186,12 @@ def train(
     # initialisation and its augmentation. Calibration takes the scans no member trained on.
     splits = [_split(len(scans), n_val, seed + MEMBER_SEED_STEP * k) for k in range(n_members)]
     held_out = sorted(set.intersection(*(set(val) for val, _ in splits)))
-    if len(held_out) < 3 and calibration_data is None:
+    extra = find_scans(calibration_data) if calibration_data is not None else []
+    if len(held_out) + len(extra) < 3:
+        given = f" and {len(extra)} calibration scans given" if extra else ""
         raise MedaeError(
-            f"Only {len(held_out)} scans of {data} are held out from all {n_members} ensemble members, too few to "
-            "calibrate on; pass --calibration-data with healthy scans none of them trains on."
+            f"Only {len(held_out)} scans of {data} are held out from all {n_members} ensemble members{given}, too "
+            "few to calibrate on (at least 3); pass --calibration-data with more healthy scans none of them trains on."
         )
     member_dirs = [state_dir if k == 0 else state_dir / f"member{k}" for k in range(n_members)]
     drawn = [scan_ids([scans[i] for i in train_idx], data) for _, train_idx in splits]
@@ -213,7 +215,6 @@ def train(
         prep_s += time.time() - t
         return prepared
 
-    extra = find_scans(calibration_data) if calibration_data is not None else []
     if set(extra) & set(scans):  # said before the training, not after it
         raise MedaeError(
             f"{calibration_data}: some calibration scans are also training data; calibrate on scans the model "
@@ -275,6 +276,12 @@ def train(
         v_masks = np.concatenate([v_masks, c_masks]) if len(v_masks) else c_masks
         skipped += c_skipped
         n_extra = len(c_images)
+    if len(v_images) < 3:  # scans that could not be used: the trained state is kept, a rerun recalibrates
+        unusable = "; ".join((v_skipped + (c_skipped if calibration_data is not None else []))[:3])
+        raise MedaeError(
+            f"Only {len(v_images)} healthy scans could be used to calibrate on; at least 3 are needed. The training "
+            f"is done and kept: run again with --calibration-data holding more healthy scans. Left out: {unusable}."
+        )
     stats, calib = calibrate_model(
         reconstruct,
         v_images.astype(np.float32),
