@@ -327,6 +327,26 @@ def test_preprocessing_cache_is_not_reused_when_the_mapping_code_changes(ct_data
     assert len(list(cache.iterdir())) == 2
 
 
+def test_a_scan_exported_again_under_its_name_is_prepared_again(tmp_path):
+    # The cache was keyed by the path alone: the scan first prepared under that name was trained on for good.
+    import os
+
+    from medae.training.config import load_config
+    from medae.training.data import preprocess_scans
+    from medae.training.train import card_from_config
+
+    card = card_from_config(load_config(overrides=CT_CFG))
+    path = tmp_path / "ct.nii.gz"
+    save_nifti(synthetic_ct(0), path)
+    first, _, _ = preprocess_scans([(str(path), None)], card, None, None, cache=tmp_path / "cache")
+    stamp = os.stat(path).st_mtime_ns
+    save_nifti(synthetic_ct(7), path)
+    os.utime(path, ns=(stamp + 10**9, stamp + 10**9))  # a second later, whatever the file system's clock
+    again, _, _ = preprocess_scans([(str(path), None)], card, None, None, cache=tmp_path / "cache")
+    fresh, _, _ = preprocess_scans([(str(path), None)], card, None, None)
+    assert not np.array_equal(first, again) and np.array_equal(again, fresh)
+
+
 @pytest.mark.parametrize(
     ("overrides", "said"),
     [

@@ -138,10 +138,17 @@ def preprocess_scans(
         if cache is not None:
             h = hashlib.sha256((key.hexdigest() + path + str(series)).encode()).hexdigest()[:16]
             cached = cache / f"{Path(path).name.split('.')[0]}_{h}.npz"
+        stamp = _file_stamp(path)
+        hit = None
         if cached is not None and cached.exists():
             with np.load(cached, allow_pickle=False) as z:
-                images.append(z["image"])
-                masks.append(z["mask"])
+                # A file replaced under the same name (a scan exported again) is prepared again; a cache
+                # written before the stamp was kept is taken as it is.
+                if "source" not in z.files or stamp is None or z["source"].tolist() == stamp:
+                    hit = z["image"], z["mask"]
+        if hit is not None:
+            images.append(hit[0])
+            masks.append(hit[1])
         else:
             try:
                 vol = load(path, series=series)
@@ -164,11 +171,21 @@ def preprocess_scans(
 
                 cache.mkdir(parents=True, exist_ok=True)
                 with atomic_path(cached) as tmp:
-                    np.savez(tmp, image=images[-1], mask=masks[-1])
+                    source = {} if stamp is None else {"source": np.array(stamp, np.int64)}
+                    np.savez(tmp, image=images[-1], mask=masks[-1], **source)
         report(progress, (n + 1) / len(scans), f"preprocessed {n + 1}/{len(scans)}")
     if not images:
         raise InputError("None of the training scans could be used: " + "; ".join(skipped[:3]))
     return np.stack(images), np.stack(masks), skipped
+
+
+def _file_stamp(path: str) -> list[int] | None:
+    """A file's size and modification time, which change when it is replaced; None for a DICOM folder."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns] if os.path.isfile(path) else None
 
 
 def _unlike_reference(alignment, card: ModelCard) -> str | None:
