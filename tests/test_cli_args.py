@@ -200,6 +200,17 @@ def test_settings_of_one_section_in_several_sets_are_all_kept(tmp_path, monkeypa
     assert "--set steps: give KEY=JSON" in capsys.readouterr().err
 
 
+def test_the_training_leaves_out_what_the_analysis_refuses(tmp_path, monkeypatch):
+    # A segmentation or one of medae's own heatmaps in the data folder was trained on as a healthy scan.
+    import medae.training.train
+    from medae.analysis.checks import check_input
+
+    seen = {}
+    monkeypatch.setattr(medae.training.train, "train", lambda data, out, cfg, **k: seen.update(k) or out)
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "m")]) == 0
+    assert seen["screen"] is check_input
+
+
 def test_a_sampling_temperature_that_is_no_number_is_refused(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["sample", "--model", "m", "--out", "o", "--temperature", "nan"])

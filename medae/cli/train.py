@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     """Trains and writes the model folder."""
     check_output_folder(args.out, make=False)  # a file in its place is said before any work
     _check_model_folder(args.out)
+    from medae.analysis.checks import check_input
     from medae.cli.progressbar import ProgressBar
     from medae.errors import MedaeError
     from medae.training.config import load_config
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             command=command,
             calibration_data=args.calibration_data,
             cancel=cancel,
+            screen=check_input,  # what the analysis refuses (a label map, a crop, its own outputs) is left out
         )
     try:  # what the training left out is in the card; said here too, where the run was watched
         left_out = json.loads((Path(args.out) / "card.json").read_text())["training"].get("skipped") or []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from medae.model.card import ALIGNMENT_LIMITS, ModelCard
 from medae.model.preprocess import to_model_space
 from medae.progress import ProgressFn, check_cancel, report
 from medae.training.contrast import random_contrast
+from medae.volume import Volume
 
 #: The names a text file listing scans is known by (any other file is read as a scan).
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -123,10 +125,12 @@ def preprocess_scans(
     cache: Path | None = None,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    screen: Callable[[Volume, ModelCard], object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Every scan in model space: images (N, *grid) float16, masks (N, *grid) bool, and skip messages.
 
-    A scan that cannot be read or aligned is skipped with a message, not fatal.
+    A scan that cannot be read or aligned, or that ``screen`` refuses (raising a ``MedaeError``: the
+    analysis's input checks, which ``medae train`` passes), is skipped with a message, not fatal.
     """
     from medae.io import load
 
@@ -156,6 +160,8 @@ def preprocess_scans(
                     # A CT among MR scans would teach the model that CT is healthy MR (analyze refuses it).
                     skipped.append(f"{path}: a {vol.modality} scan, and the model learns {card.modality}")
                     continue
+                if screen is not None:  # what the analysis refuses (a label map, a crop) is no healthy scan
+                    screen(vol, card)
                 mi = to_model_space(vol, card, reference, reference_mask, cancel=cancel)
                 unlike = _unlike_reference(mi.alignment, card)
                 if unlike:  # another body part, aligned as well as it could be, would be learnt as healthy

@@ -13,6 +13,7 @@ import platform
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from medae.training.data import card_affine, find_scans, prepare_reference, prep
 from medae.training.member import MEMBER_SEED_STEP, TrainingRun, train_member
 from medae.training.provenance import runs_for_card
 from medae.training.template import TEMPLATE_NAME, TEMPLATE_NOTICE
+from medae.volume import Volume
 
 
 def _split(n: int, n_val: int, seed: int) -> tuple[list[int], list[int]]:
@@ -134,6 +136,7 @@ def train(
     cancel: threading.Event | None = None,
     command: str | None = None,
     calibration_data: str | Path | None = None,
+    screen: Callable[[Volume, ModelCard], object] | None = None,
 ) -> Path:
     """Trains a model and writes the model folder ``out``.
 
@@ -147,6 +150,8 @@ def train(
         command: The command line, recorded in the card.
         calibration_data: More healthy scans (never trained on) that join the validation split for
             calibration; more scans estimate the healthy tails (threshold, percentiles) better.
+        screen: Raises a ``MedaeError`` for a loaded scan that is no healthy scan of the model's kind (the
+            analysis's input checks, a layer above); such a scan is left out and named in the card.
     """
     from medae.model.heavy_imports import import_network_libraries
 
@@ -211,6 +216,7 @@ def train(
             cache=state_dir / "cache",
             progress=sub_progress(progress, lo, hi),
             cancel=cancel,
+            screen=screen,
         )
         prep_s += time.time() - t
         return prepared
