@@ -64,3 +64,15 @@ def test_an_mr_scan_that_is_no_head_is_left_out_of_a_brain_model_training(tmp_pa
     assert len(images) == 1 and len(skipped) == 2
     assert "abdomen.nii.gz: it matches the brain reference poorly (similarity 0.2" in skipped[0]
     assert "sub-01_dseg.nii.gz: " in skipped[1] and "looks like a mask or label map" in skipped[1]
+
+
+def test_a_scan_left_out_is_named_once_in_its_message(tmp_path):
+    from medae.training.config import load_config
+    from medae.training.data import preprocess_scans
+    from medae.training.train import card_from_config
+
+    (tmp_path / "broken.nii.gz").write_bytes(b"not a scan")
+    path = str(tmp_path / "broken.nii.gz")
+    with pytest.raises(InputError) as said:  # the only scan: none could be used
+        preprocess_scans([(path, None)], card_from_config(load_config()), None, None)
+    assert str(said.value).count(path) == 1 and "not a NIfTI file" in str(said.value)

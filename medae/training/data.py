@@ -168,7 +168,8 @@ def preprocess_scans(
                     skipped.append(f"{path}: {unlike}")
                     continue
             except MedaeError as exc:
-                skipped.append(f"{path}: {exc}")
+                said = str(exc)  # most messages start with the file's path already
+                skipped.append(said if said.startswith(f"{path}: ") else f"{path}: {said}")
                 continue
             images.append(mi.image.astype(np.float16))
             masks.append(mi.mask)
