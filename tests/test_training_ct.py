@@ -398,6 +398,10 @@ def test_a_configuration_file_that_is_not_an_object_is_refused(tmp_path):
     (tmp_path / "c.json").write_text("[1, 2, 3]")
     with pytest.raises(MedaeError, match="must be a JSON object"):
         load_config(tmp_path / "c.json")
+    # A model's card, to train like it: refused for five unknown settings, with no word of where its own are.
+    card = Path(__file__).parents[1] / "models" / "brain-t1-dae" / "card.json"
+    with pytest.raises(MedaeError, match=r"card\.json is a model card.*its training\.config holds"):
+        load_config(card)
     assert load_config(overrides={"steps": 5, "lr": 1, "architecture": {"variant": "vae"}})["steps"] == 5
 
 

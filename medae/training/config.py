@@ -115,6 +115,11 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             layers.append(json.loads(p.read_text()))
         except (OSError, json.JSONDecodeError) as exc:
             raise MedaeError(f"{p}: cannot read the training configuration ({exc}). It must be a JSON object.") from exc
+        if isinstance(layers[0], dict) and isinstance(layers[0].get("training"), dict) and "card_version" in layers[0]:
+            raise MedaeError(
+                f"{p} is a model card, not a training configuration: its training.config holds the settings that "
+                "model was trained with. Save that object alone as a JSON file and pass it to --config."
+            )
     if overrides:
         layers.append(overrides)
     for layer in layers:
