@@ -398,6 +398,12 @@ def test_a_configuration_file_that_is_not_an_object_is_refused(tmp_path):
     (tmp_path / "c.json").write_text("[1, 2, 3]")
     with pytest.raises(MedaeError, match="must be a JSON object"):
         load_config(tmp_path / "c.json")
+    # Saved by Windows Notepad (a byte-order mark first) it was refused; a scan given by mistake was a traceback.
+    (tmp_path / "bom.json").write_bytes(b'\xef\xbb\xbf{"steps": 3}')
+    assert load_config(tmp_path / "bom.json")["steps"] == 3
+    (tmp_path / "scan.json").write_bytes(b"\x1f\x8b\x08\x00 a gzip stream")
+    with pytest.raises(MedaeError, match=r"scan\.json: cannot read the training configuration"):
+        load_config(tmp_path / "scan.json")
     # A model's card, to train like it: refused for five unknown settings, with no word of where its own are.
     card = Path(__file__).parents[1] / "models" / "brain-t1-dae" / "card.json"
     with pytest.raises(MedaeError, match=r"card\.json is a model card.*its training\.config holds"):

@@ -19,6 +19,13 @@ def test_a_list_names_each_scan_once_and_skips_comments_however_indented(tmp_pat
     assert find_scans(listing) == [(str(folder / "b.nii.gz"), None), (str(folder / "a.nii.gz"), None)]
 
 
+def test_a_list_that_is_not_utf8_text_is_one_line_not_a_traceback(tmp_path):
+    listing = tmp_path / "healthy.txt"  # as Windows PowerShell 5 writes a redirected listing: UTF-16
+    listing.write_bytes("a.nii.gz\r\n".encode("utf-16"))
+    with pytest.raises(InputError, match=r"healthy\.txt: the list of scans is not UTF-8 text"):
+        find_scans(listing)
+
+
 def test_a_list_under_another_name_is_said_to_need_one_of_the_list_names(tmp_path):
     listing = tmp_path / "healthy.csv"
     listing.write_text("a.nii.gz\nb.nii.gz\n")

@@ -111,9 +111,9 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     layers = []
     if path is not None:
         p = Path(path)
-        try:
-            layers.append(json.loads(p.read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
+        try:  # utf-8-sig: Windows Notepad saves a byte-order mark first
+            layers.append(json.loads(p.read_text(encoding="utf-8-sig")))
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, or not text at all
             raise MedaeError(f"{p}: cannot read the training configuration ({exc}). It must be a JSON object.") from exc
         if isinstance(layers[0], dict) and isinstance(layers[0].get("training"), dict) and "card_version" in layers[0]:
             raise MedaeError(

@@ -35,7 +35,13 @@ def find_scans(data: str | Path) -> list[tuple[str, str | None]]:
     p = Path(data)
     if p.is_file() and p.suffix in LIST_SUFFIXES:
         # utf-8-sig: a list saved by Windows Notepad starts with a byte-order mark, not part of the first path.
-        entries = [line.strip() for line in p.read_text(encoding="utf-8-sig").splitlines()]
+        try:
+            entries = [line.strip() for line in p.read_text(encoding="utf-8-sig").splitlines()]
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"{p}: the list of scans is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 "
+                "(Windows PowerShell 5 writes UTF-16 when its output is redirected: use Out-File -Encoding utf8)."
+            ) from exc
         paths = [os.path.normpath(p.parent / e) for e in entries if e and not e.startswith("#")]
         return [(path, None) for path in dict.fromkeys(paths)]
     if not p.exists():
