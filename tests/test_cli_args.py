@@ -211,6 +211,37 @@ def test_the_training_leaves_out_what_the_analysis_refuses(tmp_path, monkeypatch
     assert seen["screen"] is check_input
 
 
+def test_a_second_training_into_a_model_folder_being_trained_is_refused(tmp_path, monkeypatch, capsys):
+    # Started again while the first run still went on (to resume it, in another terminal), both trained and
+    # wrote their checkpoints over each other's; the model was whichever finished last.
+    import medae.training.train
+    from medae.batch.lock import run_lock
+
+    out = tmp_path / "m"
+    out.mkdir()
+    monkeypatch.setattr(medae.training.train, "train", lambda *a, **k: pytest.fail("trained"))
+    with run_lock(out):
+        assert main(["train", "--data", str(tmp_path), "--out", str(out)]) == 2
+    assert "another medae run" in capsys.readouterr().err
+    # Under torchrun the processes other than the first write nothing there, and take no lock.
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(medae.training.train, "train", lambda data, out, cfg, **k: out)
+    with run_lock(out):
+        assert main(["train", "--data", str(tmp_path), "--out", str(out)]) == 0
+    # A run refused for its data leaves no empty model folder behind.
+    monkeypatch.delenv("RANK")
+
+    def no_data(data, out, cfg, **k):
+        from medae.errors import InputError
+
+        assert out.is_dir()  # made to hold the lock
+        raise InputError(f"{data}: no such folder or list of scans.")
+
+    monkeypatch.setattr(medae.training.train, "train", no_data)
+    assert main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "new")]) == 2
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_sampling_temperature_that_is_no_number_is_refused(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["sample", "--model", "m", "--out", "o", "--temperature", "nan"])

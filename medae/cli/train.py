@@ -76,18 +76,26 @@ def run(args: argparse.Namespace) -> int:
         overrides[key] = value
     cfg = load_config(args.config, overrides)
     command = "medae " + " ".join(sys.argv[1:]) if sys.argv and "medae" in sys.argv[0] else None
-    with ProgressBar("train", every=30) as bar, _resume_hint(cfg), _stop_after_step() as cancel:
-        train(
-            args.data,
-            args.out,
-            cfg,
-            device=args.device,
-            progress=bar,
-            command=command,
-            calibration_data=args.calibration_data,
-            cancel=cancel,
-            screen=check_input,  # what the analysis refuses (a label map, a crop, its own outputs) is left out
-        )
+    made = not args.out.exists()
+    try:
+        with _one_run_at_a_time(args.out), ProgressBar("train", every=30) as bar, _resume_hint(cfg):
+            with _stop_after_step() as cancel:
+                train(
+                    args.data,
+                    args.out,
+                    cfg,
+                    device=args.device,
+                    progress=bar,
+                    command=command,
+                    calibration_data=args.calibration_data,
+                    cancel=cancel,
+                    screen=check_input,  # what the analysis refuses (a label map, a crop, its outputs) is left out
+                )
+    except BaseException:
+        if made:  # a run refused before it wrote anything leaves no empty folder
+            with contextlib.suppress(OSError):
+                args.out.rmdir()
+        raise
     try:  # what the training left out is in the card; said here too, where the run was watched
         left_out = json.loads((Path(args.out) / "card.json").read_text())["training"].get("skipped") or []
     except (OSError, ValueError, KeyError):
@@ -115,6 +123,23 @@ def _check_model_folder(out) -> None:
             f"{out} holds other files ({', '.join(sorted(entries)[:3])}{', ...' if len(entries) > 3 else ''}) and "
             "no model: a model folder is written into. Choose a new folder for --out (or a model folder to resume)."
         )
+
+
+@contextlib.contextmanager
+def _one_run_at_a_time(out: Path):
+    """Holds the model folder's run lock: a second run into it (to resume one still going on) is refused.
+
+    Two runs would write their checkpoints over each other's, and the model would be whichever finished
+    last. Under ``torchrun`` only the first process writes there, so only it takes the lock.
+    """
+    from medae.batch.lock import run_lock
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    check_output_folder(out)  # made now, to hold the lock
+    with run_lock(out):
+        yield
 
 
 @contextlib.contextmanager
