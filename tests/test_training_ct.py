@@ -436,6 +436,12 @@ def test_calibration_scans_that_are_training_data_are_said_before_the_training(c
 
     with pytest.raises(MedaeError, match="also training data"):
         train(ct_data, tmp_path / "out", load_config(overrides=CT_CFG), device="cpu", calibration_data=ct_data)
+    # The same scan named otherwise: an absolute path in a list, the data folder given from the working folder.
+    (tmp_path / "cal.txt").write_text(f"{ct_data / 'ct_0.nii.gz'}\n")
+    monkeypatch.chdir(ct_data.parent)
+    cfg = load_config(overrides=CT_CFG)
+    with pytest.raises(MedaeError, match=r"also training data \(ct_0\.nii\.gz\)"):
+        train(Path(ct_data.name), tmp_path / "out", cfg, device="cpu", calibration_data=tmp_path / "cal.txt")
 
 
 def test_a_run_stopped_midway_goes_on_only_with_the_settings_it_was_started_with(ct_data, tmp_path):

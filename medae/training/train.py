@@ -221,10 +221,13 @@ def train(
         prep_s += time.time() - t
         return prepared
 
-    if set(extra) & set(scans):  # said before the training, not after it
+    # Compared as files, however named (relative, absolute, through a link); said before the training.
+    trained = {(os.path.realpath(path), series) for path, series in scans}
+    both = [path for path, series in extra if (os.path.realpath(path), series) in trained]
+    if both:
         raise MedaeError(
-            f"{calibration_data}: some calibration scans are also training data; calibrate on scans the model "
-            "never saw."
+            f"{calibration_data}: some calibration scans are also training data ({Path(both[0]).name}"
+            f"{', ...' if len(both) > 1 else ''}); calibrate on scans the model never saw."
         )
     run = TrainingRun(cfg, dev, rank, world, out, this_command, progress, cancel)
     members, records = [], []
