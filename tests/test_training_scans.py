@@ -6,17 +6,18 @@ from medae.errors import InputError
 from medae.training.data import find_scans
 
 
-def test_a_list_names_each_scan_once_and_skips_comments_however_indented(tmp_path):
-    # A scan listed twice (here once as ./a.nii.gz) could be drawn for training and for validation both, and
-    # so be calibrated on after being trained on; an indented comment was taken for a scan's path.
+def test_a_list_names_each_scan_once_and_skips_comments_however_indented(tmp_path, monkeypatch):
+    # A scan listed twice (as ./a.nii.gz, or by its absolute path in a list given by a relative one) could be
+    # drawn for training and for validation both, and so be calibrated on after being trained on; an indented
+    # comment was taken for a scan's path.
     (tmp_path / "scans").mkdir()
-    listing = tmp_path / "scans" / "healthy.txt"
     # Saved by Windows Notepad: a byte-order mark, then lines ending in CR LF.
-    listing.write_bytes(
+    (tmp_path / "scans" / "healthy.txt").write_bytes(
         b"\xef\xbb\xbfb.nii.gz\r\n# healthy controls\r\n\r\n  # left out: c.nii.gz\r\na.nii.gz\r\n./a.nii.gz\r\n"
+        + f"{tmp_path / 'scans' / 'b.nii.gz'}\n".encode()
     )
-    folder = tmp_path / "scans"
-    assert find_scans(listing) == [(str(folder / "b.nii.gz"), None), (str(folder / "a.nii.gz"), None)]
+    monkeypatch.chdir(tmp_path)
+    assert find_scans("scans/healthy.txt") == [("scans/b.nii.gz", None), ("scans/a.nii.gz", None)]
 
 
 def test_a_list_that_is_not_utf8_text_is_one_line_not_a_traceback(tmp_path):

@@ -42,8 +42,12 @@ def find_scans(data: str | Path) -> list[tuple[str, str | None]]:
                 f"{p}: the list of scans is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 "
                 "(Windows PowerShell 5 writes UTF-16 when its output is redirected: use Out-File -Encoding utf8)."
             ) from exc
-        paths = [os.path.normpath(p.parent / e) for e in entries if e and not e.startswith("#")]
-        return [(path, None) for path in dict.fromkeys(paths)]
+        paths: dict[str, str] = {}  # by the file itself, however it is named: the first name it is given
+        for e in entries:
+            if e and not e.startswith("#"):
+                path = os.path.normpath(p.parent / e)
+                paths.setdefault(os.path.realpath(path), path)
+        return [(path, None) for path in paths.values()]
     if not p.exists():
         raise InputError(f"{p}: no such folder or list of scans.")
     out = []
