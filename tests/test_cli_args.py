@@ -203,12 +203,12 @@ def test_settings_of_one_section_in_several_sets_are_all_kept(tmp_path, monkeypa
 def test_the_training_leaves_out_what_the_analysis_refuses(tmp_path, monkeypatch):
     # A segmentation or one of medae's own heatmaps in the data folder was trained on as a healthy scan.
     import medae.training.train
-    from medae.analysis.checks import check_input
+    from medae.analysis.checks import check_contrast, check_input
 
     seen = {}
     monkeypatch.setattr(medae.training.train, "train", lambda data, out, cfg, **k: seen.update(k) or out)
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "m")]) == 0
-    assert seen["screen"] is check_input
+    assert seen["screen"] is check_input and seen["screen_contrast"] is check_contrast
 
 
 def test_a_second_training_into_a_model_folder_being_trained_is_refused(tmp_path, monkeypatch, capsys):

@@ -41,10 +41,11 @@ def test_a_list_under_another_name_is_said_to_need_one_of_the_list_names(tmp_pat
 def test_an_mr_scan_that_is_no_head_is_left_out_of_a_brain_model_training(tmp_path):
     # An abdomen among the healthy heads was aligned as well as it could be and trained on as a healthy brain;
     # the analysis refuses the same scan for matching the brain reference poorly. So was a segmentation beside
-    # the scans (a BIDS folder's derivatives), which the analysis refuses before aligning it.
+    # the scans (a BIDS folder's derivatives), which the analysis refuses before aligning it, and a T2 scan of the
+    # same study, which it refuses for its inverted contrast.
     import numpy as np
 
-    from medae.analysis.checks import check_input
+    from medae.analysis.checks import check_contrast, check_input
     from medae.io.nifti import save_nifti
     from medae.training.config import load_config
     from medae.training.data import prepare_reference, preprocess_scans
@@ -57,6 +58,9 @@ def test_an_mr_scan_that_is_no_head_is_left_out_of_a_brain_model_training(tmp_pa
     save_nifti(head.volume, tmp_path / "head.nii.gz")
     labels = (head.gm > 0.5) + 2 * (head.wm > 0.5) + 3 * (head.csf > 0.5)
     save_nifti(Volume(labels.astype(np.uint8), head.volume.affine, "MR"), tmp_path / "sub-01_dseg.nii.gz")
+    t1 = np.asarray(head.volume.array, dtype=np.float32)  # a T2-like head: the tissue contrast inverted
+    t2 = np.where(t1 > 0.1 * t1.max(), 1.1 * t1.max() - t1, t1)
+    save_nifti(Volume(t2, head.volume.affine, "MR"), tmp_path / "sub-01_T2w.nii.gz")
     i, j, _ = np.indices((256, 200, 40), dtype=np.float32)
     x, y = (i - 128) * 1.5, (j - 100) * 1.5
     body = np.where((x / 170) ** 2 + (y / 120) ** 2 < 1, 300.0, 0.0)
@@ -67,11 +71,14 @@ def test_an_mr_scan_that_is_no_head_is_left_out_of_a_brain_model_training(tmp_pa
     affine[:3, 3] = [-192, -150, -100]
     save_nifti(Volume(np.clip(body, 0, None).astype(np.int16), affine, "MR"), tmp_path / "abdomen.nii.gz")
     cfg = load_config()
-    scans = [(str(tmp_path / name), None) for name in ("head.nii.gz", "abdomen.nii.gz", "sub-01_dseg.nii.gz")]
-    images, _, skipped = preprocess_scans(scans, card_from_config(cfg), *prepare_reference(cfg), screen=check_input)
-    assert len(images) == 1 and len(skipped) == 2
+    names = ("head.nii.gz", "abdomen.nii.gz", "sub-01_dseg.nii.gz", "sub-01_T2w.nii.gz")
+    scans = [(str(tmp_path / name), None) for name in names]
+    card, reference = card_from_config(cfg), prepare_reference(cfg)
+    images, _, skipped = preprocess_scans(scans, card, *reference, screen=check_input, screen_contrast=check_contrast)
+    assert len(images) == 1 and len(skipped) == 3
     assert "abdomen.nii.gz: it matches the brain reference poorly (similarity 0.2" in skipped[0]
     assert "sub-01_dseg.nii.gz: " in skipped[1] and "looks like a mask or label map" in skipped[1]
+    assert "sub-01_T2w.nii.gz: the scan's tissue contrast is inverted" in skipped[2]
 
 
 def test_a_scan_left_out_is_named_once_in_its_message(tmp_path):

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     """Trains and writes the model folder."""
     check_output_folder(args.out, make=False)  # a file in its place is said before any work
     _check_model_folder(args.out)
-    from medae.analysis.checks import check_input
+    from medae.analysis.checks import check_contrast, check_input
     from medae.cli.progressbar import ProgressBar
     from medae.errors import MedaeError
     from medae.training.config import load_config
@@ -89,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
                     command=command,
                     calibration_data=args.calibration_data,
                     cancel=cancel,
-                    screen=check_input,  # what the analysis refuses (a label map, a crop, its outputs) is left out
+                    # What the analysis refuses (a label map, a crop, its outputs, a T2) is left out.
+                    screen=check_input,
+                    screen_contrast=check_contrast,
                 )
     except BaseException:
         if made:  # a run refused before it wrote anything leaves no empty folder

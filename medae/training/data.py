@@ -136,11 +136,13 @@ def preprocess_scans(
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     screen: Callable[[Volume, ModelCard], object] | None = None,
+    screen_contrast: Callable[[float | None, ModelCard], object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Every scan in model space: images (N, *grid) float16, masks (N, *grid) bool, and skip messages.
 
     A scan that cannot be read or aligned, or that ``screen`` refuses (raising a ``MedaeError``: the
-    analysis's input checks, which ``medae train`` passes), is skipped with a message, not fatal.
+    analysis's input checks, which ``medae train`` passes), is skipped with a message, not fatal; so is one
+    whose aligned image's correlation with the reference ``screen_contrast`` refuses (another sequence).
     """
     from medae.io import load
 
@@ -177,6 +179,10 @@ def preprocess_scans(
                 if unlike:  # another body part, aligned as well as it could be, would be learnt as healthy
                     skipped.append(f"{path}: {unlike}")
                     continue
+                if screen_contrast is not None and reference is not None:  # a T2 among T1 scans, for example
+                    from medae.model.brain_only import correlation
+
+                    screen_contrast(correlation(mi.image, reference, mi.mask), card)
             except MedaeError as exc:
                 said = str(exc)  # most messages start with the file's path already
                 skipped.append(said if said.startswith(f"{path}: ") else f"{path}: {said}")

@@ -137,6 +137,7 @@ def train(
     command: str | None = None,
     calibration_data: str | Path | None = None,
     screen: Callable[[Volume, ModelCard], object] | None = None,
+    screen_contrast: Callable[[float | None, ModelCard], object] | None = None,
 ) -> Path:
     """Trains a model and writes the model folder ``out``.
 
@@ -152,6 +153,8 @@ def train(
             calibration; more scans estimate the healthy tails (threshold, percentiles) better.
         screen: Raises a ``MedaeError`` for a loaded scan that is no healthy scan of the model's kind (the
             analysis's input checks, a layer above); such a scan is left out and named in the card.
+        screen_contrast: The same for an aligned scan's correlation with the reference (the analysis's
+            contrast check: another sequence, such as a T2 among T1 scans).
     """
     from medae.model.heavy_imports import import_network_libraries
 
@@ -217,6 +220,7 @@ def train(
             progress=sub_progress(progress, lo, hi),
             cancel=cancel,
             screen=screen,
+            screen_contrast=screen_contrast,
         )
         prep_s += time.time() - t
         return prepared
