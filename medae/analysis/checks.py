@@ -198,6 +198,9 @@ def _contrast_agent(volume: Volume, card: ModelCard) -> list[str]:
     if card.space.get("contrast_agent"):
         return []
     agent = str(volume.meta.get("contrast_agent") or "").strip()
+    if _NO_AGENT.match(agent):  # some scanners leave the agent empty and name its ingredient or route alone
+        agent = str(volume.meta.get("contrast_ingredient") or "").strip()
+    route = str(volume.meta.get("contrast_route") or "").strip()
     dicom = volume.meta.get("format") == "dicom"
     # The acquisition's own words: a DICOM series description, or a file's sidecar (dcm2niix, BIDS); and
     # for a file its name ("T1_MPRAGE_POST_GAD.nii.gz", "sub-01_ce-gadolinium_T1w.nii.gz").
@@ -209,6 +212,8 @@ def _contrast_agent(volume: Volume, card: ModelCard) -> list[str]:
     named = next((n for n in names if _contrast_name(n) and (_bids(n) or not _WITHOUT_CONTRAST.search(n))), None)
     if not _NO_AGENT.match(agent) and not _WITHOUT_CONTRAST.search(agent):
         why = f"its header names a contrast agent ({agent})"
+    elif not _NO_AGENT.match(route) and not _WITHOUT_CONTRAST.search(route):
+        why = f"its header gives the contrast agent's route ({route})"
     elif _POST_CONTRAST.search(description.replace("_", " ")):
         # A typed description can hold a name: only the DICOM one, shown in its own field anyway, is quoted.
         why = f"its series description ({description}) says so" if dicom else "its sidecar's series description says so"

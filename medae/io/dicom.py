@@ -278,6 +278,8 @@ def _meta(plan: StackPlan, values: Any) -> dict[str, Any]:
         "series_number": info.get("series_number"),
         "body_part": info.get("body_part", ""),
         "contrast_agent": info.get("contrast_agent", ""),
+        "contrast_route": info.get("contrast_route", ""),
+        "contrast_ingredient": info.get("contrast_ingredient", ""),
         "manufacturer": info.get("manufacturer", ""),
         "manufacturer_model": info.get("manufacturer_model", ""),
         "sop_class_uid": h.sop_class,

@@ -1,0 +1,45 @@
+"""Clinical T1 series the model never learnt, told by their DICOM headers: what the analysis must say of them."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medae.analysis.checks import check_input
+from medae.model.card import ModelCard
+from medae.volume import Volume
+from tests.dicom_factory import axial_affine, write_series
+
+CARD = ModelCard.read(Path(__file__).resolve().parents[1] / "models" / "brain-t1-dae" / "card.json")
+
+#: A head-sized block of noise: the header checks read only the header and the grid.
+_HEAD = np.random.default_rng(0).normal(300, 30, (64, 64, 40)).astype(np.int16)
+
+
+def _dicom(tmp_path, name, spacing=(3.0, 3.0, 3.0), array=_HEAD, **tags):
+    from medae.io import load
+
+    def edit(ds, k):
+        for key, value in tags.items():
+            setattr(ds, key, value)
+
+    write_series(tmp_path / name, array, axial_affine(spacing), modality="MR", description="T1 3D", edit=edit)
+    return load(tmp_path / name)
+
+
+def _says_contrast(volume: Volume) -> bool:
+    return any("contrast agent" in w for w in check_input(volume, CARD))
+
+
+@pytest.mark.parametrize(
+    ("tags", "warned"),
+    [
+        ({"ContrastBolusRoute": "IV"}, True),  # the agent left empty, as some scanners write a post-contrast series
+        ({"ContrastBolusIngredient": "GADOLINIUM"}, True),
+        ({"ContrastBolusRoute": "", "ContrastBolusIngredient": "NONE"}, False),
+        ({}, False),
+    ],
+)
+def test_a_contrast_route_or_ingredient_in_the_header_is_heard(tmp_path, tags, warned):
+    """A series whose header gave the agent's route or ingredient but no agent was analysed without a word."""
+    assert _says_contrast(_dicom(tmp_path, "series", **tags)) == warned
