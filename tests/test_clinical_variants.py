@@ -43,3 +43,29 @@ def _says_contrast(volume: Volume) -> bool:
 def test_a_contrast_route_or_ingredient_in_the_header_is_heard(tmp_path, tags, warned):
     """A series whose header gave the agent's route or ingredient but no agent was analysed without a word."""
     assert _says_contrast(_dicom(tmp_path, "series", **tags)) == warned
+
+
+@pytest.mark.parametrize(
+    ("description", "warned"),
+    [
+        ("AX T1 POST FS", True),  # "post" with the plane and fat saturation after it, as clinical protocols name it
+        ("T1 MPRAGE POST 3D", True),
+        ("SAG T1 POST MPR", True),
+        ("POST T1 AX", True),
+        ("T1 SE AX POST 5mm", True),
+        ("T1 3D POSTCONTRAST", True),
+        ("T1 POSTGAD", True),
+        ("3D T1 TFE GADO", True),
+        ("T1 post-op", False),  # after surgery, not after an agent
+        ("T1 POST OP", False),
+        ("AX T1 POST FOSSA", False),
+        ("POST FOSSA T1", False),
+        ("T1 MPRAGE", False),
+        ("PRE T1 AX", False),
+    ],
+)
+def test_post_contrast_series_descriptions_of_clinical_protocols(description, warned):
+    """ "AX T1 POST FS" and "T1 MPRAGE POST 3D" were analysed as if no agent had been given."""
+    meta = {"format": "dicom", "series_description": description}
+    volume = Volume(_HEAD, axial_affine((3.0, 3.0, 3.0)), "MR", meta=meta)
+    assert _says_contrast(volume) == warned, description

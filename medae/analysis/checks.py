@@ -176,10 +176,18 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
     return warnings
 
 
+#: Words a protocol puts after "post" (plane, fat saturation, sequence, reformat, slice thickness): "AX T1 POST FS",
+#: "T1 MPRAGE POST 3D" and "POST T1 AX" say after an agent as much as "AX T1 POST" does; "post-op" and "post
+#: fossa" are none of them.
+_ACQUISITION_WORDS = (
+    r"ax|axial|sag|sagittal|cor|coronal|tra|trans|obl|fs|fatsat|fat\s*sat|3d|2d|mpr|mprage|t1|t1w|se|tse|fse|spgr"
+    r"|bravo|vibe|tfe|ffe|gre|flash|space|cube|iso|thin|\d+(\.\d+)?\s*mm"
+)
 #: Words of DICOM series descriptions that mark an acquisition after a contrast agent ("T1 +C", "MPRAGE
 #: POST GAD", "T1 KM", "AX T1 POST"); "post" alone only at the end ("post-op", "post fossa" are not).
 _POST_CONTRAST = re.compile(
-    r"(\+\s?c\b|\bc\+|(?<![a-z])(gad|gd|km|mdc|ce|contrast|kontrast)(?![a-z])|(?<![a-z])post\s*$)",
+    r"(\+\s?c\b|\bc\+|(?<![a-z])(post)?(gad|gado|gadolinium|gd|km|mdc|ce|contrast|kontrast)(?![a-z])"
+    r"|(?<![a-z])post(\s+(" + _ACQUISITION_WORDS + r"))*\s*$)",
     re.IGNORECASE,
 )
 #: ... unless they say the opposite ("PRE GAD", "T1 NON CE", "nativ", "ohne KM", "sin gd").
