@@ -69,3 +69,18 @@ def test_post_contrast_series_descriptions_of_clinical_protocols(description, wa
     meta = {"format": "dicom", "series_description": description}
     volume = Volume(_HEAD, axial_affine((3.0, 3.0, 3.0)), "MR", meta=meta)
     assert _says_contrast(volume) == warned, description
+
+
+@pytest.mark.parametrize(("thickness", "warned"), [(5.5, True), (1.0, False), (None, False)])
+def test_thick_slices_stored_thin_are_named_from_the_header(tmp_path, thickness, warned):
+    """A 2D series of 5.5 mm slices resliced to 1 mm: its analysis read healthier than 95% of healthy scans, unwarned.
+
+    The thick-slice warning looked at the grid alone, which a reslicing export makes fine; the header keeps
+    the thickness that was acquired.
+    """
+    tags = {} if thickness is None else {"SliceThickness": thickness}
+    volume = _dicom(tmp_path, "resliced", spacing=(3.0, 3.0, 1.0), **tags)
+    notes = [w for w in check_input(volume, CARD) if w.startswith("Thick slices")]
+    assert bool(notes) == warned, notes
+    if warned:
+        assert "5.5 mm" in notes[0] and "1.0 mm apart" in notes[0], notes
