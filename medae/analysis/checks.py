@@ -116,7 +116,7 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
         )
     if spacing.min() < 0.2:
         warnings.append(f"Unusually small voxels ({spacing.min():.2f} mm): check the scan's geometry.")
-    warnings += _contrast_agent(volume, card)
+    warnings += _contrast_agent(volume, card) + _child(volume, card)
     size, advice = _size_problem(volume, card)
     if size and not force:
         raise ModelMismatchError(f"{scan_location(volume)}: {size}. {advice}, or pass --force to analyse anyway.")
@@ -241,6 +241,50 @@ def _contrast_agent(volume: Volume, card: ModelCard) -> list[str]:
         f"The scan looks acquired after a contrast agent ({why}); the model {card.id} knows scans without one, "
         "so enhancing vessels, dura and choroid plexus can be found as regions. Read the findings with that in "
         "mind, or analyse the series acquired before the contrast agent."
+    ]
+
+
+#: DICOM's PatientAge: a number of days, weeks, months or years ("004M", "045Y").
+_DICOM_AGE = re.compile(r"^\s*(\d{1,3})\s*([DWMY])\s*$", re.IGNORECASE)
+_AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0}
+
+
+def _age_years(phi: dict) -> float | None:
+    """The patient's age at the scan in years, from PatientAge or else the birth and study dates (None: unknown)."""
+    import datetime
+
+    match = _DICOM_AGE.match(str(phi.get("patient_age") or ""))
+    if match:
+        return int(match.group(1)) * _AGE_UNIT_YEARS[match.group(2).upper()]
+    try:
+        born, scanned = (
+            datetime.datetime.strptime(str(phi.get(k) or "").strip()[:8], "%Y%m%d").date()
+            for k in ("patient_birth_date", "study_date")
+        )
+    except ValueError:
+        return None
+    days = (scanned - born).days
+    return days / 365.25 if days >= 0 else None
+
+
+def _child(volume: Volume, card: ModelCard) -> list[str]:
+    """A warning when the header makes the patient a child and the model knows adult brains only.
+
+    A child's head rarely reaches the alignment's small-head note, and an infant's grey/white contrast,
+    halfway to isointense, still scores like a healthy adult's: only the header tells. The age is given as a
+    band, never as itself: the outputs are de-identified.
+    """
+    if _norm(card.body_part) not in {_norm(p) for p in BODY_PART_SYNONYMS["BRAIN"]}:
+        return []
+    age = _age_years(volume.phi)
+    if age is None or age >= 18:
+        return []
+    infant = age < 2
+    return [
+        f"The header makes the patient a child (under {2 if infant else 18} years); the model {card.id} learnt adult "
+        "brains only. A child's brain differs in size and shape"
+        + (", and under 2 years in its grey/white contrast (myelination)," if infant else ",")
+        + " which can be found as regions or hide real ones: read the result with great caution."
     ]
 
 

@@ -32,6 +32,7 @@ _PHI_FIELDS = (
     "patient_name",
     "patient_id",
     "patient_birth_date",
+    "patient_age",
     "patient_sex",
     "accession_number",
     "institution_name",
