@@ -108,3 +108,25 @@ def test_a_childs_scan_is_named_from_the_header(tmp_path, tags, said):
     else:
         assert len(notes) == 1 and said in notes[0] and "adult" in notes[0], notes
         assert not any(str(n) in notes[0] for n in ("004M", "009Y", "2023")), notes  # no exact age in the outputs
+
+
+def test_an_enhanced_series_names_its_contrast_agent_in_its_own_sequence(tmp_path):
+    """An enhanced MR file says its agent in ContrastBolusAgentSequence, not ContrastBolusAgent: it was not heard."""
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from medae.io import load
+    from tests.dicom_factory import write_enhanced
+
+    path = tmp_path / "enhanced.dcm"
+    write_enhanced(path, [(_HEAD, axial_affine((3.0, 3.0, 3.0)))], shuffle_frames=False)
+    assert not _says_contrast(load(path))
+    ds = pydicom.dcmread(path)
+    agent = Dataset()
+    agent.CodeValue, agent.CodingSchemeDesignator, agent.CodeMeaning = "C-B0324", "SRT", "Gadobutrol"
+    agent.ContrastBolusAgentNumber = 1
+    ds.ContrastBolusAgentSequence = Sequence([agent])
+    ds.save_as(path, enforce_file_format=True)
+    notes = [w for w in check_input(load(path), CARD) if "contrast agent" in w]
+    assert len(notes) == 1 and "Gadobutrol" in notes[0], notes

@@ -49,6 +49,7 @@ HEADER_TAGS = (
     "ContrastBolusAgent",
     "ContrastBolusRoute",
     "ContrastBolusIngredient",
+    "ContrastBolusAgentSequence",
     "SliceThickness",
     "SpacingBetweenSlices",
     "EchoTime",
@@ -538,7 +539,7 @@ def _descriptive(ds: Any) -> dict[str, Any]:
         "series_description": text("SeriesDescription"),
         "study_description": text("StudyDescription"),
         "body_part": text("BodyPartExamined"),
-        "contrast_agent": text("ContrastBolusAgent"),
+        "contrast_agent": text("ContrastBolusAgent") or _coded_agent(ds),
         "contrast_route": text("ContrastBolusRoute"),
         "contrast_ingredient": text("ContrastBolusIngredient"),
         "manufacturer": text("Manufacturer"),
@@ -561,6 +562,18 @@ def _descriptive(ds: Any) -> dict[str, Any]:
         "series_time": text("SeriesTime") or text("AcquisitionTime"),
         "study_time": text("StudyTime"),
     }
+
+
+def _coded_agent(ds: Any) -> str:
+    """The agents an enhanced image names in its ContrastBolusAgentSequence ("" when it holds none).
+
+    Enhanced MR and CT objects carry that sequence instead of ContrastBolusAgent when an agent was given.
+    """
+    items = ds.get("ContrastBolusAgentSequence") or []
+    names = [str(item.get("CodeMeaning") or item.get("CodeValue") or "").strip() for item in items]
+    if not items:
+        return ""
+    return ", ".join(n for n in names if n) or "coded, without a name"
 
 
 def _multi(value: Any) -> list[Any]:
