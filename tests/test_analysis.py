@@ -609,6 +609,29 @@ def test_brain_blanked_to_zero_is_not_assessed_and_is_said(model, template):
     assert any("of the brain's region is set to zero" in w and "not assessed" in w for w in res.warnings)
 
 
+def test_a_slab_of_a_healthy_head_is_said_to_be_judged_less_surely(model, template):
+    """A healthy 30 mm slab (28% of the region) scored above every healthy scan, with five findings.
+
+    The only word was "the rest is not assessed", as if the part it covers were judged as surely as a
+    whole scan; the alignment and the intensity scaling rest on that part alone.
+    """
+    vol = healthy(template, 777001).volume
+    axis = int(np.argmax(np.abs(vol.affine[2, :3])))
+    step = abs(vol.affine[2, axis])
+    n = int(30 / step)
+    centre = vol.shape[axis] // 2 + int(-25 / step * np.sign(vol.affine[2, axis]))
+    index = [slice(None)] * 3
+    index[axis] = slice(centre - n // 2, centre - n // 2 + n)
+    shift = np.zeros(3)
+    shift[axis] = centre - n // 2
+    affine = vol.affine.copy()
+    affine[:3, 3] = vol.affine[:3, :3] @ shift + vol.affine[:3, 3]
+    res = analyze(Volume(vol.array[tuple(index)], affine, "MR"), model, reconstruction=False)
+    assert any(w.startswith("The scan covers only") for w in res.warnings), res.warnings
+    (note,) = [w for w in res.warnings if "judged less surely" in w]
+    assert "score" in note and "caution" in note, note
+
+
 def test_a_scan_after_a_contrast_agent_is_named_and_one_before_is_not(model, tmp_path):
     from medae.analysis.checks import check_input
     from medae.io import load

@@ -16,6 +16,7 @@ from medae.analysis.bias import bias_factor, check_bias
 from medae.analysis.checks import (
     check_alignment,
     check_contrast,
+    check_coverage,
     check_input,
     contrast_similarity,
     other_modality,
@@ -89,7 +90,7 @@ def analyze(
         if named is exc:
             raise
         raise named from exc
-    warnings += checked + check_bias(bias, artefacts_said=artefacts_said)
+    warnings += checked + check_coverage(mi.coverage) + check_bias(bias, artefacts_said=artefacts_said)
     timings["preprocess"] = time.perf_counter() - t
     check_cancel(cancel)
 
