@@ -162,6 +162,28 @@ def test_a_command_refused_for_its_input_leaves_no_empty_output_folder(tmp_path,
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],  # a typo in the scan's name
+        ["--model", "no-such-model"],
+    ],
+)
+def test_an_analysis_refused_before_writing_leaves_no_empty_output_folder(extra, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "scan.nii.gz").write_bytes(b"")  # never read when the model is refused first
+    scan = "no-such-scan.nii.gz" if not extra else "scan.nii.gz"
+    assert main(["analyze", scan, "--out", "results/today", *extra]) == 2
+    assert "medae: error:" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.nii.gz"]  # neither results/today nor results
+
+
+def test_an_analysis_keeps_an_output_folder_that_was_there(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    assert main(["analyze", str(tmp_path / "no-such-scan.nii.gz"), "--out", str(tmp_path / "out")]) == 2
+    assert (tmp_path / "out").is_dir()
+
+
 def test_the_viewer_without_a_display_is_one_line_that_says_what_to_do(monkeypatch, capsys):
     import sys
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from medae.cli.args import (
     check_output_folder,
     load_input,
+    remove_if_empty,
     series_choice,
     threshold_value,
     user_path,
@@ -51,10 +52,13 @@ def run(args: argparse.Namespace) -> int:
     """Loads the model once, then analyses the chosen series; one run at a time writes to a folder."""
     from medae.batch.lock import run_lock
 
-    check_output_folder(args.out)  # before the work: a folder that cannot take the results is said at once
-    # Two runs into one folder would leave one scan's heatmap beside the other's findings and report.
-    with run_lock(args.out):
-        return _run(args)
+    made = check_output_folder(args.out)  # before the work: a folder that cannot take the results is said at once
+    try:
+        # Two runs into one folder would leave one scan's heatmap beside the other's findings and report.
+        with run_lock(args.out):
+            return _run(args)
+    finally:
+        remove_if_empty(made)  # a run refused for its input or model, or stopped before writing, leaves none
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -61,20 +61,24 @@ def user_path(text: str) -> Path:
     return Path(text).expanduser()
 
 
-def check_output_folder(out: Path, make: bool = True) -> None:
+def check_output_folder(out: Path, make: bool = True) -> list[Path]:
     """Raises ``OutputError`` when ``out`` is a file, or a folder that cannot be made or written to.
 
     Args:
         out: The output folder.
         make: Make it now (and check that it takes files); without, only a file in its place is refused, so
             that a command refused later for its other arguments leaves no empty folder behind.
+
+    Returns:
+        The folders made now, deepest first, for ``remove_if_empty`` once the command is over.
     """
     from medae.errors import OutputError
 
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} is a file, not a folder: give --out a folder (it is made when missing).")
     if not make:
-        return
+        return []
+    made = [p for p in (out, *out.parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -83,6 +87,20 @@ def check_output_folder(out: Path, make: bool = True) -> None:
         ) from exc
     if not os.access(out, os.W_OK | os.X_OK):
         raise OutputError(f"{out}: no permission to write in the output folder; choose a folder you may write to.")
+    return made
+
+
+def remove_if_empty(folders: list[Path]) -> None:
+    """Removes the folders of ``check_output_folder`` that a command left empty (refused, failed or stopped).
+
+    An empty folder left by a typo in the input's name reads as a run that wrote nothing. Only folders made by
+    this command go, deepest first, and only while empty.
+    """
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (results, or someone else's files), or gone: the ones above stay too
+            return
 
 
 def load_input(path: str, series: str | None = None, volume_index: int | None = None, progress=None):
