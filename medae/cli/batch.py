@@ -65,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"{len(items)} series under {args.input}; model {model.card.id} on {model.device_name}")
     done = [0]
+    bar = ProgressBar("batch")
 
     def show(row) -> None:
+        bar.clear()  # on a terminal the row would otherwise go on at the end of the bar's line
         done[0] += 1
         if row.error:
             what = f"error: {row.error}"
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{done[0]}/{len(items)}] {row.folder}: {what}", flush=True)
 
     try:
-        with ProgressBar("batch") as bar:
+        with bar:
             rows = run_batch(
                 items, model, args.out, options, write_extras=extras, progress=bar, on_row=show, root=args.input
             )
