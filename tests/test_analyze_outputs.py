@@ -388,3 +388,12 @@ def test_a_diffusion_series_is_refused_by_its_header_or_its_name(tmp_path, tiny_
         assert main(["analyze", str(source), "--out", str(tmp_path / "out"), *base]) == 2
         err = capsys.readouterr().err
         assert "diffusion" in err and said in err and "--force" in err
+
+
+def test_the_summary_line_of_an_uncalibrated_model_prints_no_nan(tmp_path, tiny_model, capsys):
+    save_nifti(mr_with_lesion(), tmp_path / "t1.nii.gz")  # the tiny model has no healthy scores to rank against
+    assert (
+        main(["analyze", str(tmp_path / "t1.nii.gz"), "--out", str(tmp_path / "out"), "--model", str(tiny_model)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "nan" not in out and "no percentile: the model is not calibrated" in out

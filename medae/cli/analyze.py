@@ -170,8 +170,10 @@ def analyze_one(volume, model, out: Path, args: argparse.Namespace, t_load: floa
     for w in result.warnings:
         if not (failed and failed.startswith(w)):  # the failure is the last line, said once
             print(f"warning: {w}", file=sys.stderr)
+    # An uncalibrated model has no healthy scores to rank against: its percentile is NaN, not a number to print.
+    rank = f"percentile {result.percentile:.1f} among healthy" if result.percentile == result.percentile else None
     print(
-        f"score {result.score:.2f} (percentile {result.percentile:.1f} among healthy), "
+        f"score {result.score:.2f} ({rank or 'no percentile: the model is not calibrated'}), "
         f"{len(result.findings)} finding(s) above {result.threshold:g} {result.units}"
     )
     if failed is not None:
