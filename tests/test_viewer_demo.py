@@ -66,6 +66,17 @@ def test_headless_demo_without_display(tmp_path, monkeypatch, capsys):
     assert (mine / "overlay.png").read_bytes() == b"my picture" and "overlay.png" in capsys.readouterr().err
 
 
+def test_a_demo_folder_that_cannot_be_made_is_said_before_the_analysis(tmp_path, monkeypatch, capsys):
+    def no_work(*args, **kwargs):
+        raise AssertionError("the model was loaded for a run that cannot write its results")
+
+    monkeypatch.setattr("medae.model.load_model", no_work)
+    (tmp_path / "a-file").write_text("")  # as a folder where the user may not write: the folder cannot be made
+    assert main(["demo", "--headless", "--out", str(tmp_path / "a-file" / "demo")]) == 2
+    err = capsys.readouterr().err
+    assert "the output folder cannot be made" in err and err.count("\n") == 1
+
+
 def test_demo_on_a_missing_scan_is_an_error(tmp_path, capsys):
     assert main(["demo", "--headless", "--scan", str(tmp_path / "nope.nii.gz")]) == 2
     assert "no such file" in capsys.readouterr().err

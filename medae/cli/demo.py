@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medae.cli.args import check_output_folder, user_path
+from medae.cli.args import check_output_folder, remove_if_empty, user_path
 from medae.viewer.screen import display_available
 
 
@@ -76,8 +76,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"medae demo: the viewer could not start (exit status {code}), running headless instead.")
     elif not args.headless:
         print("medae demo: no display found (DISPLAY and WAYLAND_DISPLAY are unset), running headless.")
-    check_output_folder(Path(args.out), make=False)
-    run_headless(path, Path(args.out), model=args.model, device=args.device)
+    # Made and checked before the analysis: the default, ./medae-demo, is in whatever folder the demo was started
+    # from (the install folder, /), where a new user may not write.
+    made = check_output_folder(Path(args.out))
+    try:
+        run_headless(path, Path(args.out), model=args.model, device=args.device)
+    finally:
+        remove_if_empty(made)
     return 0
 
 
