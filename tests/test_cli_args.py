@@ -178,6 +178,19 @@ def test_an_analysis_refused_before_writing_leaves_no_empty_output_folder(extra,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.nii.gz"]  # neither results/today nor results
 
 
+def test_a_batch_output_folder_that_cannot_be_made_is_said_before_the_studies_are_searched(
+    tmp_path, monkeypatch, capsys
+):
+    def no_search(*args, **kwargs):
+        raise AssertionError("the studies were searched for a run that cannot write its results")
+
+    monkeypatch.setattr("medae.batch.find_items", no_search)
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "a-file").write_text("")  # as a folder where the user may not write: the folder cannot be made
+    assert main(["batch", str(tmp_path / "studies"), "--out", str(tmp_path / "a-file" / "results")]) == 2
+    assert "the output folder cannot be made" in capsys.readouterr().err
+
+
 def test_an_analysis_keeps_an_output_folder_that_was_there(tmp_path, capsys):
     (tmp_path / "out").mkdir()
     assert main(["analyze", str(tmp_path / "no-such-scan.nii.gz"), "--out", str(tmp_path / "out")]) == 2

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from medae.cli.args import check_output_folder, threshold_value, user_path
+from medae.cli.args import check_output_folder, remove_if_empty, threshold_value, user_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +39,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Lists the series, loads the model once, analyses each; exit status 2 when any series failed."""
-    check_output_folder(args.out, make=False)  # a file in its place is said before any work
+    # Before the search (minutes over a large archive) and the model: a folder that cannot take the results.
+    made = check_output_folder(args.out)
+    try:
+        return _run(args)
+    finally:
+        remove_if_empty(made)  # a run refused for its input or model leaves no empty folder
+
+
+def _run(args: argparse.Namespace) -> int:
     from medae.batch import BatchOptions, find_items, run_batch
     from medae.cli.progressbar import ProgressBar
     from medae.model import load_model
