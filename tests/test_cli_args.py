@@ -191,6 +191,28 @@ def test_a_batch_output_folder_that_cannot_be_made_is_said_before_the_studies_ar
     assert "the output folder cannot be made" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["info", "analyze", "compress"])
+def test_a_scan_in_a_folder_that_may_not_be_opened_is_named_as_such(command, tmp_path, monkeypatch, capsys):
+    import errno
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "t1.nii.gz").write_bytes(b"")
+    stat = Path.stat
+
+    def refused(self, *args, **kwargs):  # as for a user without the folder's x permission (tests may run as root)
+        if str(self).startswith(str(locked) + os.sep):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", refused)
+    out = {"analyze": ["--out", str(tmp_path / "out")], "compress": [str(tmp_path / "t1.mae")]}.get(command, [])
+    assert main([command, str(locked / "t1.nii.gz"), *out]) == 2
+    err = capsys.readouterr().err
+    assert "no permission to reach it" in err and "free space" not in err and err.count("\n") == 1
+
+
 def test_an_analysis_keeps_an_output_folder_that_was_there(tmp_path, capsys):
     (tmp_path / "out").mkdir()
     assert main(["analyze", str(tmp_path / "no-such-scan.nii.gz"), "--out", str(tmp_path / "out")]) == 2

@@ -143,10 +143,12 @@ def with_compressed_studies(path: str, scan) -> list:
     from medae.batch.items import compressed_studies, study_info
     from medae.codec import is_compressed_study
     from medae.errors import InputError
+    from medae.io.loader import existing_path
 
     folder = Path(path)
     if is_compressed_study(folder):
         return [study_info(folder)]
+    existing_path(folder)  # a folder on its path that may not be opened: said, not a system error from is_dir
     if not folder.is_dir():
         return scan(path)
     broken: list = []

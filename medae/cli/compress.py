@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_error is not None and mode != "near-lossless":
         raise OutputError(f"--max-error applies to --mode near-lossless, not {mode}.")
     source = Path(args.input)
-    if source.exists() and out.exists() and os.path.samefile(source, out):
+    if os.path.exists(source) and os.path.exists(out) and os.path.samefile(source, out):  # False where unreachable
         raise OutputError(f"{out} is the input itself; medae never overwrites a source file. Choose another name.")
     if out.suffix.lower() != ".mae":
         print(f"medae: note: {out.name} does not end in .mae; medae recognises compressed studies by content anyway.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -83,7 +84,7 @@ def scan(
     Raises:
         InputError: the path does not exist or holds nothing medae can read.
     """
-    p = _existing(path)
+    p = existing_path(path)
     if p.is_file() and is_volume_file(p):
         return [_file_info(p)]
     from medae.io import dicom
@@ -212,7 +213,7 @@ def load(
             naming no series of ``path`` (a file elsewhere, another series than a single file's own).
         InputError: anything else wrong with the input.
     """
-    p = _existing(path)
+    p = existing_path(path)
     if p.is_file() and is_volume_file(p):
         if series is not None and not _names_file(series, p):
             raise SeriesSelectionError(
@@ -274,10 +275,22 @@ def load(
     return volume
 
 
-def _existing(path: str | os.PathLike) -> Path:
+def existing_path(path: str | os.PathLike) -> Path:
+    """``path`` with a leading ``~`` expanded; raises ``InputError`` saying why when it cannot be reached."""
     p = Path(path).expanduser()
-    if not p.exists():
-        raise InputError(f"{p}: no such file or folder. Check the path.")
+    try:
+        p.stat()
+    except PermissionError:  # a folder on the way that may not be opened: exists() raises it, not False
+        raise InputError(
+            f"{p}: no permission to reach it (a folder on its path may not be opened). Check the access rights of "
+            "the folders it lies in."
+        ) from None
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):  # missing, or a broken link
+            raise InputError(f"{p}: no such file or folder. Check the path.") from None
+        raise InputError(f"{p}: cannot be reached ({exc.strerror or exc}). Check the path.") from None
+    except ValueError:  # a name no file can have (a NUL character)
+        raise InputError(f"{p}: no such file or folder. Check the path.") from None
     return p
 
 
