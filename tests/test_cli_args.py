@@ -41,6 +41,22 @@ def test_analyze_refuses_an_output_path_that_is_a_file_before_any_work(tmp_path,
     assert "is a file, not a folder" in err  # said before the (missing) scan or the model is even looked at
 
 
+def test_a_tilde_in_a_model_path_is_the_home_folder_as_in_an_output_path(tmp_path, tiny_model, monkeypatch, capsys):
+    import shutil
+
+    from medae.io.nifti import save_nifti
+    from tests.gui.tiny_model import mr_with_lesion
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    shutil.copytree(tiny_model, tmp_path / "models" / "mine")
+    save_nifti(mr_with_lesion(), tmp_path / "t1.nii.gz")
+    # As typed after `--model=`, where the shell leaves the ~ alone.
+    assert main(["analyze", str(tmp_path / "t1.nii.gz"), "--out=~/out", "--model=~/models/mine"]) == 0, (
+        capsys.readouterr()
+    )
+    assert (tmp_path / "out" / "report.json").is_file()
+
+
 def test_sigterm_stops_commands_but_is_left_to_the_viewer(monkeypatch):
     """The viewer's Qt loop runs no Python while idle, so a Python handler would leave `kill` unheard."""
     import signal

@@ -47,7 +47,8 @@ def sha256_file(path: Path) -> str:
 
 def resolve_model_dir(path: str | os.PathLike | None) -> Path:
     """Checks that a model folder is complete; None means the default model."""
-    folder = Path(path) if path is not None else default_model_dir()
+    # `--model=~/models/t1` reaches here unexpanded (the shell expands a ~ only at the start of a word).
+    folder = Path(path).expanduser() if path is not None else default_model_dir()
     if folder.is_file() and folder.name == CARD:
         folder = folder.parent
     if not folder.is_dir():
