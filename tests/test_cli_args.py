@@ -57,6 +57,14 @@ def test_a_tilde_in_a_model_path_is_the_home_folder_as_in_an_output_path(tmp_pat
     assert (tmp_path / "out" / "report.json").is_file()
 
 
+def test_help_lists_the_exit_statuses_the_commands_end_with():
+    import medae.cli
+
+    text = medae.cli.build_parser().format_help()
+    for status in ("exit status: 0 done", "2 an error", "130 stopped by Ctrl+C", "143 stopped by SIGTERM", "141 the"):
+        assert status in " ".join(text.split()), status
+
+
 def test_sigterm_stops_commands_but_is_left_to_the_viewer(monkeypatch):
     """The viewer's Qt loop runs no Python while idle, so a Python handler would leave `kill` unheard."""
     import signal

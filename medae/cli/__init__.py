@@ -18,6 +18,13 @@ import warnings
 from medae._version import __version__
 from medae.errors import MedaeError
 
+#: Exit statuses, as --help lists them: Ctrl+C, SIGTERM and a closed pipe as shells report a process the signal
+#: ended (128 + SIGINT, SIGTERM, SIGPIPE; numbers, as Windows has no SIGPIPE).
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+EXIT_BROKEN_PIPE = 141
+
 # Order is the order shown in --help.
 SUBCOMMANDS = (
     "info",
@@ -39,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medae",
         description="Anomaly detection in MRI and CT volumes with 3D autoencoders trained on healthy scans.",
+        # Scripts and schedulers act on these; the user's guide is not at hand where they are written.
+        epilog=(
+            f"exit status: 0 done; {EXIT_ERROR} an error, said in one line with what to do (batch: a series that "
+            f"could not be analysed; one of another kind than the model's is refused, not an error); "
+            f"{EXIT_INTERRUPTED} stopped by Ctrl+C; {EXIT_TERMINATED} stopped by SIGTERM; {EXIT_BROKEN_PIPE} the "
+            "reader of the output closed it (| head)."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"medae {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -63,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return _main(argv)
     except KeyboardInterrupt:  # while the parser and the subcommands are still being imported
         print("medae: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _main(argv: list[str] | None) -> int:
@@ -83,24 +97,24 @@ def _main(argv: list[str] | None) -> int:
             return int(args.func(args) or 0)
     except MedaeError as exc:
         print(f"medae: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except Terminated:
         print("medae: stopped by a termination signal", file=sys.stderr)
-        return 128 + signal.SIGTERM
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("medae: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader of the output went away (`medae batch ... | head`): not a fault of the files. Python
         # would complain again on exit while flushing, so the rest of the output goes nowhere.
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 128 + signal.SIGPIPE
+        return EXIT_BROKEN_PIPE
     except OSError as exc:
         # A file system refusing a write the commands did not word themselves (a full disk, a file where a
         # folder should be, no permission): one line that names it, not a traceback.
         print(f"medae: error: {exc}. Check the path, its permissions and the free space.", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
 
 
 def _lenient_console() -> None:
