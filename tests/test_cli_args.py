@@ -237,6 +237,14 @@ def test_a_scan_in_a_folder_that_may_not_be_opened_is_named_as_such(command, tmp
     assert "no permission to reach it" in err and "free space" not in err and err.count("\n") == 1
 
 
+def test_a_path_typed_with_backslashes_names_the_file_it_means(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "scans").mkdir()
+    (tmp_path / "scans" / "t1.nii.gz").write_bytes(b"")
+    assert main(["info", "scans\\t1.nii.gz"]) == 2  # as copied from a Windows explorer
+    assert "Folders are separated by / here: scans/t1.nii.gz" in capsys.readouterr().err
+
+
 def test_an_analysis_keeps_an_output_folder_that_was_there(tmp_path, capsys):
     (tmp_path / "out").mkdir()
     assert main(["analyze", str(tmp_path / "no-such-scan.nii.gz"), "--out", str(tmp_path / "out")]) == 2

@@ -287,11 +287,19 @@ def existing_path(path: str | os.PathLike) -> Path:
         ) from None
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):  # missing, or a broken link
-            raise InputError(f"{p}: no such file or folder. Check the path.") from None
+            raise InputError(f"{p}: no such file or folder. Check the path.{_slashes_hint(p)}") from None
         raise InputError(f"{p}: cannot be reached ({exc.strerror or exc}). Check the path.") from None
     except ValueError:  # a name no file can have (a NUL character)
         raise InputError(f"{p}: no such file or folder. Check the path.") from None
     return p
+
+
+def _slashes_hint(p: Path) -> str:
+    r"""What to type instead of a path copied from Windows (``scans\t1.nii.gz``), when that names a file here."""
+    if os.sep == "\\" or "\\" not in str(p):
+        return ""
+    alt = Path(str(p).replace("\\", "/"))
+    return f" Folders are separated by / here: {alt}" if os.path.exists(alt) else ""
 
 
 def companion_files(path: Path) -> list[Path]:
