@@ -245,6 +245,17 @@ def test_a_path_typed_with_backslashes_names_the_file_it_means(tmp_path, monkeyp
     assert "Folders are separated by / here: scans/t1.nii.gz" in capsys.readouterr().err
 
 
+def test_the_series_of_a_folder_of_files_are_listed_without_stray_spaces_or_plurals(tmp_path, capsys):
+    from medae.io.nifti import save_nifti
+    from tests.gui.tiny_model import mr_with_lesion
+
+    for name in ("a", "b"):
+        save_nifti(mr_with_lesion(), tmp_path / "in" / f"{name}.nii.gz")
+    assert main(["analyze", str(tmp_path / "in"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "a.nii.gz (a.nii.gz, 1 file);" in err and "( " not in err and "1 files" not in err
+
+
 def test_an_analysis_keeps_an_output_folder_that_was_there(tmp_path, capsys):
     (tmp_path / "out").mkdir()
     assert main(["analyze", str(tmp_path / "no-such-scan.nii.gz"), "--out", str(tmp_path / "out")]) == 2

@@ -238,9 +238,7 @@ def load(
         # One image is no 3D scan (a screen save, a stray reference slice): beside a single stack it is no choice.
         stacks = [s for s in infos if min(s.shape) > 1] if len(infos) > 1 else infos
         if len(stacks) != 1:
-            listing = "; ".join(
-                f"#{n} {s.uid} ({s.modality} {s.description}, {s.n_files} files)" for n, s in enumerate(infos, 1)
-            )
+            listing = "; ".join(f"#{n} {_listed(s)}" for n, s in enumerate(infos, 1))
             raise SeriesSelectionError(
                 f"{p}: holds {len(infos)} series. Choose one with --series and its # or UID (as `medae info` lists "
                 f"them): {listing}"
@@ -260,7 +258,7 @@ def load(
         if not matches:
             raise SeriesSelectionError(f"{p}: no series {series!r}. Run `medae info {p}` to list the series it holds.")
         if len(matches) > 1:
-            listing = "; ".join(f"{s.uid} ({s.modality} {s.description}, {s.n_files} files)" for s in matches)
+            listing = "; ".join(_listed(s) for s in matches)
             raise SeriesSelectionError(
                 f"{p}: {series!r} begins {len(matches)} series' UIDs. Choose one with --series and its whole UID: "
                 f"{listing}"
@@ -273,6 +271,12 @@ def load(
     if left_out:
         volume.warnings.append(left_out)
     return volume
+
+
+def _listed(info: SeriesInfo) -> str:
+    """A series as a message lists it: its UID, then modality (files have none), description and files."""
+    what = f"{info.modality} {info.description}".strip()
+    return f"{info.uid} ({what}, {info.n_files} file{'' if info.n_files == 1 else 's'})"
 
 
 def existing_path(path: str | os.PathLike) -> Path:
