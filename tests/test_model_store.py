@@ -1,6 +1,7 @@
 """Model folders: safetensors only, hash checked, encode/decode split, variants."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -170,3 +171,15 @@ def test_a_card_whose_grid_was_edited_is_refused_on_loading(tmp_path):
     (folder / "card.json").write_text(json.dumps(card))
     with pytest.raises(ModelError, match=r"the card's grid \(space.shape \[80, 112, 96\]\) does not match"):
         load_model(folder, device="cpu")
+
+
+@pytest.mark.parametrize(("asked", "said"), [("cuda:x", "Unknown device 'cuda:x'"), ("cuda:1", "has 1 CUDA GPU(s)")])
+def test_a_cuda_device_that_cannot_be_is_refused_in_a_sentence(asked, said, monkeypatch):
+    from medae.errors import MedaeError
+    from medae.model.loaded import select_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a workstation with one GPU
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(MedaeError, match=re.escape(said)):
+        select_device(asked)
+    assert select_device("cuda:0").index == 0

@@ -37,7 +37,20 @@ def select_device(preference: str = "auto"):
         )
     if pref not in ("cpu", "mps") and not pref.startswith("cuda"):
         raise MedaeError(f"Unknown device {preference!r}; choose auto, cpu, cuda or mps ({_DEVICE_SETTING}).")
-    return torch.device(pref)
+    try:
+        device = torch.device(pref)
+    except RuntimeError:  # "cuda:x", "cuda 0": torch's own words would end the command in a traceback
+        raise MedaeError(
+            f"Unknown device {preference!r}; choose auto, cpu, cuda, cuda:N (N the GPU's number) or mps "
+            f"({_DEVICE_SETTING})."
+        ) from None
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        # Otherwise found only when the weights are moved there, as a CUDA error and a traceback.
+        raise MedaeError(
+            f"The device {pref} was asked for but this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+            f"numbered from 0; choose cuda:0 or auto ({_DEVICE_SETTING})."
+        )
+    return device
 
 
 def device_name(device) -> str:
