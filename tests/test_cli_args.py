@@ -256,6 +256,22 @@ def test_the_series_of_a_folder_of_files_are_listed_without_stray_spaces_or_plur
     assert "a.nii.gz (a.nii.gz, 1 file);" in err and "( " not in err and "1 files" not in err
 
 
+def test_a_folder_that_may_not_be_opened_is_named_once(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import medae.io.walk
+
+    def refused(root, failed):  # as listing a folder without its r permission (tests may run as root)
+        failed(PermissionError(errno.EACCES, "Permission denied", str(root)))
+        yield from ()
+
+    monkeypatch.setattr(medae.io.walk, "_walk", refused)
+    (tmp_path / "locked").mkdir()
+    assert main(["info", str(tmp_path / "locked")]) == 2
+    err = capsys.readouterr().err
+    assert err.count(str(tmp_path / "locked")) == 1 and "Permission denied" in err
+
+
 def test_an_analysis_keeps_an_output_folder_that_was_there(tmp_path, capsys):
     (tmp_path / "out").mkdir()
     assert main(["analyze", str(tmp_path / "no-such-scan.nii.gz"), "--out", str(tmp_path / "out")]) == 2

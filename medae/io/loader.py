@@ -94,6 +94,8 @@ def scan(
         files, broken = list_volume_files(p)
         found = [*files, *found]
         if broken and not found:
+            if len(broken) == 1 and broken[0][0] == p:  # the folder itself cannot be opened: that is the whole story
+                raise InputError(broken[0][1])
             more = f" ({len(broken) - 1} more file(s) like it)" if len(broken) > 1 else ""
             raise InputError(f"{p}: no readable scan. {broken[0][1]}{more}")
         _note_skipped(found, broken)
