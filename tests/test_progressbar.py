@@ -56,3 +56,11 @@ def test_each_series_line_of_a_batch_starts_its_own_row_on_a_terminal(tmp_path, 
     assert main([*argv, "--device", "cpu", "--no-png"]) == 0
     rows = [r for r in _screen(term.getvalue()) if "finding(s)" in r]
     assert len(rows) == 2 and all(r.startswith(("[1/2] a:", "[2/2] b:")) for r in rows), rows
+
+
+def test_a_command_started_without_stderr_still_writes_its_results(tmp_path, tiny_model, monkeypatch, capsys):
+    save_nifti(mr_with_lesion(), tmp_path / "t1.nii.gz")
+    monkeypatch.setattr(sys, "stderr", None)  # as Python sets it for `medae analyze ... 2>&-`, or a daemon's
+    argv = ["analyze", str(tmp_path / "t1.nii.gz"), "--out", str(tmp_path / "out"), "--model", str(tiny_model)]
+    assert main(argv) == 0
+    assert (tmp_path / "out" / "report.json").is_file()

@@ -44,6 +44,8 @@ class ProgressBar:
 
     def __call__(self, fraction: float, message: str = "") -> None:
         """Draws the bar at ``fraction`` with ``message``."""
+        if self.stream is None:  # no stderr at all (started with it closed, a windowed program): nothing to draw
+            return
         now = time.monotonic()
         elapsed = now - self.start
         eta = elapsed * (1 - fraction) / fraction if fraction > 0 else float("nan")
