@@ -270,22 +270,3 @@ def test_info_of_a_study_compressed_again_states_the_bound_against_the_acquired_
     assert "within 3 of the acquired scan" in capsys.readouterr().out
     assert main(["info", b]) == 0
     assert "lossless" in (out := capsys.readouterr().out) and "within 3 of the acquired scan" in out
-
-
-def test_an_existing_file_is_never_replaced_by_a_compressed_study_or_a_decoded_one(tmp_path, capsys):
-    from medae.io.nifti import save_nifti
-    from medae.volume import Volume
-
-    scan, other = tmp_path / "scan.nii.gz", tmp_path / "other.nii.gz"
-    for path, value in ((scan, 1.0), (other, 2.0)):
-        save_nifti(Volume(phantom((8, 7, 6)).astype(np.float32) * value, np.eye(4), "MR"), path)
-    kept = {p: p.read_bytes() for p in (scan, other)}
-    assert main(["compress", str(scan), str(other)]) == 2  # meant `medae compress scan.nii.gz other.mae`
-    assert "is not a medae compressed study; medae never replaces a file of yours" in capsys.readouterr().err
-    study = tmp_path / "scan.mae"
-    assert main(["compress", str(scan), str(study), "--mode", "lossy", "--max-error", "50"]) == 0
-    assert main(["compress", str(scan), str(study)]) == 0  # an earlier study of that name: run again, replaced
-    # Beside the acquired scan, the decoded copy's natural name is the scan's own.
-    assert main(["decompress", str(study), str(scan)]) == 2
-    assert "decompress never replaces a file" in capsys.readouterr().err
-    assert {p: p.read_bytes() for p in (scan, other)} == kept

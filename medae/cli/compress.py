@@ -67,12 +67,6 @@ def run(args: argparse.Namespace) -> int:
         )  # a .mae too: change its mode
     if is_source_of(out, volume):  # a slice of a DICOM input, the .raw beside a .mhd, ...
         raise OutputError(f"{out} is one of the files of the input; medae never overwrites a source file.")
-    if out.exists() and not _holds_a_study(out):
-        # A mistyped name (`compress t1.nii.gz t2.nii.gz`) must not cost the user another scan.
-        raise OutputError(
-            f"{out} exists and is not a medae compressed study; medae never replaces a file of yours. Choose another "
-            "name for the compressed study."
-        )
     model = None
     if mode == "latent":
         from medae.model import load_model
@@ -93,14 +87,3 @@ def run(args: argparse.Namespace) -> int:
         print("medae: note: a latent keeps only a smooth, healthy-looking approximation; keep the scan itself.")
     print(f"{out}: {describe(header, out.stat().st_size)}")
     return 0
-
-
-def _holds_a_study(path: Path) -> bool:
-    """Whether ``path`` starts as a compressed study does (an earlier run's output, replaced by a run again)."""
-    from medae.codec import container
-
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(len(container.SIGNATURE)) == container.SIGNATURE
-    except OSError:
-        return False

@@ -33,13 +33,6 @@ def run(args: argparse.Namespace) -> int:
         raise OutputError(f"{args.output}: give a NIfTI file name ending in .nii.gz or .nii.")
     if args.output.exists() and args.output.resolve() == args.input.resolve():
         raise OutputError(f"{args.output} is the input itself; medae never overwrites a source file.")
-    if args.output.exists():
-        # `decompress scan.mae scan.nii.gz` beside the acquired scan would replace it with a decoded copy (within
-        # a bound, or a latent's healthy-looking preview), and medae cannot tell its own earlier output from it.
-        raise OutputError(
-            f"{args.output} exists; decompress never replaces a file (it may be the scan the study was made from). "
-            f"Choose another name, or delete {args.output.name} first."
-        )
     header, sections = container.read(args.input)
     model = None
     if header.get("mode") == "latent":
