@@ -35,10 +35,11 @@ def pack(header: dict, sections: dict[str, bytes]) -> bytes:
     return b"".join([SIGNATURE, struct.pack("<Q", len(text)), digest, text, *sections.values()])
 
 
-def unpack(data: bytes, name: str = "file", sections: bool = True) -> tuple[dict, dict[str, bytes]]:
+def unpack(data: bytes, name: str = "file", sections: bool = True) -> tuple[dict, dict[str, memoryview]]:
     """Header and sections of a file's bytes, each section checked against its sha256.
 
-    With ``sections`` False, ``data`` may end after the header and only the header is read.
+    With ``sections`` False, ``data`` may end after the header and only the header is read. The sections
+    are views of ``data``, not copies: a study's values are most of its file.
 
     Raises:
         InputError: Not a compressed study, a newer version, truncated or damaged.
@@ -78,13 +79,14 @@ def unpack(data: bytes, name: str = "file", sections: bool = True) -> tuple[dict
         )
     if not sections:
         return header, {}
-    found: dict[str, bytes] = {}
+    found: dict[str, memoryview] = {}
+    view = memoryview(data)
     pos = start + size
     for entry in header.get("sections", []):
         if not isinstance(entry, dict) or not isinstance(entry.get("bytes"), int) or entry["bytes"] < 0:
             raise InputError(f"{name}: the file's section table is damaged; restore a good copy.")
         n = entry["bytes"]
-        chunk = data[pos : pos + n]
+        chunk = view[pos : pos + n]
         if len(chunk) != n:
             raise InputError(f"{name}: the file is cut short ({len(data)} bytes; it should hold more); copy it again.")
         if hashlib.sha256(chunk).hexdigest() != entry.get("sha256"):
@@ -128,7 +130,7 @@ def read_header(path: str | os.PathLike) -> dict:
     return unpack(start + text, str(path), sections=False)[0]
 
 
-def read(path: str | os.PathLike) -> tuple[dict, dict[str, bytes]]:
+def read(path: str | os.PathLike) -> tuple[dict, dict[str, memoryview]]:
     """Header and checked sections of a ``.mae`` file."""
     path = Path(path)
     try:

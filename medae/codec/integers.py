@@ -16,6 +16,8 @@ from medae.errors import InputError
 
 JPEGLS_MAX = 2**16 - 1
 ZSTD_LEVEL = 9
+# Voxels converted at once on the way to or from a whole-volume buffer (a few megabytes).
+_PIECE = 1 << 20
 
 
 def encode(values: np.ndarray, near: int = 0, offset: int = 0) -> tuple[dict, bytes]:
@@ -25,8 +27,8 @@ def encode(values: np.ndarray, near: int = 0, offset: int = 0) -> tuple[dict, by
         values: Integers, any integer dtype.
         near: Largest error allowed per voxel; 0 is lossless. Only for values up to 65535: wider values
             are coded losslessly and must be quantised by the caller.
-        offset: Subtracted slice by slice, so that no offset copy of a whole volume is made (values up to
-            16 bits only; wider ones come offset already).
+        offset: Subtracted a slice or a few megabytes at a time, so that no offset copy of a whole volume is
+            made.
 
     Returns:
         (description for the header, coded bytes).
@@ -46,18 +48,27 @@ def encode(values: np.ndarray, near: int = 0, offset: int = 0) -> tuple[dict, by
             if not near and k in sampled:  # coded already, to decide
                 parts.append(sampled[k])
                 continue
-            plane = np.subtract(values[..., k], offset, dtype=np.int32).astype(stored)
-            parts.append(_jpegls(plane, near))
+            parts.append(_jpegls(less(values[..., k], offset).astype(stored), near))
         info = {"coding": "jpeg-ls", "near": int(near), "sample": stored.name}
         info["slices"] = [len(p) for p in parts]
         return info, b"".join(parts)
-    if near or offset:
-        raise ValueError("values beyond 16 bits must be offset and quantised by the caller")
-    stored = np.uint32 if top < 2**32 else np.uint64
-    flat = np.ascontiguousarray(values, dtype=stored).reshape(-1)
-    return {"coding": "zstd-shuffle", "sample": np.dtype(stored).name}, imagecodecs.zstd_encode(
-        shuffle(flat), ZSTD_LEVEL
+    if near:
+        raise ValueError("values beyond 16 bits must be quantised by the caller")
+    stored = np.dtype(np.uint32 if top < 2**32 else np.uint64)
+    return {"coding": "zstd-shuffle", "sample": stored.name}, imagecodecs.zstd_encode(
+        shuffle(values, offset, stored), ZSTD_LEVEL
     )
+
+
+def less(values: np.ndarray, offset: int) -> np.ndarray:
+    """``values - offset`` for integers at least ``offset``, exact in an unsigned type of their own width.
+
+    The difference lies between 0 and the type's span, so it is exact modulo the unsigned type's range: no
+    wider copy, and no overflow for offsets beyond a narrower type (a uint32 scan near 4e9, 64-bit ones).
+    """
+    unsigned = np.dtype(f"u{values.dtype.itemsize}")
+    native = values.astype(values.dtype.newbyteorder("="), copy=False)
+    return native.view(unsigned) - unsigned.type(int(offset) % 2 ** (8 * unsigned.itemsize))
 
 
 def _jpegls(plane: np.ndarray, near: int) -> bytes:
@@ -85,9 +96,9 @@ def _repetitive(values: np.ndarray, offset: int, stored: np.dtype) -> tuple[bool
     sampled: dict[int, bytes] = {}
     zstd = 0
     for k in range(0, values.shape[-1], max(1, values.shape[-1] // 8)):
-        plane = np.subtract(values[..., k], offset, dtype=np.int32).astype(stored)
+        plane = less(values[..., k], offset).astype(stored)
         sampled[k] = _jpegls(plane, 0)
-        zstd += len(imagecodecs.zstd_encode(shuffle(plane.reshape(-1)), ZSTD_LEVEL))
+        zstd += len(imagecodecs.zstd_encode(shuffle(plane), ZSTD_LEVEL))
     return zstd < 0.9 * sum(len(b) for b in sampled.values()), sampled
 
 
@@ -103,7 +114,7 @@ def _encode_zstd_slices(values: np.ndarray, near: int, offset: int, stored: np.d
     depth = values.shape[-1]
     planes = np.empty((stored.itemsize, values.size), dtype=np.uint8)
     for k in range(depth):
-        codes = ((np.subtract(values[..., k], offset, dtype=np.int32) + int(near)) // step).astype(stored)
+        codes = ((less(values[..., k], offset).astype(np.int32) + int(near)) // step).astype(stored)
         planes[:, k::depth] = codes.reshape(-1).view(np.uint8).reshape(-1, stored.itemsize).T
     info = {"coding": "zstd-slices", "sample": stored.name, "step": step}
     return info, imagecodecs.zstd_encode(planes, ZSTD_LEVEL)
@@ -120,15 +131,10 @@ def decode(
     Raises:
         InputError: The coded data do not match their description (a damaged file).
     """
-    import imagecodecs
-
     sample = np.dtype(info["sample"])
     coding = info["coding"]
     if coding == "zstd-shuffle":
-        raw = imagecodecs.zstd_decode(data)
-        if len(raw) != int(np.prod(shape)) * sample.itemsize:
-            raise InputError("the compressed values do not fill the volume; the file is damaged.")
-        return unshuffle(raw, sample).reshape(shape)
+        return unshuffle(unzstd(data, int(np.prod(shape)) * sample.itemsize), sample).reshape(shape)
     if coding == "jpeg-ls":
         slices = _jpegls_slices(info, data, shape)
         inner = 1
@@ -173,23 +179,55 @@ def _jpegls_slices(info: dict, data: bytes, shape: tuple[int, ...]):
 
 def _zstd_slices(data: bytes, shape: tuple[int, ...], sample: np.dtype):
     """The slices of a ``zstd-slices`` buffer, one at a time (no whole-volume copy besides the buffer)."""
-    import imagecodecs
-
     depth = shape[-1]
-    raw = imagecodecs.zstd_decode(data)
-    if len(raw) != int(np.prod(shape)) * sample.itemsize:
-        raise InputError("the compressed values do not fill the volume; the file is damaged.")
-    planes = np.frombuffer(raw, dtype=np.uint8).reshape(sample.itemsize, -1)
+    planes = unzstd(data, int(np.prod(shape)) * sample.itemsize).reshape(sample.itemsize, -1)
     for k in range(depth):
         yield np.ascontiguousarray(planes[:, k::depth].T).view(sample).reshape(shape[:-1])
 
 
-def shuffle(flat: np.ndarray) -> bytes:
-    """Byte planes one after another (all first bytes, then all second bytes, ...): compresses better."""
-    return np.ascontiguousarray(flat.view(np.uint8).reshape(-1, flat.itemsize).T).tobytes()
+def shuffle(values: np.ndarray, offset: int = 0, stored: np.dtype | None = None) -> np.ndarray:
+    """Byte planes one after another (all first bytes, then all second bytes, ...): compresses better.
+
+    The values are taken in C order, as ``stored`` (default: their own type, byte order included), less
+    ``offset`` (integers only); the planes are filled a few megabytes at a time, from an array of any
+    memory order, so the only whole-volume buffer is the planes themselves.
+
+    Returns:
+        The planes, a C-contiguous ``uint8`` array of shape (bytes per value, number of values).
+    """
+    stored = np.dtype(stored or values.dtype)
+    a = np.atleast_1d(values)
+    planes = np.empty((stored.itemsize, a.size), dtype=np.uint8)
+    rows = max(1, _PIECE // max(1, a.size // max(1, a.shape[0])))
+    start = 0
+    for i in range(0, a.shape[0], rows):
+        part = a[i : i + rows]
+        part = less(part, offset).astype(stored) if offset else np.ascontiguousarray(part, dtype=stored)
+        flat = np.ascontiguousarray(part).reshape(-1)
+        planes[:, start : start + flat.size] = flat.view(np.uint8).reshape(-1, stored.itemsize).T
+        start += flat.size
+    return planes
 
 
-def unshuffle(raw: bytes, dtype: np.dtype) -> np.ndarray:
-    """Inverse of :func:`shuffle`."""
+def unshuffle(raw: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Inverse of :func:`shuffle` (without the offset), from the planes' bytes."""
     planes = np.frombuffer(raw, dtype=np.uint8).reshape(dtype.itemsize, -1)
     return np.ascontiguousarray(planes.T).view(dtype).reshape(-1)
+
+
+def unzstd(data: bytes, size: int) -> np.ndarray:
+    """zstd-decoded ``data``, which must be ``size`` bytes, straight into one buffer (``uint8``).
+
+    Raises:
+        InputError: The data decode to another size, or not at all (a damaged file).
+    """
+    import imagecodecs
+
+    out = np.empty(size, dtype=np.uint8)
+    try:
+        raw = imagecodecs.zstd_decode(data, out=out)
+    except Exception as exc:  # noqa: BLE001 - the codec's own error types differ between versions
+        raise InputError(f"the compressed values do not decode ({exc}); the file is damaged.") from exc
+    if len(raw) != size:
+        raise InputError("the compressed values do not fill the volume; the file is damaged.")
+    return out

@@ -45,10 +45,10 @@ def usable_bound(array: np.ndarray, bound: float) -> float:
     if a.dtype.kind in "biu":
         span = int(a.max()) - int(a.min())
         return float(min(int(min(bound, 2.0**62)), span))
-    finite = np.isfinite(a)
-    if not finite.any():
+    lo, hi = _finite_range(a)
+    if lo > hi:
         return float(bound)
-    span = float(np.max(a, where=finite, initial=-np.inf)) - float(np.min(a, where=finite, initial=np.inf))
+    span = hi - lo
     if span / (2.0 * bound) >= _EXACT_INTEGERS:
         raise InputError(
             f"--max-error {bound:g} is too fine for values that span {span:g}: no file could be smaller than a "
@@ -87,29 +87,31 @@ def encode(array: np.ndarray, max_error: float = 0.0) -> tuple[dict, bytes]:
         max_error = 0.0  # steps finer than the values' own precision: exact coding is smaller
     if a.dtype.kind in "iu" or _whole_numbers(a):
         # Whole-number floats are integers: a bound below 1 keeps them exact, a larger one is a whole step.
-        codes, lo = _offset(a)
+        lo = int(a.min())
+        top = int(a.max()) - lo
         info.update(kind="integer", offset=lo, step=1)
         near = int(max_error)
         if near and a.dtype.kind in "iu" and a.dtype.itemsize == 8:
             near = 0  # a step past the end of a 64-bit type cannot be told from a wrap: kept exact
-        if near and (int(codes.max()) > integers.JPEGLS_MAX or near > _near_limit(a)):
+        if near and (top > integers.JPEGLS_MAX or near > _near_limit(a)):
             step = 2 * near + 1
-            codes = (codes.astype(np.uint64) + near) // step  # wide enough that adding the bound cannot wrap
             info["step"] = step
-            near = 0
-        coded, data = integers.encode(codes, near=near)
+            coded, data = integers.encode(_codes(a, lo, top, near, step))
+        elif a.dtype.kind in "iu":
+            coded, data = integers.encode(a, near=near, offset=lo)  # offset on the way: no copy of the scan
+        else:
+            coded, data = integers.encode(_codes(a, lo, top), near=near)
         info["values"] = coded
         return info, data
     if max_error == 0:
         scaled = _scaled_integers(a)
         if scaled is not None:
             return scaled
-        flat = np.ascontiguousarray(a).reshape(-1)
         import imagecodecs
 
         info.update(kind="raw", order="C")
-        return info, imagecodecs.zstd_encode(integers.shuffle(flat), integers.ZSTD_LEVEL)
-    if not np.isfinite(a).all():
+        return info, imagecodecs.zstd_encode(integers.shuffle(a), integers.ZSTD_LEVEL)
+    if not _all_finite(a):
         raise InputError(
             "the scan holds NaN or infinite values, which near-lossless coding cannot bound; "
             "use --mode lossless, which keeps them."
@@ -119,7 +121,10 @@ def encode(array: np.ndarray, max_error: float = 0.0) -> tuple[dict, bytes]:
         return scaled  # a header's scaling already steps more coarsely than the bound would: kept exact
     step = 2.0 * float(max_error)
     lo = float(a.min())
-    codes = np.rint((a.astype(np.float64) - lo) / step).astype(np.int64)
+    # Rounding is monotonic, so the largest code is the largest value's: its type is known before the codes.
+    codes = np.empty(a.shape, dtype=_unsigned_for(int(np.rint((float(a.max()) - lo) / step))), order=_order(a))
+    for part in _slabs(a):
+        codes[part] = np.rint((a[part].astype(np.float64) - lo) / step)
     coded, data = integers.encode(codes)
     info.update(kind="quantised", offset=lo, step=step, values=coded)
     return info, data
@@ -130,11 +135,7 @@ def decode(info: dict, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
     dtype = np.dtype(info["dtype"])
     kind = info.get("kind")
     if kind == "raw":
-        import imagecodecs
-
-        raw = imagecodecs.zstd_decode(data)
-        if len(raw) != int(np.prod(shape)) * dtype.itemsize:
-            raise InputError("the compressed values do not fill the volume; the file is damaged.")
+        raw = integers.unzstd(data, int(np.prod(shape)) * dtype.itemsize)
         return integers.unshuffle(raw, dtype).reshape(shape)
     if kind == "scaled":
         return _decode_scaled(info, data, shape, dtype)
@@ -148,32 +149,37 @@ def decode(info: dict, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
         )
         return out.astype(dtype, copy=False)
     codes = integers.decode(info["values"], data, shape)
-    if kind == "integer" and int(info["step"]) == 1 and dtype.kind in "iu" and dtype.itemsize <= 4:
+    # In pieces, so that the 64-bit sums never hold more than a few megabytes at once.
+    out = np.empty(shape, dtype=dtype)
+    flat_codes, flat_out = codes.reshape(-1), out.reshape(-1)
+    for start in range(0, flat_codes.size, _PIECE):
+        flat_out[start : start + _PIECE] = _from_codes(flat_codes[start : start + _PIECE], info, kind, dtype)
+    return out
+
+
+def _from_codes(codes: np.ndarray, info: dict, kind: str, dtype: np.dtype) -> np.ndarray:
+    """Values of a piece of the decoded codes, ready to be stored as ``dtype``."""
+    step = int(info["step"]) if kind == "integer" else float(info["step"])
+    if kind == "integer" and step == 1 and dtype.kind in "iu" and dtype.itemsize <= 4:
         # A near-lossless value may step past the type's end (within the bound): clipped, never wrapped.
-        # In pieces, so that the 64-bit sums never hold more than a few megabytes at once.
         limits = np.iinfo(dtype)
-        out = np.empty(shape, dtype=dtype)
-        flat_codes, flat_out = codes.reshape(-1), out.reshape(-1)
-        for start in range(0, flat_codes.size, _PIECE):
-            part = flat_codes[start : start + _PIECE].astype(np.int64)
-            part += int(info["offset"])
-            np.clip(part, limits.min, limits.max, out=part)
-            flat_out[start : start + _PIECE] = part
-        return out
-    if kind == "integer" and int(info["step"]) == 1:
+        part = codes.astype(np.int64)
+        part += int(info["offset"])
+        return np.clip(part, limits.min, limits.max, out=part)
+    if kind == "integer" and step == 1:
         # Modulo 2**64, as the offset was taken: exact for every integer type, 64-bit ones included.
         values = codes.astype(np.uint64) + np.uint64(int(info["offset"]) % 2**64)
-        return values.astype(dtype) if dtype.kind == "u" else values.view(np.int64).astype(dtype)
+        return values if dtype.kind == "u" else values.view(np.int64)
     if kind == "integer":
-        values = codes.astype(np.int64) * int(info["step"]) + int(info["offset"])
+        values = codes.astype(np.int64) * step + int(info["offset"])
     else:
-        values = codes.astype(np.float64) * float(info["step"]) + float(info["offset"])
+        values = codes.astype(np.float64) * step + float(info["offset"])
     if dtype.kind in "iu":
         limits = np.iinfo(dtype)
         values = np.clip(values, limits.min, limits.max)  # a step past the type's end is never nearer
     elif dtype.kind == "b":
         return values.astype(bool)
-    return values.astype(dtype)
+    return values
 
 
 def _scaled_integers(a: np.ndarray) -> tuple[dict, bytes] | None:
@@ -187,7 +193,7 @@ def _scaled_integers(a: np.ndarray) -> tuple[dict, bytes] | None:
     """
     import imagecodecs
 
-    if a.size < 2 or not np.isfinite(a).all():
+    if a.size < 2 or not _all_finite(a):
         return None
     sample = a.ravel(order="K")[:: max(1, a.size // 1_000_000)]
     levels = np.unique(sample.astype(np.float64))
@@ -200,34 +206,47 @@ def _scaled_integers(a: np.ndarray) -> tuple[dict, bytes] | None:
     # over every level is exact to far more digits.
     slope = float(np.dot(levels - intercept, steps) / np.dot(steps, steps))
     intercept = float(a.min())
-    k = np.rint((a.astype(np.float64) - intercept) / slope)
-    if k.max() > integers.JPEGLS_MAX:
+    # Rounding is monotonic: the largest step is the largest value's, known before any whole-volume buffer.
+    if np.rint((float(a.max()) - intercept) / slope) > integers.JPEGLS_MAX:
         return None
-    k = k.astype(np.uint16)
-    approx = (k.astype(np.float64) * slope + intercept).astype(a.dtype)
-    # Byte by byte: the same whatever the byte order.
-    residual = np.bitwise_xor(_bytes_of(a), _bytes_of(approx))
-    if np.count_nonzero(residual) > 0.05 * residual.size:
+    # The residual's byte planes are filled in C order, the integers beside them, a few megabytes at a time.
+    k = np.empty(a.shape, dtype=np.uint16)
+    planes = np.empty((a.dtype.itemsize, a.size), dtype=np.uint8)
+    changed = 0
+    start = 0
+    for part in _slabs(a, c_order=True):
+        steps = np.rint((a[part].astype(np.float64) - intercept) / slope)
+        k[part] = steps
+        approx = (steps * slope + intercept).astype(a.dtype)
+        # Byte by byte: the same whatever the byte order.
+        residual = np.bitwise_xor(_bytes_of(a[part]), _bytes_of(approx))
+        changed += np.count_nonzero(residual)
+        n = approx.size
+        planes[:, start : start + n] = residual.reshape(-1, a.dtype.itemsize).T
+        start += n
+    if changed > 0.05 * planes.size:
         return None  # not a scaling of integers after all: the raw coding is smaller
     coded, kdata = integers.encode(k)
-    planes = np.ascontiguousarray(residual.reshape(-1, a.dtype.itemsize).T)
-    rdata = imagecodecs.zstd_encode(planes.tobytes(), integers.ZSTD_LEVEL)
+    rdata = imagecodecs.zstd_encode(planes, integers.ZSTD_LEVEL)
     info = {"dtype": a.dtype.str, "kind": "scaled", "slope": slope, "intercept": intercept}
     info.update(values=coded, values_bytes=len(kdata))
     return info, kdata + rdata
 
 
 def _decode_scaled(info: dict, data: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    import imagecodecs
-
     split = int(info["values_bytes"])
-    k = integers.decode(info["values"], data[:split], shape)
-    approx = (k.astype(np.float64) * float(info["slope"]) + float(info["intercept"])).astype(dtype)
-    raw = imagecodecs.zstd_decode(data[split:])
-    if len(raw) != approx.size * dtype.itemsize:
-        raise InputError("the compressed values do not fill the volume; the file is damaged.")
-    residual = np.frombuffer(raw, dtype=np.uint8).reshape(dtype.itemsize, -1).T.reshape(-1)
-    return np.bitwise_xor(_bytes_of(approx), residual).view(dtype).reshape(shape)
+    k = integers.decode(info["values"], data[:split], shape).reshape(-1)
+    planes = integers.unzstd(data[split:], k.size * dtype.itemsize).reshape(dtype.itemsize, -1)
+    slope, intercept = float(info["slope"]), float(info["intercept"])
+    out = np.empty(k.size, dtype=dtype)
+    out_bytes = out.view(np.uint8)
+    width = dtype.itemsize
+    for start in range(0, k.size, _PIECE):
+        approx = (k[start : start + _PIECE].astype(np.float64) * slope + intercept).astype(dtype)
+        residual = planes[:, start : start + _PIECE].T.reshape(-1)
+        # Into the output's bytes: the bits stay as they are, NaN payloads included.
+        np.bitwise_xor(_bytes_of(approx), residual, out=out_bytes[start * width : start * width + residual.size])
+    return out.reshape(shape)
 
 
 def _bytes_of(a: np.ndarray) -> np.ndarray:
@@ -237,10 +256,10 @@ def _bytes_of(a: np.ndarray) -> np.ndarray:
 
 def _finer_than_stored(a: np.ndarray, bound: float) -> bool:
     """Whether steps of twice ``bound`` are finer than the float type resolves at the values' largest size."""
-    finite = np.isfinite(a)
-    if not finite.any():
+    lo, hi = _finite_range(a)
+    if lo > hi:
         return False
-    largest = float(np.max(np.abs(a), where=finite, initial=0.0))
+    largest = max(abs(lo), abs(hi))
     return 2.0 * bound <= float(np.spacing(a.dtype.type(largest)))
 
 
@@ -252,29 +271,84 @@ def _near_limit(a: np.ndarray) -> int:
     return 127 if top < 256 else 255
 
 
-def _offset(a: np.ndarray) -> tuple[np.ndarray, int]:
-    """Values minus their minimum, and that minimum.
+def _codes(a: np.ndarray, lo: int, top: int, near: int = 0, step: int = 1) -> np.ndarray:
+    """``((a - lo) + near) // step`` of integers or whole-number floats, in the smallest unsigned type that holds them.
 
-    Integers stay in an unsigned type of their own width, modulo whose range the difference is exact (it
-    lies between 0 and the type's span), so lossless coding makes no copy wider than the scan (near-lossless
-    quantisation widens them afterwards). Whole-number floats become uint64.
+    Filled a slab at a time, in the scan's own memory order, so that no copy wider than the codes is made.
+
+    Args:
+        a: Integers, or floats holding whole numbers below 2**53.
+        lo: The values' minimum.
+        top: Their maximum less ``lo``.
+        near: Added before the quantisation, so that each code stands for the values within ``near`` of it.
+        step: The quantisation step.
     """
-    lo = int(a.min()) if a.size else 0
-    if a.dtype.kind in "iu":
-        native = np.asarray(a, dtype=a.dtype.newbyteorder("="))
-        unsigned = np.dtype(f"u{a.dtype.itemsize}")
-        return native.view(unsigned) - unsigned.type(lo % 2 ** (8 * a.dtype.itemsize)), lo
-    wide = a.astype(np.int64).view(np.uint64)
-    wide -= np.uint64(lo % 2**64)
-    return wide, lo
+    codes = np.empty(a.shape, dtype=_unsigned_for((top + near) // step), order=_order(a))
+    for part in _slabs(a):
+        if a.dtype.kind in "iu":
+            d = integers.less(a[part], lo)  # exact modulo its type's range, which holds the difference
+        else:
+            d = a[part].astype(np.int64) - lo  # whole numbers below 2**53: exact
+        if step > 1:
+            d = (d.astype(np.uint64) + near) // step  # wide enough that adding the bound cannot wrap
+        codes[part] = d
+    return codes
+
+
+def _unsigned_for(top: int) -> np.dtype:
+    """The smallest unsigned integer type that holds 0 ... ``top``."""
+    for t in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(t).max:
+            return np.dtype(t)
+    return np.dtype(np.uint64)
+
+
+def _order(a: np.ndarray) -> str:
+    """The array's memory order, for buffers that are filled from it and read the way it is."""
+    return "F" if a.flags.f_contiguous and not a.flags.c_contiguous else "C"
+
+
+def _slabs(a: np.ndarray, c_order: bool = False):
+    """Index tuples of slabs of about ``_PIECE`` voxels along the axis that varies slowest in memory.
+
+    With ``c_order``, along the first axis always: the slabs are then consecutive runs of the C-order values.
+    """
+    if a.ndim == 0:
+        yield ()
+        return
+    axis = a.ndim - 1 if not c_order and _order(a) == "F" else 0
+    per = max(1, a.size // max(1, a.shape[axis]))
+    rows = max(1, _PIECE // per)
+    for i in range(0, a.shape[axis], rows):
+        yield (slice(None),) * axis + (slice(i, i + rows),)
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    """Whether every value is finite (without a whole-volume mask)."""
+    return all(np.isfinite(a[part]).all() for part in _slabs(a))
+
+
+def _finite_range(a: np.ndarray) -> tuple[float, float]:
+    """Smallest and largest finite value; (inf, -inf) when there is none."""
+    lo, hi = np.inf, -np.inf
+    for part in _slabs(a):
+        s = a[part]
+        finite = np.isfinite(s)
+        lo = min(lo, float(np.min(s, where=finite, initial=np.inf)))
+        hi = max(hi, float(np.max(s, where=finite, initial=-np.inf)))
+    return lo, hi
 
 
 def _whole_numbers(a: np.ndarray) -> bool:
     """A float array that integer coding keeps bit for bit: finite whole numbers, no negative zero."""
     if a.dtype.kind != "f" or a.size == 0:
         return False
-    if not np.isfinite(a).all() or float(np.abs(a).max()) >= _EXACT_INTEGERS:
-        return False
-    if not np.array_equal(a, np.trunc(a)):
-        return False
-    return not bool(np.any(np.signbit(a) & (a == 0)))
+    for part in _slabs(a):
+        s = a[part]
+        if not np.isfinite(s).all() or float(np.abs(s).max()) >= _EXACT_INTEGERS:
+            return False
+        if not np.array_equal(s, np.trunc(s)):
+            return False
+        if np.any(np.signbit(s) & (s == 0)):
+            return False
+    return True
