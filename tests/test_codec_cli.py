@@ -270,3 +270,18 @@ def test_info_of_a_study_compressed_again_states_the_bound_against_the_acquired_
     assert "within 3 of the acquired scan" in capsys.readouterr().out
     assert main(["info", b]) == 0
     assert "lossless" in (out := capsys.readouterr().out) and "within 3 of the acquired scan" in out
+
+
+def test_decompress_never_replaces_an_existing_file_unless_asked(tmp_path, capsys):
+    """Decompressing next to the original under its own name would replace the acquired scan with a decoded copy."""
+    scan = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(phantom((6, 7, 8)).astype(np.int16), np.eye(4)), scan)
+    original = scan.read_bytes()
+    assert main(["compress", str(scan), str(tmp_path / "scan.mae"), "--mode", "near-lossless"]) == 0
+    capsys.readouterr()
+    assert main(["decompress", str(tmp_path / "scan.mae"), str(scan)]) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and err.count("\n") == 1
+    assert scan.read_bytes() == original
+    assert main(["decompress", str(tmp_path / "scan.mae"), str(scan), "--overwrite"]) == 0
+    assert scan.read_bytes() != original

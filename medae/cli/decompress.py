@@ -2,6 +2,7 @@
 
 Lossless files give back every voxel bit for bit, near-lossless ones every voxel within the bound the
 file states, latent files the compression model's smooth, healthy-looking approximation (not the scan).
+An existing file is replaced only with --overwrite: it may be the scan that was compressed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("output", type=user_path, help="NIfTI file to write (.nii.gz or .nii)")
     p.add_argument("--model", help="latent files: the compression model folder (default: models/brain-t1-codec)")
     p.add_argument("--device", default="auto", help="latent files: auto, cpu, cuda or mps")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=run)
 
 
@@ -33,6 +35,13 @@ def run(args: argparse.Namespace) -> int:
         raise OutputError(f"{args.output}: give a NIfTI file name ending in .nii.gz or .nii.")
     if args.output.exists() and args.output.resolve() == args.input.resolve():
         raise OutputError(f"{args.output} is the input itself; medae never overwrites a source file.")
+    if args.output.exists() and not args.overwrite:
+        # Beside the original under its own name, a decoded copy (lossy, or without the file's own header
+        # fields) would replace the acquired scan for good.
+        raise OutputError(
+            f"{args.output} exists (it may be the scan that was compressed); give another name, or add --overwrite "
+            "to replace it."
+        )
     header, sections = container.read(args.input)
     model = None
     if header.get("mode") == "latent":
