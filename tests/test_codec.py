@@ -336,3 +336,11 @@ def test_a_cancel_during_the_check_of_the_coded_values_is_honoured(monkeypatch):
     with pytest.raises(CancelledError):
         compress(_volume(ARRAYS["int16 CT"]()), "lossless", cancel=cancel, progress=lambda f, m: seen.append(m))
     assert "Checking the compressed values" in seen
+
+
+@pytest.mark.parametrize("edit", [{"max_error_from_acquired": "x"}, {"max_error_from_acquired": [1]}])
+def test_a_header_edited_by_hand_is_described_in_words_not_a_traceback(edit):
+    """`medae info` describes a study from its header alone: a bound that is no number must be named, not crash."""
+    header, _ = compress(_volume(ARRAYS["uint8"]()), "near-lossless", 2)
+    with pytest.raises(InputError, match="study.mae: the file's header is damaged"):
+        describe(dict(header, **edit), source="study.mae")

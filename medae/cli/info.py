@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
             json.dump({"path": str(args.path), "compressed_study": shown}, sys.stdout, indent=2)
             sys.stdout.write("\n")
         else:
-            print(f"{args.path}: compressed study, {describe(header, Path(args.path).stat().st_size)}")
+            print(f"{args.path}: compressed study, {describe(header, Path(args.path).stat().st_size, str(args.path))}")
             for w in header.get("warnings", []):
                 print(f"    warning: {w}")
         return 0

@@ -176,6 +176,8 @@ def check_header(header: dict, source: str | None = None) -> None:
         raise bad(f"it has no {'latent' if mode == 'latent' else 'values'} description")
     if mode != "latent" and not isinstance(header.get("max_error", 0), int | float):
         raise bad("its error bound is not a number")
+    if not isinstance(header.get("max_error_from_acquired") or 0, int | float):
+        raise bad("its error bound against the acquired scan is not a number")
 
 
 def _decompress(header: dict, sections: dict[str, bytes], model, source: str | None) -> Volume:
@@ -267,9 +269,9 @@ def is_compressed_study(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(".mae")
 
 
-def describe(header: dict, size: int | None = None) -> str:
-    """One line: mode, grid and size of a compressed study (the header checked first)."""
-    check_header(header)
+def describe(header: dict, size: int | None = None, source: str | None = None) -> str:
+    """One line: mode, grid and size of a compressed study (the header checked first; ``source`` names it)."""
+    check_header(header, source)
     shape = "x".join(str(s) for s in header["shape"])
     raw = int(np.prod(header["shape"])) * np.dtype(header["dtype"]).itemsize
     text = f"{header['mode']}, {shape} {np.dtype(header['dtype']).name}"
