@@ -344,3 +344,15 @@ def test_a_header_edited_by_hand_is_described_in_words_not_a_traceback(edit):
     header, _ = compress(_volume(ARRAYS["uint8"]()), "near-lossless", 2)
     with pytest.raises(InputError, match="study.mae: the file's header is damaged"):
         describe(dict(header, **edit), source="study.mae")
+
+
+def test_values_at_the_top_of_the_float_type_raise_no_python_warning():
+    """A float32 scan holding its type's largest value (a saturated map) printed a numpy RuntimeWarning at the user."""
+    import warnings
+
+    array = ARRAYS["float64"]().astype(np.float32)
+    array[0, 0, 0] = np.finfo(np.float32).max
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back, header, _ = _round_trip(_volume(array), "near-lossless", 1e37)
+    assert np.abs(back.array.astype(np.float64) - array).max() <= header["max_error"]

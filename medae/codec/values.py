@@ -260,7 +260,8 @@ def _finer_than_stored(a: np.ndarray, bound: float) -> bool:
     if lo > hi:
         return False
     largest = max(abs(lo), abs(hi))
-    return 2.0 * bound <= float(np.spacing(a.dtype.type(largest)))
+    with np.errstate(over="ignore"):  # the spacing at the type's largest value is inf: no step is coarser
+        return 2.0 * bound <= float(np.spacing(a.dtype.type(largest)))
 
 
 def _near_limit(a: np.ndarray) -> int:
