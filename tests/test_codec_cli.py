@@ -285,3 +285,19 @@ def test_decompress_never_replaces_an_existing_file_unless_asked(tmp_path, capsy
     assert scan.read_bytes() == original
     assert main(["decompress", str(tmp_path / "scan.mae"), str(scan), "--overwrite"]) == 0
     assert scan.read_bytes() != original
+
+
+def test_compress_never_replaces_a_scan_given_as_the_output_by_mistake(tmp_path, capsys):
+    """A .mae may carry any name, so `compress a.nii.gz b.nii.gz` wrote a study over the other scan b."""
+    first, second = tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"
+    nib.save(nib.Nifti1Image(phantom((6, 7, 8)).astype(np.int16), np.eye(4)), first)
+    nib.save(nib.Nifti1Image(phantom((5, 6, 7)).astype(np.int16), np.eye(4)), second)
+    kept = second.read_bytes()
+    assert main(["compress", str(first), str(second)]) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and err.count("\n") == 1 and second.read_bytes() == kept
+    # A study written before is replaced as ever; any file with --overwrite.
+    assert main(["compress", str(first), str(tmp_path / "a.mae")]) == 0
+    assert main(["compress", str(second), str(tmp_path / "a.mae")]) == 0
+    assert main(["compress", str(first), str(second), "--overwrite"]) == 0
+    assert second.read_bytes().startswith(b"\x89MAE")

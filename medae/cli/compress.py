@@ -3,7 +3,9 @@
 Modes: lossless (the default; every voxel back bit for bit), near-lossless (every voxel back within
 --max-error, in the scan's units; lossy is another name for it) and latent (about 60 kB that the
 compression model decodes to a smooth, healthy-looking preview: not the scan, never for diagnosis).
-The file is checked by decoding it before it is written, and is written atomically.
+The file is checked by decoding it before it is written, and is written atomically. An existing file
+that is not a compressed study (another scan, named as the output by mistake) is replaced only with
+--overwrite.
 """
 
 from __future__ import annotations
@@ -40,13 +42,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--volume", type=int, help="volume of a 4D file, counted from 0")
     p.add_argument("--keep-phi", action="store_true", help="keep patient-identifying data in the file")
     p.add_argument("--force", action="store_true", help="latent mode on a scan of another modality than the model's")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT even if it is not a compressed study")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Loads the scan, compresses it and writes the file."""
     from medae.cli.progressbar import ProgressBar
-    from medae.codec import compress, describe, write_study
+    from medae.codec import compress, describe, is_compressed_study, write_study
     from medae.errors import OutputError
     from medae.io.loader import is_source_of
 
@@ -67,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
         )  # a .mae too: change its mode
     if is_source_of(out, volume):  # a slice of a DICOM input, the .raw beside a .mhd, ...
         raise OutputError(f"{out} is one of the files of the input; medae never overwrites a source file.")
+    if out.exists() and not args.overwrite and not is_compressed_study(out):
+        # A study may carry any name: without this, `compress a.nii.gz b.nii.gz` would replace the scan b.
+        raise OutputError(
+            f"{out} exists and is not a compressed study (it may be a scan); give another name, or add --overwrite "
+            "to replace it."
+        )
     model = None
     if mode == "latent":
         from medae.model import load_model
