@@ -301,3 +301,16 @@ def test_compress_never_replaces_a_scan_given_as_the_output_by_mistake(tmp_path,
     assert main(["compress", str(second), str(tmp_path / "a.mae")]) == 0
     assert main(["compress", str(first), str(second), "--overwrite"]) == 0
     assert second.read_bytes().startswith(b"\x89MAE")
+
+
+@pytest.mark.parametrize("dtype", ["?", "f2"])
+def test_a_study_of_a_type_nifti_lacks_is_written_in_the_nearest_exact_one(tmp_path, dtype):
+    """NIfTI holds no bool or float16 voxels; decompress ended in nibabel's traceback."""
+    from medae.codec import compress, write_study
+    from medae.volume import Volume
+
+    array = (phantom((5, 6, 7)) > 100).astype(dtype)
+    write_study(tmp_path / "s.mae", *compress(Volume(array, np.eye(4), "MR", {})))
+    assert main(["decompress", str(tmp_path / "s.mae"), str(tmp_path / "s.nii.gz")]) == 0
+    back = np.asanyarray(nib.load(tmp_path / "s.nii.gz").dataobj)
+    assert np.array_equal(back, array.astype(np.float64)) and back.dtype.kind == ("u" if dtype == "?" else "f")

@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Reads, checks and decodes the study, then writes the NIfTI file atomically."""
+    import numpy as np
+
     from medae.codec import container, decompress, describe
     from medae.errors import OutputError
     from medae.io.nifti import save_nifti
@@ -53,7 +55,13 @@ def run(args: argparse.Namespace) -> int:
     from medae.atomic import remove_leftovers
 
     remove_leftovers(Path(args.output).parent, [Path(args.output).name])  # what a killed run of the same command left
-    save_nifti(volume, args.output)
+    kind = volume.array.dtype
+    on_disk = None
+    if kind.kind == "b" or (kind.kind == "f" and kind.itemsize < 4):
+        # NIfTI holds no bool or float16 voxels: the nearest type that holds every value exactly.
+        on_disk = np.dtype(np.uint8 if kind.kind == "b" else np.float32)
+        print(f"medae: note: NIfTI cannot hold {kind.name} voxels; written as {on_disk.name}, every value unchanged.")
+    save_nifti(volume, args.output, dtype=on_disk)
     for w in volume.warnings:
         print(f"medae: warning: {w}")
     print(f"{args.output}: {describe(header)}")
