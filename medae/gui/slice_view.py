@@ -427,6 +427,12 @@ class SliceView(QWidget):
         if self.inside(index):
             self.session.set_cursor(index)
 
+    def focusInEvent(self, event) -> None:  # noqa: D102 (Qt override)
+        super().focusInEvent(event)
+        # The view with the focus frame is the one the slice keys move, also when Tab put the frame there.
+        if self.session.image is not None:
+            self.activated.emit(self.plane)
+
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: D102
         if self.session.image is not None and event.button() == Qt.MouseButton.LeftButton and not self.mip:
             self.double_clicked.emit(self.plane)

@@ -146,6 +146,8 @@ class ViewArea(QWidget):
             return
         self._key = key
         had_focus = any(v.hasFocus() for v in self.views)
+        # Taken before the views go: hiding the focused one passes the focus, and with it the keys, to another.
+        previous = self.active_plane
         for v in self.views:
             v.detach()
             self.grid.removeWidget(v)
@@ -166,7 +168,6 @@ class ViewArea(QWidget):
             for n, plane in enumerate(PLANES):
                 self._add(SliceView(s, plane), n // 2, n % 2)
             self._add(SliceView(s, "coronal", mip=True), 1, 1, "Coronal")
-        previous = self.active_plane
         self.active_plane = self.views[0].plane
         if had_focus:
             # The keys went to a view that is gone: the new view of the same plane takes them, so the
