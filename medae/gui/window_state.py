@@ -144,6 +144,7 @@ class WindowStateMixin:
         # between panels of full width. The panels give way instead, in proportion, down to their own
         # minimum, and get the widths the user gave them back when the window is large again.
         self._fit_pending = False
+        self._fit_screen()
         columns = _columns(self)
         if not columns:
             return
@@ -162,6 +163,27 @@ class WindowStateMixin:
                 sizes.append(max(least, int(natural[side] * scale)))
         if sizes != [d.width() for d in docks]:
             self.resizeDocks(docks, sizes, Qt.Orientation.Horizontal)
+
+    def _fit_screen(self) -> None:
+        # Side by side, the least widths of the two panels and of the views can be more than a small or scaled
+        # screen has (1024 x 768 at 200 % is 512 pixels wide to the widgets): the Analysis panel and the status
+        # bar's Cancel would lie beyond its edge. Tabbed in one column, the panels need the width of one.
+        screen, columns = self.screen(), _columns(self)
+        if screen is None or len(columns) < 2:
+            return
+        room = screen.availableGeometry().width() - (self.frameGeometry().width() - self.width())
+        if self.minimumSizeHint().width() <= room:
+            return
+        docks = [dock for column in columns.values() for dock in column]
+        keep = next((d for d in docks if d.objectName() == "dock-Analysis"), docks[0])
+        for dock in docks:
+            if self.dockWidgetArea(dock) != self.dockWidgetArea(keep):
+                self.tabifyDockWidget(keep, dock)
+        keep.raise_()
+        self.layout().activate()  # the smaller least width, before the window is made to fit
+        if self.width() > room:
+            self.resize(room, self.height())
+        self.statusBar().showMessage("The screen is narrow: the side panels share one column, as tabs.", 8000)
 
     def toggle_views_only(self) -> bool:
         """Hides the panels to give the scan the whole window, or brings back those it hid; True when hidden."""

@@ -1,0 +1,29 @@
+"""A small or scaled screen: every panel and button of the window and its dialogs lies on it."""
+
+from PySide6.QtCore import QRect
+from PySide6.QtGui import QScreen
+
+from tests.gui.conftest import wait_idle
+
+#: A 1024 x 768 screen at 200 % (QT_SCALE_FACTOR=2), in the logical pixels the widgets are laid out in.
+SCALED_SMALL = QRect(0, 0, 512, 384)
+
+
+def test_on_a_screen_too_narrow_for_the_panels_side_by_side_they_share_one_column(qtbot, monkeypatch, ct_file):
+    from medae.gui.main_window import MainWindow
+    from medae.gui.settings import Preferences
+
+    monkeypatch.setattr(QScreen, "availableGeometry", lambda _screen: SCALED_SMALL)
+    w = MainWindow(Preferences())
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    analysis, study = (next(d for d in w.docks if d.objectName() == f"dock-{n}") for n in ("Analysis", "Study"))
+    # Side by side, the least widths of the two panels and the views made the window wider than the screen:
+    # the Analysis panel and the status bar's Cancel lay beyond its right edge.
+    qtbot.waitUntil(lambda: w.frameGeometry().width() <= SCALED_SMALL.width())
+    assert study in w.tabifiedDockWidgets(analysis)
+    assert not analysis.visibleRegion().isEmpty()  # the panel of the analysis is the tab on top
+    w.open_path(ct_file)
+    wait_idle(qtbot, w)
+    assert w.minimumSizeHint().width() <= SCALED_SMALL.width()
