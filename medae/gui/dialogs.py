@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -43,6 +44,25 @@ def gray_pixmap(img: np.ndarray) -> QPixmap:
     img = np.ascontiguousarray(img)
     h, w = img.shape
     return QPixmap.fromImage(QImage(img.data, w, h, w, QImage.Format.Format_Grayscale8).copy())
+
+
+def fit_to_screen(dialog: QDialog, width: int, height: int) -> None:
+    """Gives a dialog the size it is laid out for, or less on a screen without room for it.
+
+    A scaled laptop display has room for about 512 x 384 logical pixels (1024 x 768 at 200 %): a dialog made
+    wider or taller than that has its buttons beyond the screen's edge.
+
+    Args:
+        dialog: The dialog, its layout set.
+        width: The width it is laid out for.
+        height: The height it is laid out for.
+    """
+    parent = dialog.parentWidget()
+    screen = (parent.screen() if parent is not None else None) or QApplication.primaryScreen()
+    if screen is not None:
+        room = screen.availableGeometry()
+        width, height = min(width, int(room.width() * 0.9)), min(height, int(room.height() * 0.85))
+    dialog.resize(width, height)
 
 
 def form_with_ok_cancel(dialog: QDialog, form: QFormLayout) -> None:
@@ -110,10 +130,12 @@ class SeriesPicker(QDialog):
             who = f" Patient: {name}{f' ({pid})' if pid and name else pid}."
         elif len(patients) > 1:
             who = f" It holds {len(patients)} different patients: check the description before opening."
-        lay.addWidget(QLabel(f"This folder holds {len(infos)} series.{who} Choose the one to open:"))
+        heading = QLabel(f"This folder holds {len(infos)} series.{who} Choose the one to open:")
+        heading.setWordWrap(True)  # a patient's long name must not hold the dialog wider than the screen
+        lay.addWidget(heading)
         lay.addWidget(self.table)
         lay.addWidget(buttons)
-        self.resize(760, min(560, 140 + 80 * len(infos)))
+        fit_to_screen(self, 760, min(560, 140 + 80 * len(infos)))
 
     def set_thumbnail(self, row: int, img: np.ndarray | None) -> None:
         """Shows a preview in a row (called as previews arrive from a worker)."""
@@ -130,6 +152,10 @@ class SeriesPicker(QDialog):
         return self.infos[rows[0].row() if rows else 0]
 
 
+#: The characters of a mouse scheme's name the Preferences show at the least.
+_SHORT_NAME = 12
+
+
 class PreferencesDialog(QDialog):
     """Edit > Preferences: mouse scheme, display convention, overlay defaults, model and device."""
 
@@ -138,6 +164,11 @@ class PreferencesDialog(QDialog):
         self.setWindowTitle("Preferences")
         self.setObjectName("preferences")
         self.mouse = QComboBox()
+        # The schemes' long names would hold the dialog wider than a small scaled screen: the list may be
+        # narrower, and then shows the start of the name when closed (and the whole name when open).
+        self.mouse.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.mouse.setMinimumContentsLength(_SHORT_NAME)
+        self.mouse.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         for scheme in MOUSE_SCHEMES.values():
             self.mouse.addItem(scheme.title, scheme.name)
         self.mouse.setCurrentIndex(max(0, self.mouse.findData(prefs.mouse_scheme)))
@@ -179,6 +210,11 @@ class PreferencesDialog(QDialog):
         form.addRow("Model folder", model_row)
         form.addRow("Device", self.device)
         form_with_ok_cancel(self, form)
+        # As wide as the schemes' names, where the screen has the room.
+        fm = self.mouse.fontMetrics()
+        names = max(fm.horizontalAdvance(self.mouse.itemText(i)) for i in range(self.mouse.count()))
+        hint = self.sizeHint()
+        fit_to_screen(self, hint.width() + max(0, names - fm.horizontalAdvance("x" * _SHORT_NAME)), hint.height())
 
     def _browse_model(self) -> None:
         from PySide6.QtWidgets import QFileDialog
@@ -252,13 +288,7 @@ class KeysDialog(QDialog):
         lay.addWidget(QLabel(f"Mouse scheme: {mouse.title}"))
         lay.addWidget(table)
         lay.addLayout(bottom)
-        # Within the screen it opens on (a scaled laptop display has room for about 540 logical pixels).
-        width, height = 520, 560
-        screen = (parent.screen() if parent is not None else None) or QApplication.primaryScreen()
-        if screen is not None:
-            room = screen.availableGeometry()
-            width, height = min(width, int(room.width() * 0.9)), min(height, int(room.height() * 0.85))
-        self.resize(width, height)
+        fit_to_screen(self, 520, 560)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
 

@@ -27,3 +27,35 @@ def test_on_a_screen_too_narrow_for_the_panels_side_by_side_they_share_one_colum
     w.open_path(ct_file)
     wait_idle(qtbot, w)
     assert w.minimumSizeHint().width() <= SCALED_SMALL.width()
+
+
+def _on_screen(dialog, room: QRect) -> bool:
+    return dialog.frameGeometry().width() <= room.width() and dialog.frameGeometry().height() <= room.height()
+
+
+def test_the_series_picker_and_the_preferences_fit_a_small_scaled_screen(window, qtbot, monkeypatch):
+    from types import SimpleNamespace
+
+    from medae.gui.dialogs import PreferencesDialog, SeriesPicker
+
+    room = QRect(0, 0, 512, 384)
+    monkeypatch.setattr(QScreen, "availableGeometry", lambda _screen: room)
+    info = SimpleNamespace(
+        extra={
+            "series_number": 3,
+            "patient_name": "Synthetic-Longfamilyname^Testpatient Withmiddlename",
+            "patient_id": "ID0001",
+        },
+        modality="CT",
+        description="chest CT with contrast, arterial phase, 1.25 mm soft tissue kernel",
+        shape=(512, 512, 300),
+        spacing=(0.7, 0.7, 1.25),
+        n_files=300,
+        warnings=[],
+    )
+    # Before, both opened wider than the screen: the picker's Cancel and the preferences' OK lay beyond its edge.
+    for dialog in (SeriesPicker([info, info], window), PreferencesDialog(window.shown_preferences(), window)):
+        qtbot.addWidget(dialog)
+        dialog.show()
+        qtbot.waitExposed(dialog)
+        assert _on_screen(dialog, room), (type(dialog).__name__, dialog.frameGeometry())
