@@ -274,8 +274,12 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
             return model, result, prepare_result(result)  # coded here, not on the window's thread
 
         def done(out) -> None:
+            from medae.progress import check_cancel
+
             self.model, self._model_key = out[0], key
             self.device_label.setText(f"Device: {out[0].device_name}")
+            # Cancel pressed once the worker was past its last check: the reader asked for no heatmap.
+            check_cancel(job.cancel_event)
             if self.session.volume is volume:
                 self.session.set_result(out[1], out[2])
                 self.right_tabs.setCurrentWidget(self.findings_panel)
