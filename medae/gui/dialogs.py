@@ -1,4 +1,4 @@
-"""Dialogs: the series picker, preferences and the key/mouse reference. None of them blocks the app."""
+"""Dialogs: the series picker, preferences, the key/mouse reference and the about box. None of them blocks the app."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -289,6 +291,34 @@ class KeysDialog(QDialog):
         lay.addWidget(table)
         lay.addLayout(bottom)
         fit_to_screen(self, 520, 560)
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+
+class AboutDialog(QDialog):
+    """Help > About: the version, the model in use and its notice; it scrolls where the screen is short of room."""
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("About medae")
+        self.setObjectName("about")
+        self.text = QTextBrowser()
+        self.text.setPlainText(text)
+        self.text.setFrameShape(QFrame.Shape.NoFrame)
+        self.text.viewport().setAutoFillBackground(False)  # the dialog's own background, as a message box's
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        # Enter closes it, as a message box; Tab reaches the text to scroll it.
+        close.button(QDialogButtonBox.StandardButton.Close).setDefault(True)
+        close.button(QDialogButtonBox.StandardButton.Close).setFocus()
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.text)
+        lay.addWidget(close)
+        # As tall as the text at this width, less where the screen is shorter.
+        width, margins = 520, lay.contentsMargins()
+        laid_out = self.text.document().clone(self)  # the browser lays its own out at its width once shown
+        laid_out.setTextWidth(width - margins.left() - margins.right())
+        height = laid_out.size().height() + close.sizeHint().height() + lay.spacing()
+        fit_to_screen(self, width, int(height) + margins.top() + margins.bottom())
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
 

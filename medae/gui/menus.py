@@ -7,10 +7,10 @@ from functools import partial
 from pathlib import Path
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog
 
 from medae.gui import exports
-from medae.gui.dialogs import KeysDialog, PreferencesDialog
+from medae.gui.dialogs import AboutDialog, KeysDialog, PreferencesDialog
 from medae.gui.settings import last_folder, recent_files, remember_folder
 from medae.gui.window_dialog import WindowDialog
 from medae.viewer.planes import CONVENTIONS, PLANES
@@ -215,7 +215,7 @@ def _about(w) -> None:
         text += "\n\n" + re.sub(r"(?<!\n)\n(?!\n)", " ", notice)  # the file's paragraphs, rewrapped by the box
     except OSError:
         pass  # a model without a notice: nothing to cite
-    QMessageBox.about(w, "About medae", text)
+    AboutDialog(text, w).open()
 
 
 def _keys_help(w) -> None:

@@ -803,15 +803,14 @@ def test_a_narrow_view_says_its_slice_in_fewer_words_before_cutting_it(qapp):
     assert _fitting(metrics, variants, metrics.horizontalAdvance("j=78/229") + 1) == "j=78/229"  # index and count kept
 
 
-def test_about_names_the_version_the_model_and_its_notice_and_preferences_have_a_key(window, monkeypatch):
-    from PySide6.QtWidgets import QMessageBox
-
+def test_about_names_the_version_the_model_and_its_notice_and_preferences_have_a_key(window):
     from medae._version import __version__
+    from medae.gui.dialogs import AboutDialog
 
-    shown = []
-    monkeypatch.setattr(QMessageBox, "about", lambda parent, title, text: shown.append(text))
     window.actions_by_name["about"].trigger()
-    (text,) = shown
+    (box,) = window.findChildren(AboutDialog)
+    text = box.text.toPlainText()
+    box.close()
     assert f"medae {__version__}" in text and "brain-t1-dae" in text and "McConnell Brain Imaging Centre" in text
     assert not window.actions_by_name["prefs"].shortcut().isEmpty()
 

@@ -1,6 +1,6 @@
 """A small or scaled screen: every panel and button of the window and its dialogs lies on it."""
 
-from PySide6.QtCore import QRect
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QScreen
 
 from tests.gui.conftest import wait_idle
@@ -38,7 +38,7 @@ def test_the_series_picker_and_the_preferences_fit_a_small_scaled_screen(window,
 
     from medae.gui.dialogs import PreferencesDialog, SeriesPicker
 
-    room = QRect(0, 0, 512, 384)
+    room = SCALED_SMALL
     monkeypatch.setattr(QScreen, "availableGeometry", lambda _screen: room)
     info = SimpleNamespace(
         extra={
@@ -59,3 +59,18 @@ def test_the_series_picker_and_the_preferences_fit_a_small_scaled_screen(window,
         dialog.show()
         qtbot.waitExposed(dialog)
         assert _on_screen(dialog, room), (type(dialog).__name__, dialog.frameGeometry())
+
+
+def test_the_about_box_fits_a_small_scaled_screen(window, qtbot, monkeypatch):
+    from medae.gui.dialogs import AboutDialog
+
+    room = SCALED_SMALL
+    monkeypatch.setattr(QScreen, "availableGeometry", lambda _screen: room)
+    window.actions_by_name["about"].trigger()
+    # Before, a message box 492 pixels tall, its OK below the screen's edge; now the text scrolls above Close.
+    (box,) = window.findChildren(AboutDialog)
+    qtbot.waitExposed(box)
+    assert _on_screen(box, room), box.frameGeometry()
+    assert "McConnell Brain Imaging Centre" in box.text.toPlainText()
+    qtbot.keyClick(box.focusWidget() or box, Qt.Key.Key_Return)  # closed from the keyboard, as a message box
+    qtbot.waitUntil(lambda: not window.findChildren(AboutDialog))
