@@ -74,3 +74,26 @@ def test_the_about_box_fits_a_small_scaled_screen(window, qtbot, monkeypatch):
     assert "McConnell Brain Imaging Centre" in box.text.toPlainText()
     qtbot.keyClick(box.focusWidget() or box, Qt.Key.Key_Return)  # closed from the keyboard, as a message box
     qtbot.waitUntil(lambda: not window.findChildren(AboutDialog))
+
+
+def test_the_volume_picker_of_a_4d_file_with_a_long_name_fits_a_small_scaled_screen(
+    window, qtbot, tmp_path, monkeypatch
+):
+    import nibabel as nib
+    import numpy as np
+
+    monkeypatch.setattr(QScreen, "availableGeometry", lambda _screen: SCALED_SMALL)
+    name = "sub-0001_ses-baseline_task-rest_acq-multiband_dir-AP_run-01_bold_desc-preproc_space-native.nii.gz"
+    data = np.stack([np.full((8, 9, 10), 100 * (t + 1), np.int16) for t in range(40)], axis=-1)
+    nib.save(nib.Nifti1Image(data, np.diag([3.0, 3.0, 5.0, 1.0])), tmp_path / name)
+    window.open_path(tmp_path / name)
+    qtbot.waitUntil(lambda: window.volume_picker is not None, timeout=30_000)
+    dialog = window.volume_picker
+    qtbot.waitExposed(dialog)
+    # Before, the file's name on one line made it 958 pixels wide, its OK and Cancel far beyond the screen's edge.
+    assert _on_screen(dialog, SCALED_SMALL), dialog.frameGeometry()
+    assert "40 volumes" in dialog.labelText() and "sub-0001" in dialog.labelText()
+    dialog.setIntValue(40)
+    dialog.accept()
+    wait_idle(qtbot, window)
+    assert window.session.volume.meta["volume_index"] == 39 and name in window.windowTitle()
