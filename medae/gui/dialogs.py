@@ -48,6 +48,22 @@ def gray_pixmap(img: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(QImage(img.data, w, h, w, QImage.Format.Format_Grayscale8).copy())
 
 
+#: The most characters of a file's name a dialog or menu shows; a longer one loses its middle.
+NAME_CHARS = 48
+
+
+def short_name(name: str, chars: int = NAME_CHARS) -> str:
+    """A file's name as a dialog or menu shows it: whole, or its start and end around "...".
+
+    A long name is one word to a label, which cannot wrap it: the dialog or menu would be wider than a small or
+    scaled screen, its buttons beyond the edge. Start and end tell scans apart (subject, series, extension).
+    """
+    if len(name) <= chars:
+        return name
+    half = (chars - 3) // 2
+    return f"{name[:half]}...{name[-half:]}"
+
+
 def fit_to_screen(dialog: QDialog, width: int, height: int) -> None:
     """Gives a dialog the size it is laid out for, or less on a screen without room for it.
 

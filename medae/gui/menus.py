@@ -10,7 +10,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
 from medae.gui import exports
-from medae.gui.dialogs import AboutDialog, KeysDialog, PreferencesDialog
+from medae.gui.dialogs import AboutDialog, KeysDialog, PreferencesDialog, short_name
 from medae.gui.settings import last_folder, recent_files, remember_folder
 from medae.gui.window_dialog import WindowDialog
 from medae.viewer.planes import CONVENTIONS, PLANES
@@ -264,8 +264,9 @@ def refresh_recent(w) -> None:
     names = [Path(p).name for p in items]
     for p, name in zip(items, names, strict=True):
         # Two scans of one name (t1.nii.gz of two patients) are told apart by their folder.
-        text = f"{name}  ({Path(p).parent.name})" if names.count(name) > 1 else name
-        w.recent_menu.addAction(text, partial(w.open_path, p)).setToolTip(p)
+        text = short_name(name) + (f"  ({short_name(Path(p).parent.name)})" if names.count(name) > 1 else "")
+        # An ampersand of a name is shown, not taken as the mark of an access key.
+        w.recent_menu.addAction(text.replace("&", "&&"), partial(w.open_path, p)).setToolTip(p)
     w.recent_menu.setToolTipsVisible(True)
     w.recent_menu.setEnabled(bool(items))
     w.welcome.refresh()

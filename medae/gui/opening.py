@@ -7,12 +7,9 @@ from pathlib import Path
 from PySide6.QtWidgets import QInputDialog, QLabel
 
 from medae.gui import menus
-from medae.gui.dialogs import SeriesPicker
+from medae.gui.dialogs import SeriesPicker, short_name
 from medae.gui.settings import add_recent
 from medae.gui.workers import Job
-
-#: The most characters of a file's name a dialog shows; a longer one loses its middle.
-_NAME_CHARS = 48
 
 
 class OpeningMixin:
@@ -159,17 +156,11 @@ class OpeningMixin:
             return
         dlg = QInputDialog(self)
         dlg.setWindowTitle("Choose a volume")
-        # A long file name, one word to the label, would make the dialog wider than a small or scaled screen,
-        # its buttons beyond the edge: its middle gives way, and the label wraps between words.
-        name = info.description
-        if len(name) > _NAME_CHARS:
-            half = (_NAME_CHARS - 3) // 2
-            name = f"{name[:half]}...{name[-half:]}"
         dlg.setLabelText(
-            f"{name} holds {n} volumes (a time series or several contrasts). "
+            f"{short_name(info.description)} holds {n} volumes (a time series or several contrasts). "
             f"Which one to open (1 to {n})? Once open, [ and ] step to the previous and next."
         )
-        for label in dlg.findChildren(QLabel):
+        for label in dlg.findChildren(QLabel):  # wrapped between words, within a small or scaled screen
             label.setWordWrap(True)
         dlg.setInputMode(QInputDialog.InputMode.IntInput)
         dlg.setIntRange(1, n)

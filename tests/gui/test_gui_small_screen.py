@@ -97,3 +97,25 @@ def test_the_volume_picker_of_a_4d_file_with_a_long_name_fits_a_small_scaled_scr
     dialog.accept()
     wait_idle(qtbot, window)
     assert window.session.volume.meta["volume_index"] == 39 and name in window.windowTitle()
+
+
+def test_a_recent_file_with_a_long_name_leaves_the_menu_narrower_than_a_small_scaled_screen(
+    window, tmp_path, monkeypatch
+):
+    import shutil
+
+    from medae.gui import menus
+    from medae.gui.settings import add_recent
+
+    monkeypatch.setattr(QScreen, "availableGeometry", lambda _screen: SCALED_SMALL)
+    long = (
+        tmp_path / "sub-0001_ses-baseline_acq-mprage_run-01_desc-preprocessed_space-native_T1w_exported&renamed.nii.gz"
+    )
+    shutil.copy(__file__, long)  # any file: the menu lists paths that exist
+    add_recent(long)
+    menus.refresh_recent(window)
+    (action,) = window.recent_menu.actions()
+    # Before, the menu was 900 pixels wide, the name on one line; its middle now gives way (the tooltip has it all),
+    # and an ampersand in it is shown, not taken for the mark of an access key.
+    assert window.recent_menu.sizeHint().width() <= SCALED_SMALL.width()
+    assert action.toolTip() == str(long.resolve()) and "&&" in action.text() and "..." in action.text()
