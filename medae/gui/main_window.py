@@ -220,6 +220,7 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         self.setWindowTitle(f"medae - {name} ({v.describe()})")
         menus.refresh_presets(self)
         self.view_area.refresh_warnings()
+        self._show_analysing()
 
     # ----- analysis -------------------------------------------------------------------------
     def start_analysis(self, force: bool = False) -> Job | None:
@@ -303,8 +304,16 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         job.volume = volume
         job.progress.connect(show_device)
         self.overlay_panel.set_analysing(True)
-        job.finished.connect(lambda: self.overlay_panel.set_analysing(any(j.name == "analyze" for j in self.jobs)))
+        job.finished.connect(self._show_analysing)
         return job
+
+    def _show_analysing(self) -> None:
+        # The panel speaks of the scan on screen: an analysis of the one before, still stopping after another
+        # was opened, is not one of it.
+        v = self.session.volume
+        self.overlay_panel.set_analysing(
+            any(j.name == "analyze" and getattr(j, "volume", None) is v for j in self.jobs)
+        )
 
     def _start_queued(self) -> None:
         queued, self._analysis_queued = self._analysis_queued, None

@@ -26,3 +26,40 @@ def test_cancel_while_the_display_is_prepared_shows_no_heatmap(window, qtbot, ti
     # Before, the heatmap appeared with "Cancelling..." still in the status bar.
     assert window.session.result is None and window.last_error is None
     assert "Cancelled" in window.statusBar().currentMessage()
+
+
+def test_a_scan_opened_while_the_last_one_is_analysed_is_not_said_to_be_analysed(
+    window, qtbot, tmp_path, monkeypatch, tiny_model
+):
+    import threading
+
+    import medae.analysis
+    from medae.errors import CancelledError
+    from medae.volume import Volume
+
+    a, b = tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"
+    vol = mr_with_lesion()
+    save_nifti(vol, a)
+    save_nifti(Volume(vol.array[::-1].copy(), vol.affine, "MR"), b)
+    started, stop = threading.Event(), threading.Event()
+
+    def analyze(volume, model, force=False, progress=None, cancel=None):
+        started.set()
+        cancel.wait(30)
+        stop.wait(30)  # inside a long step of the model: it stops a while after it was asked to
+        raise CancelledError()
+
+    monkeypatch.setattr(medae.analysis, "analyze", analyze)
+    window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
+    window.open_path(a)
+    wait_idle(qtbot, window)
+    window.start_analysis()
+    qtbot.waitUntil(started.is_set, timeout=60_000)
+    assert "Analysing the scan" in window.overlay_panel.summary.text()
+    window.open_path(b)
+    qtbot.waitUntil(lambda: window.session.volume is not None and window.session.volume.source.endswith("b.nii.gz"))
+    # Before, b was said to be analysed ("the heatmap appears here when it is done") until a's analysis stopped.
+    assert "Run Analyze" in window.overlay_panel.summary.text()
+    stop.set()
+    wait_idle(qtbot, window)
+    assert "Run Analyze" in window.overlay_panel.summary.text()
