@@ -229,7 +229,8 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         Args:
             force: Analyse even a scan the model was not made for (the refusal becomes a warning).
         """
-        if any(j.name in ("scan", "load") and j.running and not j.cancel_event.is_set() for j in self.jobs):
+        opening = any(j.name in ("scan", "load") and j.running and not j.cancel_event.is_set() for j in self.jobs)
+        if opening and self._shown_seq != self._open_seq:
             # A scan is being opened: it is the one the user means, and it replaces the one on screen.
             self._analyze_after_open = (self._open_seq, force)
             self.statusBar().showMessage("The scan being opened will be analysed as soon as it is on screen.", 5000)

@@ -23,6 +23,8 @@ class OpeningMixin:
         # Each open request gets a number; a load that finishes after a newer request is dropped, so the
         # scan on screen is always the one the user asked for last.
         self._open_seq = 0
+        # The request whose scan is on screen: its loading thread may run a moment longer, past the hand-over.
+        self._shown_seq = 0
         self._four_d: tuple[str, object] | None = None  # (path, series) of the 4D file whose volume is shown
         # (path, parts, index): a DICOM series split into parts (echoes, time points, b-values) that [ and ]
         # step through, and which of them is on screen.
@@ -211,6 +213,7 @@ class OpeningMixin:
             keep_view: Keep cursor, window and zoom (another volume of the file on screen).
         """
         self._cancel_named("analyze", "findings")
+        self._shown_seq = self._open_seq
         self.session.open(volume, keep_view=keep_view, layer=layer)
         if path:
             add_recent(path)

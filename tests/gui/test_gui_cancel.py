@@ -63,3 +63,24 @@ def test_a_scan_opened_while_the_last_one_is_analysed_is_not_said_to_be_analysed
     stop.set()
     wait_idle(qtbot, window)
     assert "Run Analyze" in window.overlay_panel.summary.text()
+
+
+def test_analyze_pressed_as_a_scan_appears_is_not_lost_while_its_loading_thread_ends(
+    window, qtbot, tmp_path, tiny_model
+):
+    from medae.gui.workers import Job
+
+    save_nifti(mr_with_lesion(), tmp_path / "t1.nii.gz")
+    window.prefs.model, window.prefs.device = str(tiny_model), "cpu"
+    window.open_path(tmp_path / "t1.nii.gz")
+    wait_idle(qtbot, window)
+    # The scan is on screen; the thread that loaded it has not ended yet (it ends just after handing the scan
+    # over). Before, Analyze then said "will be analysed as soon as it is on screen" and never ran.
+    ending = Job("load", lambda progress, cancel: None, window)
+    window.jobs.append(ending)
+    try:
+        assert window.start_analysis() is not None
+    finally:
+        window.jobs.remove(ending)
+    wait_idle(qtbot, window, timeout=120_000)
+    assert window.session.result is not None and window.last_error is None
