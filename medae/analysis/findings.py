@@ -223,7 +223,10 @@ def cut_faces(array: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> Iter
         ras = int(np.argmax(np.abs(direction)))
         increasing = direction[ras] > 0  # voxel index grows towards right/front/top
         for end in (0, labels.shape[axis] - 1):
-            if np.mean(np.take(array, end, axis=axis) > level) >= 0.01:  # else air at this edge: nothing cut
+            # A view of the face: np.take along an axis first copies a Fortran-ordered scan (every NIfTI) to C
+            # order, a whole-volume transpose per face (10 s for the six faces of a 512 x 512 x 300 scan).
+            face = np.asarray(array)[(slice(None),) * axis + (end,)]
+            if np.count_nonzero(face > level) / face.size >= 0.01:  # else air at this edge: nothing cut
                 yield _Face(axis, end, ras, _SIDES[ras][int(increasing) if end else int(not increasing)])
 
 
