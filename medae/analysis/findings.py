@@ -49,12 +49,22 @@ def extract_findings(
     from scipy import ndimage
 
     above = heatmap > threshold
-    labels = np.zeros(heatmap.shape, dtype=np.int16)
+    # In the heatmap's own layout (Fortran, as the scan's): written to NIfTI without a transposed copy.
+    order = "F" if heatmap.flags.f_contiguous and not heatmap.flags.c_contiguous else "C"
+    labels = np.zeros(heatmap.shape, dtype=np.int16, order=order)
     if not above.any():
         return labels, []
     # Everything below works in the box around the voxels above threshold (small on a real scan), so a
     # CT-sized grid costs no full-size temporaries.
-    box = tuple(slice(int(a.min()), int(a.max()) + 1) for a in np.nonzero(above))
+    # The box from each axis's projection: np.nonzero lists every voxel above (0.1 CPU s on a 512 x 512 x 300
+    # map in C order, 0.8 s in Fortran order), where three reductions take 0.01 s.
+    box = tuple(
+        slice(int(hit[0]), int(hit[-1]) + 1)
+        for hit in (
+            np.flatnonzero(above.any(axis=tuple(b for b in range(above.ndim) if b != axis)))
+            for axis in range(above.ndim)
+        )
+    )
     offset = np.array([b.start for b in box], dtype=np.float64)
     above = above[box]
     heat = heatmap[box]
@@ -231,8 +241,10 @@ def cut_faces(array: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> Iter
 
 
 def _labels_within(labels: np.ndarray, axis: int, rows: range) -> list[int]:
-    """The finding labels present in ``rows`` along ``axis``, ascending."""
-    return sorted(int(v) for v in np.unique(np.take(labels, np.asarray(rows), axis=axis)) if v > 0)
+    """The finding labels present in ``rows`` (a range of step 1) along ``axis``, ascending."""
+    # A view: np.take would first copy a Fortran-ordered label map whole to C order.
+    band = np.asarray(labels)[(slice(None),) * axis + (slice(rows.start, rows.stop),)]
+    return sorted(int(v) for v in np.unique(band) if v > 0)
 
 
 def _listed(labels: list[int]) -> str:

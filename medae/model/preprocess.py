@@ -111,7 +111,12 @@ def inside_grid(matrix: np.ndarray, source_shape: tuple[int, ...], shape: tuple[
 
 
 def resample_support(
-    array: np.ndarray, matrix: np.ndarray, shape: tuple[int, ...], order: int = 1, cval: float = 0.0
+    array: np.ndarray,
+    matrix: np.ndarray,
+    shape: tuple[int, ...],
+    order: int = 1,
+    cval: float = 0.0,
+    layout: str = "C",
 ) -> np.ndarray:
     """Like ``resample`` for a small map onto a large grid, computed only where the map differs from ``cval``.
 
@@ -120,11 +125,20 @@ def resample_support(
     only the output box that the support's bounding box maps into is sampled, in slabs (small
     temporaries), with torch's multi-threaded ``grid_sample``. Samples between the map's edge voxel and
     the outside blend towards ``cval``.
+
+    ``layout="F"`` returns the map in Fortran order, the order of a loaded scan and of a NIfTI file: writing
+    it then needs no transposed copy (0.5-0.9 CPU s for a 512 x 512 x 300 map). Both layouts hold the same
+    values, bit for bit: every sample is computed from the same float32 coordinates.
     """
     import torch
     import torch.nn.functional as F
 
-    out = np.full(tuple(shape), cval, dtype=np.float32)
+    if layout not in ("C", "F"):
+        raise ValueError(f"layout must be 'C' or 'F', not {layout!r}")
+    # Zeros come from calloc: pages outside the support are never written, so never touched until read.
+    out = (np.zeros if cval == 0 else lambda s, **kw: np.full(s, cval, **kw))(
+        tuple(shape), dtype=np.float32, order=layout
+    )
     support = np.argwhere(np.asarray(array) != cval)
     if support.size == 0:
         return out
@@ -149,23 +163,45 @@ def resample_support(
         (j * lin[:, 1].astype(np.float32) + k * lin[:, 2].astype(np.float32) + off).astype(np.float32)
     )
     step = torch.from_numpy(lin[:, 0].astype(np.float32))
-    rows = max(1, 1_000_000 // (size[1] * size[2]))
     mode = "bilinear" if order > 0 else "nearest"
 
-    def fill(a0: int) -> None:
-        a1 = min(size[0], a0 + rows)
-        grid = plane[None] + torch.arange(a0, a1, dtype=torch.float32)[:, None, None, None] * step
+    def sample(grid: torch.Tensor) -> np.ndarray:
         slab = F.grid_sample(src, grid[None], mode=mode, padding_mode="zeros", align_corners=True)[0, 0]
         if cval:
             slab += cval
-        out[o_lo[0] + a0 : o_lo[0] + a1, o_lo[1] : o_hi[1], o_lo[2] : o_hi[2]] = slab.numpy()
+        return slab.numpy()
+
+    # A sample's coordinate is plane[j, k] + i * step in float32 in both layouts (the same two roundings),
+    # so the layouts hold the same bits; only the order in which slabs are cut and stored differs.
+    if layout == "C":
+        rows = max(1, 1_000_000 // (size[1] * size[2]))
+
+        def fill(a0: int) -> None:
+            a1 = min(size[0], a0 + rows)
+            grid = plane[None] + torch.arange(a0, a1, dtype=torch.float32)[:, None, None, None] * step
+            out[o_lo[0] + a0 : o_lo[0] + a1, o_lo[1] : o_hi[1], o_lo[2] : o_hi[2]] = sample(grid)
+
+        starts = range(0, size[0], rows)
+    else:
+        # Slabs along the last axis, sampled as (k, j, i): each is a contiguous block of the transposed view.
+        rows = max(1, 1_000_000 // (size[0] * size[1]))
+        across = torch.arange(0, size[0], dtype=torch.float32)[:, None] * step  # (i, 3)
+        plane_kj = plane.permute(1, 0, 2)
+        out_t = out.T
+
+        def fill(c0: int) -> None:
+            c1 = min(size[2], c0 + rows)
+            grid = plane_kj[c0:c1, :, None, :] + across
+            out_t[o_lo[2] + c0 : o_lo[2] + c1, o_lo[1] : o_hi[1], o_lo[0] : o_hi[0]] = sample(grid)
+
+        starts = range(0, size[2], rows)
 
     # grid_sample parallelises over the batch only; slabs in two threads use both cores (torch ops
     # release the GIL). Each slab writes its own rows, so the result does not depend on the order.
     from concurrent.futures import ThreadPoolExecutor
 
     with torch.inference_mode(), ThreadPoolExecutor(max(1, min(4, torch.get_num_threads()))) as pool:
-        list(pool.map(fill, range(0, size[0], rows)))
+        list(pool.map(fill, starts))
     return out
 
 
@@ -461,9 +497,13 @@ def _brain_stage(card: ModelCard, reference_mask: np.ndarray | None) -> dict:
 def from_model_space(
     model_map: np.ndarray, model_input: ModelInput, input_shape: tuple[int, ...], order: int = 1, cval: float = 0.0
 ) -> np.ndarray:
-    """Brings a model-space map back onto the input's voxel grid (shape ``input_shape``)."""
+    """Brings a model-space map back onto the input's voxel grid (shape ``input_shape``), in Fortran order.
+
+    Fortran order is a loaded scan's (NIfTI and DICOM alike) and a NIfTI file's: maps combined with the scan
+    and written out need no transposed copy.
+    """
     i2m = np.linalg.inv(model_input.model_to_input)
-    return resample_support(model_map, i2m, input_shape, order=order, cval=cval)
+    return resample_support(model_map, i2m, input_shape, order=order, cval=cval, layout="F")
 
 
 def _threshold_mask(values: np.ndarray, spec: dict) -> np.ndarray:

@@ -556,7 +556,12 @@ def _threshold_meaning(result: Any) -> tuple[str, str, str]:
 def default_style(result: Any, colormap: str = "hot", opacity: float = 0.6) -> compositing.OverlayStyle:
     """Overlay settings that suit an analysis: its threshold, a range from typical to peak heat."""
     heat = np.asarray(result.heatmap.array, dtype=np.float32)
-    sample = heat.ravel()[:: max(1, heat.size // 500_000)]
+    step = max(1, heat.size // 500_000)
+    if heat.flags.c_contiguous:
+        sample = heat.ravel()[::step]
+    else:
+        # The same voxels (every step-th in C order) without ravel's C-ordered copy of a whole Fortran array.
+        sample = heat[np.unravel_index(np.arange(0, heat.size, step), heat.shape)]
     sample = sample[np.isfinite(sample)]
     median = float(np.median(sample)) if sample.size else 0.0
     top = float(np.percentile(sample, 99.99)) if sample.size else 1.0
