@@ -139,7 +139,8 @@ def resample_support(
     out = (np.zeros if cval == 0 else lambda s, **kw: np.full(s, cval, **kw))(
         tuple(shape), dtype=np.float32, order=layout
     )
-    support = np.argwhere(np.asarray(array) != cval)
+    held = np.asarray(array) != cval
+    support = np.argwhere(held)
     if support.size == 0:
         return out
     lo = support.min(axis=0) - 1.0
@@ -164,6 +165,30 @@ def resample_support(
     )
     step = torch.from_numpy(lin[:, 0].astype(np.float32))
     mode = "bilinear" if order > 0 else "nearest"
+    # A sample reads the 2 x 2 x 2 source voxels around its coordinate, so it can differ from cval only within
+    # the image of the cube (-1, 1)^3 around a support voxel; one output voxel more covers float32 rounding.
+    # Each slab samples only the box around the support voxels that reach it: a brain fills about two thirds
+    # of the slabs' whole box, and slabs beyond its ends are skipped. The support is placed in blocks of
+    # 2 x 2 x 2 voxels (an eighth of the points to place and sort); a voxel lies within half a voxel of its
+    # block's centre, so a block reaches 1.5 source voxels.
+    held = np.pad(held, [(0, n % 2) for n in held.shape])
+    blocks = held.reshape(held.shape[0] // 2, 2, held.shape[1] // 2, 2, held.shape[2] // 2, 2).any(axis=(1, 3, 5))
+    to_out = np.linalg.inv(matrix)
+    reach = 1.5 * np.abs(to_out[:3, :3]).sum(axis=1) + 1.0
+    reached = (np.argwhere(blocks) * 2.0 + 0.5) @ to_out[:3, :3].T + to_out[:3, 3]
+    axis = 0 if layout == "C" else 2
+    reached = reached[np.argsort(reached[:, axis], kind="stable")]
+
+    def slab_box(c0: int, c1: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The part of the box that slab rows c0..c1 (box indices along ``axis``) need: (lo, hi), box indices."""
+        first = np.searchsorted(reached[:, axis], o_lo[axis] + c0 - reach[axis], side="left")
+        last = np.searchsorted(reached[:, axis], o_lo[axis] + c1 - 1 + reach[axis], side="right")
+        if first >= last:
+            return None
+        near = reached[first:last]
+        lo_ = np.maximum(o_lo, np.floor(near.min(axis=0) - reach).astype(int)) - o_lo
+        hi_ = np.minimum(o_hi, np.ceil(near.max(axis=0) + reach).astype(int) + 1) - o_lo
+        return (lo_, hi_) if (hi_ > lo_).all() else None
 
     def sample(grid: torch.Tensor) -> np.ndarray:
         slab = F.grid_sample(src, grid[None], mode=mode, padding_mode="zeros", align_corners=True)[0, 0]
@@ -178,8 +203,12 @@ def resample_support(
 
         def fill(a0: int) -> None:
             a1 = min(size[0], a0 + rows)
-            grid = plane[None] + torch.arange(a0, a1, dtype=torch.float32)[:, None, None, None] * step
-            out[o_lo[0] + a0 : o_lo[0] + a1, o_lo[1] : o_hi[1], o_lo[2] : o_hi[2]] = sample(grid)
+            box = slab_box(a0, a1)
+            if box is None:
+                return
+            (_, j0, k0), (_, j1, k1) = box
+            grid = plane[None, j0:j1, k0:k1] + torch.arange(a0, a1, dtype=torch.float32)[:, None, None, None] * step
+            out[o_lo[0] + a0 : o_lo[0] + a1, o_lo[1] + j0 : o_lo[1] + j1, o_lo[2] + k0 : o_lo[2] + k1] = sample(grid)
 
         starts = range(0, size[0], rows)
     else:
@@ -191,8 +220,12 @@ def resample_support(
 
         def fill(c0: int) -> None:
             c1 = min(size[2], c0 + rows)
-            grid = plane_kj[c0:c1, :, None, :] + across
-            out_t[o_lo[2] + c0 : o_lo[2] + c1, o_lo[1] : o_hi[1], o_lo[0] : o_hi[0]] = sample(grid)
+            box = slab_box(c0, c1)
+            if box is None:
+                return
+            (i0, j0, _), (i1, j1, _) = box
+            grid = plane_kj[c0:c1, j0:j1, None, :] + across[i0:i1]
+            out_t[o_lo[2] + c0 : o_lo[2] + c1, o_lo[1] + j0 : o_lo[1] + j1, o_lo[0] + i0 : o_lo[0] + i1] = sample(grid)
 
         starts = range(0, size[2], rows)
 
