@@ -90,11 +90,29 @@ def downsample(image: np.ndarray, affine: np.ndarray, target_mm: float) -> tuple
         return np.asarray(image, dtype=np.float32), affine
     out_shape = tuple(int(n) for n in np.asarray(image.shape) // factors)
     small = np.zeros(out_shape, np.float32)
-    for a in range(factors[0]):
-        for b in range(factors[1]):
-            for c in range(factors[2]):
-                block = image[a :: factors[0], b :: factors[1], c :: factors[2]]
-                small += block[: out_shape[0], : out_shape[1], : out_shape[2]]
+    image = np.asarray(image)
+    # In slabs along the axis slowest in memory: each strided view reads every cache line of the whole scan, so
+    # unslabbed the 384 views of a 512 x 512 x 300 scan (4 mm blocks) streamed it from memory 384 times; a slab
+    # of a few MB stays in cache for all of them. Each output voxel sums the same terms in the same order: the
+    # same bits. A scan that fits in cache (a 1 mm brain: 20 MB) is one slab.
+    axis = int(np.argmax(np.abs(image.strides[:3])))
+    per = out_shape[axis]
+    if image.nbytes > 32 << 20:
+        plane = image.nbytes // max(1, out_shape[axis])  # input bytes per output slice along the axis
+        per = max(1, (4 << 20) // max(1, plane))
+    for s0 in range(0, out_shape[axis], per):
+        s1 = min(out_shape[axis], s0 + per)
+        part = [slice(None)] * 3
+        part[axis] = slice(s0 * factors[axis], s1 * factors[axis])
+        src = image[tuple(part)]
+        part[axis] = slice(s0, s1)
+        dst = small[tuple(part)]
+        size = dst.shape
+        for a in range(factors[0]):
+            for b in range(factors[1]):
+                for c in range(factors[2]):
+                    block = src[a :: factors[0], b :: factors[1], c :: factors[2]]
+                    dst += block[: size[0], : size[1], : size[2]]
     small /= float(np.prod(factors))
     new = affine.copy()
     new[:3, :3] = affine[:3, :3] * factors
