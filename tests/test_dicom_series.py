@@ -397,9 +397,10 @@ def test_dicomdir_is_read_as_a_file_set(tmp_path):
     with pytest.raises(InputError, match="cut short: the file ends after 300 bytes, inside its header"):
         scan(cut)
     assert any(cut.name in w and "cut short" in w for w in scan(src)[0].warnings)
-    # A DICOMDIR cut short (a damaged copy) reads as one without records: the folder is the way in.
+    # A DICOMDIR cut short (a damaged copy) reads as one without records, or as unreadable when the cut
+    # falls inside an element (where it falls depends on the generated UIDs' lengths): the folder is the way in.
     (out / "DICOMDIR").write_bytes((out / "DICOMDIR").read_bytes()[:700])
-    with pytest.raises(InputError, match="DICOMDIR that lists no files .*Open the folder"):
+    with pytest.raises(InputError, match="DICOMDIR that (lists no files|cannot be read).*Open the folder"):
         scan(out / "DICOMDIR")
     assert [s.shape for s in scan(out)] == [(6, 5, 4)]
 
