@@ -243,3 +243,15 @@ def test_a_rescale_value_that_is_no_number_is_refused_not_taken_as_zero(tmp_path
     # Read as 0, every CT value would be 1024 HU too high without a word.
     with pytest.raises(InputError, match="RescaleIntercept '-1o24.*' is not a valid number.*export the series again"):
         scan_dicom(tmp_path)
+
+
+def test_positions_written_with_a_decimal_comma_are_one_warning_for_the_series(tmp_path):
+    # Each file's warning quoted its own ImagePositionPatient, so a series of 300 slices carried 300 warnings.
+    aff = axial_affine((1.0, 1.0, 2.5))
+    aff[:3, 3] = [-100.25, -90.5, -40.75]
+    for path in write_series(tmp_path, phantom((6, 5, 8), seed=8), aff):
+        _with_decimal_commas(path, [(0x0020, 0x0032)])
+    (info,) = scan(tmp_path)
+    said = [w for w in info.warnings if "comma for the decimal point" in w]
+    assert len(said) == 1 and "ImagePositionPatient" in said[0], info.warnings
+    np.testing.assert_allclose(load(tmp_path).affine, aff, atol=1e-6)

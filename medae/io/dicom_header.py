@@ -111,6 +111,8 @@ _DECIMAL_TAGS = (
     "RescaleSlope",
     "RescaleIntercept",
 )
+# Of those, the ones whose value changes from image to image: quoted, they would make each file's warning its own.
+_PER_IMAGE_TAGS = ("ImagePositionPatient", "RescaleSlope", "RescaleIntercept")
 
 
 class NotDicom(Exception):
@@ -417,9 +419,14 @@ def _header_from_dataset(path: str, ds: Any, pixel_offset: int | None, pixel_tag
     h.info = _descriptive(ds)
     commas = [name for name in _DECIMAL_TAGS if any(_DECIMAL_COMMA.fullmatch(str(v)) for v in _multi(ds.get(name)))]
     if commas:
-        written = "\\".join(str(v) for v in _multi(ds.get(commas[0])))
+        # An example only from a value all images share: the series keeps one warning, not one per file.
+        shown = next((name for name in commas if name not in _PER_IMAGE_TAGS), None)
+        example = ""
+        if shown:
+            written = "\\".join(str(v) for v in _multi(ds.get(shown)))
+            example = f" ({shown} {written})"
         h.warnings.append(
-            f"{', '.join(commas)} written with a comma for the decimal point ({commas[0]} {written}), which DICOM "
+            f"{', '.join(commas)} written with a comma for the decimal point{example}, which DICOM "
             "does not allow: read with the comma as the decimal point (the software that wrote the files used its "
             "locale's number format)."
         )
