@@ -518,6 +518,12 @@ def test_a_finished_model_trained_on_other_scans_is_not_replaced(ct_data, tmp_pa
     monkeypatch.setattr(medae.training.train, "preprocess_scans", went_on)
     with pytest.raises(WentOn):
         train(ct_data, shipped, cfg, device="cpu")
+    # The same folder written otherwise (the shell's trailing slash, relative to the working folder) is the same.
+    monkeypatch.chdir(ct_data.parent)
+    for recorded in (f"{ct_data}/", ct_data.name):
+        (shipped / "card.json").write_text(json.dumps({"id": "brain-t1-dae", "training": {"data": recorded}}))
+        with pytest.raises(WentOn):
+            train(ct_data, shipped, cfg, device="cpu")
 
 
 def test_too_few_scans_to_calibrate_on_are_said_before_the_training_and_not_as_a_traceback(ct_data, tmp_path):

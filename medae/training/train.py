@@ -84,12 +84,28 @@ def _check_replaces_own_model(out: Path, data) -> None:
         trained_on = json.loads((out / CARD).read_text())["training"]["data"]
     except (OSError, ValueError, KeyError, TypeError):
         trained_on = None
-    if trained_on != str(data):
+    if not _same_data(trained_on, data):
         raise MedaeError(
             f"{out} holds a model trained on {trained_on or 'scans its card does not name'}, not on {data}, and no "
             "training state to go on from: training there would replace it when done. Choose a new folder for "
             "--out (or remove that model first to retrain it)."
         )
+
+
+def _same_data(recorded, data) -> bool:
+    """Whether the data a card records (as its command gave them) are ``data``, however either path is written.
+
+    The README's ``--data data/healthy`` retrains a shipped model; ``data/healthy/`` (as the shell completes it),
+    ``./data/healthy`` or the folder's absolute path are the same scans.
+    """
+    if not isinstance(recorded, str) or not recorded:
+        return False
+    if os.path.normpath(recorded) == os.path.normpath(str(data)):
+        return True
+    try:
+        return os.path.samefile(recorded, data)
+    except OSError:  # the recorded folder is not here (relative to another working folder, or moved)
+        return False
 
 
 def card_from_config(cfg: dict) -> ModelCard:
