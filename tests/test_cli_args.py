@@ -356,6 +356,9 @@ def test_a_second_training_into_a_model_folder_being_trained_is_refused(tmp_path
     monkeypatch.setattr(medae.training.train, "train", no_data)
     assert main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "new")]) == 2
     assert not (tmp_path / "new").exists()
+    # Nor the folders made above it, as analyze, batch and demo leave none.
+    assert main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "models" / "new")]) == 2
+    assert not (tmp_path / "models").exists()
 
 
 def test_a_sampling_temperature_that_is_no_number_is_refused(capsys):

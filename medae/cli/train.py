@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from medae.cli.args import check_output_folder, user_path
+from medae.cli.args import check_output_folder, remove_if_empty, user_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,28 +76,21 @@ def run(args: argparse.Namespace) -> int:
         overrides[key] = value
     cfg = load_config(args.config, overrides)
     command = "medae " + " ".join(sys.argv[1:]) if sys.argv and "medae" in sys.argv[0] else None
-    made = not args.out.exists()
-    try:
-        with _one_run_at_a_time(args.out), ProgressBar("train", every=30) as bar, _resume_hint(cfg):
-            with _stop_after_step() as cancel:
-                train(
-                    args.data,
-                    args.out,
-                    cfg,
-                    device=args.device,
-                    progress=bar,
-                    command=command,
-                    calibration_data=args.calibration_data,
-                    cancel=cancel,
-                    # What the analysis refuses (a label map, a crop, its outputs, a T2) is left out.
-                    screen=check_input,
-                    screen_contrast=check_contrast,
-                )
-    except BaseException:
-        if made:  # a run refused before it wrote anything leaves no empty folder
-            with contextlib.suppress(OSError):
-                args.out.rmdir()
-        raise
+    with _one_run_at_a_time(args.out), ProgressBar("train", every=30) as bar, _resume_hint(cfg):
+        with _stop_after_step() as cancel:
+            train(
+                args.data,
+                args.out,
+                cfg,
+                device=args.device,
+                progress=bar,
+                command=command,
+                calibration_data=args.calibration_data,
+                cancel=cancel,
+                # What the analysis refuses (a label map, a crop, its outputs, a T2) is left out.
+                screen=check_input,
+                screen_contrast=check_contrast,
+            )
     try:  # what the training left out is in the card; said here too, where the run was watched
         left_out = json.loads((Path(args.out) / "card.json").read_text())["training"].get("skipped") or []
     except (OSError, ValueError, KeyError):
@@ -139,9 +132,12 @@ def _one_run_at_a_time(out: Path):
     if int(os.environ.get("RANK", "0")) != 0:
         yield
         return
-    check_output_folder(out)  # made now, to hold the lock
-    with run_lock(out):
-        yield
+    made = check_output_folder(out)  # made now, to hold the lock
+    try:
+        with run_lock(out):
+            yield
+    finally:
+        remove_if_empty(made)  # a run refused before it wrote anything leaves no empty folder
 
 
 @contextlib.contextmanager
