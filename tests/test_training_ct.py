@@ -444,6 +444,21 @@ def test_calibration_scans_that_are_training_data_are_said_before_the_training(c
         train(Path(ct_data.name), tmp_path / "out", cfg, device="cpu", calibration_data=tmp_path / "cal.txt")
 
 
+def test_a_finished_network_is_recalibrated_under_another_way_of_applying_it_but_not_other_layers(tmp_path):
+    # Sliding windows instead of the whole scan change no layer: refused as "other architecture settings", the
+    # model could not be calibrated as it will run.
+    from medae.training.config import load_config
+    from medae.training.member import _check_resumable
+
+    cfg = load_config()
+    info = {"step": 10, "runs": [{"config": cfg}]}
+    windows = {"mode": "sliding_window", "roi_size": [64, 64, 64]}
+    _check_resumable(info, {**cfg, "architecture": {**cfg["architecture"], "inference": windows}}, tmp_path, True)
+    relu = {**cfg, "architecture": {**cfg["architecture"], "act": "RELU"}}
+    with pytest.raises(MedaeError, match=r"architecture\.act differ"):
+        _check_resumable(info, relu, tmp_path, finished=True)
+
+
 def test_a_run_stopped_midway_goes_on_only_with_the_settings_it_was_started_with(ct_data, tmp_path):
     from medae.training.config import load_config
     from medae.training.train import train

@@ -327,7 +327,11 @@ def _check_resumable(info: dict, cfg: dict, member_dir, finished: bool = False) 
         return
     changed = [k for k in config_differences(runs[-1]["config"], cfg) if k.split(".")[0] not in _RESUMABLE]
     if finished:
-        network = [k for k in changed if k.split(".")[0] == "architecture"]
+        # How the trained network is applied to a scan (whole, or in sliding windows) changes no layer: a
+        # recalibration under it is what calibrates the model as it will run.
+        network = [
+            k for k in changed if k.split(".")[0] == "architecture" and not k.startswith("architecture.inference")
+        ]
         if network:
             raise MedaeError(
                 f"{member_dir}: its network was trained with other architecture settings ({', '.join(network[:4])} "
