@@ -309,6 +309,11 @@ def test_resample_support_equals_full_resampling(cval):
     )
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert np.array_equal(resample_support(np.full_like(src, cval), m, shape, cval=cval), np.full(shape, cval))
+    # The file's (Fortran) order holds the same values bit for bit, slabs beyond the support included.
+    fortran = resample_support(src, m, shape, cval=cval, layout="F")
+    assert fortran.flags.f_contiguous and np.array_equal(fortran, got)
+    nearest = resample_support(src, m, shape, order=0, cval=cval, layout="F")
+    assert np.array_equal(nearest, resample_support(src, m, shape, order=0, cval=cval))
 
 
 def test_inside_grid_marks_voxels_within_the_source():
