@@ -42,6 +42,15 @@ def wait_idle(qtbot, w, timeout=60_000):
 
 
 @pytest.fixture
+def opened(window, qtbot, ct_file):
+    """The window with the CT of ``ct_file`` on screen."""
+    window.open_path(ct_file)
+    wait_idle(qtbot, window)
+    assert window.session.volume is not None
+    return window
+
+
+@pytest.fixture
 def ct_file(tmp_path):
     from medae.io.nifti import save_nifti
 

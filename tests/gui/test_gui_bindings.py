@@ -13,14 +13,6 @@ from medae.viewer.windowing import Window
 from tests.gui.conftest import wait_idle
 
 
-@pytest.fixture
-def opened(window, qtbot, ct_file):
-    window.open_path(ct_file)
-    wait_idle(qtbot, window)
-    assert window.session.volume is not None
-    return window
-
-
 def drag(qtbot, view, button, start, end, modifier=Qt.KeyboardModifier.NoModifier):
     qtbot.mousePress(view, button, modifier, start)
     steps = 6

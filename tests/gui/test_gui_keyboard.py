@@ -1,17 +1,6 @@
 """Keyboard-only reading: what Tab reaches is what the keys then act on."""
 
-import pytest
 from PySide6.QtCore import Qt
-
-from tests.gui.conftest import wait_idle
-
-
-@pytest.fixture
-def opened(window, qtbot, ct_file):
-    window.open_path(ct_file)
-    wait_idle(qtbot, window)
-    assert window.session.volume is not None
-    return window
 
 
 def test_the_slice_keys_move_the_view_tab_put_the_focus_on(opened, qtbot):
