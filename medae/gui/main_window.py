@@ -40,7 +40,7 @@ from medae.gui.viewer_keys import ViewerKeys
 from medae.gui.welcome import Welcome
 from medae.gui.window_state import WindowStateMixin
 from medae.gui.workers import Job
-from medae.viewer.bindings import KeyAction, key_action, slice_step
+from medae.viewer.bindings import KeyAction, key_action, slice_step, view_step
 from medae.viewer.session import ViewerSession
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ _KEY_NAMES = {
     Qt.Key.Key_End: "End",
 }
 _LIST_NAVIGATION = {"Up", "Down", "Left", "Right", "PageUp", "PageDown", "Home", "End"}
+_ARROWS = {"Up", "Down", "Left", "Right"}
 
 
 class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
@@ -442,12 +443,13 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: D102
         name = _KEY_NAMES.get(event.key()) or event.text().upper()
+        shifted = name in _ARROWS and event.modifiers() & Qt.KeyboardModifier.ShiftModifier
         if name in _LIST_NAVIGATION and isinstance(QApplication.focusWidget(), QAbstractItemView):
             # A list at its end passes its arrow on: as a slice step it would move the crosshair off the
             # finding just chosen in the list.
             event.accept()
             return
-        if not self.handle_key(name):
+        if not self.handle_key(f"Shift+{name}" if shifted else name):
             super().keyPressEvent(event)
 
     def handle_key(self, name: str) -> bool:
@@ -457,8 +459,11 @@ class MainWindow(OpeningMixin, JobsMixin, WindowStateMixin, QMainWindow):
         if binding is None or s.image is None:
             return False
         step = slice_step(binding)
+        zoom, pan = view_step(binding)
         if step:
             s.move_slice(self.view_area.active_plane, step)
+        elif zoom != 1.0 or pan != (0.0, 0.0):
+            s.step_view(self.view_area.active_plane, zoom, pan)
         elif binding.action == KeyAction.RESET:
             s.reset_view()
         elif binding.action == KeyAction.INVERT:

@@ -98,6 +98,9 @@ def build(w) -> None:
     _action(w, v, "Ne&xt volume (4D file or split series) (])", lambda: w.handle_key("]"), name="next_volume")
     _action(w, v, "Pre&vious volume (4D file or split series) ([)", lambda: w.handle_key("["), name="previous_volume")
     _action(w, v, "&Fit views (Space)", lambda: w.handle_key("Space"))
+    # Ctrl++ and Ctrl+- as other programs zoom; + and - alone do the same (the view keys take no Ctrl).
+    _action(w, v, "&Zoom in (+)", lambda: w.handle_key("+"), QKeySequence.StandardKey.ZoomIn, name="zoom_in")
+    _action(w, v, "Zoom ou&t (-)", lambda: w.handle_key("-"), QKeySequence.StandardKey.ZoomOut, name="zoom_out")
     w.presets_menu = v.addMenu("Window &presets")
     _action(w, v, "Set &window/level...", lambda: _window_dialog(w), "W", name="window_dialog")
     v.addSeparator()
@@ -283,7 +286,7 @@ def refresh_presets(w) -> None:
 def refresh_enabled(w) -> None:
     """Enables what needs an analysis only when there is one."""
     has = w.session.result is not None
-    for name in ("window_dialog", "measure", "clear_measurements"):
+    for name in ("window_dialog", "measure", "clear_measurements", "zoom_in", "zoom_out"):
         if name in w.actions_by_name:
             w.actions_by_name[name].setEnabled(w.session.image is not None)
     four_d = w.can_step_volumes()

@@ -95,6 +95,12 @@ class KeyAction(str, Enum):
     MEASURE = "measure: left-drag draws a ruler, shift+left-drag a region with its statistics (M again to stop)"
     NEXT_VOLUME = "next volume of a 4D file"
     PREVIOUS_VOLUME = "previous volume of a 4D file"
+    ZOOM_IN = "zoom in (the view with the focus frame, about the crosshair)"
+    ZOOM_OUT = "zoom out (the view with the focus frame, about the crosshair)"
+    PAN_LEFT = "pan: see further left"
+    PAN_RIGHT = "pan: see further right"
+    PAN_UP = "pan: see further up"
+    PAN_DOWN = "pan: see further down"
 
 
 @dataclass(frozen=True)
@@ -126,7 +132,21 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding("M", KeyAction.MEASURE),
     KeyBinding("]", KeyAction.NEXT_VOLUME),
     KeyBinding("[", KeyAction.PREVIOUS_VOLUME),
+    # + is Shift+= on many layouts: = zooms in too, so no modifier is needed. (0 is the window already.)
+    KeyBinding("+", KeyAction.ZOOM_IN),
+    KeyBinding("=", KeyAction.ZOOM_IN),
+    KeyBinding("-", KeyAction.ZOOM_OUT),
+    # The plain arrows step slices; with Shift they move the view over the slice instead.
+    KeyBinding("Shift+Left", KeyAction.PAN_LEFT),
+    KeyBinding("Shift+Right", KeyAction.PAN_RIGHT),
+    KeyBinding("Shift+Up", KeyAction.PAN_UP),
+    KeyBinding("Shift+Down", KeyAction.PAN_DOWN),
 )
+
+#: How much one zoom key zooms in (or out, divided).
+ZOOM_KEY_FACTOR = 1.25
+#: How far one pan key moves the view: this fraction of what it shows of the slice.
+PAN_KEY_FRACTION = 0.1
 
 #: Slices one PageUp/PageDown moves.
 PAGE_STEP = 10
@@ -153,6 +173,23 @@ def slice_step(binding: KeyBinding) -> int:
         KeyAction.LAST_SLICE: END_STEP,
         KeyAction.FIRST_SLICE: -END_STEP,
     }.get(binding.action, 0)
+
+
+def view_step(binding: KeyBinding) -> tuple[float, tuple[float, float]]:
+    """(zoom factor, pan step) of a zoom or pan key; (1.0, (0, 0)) for other keys.
+
+    The pan step is in fractions of the field shown, across and down the screen, the way the view moves:
+    Shift+Right shows more of what lies to the right, so the slice moves left.
+    """
+    zoom = {KeyAction.ZOOM_IN: ZOOM_KEY_FACTOR, KeyAction.ZOOM_OUT: 1.0 / ZOOM_KEY_FACTOR}.get(binding.action, 1.0)
+    f = PAN_KEY_FRACTION
+    pan = {
+        KeyAction.PAN_LEFT: (-f, 0.0),
+        KeyAction.PAN_RIGHT: (f, 0.0),
+        KeyAction.PAN_UP: (0.0, -f),
+        KeyAction.PAN_DOWN: (0.0, f),
+    }.get(binding.action, (0.0, 0.0))
+    return zoom, pan
 
 
 def describe(preset_names: Sequence[str] | None = None) -> list[tuple[str, str]]:

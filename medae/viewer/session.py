@@ -414,6 +414,28 @@ class ViewerSession:
             pan_here = spec.pan_keeping(self.cursor, grid.shape, grid.spacing, state.pan, factor_here)
             self.set_view_state(other, zoom=state.zoom * factor_here, pan=pan_here)
 
+    def step_view(self, plane: str, zoom: float = 1.0, pan: tuple[float, float] = (0.0, 0.0)) -> None:
+        """A zoom or pan key: zooms a plane by ``zoom`` about the crosshair, or pans it by ``pan``.
+
+        ``pan`` is in fractions of the slice shown at this zoom, across and down the screen, and moves what
+        is seen: (0.1, 0) shows a tenth more of what lies to the right. About the crosshair, as the keys
+        have no pointer: the point read stays put, as when linked views follow a zoom.
+        """
+        if self.image is None:
+            return
+        grid, state = self.image.grid, self._views[plane]
+        spec = plane_spec(plane, self.convention)
+        if zoom != 1.0:
+            factor = float(np.clip(state.zoom * zoom, 0.1, 40.0)) / state.zoom
+            self.zoom_view(
+                plane, state.zoom * factor, spec.pan_keeping(self.cursor, grid.shape, grid.spacing, state.pan, factor)
+            )
+        if pan != (0.0, 0.0):
+            rows, cols = spec.image_shape(grid.shape)
+            dx, dy = spec.pixel_mm(grid.spacing)
+            shown = (cols * dx / state.zoom, rows * dy / state.zoom)
+            self.set_view_state(plane, pan=(state.pan[0] - pan[0] * shown[0], state.pan[1] - pan[1] * shown[1]))
+
     def reset_view(self) -> None:
         """Space: fit every view (no zoom, no pan). The slice read and the window stay (0 restores the window)."""
         self._views = {p: ViewState() for p in PLANES}
