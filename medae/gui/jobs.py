@@ -60,6 +60,10 @@ class JobsMixin:
 
     def _show_job_progress(self, job: Job) -> None:
         self.progress.setValue(int(job.fraction * 1000))
+        if job.cancel_event.is_set():
+            # Its time left is for work that will not be done, and its stage is over: say it is stopping.
+            self.progress_label.setText(f"{_sentence(job.doing)}: stopping...")
+            return
         eta = format_eta(job.seconds_left())
         message = job.message or f"{_sentence(job.doing)}..."
         # Say which job the bar (and Cancel) is about, unless its own message says it already.
@@ -94,7 +98,8 @@ class JobsMixin:
         live = [j for j in self.jobs if j.running and not j.cancel_event.is_set()]
         if live:
             live[-1].cancel()
-            self.statusBar().showMessage("Cancelling...", 3000)
+            # At once: the stage and time left of a job asked to stop would stay until its next report.
+            self._show_job_progress(live[-1])
 
     def cancel_all_jobs(self) -> None:
         """Asks every running job to stop (closing the window)."""

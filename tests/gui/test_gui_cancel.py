@@ -1,5 +1,7 @@
 """Cancel stops an analysis at whatever stage it is in, the last one included."""
 
+from PySide6.QtCore import Qt
+
 from medae.io.nifti import save_nifti
 from tests.gui.conftest import wait_idle
 from tests.gui.tiny_model import mr_with_lesion
@@ -84,3 +86,29 @@ def test_analyze_pressed_as_a_scan_appears_is_not_lost_while_its_loading_thread_
         window.jobs.remove(ending)
     wait_idle(qtbot, window, timeout=120_000)
     assert window.session.result is not None and window.last_error is None
+
+
+def test_cancel_replaces_the_time_left_at_once(window, qtbot):
+    import threading
+    import time
+
+    asked, go_on = threading.Event(), threading.Event()
+
+    def work(progress, cancel):
+        progress(0.5, "Analysing on cpu")
+        asked.set()
+        cancel.wait(30)
+        go_on.wait(30)
+        progress(0.6, "Analysing on cpu")  # a step that was under way ends before the stop is noticed
+        return None
+
+    job = window.run_job("analyze", work, lambda _r: None, "analysing the scan")
+    job.started_at = time.monotonic() - 10  # far enough in for a time estimate
+    qtbot.waitUntil(lambda: "left" in window.progress_label.text())
+    qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    # Before, "about 10 s left" stayed until the worker next reported, seconds later.
+    assert window.progress_label.text() == "Analysing the scan: stopping..."
+    go_on.set()
+    qtbot.waitUntil(lambda: job.fraction == 0.6)
+    assert window.progress_label.text() == "Analysing the scan: stopping..."
+    wait_idle(qtbot, window)
