@@ -10,6 +10,8 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPen, QWheelEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from medae.gui.measure_paint import paint_measurements
+from medae.gui.painting import outlined_text
 from medae.viewer.bindings import CLICK_SLOP_PX, MOUSE_SCHEMES, MouseAction
 from medae.viewer.planes import orientation_labels, plane_spec, scale_bar
 from medae.viewer.session import ViewerSession
@@ -17,7 +19,6 @@ from medae.viewer.session import ViewerSession
 PLANE_COLORS = {"axial": QColor(255, 80, 80), "coronal": QColor(80, 220, 80), "sagittal": QColor(90, 150, 255)}
 LABEL_COLOR = QColor(255, 215, 90)
 TEXT_COLOR = QColor(235, 235, 235)
-RULER_COLOR = QColor(120, 230, 255)
 _BUTTONS = {
     Qt.MouseButton.LeftButton: "left",
     Qt.MouseButton.MiddleButton: "middle",
@@ -194,7 +195,7 @@ class SliceView(QWidget):
         if not self.mip:
             if s.crosshair:
                 self._paint_crosshair(p)
-            self._paint_ruler(p)
+            paint_measurements(self, p)
         self._paint_labels(p, rect)
         if self.hasFocus():
             p.setPen(QPen(PLANE_COLORS[self.plane], 2))
@@ -218,57 +219,6 @@ class SliceView(QWidget):
                 top, bottom = min(band, c.y() - gap), max(self.height() - band, c.y() + gap)
                 p.drawLine(QPointF(c.x(), top), QPointF(c.x(), c.y() - gap))
                 p.drawLine(QPointF(c.x(), c.y() + gap), QPointF(c.x(), bottom))
-
-    def _paint_ruler(self, p: QPainter) -> None:
-        s = self.session
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        for ruler in s.measure.rulers_on(self.plane, s.cursor):
-            a, b = self.voxel_to_widget(ruler.start), self.voxel_to_widget(ruler.end)
-            if ruler.kind == "circle":
-                self._paint_circle(p, ruler, a)
-                continue
-            p.setPen(QPen(QColor(0, 0, 0), 4))
-            p.drawLine(a, b)
-            p.setPen(QPen(RULER_COLOR, 2))
-            p.drawLine(a, b)
-            for end in (a, b):
-                p.drawEllipse(end, 3.0, 3.0)
-            text = f"{ruler.length_mm(s.image.grid.affine):.1f} mm"
-            # The length sits beside the end lower on screen, clear of the line, and inside the view, above
-            # the bottom line of read-outs and the scale bar.
-            at = max((a, b), key=lambda q: q.y()) + QPointF(6, 16)
-            x = min(max(at.x(), 4.0), self.width() - p.fontMetrics().horizontalAdvance(text) - 4.0)
-            y = min(max(at.y(), 34.0), self.height() - 40.0)
-            _outlined_text(p, QPointF(x, y), None, text, RULER_COLOR)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-
-    def _paint_circle(self, p: QPainter, circle, centre: QPointF) -> None:
-        s = self.session
-        radius = circle.length_mm(s.image.grid.affine) * self.pixels_per_mm()
-        for color, width in ((QColor(0, 0, 0), 4), (RULER_COLOR, 2)):
-            p.setPen(QPen(color, width))
-            p.drawEllipse(centre, radius, radius)
-        if self.layer != "input":  # the statistics are the scan's; compare mode shows them once, by the scan
-            return
-        stats = s.measure.region_stats(circle, s.image.values, s.image.grid.affine, s.heat.values if s.heat else None)
-        if not stats["voxels"]:
-            return
-        unit = f" {s.units}" if s.units else ""
-        lines = [f"{stats['mean']:.4g} \u00b1 {stats['sd']:.3g}{unit}"]
-        if stats["clipped"]:
-            lines[0] += " (part outside the scan)"
-        lines.append(f"{stats['area_mm2']:.0f} mm\u00b2, {stats['min']:.4g} to {stats['max']:.4g}")
-        if "heat_max" in stats:
-            lines.append(f"heat {stats['heat_mean']:.1f}, max {stats['heat_max']:.1f}")
-        # Beside the circle on the side with room for the text, else centred under it.
-        width = max(p.fontMetrics().horizontalAdvance(t) for t in lines)
-        x, y = centre.x() + radius + 6, centre.y() - 8 * (len(lines) - 2)
-        if x + width > self.width() - 4:
-            x = centre.x() - radius - 6 - width
-        if x < 4:
-            x, y = max(4.0, centre.x() - width / 2), centre.y() + radius + 16
-        for n, text in enumerate(lines):
-            _outlined_text(p, QPointF(x, y + 16 * n), None, text, RULER_COLOR)
 
     def title_variants(self) -> list[str]:
         """The view's title line (plane, slice, volume), longest first, each shorter one saying the same."""
@@ -307,13 +257,13 @@ class SliceView(QWidget):
             (QRectF(0, m + 18, w, 20), align.AlignHCenter | align.AlignTop, labels["top"]),
             (QRectF(0, h - 38 - m, w, 20), align.AlignHCenter | align.AlignBottom, labels["bottom"]),
         ):
-            _outlined_text(p, rect, flags, text, LABEL_COLOR)
+            outlined_text(p, rect, flags, text, LABEL_COLOR)
         font.setBold(False)
         p.setFont(font)
         p.setPen(TEXT_COLOR)
         # A narrow view (small screen, 2x2 or compare layout) says the same in fewer words before it cuts any.
         metrics = p.fontMetrics()
-        _outlined_text(p, QPointF(m, 16), None, _fitting(metrics, self.title_variants(), w - 2 * m), TEXT_COLOR)
+        outlined_text(p, QPointF(m, 16), None, _fitting(metrics, self.title_variants(), w - 2 * m), TEXT_COLOR)
         win = s.layer_window(self.layer)
         unit = f" {s.units}" if s.units else ""
         zoom = s.view_state(self.plane).zoom
@@ -322,7 +272,7 @@ class SliceView(QWidget):
             f"W{win.width:.4g} L{win.center:.4g} x{zoom:.2g}",
             f"W{win.width:.4g} L{win.center:.4g}",
         ]
-        _outlined_text(p, QPointF(m, h - m), None, _fitting(metrics, readout, w - 2 * m), TEXT_COLOR)
+        outlined_text(p, QPointF(m, h - m), None, _fitting(metrics, readout, w - 2 * m), TEXT_COLOR)
         ppmm = self.pixels_per_mm()
         # The bar keeps to the right half, clear of the bottom orientation letter at the centre.
         room = min(120.0, w / 4, (w - m - 30) - (w / 2 + 12))
@@ -334,7 +284,7 @@ class SliceView(QWidget):
             p.drawLine(QPointF(x0, y1), QPointF(x1, y1))
             p.drawLine(QPointF(x0, y1 - 4), QPointF(x0, y1 + 4))
             p.drawLine(QPointF(x1, y1 - 4), QPointF(x1, y1 + 4))
-            _outlined_text(p, QPointF(x0, y1 - 6), None, f"{length_mm:g} mm", TEXT_COLOR)
+            outlined_text(p, QPointF(x0, y1 - 6), None, f"{length_mm:g} mm", TEXT_COLOR)
 
     # ----- mouse ----------------------------------------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: D102
@@ -476,22 +426,3 @@ def _fitting(metrics, variants: list[str], width: float) -> str:
         if metrics.horizontalAdvance(text) <= width:
             return text
     return metrics.elidedText(variants[-1], Qt.TextElideMode.ElideRight, int(width))
-
-
-def _outlined_text(p: QPainter, where: QRectF | QPointF, flags, text: str, color: QColor) -> None:
-    """Text with a dark rim, readable on bright bone, an inverted scan and the crosshair alike.
-
-    ``where`` is a rectangle (with alignment ``flags``) or a baseline point (``flags`` None).
-    """
-
-    def draw(dx: float, dy: float) -> None:
-        if flags is None:
-            p.drawText(where + QPointF(dx, dy), text)
-        else:
-            p.drawText(where.translated(dx, dy), flags, text)
-
-    p.setPen(QColor(0, 0, 0))
-    for dx, dy in ((-1, -1), (1, 1), (-1, 1), (1, -1)):  # the diagonals already close the rim
-        draw(dx, dy)
-    p.setPen(color)
-    draw(0, 0)
