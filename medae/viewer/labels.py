@@ -38,19 +38,23 @@ def place_labels(wanted: Sequence[Box], bounds: Box, gap: float = 2.0, side_gap:
     left, top, right, bottom = bounds[0], bounds[1], bounds[0] + bounds[2], bounds[1] + bounds[3]
     placed: list[Box] = []
     for x, y, w, h in wanted:
-        x, y = _clamp(x, left, max(left, right - w)), _clamp(y, top, max(top, bottom - h))
+        room = (left, top, max(left, right - w), max(top, bottom - h))  # where the label's corner may go
+        x, y = _clamp(x, room[0], room[2]), _clamp(y, room[1], room[3])
+
+        def fits(cx: float, cy: float, w: float = w, h: float = h, room: tuple = room) -> bool:
+            inside = room[0] <= cx <= room[2] and room[1] <= cy <= room[3]
+            return inside and not any(_overlaps((cx, cy, w, h), p, gap, side_gap) for p in placed)
+
         xs, ys = {x}, {y}
         for px, py, pw, ph in placed:
             xs.update((px + pw + side_gap, px - w - side_gap))
             ys.update((py + ph + gap, py - h - gap))
-        free = [
-            (cx, cy)
-            for cx in xs
-            for cy in ys
-            if left <= cx <= max(left, right - w)
-            and top <= cy <= max(top, bottom - h)
-            and not any(_overlaps((cx, cy, w, h), p, gap, side_gap) for p in placed)
-        ]
+
+        # Straight up, down or sideways first; only when all those are taken, the corners between them (few
+        # labels get there, and trying every corner for every label would slow the repaint of a busy slice).
+        free = [(x, cy) for cy in ys if fits(x, cy)] + [(cx, y) for cx in xs if fits(cx, y)]
+        if not free:
+            free = [(cx, cy) for cx in xs for cy in ys if fits(cx, cy)]
         # Up or down before sideways: a stack of lengths reads more easily than a row of them.
         best = min(free, key=lambda c: ((c[0] - x) * 3) ** 2 + (c[1] - y) ** 2, default=(x, y))
         placed.append((best[0], best[1], w, h))
