@@ -10,6 +10,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPen, QWheelEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from medae.gui.errors import guarded_paint
 from medae.gui.measure_paint import paint_measurements
 from medae.gui.painting import outlined_text
 from medae.viewer.bindings import CLICK_SLOP_PX, MOUSE_SCHEMES, MouseAction
@@ -173,6 +174,7 @@ class SliceView(QWidget):
         return all(-0.5 <= index[a] <= shape[a] - 0.5 for a in range(3))
 
     # ----- painting -------------------------------------------------------------------------
+    @guarded_paint
     def paintEvent(self, event) -> None:  # noqa: D102 (Qt override)
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(0, 0, 0))

@@ -7,6 +7,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from medae.gui.errors import guarded_paint
 from medae.gui.slice_view import SliceView
 from medae.viewer import compositing
 from medae.viewer.planes import PLANES
@@ -29,6 +30,7 @@ class ColorBar(QWidget):
     def _repaint(self) -> None:
         self.update()
 
+    @guarded_paint
     def paintEvent(self, event) -> None:  # noqa: D102
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(20, 20, 24))
