@@ -316,6 +316,28 @@ def test_settings_of_one_section_in_several_sets_are_all_kept(tmp_path, monkeypa
     assert "--set steps: give KEY=JSON" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        ("lr=Infinity", "training setting lr = inf: expected finite numbers"),
+        ("val_fraction=0.99", "training setting val_fraction = 0.99: expected a number above 0 and at most 0.5"),
+        ('postprocess={"smooth_sigma_vox": -1}', "postprocess.smooth_sigma_vox = -1: expected a number of at least 0"),
+    ],
+)
+def test_a_setting_out_of_range_is_refused_in_one_line_before_any_scan_is_read(setting, said, tmp_path, capsys):
+    # JSON as Python reads it takes Infinity and NaN; these settings were taken and failed (or not) mid-run.
+    import medae.training.data
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(medae.training.data, "find_scans", lambda *a: pytest.fail("scans read"))
+        assert main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--set", setting]) == 2
+    err = capsys.readouterr().err.strip()
+    assert said in err and err.count("\n") == 0
+    assert not (tmp_path / "m").exists()
+
+
 def test_the_training_leaves_out_what_the_analysis_refuses(tmp_path, monkeypatch):
     # A segmentation or one of medae's own heatmaps in the data folder was trained on as a healthy scan.
     import medae.training.train

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -141,45 +142,6 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 #: Settings other than the preset's own that the training reads.
 _EXTRA_KEYS = {"kl_weight": 1e-3, "preset": ""}
-_LOSSES = ("l1", "mse", "ssim", "l1+ssim")
-_VARIANTS = ("ae", "dae", "vae")
-#: Settings that must be a whole number of at least this much.
-_COUNTS = {"steps": 1, "batch": 1, "val_every": 1, "checkpoint_every": 1, "ensemble": 1, "seed": 0, "num_workers": 0}
-
-
-def check_settings(cfg: dict[str, Any]) -> None:
-    """Refuses a setting the training does not know, or one of the wrong kind, before any scan is prepared.
-
-    A misspelt key would otherwise be ignored in silence and a wrong value fail deep inside the training,
-    after the scans were prepared (or, for ``steps`` of 0, write untrained weights as a model).
-    """
-    known = {**BRAIN_T1_DAE, **_EXTRA_KEYS}
-    unknown = sorted(set(cfg) - set(known))
-    if unknown:
-        raise MedaeError(
-            f"unknown training setting(s) {', '.join(unknown)}; the settings are {', '.join(sorted(known))}."
-        )
-    for key, default in known.items():
-        value = cfg.get(key, default)
-        if not _same_kind(value, default):
-            raise MedaeError(f"training setting {key} = {value!r:.60}: expected {_kind(default)}.")
-    for key, least in _COUNTS.items():
-        if key in cfg and cfg[key] < least:
-            raise MedaeError(f"training setting {key} = {cfg[key]}: it must be at least {least}.")
-    if not cfg["lr"] > 0 or cfg.get("kl_weight", 0) < 0 or not 0 < cfg["val_fraction"] < 1:
-        raise MedaeError(
-            "training settings lr must be above 0, kl_weight at least 0, and val_fraction between 0 and 1."
-        )
-    if cfg["loss"] not in _LOSSES:
-        raise MedaeError(f"training setting loss = {cfg['loss']!r}: choose one of {', '.join(_LOSSES)}.")
-    variant = cfg["architecture"].get("variant", "dae")
-    if variant not in _VARIANTS:
-        raise MedaeError(f"architecture variant {variant!r}: choose one of {', '.join(_VARIANTS)}.")
-    for name, default in BRAIN_T1_DAE.items():
-        if isinstance(default, dict) and name in cfg:
-            _check_section(name, cfg[name], default)
-
-
 #: Settings a section may hold beyond the preset's own: read where the model is used, from the card.
 _SECTION_EXTRAS = {
     "space": ("alignment_limits", "contrast_agent", "contrast_limits", "sequence", "midline_x"),
@@ -188,15 +150,91 @@ _SECTION_EXTRAS = {
     "architecture": ("in_channels", "inference"),
     "calibration": ("margin",),
 }
-#: The values the training tells apart; any other would be taken as the last (no noise) without a word.
-_NOISE_KINDS = ("coarse", "none")
+#: The kinds of the extras that are numbers (the others are checked where they are read).
+_EXTRA_KINDS = {"space.midline_x": 0.0, "intensity.pad": 0.0, "mask.threshold": 0.0, "architecture.in_channels": 1}
+#: Settings whose null means something (off, or chosen from the scan); any other null fails where it is read.
+_NULLABLE = {"space.brain_refine_mm", "mask.threshold", "intensity.pad"}
+#: Texts that take one of a few values: any other would be taken for one of them in silence, or fail late.
+_CHOICES = {
+    "loss": ("l1", "mse", "ssim", "l1+ssim"),
+    "architecture.variant": ("ae", "dae", "vae"),
+    "noise.kind": ("coarse", "none"),
+    "space.alignment": ("register", "center", "identity"),
+    "space.registration": ("affine", "similarity", "identity"),
+    "intensity.method": ("percentile", "window"),
+    "mask.source": ("reference", "threshold"),
+}
+#: The accepted range of each number: (least, most, whether the least itself is refused); None is no bound.
+#: Whole numbers are the settings whose default is one.
+_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "steps": (1, None, False),
+    "batch": (1, None, False),
+    "val_every": (1, None, False),
+    "checkpoint_every": (1, None, False),
+    "ensemble": (1, None, False),
+    "seed": (0, 2**32 - 1, False),  # torch takes at most 64 bits, and each ensemble member adds its index
+    "num_workers": (0, None, False),
+    "lr": (0, None, True),
+    "weight_decay": (0, None, False),
+    "kl_weight": (0, None, False),
+    # Above a half, more scans are held out than trained on; 0.99 left too few to train on at all.
+    "val_fraction": (0, 0.5, True),
+    "space.spacing": (0, None, True),
+    "space.brain_refine_mm": (0, None, False),
+    "architecture.latent_channels": (1, None, False),
+    "architecture.in_channels": (1, None, False),
+    "noise.std": (0, None, False),
+    "augment.rotate_deg": (0, 180, False),
+    "augment.scale": (0, 0.5, False),
+    "augment.translate_vox": (0, None, False),
+    "augment.contrast_sd": (0, None, False),
+    "postprocess.median": (1, None, False),
+    "postprocess.smooth_sigma_vox": (0, None, False),
+    "postprocess.erode_vox": (0, None, False),
+    "postprocess.min_region_ml": (0, None, False),
+    "calibration.score_top_fraction": (0, 1, True),
+    "calibration.fp_rate": (0, None, False),
+    "calibration.std_floor": (0, None, True),
+    "calibration.margin": (0, None, True),
+}
+#: Lists of numbers: (length, or None for one or more; each number's range; whether they must not decrease).
+_LISTS: dict[str, tuple[int | None, tuple[float | None, float | None, bool], bool]] = {
+    "space.shape": (3, (1, None, False), False),
+    "space.centre": (3, (None, None, False), False),
+    "intensity.clip": (2, (None, None, False), True),
+    "architecture.channels": (None, (1, None, False), False),
+    "patches.count": (2, (1, None, False), True),
+    "patches.radius_vox": (2, (0, None, True), True),
+    "patches.alpha": (2, (0, 1, False), True),
+}
+
+
+def check_settings(cfg: dict[str, Any]) -> None:
+    """Refuses a setting the training does not know, or one of the wrong kind or out of range, before any scan is read.
+
+    A misspelt key would otherwise be ignored in silence and a wrong value fail deep inside the training,
+    after the scans were prepared (or, for ``steps`` of 0, write untrained weights as a model). Each message
+    names the setting, its value and what it may be.
+    """
+    known = {**BRAIN_T1_DAE, **_EXTRA_KEYS}
+    unknown = sorted(set(cfg) - set(known))
+    if unknown:
+        raise MedaeError(
+            f"unknown training setting(s) {', '.join(unknown)}; the settings are {', '.join(sorted(known))}."
+        )
+    _check_finite("", cfg)  # JSON as Python reads it takes NaN and Infinity
+    for key, default in known.items():
+        value = cfg.get(key, default)
+        if not _same_kind(value, default):
+            raise MedaeError(f"training setting {key} = {value!r:.60}: expected {_kind(default)}.")
+        if isinstance(default, dict):
+            _check_section(key, value, default)
+        else:
+            _check_value(key, value, default)
 
 
 def _check_section(name: str, section: dict[str, Any], default: dict[str, Any]) -> None:
-    """Refuses a key a section does not hold, or a value of the wrong kind or out of range.
-
-    A null is left to the code that reads the setting: for some (``space.brain_refine_mm``) it means off.
-    """
+    """Refuses a key a section does not hold, or a value of the wrong kind or out of range."""
     allowed = set(default) | set(_SECTION_EXTRAS.get(name, ()))
     unknown = sorted(set(section) - allowed)
     if unknown:
@@ -205,24 +243,102 @@ def _check_section(name: str, section: dict[str, Any], default: dict[str, Any]) 
             f"{', '.join(sorted(allowed))}."
         )
     for key, value in section.items():
-        said = f"training setting {name}.{key} = {value!r:.60}"
-        if value is None or default.get(key) is None:
+        full = f"{name}.{key}"
+        if value is None and full in _NULLABLE:
             continue
-        if (name, key) == ("noise", "factor"):  # one scale, or several drawn per item
-            if not all(_same_kind(f, 8) and f >= 1 for f in (value if isinstance(value, list) else [value])):
-                raise MedaeError(f"{said}: expected a whole number or a list of them, each at least 1.")
+        kind = default.get(key, _EXTRA_KINDS.get(full))
+        if kind is None:  # an extra read where the model is used (a dict of limits, a text)
             continue
-        if not _same_kind(value, default[key]):
-            raise MedaeError(f"{said}: expected {_kind(default[key])}.")
-        if key.endswith("prob") and not 0 <= value <= 1:
-            raise MedaeError(f"{said}: a probability is between 0 and 1.")
-    shape = section.get("shape")
-    if name == "space" and shape is not None and (len(shape) != 3 or not all(_same_kind(s, 1) for s in shape)):
-        raise MedaeError(f"training setting space.shape = {shape!r:.60}: expected three whole numbers.")
-    if name == "space" and not section.get("spacing", 1) > 0:
-        raise MedaeError(f"training setting space.spacing = {section['spacing']}: it must be above 0.")
-    if name == "noise" and section.get("kind", "coarse") not in _NOISE_KINDS:
-        raise MedaeError(f"training setting noise.kind = {section['kind']!r}: choose one of {', '.join(_NOISE_KINDS)}.")
+        if full == "noise.factor":  # one scale, or several drawn per item
+            factors = value if isinstance(value, list) else [value]
+            if not factors or not all(_same_kind(f, 8) and f >= 1 for f in factors):
+                raise MedaeError(
+                    f"training setting {full} = {value!r:.60}: expected a whole number or a list of them, "
+                    "each at least 1."
+                )
+            continue
+        if not _same_kind(value, kind):
+            raise MedaeError(f"training setting {full} = {value!r:.60}: expected {_kind(kind)}.")
+        _check_value(full, value, kind)
+    _check_intensity_range(name, section)
+
+
+def _check_value(name: str, value: Any, default: Any) -> None:
+    """Refuses a value of the right kind outside its range, or a text outside its choices."""
+    said = f"training setting {name} = {value!r:.60}"
+    if name in _CHOICES and value not in _CHOICES[name]:
+        raise MedaeError(f"{said}: choose one of {', '.join(_CHOICES[name])}.")
+    if name.endswith("prob"):
+        bounds: tuple[float | None, float | None, bool] | None = (0, 1, False)
+    else:
+        bounds = _RANGES.get(name)
+    if bounds is not None and not isinstance(value, bool) and isinstance(value, int | float):
+        if not _within(value, bounds):
+            raise MedaeError(f"{said}: expected {_kind(default)} {_describe(bounds)}.")
+    if name in _LISTS:
+        length, each, ordered = _LISTS[name]
+        whole = all(isinstance(v, int) for v in default) if isinstance(default, list) and default else False
+        what = "whole numbers" if whole else "numbers"
+        count = f"{length} {what}" if length else f"one or more {what}"
+        rule = f"{count}, each {_describe(each).removeprefix('of ')}" if each != (None, None, False) else count
+        if ordered:
+            rule += (
+                ", the first below the second" if name == "intensity.clip" else ", the first no more than the second"
+            )
+        good = (length is None and len(value) > 0) or len(value) == length
+        good = good and all(_same_kind(v, 1 if whole else 1.0) and _within(v, each) for v in value)
+        if good and ordered:
+            good = all(a <= b for a, b in zip(value, value[1:], strict=False))
+            if name == "intensity.clip":
+                good = value[0] < value[1]
+        if not good:
+            raise MedaeError(f"{said}: expected {rule}.")
+
+
+def _check_intensity_range(name: str, section: dict[str, Any]) -> None:
+    """A normalisation's low and high: percentiles within 0..100, and low below high."""
+    if name != "intensity":
+        return
+    low, high = section.get("low"), section.get("high")
+    if not (isinstance(low, int | float) and isinstance(high, int | float)):
+        return
+    said = f"training settings intensity.low = {low!r}, intensity.high = {high!r}"
+    if section.get("method", "percentile") == "percentile" and not 0 <= low < high <= 100:
+        raise MedaeError(f"{said}: percentiles are from 0 to 100, low below high (e.g. 1 and 75).")
+    if not low < high:
+        raise MedaeError(f"{said}: the window's low end must be below its high end (e.g. -1000 and 400 HU).")
+
+
+def _check_finite(name: str, value: Any) -> None:
+    """Refuses NaN or an infinity anywhere in ``value`` (a setting, or a section or list of them)."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _check_finite(f"{name}.{key}" if name else str(key), inner)
+    elif not _finite(value):
+        raise MedaeError(f"training setting {name} = {value!r:.60}: expected finite numbers (no NaN or Infinity).")
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+def _within(value: float, bounds: tuple[float | None, float | None, bool]) -> bool:
+    lo, hi, above = bounds
+    if lo is not None and (value <= lo if above else value < lo):
+        return False
+    return hi is None or value <= hi
+
+
+def _describe(bounds: tuple[float | None, float | None, bool]) -> str:
+    lo, hi, above = bounds
+    if lo is None:
+        return "" if hi is None else f"of at most {hi}"
+    least = f"above {lo}" if above else f"of at least {lo}"
+    if hi is None:
+        return least
+    return f"from {lo} to {hi}" if not above else f"{least} and at most {hi}"
 
 
 def _same_kind(value: Any, default: Any) -> bool:
@@ -231,7 +347,7 @@ def _same_kind(value: Any, default: Any) -> bool:
     if isinstance(default, int):
         return isinstance(value, int)
     if isinstance(default, float):
-        return isinstance(value, int | float) and value == value  # NaN is no setting
+        return isinstance(value, int | float) and math.isfinite(value)
     return isinstance(value, type(default))
 
 
