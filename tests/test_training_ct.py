@@ -327,6 +327,43 @@ def test_preprocessing_cache_is_not_reused_when_the_mapping_code_changes(ct_data
     assert len(list(cache.iterdir())) == 2
 
 
+def test_a_resume_screens_the_scans_it_finds_prepared_as_a_fresh_run_does(ct_data, tmp_path):
+    # Scans prepared by an earlier run were taken from the cache unscreened: a label map or a T2 that a screen
+    # added since (or one of medae's own maps) was trained on by the resume, and left out by a fresh run.
+    from medae.training.config import load_config
+    from medae.training.data import preprocess_scans
+    from medae.training.train import card_from_config
+
+    card = card_from_config(load_config(overrides=CT_CFG))
+    scans = [(str(ct_data / f"ct_{s}.nii.gz"), None) for s in range(4)]
+    reference = np.random.default_rng(0).normal(size=card.shape).astype(np.float32)
+    cache = tmp_path / "cache"
+    preprocess_scans(scans, card, reference, None, cache=cache)  # the first run, before the screens
+
+    def screens():
+        seen = []
+
+        def screen(vol, card):
+            if vol.location.endswith("ct_1.nii.gz"):
+                raise MedaeError("looks like a label map")
+
+        def screen_contrast(r, card):
+            seen.append(r)
+            if len(seen) == 2:
+                raise MedaeError(f"another contrast (r = {r:.3f})")
+
+        return {"screen": screen, "screen_contrast": screen_contrast}
+
+    fresh = preprocess_scans(scans, card, reference, None, **screens())
+    resumed = preprocess_scans(scans, card, reference, None, cache=cache, **screens())
+    assert len(fresh[2]) == 2 and "ct_1.nii.gz: looks like a label map" in fresh[2][0]
+    assert resumed[2] == fresh[2] and np.array_equal(resumed[0], fresh[0]) and np.array_equal(resumed[1], fresh[1])
+    # A modality the model does not learn is said of a cached scan too.
+    mr = card_from_config(load_config(overrides={**CT_CFG, "modality": "MR"}))
+    with pytest.raises(MedaeError, match="a CT scan, and the model learns MR"):
+        preprocess_scans(scans[:1], mr, reference, None, cache=cache)
+
+
 def test_a_scan_exported_again_under_its_name_is_prepared_again(tmp_path):
     # The cache was keyed by the path alone: the scan first prepared under that name was trained on for good.
     import os

@@ -15,6 +15,7 @@ from medae.model.card import ALIGNMENT_LIMITS, ModelCard
 from medae.model.preprocess import to_model_space
 from medae.progress import ProgressFn, check_cancel, report
 from medae.training.contrast import random_contrast
+from medae.training.prep_cache import Prepared, file_stamp, read_entry, write_entry
 from medae.volume import Volume
 
 #: The names a text file listing scans is known by (any other file is read as a scan).
@@ -143,6 +144,7 @@ def preprocess_scans(
     A scan that cannot be read or aligned, or that ``screen`` refuses (raising a ``MedaeError``: the
     analysis's input checks, which ``medae train`` passes), is skipped with a message, not fatal; so is one
     whose aligned image's correlation with the reference ``screen_contrast`` refuses (another sequence).
+    A scan found in ``cache`` is screened too, as a fresh run screens it, without being aligned again.
     """
     from medae.io import load
 
@@ -154,61 +156,58 @@ def preprocess_scans(
         if cache is not None:
             h = hashlib.sha256((key.hexdigest() + path + str(series)).encode()).hexdigest()[:16]
             cached = cache / f"{Path(path).name.split('.')[0]}_{h}.npz"
-        stamp = _file_stamp(path)
-        hit = None
-        if cached is not None and cached.exists():
-            with np.load(cached, allow_pickle=False) as z:
-                # A file replaced under the same name (a scan exported again) is prepared again; a cache
-                # written before the stamp was kept is taken as it is.
-                if "source" not in z.files or stamp is None or z["source"].tolist() == stamp:
-                    hit = z["image"], z["mask"]
-        if hit is not None:
-            images.append(hit[0])
-            masks.append(hit[1])
-        else:
-            try:
+        stamp = file_stamp(path)
+        prepared = None if cached is None else read_entry(cached, stamp)
+        try:
+            if prepared is None or screen is not None:  # the screen reads the scan itself
                 vol = load(path, series=series)
-                if card.modality and vol.modality and vol.modality.upper() != card.modality.upper():
-                    # A CT among MR scans would teach the model that CT is healthy MR (analyze refuses it).
-                    skipped.append(f"{path}: a {vol.modality} scan, and the model learns {card.modality}")
-                    continue
+                _screen_loaded(vol.modality, card)
                 if screen is not None:  # what the analysis refuses (a label map, a crop) is no healthy scan
                     screen(vol, card)
-                mi = to_model_space(vol, card, reference, reference_mask, cancel=cancel)
-                unlike = _unlike_reference(mi.alignment, card)
-                if unlike:  # another body part, aligned as well as it could be, would be learnt as healthy
-                    skipped.append(f"{path}: {unlike}")
-                    continue
-                if screen_contrast is not None and reference is not None:  # a T2 among T1 scans, for example
-                    from medae.model.brain_only import correlation
-
-                    screen_contrast(correlation(mi.image, reference, mi.mask), card)
-            except MedaeError as exc:
-                said = str(exc)  # most messages start with the file's path already
-                skipped.append(said if said.startswith(f"{path}: ") else f"{path}: {said}")
-                continue
-            images.append(mi.image.astype(np.float16))
-            masks.append(mi.mask)
-            if cached is not None:
-                from medae.atomic import atomic_path
-
-                cache.mkdir(parents=True, exist_ok=True)
-                with atomic_path(cached) as tmp:
-                    source = {} if stamp is None else {"source": np.array(stamp, np.int64)}
-                    np.savez(tmp, image=images[-1], mask=masks[-1], **source)
+            else:
+                _screen_loaded(prepared.modality, card)
+            if prepared is None:
+                prepared = _prepare(vol, card, reference, reference_mask, cancel)
+                if cached is not None:  # kept whatever the screens below say: they may change before a rerun
+                    write_entry(cached, stamp, prepared)
+            unlike = _unlike_reference(prepared.alignment, card)
+            if unlike:  # another body part, aligned as well as it could be, would be learnt as healthy
+                raise MedaeError(unlike)
+            if screen_contrast is not None and reference is not None:  # a T2 among T1 scans, for example
+                screen_contrast(prepared.contrast_r, card)
+        except MedaeError as exc:
+            said = str(exc)  # most messages start with the file's path already
+            skipped.append(said if said.startswith(f"{path}: ") else f"{path}: {said}")
+            continue
+        images.append(prepared.image)
+        masks.append(prepared.mask)
         report(progress, (n + 1) / len(scans), f"preprocessed {n + 1}/{len(scans)}")
     if not images:
         raise InputError("None of the training scans could be used: " + "; ".join(skipped[:3]))
     return np.stack(images), np.stack(masks), skipped
 
 
-def _file_stamp(path: str) -> list[int] | None:
-    """A file's size and modification time, which change when it is replaced; None for a DICOM folder."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns] if os.path.isfile(path) else None
+def _screen_loaded(modality: str | None, card: ModelCard) -> None:
+    """Refuses a scan of another modality: a CT among MR scans would teach the model that CT is healthy MR."""
+    if card.modality and modality and modality.upper() != card.modality.upper():
+        raise MedaeError(f"a {modality} scan, and the model learns {card.modality}")
+
+
+def _prepare(
+    vol: Volume,
+    card: ModelCard,
+    reference: np.ndarray | None,
+    reference_mask: np.ndarray | None,
+    cancel: threading.Event | None,
+) -> Prepared:
+    """A scan in model space, with its alignment and its correlation with the reference for the screens."""
+    mi = to_model_space(vol, card, reference, reference_mask, cancel=cancel)
+    r = None
+    if reference is not None:
+        from medae.model.brain_only import correlation
+
+        r = correlation(mi.image, reference, mi.mask)
+    return Prepared(mi.image.astype(np.float16), mi.mask, mi.alignment, vol.modality or "", r)
 
 
 def _unlike_reference(alignment, card: ModelCard) -> str | None:
