@@ -30,3 +30,25 @@ def test_make_healthy_refuses_a_reversed_variation_range(tmp_path, capsys):
     assert main(["make-healthy", "--out", str(tmp_path / "x"), "--variation", "1.3", "0.8"]) == 2
     assert "LO <= HI" in capsys.readouterr().out
     assert not (tmp_path / "x").exists()
+
+
+def test_make_healthy_into_a_folder_of_another_set_is_refused_and_keeps_it(tmp_path, capsys):
+    # Made again with another --variation (or seed, or a smaller --n), the folder kept its old scans in silence
+    # under the new command, and a training on it learnt the old variation.
+    out = tmp_path / "set"
+    assert main(["make-healthy", "--out", str(out), "--n", "1", "--seed", "4200"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for other in (["--variation", "0.8", "1.3"], ["--seed", "4300"]):
+        capsys.readouterr()
+        assert (
+            main(
+                ["make-healthy", "--out", str(out), "--n", "1", *(["--seed", "4200"] * ("--seed" not in other)), *other]
+            )
+            == 2
+        )
+        err = capsys.readouterr().err.strip()
+        assert "holds 1 healthy scan of another set (seeds 4200-4200" in err and "Choose a new --out folder" in err
+        assert err.count("\n") == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # The scan is listed before it is written: a run stopped between the two resumes with the same scan.
+    assert json.loads((out / "manifest.json").read_text())["scans"][0]["file"] == "healthy_04200.nii.gz"
