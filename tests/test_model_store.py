@@ -1,5 +1,6 @@
 """Model folders: safetensors only, hash checked, encode/decode split, variants."""
 
+import contextlib
 import json
 import re
 
@@ -183,3 +184,40 @@ def test_a_cuda_device_that_cannot_be_is_refused_in_a_sentence(asked, said, monk
     with pytest.raises(MedaeError, match=re.escape(said)):
         select_device(asked)
     assert select_device("cuda:0").index == 0
+
+
+@pytest.mark.parametrize("killed_at", range(4))
+def test_a_save_killed_at_any_moment_leaves_the_old_model_or_the_new_one(killed_at, tmp_path, monkeypatch):
+    # The weights were put in place, then the card: a kill between the two left a card naming other weights,
+    # and the model folder refused to load. Here the process dies at the k-th rename of the save.
+    import os
+
+    from medae.model.store import read_tensors
+
+    card = tiny_card()
+    old = state_tensors(build_network(card.architecture))
+    torch.manual_seed(1)
+    new = state_tensors(build_network(card.architecture))
+    folder = tmp_path / "m"
+    save_model_folder(folder, tiny_card(), old)
+    real_replace, renames = os.replace, []
+
+    def dies_at_the_kth(src, dst, *args, **kwargs):
+        if len(renames) == killed_at:
+            raise KeyboardInterrupt
+        renames.append(dst)
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", dies_at_the_kth)
+    with pytest.raises(KeyboardInterrupt) if killed_at < 3 else contextlib.nullcontext():
+        save_model_folder(folder, tiny_card(), new)
+    monkeypatch.setattr(os, "replace", real_replace)
+    model = load_model(folder, device="cpu")
+    got = read_tensors(folder, model.card)
+    expected = old if killed_at < 2 else new  # the card is the second rename: from then on the new model
+    assert sorted(got) == sorted(expected) and all(np.array_equal(got[k], expected[k]) for k in expected)
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
+        "card.json",
+        *(["weights.pending.safetensors"] if killed_at == 1 else []),
+        "weights.safetensors",
+    ]
