@@ -31,6 +31,14 @@ class SeriesSelectionError(InputError):
     """A folder holds several series and the caller did not say which one to use."""
 
 
+class VolumeSelectionError(InputError):
+    """A 4D file holds several volumes and the caller did not say which one to use."""
+
+    def __init__(self, message: str, volumes: int) -> None:
+        super().__init__(message)
+        self.volumes = volumes
+
+
 class ModelError(MedaeError):
     """The model folder is missing, incomplete, corrupt or not safe to load."""
 

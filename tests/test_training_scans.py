@@ -91,3 +91,22 @@ def test_a_scan_left_out_is_named_once_in_its_message(tmp_path):
     with pytest.raises(InputError) as said:  # the only scan: none could be used
         preprocess_scans([(path, None)], card_from_config(load_config()), None, None)
     assert str(said.value).count(path) == 1 and "not a NIfTI file" in str(said.value)
+
+
+def test_a_4d_file_is_left_out_of_the_training_without_naming_an_option_it_does_not_have(tmp_path):
+    # The loader's advice, --volume N, is the analysis's: medae train has no such option.
+    import nibabel as nib
+    import numpy as np
+
+    from medae.training.config import load_config
+    from medae.training.data import preprocess_scans
+    from medae.training.train import card_from_config
+
+    path = tmp_path / "bold.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8, 3), np.int16), np.eye(4)), path)
+    with pytest.raises(InputError) as said:
+        preprocess_scans([(str(path), None)], card_from_config(load_config()), None, None)
+    assert "bold.nii.gz: a 4D file with 3 volumes" in str(said.value) and "the training takes 3D scans" in str(
+        said.value
+    )
+    assert "--volume" not in str(said.value)

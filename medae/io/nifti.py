@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from medae.atomic import atomic_path
-from medae.errors import InputError, OutputError
+from medae.errors import InputError, OutputError, VolumeSelectionError
 from medae.geometry import orientation_code
 from medae.io.nibabel_notes import nibabel_notes
 from medae.volume import Volume, value_sample
@@ -215,7 +215,9 @@ def _load_nifti(path: Path, index: int | None) -> Volume:
 def check_volume_index(path: Path, index: int | None, count: int) -> None:
     """Raises ``InputError`` unless ``index`` picks one of ``count`` volumes (or there is only one)."""
     if count > 1 and index is None:
-        raise InputError(f"{path}: a 4D file with {count} volumes. Choose one with --volume N (0 to {count - 1}).")
+        raise VolumeSelectionError(
+            f"{path}: a 4D file with {count} volumes. Choose one with --volume N (0 to {count - 1}).", count
+        )
     if index is not None and not 0 <= index < count:
         raise InputError(
             f"{path}: volume index {index} is out of range; the file has {count} volumes (0 to {count - 1})."

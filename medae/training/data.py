@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medae.errors import InputError, MedaeError
+from medae.errors import InputError, MedaeError, VolumeSelectionError
 from medae.model.card import ALIGNMENT_LIMITS, ModelCard
 from medae.model.preprocess import to_model_space
 from medae.progress import ProgressFn, check_cancel, report
@@ -175,6 +175,12 @@ def preprocess_scans(
                 raise MedaeError(unlike)
             if screen_contrast is not None and reference is not None:  # a T2 among T1 scans, for example
                 screen_contrast(prepared.contrast_r, card)
+        except VolumeSelectionError as exc:  # the analysis's --volume has no place in a training
+            skipped.append(
+                f"{path}: a 4D file with {exc.volumes} volumes (a time series or several contrasts); the training "
+                "takes 3D scans: save the volume to train on as a file of its own"
+            )
+            continue
         except MedaeError as exc:
             said = str(exc)  # most messages start with the file's path already
             skipped.append(said if said.startswith(f"{path}: ") else f"{path}: {said}")
