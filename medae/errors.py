@@ -50,11 +50,14 @@ class ModelMismatchError(MedaeError):
         message: What is wrong and what to do.
         forceable: Whether ``force`` (``--force``, Analyze anyway) runs the analysis all the same; False when
             it cannot run at all (too few slices to align).
+        problem: What is wrong alone, without the analysis's advice (``--model``, ``--force``): the training
+            names it for a scan it leaves out.
     """
 
-    def __init__(self, message: str = "", forceable: bool = True) -> None:
+    def __init__(self, message: str = "", forceable: bool = True, problem: str | None = None) -> None:
         super().__init__(message)
         self.forceable = forceable
+        self.problem = problem
 
 
 class OutputError(MedaeError):

@@ -79,6 +79,8 @@ def test_an_mr_scan_that_is_no_head_is_left_out_of_a_brain_model_training(tmp_pa
     assert "abdomen.nii.gz: it matches the brain reference poorly (similarity 0.2" in skipped[0]
     assert "sub-01_dseg.nii.gz: " in skipped[1] and "looks like a mask or label map" in skipped[1]
     assert "sub-01_T2w.nii.gz: the scan's tissue contrast is inverted" in skipped[2]
+    # The analysis's advice (choose another --model, or --force) is no option of the training.
+    assert not any("--force" in said or "--model" in said for said in skipped)
 
 
 def test_a_scan_left_out_is_named_once_in_its_message(tmp_path):
@@ -110,3 +112,20 @@ def test_a_4d_file_is_left_out_of_the_training_without_naming_an_option_it_does_
         said.value
     )
     assert "--volume" not in str(said.value)
+
+
+def test_a_dicom_series_left_out_is_named_by_its_own_folder_once(tmp_path):
+    # A series of a DICOM folder was named by the data folder and then by its own ("data: data/s1: ..."), or by the
+    # data folder alone (for another modality), which did not say which series it was.
+    from medae.training.config import load_config
+    from medae.training.data import find_scans, preprocess_scans
+    from medae.training.train import card_from_config
+    from tests.dicom_factory import axial_affine, phantom, write_series
+
+    data = tmp_path / "data"
+    write_series(data / "s1", phantom((8, 8, 4)), axial_affine(), modality="CT")
+    scans = find_scans(data)
+    with pytest.raises(InputError) as said:
+        preprocess_scans(scans, card_from_config(load_config()), None, None)
+    assert f"used: {data / 's1'}: a CT scan, and the model learns MR" in str(said.value)
+    assert str(said.value).count(str(data)) == 1

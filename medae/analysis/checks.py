@@ -119,7 +119,9 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
     warnings += _contrast_agent(volume, card) + _child(volume, card)
     size, advice = _size_problem(volume, card)
     if size and not force:
-        raise ModelMismatchError(f"{scan_location(volume)}: {size}. {advice}, or pass --force to analyse anyway.")
+        raise ModelMismatchError(
+            f"{scan_location(volume)}: {size}. {advice}, or pass --force to analyse anyway.", problem=size
+        )
     if size:
         warnings.append(f"{FORCED} a size mismatch: {size}. Interpret the result with great caution.")
     if _is_blank(volume.array):
@@ -178,7 +180,8 @@ def check_input(volume: Volume, card: ModelCard, force: bool = False) -> list[st
         if not force:
             raise ModelMismatchError(
                 f"{scan_location(volume)}: {text}. The result would not be meaningful; {advice}, or pass --force to "
-                "analyse anyway."
+                "analyse anyway.",
+                problem=text,
             )
         warnings.append(f"{FORCED} a model mismatch: {text}. Interpret the result with great caution.")
     return warnings
@@ -604,7 +607,8 @@ def check_contrast(similarity: float | None, card: ModelCard, force: bool = Fals
         if not force:
             raise ModelMismatchError(
                 f"{text}. The model {card.id} was trained on {what}scans only and cannot judge this one; choose a "
-                "model for this kind of scan (--model), or pass --force to analyse anyway."
+                "model for this kind of scan (--model), or pass --force to analyse anyway.",
+                problem=text,
             )
         return [f"{FORCED} a contrast mismatch: {text}. Interpret the result with great caution."]
     # Measured under the brain-refined alignment; under the whole-head fit alone FLAIR-like scans fall

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medae.errors import InputError, MedaeError, VolumeSelectionError
+from medae.errors import InputError, MedaeError, ModelMismatchError, VolumeSelectionError
 from medae.model.card import ALIGNMENT_LIMITS, ModelCard
 from medae.model.preprocess import to_model_space
 from medae.progress import ProgressFn, check_cancel, report
@@ -158,9 +158,11 @@ def preprocess_scans(
             cached = cache / f"{Path(path).name.split('.')[0]}_{h}.npz"
         stamp = file_stamp(path)
         prepared = None if cached is None else read_entry(cached, stamp)
+        where = path
         try:
             if prepared is None or screen is not None:  # the screen reads the scan itself
                 vol = load(path, series=series)
+                where = vol.location or path
                 _screen_loaded(vol.modality, card)
                 if screen is not None:  # what the analysis refuses (a label map, a crop) is no healthy scan
                     screen(vol, card)
@@ -181,9 +183,11 @@ def preprocess_scans(
                 "takes 3D scans: save the volume to train on as a file of its own"
             )
             continue
+        except ModelMismatchError as exc:  # the analysis's advice (--model, --force) has no place in a training
+            skipped.append(_named(path, where, exc.problem or str(exc)))
+            continue
         except MedaeError as exc:
-            said = str(exc)  # most messages start with the file's path already
-            skipped.append(said if said.startswith(f"{path}: ") else f"{path}: {said}")
+            skipped.append(_named(path, where, str(exc)))
             continue
         images.append(prepared.image)
         masks.append(prepared.mask)
@@ -191,6 +195,14 @@ def preprocess_scans(
     if not images:
         raise InputError("None of the training scans could be used: " + "; ".join(skipped[:3]))
     return np.stack(images), np.stack(masks), skipped
+
+
+def _named(path: str, where: str, said: str) -> str:
+    """A message that names the scan: most start with its path already, or a series' inside the folder.
+
+    ``where`` is the scan's own location when it was read (a DICOM series' folder inside ``path``).
+    """
+    return said if said.startswith((f"{path}: ", os.path.join(path, ""))) else f"{where}: {said}"
 
 
 def _screen_loaded(modality: str | None, card: ModelCard) -> None:
