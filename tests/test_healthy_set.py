@@ -52,3 +52,13 @@ def test_make_healthy_into_a_folder_of_another_set_is_refused_and_keeps_it(tmp_p
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     # The scan is listed before it is written: a run stopped between the two resumes with the same scan.
     assert json.loads((out / "manifest.json").read_text())["scans"][0]["file"] == "healthy_04200.nii.gz"
+
+
+def test_make_healthy_into_a_folder_of_other_files_is_refused_and_leaves_them(tmp_path, capsys):
+    # The set's NOTICE.txt and manifest.json replaced the user's files of those names, and the scans mixed with theirs.
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "NOTICE.txt").write_text("my notice")
+    assert main(["make-healthy", "--out", str(out), "--n", "1"]) == 2
+    assert "holds other files (NOTICE.txt) and no set of healthy scans" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["NOTICE.txt"] and (out / "NOTICE.txt").read_text() == "my notice"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -43,6 +44,8 @@ def write_healthy_set(
     """
     manifest = out / MANIFEST
     listed = _read_manifest(manifest)
+    if not manifest.exists():
+        _check_no_other_files(out)
     _check_same_set(out, listed, n, seed, variation)
     out.mkdir(parents=True, exist_ok=True)
     template = load_template()
@@ -94,6 +97,24 @@ def _write_manifest(manifest: Path, listed: dict) -> None:
     listed["source"] = TEMPLATE_NAME
     listed["note"] = "Synthetic healthy T1 scans: anatomical, head, scanner and acquisition variation of one template."
     write_text(manifest, json.dumps(listed, indent=1) + "\n")
+
+
+def _check_no_other_files(out: Path) -> None:
+    """Refuses a folder of other files: the set's manifest and notice would replace files of the same names.
+
+    Scans of a run stopped before it wrote its manifest (as runs did before each scan was listed) are no
+    other files.
+    """
+    try:
+        entries = sorted(e for e in os.listdir(out) if not e.startswith("."))
+    except OSError:
+        return  # not there yet (made now), or a file, which the command said
+    others = [e for e in entries if not (e.startswith("healthy_") and e.endswith(".nii.gz"))]
+    if others:
+        raise OutputError(
+            f"{out} holds other files ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}) and no set of "
+            "healthy scans: they would mix with the set, and files of its names be replaced. Choose a new --out folder."
+        )
 
 
 def _check_same_set(out: Path, listed: dict, n: int, seed: int, variation: tuple[float, float]) -> None:
