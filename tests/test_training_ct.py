@@ -676,3 +676,16 @@ def test_ctrl_c_saves_the_step_reached(ct_data, tmp_path):
     assert "stopping after the current step" in err and "Traceback" not in err
     state = json.loads((out / "train_state" / "checkpoint.json").read_text())
     assert 3 <= state["step"] < 1000
+
+
+def test_a_folder_without_scans_is_said_before_the_reference_is_prepared(tmp_path, monkeypatch):
+    # The reference (seconds for a brain model) was prepared first: an empty --data was said only after it.
+    import medae.training.train
+
+    monkeypatch.setattr(medae.training.train, "prepare_reference", lambda cfg: pytest.fail("reference prepared"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MedaeError, match="no scan found"):
+        _run(tmp_path / "empty", tmp_path / "out")
+    (tmp_path / "two.txt").write_text("a.nii.gz\nb.nii.gz\n")
+    with pytest.raises(MedaeError, match="2 scans are too few"):
+        _run(tmp_path / "two.txt", tmp_path / "out")

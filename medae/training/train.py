@@ -197,10 +197,7 @@ def train(
     _check_replaces_own_model(out, data)
     card = card_from_config(cfg)
 
-    t0 = time.time()
-    report(progress, 0.0, "preparing the reference")
-    reference, ref_mask = prepare_reference(cfg)
-    scans = find_scans(data)
+    scans = find_scans(data)  # before the reference (seconds): a folder with no scans is said at once
     n_val = max(3, int(round(len(scans) * float(cfg["val_fraction"]))))
     if len(scans) < n_val + 2:
         raise MedaeError(f"{data}: {len(scans)} scans are too few; training needs at least {n_val + 2}.")
@@ -221,7 +218,6 @@ def train(
     drawn = [scan_ids([scans[i] for i in train_idx], data) for _, train_idx in splits]
     for member_dir, ids in zip(member_dirs, drawn, strict=True):
         _check_same_scans(member_dir, ids, data)
-    prep_s = time.time() - t0
 
     def prepare(scan_list: list, lo: float, hi: float):
         """Scans in model space through the shared cache; progress from ``lo`` to ``hi``."""
@@ -249,6 +245,10 @@ def train(
             f"{calibration_data}: some calibration scans are also training data ({Path(both[0]).name}"
             f"{', ...' if len(both) > 1 else ''}); calibrate on scans the model never saw."
         )
+    t0 = time.time()
+    report(progress, 0.0, "preparing the reference")
+    reference, ref_mask = prepare_reference(cfg)
+    prep_s = time.time() - t0
     run = TrainingRun(cfg, dev, rank, world, out, this_command, progress, cancel)
     members, records = [], []
     skipped: list[str] = []
