@@ -432,6 +432,9 @@ def test_a_scan_exported_again_under_its_name_is_prepared_again(tmp_path):
         ({"calibration": {"score_top_fraction": 0}}, "score_top_fraction = 0: expected a number above 0 and at most 1"),
         ({"architecture": {"channels": []}}, "architecture.channels = []: expected one or more whole numbers"),
         ({"architecture": {"latent_channels": 0}}, "latent_channels = 0: expected a whole number of at least 1"),
+        ({"jobs": ["anomaly", "segmentation"]}, "jobs = ['anomaly', 'segmentation']: expected a list of one or more"),
+        ({"jobs": []}, "jobs = []: expected a list of one or more of anomaly, compression, sampling"),
+        ({"id": " "}, "id = ' ': expected a text that is not empty"),
     ],
 )
 def test_a_setting_the_training_cannot_use_is_refused_before_any_scan_is_prepared(overrides, said):

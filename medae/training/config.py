@@ -164,6 +164,10 @@ _CHOICES = {
     "intensity.method": ("percentile", "window"),
     "mask.source": ("reference", "threshold"),
 }
+#: Texts that name the model and what it learns; empty, the card names nothing.
+_NAMES = ("id", "name", "modality", "body_part")
+#: What a model may serve (the card's ``jobs``): the analysis, compressed studies' latents, new volumes.
+_JOBS = ("anomaly", "compression", "sampling")
 #: The accepted range of each number: (least, most, whether the least itself is refused); None is no bound.
 #: Whole numbers are the settings whose default is one.
 _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
@@ -268,6 +272,10 @@ def _check_value(name: str, value: Any, default: Any) -> None:
     said = f"training setting {name} = {value!r:.60}"
     if name in _CHOICES and value not in _CHOICES[name]:
         raise MedaeError(f"{said}: choose one of {', '.join(_CHOICES[name])}.")
+    if name in _NAMES and not value.strip():
+        raise MedaeError(f"{said}: expected a text that is not empty (the card names the model by it).")
+    if name == "jobs" and not (value and all(job in _JOBS for job in value)):
+        raise MedaeError(f"{said}: expected a list of one or more of {', '.join(_JOBS)}.")
     if name.endswith("prob"):
         bounds: tuple[float | None, float | None, bool] | None = (0, 1, False)
     else:
