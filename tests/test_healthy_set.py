@@ -62,3 +62,10 @@ def test_make_healthy_into_a_folder_of_other_files_is_refused_and_leaves_them(tm
     assert main(["make-healthy", "--out", str(out), "--n", "1"]) == 2
     assert "holds other files (NOTICE.txt) and no set of healthy scans" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["NOTICE.txt"] and (out / "NOTICE.txt").read_text() == "my notice"
+
+
+def test_make_healthy_under_a_file_says_the_folder_cannot_be_made(tmp_path, capsys):
+    # It said the manifest could not be read (or, for a folder it could not make, only the system's errno).
+    (tmp_path / "a_file").write_text("x")
+    assert main(["make-healthy", "--out", str(tmp_path / "a_file" / "set"), "--n", "1"]) == 2
+    assert "set: the output folder cannot be made (Not a directory)" in capsys.readouterr().err

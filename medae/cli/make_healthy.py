@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from medae.cli.args import check_output_folder, positive_int, seed_int, user_path
+from medae.cli.args import check_output_folder, positive_int, remove_if_empty, seed_int, user_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +37,11 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= lo <= hi <= 3:
         print(f"medae make-healthy: --variation {lo:g} {hi:g} is not a range within 0..3; give LO <= HI, e.g. 0.8 1.3")
         return 2
-    with ProgressBar("make-healthy") as bar:
-        paths = write_healthy_set(args.out, args.n, args.seed, progress=bar, variation=(lo, hi))
+    made = check_output_folder(args.out)  # a folder that cannot be made or written to is said in its words
+    try:
+        with ProgressBar("make-healthy") as bar:
+            paths = write_healthy_set(args.out, args.n, args.seed, progress=bar, variation=(lo, hi))
+    finally:
+        remove_if_empty(made)  # a run refused before it wrote anything leaves no empty folder
     print(f"{len(paths)} healthy scans in {args.out}")
     return 0
