@@ -435,6 +435,11 @@ def test_a_scan_exported_again_under_its_name_is_prepared_again(tmp_path):
         ({"jobs": ["anomaly", "segmentation"]}, "jobs = ['anomaly', 'segmentation']: expected a list of one or more"),
         ({"jobs": []}, "jobs = []: expected a list of one or more of anomaly, compression, sampling"),
         ({"id": " "}, "id = ' ': expected a text that is not empty"),
+        (
+            {"architecture": {"inference": {"mode": "sliding_window", "roi_size": [60, 64, 64]}}},
+            "roi_size must be three whole numbers, each a multiple of 16",
+        ),
+        ({"architecture": {"inference": {"mode": "patches"}}}, 'expected {"mode": "whole"} or'),
     ],
 )
 def test_a_setting_the_training_cannot_use_is_refused_before_any_scan_is_prepared(overrides, said):
@@ -692,3 +697,23 @@ def test_a_folder_without_scans_is_said_before_the_reference_is_prepared(tmp_pat
     (tmp_path / "two.txt").write_text("a.nii.gz\nb.nii.gz\n")
     with pytest.raises(MedaeError, match="2 scans are too few"):
         _run(tmp_path / "two.txt", tmp_path / "out")
+
+
+def test_the_calibration_applies_the_network_as_the_analysis_will(ct_data, tmp_path, monkeypatch):
+    # Calibrated on whole-scan reconstructions, a model whose card applies sliding windows compared the analysis's
+    # residuals with statistics of another reconstruction.
+    import medae.training.train
+    from medae.model import load_model
+
+    seen = {}
+    calibrate = medae.training.train.calibrate_model
+
+    def spy(reconstruct, images, *args, **kwargs):
+        seen["image"], seen["reconstruction"] = images[0], reconstruct(images[0])
+        return calibrate(reconstruct, images, *args, **kwargs)
+
+    monkeypatch.setattr(medae.training.train, "calibrate_model", spy)
+    windows = {"mode": "sliding_window", "roi_size": [16, 16, 8], "overlap": 0.5}
+    out = _run(ct_data, tmp_path / "m", architecture={**CT_CFG["architecture"], "inference": windows})
+    model = load_model(out, device="cpu")
+    np.testing.assert_allclose(seen["reconstruction"], model.reconstruct(seen["image"]), atol=1e-5)

@@ -375,9 +375,32 @@ def check_grid(cfg: dict[str, Any]) -> None:
     if not levels or not shape:
         return
     step = 2**levels
+    _check_windows(cfg["architecture"].get("inference"), levels)
     if any(int(s) % step for s in shape):
         fit = [-(-int(s) // step) * step for s in shape]
         raise MedaeError(
             f"space.shape {list(shape)} does not suit the network: its {levels} levels each halve the grid, so "
             f"every size must be a multiple of {step}. Use for example {fit} (the field of view grows a little)."
         )
+
+
+def _check_windows(inference: Any, levels: int) -> None:
+    """Refuses sliding windows the network cannot take (found otherwise at the calibration, after the training)."""
+    if inference is None:
+        return
+    said = f"training setting architecture.inference = {inference!r:.80}"
+    if not isinstance(inference, dict) or inference.get("mode", "whole") not in ("whole", "sliding_window"):
+        raise MedaeError(f'{said}: expected {{"mode": "whole"}} or {{"mode": "sliding_window", "roi_size": [...]}}.')
+    if inference.get("mode") != "sliding_window":
+        return
+    step = 2**levels
+    roi, overlap, batch = inference.get("roi_size"), inference.get("overlap", 0.25), inference.get("batch", 2)
+    if not (
+        isinstance(roi, list) and len(roi) == 3 and all(_same_kind(r, 1) and r >= step and r % step == 0 for r in roi)
+    ):
+        raise MedaeError(
+            f"{said}: roi_size must be three whole numbers, each a multiple of {step} (the network's {levels} levels "
+            "each halve the window)."
+        )
+    if not (_same_kind(overlap, 0.0) and 0 <= overlap < 1) or not (_same_kind(batch, 1) and batch >= 1):
+        raise MedaeError(f"{said}: overlap must be a number from 0 up to (not including) 1, and batch at least 1.")

@@ -177,7 +177,7 @@ def train(
     import_network_libraries()
     import torch
 
-    from medae.model.loaded import device_name, select_device, state_tensors
+    from medae.model.loaded import LoadedModel, device_name, select_device, state_tensors
     from medae.model.store import save_model_folder
 
     rank, world = _dist_info()
@@ -284,13 +284,10 @@ def train(
     devices = sorted({d for r in records for d in r["devices"]})
     runs = records[0]["runs"]
 
-    amp = bool(cfg.get("amp", True)) and dev.type == "cuda"
-
-    def reconstruct(img: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(img[None, None]).to(dev)
-        with torch.no_grad(), torch.autocast(device_type=dev.type, enabled=amp):
-            # An ensemble's members each restore the scan; their mean is the reconstruction.
-            return np.mean([m(x).float()[0, 0].cpu().numpy() for m in members], axis=0)
+    # Calibrated as the analysis will apply the networks (the card's architecture.inference: the whole scan or
+    # sliding windows; an ensemble's mean): statistics of another reconstruction would not describe its residuals.
+    applied = LoadedModel(card, out, net, dev, members=members[1:])
+    reconstruct = applied.reconstruct
 
     spacing = float(cfg["space"]["spacing"])
     if held_out:
