@@ -129,3 +129,17 @@ def test_a_dicom_series_left_out_is_named_by_its_own_folder_once(tmp_path):
         preprocess_scans(scans, card_from_config(load_config()), None, None)
     assert f"used: {data / 's1'}: a CT scan, and the model learns MR" in str(said.value)
     assert str(said.value).count(str(data)) == 1
+
+
+def test_a_listed_folder_of_several_series_stands_for_each_of_them(tmp_path):
+    # It was one scan, refused with the analysis's advice to choose one with --series, an option of no training.
+    from medae.training.data import find_scans
+    from tests.dicom_factory import axial_affine, phantom, write_series
+
+    write_series(tmp_path / "study", phantom((8, 8, 4)), axial_affine(), series_number=1)
+    write_series(tmp_path / "study", phantom((8, 8, 4), seed=1), axial_affine(), series_number=2, prefix="b")
+    write_series(tmp_path / "one", phantom((8, 8, 4)), axial_affine())
+    (tmp_path / "scans.txt").write_text("study\none\n")
+    found = find_scans(tmp_path / "scans.txt")
+    assert [path for path, _ in found] == [str(tmp_path / "study")] * 2 + [str(tmp_path / "one")]
+    assert len({series for _, series in found[:2]}) == 2 and found[2][1] is None

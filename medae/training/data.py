@@ -48,7 +48,7 @@ def find_scans(data: str | Path) -> list[tuple[str, str | None]]:
             if e and not e.startswith("#"):
                 path = os.path.normpath(p.parent / e)
                 paths.setdefault(os.path.realpath(path), path)
-        return [(path, None) for path in paths.values()]
+        return [scan for path in paths.values() for scan in _listed(path)]
     if not p.exists():
         raise InputError(f"{p}: no such folder or list of scans.")
     out = []
@@ -72,6 +72,21 @@ def find_scans(data: str | Path) -> list[tuple[str, str | None]]:
     if not out:
         raise InputError(f"{p}: no scans found to train on.")
     return sorted(out)
+
+
+def _listed(path: str) -> list[tuple[str, str | None]]:
+    """The scans a list's line names: a folder of several series (a DICOM study) stands for each of them.
+
+    A folder of one scan stays as it is named (a checkpoint records it so); one with none, or that cannot
+    be read, too, so that preparing it names why it is left out.
+    """
+    if not os.path.isdir(path):
+        return [(path, None)]
+    try:
+        found = find_scans(path)
+    except InputError:
+        return [(path, None)]
+    return found if len(found) > 1 else [(path, None)]
 
 
 def _looks_like_text(path: Path) -> bool:
