@@ -717,3 +717,32 @@ def test_the_calibration_applies_the_network_as_the_analysis_will(ct_data, tmp_p
     out = _run(ct_data, tmp_path / "m", architecture={**CT_CFG["architecture"], "inference": windows})
     model = load_model(out, device="cpu")
     np.testing.assert_allclose(seen["reconstruction"], model.reconstruct(seen["image"]), atol=1e-5)
+
+
+def test_the_baselines_leave_out_what_the_training_left_out(tmp_path):
+    # The evaluation's baselines were fitted on every scan of the training folder, a label map or a T2 among them
+    # that the model's training had left out.
+    from types import SimpleNamespace
+
+    from medae.training.baselines import fit_baselines
+    from medae.training.config import load_config
+    from medae.training.train import card_from_config
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for s in range(6):  # three to fit on and three to calibrate on
+        save_nifti(synthetic_ct(s), data / f"ct_{s}.nii.gz")
+    cfg = load_config(overrides=CT_CFG)
+    card = card_from_config(cfg)
+    card.training = {"data": str(data), "config": cfg}
+    model = SimpleNamespace(card=card, folder=tmp_path, reference=None, reference_mask=None)
+    screened = []
+
+    def screen(vol, card):
+        screened.append(Path(vol.location).name)
+        if len(screened) == 1:  # the first training scan
+            raise MedaeError("looks like a label map")
+
+    fitted = fit_baselines(model).info["n_fit"]
+    assert fit_baselines(model, screens={"screen": screen}).info["n_fit"] == fitted - 1
+    assert len(screened) == 6  # the training and the calibration scans

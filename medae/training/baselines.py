@@ -189,7 +189,11 @@ def split_training_scans(scans: list, training: dict) -> tuple[list, list]:
 
 
 def fit_baselines(
-    model, data: str | Path | None = None, progress: ProgressFn | None = None, cancel: threading.Event | None = None
+    model,
+    data: str | Path | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    screens: dict | None = None,
 ) -> HealthyStats:
     """Fits every baseline on the model's training scans and calibrates their thresholds.
 
@@ -198,6 +202,8 @@ def fit_baselines(
         data: Folder of the training scans; default: the card's ``training.data``.
         progress: Progress callback.
         cancel: Cancel event.
+        screens: ``screen`` and ``screen_contrast`` for ``preprocess_scans``, as ``medae train`` passes them:
+            the baselines learn from the scans the model learnt from, without those its training left out.
 
     Raises:
         MedaeError: the training scans cannot be found.
@@ -226,6 +232,7 @@ def fit_baselines(
         cache=cache,
         progress=sub_progress(progress, 0.0, 0.6),
         cancel=cancel,
+        **(screens or {}),
     )
     # The model is calibrated on its validation split plus any extra healthy scans the card names; so are
     # the baselines.
@@ -243,10 +250,12 @@ def fit_baselines(
         cache=cache,
         progress=sub_progress(progress, 0.6, 0.8),
         cancel=cancel,
+        **(screens or {}),
     )
     check_cancel(cancel)
     report(progress, 0.8, "fitting the baselines")
     stats = fit_healthy_stats(images, masks, model.reference_mask)
+    n_fit = len(images)  # the scans used, without those left out
     del images, masks
     post = {**DEFAULT_POSTPROCESS, **card.postprocess}
     min_vox = int(card.calibration.get("min_region_voxels", 1))
@@ -255,7 +264,7 @@ def fit_baselines(
         {
             "train_data": str(folder),
             "calibration_data": extra,
-            "n_fit": len(train_scans),
+            "n_fit": n_fit,
             "n_calibration": len(v_images),
             "thresholds": {k: round(v, 5) for k, v in stats.thresholds.items()},
         }

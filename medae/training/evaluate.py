@@ -206,6 +206,7 @@ def evaluate(
     save_dir: Path | None = None,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    screens: dict | None = None,
 ) -> tuple[list[ScanRecord], dict]:
     """Generates the test scans, runs the model and the baselines on each, and reduces the results.
 
@@ -218,6 +219,7 @@ def evaluate(
         save_dir: When given, each test scan, its ground truth and the model's heatmap are written there.
         progress: Progress callback.
         cancel: Cancel event.
+        screens: What ``medae train`` leaves out of the training (``fit_baselines``), so the baselines too.
 
     Returns:
         The per-scan records and run information (timings, machine, baseline details, warnings).
@@ -242,7 +244,7 @@ def evaluate(
             f"({data}); choose a --seed whose range does not overlap them, so that the benchmark is held out."
         )
     report(progress, 0.0, "fitting the baselines on the training scans")
-    stats = fit_baselines(model, data, progress=sub_progress(progress, 0.0, 0.1), cancel=cancel)
+    stats = fit_baselines(model, data, progress=sub_progress(progress, 0.0, 0.1), cancel=cancel, screens=screens)
     t_baselines = time.perf_counter() - t_start
     if template is None:
         template = load_template()
