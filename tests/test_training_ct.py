@@ -435,6 +435,9 @@ def test_a_scan_exported_again_under_its_name_is_prepared_again(tmp_path):
         ({"jobs": ["anomaly", "segmentation"]}, "jobs = ['anomaly', 'segmentation']: expected a list of one or more"),
         ({"jobs": []}, "jobs = []: expected a list of one or more of anomaly, compression, sampling"),
         ({"id": " "}, "id = ' ': expected a text that is not empty"),
+        # A null was taken inside a section and failed where the setting is read (after every scan was prepared).
+        ({"intensity": {"pad": None}}, "intensity.pad = None: expected a number"),
+        ({"postprocess": {"median": None}}, "postprocess.median = None: expected a whole number"),
         (
             {"architecture": {"inference": {"mode": "sliding_window", "roi_size": [60, 64, 64]}}},
             "roi_size must be three whole numbers, each a multiple of 16",

@@ -153,7 +153,7 @@ _SECTION_EXTRAS = {
 #: The kinds of the extras that are numbers (the others are checked where they are read).
 _EXTRA_KINDS = {"space.midline_x": 0.0, "intensity.pad": 0.0, "mask.threshold": 0.0, "architecture.in_channels": 1}
 #: Settings whose null means something (off, or chosen from the scan); any other null fails where it is read.
-_NULLABLE = {"space.brain_refine_mm", "mask.threshold", "intensity.pad"}
+_NULLABLE = {"space.brain_refine_mm", "mask.threshold"}
 #: Texts that take one of a few values: any other would be taken for one of them in silence, or fail late.
 _CHOICES = {
     "loss": ("l1", "mse", "ssim", "l1+ssim"),
