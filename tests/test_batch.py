@@ -481,8 +481,11 @@ def test_a_changed_data_file_beside_its_header_is_analysed_again(tmp_path, tiny_
     _batch(studies, out, tiny_model, "--no-png")
     assert _rows(out)["scan"]["status"] == "done earlier"
     raw = next(p for p in studies.iterdir() if p.suffix in (".raw", ".zraw"))
-    later = raw.stat().st_mtime_ns + 10**9
-    os.utime(raw, ns=(later, later))  # the voxels were rewritten; the header was not
+    st = raw.stat()
+    with open(raw, "r+b") as fh:  # the voxels were rewritten (the same size and time); the header was not
+        fh.seek(st.st_size // 2)
+        fh.write(b"\x00\x00\x80\x3f" * 64)
+    os.utime(raw, ns=(st.st_atime_ns, st.st_mtime_ns))
     _batch(studies, out, tiny_model, "--no-png")
     assert _rows(out)["scan"]["status"] == "ok"
 
@@ -980,3 +983,54 @@ def test_long_paths_are_shortened_so_that_one_patients_series_still_begin_alike(
     assert all(len(n) <= 100 and n.startswith("PAT_Papadopoulou-Theodora") for n in names)
     assert names[0].endswith("SER_0003_T1_MPRAGE_sagittal_1mm") and names[1].endswith("STUDY_1__SER_7_DWI")
     assert len(_name("山田" * 80 + "/x").encode()) <= 200
+
+
+def test_a_series_moved_or_copied_elsewhere_keeps_its_one_folder(tmp_path, tiny_model):
+    import shutil
+
+    studies = tmp_path / "studies"
+    vol = mr_with_lesion()
+    series = np.clip(vol.array, 0, 1000).astype(np.int16)
+    write_series(studies / "p1" / "a", series, axial_affine((1.0, 1.0, 1.25)), modality="MR", description="T1")
+    save_nifti(vol, studies / "p2" / "t1.nii.gz")
+    out = tmp_path / "out"
+    _batch(studies, out, tiny_model, "--no-png")
+    first = _rows(out)
+    before = _digest(out / "p1__a__1_T1"), _digest(out / "p2__t1")
+    # The series copied elsewhere (its files get new times) and the original deleted; the file moved into
+    # another patient's folder (its path is its identity).
+    shutil.copytree(studies / "p1", studies / "p1 copy", copy_function=shutil.copy)
+    shutil.rmtree(studies / "p1")
+    (studies / "p3").mkdir()
+    (studies / "p2" / "t1.nii.gz").rename(studies / "p3" / "t1.nii.gz")
+    for _run in range(2):  # and again: still the same folders
+        assert _batch(studies, out, tiny_model, "--no-png") == 0
+        rows = _rows(out)
+        assert {n: (r["input"], r["status"]) for n, r in rows.items()} == {
+            "p1__a__1_T1": ("p1 copy/a", "done earlier"),
+            "p2__t1": ("p3/t1.nii.gz", "done earlier"),
+        }
+        assert rows["p2__t1"]["score"] == first["p2__t1"]["score"]
+        assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["p1__a__1_T1", "p2__t1"]
+        assert (_digest(out / "p1__a__1_T1"), _digest(out / "p2__t1")) == before
+
+
+def test_an_earlier_result_whose_input_is_gone_is_listed_and_kept(tmp_path, tiny_model):
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    vol = mr_with_lesion()
+    save_nifti(vol, studies / "t1.nii.gz")
+    save_nifti(Volume(vol.array[::-1].copy(), vol.affine, "MR"), studies / "t2.nii.gz")
+    out = tmp_path / "out"
+    _batch(studies, out, tiny_model, "--no-png")
+    kept = _digest(out / "t1")
+    (studies / "t1.nii.gz").unlink()
+    # Another scan whose folder name would be the deleted one's: it must not replace that result.
+    save_nifti(Volume(vol.array * 0.5, vol.affine, "MR"), studies / "t1.nii")
+    assert _batch(studies, out, tiny_model, "--no-png") == 0
+    rows = _rows(out)
+    assert {n: r["status"] for n, r in rows.items()} == {"t1": "input not found", "t1_2": "ok", "t2": "done earlier"}
+    assert "no longer found" in rows["t1"]["error"] and rows["t1"]["input"] == "" and rows["t1"]["score"] == ""
+    assert _digest(out / "t1") == kept
+    page = (out / "report.html").read_text()
+    assert "1 earlier result folder(s) of inputs no longer found" in page and 'href="t1/"' in page

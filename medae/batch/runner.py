@@ -20,7 +20,8 @@ from typing import Any
 
 from medae.analysis.outputs import OUTPUT_NAMES, claim_outputs
 from medae.atomic import remove_leftovers, write_text
-from medae.batch.items import BatchItem, content_digest, unique_names
+from medae.batch.earlier import identity, keep_earlier_names, subfolders
+from medae.batch.items import BatchItem, content_digest
 from medae.batch.lock import run_lock
 from medae.batch.table import Row, write_tables
 from medae.errors import CancelledError, MedaeError, ModelMismatchError, OutputError, PartialOutputError
@@ -115,9 +116,13 @@ def _run_all(
     # Half-written files of a run that was killed, in every series' folder (those done earlier too): with
     # the folder's lock held no other process can be writing them, so none is too fresh to go.
     remove_leftovers(out, ("results.csv", "report.html"), older_than_s=0)
-    for folder in _subfolders(out):
+    for folder in subfolders(out):
         remove_leftovers(folder, (*OUTPUT_NAMES, "error.json"), older_than_s=0)
-    _keep_earlier_names(items, out)
+    # Earlier results whose input is gone stay listed (after this run's series), so that no folder of
+    # results is left unexplained beside the table; nothing of theirs is touched.
+    gone = [e.row() for e in keep_earlier_names(items, out)]
+    if gone:
+        log.warning("%d earlier result folder(s) of inputs no longer found: %s", len(gone), [r.folder for r in gone])
     run_info = {
         "model": {"id": model.card.id, "sha256": model.card.sha256},
         "device": model.device_name,
@@ -128,7 +133,7 @@ def _run_all(
     n = max(1, len(items))
     try:
         # Before any folder is touched: an earlier run's tables must not describe results this run replaces.
-        write_tables(out, rows, run_info)
+        write_tables(out, [*rows, *gone], run_info)
     except OutputError as exc:
         log.warning("%s", exc)
     try:
@@ -140,82 +145,15 @@ def _run_all(
                 item, model, out, options, write_extras, _named(progress, i / n, (i + 1) / n, step), cancel, folders
             )
             try:
-                write_tables(out, rows, run_info)
+                write_tables(out, [*rows, *gone], run_info)
             except OutputError as exc:  # e.g. results.csv open in a spreadsheet: tried again after the next series
                 log.warning("%s", exc)
             if on_row is not None:
                 on_row(rows[i])
     finally:
-        write_tables(out, rows, run_info)
+        write_tables(out, [*rows, *gone], run_info)
     report(progress, 1.0, "Done")
     return rows
-
-
-def _keep_earlier_names(items: list[BatchItem], out: Path) -> None:
-    """Gives each series the folder an earlier run in ``out`` wrote it to, the others names free of those.
-
-    Names are unique by a counter in the order of the items, so a new scan of the same name sorted before an
-    older one would take its folder: the older result would be redone under another name, and the new scan's
-    folder would first hold the older scan's files. A folder is matched by the series and where it was found;
-    by the series alone (a study folder renamed) only when no present item was found where it says.
-    """
-    earlier = [e for e in (_earlier(folder) for folder in _subfolders(out)) if e is not None]
-    if not earlier:
-        return
-    # Where each item is, as a report names it: its path, or (de-identified) its token; each made once.
-    places = [{item.where, path_token(item.where)} for item in items]
-    here = set().union(*places)
-    kept: dict[int, str] = {}
-    for exact in (True, False):
-        for i, item in enumerate(items):
-            if i in kept or item.error is not None:
-                continue
-            identities = {json.dumps(_identity(item, keep), sort_keys=True) for keep in (True, False)}
-            for entry in earlier:
-                ident, where, name = entry
-                if ident in identities and (where in places[i] if exact else where not in here):
-                    kept[i] = name
-                    earlier.remove(entry)
-                    break
-    if not kept:
-        return
-    rest = [i for i in range(len(items)) if i not in kept]
-    # Counters as ``unique_names`` gives them, but past every name kept (folders of other series' results).
-    fresh = unique_names([*kept.values(), *(items[i].name for i in rest)])[len(kept) :]
-    for i, name in zip(rest, fresh, strict=True):
-        items[i].name = name
-    for i, name in kept.items():
-        items[i].name = name
-
-
-def _earlier(folder: Path) -> tuple[str, str, str] | None:
-    """(input identity, where the input was, folder name) of the result or error an earlier run left in ``folder``."""
-    for name, key_path, where_path in (
-        ("report.json", ("batch", "key"), ("batch", "input")),
-        ("error.json", ("key",), ("input",)),
-    ):
-        try:
-            report = json.loads((folder / name).read_text())
-        except (OSError, ValueError):
-            continue
-        key, where = _dig(report, key_path), _dig(report, where_path)
-        if isinstance(key, dict) and "input" in key:
-            return json.dumps(key["input"], sort_keys=True), str(where), folder.name
-        return None
-    return None
-
-
-def _dig(value: Any, path: tuple[str, ...]) -> Any:
-    for step in path:
-        value = value.get(step) if isinstance(value, dict) else None
-    return value
-
-
-def _subfolders(out: Path) -> list[Path]:
-    try:
-        return [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    except OSError:
-        return []
 
 
 def _named(progress: ProgressFn | None, start: float, stop: float, step: str) -> ProgressFn | None:
@@ -228,14 +166,6 @@ def _named(progress: ProgressFn | None, start: float, stop: float, step: str) ->
 
 #: Raised when what a finished result's files hold changes, so that a resume makes them again.
 OUTPUTS_VERSION = 3
-
-
-def _identity(item: BatchItem, keep_phi: bool) -> dict[str, Any]:
-    """The input's identity as report.json keeps it: a file's path, without ``keep_phi``, as its token."""
-    ident = dict(item.identity)
-    if not keep_phi and ident.get("series") == item.where:
-        ident["series"] = path_token(item.where)
-    return ident
 
 
 def _where(item: BatchItem, keep_phi: bool) -> str:
@@ -251,7 +181,7 @@ def run_key(item: BatchItem, model, options: BatchOptions) -> dict[str, Any]:
     """
     card = hashlib.sha256(model.card.to_json().encode("utf-8")).hexdigest()
     key = {
-        "input": _identity(item, options.keep_phi),
+        "input": identity(item, options.keep_phi),
         "model_sha256": model.card.sha256,
         "card_sha256": card,
         "options": asdict(options),
@@ -404,7 +334,7 @@ def _finished(folder: Path, key: dict) -> dict | None:
     if not isinstance(rep, dict):
         return None
     batch = rep.get("batch")
-    ok = isinstance(batch, dict) and batch.get("key") == json.loads(json.dumps(key))
+    ok = isinstance(batch, dict) and _same_key(batch.get("key"), key)
     warnings = rep.get("warnings", [])
     if not ok or not isinstance(warnings, list):
         return None
@@ -443,7 +373,19 @@ def _refused_earlier(folder: Path, key: dict) -> dict | None:
         return None
     if not isinstance(record, dict) or not record.get("refused"):
         return None
-    return record if record.get("key") == json.loads(json.dumps(key)) else None
+    return record if _same_key(record.get("key"), key) else None
+
+
+def _same_key(stored: Any, key: dict) -> bool:
+    """Whether a stored key is ``key`` but for the input's identity (its place, its files' times).
+
+    The input's bytes decide, by the digest each caller compares next: a series moved or copied elsewhere
+    (new times, another path) is still the scan its result was made from.
+    """
+    if not isinstance(stored, dict):
+        return False
+    plain = json.loads(json.dumps(key))
+    return {k: v for k, v in stored.items() if k != "input"} == {k: v for k, v in plain.items() if k != "input"}
 
 
 def _failed(
@@ -465,6 +407,10 @@ def _failed(
         if folder.is_dir():  # results of an earlier run of this series must not stand beside its error
             remove_stale_outputs(folder, {})
         record = {"input": _where(item, options.keep_phi), "error": said, "key": key}
+        if key is None and not options.keep_phi:  # which key the token was made under (a key has it)
+            from medae.io.deid import site_key_id
+
+            record["pseudonym_key"] = site_key_id()
         if refused is not None:
             record.update(refused=True, content_sha256=refused)
         write_text(folder / "error.json", json.dumps(record, indent=2))

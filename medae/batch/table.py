@@ -25,8 +25,9 @@ class Row:
     """One series of the run.
 
     ``status`` is "ok", "done earlier" (kept from a previous run), "error", "refused" (a series of another
-    kind than the model's, which the model cannot judge: expected in an export) or "not run" (the run
-    stopped before it). Score columns are empty unless a result exists.
+    kind than the model's, which the model cannot judge: expected in an export), "not run" (the run
+    stopped before it) or "input not found" (an earlier run's result whose input is no longer under the
+    studies folder: its folder is kept and listed). Score columns are empty unless a result exists.
     """
 
     folder: str
@@ -147,7 +148,7 @@ def _sort_key(row: Row) -> tuple:
     # A region above the threshold outranks a higher score without one: a small lesion barely moves a
     # scan's score (some lesion scans score below healthy ones), and the findings are what is read.
     has = row.score is not None and math.isfinite(row.score)
-    group = 0 if has else {"error": 1, "refused": 2}.get(row.status, 3)
+    group = 0 if has else {"error": 1, "refused": 2, "input not found": 4}.get(row.status, 3)
     return (group, 0 if row.findings else 1, -(row.score or 0.0) if has else 0.0, row.folder)
 
 
@@ -173,6 +174,12 @@ def render_html(rows: list[Row], run_info: dict[str, Any]) -> str:
         head += (
             f"\n<p><b>{waiting} series not run yet:</b> the run is still going, or was stopped. Run the same command "
             "again to finish them; what is done is kept.</p>"
+        )
+    gone = counts.get("input not found", 0)
+    if gone:
+        head += (
+            f"\n<p><b>{gone} earlier result folder(s) of inputs no longer found</b> (moved with other content, or "
+            "deleted) are listed last and kept as they were; delete those you no longer need.</p>"
         )
     lines = []
     for r in sorted(rows, key=_sort_key):
@@ -206,7 +213,7 @@ def render_html(rows: list[Row], run_info: dict[str, Any]) -> str:
         + head
         + "\n<p>Score: higher is more unlike the healthy scans the model was calibrated on; percentile among those "
         "healthy scans. Rows: series with findings first, each group most abnormal first, then errors, then "
-        "series not run.</p>\n"
+        "series not run, then earlier results whose input is no longer found.</p>\n"
         "<table><tr><th>series (output folder)</th><th>modality</th><th>description</th><th>status</th>"
         "<th>score</th><th>percentile</th><th>findings</th><th>first finding</th><th>warnings / error</th>"
         "<th>summary</th></tr>\n" + "\n".join(lines) + "\n</table></body></html>\n"
