@@ -1034,3 +1034,22 @@ def test_an_earlier_result_whose_input_is_gone_is_listed_and_kept(tmp_path, tiny
     assert _digest(out / "t1") == kept
     page = (out / "report.html").read_text()
     assert "1 earlier result folder(s) of inputs no longer found" in page and 'href="t1/"' in page
+
+
+def test_a_series_deleted_beside_another_of_the_same_name_is_listed_not_left_unexplained(tmp_path, tiny_model):
+    studies = tmp_path / "studies"
+    series = np.clip(mr_with_lesion().array, 0, 1000).astype(np.int16)
+    for prefix, array in (("a_", series), ("b_", series[::-1].copy())):  # one folder, the same number and name
+        write_series(studies / "mixed", array, axial_affine((1.0, 1.0, 1.25)), modality="MR", prefix=prefix)
+    out = tmp_path / "out"
+    _batch(studies, out, tiny_model, "--no-png")
+    names = sorted(_rows(out))
+    assert len(names) == 2
+    first = {n: json.loads((out / n / "report.json").read_text())["batch"]["content_sha256"] for n in names}
+    for f in (studies / "mixed").glob("a_*"):
+        f.unlink()
+    _batch(studies, out, tiny_model, "--no-png")
+    rows = _rows(out)
+    assert sorted(rows) == names and sorted(r["status"] for r in rows.values()) == ["done earlier", "input not found"]
+    gone = next(n for n, r in rows.items() if r["status"] == "input not found")
+    assert json.loads((out / gone / "report.json").read_text())["batch"]["content_sha256"] == first[gone]

@@ -60,8 +60,8 @@ class Earlier:
         row.summary = str(files.get("summary") or "") if isinstance(files, dict) else ""
         what = "result" if self.report is not None else "record"
         row.error = (
-            f"this earlier {what} is of an input no longer found under the studies folder (moved with other content, "
-            "or deleted); its folder is kept as it was. Delete the folder if it is no longer needed."
+            f"the input of this earlier {what} is no longer found under the studies folder (deleted, or moved with "
+            "other content); its folder is kept as it was. Delete the folder if it is no longer needed."
         )
         return row
 
@@ -93,7 +93,7 @@ def keep_earlier_names(items: list[BatchItem], out: Path) -> list[Earlier]:
     identity, by the digest of its bytes, again only when its place is gone.
 
     Returns:
-        The earlier folders whose input is no longer found: their names are taken by no series.
+        The earlier folders whose input is no longer found: no series takes them.
     """
     earlier = [e for e in (_earlier(folder) for folder in subfolders(out)) if e is not None]
     if not earlier:
@@ -124,7 +124,10 @@ def keep_earlier_names(items: list[BatchItem], out: Path) -> list[Earlier]:
         items[i].name = name
     for i, name in kept.items():
         items[i].name = name
-    return gone
+    # Also a series gone from a folder that still holds others (one of two of the same name): no series
+    # takes its folder, which would otherwise stand beside the table unexplained.
+    names = {item.name.lower() for item in items}
+    return [e for e in earlier if e.name.lower() not in names]
 
 
 def _match_moved(items: list[BatchItem], candidates: list[Earlier], kept: dict[int, str]) -> None:
