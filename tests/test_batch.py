@@ -1053,3 +1053,24 @@ def test_a_series_deleted_beside_another_of_the_same_name_is_listed_not_left_une
     assert sorted(rows) == names and sorted(r["status"] for r in rows.values()) == ["done earlier", "input not found"]
     gone = next(n for n, r in rows.items() if r["status"] == "input not found")
     assert json.loads((out / gone / "report.json").read_text())["batch"]["content_sha256"] == first[gone]
+
+
+def test_a_folder_of_unreadable_dicom_files_is_one_row_and_a_gone_error_leaves_no_folder(tiny_model, tmp_path):
+    studies = tmp_path / "in"
+    save_nifti(mr_with_lesion(), studies / "ok.nii.gz")
+    (studies / "locked").mkdir()
+    for i in range(5):  # a series whose every slice fails (here cut to nothing), not a row per slice
+        (studies / "locked" / f"IM{i:04d}.dcm").write_bytes(b"")
+    (studies / "one").mkdir()
+    (studies / "one" / "IM0001.dcm").write_bytes(b"")
+    (studies / "broken.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
+    out = tmp_path / "out"
+    assert _batch(studies, out, tiny_model, "--no-png") == 2
+    rows = _rows(out)
+    assert sorted(rows) == ["broken", "locked", "ok", "one__IM0001.dcm"]
+    said = rows["locked"]["error"]
+    assert "5 files in this folder cannot be read" in said and "IM0000.dcm" in said and "2 more" in said
+    # The broken file deleted: its error record, of no use now, goes with its folder; a result would stay.
+    (studies / "broken.nii.gz").unlink()
+    assert _batch(studies, out, tiny_model, "--no-png") == 2
+    assert sorted(_rows(out)) == ["locked", "ok", "one__IM0001.dcm"] and not (out / "broken").exists()

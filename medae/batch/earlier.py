@@ -130,6 +130,26 @@ def keep_earlier_names(items: list[BatchItem], out: Path) -> list[Earlier]:
     return [e for e in earlier if e.name.lower() not in names]
 
 
+def forget_errors(out: Path, gone: list[Earlier]) -> list[Earlier]:
+    """Removes the folders of ``gone`` that hold nothing but medae's error record; returns the others.
+
+    Why an input that is no longer there could not be analysed is of no use (an earlier version's row per
+    unreadable file, now one per folder, would otherwise stay listed for ever); a result is kept.
+    """
+    left = []
+    for entry in gone:
+        folder = out / entry.name
+        try:
+            if entry.report is None and {p.name for p in folder.iterdir()} == {"error.json"}:
+                (folder / "error.json").unlink()
+                folder.rmdir()
+                continue
+        except OSError:
+            pass
+        left.append(entry)
+    return left
+
+
 def _match_moved(items: list[BatchItem], candidates: list[Earlier], kept: dict[int, str]) -> None:
     """Matches folders whose input's place is gone to unmatched items holding the same bytes."""
     for i, item in enumerate(items):

@@ -131,14 +131,44 @@ def find_items(
     # name has its row from those listings already.)
     listed = {os.path.realpath(p) for p, _why in broken} | {os.path.realpath(i.source) for i in files}
     beside = {os.path.dirname(str(f)) for info in series for f in _files(info)}
-    items += [
-        BatchItem(_name(_rel(root, Path(p))), _rel(root, Path(p)), None, error=f"{p}: cannot be read ({why}).")
+    alone = [
+        (p, why)
         for p, why in damaged
         if kept(p) and os.path.realpath(p) not in listed and not is_volume_file(p) and os.path.dirname(p) not in beside
     ]
+    items += _unreadable_items(root, alone)
     items += [_dicom_item(root, info) for info in series if all(kept(f) for f in _files(info))]
     items.sort(key=_order)
     _make_unique(items)
+    return items
+
+
+def _unreadable_items(root: Path, damaged: list[tuple[str, str]]) -> list[BatchItem]:
+    """A row per DICOM file that could not be read, or one per folder where several could.
+
+    A series locked or cut short whole would otherwise fill the table with a row per slice.
+    """
+    by_folder: dict[str, list[tuple[str, str]]] = {}
+    for p, why in damaged:
+        by_folder.setdefault(os.path.dirname(p), []).append((p, why))
+    items = []
+    for folder, files in by_folder.items():
+        if len(files) == 1:
+            (p, why) = files[0]
+            items.append(
+                BatchItem(_name(_rel(root, Path(p))), _rel(root, Path(p)), None, error=f"{p}: cannot be read ({why}).")
+            )
+            continue
+        names = sorted(os.path.basename(p) for p, _why in files)
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        whys = sorted({why for _p, why in files})
+        said = "; ".join(whys[:3]) + ("; ..." if len(whys) > 3 else "")
+        where = _rel(root, Path(folder))
+        why = (
+            f"{os.path.join(folder, names[0])}: {len(files)} files in this folder cannot be read ({shown}: {said}). "
+            "Check their access rights, or copy them again from their source."
+        )
+        items.append(BatchItem(_name(where if where != "." else "unreadable"), where, None, error=why))
     return items
 
 

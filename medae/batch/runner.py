@@ -20,7 +20,7 @@ from typing import Any
 
 from medae.analysis.outputs import OUTPUT_NAMES, claim_outputs
 from medae.atomic import remove_leftovers, write_text
-from medae.batch.earlier import identity, keep_earlier_names, subfolders
+from medae.batch.earlier import forget_errors, identity, keep_earlier_names, subfolders
 from medae.batch.items import BatchItem, content_digest
 from medae.batch.lock import run_lock
 from medae.batch.table import Row, write_tables
@@ -120,7 +120,7 @@ def _run_all(
         remove_leftovers(folder, (*OUTPUT_NAMES, "error.json"), older_than_s=0)
     # Earlier results whose input is gone stay listed (after this run's series), so that no folder of
     # results is left unexplained beside the table; nothing of theirs is touched.
-    gone = [e.row() for e in keep_earlier_names(items, out)]
+    gone = [e.row() for e in forget_errors(out, keep_earlier_names(items, out))]
     if gone:
         log.warning("%d earlier result folder(s) of inputs no longer found: %s", len(gone), [r.folder for r in gone])
     run_info = {
