@@ -556,6 +556,13 @@ def test_another_file_under_a_nifti_name_says_so_and_what_to_do(tmp_path):
     for read in (load, scan):
         with pytest.raises(InputError, match="neither a NIfTI-1/2 header nor gzip-compressed.*open the original file"):
             read(fake)
+    import gzip
+
+    packed = tmp_path / "packed.nii.gz"  # compressed indeed: only what it holds is no scan
+    packed.write_bytes(gzip.compress(b"hello\n" * 100))
+    for read in (load, scan):
+        with pytest.raises(InputError, match="gzip-compressed, but what it holds is not a NIfTI-1/2 header"):
+            read(packed)
     try:
         load(fake)
     except InputError as exc:

@@ -114,12 +114,26 @@ def _unreadable(path: Path, exc: Exception) -> str:
     version = "FreeSurfer MGH/MGZ" if kind == "MGH" else "NIfTI-1/2"
     detail = str(exc)
     if "Cannot work out file type" in detail or "is not a gzip file" in detail:
-        # Read by content already: neither compression nor header is the format's.
+        # Read by content already: neither compression nor header is the format's (or what the gzip
+        # compression holds is not: saying the file is not compressed would send the user the wrong way).
+        what = (
+            f"it is gzip-compressed, but what it holds is not a {version} header"
+            if _starts_with_gzip(path)
+            else f"its content is neither a {version} header nor gzip-compressed"
+        )
         return (
-            f"{path}: not a {kind} file: its content is neither a {version} header nor gzip-compressed. It may be "
-            "another kind of file under this name, or a damaged copy; open the original file."
+            f"{path}: not a {kind} file: {what}. It may be another kind of file under this name, or a damaged "
+            "copy; open the original file."
         )
     return f"{path}: not a readable {kind} file ({detail}). Check that the file is complete and is {version}."
+
+
+def _starts_with_gzip(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(2) == b"\x1f\x8b"
+    except OSError:
+        return False
 
 
 def _load_nifti(path: Path, index: int | None) -> Volume:
