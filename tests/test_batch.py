@@ -983,6 +983,8 @@ def test_long_paths_are_shortened_so_that_one_patients_series_still_begin_alike(
     assert all(len(n) <= 100 and n.startswith("PAT_Papadopoulou-Theodora") for n in names)
     assert names[0].endswith("SER_0003_T1_MPRAGE_sagittal_1mm") and names[1].endswith("STUDY_1__SER_7_DWI")
     assert len(_name("山田" * 80 + "/x").encode()) <= 200
+    deep = _name("/".join(["PATIENT_0042", *(f"level{i:02d}" for i in range(60)), "deep.nii.gz"]))
+    assert len(deep) <= 100 and deep.startswith("PATIENT_0042__") and deep.endswith("__level59__deep")
 
 
 def test_a_series_moved_or_copied_elsewhere_keeps_its_one_folder(tmp_path, tiny_model):

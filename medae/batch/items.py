@@ -316,6 +316,11 @@ def _name(where: str) -> str:
         # 255 bytes a file system allows in one name.
         return len(name) <= 100 and len(name.encode("utf-8", "surrogateescape")) <= 200
 
+    # A path dozens of folders deep, too long even with every part cut short: folders after the first (most
+    # often the patient's) are left out, so that the name keeps its start and its series; the table has the
+    # whole path.
+    while len(parts) > 2 and not fits("__".join(p[:8] for p in parts)):
+        del parts[1]
     # Too long: the longest part is cut first, each keeping its start, so that one patient's or study's
     # series still begin alike and sort together (cut from the left, they began mid-name, each differently).
     while not fits("__".join(parts)) and max(len(p) for p in parts) > 8:
