@@ -1063,16 +1063,18 @@ def test_a_folder_of_unreadable_dicom_files_is_one_row_and_a_gone_error_leaves_n
     (studies / "locked").mkdir()
     for i in range(5):  # a series whose every slice fails (here cut to nothing), not a row per slice
         (studies / "locked" / f"IM{i:04d}.dcm").write_bytes(b"")
+    (studies / "locked" / "notes.dcm").write_text("<html>Session expired</html>" * 10)  # failing otherwise
     (studies / "one").mkdir()
     (studies / "one" / "IM0001.dcm").write_bytes(b"")
     (studies / "broken.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
     out = tmp_path / "out"
     assert _batch(studies, out, tiny_model, "--no-png") == 2
     rows = _rows(out)
-    assert sorted(rows) == ["broken", "locked", "ok", "one__IM0001.dcm"]
+    assert sorted(rows) == ["broken", "locked", "locked__notes.dcm", "ok", "one__IM0001.dcm"]
     said = rows["locked"]["error"]
     assert "5 files in this folder cannot be read" in said and "IM0000.dcm" in said and "2 more" in said
     # The broken file deleted: its error record, of no use now, goes with its folder; a result would stay.
     (studies / "broken.nii.gz").unlink()
     assert _batch(studies, out, tiny_model, "--no-png") == 2
-    assert sorted(_rows(out)) == ["locked", "ok", "one__IM0001.dcm"] and not (out / "broken").exists()
+    assert sorted(_rows(out)) == ["locked", "locked__notes.dcm", "ok", "one__IM0001.dcm"]
+    assert not (out / "broken").exists()

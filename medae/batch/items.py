@@ -144,31 +144,27 @@ def find_items(
 
 
 def _unreadable_items(root: Path, damaged: list[tuple[str, str]]) -> list[BatchItem]:
-    """A row per DICOM file that could not be read, or one per folder where several could.
+    """A row per DICOM file that could not be read, or one per folder where several failed for one reason.
 
     A series locked or cut short whole would otherwise fill the table with a row per slice.
     """
-    by_folder: dict[str, list[tuple[str, str]]] = {}
-    for p, why in damaged:
-        by_folder.setdefault(os.path.dirname(p), []).append((p, why))
+    alike: dict[tuple[str, str], list[str]] = {}
+    for p, why in damaged:  # files failing alike: unrelated files beside them keep rows of their own
+        alike.setdefault((os.path.dirname(p), why), []).append(p)
     items = []
-    for folder, files in by_folder.items():
-        if len(files) == 1:
-            (p, why) = files[0]
-            items.append(
-                BatchItem(_name(_rel(root, Path(p))), _rel(root, Path(p)), None, error=f"{p}: cannot be read ({why}).")
-            )
+    for (folder, why), paths in alike.items():
+        if len(paths) == 1:
+            where = _rel(root, Path(paths[0]))
+            items.append(BatchItem(_name(where), where, None, error=f"{paths[0]}: cannot be read ({why})."))
             continue
-        names = sorted(os.path.basename(p) for p, _why in files)
+        names = sorted(os.path.basename(p) for p in paths)
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-        whys = sorted({why for _p, why in files})
-        said = "; ".join(whys[:3]) + ("; ..." if len(whys) > 3 else "")
         where = _rel(root, Path(folder))
-        why = (
-            f"{os.path.join(folder, names[0])}: {len(files)} files in this folder cannot be read ({shown}: {said}). "
+        said = (
+            f"{os.path.join(folder, names[0])}: {len(paths)} files in this folder cannot be read ({shown}: {why}). "
             "Check their access rights, or copy them again from their source."
         )
-        items.append(BatchItem(_name(where if where != "." else "unreadable"), where, None, error=why))
+        items.append(BatchItem(_name(where if where != "." else "unreadable"), where, None, error=said))
     return items
 
 
