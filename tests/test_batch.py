@@ -1078,3 +1078,19 @@ def test_a_folder_of_unreadable_dicom_files_is_one_row_and_a_gone_error_leaves_n
     assert _batch(studies, out, tiny_model, "--no-png") == 2
     assert sorted(_rows(out)) == ["locked", "locked__notes.dcm", "ok", "one__IM0001.dcm"]
     assert not (out / "broken").exists()
+
+
+def test_a_series_moved_and_completed_meanwhile_is_analysed_again_in_its_folder(tmp_path, tiny_model):
+    studies = tmp_path / "studies"
+    series = np.clip(mr_with_lesion().array, 0, 1000).astype(np.int16)
+    paths = write_series(studies / "incoming", series, axial_affine((1.0, 1.0, 1.25)), modality="MR", prefix="a_")
+    late = paths[-1].read_bytes()
+    paths[-1].unlink()  # the last slice had not arrived at the first run
+    out = tmp_path / "out"
+    _batch(studies, out, tiny_model, "--no-png")
+    (name,) = _rows(out)
+    (studies / "incoming").rename(studies / "archive")
+    (studies / "archive" / paths[-1].name).write_bytes(late)
+    _batch(studies, out, tiny_model, "--no-png")
+    rows = _rows(out)
+    assert list(rows) == [name] and rows[name]["status"] == "ok" and rows[name]["input"] == "archive"

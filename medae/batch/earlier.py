@@ -90,7 +90,7 @@ def keep_earlier_names(items: list[BatchItem], out: Path) -> list[Earlier]:
     folder would first hold the older scan's files. A folder is matched by the series and where it was found;
     by the series alone (a study folder renamed) only when no present item was found where it says; and,
     when its files moved and changed their times (copied, then the original deleted) or a file's path is its
-    identity, by the digest of its bytes, again only when its place is gone.
+    identity, by the digest of its bytes, again only when its place is gone; last, a DICOM series by its UID.
 
     Returns:
         The earlier folders whose input is no longer found: no series takes them.
@@ -151,7 +151,7 @@ def forget_errors(out: Path, gone: list[Earlier]) -> list[Earlier]:
 
 
 def _match_moved(items: list[BatchItem], candidates: list[Earlier], kept: dict[int, str]) -> None:
-    """Matches folders whose input's place is gone to unmatched items holding the same bytes."""
+    """Matches folders whose input's place is gone to unmatched items holding the same bytes (or series)."""
     for i, item in enumerate(items):
         if not candidates:
             return
@@ -168,6 +168,15 @@ def _match_moved(items: list[BatchItem], candidates: list[Earlier], kept: dict[i
                 kept[i] = entry.name
                 candidates.remove(entry)
                 break
+    # A DICOM series moved and changed meanwhile (slices added by a transfer that had not finished): the
+    # same series by its UID, whose result is made again in its folder rather than listed as gone.
+    for i, item in enumerate(items):
+        if i in kept or item.error is not None or "files" not in item.identity:
+            continue
+        entry = next((e for e in candidates if _could_be(json.loads(e.identity or "{}"), item.identity)), None)
+        if entry is not None:
+            kept[i] = entry.name
+            candidates.remove(entry)
 
 
 def _could_be(stored: dict, ident: dict) -> bool:
