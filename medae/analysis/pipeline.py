@@ -25,6 +25,7 @@ from medae.analysis.findings import extract_findings, finding_warnings
 from medae.analysis.ghosts import check_ghosts, coarse_head, ghost_excess
 from medae.analysis.orientation import check_orientation, find_flip
 from medae.analysis.result import AnalysisResult
+from medae.analysis.tissue import check_tissue_contrast, tissue_contrast
 from medae.errors import InputError, ModelMismatchError
 from medae.model.preprocess import from_model_space, to_model_space
 from medae.model.residual import (
@@ -84,13 +85,16 @@ def analyze(
     report(progress, 0.0, "Preparing")
 
     try:
-        mi, checked, similarity, bias = _prepare(volume, model, force, progress, cancel)
+        mi, checked, similarity, bias, tissue = _prepare(volume, model, force, progress, cancel)
     except (ModelMismatchError, InputError) as exc:
         named = _naming_the_scan(exc, volume)
         if named is exc:
             raise
         raise named from exc
     warnings += checked + check_coverage(mi.coverage) + check_bias(bias, artefacts_said=artefacts_said)
+    # A contrast already warned of as unlike the reference's needs no second warning.
+    if not any(w.startswith("The scan's tissue contrast differs") for w in checked):
+        warnings += check_tissue_contrast(tissue, card.calibration.get("tissue_contrast"))
     timings["preprocess"] = time.perf_counter() - t
     check_cancel(cancel)
 
@@ -194,6 +198,7 @@ def analyze(
             "contrast_similarity": None if similarity is None else round(similarity, 4),
             "intensity_bias": None if bias is None else round(bias.factor, 3),
             "intensity_bias_radial": None if bias is None else round(bias.radial, 3),
+            "tissue_contrast": None if tissue is None else tissue.as_dict(),
             "ghosting": None if ghosts is None else {"axis": ghosts[0], "excess": round(ghosts[1], 4)},
             "background": background,
         },
@@ -237,7 +242,12 @@ def _reconstruction_volumes(volume: Volume, recon: np.ndarray, mi, meta: dict) -
 
 
 def _prepare(volume: Volume, model, force: bool, progress, cancel):
-    """The scan in model space and the checks of what the model sees: (model input, warnings, contrast, bias)."""
+    """The scan in model space and the checks of what the model sees.
+
+    Returns:
+        The model input, its warnings, the correlation with the reference, the bias field and the tissue
+        contrast (the last three None when not measured).
+    """
     card = model.card
     mi = to_model_space(
         volume,
@@ -253,7 +263,7 @@ def _prepare(volume: Volume, model, force: bool, progress, cancel):
             warnings += check_alignment(mi.alignment.ref_to_input, mi.alignment.metric, card, force=force)
         except ModelMismatchError as exc:
             raise ModelMismatchError(_with_geometry(str(exc), volume), exc.forceable) from exc
-    similarity = bias = None
+    similarity = bias = tissue = None
     # Forced past another modality, the orientation and sequence checks would only name causes that are
     # not the scan's (a CT called "inverted, like T2"): the warning already given stands. (Another body
     # part tag alone keeps them: the scan may still be the model's kind, and they are about it.)
@@ -275,7 +285,11 @@ def _prepare(volume: Volume, model, force: bool, progress, cancel):
             if flip is None:
                 warnings += check_contrast(similarity, card, force=force)
                 bias = bias_factor(mi.image, mi.mask, model.reference)
-    return mi, warnings, similarity, bias
+                assessed = mi.mask if mi.filled is None else mi.mask & ~mi.filled
+                # An MR magnitude image holds no negative values; a processed one (standardised) may.
+                no_signal_at_zero = card.modality.upper() == "MR" and float(np.min(volume.array)) >= 0
+                tissue = tissue_contrast(mi.image, assessed, model.reference, mi.intensity, no_signal_at_zero)
+    return mi, warnings, similarity, bias, tissue
 
 
 def _naming_the_scan(exc: ModelMismatchError | InputError, volume: Volume) -> ModelMismatchError | InputError:
