@@ -94,8 +94,8 @@ def healthy_range(measures: list[TissueContrast]) -> dict:
 _SAID = {
     ("grey_place", "high"): "grey and white matter barely differ (grey matter lies {v:.2f} of the way from CSF to "
     "white matter; healthy {a:.2f}-{b:.2f})",
-    ("grey_place", "low"): "grey and white matter differ far more than in healthy T1 (grey matter lies {v:.2f} of "
-    "the way from CSF to white matter; healthy {a:.2f}-{b:.2f})",
+    ("grey_place", "low"): "grey and white matter differ far more than in healthy T1, or much grey matter is lost "
+    "to CSF (grey matter lies {v:.2f} of the way from CSF to white matter; healthy {a:.2f}-{b:.2f})",
     ("csf_white", "high"): "CSF is far brighter against white matter than in healthy T1 ({v:.2f} of white "
     "matter; healthy {a:.2f}-{b:.2f})",
     ("csf_white", "low"): "CSF is far darker against white matter than in healthy T1 ({v:.2f} of white matter; "
